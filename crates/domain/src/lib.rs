@@ -1,0 +1,20 @@
+//! Usher's domain: the types, rules and use cases of user management.
+//!
+//! Nothing here knows about HTTP, SQL or SMTP. Reading order:
+//! - [`model`]: ids, emails, names, roles and the user record;
+//! - [`password`]: the password policy and hashing off the async runtime;
+//! - [`token`]: random secrets that are stored only as hashes;
+//! - [`store`]: the storage port the database crates implement;
+//! - [`service`]: the use cases (set-up, sign-in, sessions, personal settings)
+//!   that the pages, `/rest` and `/api/v1` all call.
+
+pub mod clock;
+pub mod error;
+pub mod model;
+pub mod password;
+pub mod secret;
+pub mod service;
+pub mod store;
+pub mod token;
+
+pub use error::{Error, Result};

@@ -1,0 +1,246 @@
+//! Validated values and the records the use cases pass around.
+
+use std::fmt;
+
+use crate::{Error, Result, clock::Millis};
+
+/// A user's id: a UUID v7 made here, never by the database.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct UserId(pub uuid::Uuid);
+
+impl UserId {
+    pub fn new() -> Self {
+        Self(uuid::Uuid::now_v7())
+    }
+    pub fn parse(text: &str) -> Option<Self> {
+        uuid::Uuid::parse_str(text).ok().map(Self)
+    }
+}
+
+impl Default for UserId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for UserId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// An email address, trimmed and lower-cased, so uniqueness ignores case.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Email(String);
+
+impl Email {
+    pub fn parse(text: &str) -> Result<Self> {
+        let email = text.trim().to_lowercase();
+        if Self::looks_valid(&email) {
+            Ok(Self(email))
+        } else {
+            Err(Error::field(
+                "email",
+                format!("'{}' is not a valid email address.", text.trim()),
+            ))
+        }
+    }
+
+    /// Deliberately loose (one `@`, something on each side, a dot in the domain,
+    /// no spaces): the real check is the invitation email arriving.
+    fn looks_valid(email: &str) -> bool {
+        let Some((local, domain)) = email.split_once('@') else {
+            return false;
+        };
+        !local.is_empty()
+            && email.len() <= 254
+            && !domain.contains('@')
+            && domain.contains('.')
+            && !domain.starts_with('.')
+            && !domain.ends_with('.')
+            && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Email {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A first or last name: trimmed, at most 32 characters (n8n's limit).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Name(String);
+
+impl Name {
+    pub const MAX: usize = 32;
+
+    pub fn first(text: &str) -> Result<Self> {
+        Self::parse("firstName", "First name", text)
+    }
+
+    pub fn last(text: &str) -> Result<Self> {
+        Self::parse("lastName", "Last name", text)
+    }
+
+    fn parse(field: &'static str, label: &str, text: &str) -> Result<Self> {
+        let name = text.trim();
+        if name.is_empty() {
+            return Err(Error::field(field, format!("{label} is required.")));
+        }
+        if name.chars().count() > Self::MAX {
+            return Err(Error::field(
+                field,
+                format!("{label} must be at most {} characters long.", Self::MAX),
+            ));
+        }
+        if name.chars().any(char::is_control) {
+            return Err(Error::field(
+                field,
+                format!("{label} cannot contain control characters."),
+            ));
+        }
+        Ok(Self(name.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The account types. n8n's names (`global:owner` …) are the interface.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Role {
+    Owner,
+    Admin,
+    Member,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Owner => "global:owner",
+            Role::Admin => "global:admin",
+            Role::Member => "global:member",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "global:owner" | "owner" => Some(Role::Owner),
+            "global:admin" | "admin" => Some(Role::Admin),
+            "global:member" | "member" => Some(Role::Member),
+            _ => None,
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Role::Owner => "Owner",
+            Role::Admin => "Admin",
+            Role::Member => "Member",
+        }
+    }
+
+    /// Owner and admins manage users.
+    pub fn manages_users(self) -> bool {
+        matches!(self, Role::Owner | Role::Admin)
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A user as stored. The owner exists from the first start as an empty shell
+/// (no email, no password) that set-up fills in, as n8n does: that is what
+/// makes "exactly one owner" a property of the data rather than of a check.
+#[derive(Clone, Debug)]
+pub struct User {
+    pub id: UserId,
+    pub email: Option<Email>,
+    pub first_name: String,
+    pub last_name: String,
+    pub role: Role,
+    /// argon2id PHC string, or a bcrypt hash imported from n8n. None: pending.
+    pub password_hash: Option<String>,
+    /// Set by basic onboarding and forced resets: the next sign-in must change it.
+    pub password_change_required: bool,
+    pub mfa_enabled: bool,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+}
+
+impl User {
+    /// Invited but not yet signed up (the owner shell is not pending: it is unset).
+    pub fn is_pending(&self) -> bool {
+        self.password_hash.is_none() && self.email.is_some()
+    }
+
+    pub fn is_owner_shell(&self) -> bool {
+        self.role == Role::Owner && self.email.is_none()
+    }
+
+    pub fn display_name(&self) -> String {
+        let full = format!("{} {}", self.first_name, self.last_name);
+        let full = full.trim();
+        if full.is_empty() {
+            self.email
+                .as_ref()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+        } else {
+            full.to_owned()
+        }
+    }
+}
+
+/// Where a request came from, for rate limits and the audit log.
+#[derive(Clone, Debug, Default)]
+pub struct Origin {
+    pub ip: String,
+    pub user_agent: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_are_lower_cased_and_trimmed() {
+        assert_eq!(
+            Email::parse("  Ann@Example.COM ").map(|e| e.0).ok(),
+            Some("ann@example.com".into())
+        );
+    }
+
+    #[test]
+    fn emails_without_a_domain_dot_or_at_are_refused() {
+        for bad in [
+            "ann",
+            "ann@",
+            "@example.com",
+            "ann@example",
+            "a b@example.com",
+            "a@b@c.com",
+        ] {
+            assert!(Email::parse(bad).is_err(), "{bad} should be refused");
+        }
+    }
+
+    #[test]
+    fn names_longer_than_32_characters_are_refused() {
+        assert!(Name::first(&"x".repeat(32)).is_ok());
+        let error = Name::first(&"x".repeat(33)).err().map(|e| e.to_string());
+        assert_eq!(
+            error.as_deref(),
+            Some("First name must be at most 32 characters long.")
+        );
+    }
+}

@@ -1,0 +1,288 @@
+//! Owner set-up, skipping it, sign-in, sessions and sign-out.
+
+use crate::{
+    Error, Result,
+    clock::{MINUTE, Millis},
+    model::{Email, Name, Origin, Role, User, UserId},
+    secret::Secret,
+    store::{OwnerClaim, Session, SetupState, keys},
+    token,
+};
+
+use super::Usher;
+
+pub const WRONG_CREDENTIALS: &str = "Wrong username or password. Do you have caps lock on?";
+pub const ALREADY_SET_UP: &str = "Instance owner already setup";
+
+#[derive(Debug)]
+pub struct OwnerSetup {
+    pub email: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub password: Secret,
+}
+
+/// A new session: the token goes into the cookie, once.
+#[derive(Debug)]
+pub struct SignedIn {
+    pub user: User,
+    pub token: Secret,
+    pub expires_at: Millis,
+}
+
+/// Who is making a request.
+#[derive(Clone, Debug)]
+pub struct Actor {
+    pub user: User,
+    /// The session's token hash; None when user management is off or set-up
+    /// was skipped and the request acts as the owner without signing in.
+    pub session: Option<String>,
+    /// Set when the session was extended by this request: the new expiry,
+    /// for a fresh cookie.
+    pub refreshed_until: Option<Millis>,
+}
+
+/// Who is asking, and in what state the instance is.
+#[derive(Clone, Debug)]
+pub struct Identity {
+    pub instance: Instance,
+    pub actor: Option<Actor>,
+}
+
+/// The state of the instance that decides where pages lead.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Instance {
+    pub owner_set_up: bool,
+    pub setup_skipped: bool,
+    pub user_management_disabled: bool,
+}
+
+impl Instance {
+    /// No sign-in needed: everyone acts as the owner.
+    pub fn is_open(&self) -> bool {
+        self.user_management_disabled || (self.setup_skipped && !self.owner_set_up)
+    }
+}
+
+/// Limits on sign-in attempts, as n8n has them.
+const LOGIN_PER_EMAIL: (i64, Millis) = (5, MINUTE);
+const LOGIN_PER_IP: (i64, Millis) = (1000, 5 * MINUTE);
+
+impl Usher {
+    /// Run once at start-up: makes sure the owner shell exists.
+    pub async fn prepare(&self) -> Result<()> {
+        self.store
+            .ensure_owner_shell(UserId::new(), self.now())
+            .await?;
+        Ok(())
+    }
+
+    pub async fn instance(&self) -> Result<Instance> {
+        let SetupState {
+            owner_set_up,
+            setup_skipped,
+        } = self.store.setup_state().await?;
+        Ok(Instance {
+            owner_set_up,
+            setup_skipped,
+            user_management_disabled: self.config.user_management_disabled,
+        })
+    }
+
+    fn user_management_enabled(&self) -> Result<()> {
+        if self.config.user_management_disabled {
+            Err(Error::not_found(
+                "User management is disabled on this instance.",
+            ))
+        } else {
+            Ok(())
+        }
+    }
+
+    #[tracing::instrument(skip_all, err(level = "info"))]
+    pub async fn setup_owner(&self, input: OwnerSetup, origin: &Origin) -> Result<SignedIn> {
+        self.user_management_enabled()?;
+        if self.instance().await?.owner_set_up {
+            return Err(Error::invalid(ALREADY_SET_UP));
+        }
+        let email = Email::parse(&input.email)?;
+        let first_name = Name::first(&input.first_name)?;
+        let last_name = Name::last(&input.last_name)?;
+        self.config.password_policy.check(&input.password)?;
+        let password_hash = self.hasher.hash(&input.password).await?;
+        let claim = OwnerClaim {
+            email,
+            first_name: first_name.as_str().to_owned(),
+            last_name: last_name.as_str().to_owned(),
+            password_hash,
+            now: self.now(),
+        };
+        // The store fills the shell only if it is still empty: of several
+        // set-ups at once, exactly one gets here with Some.
+        let owner = self
+            .store
+            .claim_owner(&claim)
+            .await?
+            .ok_or_else(|| Error::invalid(ALREADY_SET_UP))?;
+        self.audit(Some(&owner), "owner.setup", Some(&owner), "", origin)
+            .await;
+        self.start_session(owner, origin).await
+    }
+
+    /// "Skip setup" (spec 000): the instance works without sign-in until the
+    /// owner is set up from Settings > Users.
+    pub async fn skip_setup(&self, origin: &Origin) -> Result<()> {
+        self.user_management_enabled()?;
+        if self.instance().await?.owner_set_up {
+            return Err(Error::invalid(ALREADY_SET_UP));
+        }
+        self.store.put_setting(keys::SETUP_SKIPPED, "true").await?;
+        self.audit(None, "owner.setup_skipped", None, "", origin)
+            .await;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all, err(level = "info"))]
+    pub async fn login(&self, login: &str, password: &Secret, origin: &Origin) -> Result<SignedIn> {
+        self.user_management_enabled()?;
+        let email = Email::parse(login).ok();
+        let email_key = email
+            .as_ref()
+            .map_or_else(|| login.trim().to_lowercase(), |e| e.to_string());
+        self.throttle(&format!("login:email:{email_key}"), LOGIN_PER_EMAIL)
+            .await?;
+        self.throttle(&format!("login:ip:{}", origin.ip), LOGIN_PER_IP)
+            .await?;
+
+        let user = match &email {
+            Some(email) => self.store.user_by_email(email).await?,
+            None => None,
+        };
+        // Unknown and pending users cost one hash verification too, so the
+        // answer's timing does not tell whether an account exists.
+        let hash = user.as_ref().and_then(|u| u.password_hash.as_deref());
+        let verified = self.hasher.verify(password, hash).await?;
+        let Some(user) = user.filter(|_| verified.matches) else {
+            self.audit(
+                None,
+                "login.failed",
+                None,
+                format!("email: {email_key}"),
+                origin,
+            )
+            .await;
+            return Err(Error::Unauthorized(WRONG_CREDENTIALS.into()));
+        };
+        if verified.needs_rehash {
+            let new_hash = self.hasher.hash(password).await?;
+            self.store.rehash_password(user.id, &new_hash).await?;
+        }
+        self.audit(Some(&user), "login.succeeded", Some(&user), "", origin)
+            .await;
+        self.start_session(user, origin).await
+    }
+
+    /// Counts one attempt against `key`; refuses once the window's limit is passed.
+    async fn throttle(&self, key: &str, (limit, window): (i64, Millis)) -> Result<()> {
+        let now = self.now();
+        let window_start = now - now.rem_euclid(window);
+        let count = self
+            .store
+            .count_hit(key, window_start, window_start + window)
+            .await?;
+        if count > limit {
+            let wait = ((window_start + window - now + 999) / 1000).max(1);
+            return Err(Error::TooManyRequests(format!(
+                "Too many attempts. Please wait {wait} seconds and try again."
+            )));
+        }
+        Ok(())
+    }
+
+    pub(super) async fn start_session(&self, user: User, origin: &Origin) -> Result<SignedIn> {
+        let token = token::generate();
+        let now = self.now();
+        let session = Session {
+            token_hash: token.hash,
+            user_id: user.id,
+            created_at: now,
+            expires_at: now + self.config.sessions.lifetime,
+            ip: origin.ip.clone(),
+            user_agent: origin.user_agent.chars().take(512).collect(),
+        };
+        self.store.insert_session(&session).await?;
+        Ok(SignedIn {
+            user,
+            token: token.secret,
+            expires_at: session.expires_at,
+        })
+    }
+
+    /// Who makes a request that carries `token` (the session cookie), and the
+    /// instance's state: what every page and route decides on.
+    pub async fn identify(&self, token: Option<&str>) -> Result<Identity> {
+        let instance = self.instance().await?;
+        if instance.is_open() {
+            let actor = self.store.owner().await?.map(|user| Actor {
+                user,
+                session: None,
+                refreshed_until: None,
+            });
+            return Ok(Identity { instance, actor });
+        }
+        let Some(token) = token.filter(|t| !t.is_empty()) else {
+            return Ok(Identity {
+                instance,
+                actor: None,
+            });
+        };
+        let hash = token::hash(token);
+        let now = self.now();
+        let Some((session, user)) = self.store.session(&hash, now).await? else {
+            return Ok(Identity {
+                instance,
+                actor: None,
+            });
+        };
+        let mut refreshed_until = None;
+        if let Some(threshold) = self.config.sessions.refresh_when_left {
+            if session.expires_at - now < threshold {
+                let until = now + self.config.sessions.lifetime;
+                self.store.extend_session(&hash, until).await?;
+                refreshed_until = Some(until);
+            }
+        }
+        let actor = Actor {
+            user,
+            session: Some(hash),
+            refreshed_until,
+        };
+        Ok(Identity {
+            instance,
+            actor: Some(actor),
+        })
+    }
+
+    pub async fn logout(&self, actor: &Actor, origin: &Origin) -> Result<()> {
+        self.user_management_enabled()?;
+        if let Some(hash) = &actor.session {
+            self.store.delete_session(hash).await?;
+            self.audit(Some(&actor.user), "logout", Some(&actor.user), "", origin)
+                .await;
+        }
+        Ok(())
+    }
+}
+
+impl Role {
+    /// What a role may not do is decided here, once.
+    pub fn require_user_manager(self) -> Result<()> {
+        if self.manages_users() {
+            Ok(())
+        } else {
+            Err(Error::forbidden(
+                "Only the owner and admins can manage users.",
+            ))
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! Personal settings: names, email and password of the signed-in user.
+
+use crate::{
+    Error, Result,
+    model::{Email, Name, Origin, User},
+    secret::Secret,
+    store::ProfileChange,
+};
+
+use super::{Usher, auth::Actor};
+
+pub const WRONG_CURRENT_PASSWORD: &str = "Provided current password is incorrect.";
+
+#[derive(Debug, Default)]
+pub struct ProfileUpdate {
+    pub email: String,
+    pub first_name: String,
+    pub last_name: String,
+    /// Needed when the email changes.
+    pub current_password: Option<Secret>,
+}
+
+impl Usher {
+    #[tracing::instrument(skip_all, fields(user = %actor.user.id), err(level = "info"))]
+    pub async fn update_profile(
+        &self,
+        actor: &Actor,
+        update: ProfileUpdate,
+        origin: &Origin,
+    ) -> Result<User> {
+        let user = &actor.user;
+        if user.is_owner_shell() {
+            return Err(Error::invalid("Set up the owner account first."));
+        }
+        let email = Email::parse(&update.email)?;
+        let first_name = Name::first(&update.first_name)?;
+        let last_name = Name::last(&update.last_name)?;
+        let email_changed = user.email.as_ref() != Some(&email);
+        if email_changed {
+            let password = update.current_password.unwrap_or_default();
+            if password.is_empty() {
+                return Err(Error::field(
+                    "currentPassword",
+                    "Enter your current password to change your email address.",
+                ));
+            }
+            self.check_current_password(user, &password).await?;
+        }
+        let change = ProfileChange {
+            first_name: first_name.as_str().to_owned(),
+            last_name: last_name.as_str().to_owned(),
+            email,
+            now: self.now(),
+        };
+        let updated = self
+            .store
+            .update_profile(user.id, &change, actor.session.as_deref())
+            .await
+            .map_err(|e| match Error::from(e) {
+                Error::Conflict(_) => Error::Conflict(format!(
+                    "The email address {} is already in use by another user.",
+                    change.email
+                )),
+                other => other,
+            })?
+            .ok_or_else(|| Error::not_found("This user no longer exists."))?;
+        let detail = if email_changed {
+            "email and names"
+        } else {
+            "names"
+        };
+        self.audit(
+            Some(&updated),
+            "user.profile_updated",
+            Some(&updated),
+            detail,
+            origin,
+        )
+        .await;
+        Ok(updated)
+    }
+
+    /// Changes the signed-in user's password; every other session of theirs ends.
+    #[tracing::instrument(skip_all, fields(user = %actor.user.id), err(level = "info"))]
+    pub async fn change_own_password(
+        &self,
+        actor: &Actor,
+        current: &Secret,
+        new: &Secret,
+        origin: &Origin,
+    ) -> Result<()> {
+        let user = &actor.user;
+        self.check_current_password(user, current).await?;
+        self.config.password_policy.check(new)?;
+        let hash = self.hasher.hash(new).await?;
+        self.store
+            .set_password(user.id, &hash, false, self.now(), actor.session.as_deref())
+            .await?;
+        self.audit(Some(user), "user.password_changed", Some(user), "", origin)
+            .await;
+        Ok(())
+    }
+
+    async fn check_current_password(&self, user: &User, password: &Secret) -> Result<()> {
+        let verified = self
+            .hasher
+            .verify(password, user.password_hash.as_deref())
+            .await?;
+        if verified.matches {
+            Ok(())
+        } else {
+            Err(Error::field("currentPassword", WRONG_CURRENT_PASSWORD))
+        }
+    }
+}

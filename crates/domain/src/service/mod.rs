@@ -1,0 +1,124 @@
+//! The use cases. Pages, `/rest` and `/api/v1` call these and nothing else, so
+//! a rule has one code path. Each takes the acting user where rights matter.
+//!
+//! - [`auth`]: owner set-up, skipping it, sign-in, sessions, sign-out;
+//! - [`me`]: personal settings (names, email, password);
+//! - [`admin`]: what operators run from the command line.
+
+pub mod admin;
+pub mod auth;
+pub mod me;
+
+use std::sync::Arc;
+
+use crate::{
+    clock::{Clock, HOUR, Millis},
+    model::{Origin, User},
+    password::{PasswordHasher, PasswordPolicy},
+    store::{AuditEvent, Store},
+};
+
+/// How long sessions live and when they are extended.
+#[derive(Clone, Copy, Debug)]
+pub struct SessionPolicy {
+    pub lifetime: Millis,
+    /// Extend a session when less than this is left; None: never extend.
+    pub refresh_when_left: Option<Millis>,
+}
+
+impl SessionPolicy {
+    /// From n8n's settings: lifetime in hours; refresh timeout in hours, where
+    /// 0 means "when a quarter of the lifetime is left" and -1 means never.
+    pub fn from_hours(lifetime_hours: i64, refresh_timeout_hours: i64) -> Self {
+        let lifetime = lifetime_hours * HOUR;
+        let refresh_when_left = match refresh_timeout_hours {
+            -1 => None,
+            0 => Some(lifetime / 4),
+            hours => Some(hours * HOUR),
+        };
+        Self {
+            lifetime,
+            refresh_when_left,
+        }
+    }
+}
+
+impl Default for SessionPolicy {
+    fn default() -> Self {
+        Self::from_hours(168, 0)
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Config {
+    pub password_policy: PasswordPolicy,
+    pub sessions: SessionPolicy,
+    /// N8N_USER_MANAGEMENT_DISABLED: one implicit user, no sign-in.
+    pub user_management_disabled: bool,
+}
+
+/// The application: storage, hashing, time and the rules' settings.
+#[derive(Clone)]
+pub struct Usher {
+    store: Arc<dyn Store>,
+    hasher: PasswordHasher,
+    clock: Arc<dyn Clock>,
+    config: Config,
+}
+
+impl Usher {
+    pub fn new(
+        store: Arc<dyn Store>,
+        hasher: PasswordHasher,
+        clock: Arc<dyn Clock>,
+        config: Config,
+    ) -> Self {
+        Self {
+            store,
+            hasher,
+            clock,
+            config,
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub fn now(&self) -> Millis {
+        self.clock.now()
+    }
+
+    /// Writes one audit event. The action it records has already happened, so
+    /// a failure here is logged rather than undoing it.
+    async fn audit(
+        &self,
+        actor: Option<&User>,
+        action: &str,
+        target: Option<&User>,
+        detail: impl Into<String>,
+        origin: &Origin,
+    ) {
+        let event = AuditEvent {
+            id: uuid::Uuid::now_v7(),
+            at: self.now(),
+            actor_id: actor.map(|u| u.id),
+            actor_email: actor.and_then(|u| u.email.as_ref()).map(|e| e.to_string()),
+            action: action.to_owned(),
+            target: target.map(|u| {
+                u.email
+                    .as_ref()
+                    .map_or_else(|| u.id.to_string(), |e| e.to_string())
+            }),
+            detail: detail.into(),
+            ip: origin.ip.clone(),
+        };
+        if let Err(error) = self.store.record(&event).await {
+            tracing::error!(%error, action, "could not write an audit event");
+        }
+    }
+}

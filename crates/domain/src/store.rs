@@ -1,0 +1,161 @@
+//! The storage port. The store crate implements it once per database; a use
+//! case that must be atomic is one method here, done in one transaction.
+//!
+//! The traits are split by area (as lldap does) and joined in [`Store`].
+
+use async_trait::async_trait;
+
+use crate::{
+    clock::Millis,
+    model::{Email, User, UserId},
+};
+
+pub type StoreResult<T> = std::result::Result<T, StoreError>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A uniqueness rule refused the write; the text names what clashed.
+    #[error("{0}")]
+    Conflict(String),
+    /// The database failed; the text is for the log only.
+    #[error("database: {0}")]
+    Backend(String),
+}
+
+/// A server-side session. The cookie carries the token; only its hash is here.
+#[derive(Clone, Debug)]
+pub struct Session {
+    pub token_hash: String,
+    pub user_id: UserId,
+    pub created_at: Millis,
+    pub expires_at: Millis,
+    pub ip: String,
+    pub user_agent: String,
+}
+
+/// What the owner set-up writes into the owner shell.
+#[derive(Clone, Debug)]
+pub struct OwnerClaim {
+    pub email: Email,
+    pub first_name: String,
+    pub last_name: String,
+    pub password_hash: String,
+    pub now: Millis,
+}
+
+#[derive(Clone, Debug)]
+pub struct ProfileChange {
+    pub first_name: String,
+    pub last_name: String,
+    pub email: Email,
+    pub now: Millis,
+}
+
+/// Whether the instance is set up, read in one query on every page request.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SetupState {
+    pub owner_set_up: bool,
+    pub setup_skipped: bool,
+}
+
+/// One line of the audit log: who did what to whom, when, from where.
+#[derive(Clone, Debug)]
+pub struct AuditEvent {
+    pub id: uuid::Uuid,
+    pub at: Millis,
+    pub actor_id: Option<UserId>,
+    pub actor_email: Option<String>,
+    pub action: String,
+    pub target: Option<String>,
+    pub detail: String,
+    pub ip: String,
+}
+
+#[async_trait]
+pub trait UserStore {
+    /// Creates the empty owner shell unless an owner exists (idempotent, also
+    /// when several instances start at once).
+    async fn ensure_owner_shell(&self, id: UserId, now: Millis) -> StoreResult<()>;
+    async fn setup_state(&self) -> StoreResult<SetupState>;
+    async fn owner(&self) -> StoreResult<Option<User>>;
+    /// Fills the owner shell. None when it was already filled: of several
+    /// set-ups at once exactly one gets Some.
+    async fn claim_owner(&self, claim: &OwnerClaim) -> StoreResult<Option<User>>;
+    async fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>>;
+    async fn user_by_email(&self, email: &Email) -> StoreResult<Option<User>>;
+    /// Every user with an email (the owner shell is left out), oldest first.
+    async fn list_users(&self) -> StoreResult<Vec<User>>;
+    /// Changes names and email; when the email changes, ends the user's
+    /// sessions other than `keep_session`, in the same transaction.
+    async fn update_profile(
+        &self,
+        id: UserId,
+        change: &ProfileChange,
+        keep_session: Option<&str>,
+    ) -> StoreResult<Option<User>>;
+    /// Stores a new password hash and ends every session of the user but
+    /// `keep_session`, in one transaction.
+    async fn set_password(
+        &self,
+        id: UserId,
+        password_hash: &str,
+        change_required: bool,
+        now: Millis,
+        keep_session: Option<&str>,
+    ) -> StoreResult<()>;
+    /// Replaces a hash with a stronger one without touching sessions.
+    async fn rehash_password(&self, id: UserId, password_hash: &str) -> StoreResult<()>;
+    /// `usher user-management:reset`: every user but the owner deleted, the
+    /// owner emptied back to a shell, every session ended, set-up not skipped.
+    async fn reset_user_management(&self, now: Millis) -> StoreResult<()>;
+}
+
+#[async_trait]
+pub trait SessionStore {
+    async fn insert_session(&self, session: &Session) -> StoreResult<()>;
+    /// The unexpired session with this token hash, and its user.
+    async fn session(&self, token_hash: &str, now: Millis) -> StoreResult<Option<(Session, User)>>;
+    async fn extend_session(&self, token_hash: &str, expires_at: Millis) -> StoreResult<()>;
+    async fn delete_session(&self, token_hash: &str) -> StoreResult<()>;
+}
+
+#[async_trait]
+pub trait GuardStore {
+    /// Adds one to the counter `key` for the window starting at `window_start`
+    /// and returns the new count. Lives in the database so that every
+    /// instance sees the same counts.
+    async fn count_hit(
+        &self,
+        key: &str,
+        window_start: Millis,
+        expires_at: Millis,
+    ) -> StoreResult<i64>;
+    async fn purge_expired(&self, now: Millis) -> StoreResult<()>;
+}
+
+#[async_trait]
+pub trait SettingStore {
+    async fn setting(&self, key: &str) -> StoreResult<Option<String>>;
+    async fn put_setting(&self, key: &str, value: &str) -> StoreResult<()>;
+}
+
+#[async_trait]
+pub trait AuditStore {
+    async fn record(&self, event: &AuditEvent) -> StoreResult<()>;
+    /// Newest first.
+    async fn audit_events(&self, limit: i64, offset: i64) -> StoreResult<Vec<AuditEvent>>;
+}
+
+/// Everything Usher stores.
+#[async_trait]
+pub trait Store:
+    UserStore + SessionStore + GuardStore + SettingStore + AuditStore + Send + Sync + 'static
+{
+    /// Answers when the database does (for `/healthz/readiness`).
+    async fn ping(&self) -> StoreResult<()>;
+}
+
+pub mod keys {
+    //! Names of rows in the settings table.
+    pub const SETUP_SKIPPED: &str = "userManagement.setupSkipped";
+}

@@ -1,0 +1,182 @@
+//! The `usher` command line. `main.rs` only calls [`run`].
+
+use std::{
+    io::{BufRead as _, IsTerminal as _, Write as _},
+    process::ExitCode,
+    time::Duration,
+};
+
+use clap::{Parser, Subcommand};
+use tokio::net::TcpListener;
+
+use crate::{
+    Internals, Settings, StartError,
+    settings::{Env, unknown_variables},
+};
+
+#[derive(Parser)]
+#[command(
+    name = "usher",
+    version,
+    about = "Usher: self-hosted user management (n8n-compatible settings and API)."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the pages, /rest and /api/v1 (settings come from the environment).
+    Start,
+    /// Return to the first-run state: every user but the owner is deleted, the
+    /// owner account is emptied, every session ends.
+    #[command(name = "user-management:reset")]
+    UserManagementReset {
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("usher: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Start => start().await,
+            Command::UserManagementReset { yes } => reset(yes).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("usher: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("N8N_LOG_LEVEL")
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new("info,sqlx=warn"))
+        .unwrap_or_default();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn settings() -> Result<Settings, StartError> {
+    for name in unknown_variables(std::env::vars().map(|(name, _)| name)) {
+        tracing::warn!(
+            "{name} is set but Usher does not read it: is it misspelt? See docs/configuration.md."
+        );
+    }
+    Ok(Settings::from_env(&Env::process())?)
+}
+
+async fn start() -> Result<(), StartError> {
+    let settings = settings()?;
+    let listen = settings.listen;
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|e| StartError::Other(format!("N8N_PORT: cannot listen on {listen}: {e}")))?;
+    let state = crate::build(settings, Internals::default()).await?;
+    tracing::info!(
+        database = %state.settings().db,
+        "Usher is listening on {listen}; open {} in a browser",
+        state.settings().base_url
+    );
+    let purge = tokio::spawn(purge_expired(state.clone()));
+    crate::serve(listener, state, shutdown_signal())
+        .await
+        .map_err(|e| StartError::Other(format!("server: {e}")))?;
+    purge.abort();
+    tracing::info!("Usher stopped");
+    Ok(())
+}
+
+/// Removes expired sessions and rate-limit windows every ten minutes.
+async fn purge_expired(state: crate::AppState) {
+    let mut tick = tokio::time::interval(Duration::from_secs(600));
+    loop {
+        tick.tick().await;
+        let now = state.usher().now();
+        if let Err(error) = state.usher().store().purge_expired(now).await {
+            tracing::warn!(%error, "could not purge expired rows");
+        }
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down: no new connections, finishing requests in flight");
+}
+
+async fn reset(yes: bool) -> Result<(), StartError> {
+    let settings = settings()?;
+    if !yes
+        && !confirm(
+            "This deletes every user but the owner, empties the owner account and ends every session.",
+        )?
+    {
+        return Err(StartError::Other(
+            "reset cancelled; nothing was changed".into(),
+        ));
+    }
+    let state = crate::build(settings, Internals::default()).await?;
+    state
+        .usher()
+        .reset_user_management()
+        .await
+        .map_err(|e| StartError::Other(e.to_string()))?;
+    state.store().close().await;
+    println!(
+        "User management is reset. The next visit shows the owner set-up page; workflows and credentials are kept."
+    );
+    Ok(())
+}
+
+fn confirm(warning: &str) -> Result<bool, StartError> {
+    if !std::io::stdin().is_terminal() {
+        return Err(StartError::Other(format!(
+            "{warning} Run it again with --yes to confirm."
+        )));
+    }
+    print!("{warning}\nType yes to go on: ");
+    let _ = std::io::stdout().flush();
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .map_err(|e| StartError::Other(format!("cannot read the answer: {e}")))?;
+    Ok(answer.trim().eq_ignore_ascii_case("yes"))
+}

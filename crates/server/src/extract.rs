@@ -1,0 +1,239 @@
+//! Extractors and the session layer shared by `/rest` and the pages.
+
+use std::net::SocketAddr;
+
+use axum::{
+    extract::{
+        ConnectInfo, FromRequest, FromRequestParts, Request, State, rejection::JsonRejection,
+    },
+    http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use serde::de::DeserializeOwned;
+use usher_domain::{
+    model::Origin,
+    service::auth::{Actor, Identity},
+};
+
+use crate::{
+    AppState,
+    error::ApiError,
+    settings::{CookieSettings, SameSite},
+};
+
+/// `axum::Json`, but bad input gets Usher's error body: 400 for JSON that
+/// does not parse or fit, 415 for another content type, 413 past the limit.
+pub struct Json<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(request, state).await {
+            Ok(axum::Json(value)) => Ok(Json(value)),
+            Err(rejection) => Err(json_rejection(rejection)),
+        }
+    }
+}
+
+fn json_rejection(rejection: JsonRejection) -> ApiError {
+    match rejection {
+        JsonRejection::JsonDataError(e) => {
+            let detail = e.body_text();
+            let detail = detail
+                .split_once(": ")
+                .map_or(detail.as_str(), |(_, rest)| rest)
+                .to_owned();
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("The request body does not have the expected fields: {detail}."),
+            )
+        }
+        JsonRejection::JsonSyntaxError(_) => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "The request body is not valid JSON.",
+        ),
+        JsonRejection::MissingJsonContentType(_) => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Send the request body as JSON, with the header Content-Type: application/json.",
+        ),
+        other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "The request body is larger than 1 MiB.",
+        ),
+        other => ApiError::new(other.status(), "The request body could not be read."),
+    }
+}
+
+impl<T: serde::Serialize> IntoResponse for Json<T> {
+    fn into_response(self) -> Response {
+        axum::Json(self.0).into_response()
+    }
+}
+
+/// Where the request came from: the peer address, or with N8N_PROXY_HOPS set,
+/// the address the trusted proxies recorded in X-Forwarded-For.
+pub struct ClientOrigin(pub Origin);
+
+impl FromRequestParts<AppState> for ClientOrigin {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip().to_string())
+            .unwrap_or_default();
+        let ip = forwarded_ip(&parts.headers, state.settings().proxy_hops).unwrap_or(peer);
+        let user_agent = parts
+            .headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        Ok(ClientOrigin(Origin { ip, user_agent }))
+    }
+}
+
+/// The address `hops` proxies back in X-Forwarded-For (each proxy appends the
+/// address it saw, so only the last `hops` entries can be trusted).
+fn forwarded_ip(headers: &HeaderMap, hops: usize) -> Option<String> {
+    if hops == 0 {
+        return None;
+    }
+    let chain: Vec<String> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .collect();
+    chain
+        .len()
+        .checked_sub(hops)
+        .and_then(|i| chain.get(i))
+        .cloned()
+}
+
+/// Resolves the session cookie once per request and leaves the [`Identity`]
+/// in the request's extensions; renews the cookie when the session slid.
+pub async fn session_layer(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let token = session_token(request.headers(), &state.settings().cookie.name);
+    let identity = match state.usher().identify(token.as_deref()).await {
+        Ok(identity) => identity,
+        Err(error) => return ApiError::from(error).into_response(),
+    };
+    let refreshed = identity
+        .actor
+        .as_ref()
+        .and_then(|a| a.refreshed_until.map(|until| (token.clone(), until)));
+    request.extensions_mut().insert(identity);
+    let mut response = next.run(request).await;
+    if let Some((Some(token), until)) = refreshed {
+        let already_set = response.headers().contains_key(header::SET_COOKIE);
+        if !already_set {
+            let max_age = (until - state.usher().now()) / 1000;
+            if let Some(cookie) = session_cookie(
+                &state.settings().cookie,
+                &state.settings().base_path,
+                &token,
+                max_age,
+            ) {
+                response.headers_mut().append(header::SET_COOKIE, cookie);
+            }
+        }
+    }
+    response
+}
+
+pub fn session_token(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(cookie::Cookie::split_parse)
+        .filter_map(Result::ok)
+        .find(|c| c.name() == name)
+        .map(|c| c.value().to_owned())
+}
+
+/// `Set-Cookie` for a session; `max_age` 0 clears it.
+pub fn session_cookie(
+    settings: &CookieSettings,
+    base_path: &str,
+    token: &str,
+    max_age: i64,
+) -> Option<HeaderValue> {
+    let same_site = match settings.same_site {
+        SameSite::Lax => cookie::SameSite::Lax,
+        SameSite::Strict => cookie::SameSite::Strict,
+        SameSite::None => cookie::SameSite::None,
+    };
+    let path = if base_path.is_empty() { "/" } else { base_path };
+    let cookie = cookie::Cookie::build((settings.name.as_str(), token))
+        .path(path)
+        .http_only(true)
+        .secure(settings.secure)
+        .same_site(same_site)
+        .max_age(cookie::time::Duration::seconds(max_age.max(0)))
+        .build();
+    HeaderValue::from_str(&cookie.to_string()).ok()
+}
+
+/// The request's identity, as the session layer left it.
+pub struct Who(pub Identity);
+
+impl<S: Send + Sync> FromRequestParts<S> for Who {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<Identity>()
+            .cloned()
+            .map(Who)
+            .ok_or_else(|| crate::error::internal("session layer missing on this route"))
+    }
+}
+
+/// A signed-in user (or, with user management off or skipped, the owner).
+pub struct SignedIn(pub Actor);
+
+impl<S: Send + Sync> FromRequestParts<S> for SignedIn {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Who(identity) = Who::from_request_parts(parts, state).await?;
+        identity
+            .actor
+            .map(SignedIn)
+            .ok_or_else(ApiError::unauthorized)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwarded_for_is_read_only_as_far_as_the_trusted_hops() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("6.6.6.6, 10.0.0.1, 10.0.0.2"),
+        );
+        assert_eq!(forwarded_ip(&headers, 0), None);
+        assert_eq!(forwarded_ip(&headers, 1).as_deref(), Some("10.0.0.2"));
+        assert_eq!(forwarded_ip(&headers, 2).as_deref(), Some("10.0.0.1"));
+        assert_eq!(forwarded_ip(&headers, 5), None);
+    }
+}

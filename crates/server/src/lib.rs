@@ -1,0 +1,219 @@
+//! Usher's server: settings, HTTP (`/rest`, `/api/v1`, pages), templates, CLI.
+//!
+//! Reading order: [`settings`] (what an operator sets), [`AppState`] and
+//! [`build`] (how the parts are wired), [`app`] (the routes), [`serve`]
+//! (listening and graceful shutdown), then [`rest`] and [`pages`], which both
+//! call the domain services. [`cli`] holds the commands of the `usher` binary.
+
+pub mod cli;
+pub mod error;
+pub mod extract;
+mod health;
+pub mod pages;
+pub mod request_id;
+pub mod rest;
+pub mod settings;
+
+use std::{future::Future, net::SocketAddr, path::Path, sync::Arc};
+
+use axum::{Router, extract::DefaultBodyLimit, http::HeaderValue, middleware};
+use base64::Engine as _;
+use tokio::net::TcpListener;
+use usher_domain::{
+    clock::{Clock, SystemClock},
+    password::{PasswordHasher, PasswordPolicy},
+    secret::Secret,
+    service::{Config, Usher, auth::SignedIn},
+};
+
+pub use settings::Settings;
+
+/// Knobs for tests and embedding that no environment variable reaches.
+#[derive(Clone)]
+pub struct Internals {
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Default for Internals {
+    fn default() -> Self {
+        Self {
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+/// What every handler shares. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+struct Inner {
+    usher: Usher,
+    settings: Settings,
+    store: usher_store::SqlStore,
+    #[allow(dead_code)] // read by the credential and MFA features
+    encryption_key: Secret,
+}
+
+impl AppState {
+    pub fn usher(&self) -> &Usher {
+        &self.0.usher
+    }
+    pub fn settings(&self) -> &Settings {
+        &self.0.settings
+    }
+    pub fn store(&self) -> &usher_store::SqlStore {
+        &self.0.store
+    }
+
+    pub fn session_cookie(&self, session: &SignedIn) -> Option<HeaderValue> {
+        let max_age = (session.expires_at - self.usher().now()) / 1000;
+        let settings = self.settings();
+        extract::session_cookie(
+            &settings.cookie,
+            &settings.base_path,
+            session.token.expose(),
+            max_age,
+        )
+    }
+
+    pub fn clear_cookie(&self) -> Option<HeaderValue> {
+        let settings = self.settings();
+        extract::session_cookie(&settings.cookie, &settings.base_path, "", 0)
+    }
+
+    /// A path inside Usher, with N8N_PATH in front: for links and redirects.
+    pub fn path(&self, path: &str) -> String {
+        format!("{}{path}", self.settings().base_path)
+    }
+}
+
+/// A failure to start, in one line for the operator.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Settings(#[from] settings::SettingsError),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Connects the database, applies migrations, loads or makes the encryption
+/// key, and wires the services.
+pub async fn build(settings: Settings, internals: Internals) -> Result<AppState, StartError> {
+    fn setting(name: &'static str) -> impl Fn(String) -> StartError {
+        move |e| StartError::Other(format!("{name}: {e}"))
+    }
+    let db_setting = match settings.db {
+        usher_store::DbConfig::Sqlite { .. } => "N8N_USER_FOLDER",
+        usher_store::DbConfig::Postgres { .. } => "DB_POSTGRESDB_HOST",
+    };
+    let store = usher_store::connect(&settings.db)
+        .await
+        .map_err(setting(db_setting))?;
+    let encryption_key = match &settings.encryption_key {
+        Some(key) => key.clone(),
+        None => load_or_create_key(&settings.data_folder).map_err(setting("N8N_ENCRYPTION_KEY"))?,
+    };
+    let concurrency = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
+    let hasher = PasswordHasher::new(concurrency).map_err(|e| StartError::Other(e.to_string()))?;
+    let config = Config {
+        password_policy: PasswordPolicy {
+            min_length: settings.password_min_length,
+        },
+        sessions: settings.sessions,
+        user_management_disabled: settings.user_management_disabled,
+    };
+    let usher = Usher::new(Arc::new(store.clone()), hasher, internals.clock, config);
+    usher
+        .prepare()
+        .await
+        .map_err(|e| StartError::Other(format!("database: {e}")))?;
+    Ok(AppState(Arc::new(Inner {
+        usher,
+        settings,
+        store,
+        encryption_key,
+    })))
+}
+
+/// The key that encrypts stored secrets: made once, kept in the data folder
+/// (readable by its owner only), the same on every later start.
+fn load_or_create_key(folder: &Path) -> Result<Secret, String> {
+    let path = folder.join("encryption-key");
+    match std::fs::read_to_string(&path) {
+        Ok(key) if !key.trim().is_empty() => return Ok(Secret::new(key.trim())),
+        Ok(_) => return Err(format!("{} is empty", path.display())),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(format!("cannot read {}: {e}", path.display()));
+        }
+        Err(_) => {}
+    }
+    std::fs::create_dir_all(folder)
+        .map_err(|e| format!("cannot create {}: {e}", folder.display()))?;
+    let mut bytes = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
+    let key = base64::engine::general_purpose::STANDARD.encode(bytes);
+    write_private(&path, &key).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    Ok(Secret::new(key))
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(contents.as_bytes())
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    std::fs::write(path, contents)
+}
+
+/// Every route. Tests call this through [`serve`].
+pub fn app(state: AppState) -> Router {
+    let session = middleware::from_fn_with_state(state.clone(), extract::session_layer);
+    let rest = rest::router(&state).fallback(rest_not_found);
+    let routes = Router::new()
+        .nest("/rest", rest)
+        .merge(pages::router(&state))
+        .route_layer(session)
+        .merge(health::router())
+        .merge(pages::assets_router())
+        .fallback(pages::not_found);
+    let base = state.settings().base_path.clone();
+    let routes = if base.is_empty() {
+        routes
+    } else {
+        Router::new().nest(&base, routes)
+    };
+    routes
+        .layer(DefaultBodyLimit::max(1024 * 1024))
+        .layer(middleware::from_fn(request_id::layer))
+        .with_state(state)
+}
+
+async fn rest_not_found() -> error::ApiError {
+    error::ApiError::not_found()
+}
+
+/// Serves until `shutdown` completes, then stops accepting and lets the
+/// requests in flight finish.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let store = state.store().clone();
+    let service = app(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, service)
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    store.close().await;
+    Ok(())
+}

@@ -1,0 +1,192 @@
+//! `/setup`, `/signin`, `/signout`.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::{
+    Router,
+    extract::{Query, State},
+    response::{IntoResponse, Redirect, Response},
+    routing::{get, post},
+};
+use serde::Deserialize;
+use usher_domain::{secret::Secret, service::auth::OwnerSetup};
+
+use super::{Form, Layout, Need, PageError, guard, safe_redirect};
+use crate::{
+    AppState,
+    extract::{ClientOrigin, Who},
+    rest::with_cookie,
+};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/setup", get(view_setup_get).post(view_setup_post))
+        .route("/setup/skip", post(view_setup_skip))
+        .route("/signin", get(view_signin_get).post(view_signin_post))
+        .route("/signout", get(view_signout))
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "pages/setup.html")]
+struct SetupPage {
+    layout: Layout,
+    form: Form,
+}
+
+async fn view_setup_get(State(state): State<AppState>, Who(identity): Who) -> Response {
+    if let Err(redirect) = guard(&state, &identity, Need::SetupPending, "/setup") {
+        return redirect;
+    }
+    SetupPage {
+        layout: Layout::new(&state, Some(&identity)),
+        form: Form::default(),
+    }
+    .into_response()
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct SetupForm {
+    email: String,
+    first_name: String,
+    last_name: String,
+    password: Secret,
+}
+
+async fn view_setup_post(
+    State(state): State<AppState>,
+    Who(identity): Who,
+    ClientOrigin(origin): ClientOrigin,
+    axum::Form(input): axum::Form<SetupForm>,
+) -> Response {
+    if let Err(redirect) = guard(&state, &identity, Need::SetupPending, "/setup") {
+        return redirect;
+    }
+    let form = Form::default()
+        .with("email", input.email.clone())
+        .with("firstName", input.first_name.clone())
+        .with("lastName", input.last_name.clone());
+    let setup = OwnerSetup {
+        email: input.email,
+        first_name: input.first_name,
+        last_name: input.last_name,
+        password: input.password,
+    };
+    match state.usher().setup_owner(setup, &origin).await {
+        Ok(session) => with_cookie(
+            Redirect::to(&state.path("/")),
+            state.session_cookie(&session),
+        ),
+        Err(error) => {
+            let layout = Layout::new(&state, Some(&identity));
+            SetupPage {
+                layout,
+                form: form.error(error, &[]),
+            }
+            .into_response()
+        }
+    }
+}
+
+async fn view_setup_skip(
+    State(state): State<AppState>,
+    Who(identity): Who,
+    ClientOrigin(origin): ClientOrigin,
+) -> Response {
+    match state.usher().skip_setup(&origin).await {
+        Ok(()) => Redirect::to(&state.path("/")).into_response(),
+        Err(error) => PageError::new(&state, Some(&identity), error.into()).into_response(),
+    }
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "pages/signin.html")]
+struct SigninPage {
+    layout: Layout,
+    form: Form,
+    redirect: String,
+    notice: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct SigninQuery {
+    redirect: String,
+    #[serde(rename = "signedOut")]
+    signed_out: Option<String>,
+}
+
+async fn view_signin_get(
+    State(state): State<AppState>,
+    Who(identity): Who,
+    Query(query): Query<SigninQuery>,
+) -> Response {
+    if let Err(redirect) = guard(&state, &identity, Need::SignedOut, "/signin") {
+        return redirect;
+    }
+    let notice = query.signed_out.map(|_| "You are signed out.".to_owned());
+    SigninPage {
+        layout: Layout::new(&state, Some(&identity)),
+        form: Form::default(),
+        redirect: query.redirect,
+        notice,
+    }
+    .into_response()
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct SigninForm {
+    email: String,
+    password: Secret,
+    redirect: String,
+}
+
+async fn view_signin_post(
+    State(state): State<AppState>,
+    Who(identity): Who,
+    ClientOrigin(origin): ClientOrigin,
+    axum::Form(input): axum::Form<SigninForm>,
+) -> Response {
+    if let Err(redirect) = guard(&state, &identity, Need::SignedOut, "/signin") {
+        return redirect;
+    }
+    match state
+        .usher()
+        .login(&input.email, &input.password, &origin)
+        .await
+    {
+        Ok(session) => {
+            let target = safe_redirect(&state, &input.redirect);
+            with_cookie(Redirect::to(&target), state.session_cookie(&session))
+        }
+        Err(error) => {
+            let form = Form::default()
+                .with("email", input.email)
+                .general_error(crate::error::ApiError::from(error).message);
+            SigninPage {
+                layout: Layout::new(&state, Some(&identity)),
+                form,
+                redirect: input.redirect,
+                notice: None,
+            }
+            .into_response()
+        }
+    }
+}
+
+/// Ends the session for good (the cookie is cleared and the session row
+/// deleted, so the old cookie fails on every instance).
+async fn view_signout(
+    State(state): State<AppState>,
+    Who(identity): Who,
+    ClientOrigin(origin): ClientOrigin,
+) -> Response {
+    if let Some(actor) = &identity.actor {
+        if let Err(error) = state.usher().logout(actor, &origin).await {
+            return PageError::new(&state, Some(&identity), error.into()).into_response();
+        }
+    }
+    let target = format!("{}?signedOut=1", state.path("/signin"));
+    with_cookie(Redirect::to(&target), state.clear_cookie())
+}

@@ -1,0 +1,115 @@
+//! A form's values and errors, kept between a failed post and the page that
+//! shows it again. Passwords are never echoed back.
+
+use std::collections::HashMap;
+
+use askama::Template;
+use usher_domain::Error;
+
+use crate::error::ApiError;
+
+#[derive(Default)]
+pub struct Form {
+    values: HashMap<&'static str, String>,
+    errors: HashMap<&'static str, String>,
+    /// An error that belongs to no one field.
+    pub general: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "partials/field.html")]
+struct Field<'a> {
+    name: &'a str,
+    label: &'a str,
+    kind: &'a str,
+    autocomplete: &'a str,
+    value: &'a str,
+    error: Option<&'a str>,
+    hint: &'a str,
+    required: bool,
+}
+
+impl Form {
+    pub fn with(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.values.insert(name, value.into());
+        self
+    }
+
+    /// Puts a domain error beside its field (`rename` maps the domain's field
+    /// names to this form's), or above the form.
+    pub fn error(mut self, error: Error, rename: &[(&str, &'static str)]) -> Self {
+        let field = error.field_name().map(|f| {
+            rename
+                .iter()
+                .find(|(from, _)| *from == f)
+                .map_or(f, |(_, to)| *to)
+        });
+        let message = ApiError::from(error).message;
+        match field {
+            Some(field) => {
+                self.errors.insert(field, message);
+            }
+            None => self.general = Some(message),
+        }
+        self
+    }
+
+    pub fn general_error(mut self, message: impl Into<String>) -> Self {
+        self.general = Some(message.into());
+        self
+    }
+
+    pub fn field(&self, name: &str, label: &str, kind: &str, autocomplete: &str) -> String {
+        self.field_with_hint(name, label, kind, autocomplete, "")
+    }
+
+    pub fn field_with_hint(
+        &self,
+        name: &str,
+        label: &str,
+        kind: &str,
+        autocomplete: &str,
+        hint: &str,
+    ) -> String {
+        self.render_field(name, label, kind, autocomplete, hint, true)
+    }
+
+    pub fn optional_field(
+        &self,
+        name: &str,
+        label: &str,
+        kind: &str,
+        autocomplete: &str,
+        hint: &str,
+    ) -> String {
+        self.render_field(name, label, kind, autocomplete, hint, false)
+    }
+
+    fn render_field(
+        &self,
+        name: &str,
+        label: &str,
+        kind: &str,
+        autocomplete: &str,
+        hint: &str,
+        required: bool,
+    ) -> String {
+        let value = if kind == "password" {
+            ""
+        } else {
+            self.values.get(name).map_or("", String::as_str)
+        };
+        Field {
+            name,
+            label,
+            kind,
+            autocomplete,
+            value,
+            error: self.errors.get(name).map(String::as_str),
+            hint,
+            required,
+        }
+        .render()
+        .unwrap_or_default()
+    }
+}

@@ -1,0 +1,257 @@
+//! `/` (home), `/settings/personal` and `/settings/users`.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::{
+    Router,
+    extract::State,
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use serde::Deserialize;
+use usher_domain::{
+    clock::rfc3339,
+    secret::Secret,
+    service::{auth::Actor, me::ProfileUpdate},
+};
+
+use super::{Form, Layout, Need, PageError, guard};
+use crate::{
+    AppState,
+    extract::{ClientOrigin, Who},
+};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/settings/personal",
+            get(view_personal_get).post(view_personal_post),
+        )
+        .route(
+            "/settings/personal/password",
+            post(view_personal_password_post),
+        )
+        .route("/settings/users", get(view_users_get))
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "pages/home.html")]
+struct HomePage {
+    layout: Layout,
+    first_name: String,
+}
+
+pub async fn view_home_get(State(state): State<AppState>, Who(identity): Who) -> Response {
+    let actor = match guard(&state, &identity, Need::SignedIn, "/") {
+        Ok(actor) => actor,
+        Err(redirect) => return redirect,
+    };
+    let first_name = actor.map(|a| a.user.first_name).unwrap_or_default();
+    HomePage {
+        layout: Layout::new(&state, Some(&identity)),
+        first_name,
+    }
+    .into_response()
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "pages/personal.html")]
+struct PersonalPage {
+    layout: Layout,
+    profile: Form,
+    password: Form,
+    notice: Option<String>,
+    password_rules: String,
+}
+
+impl PersonalPage {
+    fn new(
+        state: &AppState,
+        identity: &usher_domain::service::auth::Identity,
+        actor: &Actor,
+    ) -> Self {
+        let user = &actor.user;
+        let profile = Form::default()
+            .with("firstName", user.first_name.clone())
+            .with("lastName", user.last_name.clone())
+            .with(
+                "email",
+                user.email
+                    .as_ref()
+                    .map(|e| e.to_string())
+                    .unwrap_or_default(),
+            );
+        Self {
+            layout: Layout::new(state, Some(identity)),
+            profile,
+            password: Form::default(),
+            notice: None,
+            password_rules: format!(
+                "{} to 64 characters, at least one number and one capital letter.",
+                state.settings().password_min_length
+            ),
+        }
+    }
+}
+
+/// The signed-in actor, or the response that sends the visitor elsewhere.
+fn signed_in(
+    state: &AppState,
+    identity: &usher_domain::service::auth::Identity,
+    here: &str,
+) -> Result<Actor, Response> {
+    match guard(state, identity, Need::SignedIn, here)? {
+        Some(actor) if !actor.user.is_owner_shell() => Ok(actor),
+        // Set-up skipped: there is no account to edit until the owner exists.
+        _ => Err(axum::response::Redirect::to(&state.path("/settings/users")).into_response()),
+    }
+}
+
+async fn view_personal_get(State(state): State<AppState>, Who(identity): Who) -> Response {
+    match signed_in(&state, &identity, "/settings/personal") {
+        Ok(actor) => PersonalPage::new(&state, &identity, &actor).into_response(),
+        Err(response) => response,
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct ProfileForm {
+    first_name: String,
+    last_name: String,
+    email: String,
+    current_password: Secret,
+}
+
+async fn view_personal_post(
+    State(state): State<AppState>,
+    Who(identity): Who,
+    ClientOrigin(origin): ClientOrigin,
+    axum::Form(input): axum::Form<ProfileForm>,
+) -> Response {
+    let actor = match signed_in(&state, &identity, "/settings/personal") {
+        Ok(actor) => actor,
+        Err(response) => return response,
+    };
+    let mut page = PersonalPage::new(&state, &identity, &actor);
+    let form = Form::default()
+        .with("firstName", input.first_name.clone())
+        .with("lastName", input.last_name.clone())
+        .with("email", input.email.clone());
+    let update = ProfileUpdate {
+        email: input.email,
+        first_name: input.first_name,
+        last_name: input.last_name,
+        current_password: Some(input.current_password).filter(|p| !p.is_empty()),
+    };
+    match state.usher().update_profile(&actor, update, &origin).await {
+        Ok(user) => {
+            page.profile = Form::default()
+                .with("firstName", user.first_name.clone())
+                .with("lastName", user.last_name.clone())
+                .with(
+                    "email",
+                    user.email
+                        .as_ref()
+                        .map(|e| e.to_string())
+                        .unwrap_or_default(),
+                );
+            page.layout.who = Some(user.display_name());
+            page.notice = Some("Your details are saved.".to_owned());
+        }
+        Err(error) => page.profile = form.error(error, &[]),
+    }
+    page.into_response()
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct PasswordForm {
+    current_password: Secret,
+    new_password: Secret,
+}
+
+async fn view_personal_password_post(
+    State(state): State<AppState>,
+    Who(identity): Who,
+    ClientOrigin(origin): ClientOrigin,
+    axum::Form(input): axum::Form<PasswordForm>,
+) -> Response {
+    let actor = match signed_in(&state, &identity, "/settings/personal") {
+        Ok(actor) => actor,
+        Err(response) => return response,
+    };
+    let mut page = PersonalPage::new(&state, &identity, &actor);
+    match state
+        .usher()
+        .change_own_password(
+            &actor,
+            &input.current_password,
+            &input.new_password,
+            &origin,
+        )
+        .await
+    {
+        Ok(()) => {
+            page.notice = Some(
+                "Your password is changed. Other sessions of yours have been signed out."
+                    .to_owned(),
+            )
+        }
+        Err(error) => page.password = Form::default().error(error, &[("password", "newPassword")]),
+    }
+    page.into_response()
+}
+
+struct UserRow {
+    name: String,
+    email: String,
+    role: &'static str,
+    status: String,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "pages/users.html")]
+struct UsersPage {
+    layout: Layout,
+    owner_set_up: bool,
+    users: Vec<UserRow>,
+}
+
+async fn view_users_get(State(state): State<AppState>, Who(identity): Who) -> Response {
+    let actor = match guard(&state, &identity, Need::SignedIn, "/settings/users") {
+        Ok(Some(actor)) => actor,
+        Ok(None) => {
+            return PageError::new(
+                &state,
+                Some(&identity),
+                crate::error::ApiError::unauthorized(),
+            )
+            .into_response();
+        }
+        Err(redirect) => return redirect,
+    };
+    let users = match state.usher().users(&actor).await {
+        Ok(users) => users,
+        Err(error) => return PageError::new(&state, Some(&identity), error.into()).into_response(),
+    };
+    let users = users
+        .iter()
+        .map(|u| UserRow {
+            name: u.display_name(),
+            email: u.email.as_ref().map(|e| e.to_string()).unwrap_or_default(),
+            role: u.role.label(),
+            status: if u.is_pending() {
+                "Pending".to_owned()
+            } else {
+                format!("Joined {}", &rfc3339(u.created_at)[..10])
+            },
+        })
+        .collect();
+    UsersPage {
+        layout: Layout::new(&state, Some(&identity)),
+        owner_set_up: identity.instance.owner_set_up,
+        users,
+    }
+    .into_response()
+}

@@ -1,0 +1,151 @@
+//! Owner set-up, sign-in and sign-out.
+
+use axum::{
+    Router,
+    extract::State,
+    response::Response,
+    routing::{get, post},
+};
+use serde::{Deserialize, Serialize};
+use usher_domain::{
+    secret::Secret,
+    service::auth::{OwnerSetup, SignedIn as NewSession},
+};
+
+use super::{UserJson, data, with_cookie};
+use crate::{
+    AppState,
+    error::Result,
+    extract::{ClientOrigin, Json, SignedIn, Who},
+};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/owner/setup", post(owner_setup))
+        .route("/owner/skip-setup", post(skip_setup))
+        .route("/login", post(login).get(current_user))
+        .route("/logout", post(logout))
+}
+
+pub fn settings_router() -> Router<AppState> {
+    Router::new().route("/settings", get(instance_settings))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct OwnerSetupBody {
+    email: String,
+    first_name: String,
+    last_name: String,
+    password: Secret,
+}
+
+async fn owner_setup(
+    State(state): State<AppState>,
+    ClientOrigin(origin): ClientOrigin,
+    Json(body): Json<OwnerSetupBody>,
+) -> Result<Response> {
+    let input = OwnerSetup {
+        email: body.email,
+        first_name: body.first_name,
+        last_name: body.last_name,
+        password: body.password,
+    };
+    let session = state.usher().setup_owner(input, &origin).await?;
+    Ok(signed_in(&state, session))
+}
+
+async fn skip_setup(
+    State(state): State<AppState>,
+    ClientOrigin(origin): ClientOrigin,
+) -> Result<Response> {
+    state.usher().skip_setup(&origin).await?;
+    Ok(axum::response::IntoResponse::into_response(data(
+        serde_json::json!({"success": true}),
+    )))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LoginBody {
+    #[serde(alias = "email")]
+    email_or_ldap_login_id: String,
+    password: Secret,
+}
+
+async fn login(
+    State(state): State<AppState>,
+    ClientOrigin(origin): ClientOrigin,
+    Json(body): Json<LoginBody>,
+) -> Result<Response> {
+    let session = state
+        .usher()
+        .login(&body.email_or_ldap_login_id, &body.password, &origin)
+        .await?;
+    Ok(signed_in(&state, session))
+}
+
+/// The answer to a new session: the user, and the cookie that carries it.
+pub(crate) fn signed_in(state: &AppState, session: NewSession) -> Response {
+    let cookie = state.session_cookie(&session);
+    with_cookie(data(UserJson::from(&session.user)), cookie)
+}
+
+async fn current_user(SignedIn(actor): SignedIn) -> Json<super::Data<UserJson>> {
+    data(UserJson::from(&actor.user))
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct LoggedOut {
+    logged_out: bool,
+}
+
+async fn logout(
+    State(state): State<AppState>,
+    ClientOrigin(origin): ClientOrigin,
+    Who(identity): Who,
+) -> Result<Response> {
+    if let Some(actor) = &identity.actor {
+        state.usher().logout(actor, &origin).await?;
+    }
+    Ok(with_cookie(
+        data(LoggedOut { logged_out: true }),
+        state.clear_cookie(),
+    ))
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct InstanceSettings {
+    user_management: UserManagement,
+    password_min_length: usize,
+    base_url: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct UserManagement {
+    enabled: bool,
+    show_setup_on_first_load: bool,
+    setup_skipped: bool,
+}
+
+/// Public facts a sign-in page or script needs before anyone signs in.
+async fn instance_settings(
+    State(state): State<AppState>,
+    Who(identity): Who,
+) -> Json<super::Data<InstanceSettings>> {
+    let instance = identity.instance;
+    data(InstanceSettings {
+        user_management: UserManagement {
+            enabled: !instance.user_management_disabled,
+            show_setup_on_first_load: !instance.user_management_disabled
+                && !instance.owner_set_up
+                && !instance.setup_skipped,
+            setup_skipped: instance.setup_skipped && !instance.owner_set_up,
+        },
+        password_min_length: state.settings().password_min_length,
+        base_url: state.settings().base_url.clone(),
+    })
+}

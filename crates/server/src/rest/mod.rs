@@ -1,0 +1,86 @@
+//! `/rest`: the JSON API the pages' scripts and operators' scripts use,
+//! following n8n's internal REST where it exists. Successes are `{"data": …}`.
+//!
+//! Each resource module owns its `router()`; handlers extract, call one domain
+//! service and map the result.
+
+mod auth;
+mod me;
+mod users;
+
+use axum::{
+    Router,
+    http::HeaderValue,
+    response::{IntoResponse, Response},
+};
+use serde::Serialize;
+use usher_domain::{clock::rfc3339, model::User};
+
+use crate::{AppState, extract::Json};
+
+pub fn router(state: &AppState) -> Router<AppState> {
+    let mut router = Router::new().merge(auth::settings_router());
+    if !state.settings().user_management_disabled {
+        router = router
+            .merge(auth::router())
+            .merge(me::router())
+            .merge(users::router());
+    }
+    router
+}
+
+/// `{"data": …}`
+#[derive(Serialize)]
+pub struct Data<T> {
+    pub data: T,
+}
+
+pub fn data<T: Serialize>(value: T) -> Json<Data<T>> {
+    Json(Data { data: value })
+}
+
+/// A response with a session cookie set (or cleared, with max_age 0).
+pub fn with_cookie(response: impl IntoResponse, cookie: Option<HeaderValue>) -> Response {
+    let mut response = response.into_response();
+    if let Some(cookie) = cookie {
+        response
+            .headers_mut()
+            .append(axum::http::header::SET_COOKIE, cookie);
+    }
+    response
+}
+
+/// The user object of `/rest`, as n8n shapes it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserJson {
+    pub id: String,
+    pub email: Option<String>,
+    pub first_name: String,
+    pub last_name: String,
+    pub role: &'static str,
+    pub is_owner: bool,
+    pub is_pending: bool,
+    pub mfa_enabled: bool,
+    pub password_change_required: bool,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<&User> for UserJson {
+    fn from(user: &User) -> Self {
+        Self {
+            id: user.id.to_string(),
+            email: user.email.as_ref().map(|e| e.to_string()),
+            first_name: user.first_name.clone(),
+            last_name: user.last_name.clone(),
+            role: user.role.as_str(),
+            is_owner: user.role == usher_domain::model::Role::Owner,
+            is_pending: user.is_pending(),
+            mfa_enabled: user.mfa_enabled,
+            password_change_required: user.password_change_required,
+            created_at: rfc3339(user.created_at),
+            updated_at: rfc3339(user.updated_at),
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! Connecting, migrating, and the few places where the two databases differ.
+
+use std::time::Duration;
+
+use sqlx::{AnyPool, Executor as _, any::AnyPoolOptions, migrate::Migrator};
+use usher_domain::store::{StoreError, StoreResult};
+
+use crate::{DbConfig, db_error};
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The store: a pool on one of the two databases.
+#[derive(Clone, Debug)]
+pub struct SqlStore {
+    pub(crate) pool: AnyPool,
+    pub(crate) backend: Backend,
+}
+
+/// Connects, creates the schema when it is missing, and applies migrations.
+/// The error says what failed in one line, for the start-up message.
+pub async fn connect(config: &DbConfig) -> Result<SqlStore, String> {
+    sqlx::any::install_default_drivers();
+    let (backend, pool) = match config {
+        DbConfig::Sqlite { path } => {
+            if let Some(folder) = path.parent() {
+                std::fs::create_dir_all(folder)
+                    .map_err(|e| format!("cannot create {}: {e}", folder.display()))?;
+            }
+            let pool = AnyPoolOptions::new()
+                .max_connections(8)
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        // WAL lets readers run beside the one writer; the busy
+                        // timeout makes a second writer wait instead of failing.
+                        conn.execute(
+                            "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
+                             PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+                        )
+                        .await?;
+                        Ok(())
+                    })
+                })
+                .connect(&config.url())
+                .await
+                .map_err(|e| format!("cannot open SQLite database {}: {e}", path.display()))?;
+            (Backend::Sqlite, pool)
+        }
+        DbConfig::Postgres { schema, .. } => {
+            let set_path = format!("SET search_path TO {}", quote_ident(schema));
+            let create = format!("CREATE SCHEMA IF NOT EXISTS {}", quote_ident(schema));
+            let pool = AnyPoolOptions::new()
+                .max_connections(10)
+                .acquire_timeout(Duration::from_secs(10))
+                .after_connect(move |conn, _| {
+                    let set_path = set_path.clone();
+                    Box::pin(async move {
+                        // The schema name is the operator's, quoted by quote_ident.
+                        sqlx::query(sqlx::AssertSqlSafe(set_path))
+                            .execute(&mut *conn)
+                            .await?;
+                        Ok(())
+                    })
+                })
+                .connect(&config.url())
+                .await
+                .map_err(|e| format!("cannot connect to PostgreSQL at {config}: {e}"))?;
+            sqlx::query(sqlx::AssertSqlSafe(create))
+                .execute(&pool)
+                .await
+                .map_err(|e| format!("cannot create schema {schema}: {e}"))?;
+            (Backend::Postgres, pool)
+        }
+    };
+    let migrator = match backend {
+        Backend::Sqlite => &SQLITE_MIGRATIONS,
+        Backend::Postgres => &POSTGRES_MIGRATIONS,
+    };
+    migrator
+        .run(&pool)
+        .await
+        .map_err(|e| format!("cannot apply database migrations: {e}"))?;
+    Ok(SqlStore { pool, backend })
+}
+
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+impl SqlStore {
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// A transaction that will write. SQLite must take the write lock at the
+    /// start (`BEGIN IMMEDIATE`): a deferred transaction that reads and then
+    /// writes fails at once when another writer got in between.
+    pub(crate) async fn begin_write(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Any>> {
+        let begin = match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        };
+        begin.map_err(db_error)
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+pub(crate) fn backend_error(context: &str, error: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(format!("{context}: {error}"))
+}
