@@ -81,6 +81,8 @@ pub trait UserStore {
     /// Fills the owner shell. None when it was already filled: of several
     /// set-ups at once exactly one gets Some.
     async fn claim_owner(&self, claim: &OwnerClaim) -> StoreResult<Option<User>>;
+    /// Adds a user; Conflict when the email is taken.
+    async fn insert_user(&self, user: &User) -> StoreResult<()>;
     async fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>>;
     async fn user_by_email(&self, email: &Email) -> StoreResult<Option<User>>;
     /// Every user with an email (the owner shell is left out), oldest first.

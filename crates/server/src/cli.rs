@@ -93,6 +93,7 @@ async fn start() -> Result<(), StartError> {
     let listener = TcpListener::bind(listen)
         .await
         .map_err(|e| StartError::Other(format!("N8N_PORT: cannot listen on {listen}: {e}")))?;
+    let listen = listener.local_addr().unwrap_or(listen);
     let state = crate::build(settings, Internals::default()).await?;
     tracing::info!(
         database = %state.settings().db,

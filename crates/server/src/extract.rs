@@ -141,13 +141,7 @@ pub async fn session_layer(
     if let Some((Some(token), until)) = refreshed {
         let already_set = response.headers().contains_key(header::SET_COOKIE);
         if !already_set {
-            let max_age = (until - state.usher().now()) / 1000;
-            if let Some(cookie) = session_cookie(
-                &state.settings().cookie,
-                &state.settings().base_path,
-                &token,
-                max_age,
-            ) {
+            if let Some(cookie) = state.renewed_cookie(&token, until) {
                 response.headers_mut().append(header::SET_COOKIE, cookie);
             }
         }

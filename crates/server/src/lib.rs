@@ -66,7 +66,7 @@ impl AppState {
     }
 
     pub fn session_cookie(&self, session: &SignedIn) -> Option<HeaderValue> {
-        let max_age = (session.expires_at - self.usher().now()) / 1000;
+        let max_age = seconds_until(session.expires_at, self.usher().now());
         let settings = self.settings();
         extract::session_cookie(
             &settings.cookie,
@@ -81,10 +81,26 @@ impl AppState {
         extract::session_cookie(&settings.cookie, &settings.base_path, "", 0)
     }
 
+    /// A `Set-Cookie` that renews the session cookie until `until`.
+    pub fn renewed_cookie(
+        &self,
+        token: &str,
+        until: usher_domain::clock::Millis,
+    ) -> Option<HeaderValue> {
+        let settings = self.settings();
+        let max_age = seconds_until(until, self.usher().now());
+        extract::session_cookie(&settings.cookie, &settings.base_path, token, max_age)
+    }
+
     /// A path inside Usher, with N8N_PATH in front: for links and redirects.
     pub fn path(&self, path: &str) -> String {
         format!("{}{path}", self.settings().base_path)
     }
+}
+
+/// Whole seconds from `now` to `until`, rounded up, for a cookie's Max-Age.
+fn seconds_until(until: usher_domain::clock::Millis, now: usher_domain::clock::Millis) -> i64 {
+    (until - now + 999).div_euclid(1000)
 }
 
 /// A failure to start, in one line for the operator.
@@ -179,13 +195,17 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
 pub fn app(state: AppState) -> Router {
     let session = middleware::from_fn_with_state(state.clone(), extract::session_layer);
     let rest = rest::router(&state).fallback(rest_not_found);
-    let routes = Router::new()
+    // Everything but health checks and static files knows who is asking,
+    // the fallback (404 page) included.
+    let with_session = Router::new()
         .nest("/rest", rest)
         .merge(pages::router(&state))
-        .route_layer(session)
+        .fallback(pages::not_found)
+        .layer(session);
+    let routes = Router::new()
         .merge(health::router())
         .merge(pages::assets_router())
-        .fallback(pages::not_found);
+        .merge(with_session);
     let base = state.settings().base_path.clone();
     let routes = if base.is_empty() {
         routes

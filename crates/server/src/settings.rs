@@ -142,7 +142,8 @@ fn parse_bool(value: &str) -> Option<bool> {
 
 impl Settings {
     pub fn from_env(env: &Env<'_>) -> Result<Self, SettingsError> {
-        let port = env.int("N8N_PORT", 5678, (1, 65535))? as u16;
+        // 0 asks the system for any free port (the log says which).
+        let port = env.int("N8N_PORT", 5678, (0, 65535))? as u16;
         let address = env.string("N8N_LISTEN_ADDRESS", "0.0.0.0")?;
         let address: IpAddr = address.trim().parse().map_err(|_| {
             bad(

@@ -77,6 +77,29 @@ impl UserStore for SqlStore {
         row.as_ref().map(rows::user).transpose()
     }
 
+    async fn insert_user(&self, user: &User) -> StoreResult<()> {
+        const SQL: &str = concat!(
+            "INSERT INTO users (",
+            user_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+        );
+        sqlx::query(SQL)
+            .bind(user.id.to_string())
+            .bind(user.email.as_ref().map(|e| e.as_str().to_owned()))
+            .bind(&user.first_name)
+            .bind(&user.last_name)
+            .bind(user.role.as_str())
+            .bind(user.password_hash.as_deref())
+            .bind(i64::from(user.password_change_required))
+            .bind(i64::from(user.mfa_enabled))
+            .bind(user.created_at)
+            .bind(user.updated_at)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
     async fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>> {
         const SQL: &str = concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1");
         let row = sqlx::query(SQL)
