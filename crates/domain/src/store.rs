@@ -160,4 +160,5 @@ pub trait Store:
 pub mod keys {
     //! Names of rows in the settings table.
     pub const SETUP_SKIPPED: &str = "userManagement.setupSkipped";
+    pub const KEY_FINGERPRINT: &str = "encryptionKey.fingerprint";
 }

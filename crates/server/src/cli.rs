@@ -41,7 +41,10 @@ enum Command {
 
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    if let Err(error) = init_tracing() {
+        eprintln!("usher: {error}");
+        return ExitCode::FAILURE;
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -67,15 +70,26 @@ pub fn run() -> ExitCode {
     }
 }
 
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("N8N_LOG_LEVEL")
-        .or_else(|_| tracing_subscriber::EnvFilter::try_new("info,sqlx=warn"))
-        .unwrap_or_default();
+/// N8N_LOG_LEVEL: n8n's levels (`error`, `warn`, `info`, `debug`, `silent`)
+/// or a tracing filter such as `info,usher_domain=debug`.
+fn init_tracing() -> Result<(), StartError> {
+    let level = Env::process().get("N8N_LOG_LEVEL")?.unwrap_or_default();
+    let directives = match level.trim() {
+        "" => "info,sqlx=warn".to_owned(),
+        "silent" => "off".to_owned(),
+        other => other.to_owned(),
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(&directives).map_err(|e| {
+        StartError::Other(format!(
+            "N8N_LOG_LEVEL: {level:?} is not a log level (use error, warn, info, debug or silent): {e}"
+        ))
+    })?;
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
+    Ok(())
 }
 
 fn settings() -> Result<Settings, StartError> {

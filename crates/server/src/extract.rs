@@ -140,10 +140,8 @@ pub async fn session_layer(
     let mut response = next.run(request).await;
     if let Some((Some(token), until)) = refreshed {
         let already_set = response.headers().contains_key(header::SET_COOKIE);
-        if !already_set {
-            if let Some(cookie) = state.renewed_cookie(&token, until) {
-                response.headers_mut().append(header::SET_COOKIE, cookie);
-            }
+        if !already_set && let Some(cookie) = state.renewed_cookie(&token, until) {
+            response.headers_mut().append(header::SET_COOKIE, cookie);
         }
     }
     response

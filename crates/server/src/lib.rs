@@ -145,6 +145,10 @@ pub async fn build(settings: Settings, internals: Internals) -> Result<AppState,
         .prepare()
         .await
         .map_err(|e| StartError::Other(format!("database: {e}")))?;
+    usher
+        .check_encryption_key(&encryption_key)
+        .await
+        .map_err(|e| StartError::Other(format!("N8N_ENCRYPTION_KEY: {e}")))?;
     Ok(AppState(Arc::new(Inner {
         usher,
         settings,
@@ -207,15 +211,19 @@ pub fn app(state: AppState) -> Router {
         .merge(pages::assets_router())
         .merge(with_session);
     let base = state.settings().base_path.clone();
+    let routes = routes.with_state(state);
+    // Under N8N_PATH the routes see paths with the prefix taken off, so both
+    // `/team` and `/team/` reach the home page.
     let routes = if base.is_empty() {
         routes
     } else {
-        Router::new().nest(&base, routes)
+        Router::new()
+            .nest_service(&base, routes)
+            .fallback(rest_not_found)
     };
     routes
         .layer(DefaultBodyLimit::max(1024 * 1024))
         .layer(middleware::from_fn(request_id::layer))
-        .with_state(state)
 }
 
 async fn rest_not_found() -> error::ApiError {

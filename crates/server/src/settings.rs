@@ -68,8 +68,10 @@ fn bad(setting: &str, message: impl Into<String>) -> SettingsError {
 
 /// Looks variables up, honouring `<NAME>_FILE`.
 pub struct Env<'a> {
-    lookup: Box<dyn Fn(&str) -> Option<String> + 'a>,
+    lookup: Lookup<'a>,
 }
+
+type Lookup<'a> = Box<dyn Fn(&str) -> Option<String> + 'a>;
 
 impl<'a> Env<'a> {
     pub fn process() -> Env<'static> {
@@ -324,6 +326,7 @@ pub const KNOWN: &[&str] = &[
     "N8N_AUTH_COOKIE_NAME",
     "N8N_PASSWORD_MIN_LENGTH",
     "N8N_PROXY_HOPS",
+    "N8N_LOG_LEVEL",
 ];
 
 /// Variables that look like Usher's but are not read: most likely misspelt.

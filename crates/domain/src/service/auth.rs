@@ -245,12 +245,11 @@ impl Usher {
             });
         };
         let mut refreshed_until = None;
-        if let Some(threshold) = self.config.sessions.refresh_when_left {
-            if session.expires_at - now < threshold {
-                let until = now + self.config.sessions.lifetime;
-                self.store.extend_session(&hash, until).await?;
-                refreshed_until = Some(until);
-            }
+        let threshold = self.config.sessions.refresh_when_left;
+        if threshold.is_some_and(|left| session.expires_at - now < left) {
+            let until = now + self.config.sessions.lifetime;
+            self.store.extend_session(&hash, until).await?;
+            refreshed_until = Some(until);
         }
         let actor = Actor {
             user,

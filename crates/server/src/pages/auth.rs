@@ -31,6 +31,7 @@ pub fn router() -> Router<AppState> {
 struct SetupPage {
     layout: Layout,
     form: Form,
+    password_rules: String,
 }
 
 async fn view_setup_get(State(state): State<AppState>, Who(identity): Who) -> Response {
@@ -40,6 +41,7 @@ async fn view_setup_get(State(state): State<AppState>, Who(identity): Who) -> Re
     SetupPage {
         layout: Layout::new(&state, Some(&identity)),
         form: Form::default(),
+        password_rules: super::password_rules(&state),
     }
     .into_response()
 }
@@ -82,6 +84,7 @@ async fn view_setup_post(
             SetupPage {
                 layout,
                 form: form.error(error, &[]),
+                password_rules: super::password_rules(&state),
             }
             .into_response()
         }
@@ -182,10 +185,10 @@ async fn view_signout(
     Who(identity): Who,
     ClientOrigin(origin): ClientOrigin,
 ) -> Response {
-    if let Some(actor) = &identity.actor {
-        if let Err(error) = state.usher().logout(actor, &origin).await {
-            return PageError::new(&state, Some(&identity), error.into()).into_response();
-        }
+    if let Some(actor) = &identity.actor
+        && let Err(error) = state.usher().logout(actor, &origin).await
+    {
+        return PageError::new(&state, Some(&identity), error.into()).into_response();
     }
     let target = format!("{}?signedOut=1", state.path("/signin"));
     with_cookie(Redirect::to(&target), state.clear_cookie())

@@ -20,6 +20,7 @@ pub struct Form {
 #[template(path = "partials/field.html")]
 struct Field<'a> {
     name: &'a str,
+    id: &'a str,
     label: &'a str,
     kind: &'a str,
     autocomplete: &'a str,
@@ -71,7 +72,21 @@ impl Form {
         autocomplete: &str,
         hint: &str,
     ) -> String {
-        self.render_field(name, label, kind, autocomplete, hint, true)
+        self.render_field(name, name, label, kind, autocomplete, hint, true)
+    }
+
+    /// A field whose element id is not its name: ids must be unique on a
+    /// page, and a page with two forms can have the same name in both (a
+    /// label pointing at a repeated id leads to the other form's field).
+    pub fn field_with_id(
+        &self,
+        name: &str,
+        id: &str,
+        label: &str,
+        kind: &str,
+        autocomplete: &str,
+    ) -> String {
+        self.render_field(name, id, label, kind, autocomplete, "", true)
     }
 
     pub fn optional_field(
@@ -82,12 +97,14 @@ impl Form {
         autocomplete: &str,
         hint: &str,
     ) -> String {
-        self.render_field(name, label, kind, autocomplete, hint, false)
+        self.render_field(name, name, label, kind, autocomplete, hint, false)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn render_field(
         &self,
         name: &str,
+        id: &str,
         label: &str,
         kind: &str,
         autocomplete: &str,
@@ -101,6 +118,7 @@ impl Form {
         };
         Field {
             name,
+            id,
             label,
             kind,
             autocomplete,

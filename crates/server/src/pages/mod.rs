@@ -136,15 +136,19 @@ pub fn guard(
     }
 }
 
+/// The password policy in words, shown under every new-password field.
+pub fn password_rules(state: &AppState) -> String {
+    format!(
+        "{} to 64 characters, at least one number and one capital letter.",
+        state.settings().password_min_length
+    )
+}
+
 /// Only paths inside Usher are followed after sign-in (no open redirect).
+/// `target` is a path inside Usher without N8N_PATH (as `guard` writes it).
 pub fn safe_redirect(state: &AppState, target: &str) -> String {
-    let base = &state.settings().base_path;
     let inside = target.starts_with('/') && !target.starts_with("//") && !target.contains('\\');
-    if inside && target.starts_with(base.as_str()) {
-        target.to_owned()
-    } else {
-        state.path("/")
-    }
+    state.path(if inside { target } else { "/" })
 }
 
 fn encode_component(text: &str) -> String {

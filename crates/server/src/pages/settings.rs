@@ -86,10 +86,7 @@ impl PersonalPage {
             profile,
             password: Form::default(),
             notice: None,
-            password_rules: format!(
-                "{} to 64 characters, at least one number and one capital letter.",
-                state.settings().password_min_length
-            ),
+            password_rules: super::password_rules(state),
         }
     }
 }

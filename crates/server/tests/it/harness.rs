@@ -1,0 +1,387 @@
+//! Runs the real server in-process on 127.0.0.1:0, on SQLite or on a fresh
+//! PostgreSQL database, with a clock the test can move.
+//!
+//! PostgreSQL comes from `USHER_TEST_DATABASE_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/postgres`); a test that cannot reach
+//! it fails with a message saying how to get one. It is never skipped.
+
+use std::{collections::HashMap, sync::Arc};
+
+use reqwest::{Client, StatusCode, redirect::Policy};
+use serde_json::{Value, json};
+use sqlx::{Connection as _, PgConnection};
+use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+use usher_domain::{
+    clock::{MINUTE, ShiftableClock},
+    model::{Email, Role, User, UserId},
+    password::PasswordHasher,
+    secret::Secret,
+};
+use usher_server::{AppState, Internals, Settings, settings::Env};
+
+pub type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+pub const OWNER_EMAIL: &str = "owner@example.com";
+pub const OWNER_PASSWORD: &str = "Owner1password";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Db {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs each listed test once on SQLite and once on PostgreSQL.
+#[macro_export]
+macro_rules! on_both_databases {
+    ($(async fn $name:ident($db:ident) -> TestResult $body:block)*) => {$(
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() -> $crate::harness::TestResult {
+                run($crate::harness::Db::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() -> $crate::harness::TestResult {
+                run($crate::harness::Db::Postgres).await
+            }
+            async fn run($db: $crate::harness::Db) -> $crate::harness::TestResult $body
+        }
+    )*};
+}
+
+/// Where a test's data lives; kept alive as long as any server uses it.
+pub struct Storage {
+    folder: tempfile::TempDir,
+    pg_database: Option<String>,
+}
+
+fn admin_url() -> String {
+    std::env::var("USHER_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+impl Storage {
+    pub async fn new(db: Db) -> Self {
+        let folder =
+            tempfile::tempdir().unwrap_or_else(|e| panic!("cannot make a temp folder: {e}"));
+        let pg_database =
+            match db {
+                Db::Sqlite => None,
+                Db::Postgres => {
+                    let name = format!("usher_t_{}", uuid::Uuid::now_v7().simple());
+                    let mut admin = PgConnection::connect(&admin_url()).await.unwrap_or_else(|e| {
+                    panic!(
+                        "PostgreSQL is needed for the tests and does not answer at {} ({e}). \
+                         Run scripts/test, which starts one, or install PostgreSQL \
+                         (apt-get install postgresql) or set USHER_TEST_DATABASE_URL.",
+                        admin_url()
+                    )
+                });
+                    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                        .execute(&mut admin)
+                        .await
+                        .unwrap_or_else(|e| panic!("cannot create test database {name}: {e}"));
+                    Some(name)
+                }
+            };
+        Self {
+            folder,
+            pg_database,
+        }
+    }
+
+    /// The environment a server on this storage starts with.
+    fn env(&self) -> HashMap<String, String> {
+        let mut vars = HashMap::new();
+        vars.insert(
+            "N8N_USER_FOLDER".into(),
+            self.folder.path().display().to_string(),
+        );
+        vars.insert("N8N_SECURE_COOKIE".into(), "false".into());
+        vars.insert("N8N_LISTEN_ADDRESS".into(), "127.0.0.1".into());
+        if let Some(name) = &self.pg_database {
+            let url = url_parts(&admin_url());
+            vars.insert("DB_TYPE".into(), "postgresdb".into());
+            vars.insert("DB_POSTGRESDB_HOST".into(), url.host);
+            vars.insert("DB_POSTGRESDB_PORT".into(), url.port);
+            vars.insert("DB_POSTGRESDB_USER".into(), url.user);
+            vars.insert("DB_POSTGRESDB_PASSWORD".into(), url.password);
+            vars.insert("DB_POSTGRESDB_DATABASE".into(), name.clone());
+        }
+        vars
+    }
+}
+
+impl Drop for Storage {
+    fn drop(&mut self) {
+        let Some(name) = self.pg_database.take() else {
+            return;
+        };
+        // Drop runs outside async; a short thread with its own runtime
+        // removes the database (FORCE ends connections still open).
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
+            if let Ok(runtime) = runtime {
+                runtime.block_on(async {
+                    if let Ok(mut admin) = PgConnection::connect(&admin_url()).await {
+                        let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+                        let _ = sqlx::query(sqlx::AssertSqlSafe(sql))
+                            .execute(&mut admin)
+                            .await;
+                    }
+                });
+            }
+        })
+        .join();
+    }
+}
+
+struct UrlParts {
+    host: String,
+    port: String,
+    user: String,
+    password: String,
+}
+
+/// Just enough URL parsing for `postgres://user[:password]@host[:port]/db`.
+fn url_parts(url: &str) -> UrlParts {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let (credentials, location) = rest.rsplit_once('@').unwrap_or(("postgres", rest));
+    let (user, password) = credentials.split_once(':').unwrap_or((credentials, ""));
+    let host_port = location.split('/').next().unwrap_or("127.0.0.1");
+    let (host, port) = host_port.split_once(':').unwrap_or((host_port, "5432"));
+    UrlParts {
+        host: host.into(),
+        port: port.into(),
+        user: user.into(),
+        password: password.into(),
+    }
+}
+
+/// A running server and what a test needs to talk to it.
+pub struct TestServer {
+    pub url: String,
+    pub state: AppState,
+    pub clock: Arc<ShiftableClock>,
+    pub storage: Arc<Storage>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl TestServer {
+    pub async fn start(db: Db) -> Self {
+        Self::start_with(db, &[]).await
+    }
+
+    pub async fn start_with(db: Db, vars: &[(&str, &str)]) -> Self {
+        Self::start_on(Arc::new(Storage::new(db).await), vars).await
+    }
+
+    /// Another instance on the same database (as behind a load balancer).
+    pub async fn sibling(&self, vars: &[(&str, &str)]) -> Self {
+        Self::start_on(self.storage.clone(), vars).await
+    }
+
+    pub async fn start_on(storage: Arc<Storage>, vars: &[(&str, &str)]) -> Self {
+        Self::try_start_on(storage, vars)
+            .await
+            .unwrap_or_else(|e| panic!("server did not start: {e}"))
+    }
+
+    /// Like [`Self::sibling`], but a refused start is the test's to inspect.
+    pub async fn try_sibling(
+        &self,
+        vars: &[(&str, &str)],
+    ) -> Result<Self, usher_server::StartError> {
+        Self::try_start_on(self.storage.clone(), vars).await
+    }
+
+    async fn try_start_on(
+        storage: Arc<Storage>,
+        vars: &[(&str, &str)],
+    ) -> Result<Self, usher_server::StartError> {
+        let mut env = storage.env();
+        for (name, value) in vars {
+            env.insert((*name).to_owned(), (*value).to_owned());
+        }
+        let settings = Settings::from_env(&Env::from_map(&env))?;
+        let clock = Arc::new(ShiftableClock::default());
+        let internals = Internals {
+            clock: clock.clone(),
+        };
+        let state = usher_server::build(settings, internals).await?;
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| panic!("bind: {e}"));
+        let address = listener
+            .local_addr()
+            .unwrap_or_else(|e| panic!("local addr: {e}"));
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(usher_server::serve(listener, state.clone(), async move {
+            let _ = rx.await;
+        }));
+        let base_path = state.settings().base_path.clone();
+        Ok(Self {
+            url: format!("http://{address}{base_path}"),
+            state,
+            clock,
+            storage,
+            shutdown: Some(tx),
+            task: Some(task),
+        })
+    }
+
+    /// Stops accepting and waits for requests in flight.
+    pub async fn stop(mut self) -> std::io::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        match self.task.take() {
+            Some(task) => task.await.unwrap_or_else(|e| panic!("server task: {e}")),
+            None => Ok(()),
+        }
+    }
+
+    pub fn advance_minutes(&self, minutes: i64) {
+        self.clock.advance(minutes * MINUTE);
+    }
+
+    /// A browser-like client: keeps cookies, does not follow redirects (so
+    /// tests see where pages lead).
+    pub fn client(&self) -> Client {
+        Client::builder()
+            .cookie_store(true)
+            .redirect(Policy::none())
+            .build()
+            .unwrap_or_else(|e| panic!("client: {e}"))
+    }
+
+    pub fn at(&self, path: &str) -> String {
+        format!("{}{path}", self.url)
+    }
+
+    /// Sets up the owner and returns a client signed in as the owner.
+    pub async fn owner(&self) -> Client {
+        let client = self.client();
+        let response = client
+            .post(self.at("/rest/owner/setup"))
+            .json(&json!({
+                "email": OWNER_EMAIL, "firstName": "Olive", "lastName": "Owner", "password": OWNER_PASSWORD
+            }))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("owner setup: {e}"));
+        assert_eq!(response.status(), StatusCode::OK, "owner setup failed");
+        client
+    }
+
+    /// Adds an active user directly in the store (invitations come later).
+    pub async fn add_user(&self, email: &str, password: &str, role: Role) -> User {
+        let hasher = PasswordHasher::new(1).unwrap_or_else(|e| panic!("hasher: {e}"));
+        let hash = hasher
+            .hash(&Secret::new(password))
+            .await
+            .unwrap_or_else(|e| panic!("hash: {e}"));
+        self.add_user_with_hash(email, &hash, role).await
+    }
+
+    pub async fn add_user_with_hash(&self, email: &str, hash: &str, role: Role) -> User {
+        let now = self.state.usher().now();
+        let user = User {
+            id: UserId::new(),
+            email: Some(Email::parse(email).unwrap_or_else(|e| panic!("email: {e}"))),
+            first_name: "Mia".into(),
+            last_name: "Member".into(),
+            role,
+            password_hash: Some(hash.to_owned()),
+            password_change_required: false,
+            mfa_enabled: false,
+            created_at: now,
+            updated_at: now,
+        };
+        self.state
+            .usher()
+            .store()
+            .insert_user(&user)
+            .await
+            .unwrap_or_else(|e| panic!("insert: {e}"));
+        user
+    }
+
+    /// A client signed in as `email`.
+    pub async fn signed_in(&self, email: &str, password: &str) -> Client {
+        let client = self.client();
+        let response = login(&client, self, email, password).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::OK,
+            "sign-in of {email} failed"
+        );
+        client
+    }
+}
+
+pub async fn login(
+    client: &Client,
+    server: &TestServer,
+    email: &str,
+    password: &str,
+) -> reqwest::Response {
+    client
+        .post(server.at("/rest/login"))
+        .json(&json!({"emailOrLdapLoginId": email, "password": password}))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("login request: {e}"))
+}
+
+/// Signs in and returns the `name=value` pair to send as a `cookie` header.
+pub async fn session_cookie(server: &TestServer, email: &str, password: &str) -> String {
+    let response = login(&server.client(), server, email, password).await;
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "sign-in of {email} failed"
+    );
+    let set = response
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    set.split(';').next().unwrap_or_default().to_owned()
+}
+
+/// The JSON body, or a panic that shows what came instead.
+pub async fn body(response: reqwest::Response) -> Value {
+    let status = response.status();
+    let text = response.text().await.unwrap_or_default();
+    serde_json::from_str(&text).unwrap_or_else(|_| panic!("status {status}, not JSON: {text}"))
+}
+
+/// The `Location` of a redirect.
+pub fn location(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// `join_all` without pulling in the futures crate.
+pub async fn join_all<F, T, E>(futures: impl Iterator<Item = F>) -> Result<Vec<T>, E>
+where
+    F: std::future::Future<Output = Result<T, E>> + Send + 'static,
+    T: Send + 'static,
+    E: Send + 'static,
+{
+    let handles: Vec<_> = futures.map(tokio::spawn).collect();
+    let mut results = Vec::new();
+    for handle in handles {
+        results.push(handle.await.unwrap_or_else(|e| panic!("task: {e}"))?);
+    }
+    Ok(results)
+}

@@ -1,0 +1,13 @@
+//! Usher's integration tests: one binary (many binaries make builds slow).
+//! Each runs the real server in-process; most run on SQLite and PostgreSQL.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod harness;
+
+mod browser;
+mod cli;
+mod errors;
+mod personal;
+mod sessions;
+mod setup;
