@@ -173,6 +173,10 @@ pub struct User {
     /// Set by basic onboarding and forced resets: the next sign-in must change it.
     pub password_change_required: bool,
     pub mfa_enabled: bool,
+    /// Who invited a pending user, and when (None for the owner and for
+    /// users created directly).
+    pub invited_by: Option<UserId>,
+    pub invited_at: Option<Millis>,
     pub created_at: Millis,
     pub updated_at: Millis,
 }

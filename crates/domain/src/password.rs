@@ -57,6 +57,28 @@ impl PasswordPolicy {
     }
 }
 
+/// A temporary password for basic onboarding and forced resets: 16
+/// characters (about 90 bits) without look-alikes, and always with a digit
+/// and a capital, so it passes the policy it will be replaced under.
+pub fn generate_temporary() -> Secret {
+    use rand::Rng as _;
+    const LOWER: &[u8] = b"abcdefghijkmnpqrstuvwxyz";
+    const UPPER: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ";
+    const DIGITS: &[u8] = b"23456789";
+    let mut rng = rand::rng();
+    let all: Vec<u8> = [LOWER, UPPER, DIGITS].concat();
+    let pick = |rng: &mut rand::rngs::ThreadRng, set: &[u8]| {
+        char::from(set[rng.random_range(0..set.len())])
+    };
+    let mut chars: Vec<char> = (0..14).map(|_| pick(&mut rng, &all)).collect();
+    // The required classes go in at random places.
+    for set in [UPPER, DIGITS] {
+        let at = rng.random_range(0..=chars.len());
+        chars.insert(at, pick(&mut rng, set));
+    }
+    Secret::new(chars.into_iter().collect::<String>())
+}
+
 /// What a verification found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Verified {
@@ -182,6 +204,14 @@ mod tests {
         let long = format!("A1{}", "a".repeat(63));
         assert_eq!(policy().problems(&long).len(), 1);
         assert!(policy().problems(&long[..64]).is_empty());
+    }
+
+    #[test]
+    fn temporary_passwords_pass_the_policy_and_differ() {
+        let a = generate_temporary();
+        assert_eq!(a.expose().len(), 16);
+        assert!(policy().problems(a.expose()).is_empty(), "{}", a.expose());
+        assert_ne!(a, generate_temporary());
     }
 
     #[tokio::test]

@@ -112,6 +112,53 @@ pub trait UserStore {
     async fn reset_user_management(&self, now: Millis) -> StoreResult<()>;
 }
 
+/// An invitation: a link's token hash, for one pending user.
+#[derive(Clone, Debug)]
+pub struct Invitation {
+    pub token_hash: String,
+    pub user_id: UserId,
+    pub inviter_id: Option<UserId>,
+    pub created_at: Millis,
+    pub expires_at: Millis,
+    pub used_at: Option<Millis>,
+}
+
+/// What an accepted invitation writes into the pending user.
+#[derive(Clone, Debug)]
+pub struct Acceptance {
+    pub first_name: String,
+    pub last_name: String,
+    pub password_hash: String,
+    pub now: Millis,
+}
+
+#[async_trait]
+pub trait InvitationStore {
+    /// Stores `user` as a new pending user with `invitation`, in one
+    /// transaction; Conflict when the email is taken.
+    async fn insert_invited_user(&self, user: &User, invitation: &Invitation) -> StoreResult<()>;
+    /// Replaces the pending user's invitations with `invitation` (resend: the
+    /// old link stops working). False when the user is no longer pending.
+    async fn replace_invitation(&self, invitation: &Invitation, now: Millis) -> StoreResult<bool>;
+    /// The invitation with this token hash (used or not), its pending user
+    /// and its inviter.
+    async fn invitation(
+        &self,
+        token_hash: &str,
+    ) -> StoreResult<Option<(Invitation, User, Option<User>)>>;
+    /// Marks the invitation used and activates its user, in one transaction.
+    /// None when it was used, expired or withdrawn: of several accepts at
+    /// once, exactly one gets the user.
+    async fn accept_invitation(
+        &self,
+        token_hash: &str,
+        acceptance: &Acceptance,
+    ) -> StoreResult<Option<User>>;
+    /// Removes a user who has not accepted yet. False when there is no such
+    /// pending user.
+    async fn delete_pending_user(&self, id: UserId) -> StoreResult<bool>;
+}
+
 #[async_trait]
 pub trait SessionStore {
     async fn insert_session(&self, session: &Session) -> StoreResult<()>;
@@ -151,7 +198,15 @@ pub trait AuditStore {
 /// Everything Usher stores.
 #[async_trait]
 pub trait Store:
-    UserStore + SessionStore + GuardStore + SettingStore + AuditStore + Send + Sync + 'static
+    UserStore
+    + InvitationStore
+    + SessionStore
+    + GuardStore
+    + SettingStore
+    + AuditStore
+    + Send
+    + Sync
+    + 'static
 {
     /// Answers when the database does (for `/healthz/readiness`).
     async fn ping(&self) -> StoreResult<()>;
@@ -161,4 +216,7 @@ pub mod keys {
     //! Names of rows in the settings table.
     pub const SETUP_SKIPPED: &str = "userManagement.setupSkipped";
     pub const KEY_FINGERPRINT: &str = "encryptionKey.fingerprint";
+    /// The owner's own wording of the invitation email (subject and HTML).
+    pub const INVITE_SUBJECT: &str = "email.invite.subject";
+    pub const INVITE_TEMPLATE: &str = "email.invite.template";
 }

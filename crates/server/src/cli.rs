@@ -37,6 +37,13 @@ enum Command {
         #[arg(long)]
         yes: bool,
     },
+    /// Send a test email with the SMTP settings and print what the server said.
+    #[command(name = "smtp:test")]
+    SmtpTest {
+        /// Where to send it.
+        #[arg(long)]
+        to: String,
+    },
 }
 
 pub fn run() -> ExitCode {
@@ -59,6 +66,7 @@ pub fn run() -> ExitCode {
         match cli.command {
             Command::Start => start().await,
             Command::UserManagementReset { yes } => reset(yes).await,
+            Command::SmtpTest { to } => smtp_test(&to).await,
         }
     });
     match result {
@@ -178,6 +186,33 @@ async fn reset(yes: bool) -> Result<(), StartError> {
         "User management is reset. The next visit shows the owner set-up page; workflows and credentials are kept."
     );
     Ok(())
+}
+
+async fn smtp_test(to: &str) -> Result<(), StartError> {
+    let to = usher_domain::model::Email::parse(to)
+        .map_err(|e| StartError::Other(format!("--to: {e}")))?;
+    let settings = settings()?;
+    let smtp = settings.mail.smtp.clone().ok_or_else(|| {
+        StartError::Other("email is not set up: set N8N_SMTP_HOST (and N8N_EMAIL_MODE=smtp)".into())
+    })?;
+    let state = crate::build(settings, Internals::default()).await?;
+    let mailer = state
+        .smtp()
+        .ok_or_else(|| StartError::Other("email is not set up".into()))?;
+    let result = mailer.send_test(&to).await;
+    state.store().close().await;
+    match result {
+        Ok(()) => {
+            println!(
+                "Sent a test message to {to} through {}:{}.",
+                smtp.host, smtp.port
+            );
+            Ok(())
+        }
+        Err(error) => Err(StartError::Other(format!(
+            "the test message was not sent: {error}"
+        ))),
+    }
 }
 
 fn confirm(warning: &str) -> Result<bool, StartError> {

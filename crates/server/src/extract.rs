@@ -13,7 +13,10 @@ use axum::{
 use serde::de::DeserializeOwned;
 use usher_domain::{
     model::Origin,
-    service::auth::{Actor, Identity},
+    service::{
+        auth::{Actor, Identity},
+        onboarding::CHANGE_REQUIRED,
+    },
 };
 
 use crate::{
@@ -136,6 +139,18 @@ pub async fn session_layer(
         .actor
         .as_ref()
         .and_then(|a| a.refreshed_until.map(|until| (token.clone(), until)));
+    if let Some(actor) = &identity.actor
+        && actor.must_change_password()
+        && !allowed_before_password_change(request.method(), request.uri().path())
+    {
+        return if request.uri().path().starts_with("/rest/") {
+            ApiError::new(axum::http::StatusCode::FORBIDDEN, CHANGE_REQUIRED)
+                .with_hint("Choose a new password with PATCH /rest/me/password.")
+                .into_response()
+        } else {
+            axum::response::Redirect::to(&state.path("/set-password")).into_response()
+        };
+    }
     request.extensions_mut().insert(identity);
     let mut response = next.run(request).await;
     if let Some((Some(token), until)) = refreshed {
@@ -145,6 +160,19 @@ pub async fn session_layer(
         }
     }
     response
+}
+
+/// What a user with a temporary password may do: choose a new one, see who
+/// they are, sign out.
+fn allowed_before_password_change(method: &axum::http::Method, path: &str) -> bool {
+    use axum::http::Method;
+    matches!(
+        (method, path),
+        (&Method::GET, "/rest/login" | "/rest/me" | "/rest/settings")
+            | (&Method::POST, "/rest/logout")
+            | (&Method::PATCH, "/rest/me/password")
+            | (_, "/set-password" | "/signout")
+    )
 }
 
 pub fn session_token(headers: &HeaderMap, name: &str) -> Option<String> {

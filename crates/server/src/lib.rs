@@ -9,6 +9,7 @@ pub mod cli;
 pub mod error;
 pub mod extract;
 mod health;
+pub mod mail;
 pub mod pages;
 pub mod request_id;
 pub mod rest;
@@ -32,12 +33,16 @@ pub use settings::Settings;
 #[derive(Clone)]
 pub struct Internals {
     pub clock: Arc<dyn Clock>,
+    /// PEM certificates to trust besides the public roots (a test SMTP
+    /// server's self-signed certificate).
+    pub trusted_certificates: Vec<String>,
 }
 
 impl Default for Internals {
     fn default() -> Self {
         Self {
             clock: Arc::new(SystemClock),
+            trusted_certificates: Vec::new(),
         }
     }
 }
@@ -50,6 +55,7 @@ struct Inner {
     usher: Usher,
     settings: Settings,
     store: usher_store::SqlStore,
+    smtp: Option<Arc<mail::SmtpMailer>>,
     #[allow(dead_code)] // read by the credential and MFA features
     encryption_key: Secret,
 }
@@ -63,6 +69,10 @@ impl AppState {
     }
     pub fn store(&self) -> &usher_store::SqlStore {
         &self.0.store
+    }
+    /// The SMTP mailer, when email is set up.
+    pub fn smtp(&self) -> Option<&mail::SmtpMailer> {
+        self.0.smtp.as_deref()
     }
 
     pub fn session_cookie(&self, session: &SignedIn) -> Option<HeaderValue> {
@@ -98,6 +108,12 @@ impl AppState {
     }
 }
 
+/// rustls's process-wide provider: ring (no aws-lc build). Idempotent; an
+/// embedding program that installed another one keeps it.
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// Whole seconds from `now` to `until`, rounded up, for a cookie's Max-Age.
 fn seconds_until(until: usher_domain::clock::Millis, now: usher_domain::clock::Millis) -> i64 {
     (until - now + 999).div_euclid(1000)
@@ -115,6 +131,7 @@ pub enum StartError {
 /// Connects the database, applies migrations, loads or makes the encryption
 /// key, and wires the services.
 pub async fn build(settings: Settings, internals: Internals) -> Result<AppState, StartError> {
+    install_tls_provider();
     fn setting(name: &'static str) -> impl Fn(String) -> StartError {
         move |e| StartError::Other(format!("{name}: {e}"))
     }
@@ -122,7 +139,7 @@ pub async fn build(settings: Settings, internals: Internals) -> Result<AppState,
         usher_store::DbConfig::Sqlite { .. } => "N8N_USER_FOLDER",
         usher_store::DbConfig::Postgres { .. } => "DB_POSTGRESDB_HOST",
     };
-    let store = usher_store::connect(&settings.db)
+    let sql_store = usher_store::connect(&settings.db)
         .await
         .map_err(setting(db_setting))?;
     let encryption_key = match &settings.encryption_key {
@@ -133,14 +150,29 @@ pub async fn build(settings: Settings, internals: Internals) -> Result<AppState,
         .map(|n| n.get())
         .unwrap_or(2);
     let hasher = PasswordHasher::new(concurrency).map_err(|e| StartError::Other(e.to_string()))?;
+    let store: Arc<dyn usher_domain::store::Store> = Arc::new(sql_store.clone());
+    let smtp = mail::build(
+        &settings.mail,
+        &settings.base_url,
+        internals.trusted_certificates,
+        store.clone(),
+    )
+    .map_err(StartError::Other)?;
+    let mailer: Arc<dyn usher_domain::mail::Mailer> = match &smtp {
+        Some(smtp) => smtp.clone(),
+        None => Arc::new(usher_domain::mail::NoMail),
+    };
     let config = Config {
+        base_url: settings.base_url.clone(),
+        invite_lifetime: settings.mail.invite_lifetime_hours * usher_domain::clock::HOUR,
+        invite_links_email_only: settings.mail.invite_links_email_only,
         password_policy: PasswordPolicy {
             min_length: settings.password_min_length,
         },
         sessions: settings.sessions,
         user_management_disabled: settings.user_management_disabled,
     };
-    let usher = Usher::new(Arc::new(store.clone()), hasher, internals.clock, config);
+    let usher = Usher::new(store, mailer, hasher, internals.clock, config);
     usher
         .prepare()
         .await
@@ -152,7 +184,8 @@ pub async fn build(settings: Settings, internals: Internals) -> Result<AppState,
     Ok(AppState(Arc::new(Inner {
         usher,
         settings,
-        store,
+        store: sql_store,
+        smtp,
         encryption_key,
     })))
 }

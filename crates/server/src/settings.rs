@@ -35,6 +35,43 @@ pub struct Settings {
     pub password_min_length: usize,
     /// How many reverse proxies in front may be trusted for X-Forwarded-For.
     pub proxy_hops: usize,
+    pub mail: MailSettings,
+}
+
+/// Email: SMTP (optional) and the templates that replace the built-in ones.
+#[derive(Clone, Debug, Default)]
+pub struct MailSettings {
+    /// None: no email; invitation links are copied by hand.
+    pub smtp: Option<SmtpSettings>,
+    /// N8N_UM_EMAIL_TEMPLATES_INVITE, read at start: (setting, contents).
+    pub invite_template: Option<(String, String)>,
+    /// N8N_UM_EMAIL_TEMPLATES_PWRESET, read at start.
+    pub reset_template: Option<(String, String)>,
+    pub invite_links_email_only: bool,
+    pub invite_lifetime_hours: i64,
+}
+
+#[derive(Clone, Debug)]
+pub struct SmtpSettings {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub password: Secret,
+    /// `address` or `Name <address>`.
+    pub sender: String,
+    /// Implicit TLS (port 465 style).
+    pub ssl: bool,
+    /// STARTTLS, required, when `ssl` is off.
+    pub starttls: bool,
+    pub oauth: Option<OAuthSettings>,
+}
+
+/// Two-legged OAuth with a service account (XOAUTH2).
+#[derive(Clone, Debug)]
+pub struct OAuthSettings {
+    pub service_client: String,
+    pub private_key: Secret,
+    pub token_url: String,
 }
 
 #[derive(Clone, Debug)]
@@ -287,7 +324,136 @@ impl Settings {
             },
             password_min_length: env.int("N8N_PASSWORD_MIN_LENGTH", 8, (8, 64))? as usize,
             proxy_hops: env.int("N8N_PROXY_HOPS", 0, (0, 16))? as usize,
+            mail: MailSettings::from_env(env)?,
         })
+    }
+}
+
+impl MailSettings {
+    pub fn from_env(env: &Env<'_>) -> Result<Self, SettingsError> {
+        let template = |name: &str| -> Result<Option<(String, String)>, SettingsError> {
+            match env.get(name)?.filter(|path| !path.trim().is_empty()) {
+                None => Ok(None),
+                Some(path) => std::fs::read_to_string(path.trim())
+                    .map(|text| Some((name.to_owned(), text)))
+                    .map_err(|e| bad(name, format!("cannot read the template {path}: {e}"))),
+            }
+        };
+        Ok(MailSettings {
+            smtp: SmtpSettings::from_env(env)?,
+            invite_template: template("N8N_UM_EMAIL_TEMPLATES_INVITE")?,
+            reset_template: template("N8N_UM_EMAIL_TEMPLATES_PWRESET")?,
+            invite_links_email_only: env.bool("N8N_INVITE_LINKS_EMAIL_ONLY", false)?,
+            invite_lifetime_hours: env.int("N8N_INVITE_LINK_EXPIRY_HOURS", 168, (1, 24 * 365))?,
+        })
+    }
+}
+
+impl SmtpSettings {
+    /// None when email is off (N8N_EMAIL_MODE empty) or no host is set.
+    /// The older documents' names (N8N_SMTP_EMAIL_MODE, N8N_SMTP_PASSWORD,
+    /// `host:port` in N8N_SMTP_HOST) are accepted too.
+    pub fn from_env(env: &Env<'_>) -> Result<Option<Self>, SettingsError> {
+        let (mode_name, mode) = match env.get("N8N_EMAIL_MODE")? {
+            Some(mode) => ("N8N_EMAIL_MODE", mode),
+            None => (
+                "N8N_SMTP_EMAIL_MODE",
+                env.string("N8N_SMTP_EMAIL_MODE", "smtp")?,
+            ),
+        };
+        match mode.trim() {
+            "" => return Ok(None),
+            "smtp" => {}
+            other => {
+                return Err(bad(
+                    mode_name,
+                    format!(
+                        "{other:?} is not supported (use smtp, or leave it empty for no email)."
+                    ),
+                ));
+            }
+        }
+        let Some(host) = env
+            .get("N8N_SMTP_HOST")?
+            .map(|h| h.trim().to_owned())
+            .filter(|h| !h.is_empty())
+        else {
+            return Ok(None);
+        };
+        // Older documents put the port in the host: `smtp.example.com:587`.
+        let (host, port_in_host) = match host.rsplit_once(':') {
+            Some((name, port)) if !name.contains(':') && port.parse::<u16>().is_ok() => {
+                (name.to_owned(), port.parse::<u16>().ok())
+            }
+            _ => (host, None),
+        };
+        let port = match env.get("N8N_SMTP_PORT")? {
+            Some(_) => env.int("N8N_SMTP_PORT", 465, (1, 65535))? as u16,
+            None => port_in_host.unwrap_or(465),
+        };
+        let user = env.string("N8N_SMTP_USER", "")?;
+        let password = match env.get("N8N_SMTP_PASS")? {
+            Some(pass) => pass,
+            None => env.string("N8N_SMTP_PASSWORD", "")?,
+        };
+        let sender = match env.get("N8N_SMTP_SENDER")?.filter(|s| !s.trim().is_empty()) {
+            Some(sender) => sender.trim().to_owned(),
+            None if user.contains('@') => user.clone(),
+            None => {
+                return Err(bad(
+                    "N8N_SMTP_SENDER",
+                    "set the address emails come from, as address or Name <address>.",
+                ));
+            }
+        };
+        let client = env
+            .get("N8N_SMTP_OAUTH_SERVICE_CLIENT")?
+            .filter(|v| !v.trim().is_empty());
+        let key = env
+            .get("N8N_SMTP_OAUTH_PRIVATE_KEY")?
+            .filter(|v| !v.trim().is_empty());
+        let oauth = match (client, key) {
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(bad(
+                    "N8N_SMTP_OAUTH_PRIVATE_KEY",
+                    "is needed with N8N_SMTP_OAUTH_SERVICE_CLIENT.",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(bad(
+                    "N8N_SMTP_OAUTH_SERVICE_CLIENT",
+                    "is needed with N8N_SMTP_OAUTH_PRIVATE_KEY.",
+                ));
+            }
+            (Some(service_client), Some(key)) => {
+                if user.is_empty() {
+                    return Err(bad(
+                        "N8N_SMTP_USER",
+                        "name the mailbox the service account sends as (needed for OAuth).",
+                    ));
+                }
+                Some(OAuthSettings {
+                    service_client: service_client.trim().to_owned(),
+                    // Keys pasted into one line keep their line breaks as `\n`.
+                    private_key: Secret::new(key.replace("\\n", "\n")),
+                    token_url: env.string(
+                        "N8N_SMTP_OAUTH_TOKEN_URL",
+                        "https://oauth2.googleapis.com/token",
+                    )?,
+                })
+            }
+        };
+        Ok(Some(SmtpSettings {
+            host,
+            port,
+            user,
+            password: Secret::new(password),
+            sender,
+            ssl: env.bool("N8N_SMTP_SSL", true)?,
+            starttls: env.bool("N8N_SMTP_STARTTLS", true)?,
+            oauth,
+        }))
     }
 }
 
@@ -326,6 +492,23 @@ pub const KNOWN: &[&str] = &[
     "N8N_AUTH_COOKIE_NAME",
     "N8N_PASSWORD_MIN_LENGTH",
     "N8N_PROXY_HOPS",
+    "N8N_EMAIL_MODE",
+    "N8N_SMTP_EMAIL_MODE",
+    "N8N_SMTP_HOST",
+    "N8N_SMTP_PORT",
+    "N8N_SMTP_USER",
+    "N8N_SMTP_PASS",
+    "N8N_SMTP_PASSWORD",
+    "N8N_SMTP_SENDER",
+    "N8N_SMTP_SSL",
+    "N8N_SMTP_STARTTLS",
+    "N8N_SMTP_OAUTH_SERVICE_CLIENT",
+    "N8N_SMTP_OAUTH_PRIVATE_KEY",
+    "N8N_SMTP_OAUTH_TOKEN_URL",
+    "N8N_UM_EMAIL_TEMPLATES_INVITE",
+    "N8N_UM_EMAIL_TEMPLATES_PWRESET",
+    "N8N_INVITE_LINKS_EMAIL_ONLY",
+    "N8N_INVITE_LINK_EXPIRY_HOURS",
     "N8N_LOG_LEVEL",
 ];
 
@@ -343,10 +526,7 @@ pub fn unknown_variables(names: impl Iterator<Item = String>) -> Vec<String> {
 /// Settings of features outside this list are read elsewhere (mail, MFA, API).
 fn is_later_setting(name: &str) -> bool {
     [
-        "N8N_SMTP_",
-        "N8N_EMAIL_MODE",
         "N8N_UM_EMAIL_TEMPLATES_",
-        "N8N_INVITE_LINK",
         "N8N_MFA_",
         "N8N_PUBLIC_API_",
         "N8N_LOG_",

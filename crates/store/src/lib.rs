@@ -13,6 +13,7 @@
 //! [`misc`].
 
 pub mod config;
+mod invitations;
 mod misc;
 mod pool;
 mod rows;

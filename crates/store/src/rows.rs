@@ -10,34 +10,11 @@ use crate::db_error;
 
 /// The user columns, as a macro so that queries stay `&'static str` literals
 /// (sqlx refuses SQL built at run time unless it is marked as audited).
+/// Joins select `u.*` and read the same names.
 macro_rules! user_columns {
     () => {
         "id, email, first_name, last_name, role, password_hash, \
-         password_change_required, mfa_enabled, created_at, updated_at"
-    };
-    ($t:literal) => {
-        concat!(
-            $t,
-            ".id, ",
-            $t,
-            ".email, ",
-            $t,
-            ".first_name, ",
-            $t,
-            ".last_name, ",
-            $t,
-            ".role, ",
-            $t,
-            ".password_hash, ",
-            $t,
-            ".password_change_required, ",
-            $t,
-            ".mfa_enabled, ",
-            $t,
-            ".created_at, ",
-            $t,
-            ".updated_at"
-        )
+         password_change_required, mfa_enabled, invited_by, invited_at, created_at, updated_at"
     };
 }
 pub(crate) use user_columns;
@@ -59,6 +36,11 @@ pub(crate) fn user(row: &AnyRow) -> StoreResult<User> {
         password_hash: row.try_get("password_hash").map_err(db_error)?,
         password_change_required: flag(row, "password_change_required")?,
         mfa_enabled: flag(row, "mfa_enabled")?,
+        invited_by: {
+            let id: Option<String> = row.try_get("invited_by").map_err(db_error)?;
+            id.as_deref().map(user_id).transpose()?
+        },
+        invited_at: row.try_get("invited_at").map_err(db_error)?,
         created_at: row.try_get("created_at").map_err(db_error)?,
         updated_at: row.try_get("updated_at").map_err(db_error)?,
     })

@@ -8,7 +8,7 @@ use usher_domain::{
     store::{Session, SessionStore, StoreResult},
 };
 
-use crate::{SqlStore, db_error, rows, rows::user_columns};
+use crate::{SqlStore, db_error, rows};
 
 #[async_trait]
 impl SessionStore for SqlStore {
@@ -32,7 +32,7 @@ impl SessionStore for SqlStore {
     async fn session(&self, token_hash: &str, now: Millis) -> StoreResult<Option<(Session, User)>> {
         const SQL: &str = concat!(
             "SELECT s.token_hash, s.created_at AS s_created_at, s.expires_at, s.ip, s.user_agent, ",
-            user_columns!("u"),
+            "u.*",
             " FROM sessions s JOIN users u ON u.id = s.user_id \
              WHERE s.token_hash = $1 AND s.expires_at > $2"
         );

@@ -78,22 +78,7 @@ impl UserStore for SqlStore {
     }
 
     async fn insert_user(&self, user: &User) -> StoreResult<()> {
-        const SQL: &str = concat!(
-            "INSERT INTO users (",
-            user_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
-        );
-        sqlx::query(SQL)
-            .bind(user.id.to_string())
-            .bind(user.email.as_ref().map(|e| e.as_str().to_owned()))
-            .bind(&user.first_name)
-            .bind(&user.last_name)
-            .bind(user.role.as_str())
-            .bind(user.password_hash.as_deref())
-            .bind(i64::from(user.password_change_required))
-            .bind(i64::from(user.mfa_enabled))
-            .bind(user.created_at)
-            .bind(user.updated_at)
+        insert_user_query(user)
             .execute(&self.pool)
             .await
             .map_err(db_error)?;
@@ -244,4 +229,28 @@ pub(crate) async fn end_sessions(
         .await
         .map_err(db_error)?;
     Ok(())
+}
+
+/// `INSERT` of a whole user, to run on the pool or inside a transaction.
+pub(crate) fn insert_user_query(
+    user: &User,
+) -> sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments> {
+    const SQL: &str = concat!(
+        "INSERT INTO users (",
+        user_columns!(),
+        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+    );
+    sqlx::query(SQL)
+        .bind(user.id.to_string())
+        .bind(user.email.as_ref().map(|e| e.as_str().to_owned()))
+        .bind(user.first_name.clone())
+        .bind(user.last_name.clone())
+        .bind(user.role.as_str())
+        .bind(user.password_hash.clone())
+        .bind(i64::from(user.password_change_required))
+        .bind(i64::from(user.mfa_enabled))
+        .bind(user.invited_by.map(|id| id.to_string()))
+        .bind(user.invited_at)
+        .bind(user.created_at)
+        .bind(user.updated_at)
 }

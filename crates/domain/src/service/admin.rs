@@ -57,3 +57,63 @@ impl Usher {
         Ok(self.store.list_users().await?)
     }
 }
+
+/// The owner's own wording of the invitation email (Budibase: "customize the
+/// invitation email"). The server checks the template compiles before saving.
+impl Usher {
+    fn require_owner(actor: &super::auth::Actor) -> Result<()> {
+        if actor.user.role == crate::model::Role::Owner {
+            Ok(())
+        } else {
+            Err(Error::forbidden(
+                "Only the owner can change the invitation email.",
+            ))
+        }
+    }
+
+    /// (subject, HTML) as saved, or None where the standard one is used.
+    pub async fn invite_wording(
+        &self,
+        actor: &super::auth::Actor,
+    ) -> Result<(Option<String>, Option<String>)> {
+        Self::require_owner(actor)?;
+        Ok((
+            self.store
+                .setting(crate::store::keys::INVITE_SUBJECT)
+                .await?,
+            self.store
+                .setting(crate::store::keys::INVITE_TEMPLATE)
+                .await?,
+        ))
+    }
+
+    pub async fn save_invite_wording(
+        &self,
+        actor: &super::auth::Actor,
+        wording: Option<(&str, &str)>,
+        origin: &crate::model::Origin,
+    ) -> Result<()> {
+        Self::require_owner(actor)?;
+        let (subject, html) = wording.unwrap_or(("", ""));
+        self.store
+            .put_setting(crate::store::keys::INVITE_SUBJECT, subject)
+            .await?;
+        self.store
+            .put_setting(crate::store::keys::INVITE_TEMPLATE, html)
+            .await?;
+        let detail = if wording.is_some() {
+            "custom wording saved"
+        } else {
+            "back to the standard email"
+        };
+        self.audit(
+            Some(&actor.user),
+            "settings.invite_email",
+            None,
+            detail,
+            origin,
+        )
+        .await;
+        Ok(())
+    }
+}

@@ -89,7 +89,7 @@ impl Usher {
         })
     }
 
-    fn user_management_enabled(&self) -> Result<()> {
+    pub(super) fn user_management_enabled(&self) -> Result<()> {
         if self.config.user_management_disabled {
             Err(Error::not_found(
                 "User management is disabled on this instance.",

@@ -3,16 +3,22 @@
 //!
 //! - [`auth`]: owner set-up, skipping it, sign-in, sessions, sign-out;
 //! - [`me`]: personal settings (names, email, password);
+//! - [`invitations`]: inviting, resending, withdrawing and accepting;
+//! - [`onboarding`]: users created with a temporary password, and the
+//!   password change it forces;
 //! - [`admin`]: what operators run from the command line.
 
 pub mod admin;
 pub mod auth;
+pub mod invitations;
 pub mod me;
+pub mod onboarding;
 
 use std::sync::Arc;
 
 use crate::{
     clock::{Clock, HOUR, Millis},
+    mail::Mailer,
     model::{Origin, User},
     password::{PasswordHasher, PasswordPolicy},
     store::{AuditEvent, Store},
@@ -49,18 +55,38 @@ impl Default for SessionPolicy {
     }
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Config {
     pub password_policy: PasswordPolicy,
     pub sessions: SessionPolicy,
     /// N8N_USER_MANAGEMENT_DISABLED: one implicit user, no sign-in.
     pub user_management_disabled: bool,
+    /// The public base URL links in emails and answers start with.
+    pub base_url: String,
+    /// How long an invitation link stays valid.
+    pub invite_lifetime: Millis,
+    /// N8N_INVITE_LINKS_EMAIL_ONLY: never show invitation links.
+    pub invite_links_email_only: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            password_policy: PasswordPolicy::default(),
+            sessions: SessionPolicy::default(),
+            user_management_disabled: false,
+            base_url: "http://localhost:5678".into(),
+            invite_lifetime: 168 * HOUR,
+            invite_links_email_only: false,
+        }
+    }
 }
 
 /// The application: storage, hashing, time and the rules' settings.
 #[derive(Clone)]
 pub struct Usher {
     store: Arc<dyn Store>,
+    mailer: Arc<dyn Mailer>,
     hasher: PasswordHasher,
     clock: Arc<dyn Clock>,
     config: Config,
@@ -69,16 +95,27 @@ pub struct Usher {
 impl Usher {
     pub fn new(
         store: Arc<dyn Store>,
+        mailer: Arc<dyn Mailer>,
         hasher: PasswordHasher,
         clock: Arc<dyn Clock>,
         config: Config,
     ) -> Self {
         Self {
             store,
+            mailer,
             hasher,
             clock,
             config,
         }
+    }
+
+    pub fn mail_configured(&self) -> bool {
+        self.mailer.is_configured()
+    }
+
+    /// A link into Usher: the base URL, a path and a query.
+    pub fn link(&self, path_and_query: &str) -> String {
+        format!("{}{path_and_query}", self.config.base_url)
     }
 
     pub fn config(&self) -> &Config {

@@ -4,11 +4,17 @@
 //! `/rest`.
 //!
 //! - [`auth`]: `/setup`, `/signin`, `/signout`;
-//! - [`settings`]: `/`, `/settings/personal`, `/settings/users`.
+//! - [`settings`]: `/`, `/settings/personal`;
+//! - [`users`]: `/settings/users` (invite, add directly, resend, revoke);
+//! - [`signup`]: `/signup` (accept an invitation), `/set-password`;
+//! - [`email`]: `/settings/email` (the invitation email's wording).
 
 mod auth;
+mod email;
 mod form;
 mod settings;
+mod signup;
+mod users;
 
 use askama::Template;
 use askama_web::WebTemplate;
@@ -30,7 +36,12 @@ pub fn router(state: &AppState) -> Router<AppState> {
     if state.settings().user_management_disabled {
         return router;
     }
-    router.merge(auth::router()).merge(settings::router())
+    router
+        .merge(auth::router())
+        .merge(settings::router())
+        .merge(users::router())
+        .merge(signup::router())
+        .merge(email::router())
 }
 
 /// Static files, compiled into the binary.

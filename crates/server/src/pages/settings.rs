@@ -10,12 +10,11 @@ use axum::{
 };
 use serde::Deserialize;
 use usher_domain::{
-    clock::rfc3339,
     secret::Secret,
     service::{auth::Actor, me::ProfileUpdate},
 };
 
-use super::{Form, Layout, Need, PageError, guard};
+use super::{Form, Layout, Need, guard};
 use crate::{
     AppState,
     extract::{ClientOrigin, Who},
@@ -31,7 +30,6 @@ pub fn router() -> Router<AppState> {
             "/settings/personal/password",
             post(view_personal_password_post),
         )
-        .route("/settings/users", get(view_users_get))
 }
 
 #[derive(Template, WebTemplate)]
@@ -198,57 +196,4 @@ async fn view_personal_password_post(
         Err(error) => page.password = Form::default().error(error, &[("password", "newPassword")]),
     }
     page.into_response()
-}
-
-struct UserRow {
-    name: String,
-    email: String,
-    role: &'static str,
-    status: String,
-}
-
-#[derive(Template, WebTemplate)]
-#[template(path = "pages/users.html")]
-struct UsersPage {
-    layout: Layout,
-    owner_set_up: bool,
-    users: Vec<UserRow>,
-}
-
-async fn view_users_get(State(state): State<AppState>, Who(identity): Who) -> Response {
-    let actor = match guard(&state, &identity, Need::SignedIn, "/settings/users") {
-        Ok(Some(actor)) => actor,
-        Ok(None) => {
-            return PageError::new(
-                &state,
-                Some(&identity),
-                crate::error::ApiError::unauthorized(),
-            )
-            .into_response();
-        }
-        Err(redirect) => return redirect,
-    };
-    let users = match state.usher().users(&actor).await {
-        Ok(users) => users,
-        Err(error) => return PageError::new(&state, Some(&identity), error.into()).into_response(),
-    };
-    let users = users
-        .iter()
-        .map(|u| UserRow {
-            name: u.display_name(),
-            email: u.email.as_ref().map(|e| e.to_string()).unwrap_or_default(),
-            role: u.role.label(),
-            status: if u.is_pending() {
-                "Pending".to_owned()
-            } else {
-                format!("Joined {}", &rfc3339(u.created_at)[..10])
-            },
-        })
-        .collect();
-    UsersPage {
-        layout: Layout::new(&state, Some(&identity)),
-        owner_set_up: identity.instance.owner_set_up,
-        users,
-    }
-    .into_response()
 }

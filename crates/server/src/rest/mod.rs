@@ -5,8 +5,11 @@
 //! service and map the result.
 
 mod auth;
+mod invitations;
 mod me;
 mod users;
+
+pub(crate) use invitations::user_id;
 
 use axum::{
     Router,
@@ -24,6 +27,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         router = router
             .merge(auth::router())
             .merge(me::router())
+            .merge(invitations::router())
             .merge(users::router());
     }
     router

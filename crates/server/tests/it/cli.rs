@@ -144,3 +144,47 @@ fn user_management_reset_needs_confirmation_without_a_terminal() -> TestResult {
     assert!(String::from_utf8(done.stdout)?.contains("User management is reset"));
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smtp_test_sends_a_message_or_prints_the_servers_own_error() -> TestResult {
+    use crate::mail_sink::{Security, SmtpSink};
+    let sink = SmtpSink::start(Security::Plain, Some((SMTP_USER, SMTP_PASSWORD))).await;
+    let folder = tempfile::tempdir()?;
+    let port = sink.port().to_string();
+    let run = {
+        let folder = folder.path().to_owned();
+        move || {
+            usher()
+                .args(["smtp:test", "--to", "ops@example.com"])
+                .env("N8N_USER_FOLDER", &folder)
+                .env("N8N_SMTP_HOST", format!("127.0.0.1:{port}"))
+                .env("N8N_SMTP_SSL", "false")
+                .env("N8N_SMTP_STARTTLS", "false")
+                .env("N8N_SMTP_USER", SMTP_USER)
+                .env("N8N_SMTP_PASSWORD", SMTP_PASSWORD)
+                .env("N8N_SMTP_SENDER", "Usher <usher@example.com>")
+                .output()
+        }
+    };
+    // The older documents' spellings: host:port and N8N_SMTP_PASSWORD.
+    let sent = tokio::task::spawn_blocking(run.clone()).await??;
+    assert!(
+        sent.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sent.stderr)
+    );
+    assert!(String::from_utf8(sent.stdout)?.contains("Sent a test message to ops@example.com"));
+    let message = sink.next_message(Duration::from_secs(10)).await;
+    assert_eq!(message.to, vec!["ops@example.com".to_owned()]);
+    assert_eq!(
+        message.header("Subject").as_deref(),
+        Some("Usher test message")
+    );
+
+    sink.refuse_recipients(true);
+    let refused = tokio::task::spawn_blocking(run).await??;
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8(refused.stderr)?;
+    assert!(stderr.contains("Relay access denied"), "{stderr}");
+    Ok(())
+}

@@ -23,6 +23,8 @@ pub type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 pub const OWNER_EMAIL: &str = "owner@example.com";
 pub const OWNER_PASSWORD: &str = "Owner1password";
+pub const SMTP_USER: &str = "mailer";
+pub const SMTP_PASSWORD: &str = "Smtp-secret-1";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Db {
@@ -63,6 +65,7 @@ fn admin_url() -> String {
 
 impl Storage {
     pub async fn new(db: Db) -> Self {
+        usher_server::install_tls_provider();
         let folder =
             tempfile::tempdir().unwrap_or_else(|e| panic!("cannot make a temp folder: {e}"));
         let pg_database =
@@ -186,9 +189,17 @@ impl TestServer {
     }
 
     pub async fn start_on(storage: Arc<Storage>, vars: &[(&str, &str)]) -> Self {
-        Self::try_start_on(storage, vars)
+        Self::try_start_on(storage, vars, Vec::new())
             .await
             .unwrap_or_else(|e| panic!("server did not start: {e}"))
+    }
+
+    /// A start on `storage` that may be refused.
+    pub async fn try_start(
+        storage: Arc<Storage>,
+        vars: &[(&str, &str)],
+    ) -> Result<Self, usher_server::StartError> {
+        Self::try_start_on(storage, vars, Vec::new()).await
     }
 
     /// Like [`Self::sibling`], but a refused start is the test's to inspect.
@@ -196,29 +207,70 @@ impl TestServer {
         &self,
         vars: &[(&str, &str)],
     ) -> Result<Self, usher_server::StartError> {
-        Self::try_start_on(self.storage.clone(), vars).await
+        Self::try_start_on(self.storage.clone(), vars, Vec::new()).await
+    }
+
+    /// A server that sends email through `sink` (and trusts its certificate).
+    pub async fn start_with_mail(
+        db: Db,
+        sink: &crate::mail_sink::SmtpSink,
+        security: crate::mail_sink::Security,
+        vars: &[(&str, &str)],
+    ) -> Self {
+        use crate::mail_sink::Security;
+        let port = sink.port().to_string();
+        let (ssl, starttls) = match security {
+            Security::Plain => ("false", "false"),
+            Security::StartTls => ("false", "true"),
+            Security::ImplicitTls => ("true", "false"),
+        };
+        let mut all = vec![
+            ("N8N_EMAIL_MODE", "smtp"),
+            ("N8N_SMTP_HOST", "localhost"),
+            ("N8N_SMTP_PORT", port.as_str()),
+            ("N8N_SMTP_SSL", ssl),
+            ("N8N_SMTP_STARTTLS", starttls),
+            ("N8N_SMTP_USER", SMTP_USER),
+            ("N8N_SMTP_PASS", SMTP_PASSWORD),
+            ("N8N_SMTP_SENDER", "Usher Test <usher@example.com>"),
+        ];
+        all.extend_from_slice(vars);
+        let storage = Arc::new(Storage::new(db).await);
+        Self::try_start_on(storage, &all, vec![sink.certificate_pem()])
+            .await
+            .unwrap_or_else(|e| panic!("server did not start: {e}"))
     }
 
     async fn try_start_on(
         storage: Arc<Storage>,
         vars: &[(&str, &str)],
+        trusted_certificates: Vec<String>,
     ) -> Result<Self, usher_server::StartError> {
-        let mut env = storage.env();
-        for (name, value) in vars {
-            env.insert((*name).to_owned(), (*value).to_owned());
-        }
-        let settings = Settings::from_env(&Env::from_map(&env))?;
-        let clock = Arc::new(ShiftableClock::default());
-        let internals = Internals {
-            clock: clock.clone(),
-        };
-        let state = usher_server::build(settings, internals).await?;
+        // Bound first, so that links in emails and answers carry the real
+        // address (a test that sets N8N_EDITOR_BASE_URL keeps its own).
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .unwrap_or_else(|e| panic!("bind: {e}"));
         let address = listener
             .local_addr()
             .unwrap_or_else(|e| panic!("local addr: {e}"));
+        let mut env = storage.env();
+        env.insert("N8N_EDITOR_BASE_URL".into(), format!("http://{address}"));
+        for (name, value) in vars {
+            env.insert((*name).to_owned(), (*value).to_owned());
+        }
+        if vars.iter().any(|(name, _)| *name == "N8N_PATH")
+            && !vars.iter().any(|(name, _)| *name == "N8N_EDITOR_BASE_URL")
+        {
+            env.remove("N8N_EDITOR_BASE_URL");
+        }
+        let settings = Settings::from_env(&Env::from_map(&env))?;
+        let clock = Arc::new(ShiftableClock::default());
+        let internals = Internals {
+            clock: clock.clone(),
+            trusted_certificates,
+        };
+        let state = usher_server::build(settings, internals).await?;
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(usher_server::serve(listener, state.clone(), async move {
             let _ = rx.await;
@@ -243,6 +295,13 @@ impl TestServer {
             Some(task) => task.await.unwrap_or_else(|e| panic!("server task: {e}")),
             None => Ok(()),
         }
+    }
+
+    /// Moves the clock to one second past the start of the next window of
+    /// `window` ms, so that attempts in a test fall in one fixed window.
+    pub fn align_to_window(&self, window: i64) {
+        let now = self.state.usher().now();
+        self.clock.advance(window - now.rem_euclid(window) + 1000);
     }
 
     pub fn advance_minutes(&self, minutes: i64) {
@@ -299,6 +358,8 @@ impl TestServer {
             password_hash: Some(hash.to_owned()),
             password_change_required: false,
             mfa_enabled: false,
+            invited_by: None,
+            invited_at: None,
             created_at: now,
             updated_at: now,
         };

@@ -152,6 +152,9 @@ on_both_databases! {
         let server = TestServer::start(db).await;
         server.owner().await;
         let sibling = server.sibling(&[]).await;
+        // Both instances' clocks at the start of one minute window.
+        server.align_to_window(60_000);
+        sibling.clock.advance(server.state.usher().now() - sibling.state.usher().now());
         let client = server.client();
         for attempt in 0..5 {
             // Spread over both instances: the count lives in the database.
@@ -176,6 +179,7 @@ on_both_databases! {
         let server = TestServer::start(db).await;
         server.owner().await;
         // Fill the address's window directly, as 1000 earlier attempts would.
+        server.align_to_window(5 * 60_000);
         let now = server.state.usher().now();
         let window = 5 * 60_000;
         let start = now - now.rem_euclid(window);

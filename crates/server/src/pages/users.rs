@@ -1,0 +1,411 @@
+//! `/settings/users`: everyone, invitations, and users added directly.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::{
+    Router,
+    extract::{Path, State},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use serde::Deserialize;
+use usher_domain::{
+    clock::rfc3339,
+    model::{Role, User},
+    service::{
+        auth::{Actor, Identity},
+        invitations::{InviteRequest, Invited},
+        onboarding::{Created, NewUser},
+    },
+};
+
+use super::{Layout, Need, PageError, guard};
+use crate::{
+    AppState,
+    error::ApiError,
+    extract::{ClientOrigin, Who},
+    rest::user_id,
+};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/settings/users", get(view_users_get))
+        .route("/settings/users/invite", post(view_users_invite))
+        .route("/settings/users/create", post(view_users_create))
+        .route("/settings/users/{id}/resend", post(view_users_resend))
+        .route("/settings/users/{id}/link", post(view_users_link))
+        .route("/settings/users/{id}/revoke", post(view_users_revoke))
+}
+
+struct UserRow {
+    id: String,
+    name: String,
+    email: String,
+    role: &'static str,
+    status: String,
+    pending: bool,
+}
+
+struct InvitedRow {
+    email: String,
+    email_sent: bool,
+    link: Option<String>,
+    error: Option<String>,
+}
+
+struct CreatedRow {
+    email: String,
+    password: Option<String>,
+    error: Option<String>,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "pages/users.html")]
+struct UsersPage {
+    layout: Layout,
+    owner_set_up: bool,
+    can_manage: bool,
+    is_owner: bool,
+    mail_configured: bool,
+    links_allowed: bool,
+    invite_hours: i64,
+    users: Vec<UserRow>,
+    invited: Vec<InvitedRow>,
+    created: Vec<CreatedRow>,
+    csv: String,
+    notice: Option<String>,
+    error: Option<String>,
+}
+
+/// What a post adds to the page it shows next.
+#[derive(Default)]
+struct Outcome {
+    invited: Vec<Invited>,
+    created: Vec<Created>,
+    notice: Option<String>,
+    error: Option<String>,
+}
+
+fn day(millis: i64) -> String {
+    rfc3339(millis).chars().take(10).collect()
+}
+
+fn status(user: &User, everyone: &[User]) -> String {
+    if user.is_pending() {
+        let by = user
+            .invited_by
+            .and_then(|id| everyone.iter().find(|u| u.id == id))
+            .map(|u| format!(" by {}", u.display_name()))
+            .unwrap_or_default();
+        format!(
+            "Pending: invited {}{by}",
+            day(user.invited_at.unwrap_or(user.created_at))
+        )
+    } else if user.password_change_required {
+        "Active: must choose a password at next sign-in".to_owned()
+    } else {
+        format!("Active since {}", day(user.created_at))
+    }
+}
+
+/// Percent-encodes for a `data:` URL.
+fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+fn csv_field(text: &str) -> String {
+    if text.contains([',', '"', '\n']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_owned()
+    }
+}
+
+async fn render(
+    state: &AppState,
+    identity: &Identity,
+    actor: &Actor,
+    outcome: Outcome,
+) -> Response {
+    let everyone = match state.usher().users(actor).await {
+        Ok(users) => users,
+        Err(error) => return PageError::new(state, Some(identity), error.into()).into_response(),
+    };
+    let users = everyone
+        .iter()
+        .map(|u| UserRow {
+            id: u.id.to_string(),
+            name: u.display_name(),
+            email: u.email.as_ref().map(|e| e.to_string()).unwrap_or_default(),
+            role: u.role.label(),
+            status: status(u, &everyone),
+            pending: u.is_pending(),
+        })
+        .collect();
+    let mut csv = String::new();
+    if outcome
+        .created
+        .iter()
+        .any(|c| c.temporary_password.is_some())
+    {
+        csv.push_str("email,first name,last name,role,temporary password\n");
+        for created in &outcome.created {
+            if let (Some(user), Some(password)) = (&created.user, &created.temporary_password) {
+                let fields = [
+                    created.email.as_str(),
+                    &user.first_name,
+                    &user.last_name,
+                    user.role.as_str(),
+                    password.expose(),
+                ];
+                csv.push_str(
+                    &fields
+                        .iter()
+                        .map(|f| csv_field(f))
+                        .collect::<Vec<_>>()
+                        .join(","),
+                );
+                csv.push('\n');
+            }
+        }
+    }
+    UsersPage {
+        layout: Layout::new(state, Some(identity)),
+        owner_set_up: identity.instance.owner_set_up,
+        can_manage: actor.user.role.manages_users() && identity.instance.owner_set_up,
+        is_owner: actor.user.role == Role::Owner,
+        mail_configured: state.usher().mail_configured(),
+        links_allowed: !state.settings().mail.invite_links_email_only,
+        invite_hours: state.settings().mail.invite_lifetime_hours,
+        users,
+        invited: outcome
+            .invited
+            .into_iter()
+            .map(|i| InvitedRow {
+                email: i.email,
+                email_sent: i.email_sent,
+                link: i.accept_url,
+                error: i.error,
+            })
+            .collect(),
+        created: outcome
+            .created
+            .into_iter()
+            .map(|c| CreatedRow {
+                email: c.email,
+                password: c.temporary_password.map(|p| p.expose().to_owned()),
+                error: c.error,
+            })
+            .collect(),
+        csv: encode(&csv),
+        notice: outcome.notice,
+        error: outcome.error,
+    }
+    .into_response()
+}
+
+fn actor_or_redirect(state: &AppState, identity: &Identity) -> Result<Actor, Response> {
+    match guard(state, identity, Need::SignedIn, "/settings/users")? {
+        Some(actor) => Ok(actor),
+        None => {
+            Err(PageError::new(state, Some(identity), ApiError::unauthorized()).into_response())
+        }
+    }
+}
+
+async fn view_users_get(State(state): State<AppState>, Who(identity): Who) -> Response {
+    match actor_or_redirect(&state, &identity) {
+        Ok(actor) => render(&state, &identity, &actor, Outcome::default()).await,
+        Err(response) => response,
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct InviteForm {
+    emails: String,
+    role: String,
+}
+
+/// Emails separated by commas, semicolons, spaces or new lines.
+fn split_emails(text: &str) -> Vec<String> {
+    text.split([',', ';', '\n', '\r', ' ', '\t'])
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+async fn view_users_invite(
+    State(state): State<AppState>,
+    Who(identity): Who,
+    ClientOrigin(origin): ClientOrigin,
+    axum::Form(form): axum::Form<InviteForm>,
+) -> Response {
+    let actor = match actor_or_redirect(&state, &identity) {
+        Ok(actor) => actor,
+        Err(response) => return response,
+    };
+    let role = Some(form.role).filter(|r| !r.is_empty());
+    let requests = split_emails(&form.emails)
+        .into_iter()
+        .map(|email| InviteRequest {
+            email,
+            role: role.clone(),
+        })
+        .collect();
+    let outcome = match state.usher().invite(&actor, requests, &origin).await {
+        Ok(invited) => Outcome {
+            invited,
+            ..Outcome::default()
+        },
+        Err(error) => Outcome {
+            error: Some(ApiError::from(error).message),
+            ..Outcome::default()
+        },
+    };
+    render(&state, &identity, &actor, outcome).await
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct CreateForm {
+    lines: String,
+    role: String,
+}
+
+async fn view_users_create(
+    State(state): State<AppState>,
+    Who(identity): Who,
+    ClientOrigin(origin): ClientOrigin,
+    axum::Form(form): axum::Form<CreateForm>,
+) -> Response {
+    let actor = match actor_or_redirect(&state, &identity) {
+        Ok(actor) => actor,
+        Err(response) => return response,
+    };
+    let role = Some(form.role).filter(|r| !r.is_empty());
+    let users = form
+        .lines
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(|line| {
+            let mut parts = line.split(',').map(str::trim);
+            NewUser {
+                email: parts.next().unwrap_or_default().to_owned(),
+                first_name: parts.next().unwrap_or_default().to_owned(),
+                last_name: parts.next().unwrap_or_default().to_owned(),
+                role: role.clone(),
+            }
+        })
+        .collect();
+    let outcome = match state.usher().create_users(&actor, users, &origin).await {
+        Ok(created) => Outcome {
+            created,
+            ..Outcome::default()
+        },
+        Err(error) => Outcome {
+            error: Some(ApiError::from(error).message),
+            ..Outcome::default()
+        },
+    };
+    render(&state, &identity, &actor, outcome).await
+}
+
+#[derive(Clone, Copy)]
+enum PendingAction {
+    Resend,
+    Link,
+    Revoke,
+}
+
+async fn pending_action(
+    state: AppState,
+    identity: Identity,
+    origin: usher_domain::model::Origin,
+    id: String,
+    action: PendingAction,
+) -> Response {
+    let actor = match actor_or_redirect(&state, &identity) {
+        Ok(actor) => actor,
+        Err(response) => return response,
+    };
+    let usher = state.usher();
+    let result = match user_id(&id) {
+        Err(error) => Err(error),
+        Ok(id) => match action {
+            PendingAction::Resend => usher.resend_invitation(&actor, id, &origin).await.map(|i| Outcome { invited: vec![i], ..Outcome::default() }),
+            PendingAction::Link => usher.new_invite_link(&actor, id, &origin).await.map(|i| Outcome {
+                notice: Some("A new invitation link is below; earlier links for this person no longer work.".into()),
+                invited: vec![i],
+                ..Outcome::default()
+            }),
+            PendingAction::Revoke => usher
+                .revoke_invitation(&actor, id, &origin)
+                .await
+                .map(|()| Outcome { notice: Some("The invitation is withdrawn; its link no longer works.".into()), ..Outcome::default() }),
+        }
+        .map_err(ApiError::from),
+    };
+    let outcome = result.unwrap_or_else(|error| Outcome {
+        error: Some(error.message),
+        ..Outcome::default()
+    });
+    render(&state, &identity, &actor, outcome).await
+}
+
+async fn view_users_resend(
+    State(state): State<AppState>,
+    Who(identity): Who,
+    ClientOrigin(origin): ClientOrigin,
+    Path(id): Path<String>,
+) -> Response {
+    pending_action(state, identity, origin, id, PendingAction::Resend).await
+}
+
+async fn view_users_link(
+    State(state): State<AppState>,
+    Who(identity): Who,
+    ClientOrigin(origin): ClientOrigin,
+    Path(id): Path<String>,
+) -> Response {
+    pending_action(state, identity, origin, id, PendingAction::Link).await
+}
+
+async fn view_users_revoke(
+    State(state): State<AppState>,
+    Who(identity): Who,
+    ClientOrigin(origin): ClientOrigin,
+    Path(id): Path<String>,
+) -> Response {
+    pending_action(state, identity, origin, id, PendingAction::Revoke).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_can_be_separated_by_commas_spaces_or_lines() {
+        assert_eq!(
+            split_emails("a@x.io, b@x.io\nc@x.io;  d@x.io"),
+            vec!["a@x.io", "b@x.io", "c@x.io", "d@x.io"]
+        );
+    }
+
+    #[test]
+    fn csv_fields_with_commas_or_quotes_are_quoted() {
+        assert_eq!(csv_field("Lee, Ann"), "\"Lee, Ann\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_field("plain"), "plain");
+    }
+}
