@@ -88,15 +88,17 @@ pub trait UserStore {
     /// Every user with an email (the owner shell is left out), oldest first.
     async fn list_users(&self) -> StoreResult<Vec<User>>;
     /// Changes names and email; when the email changes, ends the user's
-    /// sessions other than `keep_session`, in the same transaction.
+    /// sessions other than `keep_session` and voids their password reset
+    /// links, in the same transaction.
     async fn update_profile(
         &self,
         id: UserId,
         change: &ProfileChange,
         keep_session: Option<&str>,
     ) -> StoreResult<Option<User>>;
-    /// Stores a new password hash and ends every session of the user but
-    /// `keep_session`, in one transaction.
+    /// Stores a new password hash, ends every session of the user but
+    /// `keep_session` and voids their password reset links, in one
+    /// transaction.
     async fn set_password(
         &self,
         id: UserId,
@@ -159,6 +161,33 @@ pub trait InvitationStore {
     async fn delete_pending_user(&self, id: UserId) -> StoreResult<bool>;
 }
 
+/// A password reset link's stored half.
+#[derive(Clone, Debug)]
+pub struct PasswordReset {
+    pub token_hash: String,
+    pub user_id: UserId,
+    pub created_at: Millis,
+    pub expires_at: Millis,
+    pub used_at: Option<Millis>,
+}
+
+#[async_trait]
+pub trait ResetStore {
+    async fn insert_reset(&self, reset: &PasswordReset) -> StoreResult<()>;
+    /// The reset with this token hash (used or not) and its user.
+    async fn reset(&self, token_hash: &str) -> StoreResult<Option<(PasswordReset, User)>>;
+    /// Uses the link: in one transaction marks it used (only if unused and
+    /// unexpired), stores the new password hash, clears a forced change, ends
+    /// every session of the user and voids the user's other links. None when
+    /// the link was used, expired or void.
+    async fn consume_reset(
+        &self,
+        token_hash: &str,
+        password_hash: &str,
+        now: Millis,
+    ) -> StoreResult<Option<User>>;
+}
+
 #[async_trait]
 pub trait SessionStore {
     async fn insert_session(&self, session: &Session) -> StoreResult<()>;
@@ -200,6 +229,7 @@ pub trait AuditStore {
 pub trait Store:
     UserStore
     + InvitationStore
+    + ResetStore
     + SessionStore
     + GuardStore
     + SettingStore

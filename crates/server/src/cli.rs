@@ -37,6 +37,13 @@ enum Command {
         #[arg(long)]
         yes: bool,
     },
+    /// Print a one-time password reset link for a user (works without email).
+    #[command(name = "user:reset-password")]
+    UserResetPassword {
+        /// The user's email.
+        #[arg(long)]
+        email: String,
+    },
     /// Send a test email with the SMTP settings and print what the server said.
     #[command(name = "smtp:test")]
     SmtpTest {
@@ -67,6 +74,7 @@ pub fn run() -> ExitCode {
             Command::Start => start().await,
             Command::UserManagementReset { yes } => reset(yes).await,
             Command::SmtpTest { to } => smtp_test(&to).await,
+            Command::UserResetPassword { email } => reset_password_link(&email).await,
         }
     });
     match result {
@@ -185,6 +193,15 @@ async fn reset(yes: bool) -> Result<(), StartError> {
     println!(
         "User management is reset. The next visit shows the owner set-up page; workflows and credentials are kept."
     );
+    Ok(())
+}
+
+async fn reset_password_link(email: &str) -> Result<(), StartError> {
+    let state = crate::build(settings()?, Internals::default()).await?;
+    let link = state.usher().operator_reset_link(email).await;
+    state.store().close().await;
+    let link = link.map_err(|e| StartError::Other(e.to_string()))?;
+    println!("Open this link to choose a new password (it works once, for 20 minutes):\n{link}");
     Ok(())
 }
 

@@ -16,6 +16,7 @@ pub mod config;
 mod invitations;
 mod misc;
 mod pool;
+mod resets;
 mod rows;
 mod sessions;
 mod users;

@@ -216,7 +216,9 @@ impl UserStore for SqlStore {
     }
 }
 
-/// Ends every session of `user` but `keep`, inside the caller's transaction.
+/// Ends every session of `user` but `keep` and voids their password reset
+/// links, inside the caller's transaction: what a password or email change
+/// must do.
 pub(crate) async fn end_sessions(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     user: UserId,
@@ -225,6 +227,11 @@ pub(crate) async fn end_sessions(
     sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND token_hash <> $2")
         .bind(user.to_string())
         .bind(keep.unwrap_or(""))
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
+    sqlx::query("DELETE FROM password_resets WHERE user_id = $1")
+        .bind(user.to_string())
         .execute(&mut **tx)
         .await
         .map_err(db_error)?;

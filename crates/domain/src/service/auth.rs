@@ -183,7 +183,7 @@ impl Usher {
     }
 
     /// Counts one attempt against `key`; refuses once the window's limit is passed.
-    async fn throttle(&self, key: &str, (limit, window): (i64, Millis)) -> Result<()> {
+    pub(super) async fn throttle(&self, key: &str, (limit, window): (i64, Millis)) -> Result<()> {
         let now = self.now();
         let window_start = now - now.rem_euclid(window);
         let count = self

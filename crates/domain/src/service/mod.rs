@@ -4,6 +4,7 @@
 //! - [`auth`]: owner set-up, skipping it, sign-in, sessions, sign-out;
 //! - [`me`]: personal settings (names, email, password);
 //! - [`invitations`]: inviting, resending, withdrawing and accepting;
+//! - [`recovery`]: password reset by email, by admins, by the operator;
 //! - [`onboarding`]: users created with a temporary password, and the
 //!   password change it forces;
 //! - [`admin`]: what operators run from the command line.
@@ -13,6 +14,7 @@ pub mod auth;
 pub mod invitations;
 pub mod me;
 pub mod onboarding;
+pub mod recovery;
 
 use std::sync::Arc;
 

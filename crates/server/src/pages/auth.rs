@@ -109,6 +109,8 @@ struct SigninPage {
     form: Form,
     redirect: String,
     notice: Option<String>,
+    /// "Forgot your password?" only where it can work.
+    mail_configured: bool,
 }
 
 #[derive(Deserialize, Default)]
@@ -133,6 +135,7 @@ async fn view_signin_get(
         form: Form::default(),
         redirect: query.redirect,
         notice,
+        mail_configured: state.usher().mail_configured(),
     }
     .into_response()
 }
@@ -172,6 +175,7 @@ async fn view_signin_post(
                 form,
                 redirect: input.redirect,
                 notice: None,
+                mail_configured: state.usher().mail_configured(),
             }
             .into_response()
         }

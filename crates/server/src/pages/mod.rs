@@ -7,11 +7,13 @@
 //! - [`settings`]: `/`, `/settings/personal`;
 //! - [`users`]: `/settings/users` (invite, add directly, resend, revoke);
 //! - [`signup`]: `/signup` (accept an invitation), `/set-password`;
+//! - [`recovery`]: `/forgot-password`, `/change-password`, `/settings/users/<id>`;
 //! - [`email`]: `/settings/email` (the invitation email's wording).
 
 mod auth;
 mod email;
 mod form;
+mod recovery;
 mod settings;
 mod signup;
 mod users;
@@ -41,6 +43,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .merge(settings::router())
         .merge(users::router())
         .merge(signup::router())
+        .merge(recovery::router())
         .merge(email::router())
 }
 
@@ -75,6 +78,12 @@ pub struct Layout {
     pub open_instance: bool,
     pub user_management: bool,
     pub can_sign_out: bool,
+    /// No navigation while a temporary password must be replaced: every link
+    /// would lead back to that form.
+    pub navigation: bool,
+    /// The address to show after a form post answered with a page, so that
+    /// reloading does not post again (set with `history.replaceState`).
+    pub settle_at: Option<String>,
 }
 
 impl Layout {
@@ -95,6 +104,8 @@ impl Layout {
             open_instance: open && !state.settings().user_management_disabled,
             user_management: !state.settings().user_management_disabled,
             can_sign_out: actor.is_some_and(|a| a.session.is_some()),
+            navigation: !actor.is_some_and(|a| a.must_change_password()),
+            settle_at: None,
         }
     }
 }

@@ -86,11 +86,11 @@ struct Outcome {
     error: Option<String>,
 }
 
-fn day(millis: i64) -> String {
+pub(super) fn day(millis: i64) -> String {
     rfc3339(millis).chars().take(10).collect()
 }
 
-fn status(user: &User, everyone: &[User]) -> String {
+pub(super) fn status(user: &User, everyone: &[User]) -> String {
     if user.is_pending() {
         let by = user
             .invited_by
@@ -143,7 +143,10 @@ async fn render(
         .iter()
         .map(|u| UserRow {
             id: u.id.to_string(),
-            name: u.display_name(),
+            // A pending user has no name yet: the email column says who it is.
+            name: format!("{} {}", u.first_name, u.last_name)
+                .trim()
+                .to_owned(),
             email: u.email.as_ref().map(|e| e.to_string()).unwrap_or_default(),
             role: u.role.label(),
             status: status(u, &everyone),
@@ -177,8 +180,10 @@ async fn render(
             }
         }
     }
+    let mut layout = Layout::new(state, Some(identity));
+    layout.settle_at = Some(state.path("/settings/users"));
     UsersPage {
-        layout: Layout::new(state, Some(identity)),
+        layout,
         owner_set_up: identity.instance.owner_set_up,
         can_manage: actor.user.role.manages_users() && identity.instance.owner_set_up,
         is_owner: actor.user.role == Role::Owner,
@@ -212,7 +217,7 @@ async fn render(
     .into_response()
 }
 
-fn actor_or_redirect(state: &AppState, identity: &Identity) -> Result<Actor, Response> {
+pub(super) fn actor_or_redirect(state: &AppState, identity: &Identity) -> Result<Actor, Response> {
     match guard(state, identity, Need::SignedIn, "/settings/users")? {
         Some(actor) => Ok(actor),
         None => {

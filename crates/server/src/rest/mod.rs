@@ -7,6 +7,7 @@
 mod auth;
 mod invitations;
 mod me;
+mod recovery;
 mod users;
 
 pub(crate) use invitations::user_id;
@@ -28,6 +29,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
             .merge(auth::router())
             .merge(me::router())
             .merge(invitations::router())
+            .merge(recovery::router())
             .merge(users::router());
     }
     router

@@ -94,8 +94,13 @@ impl Storage {
         }
     }
 
+    /// The data folder (`N8N_USER_FOLDER`), for running the binary on it.
+    pub fn folder(&self) -> &std::path::Path {
+        self.folder.path()
+    }
+
     /// The environment a server on this storage starts with.
-    fn env(&self) -> HashMap<String, String> {
+    pub fn env(&self) -> HashMap<String, String> {
         let mut vars = HashMap::new();
         vars.insert(
             "N8N_USER_FOLDER".into(),

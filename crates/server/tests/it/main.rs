@@ -12,5 +12,6 @@ mod invitations;
 mod mail_sink;
 mod onboarding;
 mod personal;
+mod recovery;
 mod sessions;
 mod setup;

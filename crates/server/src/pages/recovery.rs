@@ -1,0 +1,329 @@
+//! `/forgot-password`, `/change-password?token=…`, and a user's page
+//! (`/settings/users/<id>`) with the reset actions for admins.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::{
+    Router,
+    extract::{Path, Query, State},
+    response::{IntoResponse, Redirect, Response},
+    routing::{get, post},
+};
+use serde::Deserialize;
+use usher_domain::{
+    model::Role,
+    secret::Secret,
+    service::auth::{Actor, Identity},
+};
+
+use super::{Form, Layout, PageError, password_rules, users};
+use crate::{
+    AppState,
+    error::ApiError,
+    extract::{ClientOrigin, Who},
+    rest::{user_id, with_cookie},
+};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/forgot-password",
+            get(view_forgot_get).post(view_forgot_post),
+        )
+        .route(
+            "/change-password",
+            get(view_change_get).post(view_change_post),
+        )
+        .route("/settings/users/{id}", get(view_user_get))
+        .route(
+            "/settings/users/{id}/reset-link",
+            post(view_user_reset_link),
+        )
+        .route(
+            "/settings/users/{id}/force-reset",
+            post(view_user_force_reset),
+        )
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "pages/forgot.html")]
+struct ForgotPage {
+    layout: Layout,
+    form: Form,
+    mail_configured: bool,
+    sent: bool,
+}
+
+async fn view_forgot_get(State(state): State<AppState>, Who(identity): Who) -> Response {
+    ForgotPage {
+        layout: Layout::new(&state, Some(&identity)),
+        form: Form::default(),
+        mail_configured: state.usher().mail_configured(),
+        sent: false,
+    }
+    .into_response()
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ForgotForm {
+    email: String,
+}
+
+async fn view_forgot_post(
+    State(state): State<AppState>,
+    Who(identity): Who,
+    ClientOrigin(origin): ClientOrigin,
+    axum::Form(input): axum::Form<ForgotForm>,
+) -> Response {
+    let mut layout = Layout::new(&state, Some(&identity));
+    layout.settle_at = Some(state.path("/forgot-password"));
+    let (sent, form) = match state.usher().forgot_password(&input.email, &origin).await {
+        Ok(()) => (true, Form::default()),
+        Err(error) => (
+            false,
+            Form::default().with("email", input.email).error(error, &[]),
+        ),
+    };
+    ForgotPage {
+        layout,
+        form,
+        mail_configured: state.usher().mail_configured(),
+        sent,
+    }
+    .into_response()
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "pages/change_password.html")]
+struct ChangePage {
+    layout: Layout,
+    form: Form,
+    token: String,
+    email: String,
+    password_rules: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct TokenQuery {
+    token: String,
+}
+
+/// The form, or a page that says the link is dead and what to do instead.
+async fn change_page(state: &AppState, identity: &Identity, token: &str, form: Form) -> Response {
+    match state.usher().resolve_password_reset(token).await {
+        Ok(user) => ChangePage {
+            layout: Layout::new(state, Some(identity)),
+            form,
+            token: token.to_owned(),
+            email: user.email.map(|e| e.to_string()).unwrap_or_default(),
+            password_rules: password_rules(state),
+        }
+        .into_response(),
+        Err(error) => {
+            let mut error = ApiError::from(error);
+            if !state.usher().mail_configured() {
+                error.message = error.message.replace(
+                    "Ask for a new one.",
+                    "Ask the owner or an admin for a new one.",
+                );
+            }
+            let mut page = PageError::new(state, Some(identity), error);
+            page.page.heading = "This password reset link does not work".into();
+            page.into_response()
+        }
+    }
+}
+
+async fn view_change_get(
+    State(state): State<AppState>,
+    Who(identity): Who,
+    Query(query): Query<TokenQuery>,
+) -> Response {
+    change_page(&state, &identity, &query.token, Form::default()).await
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ChangeForm {
+    token: String,
+    password: Secret,
+}
+
+async fn view_change_post(
+    State(state): State<AppState>,
+    Who(identity): Who,
+    ClientOrigin(origin): ClientOrigin,
+    axum::Form(input): axum::Form<ChangeForm>,
+) -> Response {
+    match state
+        .usher()
+        .reset_password(&input.token, &input.password, &origin)
+        .await
+    {
+        Ok(session) => with_cookie(
+            Redirect::to(&state.path("/")),
+            state.session_cookie(&session),
+        ),
+        Err(error) => {
+            change_page(
+                &state,
+                &identity,
+                &input.token,
+                Form::default().error(error, &[]),
+            )
+            .await
+        }
+    }
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "pages/user.html")]
+struct UserPage {
+    layout: Layout,
+    id: String,
+    name: String,
+    email: String,
+    role: &'static str,
+    status: String,
+    can_reset: bool,
+    reset_link: Option<String>,
+    temporary_password: Option<String>,
+    notice: Option<String>,
+    error: Option<String>,
+}
+
+/// What a post on the user's page adds to it.
+#[derive(Default)]
+struct Shown {
+    reset_link: Option<String>,
+    temporary_password: Option<String>,
+    notice: Option<String>,
+    error: Option<String>,
+}
+
+async fn user_page(
+    state: &AppState,
+    identity: &Identity,
+    actor: &Actor,
+    id: &str,
+    shown: Shown,
+) -> Response {
+    let page_error = |error: ApiError| PageError::new(state, Some(identity), error).into_response();
+    if let Err(error) = actor.user.role.require_user_manager() {
+        return page_error(error.into());
+    }
+    let id = match user_id(id) {
+        Ok(id) => id,
+        Err(error) => return page_error(error),
+    };
+    let everyone = match state.usher().users(actor).await {
+        Ok(users) => users,
+        Err(error) => return page_error(error.into()),
+    };
+    let Some(user) = everyone.iter().find(|u| u.id == id) else {
+        return page_error(ApiError::from(usher_domain::Error::not_found(
+            "There is no such user.",
+        )));
+    };
+    let mut layout = Layout::new(state, Some(identity));
+    layout.settle_at = Some(state.path(&format!("/settings/users/{id}")));
+    UserPage {
+        layout,
+        id: id.to_string(),
+        name: user.display_name(),
+        email: user
+            .email
+            .as_ref()
+            .map(|e| e.to_string())
+            .unwrap_or_default(),
+        role: user.role.label(),
+        status: users::status(user, &everyone),
+        can_reset: !user.is_pending()
+            && (user.role != Role::Owner || actor.user.role == Role::Owner),
+        reset_link: shown.reset_link,
+        temporary_password: shown.temporary_password,
+        notice: shown.notice,
+        error: shown.error,
+    }
+    .into_response()
+}
+
+async fn view_user_get(
+    State(state): State<AppState>,
+    Who(identity): Who,
+    Path(id): Path<String>,
+) -> Response {
+    match users::actor_or_redirect(&state, &identity) {
+        Ok(actor) => user_page(&state, &identity, &actor, &id, Shown::default()).await,
+        Err(response) => response,
+    }
+}
+
+async fn view_user_reset_link(
+    State(state): State<AppState>,
+    Who(identity): Who,
+    ClientOrigin(origin): ClientOrigin,
+    Path(id): Path<String>,
+) -> Response {
+    let actor = match users::actor_or_redirect(&state, &identity) {
+        Ok(actor) => actor,
+        Err(response) => return response,
+    };
+    let shown = match user_id(&id) {
+        Ok(target) => match state
+            .usher()
+            .password_reset_link(&actor, target, &origin)
+            .await
+        {
+            Ok(link) => Shown {
+                reset_link: Some(link),
+                ..Shown::default()
+            },
+            Err(error) => Shown {
+                error: Some(ApiError::from(error).message),
+                ..Shown::default()
+            },
+        },
+        Err(error) => Shown {
+            error: Some(error.message),
+            ..Shown::default()
+        },
+    };
+    user_page(&state, &identity, &actor, &id, shown).await
+}
+
+async fn view_user_force_reset(
+    State(state): State<AppState>,
+    Who(identity): Who,
+    ClientOrigin(origin): ClientOrigin,
+    Path(id): Path<String>,
+) -> Response {
+    let actor = match users::actor_or_redirect(&state, &identity) {
+        Ok(actor) => actor,
+        Err(response) => return response,
+    };
+    let shown = match user_id(&id) {
+        Ok(target) => match state
+            .usher()
+            .force_password_reset(&actor, target, &origin)
+            .await
+        {
+            Ok(password) => Shown {
+                temporary_password: Some(password.expose().to_owned()),
+                notice: Some("The password is reset.".into()),
+                ..Shown::default()
+            },
+            Err(error) => Shown {
+                error: Some(ApiError::from(error).message),
+                ..Shown::default()
+            },
+        },
+        Err(error) => Shown {
+            error: Some(error.message),
+            ..Shown::default()
+        },
+    };
+    user_page(&state, &identity, &actor, &id, shown).await
+}
