@@ -7,7 +7,7 @@ use async_trait::async_trait;
 
 use crate::{
     clock::Millis,
-    model::{Email, User, UserId},
+    model::{Email, Role, User, UserId},
 };
 
 pub type StoreResult<T> = std::result::Result<T, StoreError>;
@@ -107,6 +107,12 @@ pub trait UserStore {
         now: Millis,
         keep_session: Option<&str>,
     ) -> StoreResult<()>;
+    /// Sets a user's global role (never to or from owner: see
+    /// `transfer_ownership`).
+    async fn set_role(&self, id: UserId, role: Role, now: Millis) -> StoreResult<Option<User>>;
+    /// Hands ownership over in one transaction: the owner becomes admin and
+    /// `to` becomes owner. False when `to` is not an active user.
+    async fn transfer_ownership(&self, from: UserId, to: UserId, now: Millis) -> StoreResult<bool>;
     /// Replaces a hash with a stronger one without touching sessions.
     async fn rehash_password(&self, id: UserId, password_hash: &str) -> StoreResult<()>;
     /// `usher user-management:reset`: every user but the owner deleted, the
@@ -217,11 +223,25 @@ pub trait SettingStore {
     async fn put_setting(&self, key: &str, value: &str) -> StoreResult<()>;
 }
 
+/// Which audit events to list; empty strings match everything.
+#[derive(Clone, Debug, Default)]
+pub struct AuditFilter {
+    /// An action, or the start of one (`invitation.` for all of them).
+    pub action: String,
+    /// Who did it or to whom it was done (an email, or part of one).
+    pub person: String,
+}
+
 #[async_trait]
 pub trait AuditStore {
     async fn record(&self, event: &AuditEvent) -> StoreResult<()>;
-    /// Newest first.
-    async fn audit_events(&self, limit: i64, offset: i64) -> StoreResult<Vec<AuditEvent>>;
+    /// Newest first, and how many match in all.
+    async fn audit_events(
+        &self,
+        filter: &AuditFilter,
+        limit: i64,
+        offset: i64,
+    ) -> StoreResult<(Vec<AuditEvent>, i64)>;
 }
 
 /// Everything Usher stores.

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use sqlx::Row as _;
 use usher_domain::{
     clock::Millis,
-    store::{AuditEvent, AuditStore, GuardStore, SettingStore, Store, StoreResult},
+    store::{AuditEvent, AuditFilter, AuditStore, GuardStore, SettingStore, Store, StoreResult},
 };
 
 use crate::{SqlStore, db_error, rows};
@@ -94,17 +94,42 @@ impl AuditStore for SqlStore {
         Ok(())
     }
 
-    async fn audit_events(&self, limit: i64, offset: i64) -> StoreResult<Vec<AuditEvent>> {
-        let found = sqlx::query(
-            "SELECT id, at, actor_id, actor_email, action, target, detail, ip FROM audit_events \
-             ORDER BY at DESC, id DESC LIMIT $1 OFFSET $2",
-        )
+    async fn audit_events(
+        &self,
+        filter: &AuditFilter,
+        limit: i64,
+        offset: i64,
+    ) -> StoreResult<(Vec<AuditEvent>, i64)> {
+        // Static statements: an empty filter value matches every row.
+        macro_rules! matching {
+            () => {
+                " WHERE ($1 = '' OR action LIKE $1 || '%') \
+                 AND ($2 = '' OR LOWER(COALESCE(actor_email, '')) LIKE '%' || $2 || '%' \
+                      OR LOWER(COALESCE(target, '')) LIKE '%' || $2 || '%')"
+            };
+        }
+        let person = filter.person.trim().to_lowercase();
+        let action = filter.action.trim();
+        let (total,): (i64,) =
+            sqlx::query_as(concat!("SELECT COUNT(*) FROM audit_events", matching!()))
+                .bind(action)
+                .bind(&person)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(db_error)?;
+        let found = sqlx::query(concat!(
+            "SELECT id, at, actor_id, actor_email, action, target, detail, ip FROM audit_events",
+            matching!(),
+            " ORDER BY at DESC, id DESC LIMIT $3 OFFSET $4"
+        ))
+        .bind(action)
+        .bind(&person)
         .bind(limit)
         .bind(offset)
         .fetch_all(&self.pool)
         .await
         .map_err(db_error)?;
-        found
+        let events = found
             .iter()
             .map(|row| {
                 let id: String = row.try_get("id").map_err(db_error)?;
@@ -121,7 +146,8 @@ impl AuditStore for SqlStore {
                     ip: row.try_get("ip").map_err(db_error)?,
                 })
             })
-            .collect()
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok((events, total))
     }
 }
 

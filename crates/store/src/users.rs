@@ -181,6 +181,52 @@ impl UserStore for SqlStore {
         tx.commit().await.map_err(db_error)
     }
 
+    async fn set_role(&self, id: UserId, role: Role, now: Millis) -> StoreResult<Option<User>> {
+        const SQL: &str = concat!(
+            "UPDATE users SET role = $1, updated_at = $2 WHERE id = $3 AND role <> 'global:owner' RETURNING ",
+            user_columns!()
+        );
+        let row = sqlx::query(SQL)
+            .bind(role.as_str())
+            .bind(now)
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error)?;
+        row.as_ref().map(rows::user).transpose()
+    }
+
+    async fn transfer_ownership(&self, from: UserId, to: UserId, now: Millis) -> StoreResult<bool> {
+        let mut tx = self.begin_write().await?;
+        // The old owner steps down first: the partial unique index allows
+        // one owner at any moment, also inside the transaction.
+        let stepped_down = sqlx::query(
+            "UPDATE users SET role = 'global:admin', updated_at = $1 WHERE id = $2 AND role = 'global:owner'",
+        )
+        .bind(now)
+        .bind(from.to_string())
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        if stepped_down.rows_affected() == 0 {
+            return Ok(false);
+        }
+        let promoted = sqlx::query(
+            "UPDATE users SET role = 'global:owner', password_change_required = 0, updated_at = $1 \
+             WHERE id = $2 AND password_hash IS NOT NULL",
+        )
+        .bind(now)
+        .bind(to.to_string())
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        if promoted.rows_affected() == 0 {
+            return Ok(false);
+        }
+        tx.commit().await.map_err(db_error)?;
+        Ok(true)
+    }
+
     async fn rehash_password(&self, id: UserId, password_hash: &str) -> StoreResult<()> {
         sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
             .bind(password_hash)

@@ -4,6 +4,7 @@
 //! - [`auth`]: owner set-up, skipping it, sign-in, sessions, sign-out;
 //! - [`me`]: personal settings (names, email, password);
 //! - [`invitations`]: inviting, resending, withdrawing and accepting;
+//! - [`roles`]: global roles, handing over ownership, the audit log;
 //! - [`recovery`]: password reset by email, by admins, by the operator;
 //! - [`onboarding`]: users created with a temporary password, and the
 //!   password change it forces;
@@ -15,6 +16,7 @@ pub mod invitations;
 pub mod me;
 pub mod onboarding;
 pub mod recovery;
+pub mod roles;
 
 use std::sync::Arc;
 

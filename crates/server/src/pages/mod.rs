@@ -8,8 +8,10 @@
 //! - [`users`]: `/settings/users` (invite, add directly, resend, revoke);
 //! - [`signup`]: `/signup` (accept an invitation), `/set-password`;
 //! - [`recovery`]: `/forgot-password`, `/change-password`, `/settings/users/<id>`;
+//! - [`audit`]: the audit log page, `/settings/audit`;
 //! - [`email`]: `/settings/email` (the invitation email's wording).
 
+mod audit;
 mod auth;
 mod email;
 mod form;
@@ -44,6 +46,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .merge(users::router())
         .merge(signup::router())
         .merge(recovery::router())
+        .merge(audit::router())
         .merge(email::router())
 }
 
@@ -84,6 +87,8 @@ pub struct Layout {
     /// The address to show after a form post answered with a page, so that
     /// reloading does not post again (set with `history.replaceState`).
     pub settle_at: Option<String>,
+    /// The owner and admins read the audit log.
+    pub can_audit: bool,
 }
 
 impl Layout {
@@ -106,6 +111,8 @@ impl Layout {
             can_sign_out: actor.is_some_and(|a| a.session.is_some()),
             navigation: !actor.is_some_and(|a| a.must_change_password()),
             settle_at: None,
+            can_audit: actor.is_some_and(|a| a.user.role.manages_users())
+                && instance.is_some_and(|i| i.owner_set_up),
         }
     }
 }

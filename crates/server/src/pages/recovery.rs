@@ -43,6 +43,11 @@ pub fn router() -> Router<AppState> {
             "/settings/users/{id}/force-reset",
             post(view_user_force_reset),
         )
+        .route("/settings/users/{id}/role", post(view_user_role))
+        .route(
+            "/settings/users/{id}/make-owner",
+            post(view_user_make_owner),
+        )
 }
 
 #[derive(Template, WebTemplate)]
@@ -187,7 +192,10 @@ struct UserPage {
     email: String,
     role: &'static str,
     status: String,
+    role_name: &'static str,
     can_reset: bool,
+    can_change_role: bool,
+    can_make_owner: bool,
     reset_link: Option<String>,
     temporary_password: Option<String>,
     notice: Option<String>,
@@ -240,8 +248,13 @@ async fn user_page(
             .unwrap_or_default(),
         role: user.role.label(),
         status: users::status(user, &everyone),
+        role_name: user.role.as_str(),
         can_reset: !user.is_pending()
             && (user.role != Role::Owner || actor.user.role == Role::Owner),
+        can_change_role: user.role != Role::Owner && user.id != actor.user.id,
+        can_make_owner: actor.user.role == Role::Owner
+            && user.id != actor.user.id
+            && !user.is_pending(),
         reset_link: shown.reset_link,
         temporary_password: shown.temporary_password,
         notice: shown.notice,
@@ -250,13 +263,26 @@ async fn user_page(
     .into_response()
 }
 
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct UserQuery {
+    transferred: Option<String>,
+}
+
 async fn view_user_get(
     State(state): State<AppState>,
     Who(identity): Who,
     Path(id): Path<String>,
+    Query(query): Query<UserQuery>,
 ) -> Response {
+    let shown = Shown {
+        notice: query
+            .transferred
+            .map(|_| "This user is now the owner; you are an admin.".to_owned()),
+        ..Shown::default()
+    };
     match users::actor_or_redirect(&state, &identity) {
-        Ok(actor) => user_page(&state, &identity, &actor, &id, Shown::default()).await,
+        Ok(actor) => user_page(&state, &identity, &actor, &id, shown).await,
         Err(response) => response,
     }
 }
@@ -326,4 +352,91 @@ async fn view_user_force_reset(
         },
     };
     user_page(&state, &identity, &actor, &id, shown).await
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RoleForm {
+    role: String,
+}
+
+async fn view_user_role(
+    State(state): State<AppState>,
+    Who(identity): Who,
+    ClientOrigin(origin): ClientOrigin,
+    Path(id): Path<String>,
+    axum::Form(form): axum::Form<RoleForm>,
+) -> Response {
+    let actor = match users::actor_or_redirect(&state, &identity) {
+        Ok(actor) => actor,
+        Err(response) => return response,
+    };
+    let result = match user_id(&id) {
+        Ok(target) => state
+            .usher()
+            .change_role(&actor, target, &form.role, &origin)
+            .await
+            .map_err(ApiError::from),
+        Err(error) => Err(error),
+    };
+    let shown = match result {
+        Ok(user) => Shown {
+            notice: Some(format!(
+                "{} is now {}.",
+                user.display_name(),
+                user.role.label().to_lowercase()
+            )),
+            ..Shown::default()
+        },
+        Err(error) => Shown {
+            error: Some(error.message),
+            ..Shown::default()
+        },
+    };
+    user_page(&state, &identity, &actor, &id, shown).await
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct OwnerForm {
+    password: Secret,
+}
+
+async fn view_user_make_owner(
+    State(state): State<AppState>,
+    Who(identity): Who,
+    ClientOrigin(origin): ClientOrigin,
+    Path(id): Path<String>,
+    axum::Form(form): axum::Form<OwnerForm>,
+) -> Response {
+    let actor = match users::actor_or_redirect(&state, &identity) {
+        Ok(actor) => actor,
+        Err(response) => return response,
+    };
+    let result = match user_id(&id) {
+        Ok(target) => state
+            .usher()
+            .transfer_ownership(&actor, target, &form.password, &origin)
+            .await
+            .map_err(ApiError::from),
+        Err(error) => Err(error),
+    };
+    match result {
+        // The old owner is an admin now: a fresh page shows that standing.
+        Ok(_) => Redirect::to(&state.path(&format!("/settings/users/{id}?transferred=1")))
+            .into_response(),
+        Err(error) => {
+            user_page(
+                &state,
+                &identity,
+                &actor,
+                &id,
+                Shown {
+                    error: Some(error.message),
+                    ..Shown::default()
+                },
+            )
+            .await
+        }
+    }
 }

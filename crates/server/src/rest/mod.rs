@@ -8,6 +8,7 @@ mod auth;
 mod invitations;
 mod me;
 mod recovery;
+mod roles;
 mod users;
 
 pub(crate) use invitations::user_id;
@@ -30,6 +31,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
             .merge(me::router())
             .merge(invitations::router())
             .merge(recovery::router())
+            .merge(roles::router())
             .merge(users::router());
     }
     router

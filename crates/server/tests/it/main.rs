@@ -13,5 +13,6 @@ mod mail_sink;
 mod onboarding;
 mod personal;
 mod recovery;
+mod roles;
 mod sessions;
 mod setup;

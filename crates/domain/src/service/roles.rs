@@ -1,0 +1,141 @@
+//! Global roles, handing over ownership, and reading the audit log.
+
+use crate::{
+    Error, Result,
+    model::{Origin, Role, User, UserId},
+    secret::Secret,
+    store::{AuditEvent, AuditFilter},
+};
+
+use super::{Usher, auth::Actor, invitations::NOT_ASSIGNABLE};
+
+impl Usher {
+    /// `PATCH /rest/users/<id>/role`: owner and admins; the owner's role is
+    /// not changed this way, nobody becomes owner this way, and nobody
+    /// changes their own role. Rights follow on the user's next request
+    /// (sessions carry no roles).
+    pub async fn change_role(
+        &self,
+        actor: &Actor,
+        id: UserId,
+        new_role: &str,
+        origin: &Origin,
+    ) -> Result<User> {
+        actor.user.role.require_user_manager()?;
+        let role = match Role::parse(new_role.trim()) {
+            Some(Role::Owner) => return Err(Error::invalid(NOT_ASSIGNABLE)),
+            Some(role) => role,
+            None => {
+                return Err(Error::invalid(format!(
+                    "'{new_role}' is not a role. Use global:member or global:admin."
+                )));
+            }
+        };
+        let target = self
+            .store
+            .user_by_id(id)
+            .await?
+            .ok_or_else(|| Error::not_found("There is no such user."))?;
+        if target.role == Role::Owner {
+            return Err(Error::forbidden(
+                "The owner's role cannot be changed. To hand over the instance, make another user the owner.",
+            ));
+        }
+        if target.id == actor.user.id {
+            return Err(Error::forbidden("You cannot change your own role."));
+        }
+        let before = target.role;
+        let user = self
+            .store
+            .set_role(id, role, self.now())
+            .await?
+            .ok_or_else(|| Error::not_found("There is no such user."))?;
+        let detail = format!("{} to {}", before.as_str(), role.as_str());
+        self.audit(
+            Some(&actor.user),
+            "user.role_changed",
+            Some(&user),
+            detail,
+            origin,
+        )
+        .await;
+        Ok(user)
+    }
+
+    /// Hands the instance to another active user, confirmed with the owner's
+    /// password; the old owner becomes an admin. One transaction.
+    pub async fn transfer_ownership(
+        &self,
+        actor: &Actor,
+        to: UserId,
+        password: &Secret,
+        origin: &Origin,
+    ) -> Result<User> {
+        if actor.user.role != Role::Owner || actor.session.is_none() {
+            return Err(Error::forbidden(
+                "Only the signed-in owner can hand over ownership.",
+            ));
+        }
+        if !self
+            .hasher
+            .verify(password, actor.user.password_hash.as_deref())
+            .await?
+            .matches
+        {
+            return Err(Error::field("password", super::me::WRONG_CURRENT_PASSWORD));
+        }
+        let target = self
+            .store
+            .user_by_id(to)
+            .await?
+            .ok_or_else(|| Error::not_found("There is no such user."))?;
+        if target.id == actor.user.id {
+            return Err(Error::invalid("You are the owner already."));
+        }
+        if target.is_pending() {
+            return Err(Error::invalid(
+                "Ownership can only go to a user who has accepted their invitation.",
+            ));
+        }
+        if !self
+            .store
+            .transfer_ownership(actor.user.id, to, self.now())
+            .await?
+        {
+            return Err(Error::Conflict(
+                "Ownership could not be handed over: the instance changed meanwhile. Try again."
+                    .into(),
+            ));
+        }
+        self.audit(
+            Some(&actor.user),
+            "owner.transferred",
+            Some(&target),
+            "the old owner is now an admin",
+            origin,
+        )
+        .await;
+        self.store
+            .user_by_id(to)
+            .await?
+            .ok_or_else(|| Error::not_found("There is no such user."))
+    }
+
+    /// The audit log, newest first, for the owner and admins.
+    pub async fn audit_log(
+        &self,
+        actor: &Actor,
+        filter: &AuditFilter,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<AuditEvent>, i64)> {
+        actor.user.role.require_user_manager()?;
+        if !(1..=500).contains(&limit) {
+            return Err(Error::invalid("take must be from 1 to 500."));
+        }
+        if offset < 0 {
+            return Err(Error::invalid("skip cannot be negative."));
+        }
+        Ok(self.store.audit_events(filter, limit, offset).await?)
+    }
+}
