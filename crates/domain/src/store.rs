@@ -179,6 +179,7 @@ pub struct PasswordReset {
 
 #[async_trait]
 pub trait ResetStore {
+    /// Stores a new link; the user's earlier links stop working.
     async fn insert_reset(&self, reset: &PasswordReset) -> StoreResult<()>;
     /// The reset with this token hash (used or not) and its user.
     async fn reset(&self, token_hash: &str) -> StoreResult<Option<(PasswordReset, User)>>;

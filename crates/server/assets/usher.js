@@ -28,3 +28,9 @@ document.addEventListener("click", (event) => {
     fallback();
   }
 });
+
+// Forms that do something hard to undo ask first.
+document.addEventListener("submit", (event) => {
+  const question = event.target.dataset && event.target.dataset.confirm;
+  if (question && !window.confirm(question)) event.preventDefault();
+});

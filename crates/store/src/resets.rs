@@ -13,6 +13,13 @@ use crate::{SqlStore, db_error, rows, rows::user_columns, users::end_sessions};
 #[async_trait]
 impl ResetStore for SqlStore {
     async fn insert_reset(&self, reset: &PasswordReset) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
+        // The newest link replaces the earlier ones.
+        sqlx::query("DELETE FROM password_resets WHERE user_id = $1")
+            .bind(reset.user_id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
         sqlx::query(
             "INSERT INTO password_resets (token_hash, user_id, created_at, expires_at) \
              VALUES ($1, $2, $3, $4)",
@@ -21,10 +28,10 @@ impl ResetStore for SqlStore {
         .bind(reset.user_id.to_string())
         .bind(reset.created_at)
         .bind(reset.expires_at)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(db_error)?;
-        Ok(())
+        tx.commit().await.map_err(db_error)
     }
 
     async fn reset(&self, token_hash: &str) -> StoreResult<Option<(PasswordReset, User)>> {

@@ -199,6 +199,8 @@ pub struct ErrorPage {
     pub heading: String,
     pub message: String,
     pub request_id: Option<String>,
+    /// A way forward, when there is one: (address, label).
+    pub next: Option<(String, String)>,
 }
 
 /// A page that could not be shown: the same message as the API would give,
@@ -229,6 +231,7 @@ impl PageError {
                 heading: heading.to_owned(),
                 message: error.message,
                 request_id,
+                next: None,
             },
         }
     }

@@ -119,7 +119,11 @@ struct TokenQuery {
 async fn change_page(state: &AppState, identity: &Identity, token: &str, form: Form) -> Response {
     match state.usher().resolve_password_reset(token).await {
         Ok(user) => ChangePage {
-            layout: Layout::new(state, Some(identity)),
+            layout: {
+                let mut layout = Layout::new(state, Some(identity));
+                layout.settle_at = Some(state.path(&format!("/change-password?token={token}")));
+                layout
+            },
             form,
             token: token.to_owned(),
             email: user.email.map(|e| e.to_string()).unwrap_or_default(),
@@ -136,6 +140,10 @@ async fn change_page(state: &AppState, identity: &Identity, token: &str, form: F
             }
             let mut page = PageError::new(state, Some(identity), error);
             page.page.heading = "This password reset link does not work".into();
+            if state.usher().mail_configured() {
+                page.page.next =
+                    Some((state.path("/forgot-password"), "Ask for a new link".into()));
+            }
             page.into_response()
         }
     }

@@ -1,14 +1,15 @@
-//! The first run in a real browser: headless Chromium driven through
-//! ChromeDriver (Debian's `chromium` and `chromium-driver` packages). The
+//! The pages in a real browser: headless Chromium driven through
+//! ChromeDriver (Debian's `chromium` and `chromium-driver` packages). Each
 //! test clicks and types as a person would, checks what the pages show, and
-//! keeps a screenshot of every page in `target/screenshots/first_run/`.
+//! keeps a screenshot of every page in its own folder under
+//! `target/screenshots/`.
 //!
-//! A machine without Chromium or ChromeDriver fails the test with a message
-//! saying what to install; it is never skipped.
+//! A machine without Chromium or ChromeDriver fails the tests with a message
+//! saying what to install; they are never skipped.
 
 use std::{
     error::Error,
-    path::Path,
+    path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
@@ -16,207 +17,800 @@ use std::{
 use fantoccini::{Client, ClientBuilder, Locator, elements::Element};
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::json;
+use usher_domain::model::Role;
 
 use crate::harness::*;
+use crate::mail_sink::{Security, SmtpSink};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const INSTALL: &str = "apt-get install -y chromium chromium-driver";
-const SCREENSHOTS: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../target/screenshots/first_run"
-);
+const SCREENSHOTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/screenshots");
 /// How long a page may take to show what the test waits for.
 const PATIENCE: Duration = Duration::from_secs(15);
+/// How long an email may take to reach the SMTP sink.
+const MAIL_WAIT: Duration = Duration::from_secs(10);
+const RESET_LINK_DEAD: &str = "This password reset link does not work";
+
+type Outcome<T> = Result<T, Box<dyn Error>>;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_owner_sets_up_changes_their_name_signs_out_and_back_in() -> TestResult {
     let server = TestServer::start(Db::Sqlite).await;
-    let driver = ChromeDriver::start().await;
-    let profile = tempfile::tempdir()?;
-    let browser = driver.browser(profile.path()).await;
-    let mut camera = Camera::new()?;
+    let mut browser = Browser::open("first_run").await?;
 
     // First visit: every page leads to set-up.
-    browser.goto(&format!("{}/", server.url)).await?;
-    appears(&browser, "#setup-form").await?;
-    assert_eq!(path(&browser).await?, "/setup");
+    browser.goto(&server.at("/")).await?;
+    browser.appears("#setup-form").await?;
+    assert_eq!(browser.path().await?, "/setup");
     assert_eq!(browser.title().await?, "Set up owner account · Usher");
-    assert!(
-        browser.find(Locator::Id("who-name")).await.is_err(),
-        "nobody is signed in yet"
-    );
-    camera.shoot(&browser, "setup").await?;
+    browser.assert_signed_out().await?;
+    browser.shoot("setup").await?;
 
     // A weak password: the page comes back with n8n's policy messages beside
     // the field, keeps what was typed except the password, creates nobody.
-    type_into(&browser, "#setup-form input[name=email]", OWNER_EMAIL).await?;
-    type_into(&browser, "#setup-form input[name=firstName]", "Olive").await?;
-    type_into(&browser, "#setup-form input[name=lastName]", "Owner").await?;
-    type_into(&browser, "#setup-form input[name=password]", "short").await?;
     browser
-        .find(Locator::Id("setup-submit"))
-        .await?
-        .click()
+        .type_into("#setup-form input[name=email]", OWNER_EMAIL)
         .await?;
-    let problems = appears(&browser, "#password-error").await?.text().await?;
-    for message in [
-        "Password must be 8 to 64 characters long.",
-        "Password must contain at least 1 number.",
-        "Password must contain at least 1 uppercase letter.",
-    ] {
-        assert!(
-            problems.contains(message),
-            "{message:?} is missing from {problems:?}"
-        );
-    }
-    assert_eq!(path(&browser).await?, "/setup");
+    browser
+        .type_into("#setup-form input[name=firstName]", "Olive")
+        .await?;
+    browser
+        .type_into("#setup-form input[name=lastName]", "Owner")
+        .await?;
+    browser.submit_password("setup", "short").await?;
+    browser.assert_weak_password_refused("setup").await?;
+    assert_eq!(browser.path().await?, "/setup");
     assert_eq!(
-        value(&browser, "#setup-form input[name=email]").await?,
+        browser.value("#setup-form input[name=email]").await?,
         OWNER_EMAIL
     );
     assert_eq!(
-        value(&browser, "#setup-form input[name=firstName]").await?,
+        browser.value("#setup-form input[name=firstName]").await?,
         "Olive"
     );
-    assert_eq!(
-        value(&browser, "#setup-form input[name=password]").await?,
-        "",
-        "passwords are never echoed"
-    );
-    camera.shoot(&browser, "weak-password").await?;
+    browser.shoot("weak-password").await?;
 
     // A good password: the owner exists and is signed in, at home.
-    type_into(&browser, "#setup-form input[name=password]", OWNER_PASSWORD).await?;
-    browser
-        .find(Locator::Id("setup-submit"))
-        .await?
-        .click()
-        .await?;
-    let who = appears(&browser, "#who-name").await?;
-    assert_eq!(path(&browser).await?, "/");
-    assert_eq!(who.text().await?, "Olive Owner");
-    assert_eq!(text(&browser, "main h1").await?, "Welcome, Olive");
-    camera.shoot(&browser, "owner-signed-in").await?;
+    browser.submit_password("setup", OWNER_PASSWORD).await?;
+    browser.assert_home_as("Olive Owner").await?;
+    assert_eq!(browser.text("main h1").await?, "Welcome, Olive");
+    browser.shoot("owner-signed-in").await?;
 
     // Personal settings, reached from the top bar: the profile is filled in.
-    browser
-        .find(Locator::Css(".topbar nav a[href$='/settings/personal']"))
-        .await?
-        .click()
-        .await?;
-    appears(&browser, "#profile-form").await?;
-    assert_eq!(path(&browser).await?, "/settings/personal");
+    browser.follow_top_bar("/settings/personal").await?;
+    browser.appears("#profile-form").await?;
+    assert_eq!(browser.path().await?, "/settings/personal");
     assert_eq!(
-        value(&browser, "#profile-form input[name=firstName]").await?,
+        browser.value("#profile-form input[name=firstName]").await?,
         "Olive"
     );
     assert_eq!(
-        value(&browser, "#profile-form input[name=lastName]").await?,
+        browser.value("#profile-form input[name=lastName]").await?,
         "Owner"
     );
     assert_eq!(
-        value(&browser, "#profile-form input[name=email]").await?,
+        browser.value("#profile-form input[name=email]").await?,
         OWNER_EMAIL
     );
-    camera.shoot(&browser, "personal-settings").await?;
+    browser.shoot("personal-settings").await?;
 
     // A new first name, saved without a password (the email is unchanged):
     // the notice says so and the top bar shows the new name at once.
-    type_into(&browser, "#profile-form input[name=firstName]", "Oriana").await?;
     browser
-        .find(Locator::Id("profile-save"))
-        .await?
-        .click()
+        .type_into("#profile-form input[name=firstName]", "Oriana")
         .await?;
-    let notice = appears(&browser, "#notice").await?;
+    browser.click("profile-save").await?;
+    let notice = browser.appears("#notice").await?;
     assert_eq!(notice.text().await?, "Your details are saved.");
-    assert_eq!(path(&browser).await?, "/settings/personal");
-    assert_eq!(text(&browser, "#who-name").await?, "Oriana Owner");
+    assert_eq!(browser.path().await?, "/settings/personal");
+    assert_eq!(browser.text("#who-name").await?, "Oriana Owner");
     assert_eq!(
-        value(&browser, "#profile-form input[name=firstName]").await?,
+        browser.value("#profile-form input[name=firstName]").await?,
         "Oriana"
     );
-    camera.shoot(&browser, "name-changed").await?;
+    browser.shoot("name-changed").await?;
 
     // The name stays changed on the next page too.
-    browser
-        .find(Locator::Css(".topbar a.brand"))
-        .await?
-        .click()
-        .await?;
-    appears(&browser, "main ul.links").await?;
-    assert_eq!(path(&browser).await?, "/");
-    assert_eq!(text(&browser, "main h1").await?, "Welcome, Oriana");
-    assert_eq!(text(&browser, "#who-name").await?, "Oriana Owner");
+    browser.find(".topbar a.brand").await?.click().await?;
+    browser.assert_home_as("Oriana Owner").await?;
+    assert_eq!(browser.text("main h1").await?, "Welcome, Oriana");
 
     // Sign out: the sign-in page shows, nobody in the top bar.
-    browser.find(Locator::Id("signout")).await?.click().await?;
-    appears(&browser, "#signin-form").await?;
-    assert_eq!(path(&browser).await?, "/signin");
-    assert_eq!(text(&browser, "main h1").await?, "Sign in");
-    assert_eq!(text(&browser, "main .notice").await?, "You are signed out.");
-    assert!(
-        browser.find(Locator::Id("who-name")).await.is_err(),
-        "still signed in after sign-out"
-    );
-    camera.shoot(&browser, "signed-out").await?;
+    browser.sign_out().await?;
+    assert_eq!(browser.text("main h1").await?, "Sign in");
+    assert_eq!(browser.text("main .notice").await?, "You are signed out.");
+    browser.shoot("signed-out").await?;
 
     // A wrong password: n8n's message, the email kept, still signed out.
-    type_into(&browser, "#signin-form input[name=email]", OWNER_EMAIL).await?;
-    type_into(
-        &browser,
-        "#signin-form input[name=password]",
-        "Wrong1password",
-    )
-    .await?;
-    browser
-        .find(Locator::Id("signin-submit"))
-        .await?
-        .click()
-        .await?;
-    let error = appears(&browser, "#signin-error").await?;
-    assert_eq!(
-        error.text().await?,
-        "Wrong username or password. Do you have caps lock on?"
-    );
-    assert_eq!(path(&browser).await?, "/signin");
-    assert_eq!(
-        value(&browser, "#signin-form input[name=email]").await?,
-        OWNER_EMAIL
-    );
-    assert_eq!(
-        value(&browser, "#signin-form input[name=password]").await?,
-        ""
-    );
-    assert!(
-        browser.find(Locator::Id("who-name")).await.is_err(),
-        "signed in with a wrong password"
-    );
-    camera.shoot(&browser, "wrong-password").await?;
+    browser.fill_sign_in(OWNER_EMAIL, "Wrong1password").await?;
+    browser.assert_sign_in_refused(OWNER_EMAIL).await?;
+    browser.shoot("wrong-password").await?;
 
     // The right password: signed in again, at home, with the new name.
-    type_into(
-        &browser,
-        "#signin-form input[name=password]",
-        OWNER_PASSWORD,
-    )
-    .await?;
+    browser.submit_password("signin", OWNER_PASSWORD).await?;
+    browser.assert_home_as("Oriana Owner").await?;
+    assert_eq!(browser.text("main h1").await?, "Welcome, Oriana");
+    browser.shoot("signed-in-again").await?;
+
+    browser.finish().await?;
+    server.stop().await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invited_person_follows_the_emailed_link_accepts_and_is_signed_in() -> TestResult {
+    let sink = SmtpSink::start(Security::StartTls, Some((SMTP_USER, SMTP_PASSWORD))).await;
+    let server = TestServer::start_with_mail(Db::Sqlite, &sink, Security::StartTls, &[]).await;
+    server.owner().await;
+    let mut browser = Browser::open("invitation").await?;
+
+    // The owner signs in and opens Users from the top bar.
     browser
-        .find(Locator::Id("signin-submit"))
+        .sign_in(&server, OWNER_EMAIL, OWNER_PASSWORD)
+        .await?;
+    browser.assert_home_as("Olive Owner").await?;
+    browser.follow_top_bar("/settings/users").await?;
+    browser.appears("#invite-form").await?;
+    assert_eq!(browser.path().await?, "/settings/users");
+    assert_eq!(
+        browser.text("#invite-form .hint").await?,
+        "Each person gets an email with a link to join."
+    );
+    browser.shoot("users").await?;
+
+    // Invite Ivy as an admin: the email goes out, the page says so, and Ivy
+    // is listed as pending.
+    browser
+        .type_into("#invite-emails", "ivy@example.com")
+        .await?;
+    browser
+        .find("#invite-role")
+        .await?
+        .select_by_value("global:admin")
+        .await?;
+    browser.click("invite-submit").await?;
+    let results = browser.appears("#invite-results").await?.text().await?;
+    assert!(results.contains("ivy@example.com"), "{results}");
+    assert!(results.contains("Invitation email sent."), "{results}");
+    let ivy_row = user_row("ivy@example.com");
+    assert_eq!(
+        browser.text(&format!("{ivy_row} td:nth-child(3)")).await?,
+        "Admin"
+    );
+    let status = browser.text(&format!("{ivy_row} td.status")).await?;
+    assert!(
+        status.starts_with("Pending: invited") && status.ends_with(" by Olive Owner"),
+        "{status}"
+    );
+    browser.shoot("invitation-sent").await?;
+
+    let link = emailed_link(&sink, &server, "ivy@example.com", "/signup?token=").await?;
+
+    // Ivy, in the same browser once the owner has signed out, follows the
+    // link: the page says who invited her and to which address.
+    browser.sign_out().await?;
+    browser.goto(&link).await?;
+    browser.appears("#signup-form").await?;
+    assert_eq!(browser.path().await?, "/signup");
+    assert_eq!(browser.title().await?, "Join · Usher");
+    assert_eq!(
+        browser.text("#invited-by").await?,
+        "Olive Owner has invited you to join as ivy@example.com."
+    );
+    browser.assert_signed_out().await?;
+    browser.shoot("invitation-page").await?;
+
+    // A weak password: the policy beside the field, the names kept.
+    browser
+        .type_into("#signup-form input[name=firstName]", "Ivy")
+        .await?;
+    browser
+        .type_into("#signup-form input[name=lastName]", "Invitee")
+        .await?;
+    browser.submit_password("signup", "weak").await?;
+    browser.assert_weak_password_refused("signup").await?;
+    assert_eq!(
+        browser.value("#signup-form input[name=firstName]").await?,
+        "Ivy"
+    );
+    assert_eq!(
+        browser.value("#signup-form input[name=lastName]").await?,
+        "Invitee"
+    );
+    assert_eq!(
+        browser.text("#invited-by").await?,
+        "Olive Owner has invited you to join as ivy@example.com."
+    );
+    browser.assert_signed_out().await?;
+    browser.shoot("weak-password").await?;
+
+    // A good password: Ivy is signed in, at home.
+    browser.submit_password("signup", "Ivy1password").await?;
+    browser.assert_home_as("Ivy Invitee").await?;
+    assert_eq!(browser.text("main h1").await?, "Welcome, Ivy");
+    browser.shoot("accepted-signed-in").await?;
+
+    // She joined with the role she was invited with.
+    browser.follow_top_bar("/settings/users").await?;
+    browser.appears("#users-table").await?;
+    assert_eq!(
+        browser.text(&format!("{ivy_row} td:nth-child(1)")).await?,
+        "Ivy Invitee"
+    );
+    assert_eq!(
+        browser.text(&format!("{ivy_row} td:nth-child(3)")).await?,
+        "Admin"
+    );
+    let status = browser.text(&format!("{ivy_row} td.status")).await?;
+    assert!(status.starts_with("Active since "), "{status}");
+    browser.shoot("joined-as-admin").await?;
+
+    // The link works once: a second visit says it was used.
+    browser
+        .assert_dead_link(
+            &link,
+            "This invitation link does not work",
+            "This invite has been accepted already. Sign in with the email and password you chose.",
+            "#signup-form",
+        )
+        .await?;
+    browser.shoot("accepted-already").await?;
+
+    browser.finish().await?;
+    server.stop().await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_added_directly_must_choose_a_password_at_first_sign_in() -> TestResult {
+    let server = TestServer::start(Db::Sqlite).await;
+    server.owner().await;
+    let mut browser = Browser::open("basic_onboarding").await?;
+
+    // The owner adds Bea directly and gets her temporary password.
+    browser
+        .sign_in(&server, OWNER_EMAIL, OWNER_PASSWORD)
+        .await?;
+    browser.assert_home_as("Olive Owner").await?;
+    browser.follow_top_bar("/settings/users").await?;
+    browser.appears("#create-form").await?;
+    browser.shoot("users").await?;
+    browser
+        .type_into("#create-lines", "bea@example.com, Bea, Lee")
+        .await?;
+    browser.click("create-submit").await?;
+    browser.appears("#created-results").await?;
+    let temporary = browser
+        .temporary_password("#created-results input.temp-password")
+        .await?;
+    let csv = browser.find("#csv-download").await?;
+    assert_eq!(csv.text().await?, "Download as CSV");
+    let href = browser.attribute("#csv-download", "href").await?;
+    assert!(href.starts_with("data:text/csv"), "{href}");
+    assert!(href.contains("bea%40example.com"), "{href}");
+    let bea_row = user_row("bea@example.com");
+    assert_eq!(
+        browser.text(&format!("{bea_row} td:nth-child(1)")).await?,
+        "Bea Lee"
+    );
+    assert_eq!(
+        browser.text(&format!("{bea_row} td.status")).await?,
+        MUST_CHOOSE
+    );
+    browser.shoot("temporary-password").await?;
+
+    // Bea signs in with it and is asked for her own password first.
+    browser.sign_out().await?;
+    browser
+        .sign_in(&server, "bea@example.com", &temporary)
+        .await?;
+    browser.assert_must_choose_password("Bea Lee").await?;
+    browser.shoot("set-password").await?;
+
+    // Nothing else opens until she has.
+    browser.goto(&server.at("/settings/personal")).await?;
+    browser.appears("#set-password-form").await?;
+    assert_eq!(browser.path().await?, "/set-password");
+
+    // The temporary password again is refused, beside the field.
+    browser.submit_password("set-password", &temporary).await?;
+    let error = browser.appears("#password-error").await?;
+    assert_eq!(
+        error.text().await?,
+        "Choose a password different from the temporary one."
+    );
+    assert_eq!(browser.path().await?, "/set-password");
+    browser.assert_password_emptied("set-password").await?;
+    browser.shoot("same-password").await?;
+
+    // A good one: at home, signed in as Bea.
+    browser
+        .submit_password("set-password", "Bea1password")
+        .await?;
+    browser.assert_home_as("Bea Lee").await?;
+    assert_eq!(browser.text("main h1").await?, "Welcome, Bea");
+    browser.shoot("password-chosen").await?;
+
+    // The new password is hers from now on.
+    browser.sign_out().await?;
+    browser
+        .sign_in(&server, "bea@example.com", "Bea1password")
+        .await?;
+    browser.assert_home_as("Bea Lee").await?;
+    browser.shoot("signed-in-again").await?;
+
+    browser.finish().await?;
+    server.stop().await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forgotten_password_is_reset_from_the_emailed_link() -> TestResult {
+    let sink = SmtpSink::start(Security::StartTls, Some((SMTP_USER, SMTP_PASSWORD))).await;
+    let server = TestServer::start_with_mail(Db::Sqlite, &sink, Security::StartTls, &[]).await;
+    server.owner().await;
+    let mut browser = Browser::open("password_reset").await?;
+    const RENEWED: &str = "Renewed1password";
+
+    // Email is set up, so the sign-in page offers a way back in.
+    browser.goto(&server.at("/signin")).await?;
+    browser.appears("#signin-form").await?;
+    assert_eq!(browser.text("#forgot-link").await?, "Forgot your password?");
+    browser.shoot("signin").await?;
+    browser.click("forgot-link").await?;
+    browser.appears("#forgot-form").await?;
+    assert_eq!(browser.path().await?, "/forgot-password");
+    assert_eq!(browser.title().await?, "Forgot password · Usher");
+    browser.shoot("forgot-password").await?;
+
+    // The owner's email: the page says a link is on its way (as it would for
+    // any address), and the form is gone.
+    browser
+        .type_into("#forgot-form input[name=email]", OWNER_EMAIL)
+        .await?;
+    browser.click("forgot-submit").await?;
+    let sent = browser.appears("#sent").await?;
+    assert_eq!(
+        sent.text().await?,
+        "If an account uses that email, a link to choose a new password is on its way. \
+         It works once, for 20 minutes. Check your spam folder if it does not arrive."
+    );
+    assert_eq!(browser.path().await?, "/forgot-password");
+    browser
+        .assert_absent("#forgot-form", "the form is still offered")
+        .await?;
+    browser.assert_signed_out().await?;
+    browser.shoot("link-sent").await?;
+
+    // The emailed link opens a form that names the account.
+    let link = emailed_link(&sink, &server, OWNER_EMAIL, "/change-password?token=").await?;
+    let for_owner = format!("For {OWNER_EMAIL}. You will be signed out everywhere else.");
+    browser.goto(&link).await?;
+    browser.appears("#change-password-form").await?;
+    assert_eq!(browser.path().await?, "/change-password");
+    assert_eq!(browser.title().await?, "Choose a new password · Usher");
+    assert_eq!(browser.text("main section > p").await?, for_owner);
+    browser.assert_signed_out().await?;
+    browser.shoot("change-password").await?;
+
+    // A weak password: the policy beside the field, the link still usable.
+    browser.submit_password("change-password", "weak").await?;
+    browser
+        .assert_weak_password_refused("change-password")
+        .await?;
+    assert_eq!(browser.text("main section > p").await?, for_owner);
+    browser.assert_signed_out().await?;
+    browser.shoot("weak-password").await?;
+
+    // A good one: signed in, at home.
+    browser.submit_password("change-password", RENEWED).await?;
+    browser.assert_home_as("Olive Owner").await?;
+    browser.shoot("password-changed").await?;
+
+    // The link works once.
+    browser
+        .assert_dead_link(
+            &link,
+            RESET_LINK_DEAD,
+            "This password reset link is not valid: it has been used, has expired \
+             (links last 20 minutes) or was replaced by a newer one. Ask for a new one.",
+            "#change-password-form",
+        )
+        .await?;
+    browser.shoot("link-used").await?;
+
+    // The old password is refused, the new one lets the owner in.
+    browser.sign_out().await?;
+    browser.fill_sign_in(OWNER_EMAIL, OWNER_PASSWORD).await?;
+    browser.assert_sign_in_refused(OWNER_EMAIL).await?;
+    browser.shoot("old-password-refused").await?;
+    browser.submit_password("signin", RENEWED).await?;
+    browser.assert_home_as("Olive Owner").await?;
+    browser.shoot("signed-in-with-new-password").await?;
+
+    browser.finish().await?;
+    server.stop().await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_forces_a_password_reset_and_the_user_must_choose_a_new_one() -> TestResult {
+    let server = TestServer::start(Db::Sqlite).await;
+    server.owner().await;
+    let mia = server
+        .add_user("mia@example.com", "Member1pass", Role::Member)
+        .await;
+    let mut browser = Browser::open("forced_reset").await?;
+
+    // The owner opens Mia's page from the users list.
+    browser
+        .sign_in(&server, OWNER_EMAIL, OWNER_PASSWORD)
+        .await?;
+    browser.assert_home_as("Olive Owner").await?;
+    browser.follow_top_bar("/settings/users").await?;
+    let mia_row = user_row("mia@example.com");
+    browser
+        .appears(&format!("{mia_row} td:nth-child(1) a"))
         .await?
         .click()
         .await?;
-    let who = appears(&browser, "#who-name").await?;
-    assert_eq!(path(&browser).await?, "/");
-    assert_eq!(who.text().await?, "Oriana Owner");
-    assert_eq!(text(&browser, "main h1").await?, "Welcome, Oriana");
-    camera.shoot(&browser, "signed-in-again").await?;
+    let mia_page = format!("/settings/users/{}", mia.id);
+    browser.appears("#force-reset-button").await?;
+    assert_eq!(browser.path().await?, mia_page);
+    assert_eq!(browser.title().await?, "Mia Member · Usher");
+    assert_eq!(browser.text("#user-name").await?, "Mia Member");
+    assert_eq!(browser.text("#user-email").await?, "mia@example.com");
+    let facts = browser.text(".facts").await?;
+    assert!(facts.contains("Active since "), "{facts}");
+    browser.shoot("user-page").await?;
 
-    browser.close().await?;
+    // A forced reset: a temporary password, shown once, and Mia's status says
+    // what comes next. Reloading would not reset again.
+    browser.click("force-reset-button").await?;
+    // The page asks first: a forced reset signs Mia out everywhere.
+    let question = browser.client.get_alert_text().await?;
+    assert!(question.contains("mia@example.com"), "{question}");
+    browser.client.accept_alert().await?;
+    let temporary = browser.temporary_password("#temporary-password").await?;
+    assert_eq!(browser.text("#notice").await?, "The password is reset.");
+    let facts = browser.text(".facts").await?;
+    assert!(facts.contains(MUST_CHOOSE), "{facts}");
+    assert_eq!(browser.path().await?, mia_page);
+    browser.shoot("temporary-password").await?;
+
+    // A reset link too: shown in place of the password, which is not shown
+    // again (and still works: making a link does not change it).
+    browser.click("reset-link-button").await?;
+    browser.appears("#reset-link").await?;
+    let reset_link = browser.value("#reset-link").await?;
+    assert!(
+        reset_link.starts_with(&server.at("/change-password?token=")),
+        "{reset_link}"
+    );
+    browser
+        .assert_absent(
+            "#temporary-password",
+            "the temporary password is shown again",
+        )
+        .await?;
+    assert_eq!(browser.path().await?, mia_page);
+    browser.shoot("reset-link").await?;
+
+    // Mia signs in with the temporary password: only the form to choose her
+    // own opens, and the top bar leads nowhere else.
+    browser.sign_out().await?;
+    browser
+        .sign_in(&server, "mia@example.com", &temporary)
+        .await?;
+    browser.assert_must_choose_password("Mia Member").await?;
+    browser.shoot("set-password").await?;
+
+    browser
+        .submit_password("set-password", "Member2pass")
+        .await?;
+    browser.assert_home_as("Mia Member").await?;
+    assert_eq!(browser.text("main h1").await?, "Welcome, Mia");
+    browser.shoot("password-chosen").await?;
+
+    // Choosing her password voided the link made before.
+    browser
+        .assert_dead_link(
+            &reset_link,
+            RESET_LINK_DEAD,
+            "This password reset link is not valid: it has been used, has expired \
+             (links last 20 minutes) or was replaced by a newer one. \
+             Ask the owner or an admin for a new one.",
+            "#change-password-form",
+        )
+        .await?;
+    browser.shoot("reset-link-void").await?;
+
+    browser.finish().await?;
     server.stop().await?;
-    println!("screenshots of the first run: {}", camera.folder());
     Ok(())
+}
+
+/// A user's status while a temporary password is set.
+const MUST_CHOOSE: &str = "Active: must choose a password at next sign-in";
+
+/// The users table's row for `email`.
+fn user_row(email: &str) -> String {
+    format!("#users-table tr[data-email='{email}']")
+}
+
+/// The next email the sink received: it went to `to` alone and carries a link
+/// into this server starting with `path` (`/signup?token=`, …).
+async fn emailed_link(
+    sink: &SmtpSink,
+    server: &TestServer,
+    to: &str,
+    path: &str,
+) -> Outcome<String> {
+    let message = sink.next_message(MAIL_WAIT).await;
+    assert_eq!(message.to, [to]);
+    let link = message
+        .link(path)
+        .ok_or_else(|| format!("no {path} link in the email:\n{}", message.raw))?;
+    assert!(link.starts_with(&server.at(path)), "{link}");
+    Ok(link)
+}
+
+/// One test's browser: a headless Chromium with its own ChromeDriver and
+/// profile (so its own cookies), and a camera for its screenshots.
+struct Browser {
+    client: Client,
+    camera: Camera,
+    // Dropped after the client: the profile folder, then ChromeDriver (and
+    // with it Chromium).
+    _profile: tempfile::TempDir,
+    _driver: ChromeDriver,
+}
+
+impl Browser {
+    /// Starts everything; screenshots go to `target/screenshots/{shots}/`.
+    async fn open(shots: &str) -> Outcome<Self> {
+        let camera = Camera::new(shots)?;
+        let driver = ChromeDriver::start().await;
+        let profile = tempfile::tempdir()?;
+        let client = driver.browser(profile.path()).await;
+        Ok(Self {
+            client,
+            camera,
+            _profile: profile,
+            _driver: driver,
+        })
+    }
+
+    /// Ends the browser session and says where the screenshots are.
+    async fn finish(self) -> Outcome<()> {
+        let folder = self.camera.folder();
+        self.client.clone().close().await?;
+        println!("screenshots: {folder}");
+        Ok(())
+    }
+
+    async fn goto(&self, url: &str) -> Outcome<()> {
+        Ok(self.client.goto(url).await?)
+    }
+
+    async fn find(&self, css: &str) -> Outcome<Element> {
+        Ok(self.client.find(Locator::Css(css)).await?)
+    }
+
+    /// Waits for `css` to show up; a timeout names the page the browser is on.
+    async fn appears(&self, css: &str) -> Outcome<Element> {
+        match self
+            .client
+            .wait()
+            .at_most(PATIENCE)
+            .for_element(Locator::Css(css))
+            .await
+        {
+            Ok(element) => Ok(element),
+            Err(error) => {
+                let url = self
+                    .client
+                    .current_url()
+                    .await
+                    .map(|u| u.to_string())
+                    .unwrap_or_default();
+                let page = self.client.source().await.unwrap_or_default();
+                Err(format!("{css} did not appear on {url} ({error}); the page is:\n{page}").into())
+            }
+        }
+    }
+
+    async fn click(&self, id: &str) -> Outcome<()> {
+        self.client.find(Locator::Id(id)).await?.click().await?;
+        Ok(())
+    }
+
+    /// Empties a field and types `text` into it.
+    async fn type_into(&self, css: &str, text: &str) -> Outcome<()> {
+        let field = self.find(css).await?;
+        field.clear().await?;
+        field.send_keys(text).await?;
+        Ok(())
+    }
+
+    /// What a field holds now.
+    async fn value(&self, css: &str) -> Outcome<String> {
+        Ok(self
+            .find(css)
+            .await?
+            .prop("value")
+            .await?
+            .unwrap_or_default())
+    }
+
+    /// An attribute as the page was served (not as changed since).
+    async fn attribute(&self, css: &str, name: &str) -> Outcome<String> {
+        Ok(self
+            .find(css)
+            .await?
+            .attr(name)
+            .await?
+            .ok_or_else(|| format!("{css} has no {name} attribute"))?)
+    }
+
+    /// A temporary password the page shows (or is about to) to pass on.
+    async fn temporary_password(&self, css: &str) -> Outcome<String> {
+        self.appears(css).await?;
+        let password = self.attribute(css, "value").await?;
+        assert_eq!(password.len(), 16, "{password:?}");
+        Ok(password)
+    }
+
+    async fn text(&self, css: &str) -> Outcome<String> {
+        Ok(self.find(css).await?.text().await?)
+    }
+
+    async fn title(&self) -> Outcome<String> {
+        Ok(self.client.title().await?)
+    }
+
+    async fn path(&self) -> Outcome<String> {
+        Ok(self.client.current_url().await?.path().to_owned())
+    }
+
+    /// Clicks the top bar's link to `path`.
+    async fn follow_top_bar(&self, path: &str) -> Outcome<()> {
+        self.find(&format!(".topbar nav a[href$='{path}']"))
+            .await?
+            .click()
+            .await?;
+        Ok(())
+    }
+
+    /// Types `password` into `#{form}-form` and submits it with
+    /// `#{form}-submit`.
+    async fn submit_password(&self, form: &str, password: &str) -> Outcome<()> {
+        self.type_into(&format!("#{form}-form input[name=password]"), password)
+            .await?;
+        self.click(&format!("{form}-submit")).await
+    }
+
+    /// Types into the sign-in form already shown and submits it.
+    async fn fill_sign_in(&self, email: &str, password: &str) -> Outcome<()> {
+        self.type_into("#signin-form input[name=email]", email)
+            .await?;
+        self.submit_password("signin", password).await
+    }
+
+    /// Opens the sign-in page and signs in; where that leads is the test's
+    /// to check.
+    async fn sign_in(&self, server: &TestServer, email: &str, password: &str) -> Outcome<()> {
+        self.goto(&server.at("/signin")).await?;
+        self.appears("#signin-form").await?;
+        self.fill_sign_in(email, password).await
+    }
+
+    /// Signs out from the top bar and checks that the sign-in page shows.
+    async fn sign_out(&self) -> Outcome<()> {
+        self.click("signout").await?;
+        self.appears("#signin-form").await?;
+        assert_eq!(self.path().await?, "/signin");
+        self.assert_signed_out().await
+    }
+
+    /// The home page, with `name` in the top bar.
+    async fn assert_home_as(&self, name: &str) -> Outcome<()> {
+        self.appears("main ul.links").await?;
+        assert_eq!(self.path().await?, "/");
+        assert_eq!(self.text("#who-name").await?, name);
+        Ok(())
+    }
+
+    async fn assert_signed_out(&self) -> Outcome<()> {
+        self.assert_absent("#who-name", "someone is signed in")
+            .await
+    }
+
+    /// Nothing matches `css`; else fails with `what` and the page's address.
+    async fn assert_absent(&self, css: &str, what: &str) -> Outcome<()> {
+        assert!(
+            self.find(css).await.is_err(),
+            "{what} on {}",
+            self.client.current_url().await?
+        );
+        Ok(())
+    }
+
+    /// n8n's password policy, shown beside the password field of
+    /// `#{form}-form`, which comes back empty.
+    async fn assert_weak_password_refused(&self, form: &str) -> Outcome<()> {
+        let problems = self.appears("#password-error").await?.text().await?;
+        for message in [
+            "Password must be 8 to 64 characters long.",
+            "Password must contain at least 1 number.",
+            "Password must contain at least 1 uppercase letter.",
+        ] {
+            assert!(
+                problems.contains(message),
+                "{message:?} is missing from {problems:?}"
+            );
+        }
+        self.assert_password_emptied(form).await
+    }
+
+    /// Passwords are never echoed back into `#{form}-form`.
+    async fn assert_password_emptied(&self, form: &str) -> Outcome<()> {
+        assert_eq!(
+            self.value(&format!("#{form}-form input[name=password]"))
+                .await?,
+            "",
+            "a password is echoed into #{form}-form"
+        );
+        Ok(())
+    }
+
+    /// n8n's message for a wrong password: still on /signin, signed out, the
+    /// email kept.
+    async fn assert_sign_in_refused(&self, email: &str) -> Outcome<()> {
+        let error = self.appears("#signin-error").await?;
+        assert_eq!(
+            error.text().await?,
+            "Wrong username or password. Do you have caps lock on?"
+        );
+        assert_eq!(self.path().await?, "/signin");
+        assert_eq!(self.value("#signin-form input[name=email]").await?, email);
+        self.assert_password_emptied("signin").await?;
+        self.assert_signed_out().await
+    }
+
+    /// Signed in as `name` with a temporary password: only the form to choose
+    /// a new one, and a top bar with the name and Sign out but no links.
+    async fn assert_must_choose_password(&self, name: &str) -> Outcome<()> {
+        self.appears("#set-password-form").await?;
+        assert_eq!(self.path().await?, "/set-password");
+        assert_eq!(self.title().await?, "Choose a new password · Usher");
+        assert_eq!(self.text("#who-name").await?, name);
+        assert_eq!(self.text("#signout").await?, "Sign out");
+        self.assert_absent(".topbar nav a", "the top bar offers links")
+            .await
+    }
+
+    /// `link` leads to a page headed `heading` that explains with `message`,
+    /// without the form `form` it once opened.
+    async fn assert_dead_link(
+        &self,
+        link: &str,
+        heading: &str,
+        message: &str,
+        form: &str,
+    ) -> Outcome<()> {
+        self.goto(link).await?;
+        self.appears("#error-message").await?;
+        assert_eq!(self.text("main h1").await?, heading);
+        assert_eq!(self.text("#error-message").await?, message);
+        self.assert_absent(form, "the form is still offered").await
+    }
+
+    /// Saves what the browser shows as the next numbered screenshot.
+    async fn shoot(&mut self, name: &str) -> Outcome<()> {
+        self.camera.shoot(&self.client, name).await
+    }
 }
 
 /// ChromeDriver on a free local port, killed (with the Chromium it started)
@@ -231,7 +825,7 @@ impl ChromeDriver {
         for (program, what) in [(CHROMIUM, "Chromium"), (CHROMEDRIVER, "ChromeDriver")] {
             assert!(
                 Path::new(program).exists(),
-                "{what} is needed for the browser test and {program} is missing. \
+                "{what} is needed for the browser tests and {program} is missing. \
                  Install it with: {INSTALL}"
             );
         }
@@ -331,32 +925,35 @@ fn free_port() -> u16 {
         .unwrap_or_else(|e| panic!("no free port: {e}"))
 }
 
-/// Numbered screenshots in the workspace's `target/screenshots/first_run/`
+/// Numbered screenshots in the workspace's `target/screenshots/{name}/`
 /// (emptied first, so that it shows this run only).
 struct Camera {
+    folder: PathBuf,
     count: usize,
 }
 
 impl Camera {
-    fn new() -> std::io::Result<Self> {
-        let folder = Path::new(SCREENSHOTS);
+    fn new(name: &str) -> std::io::Result<Self> {
+        let folder = Path::new(SCREENSHOTS).join(name);
         if folder.exists() {
-            std::fs::remove_dir_all(folder)?;
+            std::fs::remove_dir_all(&folder)?;
         }
-        std::fs::create_dir_all(folder)?;
-        Ok(Self { count: 0 })
+        std::fs::create_dir_all(&folder)?;
+        Ok(Self { folder, count: 0 })
     }
 
     fn folder(&self) -> String {
-        Path::new(SCREENSHOTS)
+        self.folder
             .canonicalize()
-            .map_or_else(|_| SCREENSHOTS.to_owned(), |p| p.display().to_string())
+            .unwrap_or_else(|_| self.folder.clone())
+            .display()
+            .to_string()
     }
 
     /// Saves what the browser shows as the next numbered PNG, after checking
     /// that no two elements on the page share an id (a label would then lead
     /// to the wrong field).
-    async fn shoot(&mut self, browser: &Client, name: &str) -> Result<(), Box<dyn Error>> {
+    async fn shoot(&mut self, browser: &Client, name: &str) -> Outcome<()> {
         let repeated = browser
             .execute(
                 "const ids = [...document.querySelectorAll('[id]')].map(e => e.id);\n\
@@ -372,55 +969,10 @@ impl Camera {
         );
         self.count += 1;
         let png = browser.screenshot().await?;
-        let file = Path::new(SCREENSHOTS).join(format!("{:02}-{name}.png", self.count));
-        std::fs::write(&file, png)?;
+        std::fs::write(
+            self.folder.join(format!("{:02}-{name}.png", self.count)),
+            png,
+        )?;
         Ok(())
     }
-}
-
-/// Waits for `css` to show up; a timeout names the page the browser is on.
-async fn appears(browser: &Client, css: &str) -> Result<Element, Box<dyn Error>> {
-    match browser
-        .wait()
-        .at_most(PATIENCE)
-        .for_element(Locator::Css(css))
-        .await
-    {
-        Ok(element) => Ok(element),
-        Err(error) => {
-            let url = browser
-                .current_url()
-                .await
-                .map(|u| u.to_string())
-                .unwrap_or_default();
-            let page = browser.source().await.unwrap_or_default();
-            Err(format!("{css} did not appear on {url} ({error}); the page is:\n{page}").into())
-        }
-    }
-}
-
-/// Empties a field and types `text` into it.
-async fn type_into(browser: &Client, css: &str, text: &str) -> Result<(), Box<dyn Error>> {
-    let field = browser.find(Locator::Css(css)).await?;
-    field.clear().await?;
-    field.send_keys(text).await?;
-    Ok(())
-}
-
-/// What a field holds now.
-async fn value(browser: &Client, css: &str) -> Result<String, Box<dyn Error>> {
-    Ok(browser
-        .find(Locator::Css(css))
-        .await?
-        .prop("value")
-        .await?
-        .unwrap_or_default())
-}
-
-async fn text(browser: &Client, css: &str) -> Result<String, Box<dyn Error>> {
-    Ok(browser.find(Locator::Css(css)).await?.text().await?)
-}
-
-async fn path(browser: &Client) -> Result<String, Box<dyn Error>> {
-    Ok(browser.current_url().await?.path().to_owned())
 }
