@@ -4,16 +4,19 @@
 //! - [`model`]: ids, emails, names, roles and the user record;
 //! - [`password`]: the password policy and hashing off the async runtime;
 //! - [`token`]: random secrets that are stored only as hashes;
+//! - [`resources`]: projects, workflows, credentials and tags;
 //! - [`store`]: the storage port the database crates implement;
 //! - [`mail`]: the mail port the server implements with SMTP;
 //! - [`service`]: the use cases (set-up, sign-in, sessions, personal settings)
 //!   that the pages, `/rest` and `/api/v1` all call.
 
+pub mod cipher;
 pub mod clock;
 pub mod error;
 pub mod mail;
 pub mod model;
 pub mod password;
+pub mod resources;
 pub mod secret;
 pub mod service;
 pub mod store;

@@ -8,6 +8,9 @@ use async_trait::async_trait;
 use crate::{
     clock::Millis,
     model::{Email, Role, User, UserId},
+    resources::{
+        Credential, CredentialId, Project, ProjectId, ProjectRole, Tag, TagId, Workflow, WorkflowId,
+    },
 };
 
 pub type StoreResult<T> = std::result::Result<T, StoreError>;
@@ -195,6 +198,68 @@ pub trait ResetStore {
     ) -> StoreResult<Option<User>>;
 }
 
+/// Which workflows or credentials to list: all, or those in the projects a
+/// user belongs to.
+#[derive(Clone, Copy, Debug)]
+pub enum Visible {
+    All,
+    MemberOf(UserId),
+}
+
+#[async_trait]
+pub trait ProjectStore {
+    /// The user's personal project, made (with its owner membership) the
+    /// first time it is asked for.
+    async fn personal_project(&self, user: &User, now: Millis) -> StoreResult<Project>;
+    async fn project(&self, id: ProjectId) -> StoreResult<Option<Project>>;
+    /// Projects the user belongs to, with their role in each.
+    async fn projects_of(&self, user: UserId) -> StoreResult<Vec<(Project, ProjectRole)>>;
+    async fn all_projects(&self) -> StoreResult<Vec<Project>>;
+    /// A new team project with its first admin, in one transaction.
+    async fn insert_project(&self, project: &Project, admin: UserId) -> StoreResult<()>;
+    async fn rename_project(&self, id: ProjectId, name: &str, now: Millis) -> StoreResult<bool>;
+    /// Deletes a team project with its workflows and credentials.
+    async fn delete_project(&self, id: ProjectId) -> StoreResult<bool>;
+    async fn membership(
+        &self,
+        project: ProjectId,
+        user: UserId,
+    ) -> StoreResult<Option<ProjectRole>>;
+    async fn members(&self, project: ProjectId) -> StoreResult<Vec<(User, ProjectRole)>>;
+    async fn set_member(
+        &self,
+        project: ProjectId,
+        user: UserId,
+        role: ProjectRole,
+    ) -> StoreResult<()>;
+    async fn remove_member(&self, project: ProjectId, user: UserId) -> StoreResult<bool>;
+    /// Deletes a user. With `transfer_to`, their personal project's
+    /// workflows and credentials move there first; without, they are
+    /// deleted. One transaction: everything moves or nothing does. False
+    /// when there is no such user.
+    async fn delete_user(&self, id: UserId, transfer_to: Option<ProjectId>) -> StoreResult<bool>;
+}
+
+#[async_trait]
+pub trait WorkflowStore {
+    async fn workflows(&self, visible: Visible) -> StoreResult<Vec<Workflow>>;
+    async fn workflow(&self, id: WorkflowId) -> StoreResult<Option<Workflow>>;
+    async fn insert_workflow(&self, workflow: &Workflow) -> StoreResult<()>;
+    /// Name, definition, active flag and tags, in one transaction.
+    async fn update_workflow(&self, workflow: &Workflow) -> StoreResult<bool>;
+    async fn delete_workflow(&self, id: WorkflowId) -> StoreResult<bool>;
+    async fn credentials(&self, visible: Visible) -> StoreResult<Vec<Credential>>;
+    async fn credential(&self, id: CredentialId) -> StoreResult<Option<Credential>>;
+    async fn insert_credential(&self, credential: &Credential) -> StoreResult<()>;
+    async fn update_credential(&self, credential: &Credential) -> StoreResult<bool>;
+    async fn delete_credential(&self, id: CredentialId) -> StoreResult<bool>;
+    async fn tags(&self) -> StoreResult<Vec<Tag>>;
+    /// Conflict when a tag with that name (whatever the case) exists.
+    async fn insert_tag(&self, tag: &Tag) -> StoreResult<()>;
+    async fn rename_tag(&self, id: TagId, name: &str) -> StoreResult<bool>;
+    async fn delete_tag(&self, id: TagId) -> StoreResult<bool>;
+}
+
 #[async_trait]
 pub trait SessionStore {
     async fn insert_session(&self, session: &Session) -> StoreResult<()>;
@@ -251,6 +316,8 @@ pub trait Store:
     UserStore
     + InvitationStore
     + ResetStore
+    + ProjectStore
+    + WorkflowStore
     + SessionStore
     + GuardStore
     + SettingStore

@@ -177,6 +177,7 @@ pub async fn build(settings: Settings, internals: Internals) -> Result<AppState,
         .prepare()
         .await
         .map_err(|e| StartError::Other(format!("database: {e}")))?;
+    let usher = usher.with_cipher(&encryption_key);
     usher
         .check_encryption_key(&encryption_key)
         .await

@@ -16,10 +16,12 @@ pub mod config;
 mod invitations;
 mod misc;
 mod pool;
+mod projects;
 mod resets;
 mod rows;
 mod sessions;
 mod users;
+mod workflows;
 
 pub use config::DbConfig;
 pub use pool::{Backend, SqlStore, connect};

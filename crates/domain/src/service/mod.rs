@@ -4,6 +4,7 @@
 //! - [`auth`]: owner set-up, skipping it, sign-in, sessions, sign-out;
 //! - [`me`]: personal settings (names, email, password);
 //! - [`invitations`]: inviting, resending, withdrawing and accepting;
+//! - [`resources`]: projects, workflows, credentials, tags, and their rules;
 //! - [`roles`]: global roles, handing over ownership, the audit log;
 //! - [`recovery`]: password reset by email, by admins, by the operator;
 //! - [`onboarding`]: users created with a temporary password, and the
@@ -16,6 +17,7 @@ pub mod invitations;
 pub mod me;
 pub mod onboarding;
 pub mod recovery;
+pub mod resources;
 pub mod roles;
 
 use std::sync::Arc;
@@ -91,6 +93,8 @@ impl Default for Config {
 pub struct Usher {
     store: Arc<dyn Store>,
     mailer: Arc<dyn Mailer>,
+    /// Encrypts credential data; set with [`Usher::with_cipher`].
+    cipher: Option<crate::cipher::Cipher>,
     hasher: PasswordHasher,
     clock: Arc<dyn Clock>,
     config: Config,
@@ -107,10 +111,17 @@ impl Usher {
         Self {
             store,
             mailer,
+            cipher: None,
             hasher,
             clock,
             config,
         }
+    }
+
+    /// Stored secrets are encrypted with this instance key.
+    pub fn with_cipher(mut self, key: &crate::secret::Secret) -> Self {
+        self.cipher = Some(crate::cipher::Cipher::new(key));
+        self
     }
 
     pub fn mail_configured(&self) -> bool {

@@ -121,6 +121,72 @@ impl Usher {
             .ok_or_else(|| Error::not_found("There is no such user."))
     }
 
+    /// Deletes a user (spec 000, "Manage users"). A pending user is simply
+    /// removed. An active user's workflows and credentials go to the project
+    /// `transfer_to`, or are deleted with them when it is None: all of them,
+    /// or none, in one transaction. Their sessions end with them.
+    pub async fn delete_user(
+        &self,
+        actor: &Actor,
+        id: UserId,
+        transfer_to: Option<&str>,
+        origin: &Origin,
+    ) -> Result<()> {
+        actor.user.role.require_user_manager()?;
+        let target = self
+            .store
+            .user_by_id(id)
+            .await?
+            .ok_or_else(|| Error::not_found("There is no such user."))?;
+        if target.role == Role::Owner {
+            return Err(Error::forbidden("Instance owner cannot be deleted."));
+        }
+        if target.id == actor.user.id {
+            return Err(Error::invalid(
+                "You cannot delete yourself. Ask the owner or another admin.",
+            ));
+        }
+        let transfer = match transfer_to.map(str::trim).filter(|t| !t.is_empty()) {
+            None => None,
+            Some(text) => {
+                let project_id = crate::resources::ProjectId::parse(text)
+                    .map_err(|_| Error::not_found("The project to transfer to does not exist."))?;
+                let project = self.store.project(project_id).await?.ok_or_else(|| {
+                    Error::not_found("The project to transfer to does not exist.")
+                })?;
+                if project.personal_owner == Some(target.id) {
+                    return Err(Error::invalid(
+                        "Choose another user's project to transfer to: this one goes with the user.",
+                    ));
+                }
+                Some(project)
+            }
+        };
+        if !self
+            .store
+            .delete_user(id, transfer.as_ref().map(|p| p.id))
+            .await?
+        {
+            return Err(Error::not_found("There is no such user."));
+        }
+        let detail = match (&transfer, target.is_pending()) {
+            (_, true) => "pending invitation withdrawn".to_owned(),
+            (Some(project), false) => {
+                format!("workflows and credentials transferred to {}", project.name)
+            }
+            (None, false) => "workflows and credentials deleted".to_owned(),
+        };
+        self.audit(
+            Some(&actor.user),
+            "user.deleted",
+            Some(&target),
+            detail,
+            origin,
+        )
+        .await;
+        Ok(())
+    }
+
     /// The audit log, newest first, for the owner and admins.
     pub async fn audit_log(
         &self,

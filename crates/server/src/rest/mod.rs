@@ -8,6 +8,7 @@ mod auth;
 mod invitations;
 mod me;
 mod recovery;
+mod resources;
 mod roles;
 mod users;
 
@@ -32,6 +33,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
             .merge(invitations::router())
             .merge(recovery::router())
             .merge(roles::router())
+            .merge(resources::router())
             .merge(users::router());
     }
     router

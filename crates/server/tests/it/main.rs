@@ -13,6 +13,7 @@ mod mail_sink;
 mod onboarding;
 mod personal;
 mod recovery;
+mod resources;
 mod roles;
 mod sessions;
 mod setup;
