@@ -260,6 +260,55 @@ pub trait WorkflowStore {
     async fn delete_tag(&self, id: TagId) -> StoreResult<bool>;
 }
 
+/// An API key's stored half.
+#[derive(Clone, Debug)]
+pub struct ApiKey {
+    pub id: uuid::Uuid,
+    pub user_id: UserId,
+    pub label: String,
+    pub key_hash: String,
+    pub last_chars: String,
+    pub scopes: Vec<String>,
+    pub expires_at: Option<Millis>,
+    pub created_at: Millis,
+    pub last_used_at: Option<Millis>,
+}
+
+/// Where a page of `/api/v1/users` starts: after this (created_at, id).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserCursor {
+    pub created_at: Millis,
+    pub id: UserId,
+}
+
+#[async_trait]
+pub trait ApiKeyStore {
+    /// Conflict when the user has a key with this label.
+    async fn insert_api_key(&self, key: &ApiKey) -> StoreResult<()>;
+    async fn api_keys_of(&self, user: UserId) -> StoreResult<Vec<ApiKey>>;
+    async fn update_api_key(
+        &self,
+        user: UserId,
+        id: uuid::Uuid,
+        label: &str,
+        scopes: &[String],
+    ) -> StoreResult<bool>;
+    async fn delete_api_key(&self, user: UserId, id: uuid::Uuid) -> StoreResult<bool>;
+    /// The key with this hash and its user, marking it used at `now`.
+    async fn use_api_key(&self, key_hash: &str, now: Millis)
+    -> StoreResult<Option<(ApiKey, User)>>;
+    /// A page of users with an email, in (created_at, id) order: after
+    /// `after` when given, else from `offset`; optionally only the members of
+    /// a project.
+    async fn user_page(
+        &self,
+        after: Option<&UserCursor>,
+        offset: i64,
+        limit: i64,
+        project: Option<ProjectId>,
+    ) -> StoreResult<Vec<User>>;
+}
+
 #[async_trait]
 pub trait SessionStore {
     async fn insert_session(&self, session: &Session) -> StoreResult<()>;
@@ -318,6 +367,7 @@ pub trait Store:
     + ResetStore
     + ProjectStore
     + WorkflowStore
+    + ApiKeyStore
     + SessionStore
     + GuardStore
     + SettingStore

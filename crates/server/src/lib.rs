@@ -5,6 +5,7 @@
 //! (listening and graceful shutdown), then [`rest`] and [`pages`], which both
 //! call the domain services. [`cli`] holds the commands of the `usher` binary.
 
+pub mod api_v1;
 pub mod cli;
 pub mod error;
 pub mod extract;
@@ -166,6 +167,7 @@ pub async fn build(settings: Settings, internals: Internals) -> Result<AppState,
         base_url: settings.base_url.clone(),
         invite_lifetime: settings.mail.invite_lifetime_hours * usher_domain::clock::HOUR,
         invite_links_email_only: settings.mail.invite_links_email_only,
+        public_api_disabled: settings.public_api_disabled,
         password_policy: PasswordPolicy {
             min_length: settings.password_min_length,
         },
@@ -241,6 +243,7 @@ pub fn app(state: AppState) -> Router {
         .fallback(pages::not_found)
         .layer(session);
     let routes = Router::new()
+        .nest("/api/v1", api_v1::router(&state))
         .merge(health::router())
         .merge(pages::assets_router())
         .merge(with_session);

@@ -36,6 +36,8 @@ pub struct Settings {
     /// How many reverse proxies in front may be trusted for X-Forwarded-For.
     pub proxy_hops: usize,
     pub mail: MailSettings,
+    /// N8N_PUBLIC_API_DISABLED: no `/api/v1`, no API keys.
+    pub public_api_disabled: bool,
 }
 
 /// Email: SMTP (optional) and the templates that replace the built-in ones.
@@ -325,6 +327,7 @@ impl Settings {
             password_min_length: env.int("N8N_PASSWORD_MIN_LENGTH", 8, (8, 64))? as usize,
             proxy_hops: env.int("N8N_PROXY_HOPS", 0, (0, 16))? as usize,
             mail: MailSettings::from_env(env)?,
+            public_api_disabled: env.bool("N8N_PUBLIC_API_DISABLED", false)?,
         })
     }
 }
@@ -509,6 +512,7 @@ pub const KNOWN: &[&str] = &[
     "N8N_UM_EMAIL_TEMPLATES_PWRESET",
     "N8N_INVITE_LINKS_EMAIL_ONLY",
     "N8N_INVITE_LINK_EXPIRY_HOURS",
+    "N8N_PUBLIC_API_DISABLED",
     "N8N_LOG_LEVEL",
 ];
 
@@ -528,7 +532,7 @@ fn is_later_setting(name: &str) -> bool {
     [
         "N8N_UM_EMAIL_TEMPLATES_",
         "N8N_MFA_",
-        "N8N_PUBLIC_API_",
+        "N8N_PUBLIC_API_SWAGGERUI_",
         "N8N_LOG_",
     ]
     .iter()

@@ -12,6 +12,7 @@
 //! and migrating), then the `Store` implementation in [`users`], [`sessions`],
 //! [`misc`].
 
+mod api_keys;
 pub mod config;
 mod invitations;
 mod misc;

@@ -9,9 +9,11 @@
 //! - [`recovery`]: password reset by email, by admins, by the operator;
 //! - [`onboarding`]: users created with a temporary password, and the
 //!   password change it forces;
+//! - [`api`]: API keys and the public API v1's user operations;
 //! - [`admin`]: what operators run from the command line.
 
 pub mod admin;
+pub mod api;
 pub mod auth;
 pub mod invitations;
 pub mod me;
@@ -73,6 +75,8 @@ pub struct Config {
     pub invite_lifetime: Millis,
     /// N8N_INVITE_LINKS_EMAIL_ONLY: never show invitation links.
     pub invite_links_email_only: bool,
+    /// N8N_PUBLIC_API_DISABLED: no /api/v1 and no API keys.
+    pub public_api_disabled: bool,
 }
 
 impl Default for Config {
@@ -84,6 +88,7 @@ impl Default for Config {
             base_url: "http://localhost:5678".into(),
             invite_lifetime: 168 * HOUR,
             invite_links_email_only: false,
+            public_api_disabled: false,
         }
     }
 }

@@ -4,6 +4,7 @@
 //! Each resource module owns its `router()`; handlers extract, call one domain
 //! service and map the result.
 
+mod api_keys;
 mod auth;
 mod invitations;
 mod me;
@@ -34,6 +35,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
             .merge(recovery::router())
             .merge(roles::router())
             .merge(resources::router())
+            .merge(api_keys::router())
             .merge(users::router());
     }
     router

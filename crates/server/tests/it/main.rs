@@ -12,6 +12,7 @@ mod invitations;
 mod mail_sink;
 mod onboarding;
 mod personal;
+mod public_api;
 mod recovery;
 mod resources;
 mod roles;

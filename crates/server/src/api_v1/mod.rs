@@ -1,0 +1,222 @@
+//! `/api/v1`: n8n's public API for users (spec 003), with API keys sent as
+//! `X-N8N-API-KEY: <key>` or `Authorization: Bearer <key>`. Answers are not
+//! wrapped in `{"data": …}`, as in n8n; errors have Usher's one shape.
+//!
+//! - [`openapi`]: the OpenAPI 3 document of these operations and its page.
+
+pub mod openapi;
+
+use std::collections::HashMap;
+
+use axum::{
+    Router,
+    extract::{FromRequestParts, Path, Query, State},
+    http::{StatusCode, header, request::Parts},
+    response::{IntoResponse, Response},
+    routing::{get, patch},
+};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use usher_domain::{
+    clock::rfc3339,
+    model::User,
+    service::{api::ApiCaller, invitations::InviteRequest},
+};
+
+use crate::{
+    AppState,
+    error::{ApiError, Result},
+    extract::{ClientOrigin, Json},
+};
+
+pub fn router(state: &AppState) -> Router<AppState> {
+    if state.settings().public_api_disabled {
+        return Router::new();
+    }
+    Router::new()
+        .route("/users", get(list_users).post(create_users))
+        .route("/users/{id}", get(get_user).delete(delete_user))
+        .route("/users/{id}/role", patch(change_role))
+        .route("/openapi.json", get(openapi::document))
+        .route("/docs", get(openapi::page))
+        .route("/docs/", get(openapi::page))
+}
+
+/// The caller behind the request's API key.
+pub struct Caller(pub ApiCaller);
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let header_key = parts
+            .headers
+            .get("x-n8n-api-key")
+            .and_then(|v| v.to_str().ok());
+        let bearer = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            });
+        let caller = state.usher().api_caller(header_key.or(bearer)).await?;
+        Ok(Caller(caller))
+    }
+}
+
+/// The public user object; `role` only when asked for.
+fn user_json(user: &User, include_role: bool) -> Value {
+    let mut value = json!({
+        "id": user.id.to_string(),
+        "email": user.email.as_ref().map(|e| e.to_string()),
+        "firstName": user.first_name,
+        "lastName": user.last_name,
+        "isPending": user.is_pending(),
+        "createdAt": rfc3339(user.created_at),
+        "updatedAt": rfc3339(user.updated_at),
+        "mfaEnabled": user.mfa_enabled,
+    });
+    if include_role {
+        value["role"] = json!(user.role.as_str());
+    }
+    value
+}
+
+fn bad(message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, message)
+}
+
+/// A query number, as the spec types them (`number`): whole and in range.
+fn number(query: &HashMap<String, String>, name: &str, default: i64) -> Result<i64> {
+    match query.get(name).map(|v| v.trim()).filter(|v| !v.is_empty()) {
+        None => Ok(default),
+        Some(text) => match text.parse::<f64>() {
+            Ok(n) if n.fract() == 0.0 && n.abs() < 1e12 => Ok(n as i64),
+            _ => Err(bad(format!("{name} must be a whole number, not {text:?}."))),
+        },
+    }
+}
+
+fn flag(query: &HashMap<String, String>, name: &str) -> Result<bool> {
+    match query.get(name).map(|v| v.trim()) {
+        None | Some("") | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(other) => Err(bad(format!("{name} must be true or false, not {other:?}."))),
+    }
+}
+
+async fn list_users(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Json<Value>> {
+    let limit = number(&query, "limit", 100)?;
+    if limit > 250 {
+        return Err(bad("limit must be at most 250."));
+    }
+    let offset = number(&query, "offset", 0)?;
+    let include_role = flag(&query, "includeRole")?;
+    let page = state
+        .usher()
+        .public_users(
+            &caller,
+            limit,
+            offset,
+            query.get("cursor").map(String::as_str),
+            query.get("projectId").map(String::as_str),
+        )
+        .await?;
+    Ok(Json(json!({
+        "data": page.users.iter().map(|u| user_json(u, include_role)).collect::<Vec<_>>(),
+        "nextCursor": page.next_cursor,
+    })))
+}
+
+#[derive(Deserialize)]
+struct NewUser {
+    email: String,
+    role: Option<String>,
+}
+
+async fn create_users(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    ClientOrigin(origin): ClientOrigin,
+    Json(body): Json<Vec<NewUser>>,
+) -> Result<Json<Vec<Value>>> {
+    let requests = body
+        .into_iter()
+        .map(|u| InviteRequest {
+            email: u.email,
+            role: u.role,
+        })
+        .collect();
+    let outcomes = state
+        .usher()
+        .public_invite(&caller, requests, &origin)
+        .await?;
+    Ok(Json(
+        outcomes
+            .into_iter()
+            .map(|o| {
+                let mut user = json!({"email": o.email, "emailSent": o.email_sent});
+                if let Some(pending) = &o.user {
+                    user["id"] = json!(pending.id.to_string());
+                }
+                if let Some(url) = &o.accept_url {
+                    user["inviteAcceptUrl"] = json!(url);
+                }
+                json!({"user": user, "error": o.error.unwrap_or_default()})
+            })
+            .collect(),
+    ))
+}
+
+async fn get_user(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Json<Value>> {
+    let include_role = flag(&query, "includeRole")?;
+    let user = state.usher().public_user(&caller, &id).await?;
+    Ok(Json(user_json(&user, include_role)))
+}
+
+async fn delete_user(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    ClientOrigin(origin): ClientOrigin,
+    Path(id): Path<String>,
+) -> Result<Response> {
+    state
+        .usher()
+        .public_delete_user(&caller, &id, &origin)
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RoleBody {
+    new_role_name: String,
+}
+
+async fn change_role(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    ClientOrigin(origin): ClientOrigin,
+    Path(id): Path<String>,
+    Json(body): Json<RoleBody>,
+) -> Result<Json<Value>> {
+    let user = state
+        .usher()
+        .public_change_role(&caller, &id, &body.new_role_name, &origin)
+        .await?;
+    Ok(Json(user_json(&user, true)))
+}
