@@ -16,5 +16,6 @@ mod public_api;
 mod recovery;
 mod resources;
 mod roles;
+mod schemathesis;
 mod sessions;
 mod setup;
