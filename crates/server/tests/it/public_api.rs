@@ -240,4 +240,34 @@ on_both_databases! {
         assert_eq!(owner.get(off.at("/rest/api-keys")).send().await?.status(), StatusCode::NOT_FOUND);
         Ok(())
     }
+
+    async fn the_api_page_makes_a_key_shows_it_once_and_deletes_it(db) -> TestResult {
+        let server = TestServer::start(db).await;
+        let owner = server.owner().await;
+        let made = owner
+            .post(server.at("/settings/api"))
+            .form(&[("label", "Deploys"), ("scope", "user:read"), ("scope", "user:list"), ("expires", "30")])
+            .send()
+            .await?
+            .text()
+            .await?;
+        let raw = made.split("id=\"new-api-key\"").next().and_then(|before| before.rsplit("value=\"").next()).unwrap_or_default();
+        assert!(raw.starts_with("usher_api_"), "{made}");
+        let raw = raw.split('"').next().unwrap_or_default().to_owned();
+        assert_eq!(api(&server, "GET", "/users", &raw).send().await?.status(), StatusCode::OK);
+        let again = owner.get(server.at("/settings/api")).send().await?.text().await?;
+        assert!(!again.contains(&raw), "shown once");
+        assert!(again.contains("user:read, user:list"));
+        let keys = body(owner.get(server.at("/rest/api-keys")).send().await?).await;
+        let id = keys["data"][0]["id"].as_str().unwrap_or_default().to_owned();
+        let deleted = owner.post(server.at(&format!("/settings/api/{id}/delete"))).send().await?.text().await?;
+        assert!(deleted.contains("The key is deleted"));
+        assert_eq!(api(&server, "GET", "/users", &raw).send().await?.status(), StatusCode::UNAUTHORIZED);
+
+        server.add_user("mia@example.com", "Member1pass", Role::Member).await;
+        let member = server.signed_in("mia@example.com", "Member1pass").await;
+        let page = member.get(server.at("/settings/api")).send().await?.text().await?;
+        assert!(page.contains("Your role has no user operations to grant"));
+        Ok(())
+    }
 }
