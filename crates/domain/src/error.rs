@@ -32,6 +32,12 @@ pub enum Error {
     Conflict(String),
     #[error("{0}")]
     TooManyRequests(String),
+    /// Two-factor authentication is on and no code came (n8n's code 998).
+    #[error("{0}")]
+    MfaRequired(String),
+    /// A two-factor code that does not fit, when enrolling (n8n's code 997).
+    #[error("{0}")]
+    MfaCodeRejected(String),
     /// Something on our side failed; the cause is for the log, never for the user.
     #[error("internal error: {0}")]
     Internal(String),

@@ -59,6 +59,8 @@ pub struct ProfileChange {
 pub struct SetupState {
     pub owner_set_up: bool,
     pub setup_skipped: bool,
+    /// The owner requires two-factor authentication for everyone.
+    pub mfa_required: bool,
 }
 
 /// One line of the audit log: who did what to whom, when, from where.
@@ -310,6 +312,45 @@ pub trait ApiKeyStore {
 }
 
 #[async_trait]
+pub trait MfaStore {
+    /// Starts (or restarts) enrolment: a sealed secret and recovery code
+    /// hashes that take effect only on `confirm_mfa`.
+    async fn set_pending_mfa(
+        &self,
+        user: UserId,
+        sealed_secret: &str,
+        code_hashes: &[String],
+    ) -> StoreResult<()>;
+    async fn pending_mfa_secret(&self, user: UserId) -> StoreResult<Option<String>>;
+    /// Turns MFA on with the pending secret and codes, in one transaction.
+    async fn confirm_mfa(&self, user: UserId, now: Millis) -> StoreResult<bool>;
+    async fn mfa_secret(&self, user: UserId) -> StoreResult<Option<String>>;
+    /// Turns MFA off: secret, codes and flag go, in one transaction.
+    async fn disable_mfa(&self, user: UserId, now: Millis) -> StoreResult<()>;
+    /// Replaces the active recovery codes.
+    async fn replace_recovery_codes(&self, user: UserId, code_hashes: &[String])
+    -> StoreResult<()>;
+    /// Uses an unused active recovery code; false when there is none.
+    async fn use_recovery_code(
+        &self,
+        user: UserId,
+        code_hash: &str,
+        now: Millis,
+    ) -> StoreResult<bool>;
+    /// Records a TOTP time-step as used; false when it was used already.
+    async fn use_totp_step(&self, user: UserId, step: i64) -> StoreResult<bool>;
+    async fn insert_challenge(
+        &self,
+        token_hash: &str,
+        user: UserId,
+        expires_at: Millis,
+    ) -> StoreResult<()>;
+    /// The user of an unexpired sign-in challenge.
+    async fn challenge(&self, token_hash: &str, now: Millis) -> StoreResult<Option<User>>;
+    async fn delete_challenge(&self, token_hash: &str) -> StoreResult<()>;
+}
+
+#[async_trait]
 pub trait SessionStore {
     async fn insert_session(&self, session: &Session) -> StoreResult<()>;
     /// The unexpired session with this token hash, and its user.
@@ -368,6 +409,7 @@ pub trait Store:
     + ProjectStore
     + WorkflowStore
     + ApiKeyStore
+    + MfaStore
     + SessionStore
     + GuardStore
     + SettingStore
@@ -387,4 +429,6 @@ pub mod keys {
     /// The owner's own wording of the invitation email (subject and HTML).
     pub const INVITE_SUBJECT: &str = "email.invite.subject";
     pub const INVITE_TEMPLATE: &str = "email.invite.template";
+    /// "true" when the owner requires two-factor authentication for everyone.
+    pub const MFA_REQUIRED: &str = "mfa.required";
 }

@@ -44,6 +44,13 @@ enum Command {
         #[arg(long)]
         email: String,
     },
+    /// Turn two-factor authentication off for a user who lost their device.
+    #[command(name = "mfa:disable")]
+    MfaDisable {
+        /// The user's email.
+        #[arg(long)]
+        email: String,
+    },
     /// Send a test email with the SMTP settings and print what the server said.
     #[command(name = "smtp:test")]
     SmtpTest {
@@ -75,6 +82,7 @@ pub fn run() -> ExitCode {
             Command::UserManagementReset { yes } => reset(yes).await,
             Command::SmtpTest { to } => smtp_test(&to).await,
             Command::UserResetPassword { email } => reset_password_link(&email).await,
+            Command::MfaDisable { email } => mfa_disable(&email).await,
         }
     });
     match result {
@@ -202,6 +210,17 @@ async fn reset_password_link(email: &str) -> Result<(), StartError> {
     state.store().close().await;
     let link = link.map_err(|e| StartError::Other(e.to_string()))?;
     println!("Open this link to choose a new password (it works once, for 20 minutes):\n{link}");
+    Ok(())
+}
+
+async fn mfa_disable(email: &str) -> Result<(), StartError> {
+    let state = crate::build(settings()?, Internals::default()).await?;
+    let done = state.usher().operator_disable_mfa(email).await;
+    state.store().close().await;
+    done.map_err(|e| StartError::Other(e.to_string()))?;
+    println!(
+        "Two-factor authentication is off for {email}. They sign in with their password and can set it up again."
+    );
     Ok(())
 }
 

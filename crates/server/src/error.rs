@@ -71,6 +71,16 @@ impl From<Error> for ApiError {
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            Error::MfaRequired(message) => {
+                let mut error = Self::new(StatusCode::UNAUTHORIZED, message.clone());
+                error.code = Some(998);
+                return error;
+            }
+            Error::MfaCodeRejected(message) => {
+                let mut error = Self::new(StatusCode::BAD_REQUEST, message.clone());
+                error.code = Some(997);
+                return error;
+            }
             Error::Internal(cause) => return internal(cause),
         };
         Self::new(status, error.to_string())

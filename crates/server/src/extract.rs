@@ -15,6 +15,7 @@ use usher_domain::{
     model::Origin,
     service::{
         auth::{Actor, Identity},
+        mfa::ENROL_REQUIRED,
         onboarding::CHANGE_REQUIRED,
     },
 };
@@ -151,6 +152,18 @@ pub async fn session_layer(
             axum::response::Redirect::to(&state.path("/set-password")).into_response()
         };
     }
+    if let Some(actor) = &identity.actor
+        && actor.must_enrol_mfa(identity.instance.mfa_required)
+        && !allowed_before_mfa_enrolment(request.method(), request.uri().path())
+    {
+        return if request.uri().path().starts_with("/rest/") {
+            ApiError::new(axum::http::StatusCode::FORBIDDEN, ENROL_REQUIRED)
+                .with_hint("Set it up with GET /rest/mfa/qr and POST /rest/mfa/enable.")
+                .into_response()
+        } else {
+            axum::response::Redirect::to(&state.path("/settings/mfa")).into_response()
+        };
+    }
     request.extensions_mut().insert(identity);
     let mut response = next.run(request).await;
     if let Some((Some(token), until)) = refreshed {
@@ -172,6 +185,20 @@ fn allowed_before_password_change(method: &axum::http::Method, path: &str) -> bo
             | (&Method::POST, "/rest/logout")
             | (&Method::PATCH, "/rest/me/password")
             | (_, "/set-password" | "/signout")
+    )
+}
+
+/// What a user without two-factor authentication may do where the owner
+/// requires it: set it up, see who they are, sign out.
+fn allowed_before_mfa_enrolment(method: &axum::http::Method, path: &str) -> bool {
+    use axum::http::Method;
+    matches!(
+        (method, path),
+        (
+            &Method::GET,
+            "/rest/login" | "/rest/me" | "/rest/settings" | "/rest/mfa/qr"
+        ) | (&Method::POST, "/rest/logout" | "/rest/mfa/enable")
+            | (_, "/settings/mfa" | "/signout")
     )
 }
 

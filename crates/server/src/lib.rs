@@ -168,6 +168,7 @@ pub async fn build(settings: Settings, internals: Internals) -> Result<AppState,
         invite_lifetime: settings.mail.invite_lifetime_hours * usher_domain::clock::HOUR,
         invite_links_email_only: settings.mail.invite_links_email_only,
         public_api_disabled: settings.public_api_disabled,
+        mfa_disabled: !settings.mfa_enabled,
         password_policy: PasswordPolicy {
             min_length: settings.password_min_length,
         },

@@ -38,6 +38,8 @@ pub struct Settings {
     pub mail: MailSettings,
     /// N8N_PUBLIC_API_DISABLED: no `/api/v1`, no API keys.
     pub public_api_disabled: bool,
+    /// N8N_MFA_ENABLED: two-factor authentication can be set up.
+    pub mfa_enabled: bool,
 }
 
 /// Email: SMTP (optional) and the templates that replace the built-in ones.
@@ -328,6 +330,7 @@ impl Settings {
             proxy_hops: env.int("N8N_PROXY_HOPS", 0, (0, 16))? as usize,
             mail: MailSettings::from_env(env)?,
             public_api_disabled: env.bool("N8N_PUBLIC_API_DISABLED", false)?,
+            mfa_enabled: env.bool("N8N_MFA_ENABLED", true)?,
         })
     }
 }
@@ -513,6 +516,7 @@ pub const KNOWN: &[&str] = &[
     "N8N_INVITE_LINKS_EMAIL_ONLY",
     "N8N_INVITE_LINK_EXPIRY_HOURS",
     "N8N_PUBLIC_API_DISABLED",
+    "N8N_MFA_ENABLED",
     "N8N_LOG_LEVEL",
 ];
 
@@ -531,7 +535,6 @@ pub fn unknown_variables(names: impl Iterator<Item = String>) -> Vec<String> {
 fn is_later_setting(name: &str) -> bool {
     [
         "N8N_UM_EMAIL_TEMPLATES_",
-        "N8N_MFA_",
         "N8N_PUBLIC_API_SWAGGERUI_",
         "N8N_LOG_",
     ]

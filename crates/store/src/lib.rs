@@ -15,6 +15,7 @@
 mod api_keys;
 pub mod config;
 mod invitations;
+mod mfa;
 mod misc;
 mod pool;
 mod projects;

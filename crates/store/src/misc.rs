@@ -37,6 +37,7 @@ impl GuardStore for SqlStore {
         for sql in [
             "DELETE FROM rate_limits WHERE expires_at <= $1",
             "DELETE FROM sessions WHERE expires_at <= $1",
+            "DELETE FROM login_challenges WHERE expires_at <= $1",
         ] {
             sqlx::query(sql)
                 .bind(now)

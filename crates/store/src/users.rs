@@ -28,19 +28,23 @@ impl UserStore for SqlStore {
     }
 
     async fn setup_state(&self) -> StoreResult<SetupState> {
-        let row: (i64, i64) = sqlx::query_as(
+        // One query per request: everything pages and routes decide on.
+        let row: (i64, i64, i64) = sqlx::query_as(
             "SELECT \
                (SELECT COUNT(*) FROM users WHERE role = $1 AND email IS NOT NULL), \
-               (SELECT COUNT(*) FROM settings WHERE key = $2 AND value = 'true')",
+               (SELECT COUNT(*) FROM settings WHERE key = $2 AND value = 'true'), \
+               (SELECT COUNT(*) FROM settings WHERE key = $3 AND value = 'true')",
         )
         .bind(Role::Owner.as_str())
         .bind(keys::SETUP_SKIPPED)
+        .bind(keys::MFA_REQUIRED)
         .fetch_one(&self.pool)
         .await
         .map_err(db_error)?;
         Ok(SetupState {
             owner_set_up: row.0 > 0,
             setup_skipped: row.1 > 0,
+            mfa_required: row.2 > 0,
         })
     }
 
@@ -252,6 +256,7 @@ impl UserStore for SqlStore {
         sqlx::query(
             "UPDATE users SET email = NULL, first_name = '', last_name = '', \
              password_hash = NULL, password_change_required = 0, mfa_enabled = 0, \
+             mfa_secret = NULL, mfa_pending_secret = NULL, \
              updated_at = $1 WHERE role = 'global:owner'",
         )
         .bind(now)

@@ -55,6 +55,8 @@ pub struct Instance {
     pub owner_set_up: bool,
     pub setup_skipped: bool,
     pub user_management_disabled: bool,
+    /// Everyone must have two-factor authentication.
+    pub mfa_required: bool,
 }
 
 impl Instance {
@@ -65,7 +67,7 @@ impl Instance {
 }
 
 /// Limits on sign-in attempts, as n8n has them.
-const LOGIN_PER_EMAIL: (i64, Millis) = (5, MINUTE);
+pub(super) const LOGIN_PER_EMAIL: (i64, Millis) = (5, MINUTE);
 const LOGIN_PER_IP: (i64, Millis) = (1000, 5 * MINUTE);
 
 impl Usher {
@@ -81,11 +83,13 @@ impl Usher {
         let SetupState {
             owner_set_up,
             setup_skipped,
+            mfa_required,
         } = self.store.setup_state().await?;
         Ok(Instance {
             owner_set_up,
             setup_skipped,
             user_management_disabled: self.config.user_management_disabled,
+            mfa_required: mfa_required && !self.config.mfa_disabled,
         })
     }
 
@@ -143,7 +147,13 @@ impl Usher {
     }
 
     #[tracing::instrument(skip_all, err(level = "info"))]
-    pub async fn login(&self, login: &str, password: &Secret, origin: &Origin) -> Result<SignedIn> {
+    pub async fn login(
+        &self,
+        login: &str,
+        password: &Secret,
+        factor: &super::mfa::SecondFactor,
+        origin: &Origin,
+    ) -> Result<SignedIn> {
         self.user_management_enabled()?;
         let email = Email::parse(login).ok();
         let email_key = email
@@ -173,6 +183,13 @@ impl Usher {
             .await;
             return Err(Error::Unauthorized(WRONG_CREDENTIALS.into()));
         };
+        // With MFA on, the password alone is not enough (n8n's code 998).
+        self.require_second_factor(
+            &user,
+            factor,
+            Error::Unauthorized(super::mfa::INVALID_CODE.into()),
+        )
+        .await?;
         if verified.needs_rehash {
             let new_hash = self.hasher.hash(password).await?;
             self.store.rehash_password(user.id, &new_hash).await?;

@@ -18,6 +18,8 @@ pub struct ProfileUpdate {
     pub last_name: String,
     /// Needed when the email changes.
     pub current_password: Option<Secret>,
+    /// Needed too when the email changes and MFA is on.
+    pub factor: super::mfa::SecondFactor,
 }
 
 impl Usher {
@@ -45,6 +47,12 @@ impl Usher {
                 ));
             }
             self.check_current_password(user, &password).await?;
+            self.require_second_factor(
+                user,
+                &update.factor,
+                Error::field("mfaCode", super::mfa::INVALID_CODE),
+            )
+            .await?;
         }
         let change = ProfileChange {
             first_name: first_name.as_str().to_owned(),
@@ -87,11 +95,24 @@ impl Usher {
         actor: &Actor,
         current: &Secret,
         new: &Secret,
+        factor: &super::mfa::SecondFactor,
         origin: &Origin,
     ) -> Result<()> {
         let user = &actor.user;
         self.check_current_password(user, current).await?;
+        self.require_second_factor(
+            user,
+            factor,
+            Error::field("mfaCode", super::mfa::INVALID_CODE),
+        )
+        .await?;
         self.config.password_policy.check(new)?;
+        if user.password_change_required && new == current {
+            return Err(Error::field(
+                "password",
+                "Choose a password different from the temporary one.",
+            ));
+        }
         let hash = self.hasher.hash(new).await?;
         self.store
             .set_password(user.id, &hash, false, self.now(), actor.session.as_deref())

@@ -2,6 +2,7 @@
 //! a rule has one code path. Each takes the acting user where rights matter.
 //!
 //! - [`auth`]: owner set-up, skipping it, sign-in, sessions, sign-out;
+//! - [`mfa`]: two-factor authentication;
 //! - [`me`]: personal settings (names, email, password);
 //! - [`invitations`]: inviting, resending, withdrawing and accepting;
 //! - [`resources`]: projects, workflows, credentials, tags, and their rules;
@@ -17,6 +18,7 @@ pub mod api;
 pub mod auth;
 pub mod invitations;
 pub mod me;
+pub mod mfa;
 pub mod onboarding;
 pub mod recovery;
 pub mod resources;
@@ -77,6 +79,8 @@ pub struct Config {
     pub invite_links_email_only: bool,
     /// N8N_PUBLIC_API_DISABLED: no /api/v1 and no API keys.
     pub public_api_disabled: bool,
+    /// N8N_MFA_ENABLED=false: no new enrolments (users with MFA keep it).
+    pub mfa_disabled: bool,
 }
 
 impl Default for Config {
@@ -89,6 +93,7 @@ impl Default for Config {
             invite_lifetime: 168 * HOUR,
             invite_links_email_only: false,
             public_api_disabled: false,
+            mfa_disabled: false,
         }
     }
 }

@@ -121,10 +121,18 @@ impl Usher {
         &self,
         token: &str,
         password: &Secret,
+        factor: &super::mfa::SecondFactor,
         origin: &Origin,
     ) -> Result<SignedIn> {
-        self.resolve_password_reset(token).await?;
+        let user = self.resolve_password_reset(token).await?;
         self.config.password_policy.check(password)?;
+        // A reset by email must not get round the second factor.
+        self.require_second_factor(
+            &user,
+            factor,
+            Error::Unauthorized(super::mfa::INVALID_CODE.into()),
+        )
+        .await?;
         let hash = self.hasher.hash(password).await?;
         let user = self
             .store

@@ -67,7 +67,7 @@ pub struct CredentialChange {
 }
 
 impl Usher {
-    fn cipher(&self) -> Result<&Cipher> {
+    pub(super) fn cipher(&self) -> Result<&Cipher> {
         self.cipher
             .as_ref()
             .ok_or_else(|| Error::Internal("no encryption key".into()))
@@ -666,6 +666,26 @@ impl Usher {
             .user_by_id(id)
             .await?
             .ok_or_else(|| Error::not_found("There is no such user."))
+    }
+
+    /// Where a leaving user's work can go: every team project and the
+    /// personal project of every other active user (made now if that user
+    /// never needed one yet).
+    pub async fn transfer_targets(&self, actor: &Actor, leaving: UserId) -> Result<Vec<Project>> {
+        actor.user.role.require_user_manager()?;
+        let now = self.now();
+        for user in self.store.list_users().await? {
+            if user.id != leaving && !user.is_pending() {
+                self.store.personal_project(&user, now).await?;
+            }
+        }
+        Ok(self
+            .store
+            .all_projects()
+            .await?
+            .into_iter()
+            .filter(|p| p.personal_owner != Some(leaving))
+            .collect())
     }
 
     /// The project roles of one user, for their page.

@@ -9,7 +9,13 @@ use axum::{
     routing::{get, post},
 };
 use serde::Deserialize;
-use usher_domain::{secret::Secret, service::auth::OwnerSetup};
+use usher_domain::{
+    secret::Secret,
+    service::{
+        auth::OwnerSetup,
+        mfa::{LoginStep, SecondFactor},
+    },
+};
 
 use super::{Form, Layout, Need, PageError, guard, safe_redirect};
 use crate::{
@@ -23,6 +29,7 @@ pub fn router() -> Router<AppState> {
         .route("/setup", get(view_setup_get).post(view_setup_post))
         .route("/setup/skip", post(view_setup_skip))
         .route("/signin", get(view_signin_get).post(view_signin_post))
+        .route("/signin/code", post(view_signin_code_post))
         .route("/signout", get(view_signout))
 }
 
@@ -159,13 +166,20 @@ async fn view_signin_post(
     }
     match state
         .usher()
-        .login(&input.email, &input.password, &origin)
+        .begin_login(&input.email, &input.password, &origin)
         .await
     {
-        Ok(session) => {
+        Ok(LoginStep::Done(session)) => {
             let target = safe_redirect(&state, &input.redirect);
             with_cookie(Redirect::to(&target), state.session_cookie(&session))
         }
+        Ok(LoginStep::NeedsCode(challenge)) => SigninCodePage {
+            layout: Layout::new(&state, Some(&identity)),
+            form: Form::default(),
+            challenge: challenge.expose().to_owned(),
+            redirect: input.redirect,
+        }
+        .into_response(),
         Err(error) => {
             let form = Form::default()
                 .with("email", input.email)
@@ -179,6 +193,65 @@ async fn view_signin_post(
             }
             .into_response()
         }
+    }
+}
+
+/// The second step of signing in: a code from the app, or a recovery code.
+#[derive(Template, WebTemplate)]
+#[template(path = "pages/signin_code.html")]
+struct SigninCodePage {
+    layout: Layout,
+    form: Form,
+    challenge: String,
+    redirect: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct CodeForm {
+    challenge: String,
+    mfa_code: String,
+    mfa_recovery_code: String,
+    redirect: String,
+}
+
+async fn view_signin_code_post(
+    State(state): State<AppState>,
+    Who(identity): Who,
+    ClientOrigin(origin): ClientOrigin,
+    axum::Form(input): axum::Form<CodeForm>,
+) -> Response {
+    let factor = SecondFactor {
+        code: Some(input.mfa_code),
+        recovery_code: Some(input.mfa_recovery_code),
+    };
+    match state
+        .usher()
+        .finish_login(&input.challenge, &factor, &origin)
+        .await
+    {
+        Ok(session) => {
+            let target = safe_redirect(&state, &input.redirect);
+            with_cookie(Redirect::to(&target), state.session_cookie(&session))
+        }
+        // The challenge has lapsed: back to the start.
+        Err(usher_domain::Error::Unauthorized(message)) if message.contains("took too long") => {
+            SigninPage {
+                layout: Layout::new(&state, Some(&identity)),
+                form: Form::default().general_error(message),
+                redirect: input.redirect,
+                notice: None,
+                mail_configured: state.usher().mail_configured(),
+            }
+            .into_response()
+        }
+        Err(error) => SigninCodePage {
+            layout: Layout::new(&state, Some(&identity)),
+            form: Form::default().general_error(crate::error::ApiError::from(error).message),
+            challenge: input.challenge,
+            redirect: input.redirect,
+        }
+        .into_response(),
     }
 }
 

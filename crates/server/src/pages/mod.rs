@@ -6,16 +6,20 @@
 //! - [`auth`]: `/setup`, `/signin`, `/signout`;
 //! - [`settings`]: `/`, `/settings/personal`;
 //! - [`users`]: `/settings/users` (invite, add directly, resend, revoke);
+//! - [`mfa`]: `/settings/mfa`, two-factor authentication;
 //! - [`signup`]: `/signup` (accept an invitation), `/set-password`;
 //! - [`recovery`]: `/forgot-password`, `/change-password`, `/settings/users/<id>`;
 //! - [`audit`]: the audit log page, `/settings/audit`;
 //! - [`email`]: `/settings/email` (the invitation email's wording).
+//! - [`resources`]: `/home/workflows`, `/workflows/<id>`, `/home/credentials`, `/home/tags`, `/projects`, `/projects/<id>`.
 
 mod audit;
 mod auth;
 mod email;
 mod form;
+mod mfa;
 mod recovery;
+mod resources;
 mod settings;
 mod signup;
 mod users;
@@ -45,9 +49,11 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .merge(settings::router())
         .merge(users::router())
         .merge(signup::router())
+        .merge(mfa::router())
         .merge(recovery::router())
         .merge(audit::router())
         .merge(email::router())
+        .merge(resources::router())
 }
 
 /// Static files, compiled into the binary.

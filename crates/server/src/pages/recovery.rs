@@ -16,7 +16,7 @@ use usher_domain::{
     service::auth::{Actor, Identity},
 };
 
-use super::{Form, Layout, PageError, password_rules, users};
+use super::{Form, Layout, PageError, password_rules, resources, users};
 use crate::{
     AppState,
     error::ApiError,
@@ -48,6 +48,11 @@ pub fn router() -> Router<AppState> {
             "/settings/users/{id}/make-owner",
             post(view_user_make_owner),
         )
+        .route(
+            "/settings/users/{id}/project-role",
+            post(view_user_project_role),
+        )
+        .route("/settings/users/{id}/delete", post(view_user_delete))
 }
 
 #[derive(Template, WebTemplate)]
@@ -159,9 +164,11 @@ async fn view_change_get(
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
+#[serde(rename_all = "camelCase")]
 struct ChangeForm {
     token: String,
     password: Secret,
+    mfa_code: String,
 }
 
 async fn view_change_post(
@@ -172,7 +179,15 @@ async fn view_change_post(
 ) -> Response {
     match state
         .usher()
-        .reset_password(&input.token, &input.password, &origin)
+        .reset_password(
+            &input.token,
+            &input.password,
+            &usher_domain::service::mfa::SecondFactor {
+                code: Some(input.mfa_code),
+                recovery_code: None,
+            },
+            &origin,
+        )
         .await
     {
         Ok(session) => with_cookie(
@@ -208,6 +223,11 @@ struct UserPage {
     temporary_password: Option<String>,
     notice: Option<String>,
     error: Option<String>,
+    /// Their project roles, and the projects their work could go to.
+    work: resources::UserWork,
+    pending: bool,
+    /// Not for the owner, nor for oneself.
+    can_delete: bool,
 }
 
 /// What a post on the user's page adds to it.
@@ -243,6 +263,10 @@ async fn user_page(
             "There is no such user.",
         )));
     };
+    let work = match resources::user_work(state, actor, user, &everyone).await {
+        Ok(work) => work,
+        Err(error) => return page_error(error.into()),
+    };
     let mut layout = Layout::new(state, Some(identity));
     layout.settle_at = Some(state.path(&format!("/settings/users/{id}")));
     UserPage {
@@ -267,6 +291,9 @@ async fn user_page(
         temporary_password: shown.temporary_password,
         notice: shown.notice,
         error: shown.error,
+        work,
+        pending: user.is_pending(),
+        can_delete: user.role != Role::Owner && user.id != actor.user.id,
     }
     .into_response()
 }
@@ -445,6 +472,116 @@ async fn view_user_make_owner(
                 },
             )
             .await
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ProjectRoleForm {
+    project: String,
+    role: String,
+}
+
+/// Gives the user a role in a team project (or changes it).
+async fn view_user_project_role(
+    State(state): State<AppState>,
+    Who(identity): Who,
+    ClientOrigin(origin): ClientOrigin,
+    Path(id): Path<String>,
+    axum::Form(form): axum::Form<ProjectRoleForm>,
+) -> Response {
+    let actor = match users::actor_or_redirect(&state, &identity) {
+        Ok(actor) => actor,
+        Err(response) => return response,
+    };
+    let shown = match state
+        .usher()
+        .set_project_member(&actor, &form.project, &id, &form.role, &origin)
+        .await
+    {
+        Ok(()) => Shown {
+            notice: Some("The project role is saved.".into()),
+            ..Shown::default()
+        },
+        Err(error) => Shown {
+            error: Some(ApiError::from(error).message),
+            ..Shown::default()
+        },
+    };
+    user_page(&state, &identity, &actor, &id, shown).await
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct DeleteForm {
+    /// `transfer` (to `transfer_to`) or `delete`; nothing for a pending user.
+    mode: String,
+    transfer_to: String,
+}
+
+/// Deletes the user, with their work transferred or deleted as chosen, and
+/// goes back to the list of users.
+async fn view_user_delete(
+    State(state): State<AppState>,
+    Who(identity): Who,
+    ClientOrigin(origin): ClientOrigin,
+    Path(id): Path<String>,
+    axum::Form(form): axum::Form<DeleteForm>,
+) -> Response {
+    let actor = match users::actor_or_redirect(&state, &identity) {
+        Ok(actor) => actor,
+        Err(response) => return response,
+    };
+    let refused = |message: String| Shown {
+        error: Some(message),
+        ..Shown::default()
+    };
+    let target = match user_id(&id) {
+        Ok(target) => target,
+        Err(error) => {
+            return user_page(&state, &identity, &actor, &id, refused(error.message)).await;
+        }
+    };
+    let pending = match state.usher().users(&actor).await {
+        Ok(everyone) => everyone
+            .iter()
+            .find(|u| u.id == target)
+            .is_some_and(|u| u.is_pending()),
+        Err(error) => {
+            let message = ApiError::from(error).message;
+            return user_page(&state, &identity, &actor, &id, refused(message)).await;
+        }
+    };
+    // An active user's work is transferred or deleted only as chosen: a
+    // transfer without a project must not become a deletion.
+    let (transfer_to, done) = match (pending, form.mode.as_str()) {
+        (true, _) => (None, "pending"),
+        (false, "transfer") if !form.transfer_to.trim().is_empty() => {
+            (Some(form.transfer_to.as_str()), "transferred")
+        }
+        (false, "transfer") => {
+            let message = "Choose the project that takes their workflows and credentials.";
+            return user_page(&state, &identity, &actor, &id, refused(message.into())).await;
+        }
+        (false, "delete") => (None, "deleted"),
+        (false, _) => {
+            let message =
+                "Choose whether their workflows and credentials are transferred or deleted.";
+            return user_page(&state, &identity, &actor, &id, refused(message.into())).await;
+        }
+    };
+    match state
+        .usher()
+        .delete_user(&actor, target, transfer_to, &origin)
+        .await
+    {
+        Ok(()) => {
+            Redirect::to(&state.path(&format!("/settings/users?deleted={done}"))).into_response()
+        }
+        Err(error) => {
+            let message = ApiError::from(error).message;
+            user_page(&state, &identity, &actor, &id, refused(message)).await
         }
     }
 }

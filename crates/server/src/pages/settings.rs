@@ -11,7 +11,7 @@ use axum::{
 use serde::Deserialize;
 use usher_domain::{
     secret::Secret,
-    service::{auth::Actor, me::ProfileUpdate},
+    service::{auth::Actor, me::ProfileUpdate, mfa::SecondFactor},
 };
 
 use super::{Form, Layout, Need, guard};
@@ -60,6 +60,7 @@ struct PersonalPage {
     password: Form,
     notice: Option<String>,
     password_rules: String,
+    mfa_enabled: bool,
 }
 
 impl PersonalPage {
@@ -85,6 +86,7 @@ impl PersonalPage {
             password: Form::default(),
             notice: None,
             password_rules: super::password_rules(state),
+            mfa_enabled: user.mfa_enabled,
         }
     }
 }
@@ -116,6 +118,7 @@ struct ProfileForm {
     last_name: String,
     email: String,
     current_password: Secret,
+    mfa_code: String,
 }
 
 async fn view_personal_post(
@@ -138,6 +141,10 @@ async fn view_personal_post(
         first_name: input.first_name,
         last_name: input.last_name,
         current_password: Some(input.current_password).filter(|p| !p.is_empty()),
+        factor: SecondFactor {
+            code: Some(input.mfa_code),
+            recovery_code: None,
+        },
     };
     match state.usher().update_profile(&actor, update, &origin).await {
         Ok(user) => {
@@ -164,6 +171,7 @@ async fn view_personal_post(
 struct PasswordForm {
     current_password: Secret,
     new_password: Secret,
+    mfa_code: String,
 }
 
 async fn view_personal_password_post(
@@ -183,6 +191,10 @@ async fn view_personal_password_post(
             &actor,
             &input.current_password,
             &input.new_password,
+            &SecondFactor {
+                code: Some(input.mfa_code),
+                recovery_code: None,
+            },
             &origin,
         )
         .await

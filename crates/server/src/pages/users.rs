@@ -4,7 +4,7 @@ use askama::Template;
 use askama_web::WebTemplate;
 use axum::{
     Router,
-    extract::{Path, State},
+    extract::{Path, Query, State},
     response::{IntoResponse, Response},
     routing::{get, post},
 };
@@ -226,9 +226,34 @@ pub(super) fn actor_or_redirect(state: &AppState, identity: &Identity) -> Result
     }
 }
 
-async fn view_users_get(State(state): State<AppState>, Who(identity): Who) -> Response {
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct UsersQuery {
+    /// Set after a user was deleted from their page: what became of their work.
+    deleted: Option<String>,
+}
+
+async fn view_users_get(
+    State(state): State<AppState>,
+    Who(identity): Who,
+    Query(query): Query<UsersQuery>,
+) -> Response {
+    let notice = query.deleted.map(|done| {
+        match done.as_str() {
+            "transferred" => {
+                "The user is deleted; their workflows and credentials were transferred."
+            }
+            "deleted" => "The user is deleted, with their workflows and credentials.",
+            _ => "The user is deleted.",
+        }
+        .to_owned()
+    });
+    let outcome = Outcome {
+        notice,
+        ..Outcome::default()
+    };
     match actor_or_redirect(&state, &identity) {
-        Ok(actor) => render(&state, &identity, &actor, Outcome::default()).await,
+        Ok(actor) => render(&state, &identity, &actor, outcome).await,
         Err(response) => response,
     }
 }

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use usher_domain::{
     secret::Secret,
     service::auth::{OwnerSetup, SignedIn as NewSession},
+    service::mfa::SecondFactor,
 };
 
 use super::{UserJson, data, with_cookie};
@@ -71,6 +72,8 @@ struct LoginBody {
     #[serde(alias = "email")]
     email_or_ldap_login_id: String,
     password: Secret,
+    mfa_code: Option<String>,
+    mfa_recovery_code: Option<String>,
 }
 
 async fn login(
@@ -80,7 +83,15 @@ async fn login(
 ) -> Result<Response> {
     let session = state
         .usher()
-        .login(&body.email_or_ldap_login_id, &body.password, &origin)
+        .login(
+            &body.email_or_ldap_login_id,
+            &body.password,
+            &SecondFactor {
+                code: body.mfa_code,
+                recovery_code: body.mfa_recovery_code,
+            },
+            &origin,
+        )
         .await?;
     Ok(signed_in(&state, session))
 }

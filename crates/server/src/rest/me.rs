@@ -7,7 +7,7 @@ use axum::{
     routing::{get, patch},
 };
 use serde::Deserialize;
-use usher_domain::{secret::Secret, service::me::ProfileUpdate};
+use usher_domain::{secret::Secret, service::me::ProfileUpdate, service::mfa::SecondFactor};
 
 use super::{Data, UserJson, data};
 use crate::{
@@ -33,6 +33,8 @@ struct UpdateMeBody {
     first_name: String,
     last_name: String,
     current_password: Option<Secret>,
+    mfa_code: Option<String>,
+    mfa_recovery_code: Option<String>,
 }
 
 async fn update_me(
@@ -46,6 +48,10 @@ async fn update_me(
         first_name: body.first_name,
         last_name: body.last_name,
         current_password: body.current_password,
+        factor: SecondFactor {
+            code: body.mfa_code,
+            recovery_code: body.mfa_recovery_code,
+        },
     };
     let user = state
         .usher()
@@ -59,6 +65,8 @@ async fn update_me(
 struct ChangePasswordBody {
     current_password: Secret,
     new_password: Secret,
+    mfa_code: Option<String>,
+    mfa_recovery_code: Option<String>,
 }
 
 async fn change_password(
@@ -69,7 +77,16 @@ async fn change_password(
 ) -> Result<Response> {
     state
         .usher()
-        .change_own_password(&actor, &body.current_password, &body.new_password, &origin)
+        .change_own_password(
+            &actor,
+            &body.current_password,
+            &body.new_password,
+            &SecondFactor {
+                code: body.mfa_code,
+                recovery_code: body.mfa_recovery_code,
+            },
+            &origin,
+        )
         .await?;
     Ok(axum::response::IntoResponse::into_response(data(
         serde_json::json!({"success": true}),

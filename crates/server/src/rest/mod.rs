@@ -8,6 +8,7 @@ mod api_keys;
 mod auth;
 mod invitations;
 mod me;
+mod mfa;
 mod recovery;
 mod resources;
 mod roles;
@@ -36,6 +37,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
             .merge(roles::router())
             .merge(resources::router())
             .merge(api_keys::router())
+            .merge(mfa::router())
             .merge(users::router());
     }
     router

@@ -8,7 +8,7 @@ use axum::{
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
-use usher_domain::secret::Secret;
+use usher_domain::{secret::Secret, service::mfa::SecondFactor};
 
 use super::{Data, auth::signed_in, data, user_id};
 use crate::{
@@ -56,9 +56,12 @@ async fn resolve(
 }
 
 #[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct ChangeBody {
     token: String,
     password: Secret,
+    mfa_code: Option<String>,
+    mfa_recovery_code: Option<String>,
 }
 
 async fn change(
@@ -68,7 +71,15 @@ async fn change(
 ) -> Result<Response> {
     let session = state
         .usher()
-        .reset_password(&body.token, &body.password, &origin)
+        .reset_password(
+            &body.token,
+            &body.password,
+            &SecondFactor {
+                code: body.mfa_code,
+                recovery_code: body.mfa_recovery_code,
+            },
+            &origin,
+        )
         .await?;
     Ok(signed_in(&state, session))
 }

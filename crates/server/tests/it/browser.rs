@@ -531,6 +531,185 @@ async fn an_admin_forces_a_password_reset_and_the_user_must_choose_a_new_one() -
     Ok(())
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_sees_only_their_work_and_the_owner_deletes_a_user_with_transfer() -> TestResult {
+    use usher_domain::resources::ProjectKind;
+
+    let server = TestServer::start(Db::Sqlite).await;
+    let owner = server.owner().await;
+    let ann = server
+        .add_user("ann@example.com", "Member1pass", Role::Member)
+        .await;
+    let ben = server
+        .add_user("ben@example.com", "Member1pass", Role::Member)
+        .await;
+    // Set-up through the API: Ben's workflow, and a tag from the owner.
+    let ben_api = server.signed_in("ben@example.com", "Member1pass").await;
+    let made = ben_api
+        .post(server.at("/rest/workflows"))
+        .json(&json!({"name": "Ben flow"}))
+        .send()
+        .await?;
+    assert_eq!(made.status(), reqwest::StatusCode::OK);
+    let tag = owner
+        .post(server.at("/rest/tags"))
+        .json(&json!({"name": "finance"}))
+        .send()
+        .await?;
+    assert_eq!(tag.status(), reqwest::StatusCode::OK);
+    let mut browser = Browser::open("roles").await?;
+
+    // Ann, a member, opens Workflows from the top bar: none of hers yet, and
+    // not Ben's either.
+    browser
+        .sign_in(&server, "ann@example.com", "Member1pass")
+        .await?;
+    browser.assert_home_as("Mia Member").await?;
+    browser.follow_top_bar("/home/workflows").await?;
+    browser.appears("#workflow-form").await?;
+    assert_eq!(browser.path().await?, "/home/workflows");
+    assert_eq!(browser.title().await?, "Workflows · Usher");
+    browser.appears("#workflows-empty").await?;
+    assert_eq!(
+        browser.text("#workflow-project option:checked").await?,
+        "ann@example.com (yours)"
+    );
+    browser.shoot("member-no-workflows").await?;
+
+    // She creates one, in her own project (the default).
+    browser.type_into("#workflow-name", "Ann flow").await?;
+    browser.click("workflow-create").await?;
+    let notice = browser.appears("#notice").await?;
+    assert_eq!(
+        notice.text().await?,
+        "The workflow Ann flow is created in ann@example.com."
+    );
+    assert_eq!(browser.path().await?, "/home/workflows");
+    assert_eq!(
+        browser
+            .text(&format!("{} td.owner", workflow_row("Ann flow")))
+            .await?,
+        "ann@example.com"
+    );
+    browser
+        .assert_absent(&workflow_row("Ben flow"), "Ben's workflow is shown to Ann")
+        .await?;
+    let listed = browser.text("#workflows-table").await?;
+    assert!(!listed.contains("Ben flow"), "{listed}");
+    browser.shoot("member-workflows").await?;
+
+    // Tags: she sees the owner's, and may not delete it.
+    browser.follow_top_bar("/home/tags").await?;
+    browser
+        .appears("#tags-table tr[data-name='finance']")
+        .await?;
+    browser
+        .assert_absent(".tag-delete", "a member gets a tag delete button")
+        .await?;
+    browser
+        .assert_absent("#tags-table form", "a member gets a tag form")
+        .await?;
+    browser.appears("#tag-form").await?;
+    browser.shoot("member-tags").await?;
+    browser.sign_out().await?;
+
+    // The owner sees both workflows, with whose they are.
+    browser
+        .sign_in(&server, OWNER_EMAIL, OWNER_PASSWORD)
+        .await?;
+    browser.assert_home_as("Olive Owner").await?;
+    browser.follow_top_bar("/home/workflows").await?;
+    browser.appears("#workflows-table").await?;
+    assert_eq!(
+        browser
+            .text(&format!("{} td.owner", workflow_row("Ben flow")))
+            .await?,
+        "ben@example.com"
+    );
+    assert_eq!(
+        browser
+            .text(&format!("{} td.owner", workflow_row("Ann flow")))
+            .await?,
+        "ann@example.com"
+    );
+    browser.shoot("owner-workflows").await?;
+
+    // Ben's page, from the users list: his work is to go to Ann.
+    browser.follow_top_bar("/settings/users").await?;
+    browser
+        .appears(&format!(
+            "{} td:nth-child(1) a",
+            user_row("ben@example.com")
+        ))
+        .await?
+        .click()
+        .await?;
+    browser.appears("#delete-user-form").await?;
+    assert_eq!(browser.path().await?, format!("/settings/users/{}", ben.id));
+    let ann_project = server
+        .state
+        .usher()
+        .store()
+        .projects_of(ann.id)
+        .await?
+        .into_iter()
+        .find(|(p, _)| p.kind == ProjectKind::Personal)
+        .map(|(p, _)| p.id.to_string())
+        .ok_or("Ann has no personal project")?;
+    browser.click("delete-transfer").await?;
+    browser
+        .find("#transfer-to")
+        .await?
+        .select_by_label("ann@example.com")
+        .await?;
+    assert_eq!(browser.value("#transfer-to").await?, ann_project);
+    browser
+        .client
+        .execute(
+            "document.getElementById('delete-user-form').scrollIntoView({block: 'center'})",
+            vec![],
+        )
+        .await?;
+    browser.shoot("delete-user-with-transfer").await?;
+
+    // The page asks first; then Ben is gone and the list says what became
+    // of his work.
+    browser.click("delete-user").await?;
+    let question = browser.client.get_alert_text().await?;
+    assert!(question.contains("ben@example.com"), "{question}");
+    browser.client.accept_alert().await?;
+    let notice = browser.appears("#notice").await?;
+    assert_eq!(
+        notice.text().await?,
+        "The user is deleted; their workflows and credentials were transferred."
+    );
+    assert_eq!(browser.path().await?, "/settings/users");
+    browser
+        .assert_absent(&user_row("ben@example.com"), "Ben is still listed")
+        .await?;
+    browser.shoot("user-deleted").await?;
+
+    // Ben's workflow is Ann's now.
+    browser.follow_top_bar("/home/workflows").await?;
+    browser.appears(&workflow_row("Ben flow")).await?;
+    assert_eq!(
+        browser
+            .text(&format!("{} td.owner", workflow_row("Ben flow")))
+            .await?,
+        "ann@example.com"
+    );
+    browser.shoot("workflow-transferred").await?;
+
+    browser.finish().await?;
+    server.stop().await?;
+    Ok(())
+}
+
+/// The workflows table's row for the workflow `name`.
+fn workflow_row(name: &str) -> String {
+    format!("#workflows-table tr[data-name='{name}']")
+}
+
 /// A user's status while a temporary password is set.
 const MUST_CHOOSE: &str = "Active: must choose a password at next sign-in";
 

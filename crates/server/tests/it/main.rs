@@ -5,15 +5,18 @@
 
 mod harness;
 
+mod authz;
 mod browser;
 mod cli;
 mod errors;
 mod invitations;
 mod mail_sink;
+mod mfa;
 mod onboarding;
 mod personal;
 mod public_api;
 mod recovery;
+mod resource_pages;
 mod resources;
 mod roles;
 mod schemathesis;

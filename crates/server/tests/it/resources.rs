@@ -259,4 +259,14 @@ on_both_databases! {
         assert_eq!(body(api).await["message"], "The project to transfer to does not exist.");
         Ok(())
     }
+
+    async fn a_user_who_never_opened_anything_is_still_offered_as_a_transfer_target(db) -> TestResult {
+        let server = TestServer::start(db).await;
+        let owner = server.owner().await;
+        let leaving = server.add_user("ben@example.com", "Member1pass", Role::Member).await;
+        server.add_user("quiet@example.com", "Member1pass", Role::Member).await;
+        let page = owner.get(server.at(&format!("/settings/users/{}", leaving.id))).send().await?.text().await?;
+        assert!(page.contains("quiet@example.com"), "{page}");
+        Ok(())
+    }
 }

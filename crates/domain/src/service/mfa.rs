@@ -1,0 +1,478 @@
+//! Two-factor authentication with TOTP (RFC 6238) and recovery codes.
+//!
+//! Enrolment: a secret and ten recovery codes are made and kept pending; a
+//! current code confirms them. The secret is sealed with the instance key;
+//! recovery codes are stored as hashes and work once. An accepted time-step
+//! is recorded in the database, so a code works once also across instances.
+
+use totp_rs::{Builder, Totp};
+
+use crate::{
+    Error, Result,
+    clock::{MINUTE, Millis},
+    model::{Origin, User},
+    secret::Secret,
+    store::keys,
+    token,
+};
+
+use super::{
+    Usher,
+    auth::{Actor, SignedIn},
+};
+
+pub const MFA_NEEDED: &str =
+    "Enter the code from your authenticator app: this account uses two-factor authentication.";
+pub const INVALID_CODE: &str = "Invalid two-factor code.";
+pub const MFA_OFF: &str =
+    "Two-factor authentication is turned off on this instance (N8N_MFA_ENABLED).";
+pub const ENROL_REQUIRED: &str = "This instance requires two-factor authentication: set it up on Personal settings before you go on.";
+const RECOVERY_CODES: usize = 10;
+const CHALLENGE_LIFETIME: Millis = 5 * MINUTE;
+
+/// What enrolment shows the user once.
+#[derive(Debug)]
+pub struct MfaSetup {
+    /// The secret in base32, to type into an app.
+    pub secret: String,
+    /// `otpauth://totp/...`, for the QR code.
+    pub otpauth_url: String,
+    pub recovery_codes: Vec<Secret>,
+}
+
+/// A second factor as given at sign-in.
+#[derive(Debug, Default, Clone)]
+pub struct SecondFactor {
+    pub code: Option<String>,
+    pub recovery_code: Option<String>,
+}
+
+impl SecondFactor {
+    pub fn is_empty(&self) -> bool {
+        self.code.as_deref().is_none_or(|c| c.trim().is_empty())
+            && self
+                .recovery_code
+                .as_deref()
+                .is_none_or(|c| c.trim().is_empty())
+    }
+}
+
+/// The outcome of a password check on the sign-in page.
+#[derive(Debug)]
+pub enum LoginStep {
+    Done(Box<SignedIn>),
+    /// The password was right; the code is next. The token names this
+    /// half-finished sign-in for five minutes.
+    NeedsCode(Secret),
+}
+
+fn totp(secret: &[u8], account: &str) -> Result<Totp> {
+    Builder::new()
+        .with_secret(secret.to_vec())
+        .with_account_name(account.to_owned())
+        .with_issuer(Some("Usher"))
+        .build()
+        .map_err(|e| Error::Internal(format!("totp: {e}")))
+}
+
+fn recovery_code() -> Secret {
+    // 80 bits in three groups of base32, easy to read out and type.
+    const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyz23456789";
+    let bytes = token::generate().secret;
+    let chars: Vec<char> = bytes
+        .expose()
+        .bytes()
+        .take(15)
+        .map(|b| char::from(ALPHABET[usize::from(b) % ALPHABET.len()]))
+        .collect();
+    let text: String = chars
+        .chunks(5)
+        .map(|c| c.iter().collect::<String>())
+        .collect::<Vec<_>>()
+        .join("-");
+    Secret::new(text)
+}
+
+fn recovery_hash(code: &str) -> String {
+    token::hash(&code.trim().to_lowercase().replace([' ', '-'], ""))
+}
+
+impl Usher {
+    fn mfa_feature(&self) -> Result<()> {
+        if self.config.mfa_disabled {
+            Err(Error::not_found(MFA_OFF))
+        } else {
+            Ok(())
+        }
+    }
+
+    fn account(user: &User) -> String {
+        user.email
+            .as_ref()
+            .map_or_else(|| user.id.to_string(), |e| e.to_string())
+    }
+
+    async fn open_secret(&self, sealed: &str) -> Result<Vec<u8>> {
+        let base32 = self.cipher()?.open(sealed)?;
+        totp_rs::Secret::try_from_base32(&base32)
+            .map(|secret| secret.as_ref().to_vec())
+            .map_err(|e| Error::Internal(format!("totp secret: {e:?}")))
+    }
+
+    /// `GET /rest/mfa/qr`: a new secret and recovery codes, pending until
+    /// confirmed with a code.
+    pub async fn start_mfa_setup(&self, actor: &Actor) -> Result<MfaSetup> {
+        self.mfa_feature()?;
+        if actor.user.mfa_enabled {
+            return Err(Error::invalid(
+                "Two-factor authentication is on already. Turn it off first to set up a new device.",
+            ));
+        }
+        let secret = totp_rs::Secret::generate();
+        let base32 = secret.to_base32();
+        let bytes = secret.as_ref().to_vec();
+        let otpauth_url = totp(&bytes, &Self::account(&actor.user))?
+            .to_url()
+            .map_err(|e| Error::Internal(format!("otpauth: {e}")))?;
+        let codes: Vec<Secret> = (0..RECOVERY_CODES).map(|_| recovery_code()).collect();
+        let hashes: Vec<String> = codes.iter().map(|c| recovery_hash(c.expose())).collect();
+        self.store
+            .set_pending_mfa(actor.user.id, &self.cipher()?.seal(&base32)?, &hashes)
+            .await?;
+        Ok(MfaSetup {
+            secret: base32,
+            otpauth_url,
+            recovery_codes: codes,
+        })
+    }
+
+    /// `POST /rest/mfa/enable`: a current code confirms the pending set-up.
+    pub async fn enable_mfa(&self, actor: &Actor, code: &str, origin: &Origin) -> Result<()> {
+        self.mfa_feature()?;
+        let sealed = self
+            .store
+            .pending_mfa_secret(actor.user.id)
+            .await?
+            .ok_or_else(|| {
+                Error::invalid("Start the set-up first: there is no secret to confirm.")
+            })?;
+        let secret = self.open_secret(&sealed).await?;
+        if !self.accept_code(&actor.user, &secret, code).await? {
+            return Err(Error::MfaCodeRejected(format!(
+                "{INVALID_CODE} Check the time on your phone and try the newest code."
+            )));
+        }
+        self.store.confirm_mfa(actor.user.id, self.now()).await?;
+        self.audit(
+            Some(&actor.user),
+            "mfa.enabled",
+            Some(&actor.user),
+            "",
+            origin,
+        )
+        .await;
+        Ok(())
+    }
+
+    /// Checks a TOTP code (one step of skew either way) and records its step:
+    /// the same code does not work twice.
+    async fn accept_code(&self, user: &User, secret: &[u8], code: &str) -> Result<bool> {
+        let code: String = code.chars().filter(|c| !c.is_whitespace()).collect();
+        let now_seconds = u64::try_from(self.now() / 1000).unwrap_or(0);
+        let Some(step) = totp(secret, &Self::account(user))?.check(&code, now_seconds) else {
+            return Ok(false);
+        };
+        Ok(self
+            .store
+            .use_totp_step(user.id, i64::try_from(step).unwrap_or(i64::MAX))
+            .await?)
+    }
+
+    /// A code or a recovery code for a user with MFA on.
+    async fn check_second_factor(&self, user: &User, factor: &SecondFactor) -> Result<bool> {
+        if let Some(code) = factor.code.as_deref().filter(|c| !c.trim().is_empty()) {
+            let sealed = self
+                .store
+                .mfa_secret(user.id)
+                .await?
+                .ok_or_else(|| Error::Internal("mfa on without a secret".into()))?;
+            let secret = self.open_secret(&sealed).await?;
+            return self.accept_code(user, &secret, code).await;
+        }
+        if let Some(code) = factor
+            .recovery_code
+            .as_deref()
+            .filter(|c| !c.trim().is_empty())
+        {
+            return Ok(self
+                .store
+                .use_recovery_code(user.id, &recovery_hash(code), self.now())
+                .await?);
+        }
+        Ok(false)
+    }
+
+    /// For every action MFA protects: no factor asks for one (998), a wrong
+    /// one is refused.
+    pub(super) async fn require_second_factor(
+        &self,
+        user: &User,
+        factor: &SecondFactor,
+        wrong: Error,
+    ) -> Result<()> {
+        if !user.mfa_enabled {
+            return Ok(());
+        }
+        if factor.is_empty() {
+            return Err(Error::MfaRequired(MFA_NEEDED.into()));
+        }
+        if self.check_second_factor(user, factor).await? {
+            Ok(())
+        } else {
+            Err(wrong)
+        }
+    }
+
+    /// `POST /rest/mfa/disable`: needs a code or a recovery code.
+    pub async fn disable_mfa(
+        &self,
+        actor: &Actor,
+        factor: &SecondFactor,
+        origin: &Origin,
+    ) -> Result<()> {
+        if !actor.user.mfa_enabled {
+            return Err(Error::invalid(
+                "Two-factor authentication is not on for this account.",
+            ));
+        }
+        self.require_second_factor(&actor.user, factor, Error::forbidden(INVALID_CODE))
+            .await?;
+        self.store.disable_mfa(actor.user.id, self.now()).await?;
+        self.audit(
+            Some(&actor.user),
+            "mfa.disabled",
+            Some(&actor.user),
+            "",
+            origin,
+        )
+        .await;
+        Ok(())
+    }
+
+    /// `POST /rest/mfa/verify`: checks a code (for a client that wants to
+    /// confirm the user holds the device).
+    pub async fn verify_mfa(&self, actor: &Actor, factor: &SecondFactor) -> Result<()> {
+        if !actor.user.mfa_enabled {
+            return Err(Error::invalid(
+                "Two-factor authentication is not on for this account.",
+            ));
+        }
+        self.require_second_factor(
+            &actor.user,
+            factor,
+            Error::MfaCodeRejected(INVALID_CODE.into()),
+        )
+        .await
+    }
+
+    /// New recovery codes; the old ones stop working. Needs a current code.
+    pub async fn regenerate_recovery_codes(
+        &self,
+        actor: &Actor,
+        factor: &SecondFactor,
+        origin: &Origin,
+    ) -> Result<Vec<Secret>> {
+        if !actor.user.mfa_enabled {
+            return Err(Error::invalid(
+                "Two-factor authentication is not on for this account.",
+            ));
+        }
+        self.require_second_factor(&actor.user, factor, Error::forbidden(INVALID_CODE))
+            .await?;
+        let codes: Vec<Secret> = (0..RECOVERY_CODES).map(|_| recovery_code()).collect();
+        let hashes: Vec<String> = codes.iter().map(|c| recovery_hash(c.expose())).collect();
+        self.store
+            .replace_recovery_codes(actor.user.id, &hashes)
+            .await?;
+        self.audit(
+            Some(&actor.user),
+            "mfa.recovery_codes_regenerated",
+            Some(&actor.user),
+            "",
+            origin,
+        )
+        .await;
+        Ok(codes)
+    }
+
+    /// The owner requires (or stops requiring) MFA for everyone.
+    pub async fn require_mfa_for_everyone(
+        &self,
+        actor: &Actor,
+        required: bool,
+        origin: &Origin,
+    ) -> Result<()> {
+        self.mfa_feature()?;
+        if actor.user.role != crate::model::Role::Owner {
+            return Err(Error::forbidden(
+                "Only the owner can require two-factor authentication.",
+            ));
+        }
+        self.store
+            .put_setting(keys::MFA_REQUIRED, if required { "true" } else { "false" })
+            .await?;
+        let detail = if required {
+            "required for everyone"
+        } else {
+            "optional"
+        };
+        self.audit(Some(&actor.user), "mfa.enforcement", None, detail, origin)
+            .await;
+        Ok(())
+    }
+
+    /// `usher mfa:disable`: for a user who lost their device. No actor:
+    /// whoever runs the command owns the server.
+    pub async fn operator_disable_mfa(&self, email: &str) -> Result<()> {
+        let email = crate::model::Email::parse(email)?;
+        let user = self
+            .store
+            .user_by_email(&email)
+            .await?
+            .ok_or_else(|| Error::not_found(format!("No user has the email {email}.")))?;
+        if !user.mfa_enabled {
+            return Err(Error::invalid(format!(
+                "Two-factor authentication is not on for {email}."
+            )));
+        }
+        self.store.disable_mfa(user.id, self.now()).await?;
+        let origin = Origin {
+            ip: "command line".into(),
+            user_agent: String::new(),
+        };
+        self.audit(
+            None,
+            "mfa.disabled",
+            Some(&user),
+            "usher mfa:disable",
+            &origin,
+        )
+        .await;
+        Ok(())
+    }
+
+    /// The sign-in page's first step: the password, then a code if needed.
+    pub async fn begin_login(
+        &self,
+        login: &str,
+        password: &Secret,
+        origin: &Origin,
+    ) -> Result<LoginStep> {
+        match self
+            .login(login, password, &SecondFactor::default(), origin)
+            .await
+        {
+            Ok(session) => Ok(LoginStep::Done(Box::new(session))),
+            Err(Error::MfaRequired(_)) => {
+                let email = crate::model::Email::parse(login)?;
+                let user = self
+                    .store
+                    .user_by_email(&email)
+                    .await?
+                    .ok_or_else(|| Error::Internal("user vanished".into()))?;
+                let challenge = token::generate();
+                self.store
+                    .insert_challenge(&challenge.hash, user.id, self.now() + CHALLENGE_LIFETIME)
+                    .await?;
+                Ok(LoginStep::NeedsCode(challenge.secret))
+            }
+            Err(other) => Err(other),
+        }
+    }
+
+    /// The sign-in page's second step. Wrong codes count toward the
+    /// sign-in throttling like wrong passwords.
+    pub async fn finish_login(
+        &self,
+        challenge: &str,
+        factor: &SecondFactor,
+        origin: &Origin,
+    ) -> Result<SignedIn> {
+        let hash = token::hash(challenge);
+        let user = self
+            .store
+            .challenge(&hash, self.now())
+            .await?
+            .ok_or_else(|| {
+                Error::Unauthorized(
+                    "This sign-in took too long. Enter your email and password again.".into(),
+                )
+            })?;
+        let email = user
+            .email
+            .as_ref()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        self.throttle(
+            &format!("login:email:{email}"),
+            super::auth::LOGIN_PER_EMAIL,
+        )
+        .await?;
+        self.require_second_factor(&user, factor, Error::Unauthorized(INVALID_CODE.into()))
+            .await?;
+        self.store.delete_challenge(&hash).await?;
+        self.audit(
+            Some(&user),
+            "login.succeeded",
+            Some(&user),
+            "with two-factor code",
+            origin,
+        )
+        .await;
+        self.start_session(user, origin).await
+    }
+}
+
+impl Actor {
+    /// MFA is required on the instance and this signed-in user has none yet.
+    pub fn must_enrol_mfa(&self, required: bool) -> bool {
+        required && self.session.is_some() && !self.user.mfa_enabled
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// RFC 6238, appendix B, SHA-1 secret "12345678901234567890": the
+    /// 8-digit codes end in the 6-digit codes our authenticators show.
+    #[test]
+    fn rfc_6238_test_vectors_give_the_expected_codes() -> Result<()> {
+        let totp = totp(b"12345678901234567890", "vector@example.com")?;
+        for (time, eight_digits) in [
+            (59_u64, "94287082"),
+            (1_111_111_109, "07081804"),
+            (1_234_567_890, "89005924"),
+            (2_000_000_000, "69279037"),
+        ] {
+            assert_eq!(
+                totp.generate(time).to_string(),
+                &eight_digits[2..],
+                "t={time}"
+            );
+            assert!(totp.check(&eight_digits[2..], time).is_some());
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn recovery_codes_are_readable_unique_and_forgiving_to_type() {
+        let code = recovery_code();
+        assert_eq!(code.expose().len(), 17);
+        assert_ne!(code, recovery_code());
+        assert_eq!(
+            recovery_hash(code.expose()),
+            recovery_hash(&code.expose().to_uppercase().replace('-', " "))
+        );
+    }
+}

@@ -1,0 +1,293 @@
+//! `/settings/mfa`: set up, use and turn off two-factor authentication; the
+//! owner requires it for everyone here too.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::{
+    Router,
+    extract::State,
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use qrcode::{QrCode, render::svg};
+use serde::Deserialize;
+use usher_domain::{
+    model::Role,
+    service::{
+        auth::{Actor, Identity},
+        mfa::SecondFactor,
+    },
+};
+
+use super::{Layout, Need, PageError, guard};
+use crate::{
+    AppState,
+    error::ApiError,
+    extract::{ClientOrigin, Who},
+};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/settings/mfa", get(view_mfa_get))
+        .route("/settings/mfa/start", post(view_mfa_start))
+        .route("/settings/mfa/enable", post(view_mfa_enable))
+        .route("/settings/mfa/disable", post(view_mfa_disable))
+        .route("/settings/mfa/recovery-codes", post(view_mfa_codes))
+        .route("/settings/mfa/enforce", post(view_mfa_enforce))
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "pages/mfa.html")]
+struct MfaPage {
+    layout: Layout,
+    enabled: bool,
+    feature_on: bool,
+    required: bool,
+    is_owner: bool,
+    /// During set-up: the QR code (SVG), the secret, the codes to keep.
+    setup: Option<Setup>,
+    /// After enabling or regenerating: the codes, shown once.
+    codes: Vec<String>,
+    notice: Option<String>,
+    error: Option<String>,
+}
+
+struct Setup {
+    qr_svg: String,
+    secret: String,
+    codes: String,
+}
+
+#[derive(Default)]
+struct Shown {
+    setup: Option<Setup>,
+    codes: Vec<String>,
+    notice: Option<String>,
+    error: Option<String>,
+}
+
+fn actor(state: &AppState, identity: &Identity) -> Result<Actor, Response> {
+    match guard(state, identity, Need::SignedIn, "/settings/mfa")? {
+        Some(actor) if !actor.user.is_owner_shell() => Ok(actor),
+        _ => Err(PageError::new(state, Some(identity), ApiError::unauthorized()).into_response()),
+    }
+}
+
+/// The page as the user stands now (their MFA flag is read afresh).
+async fn render(state: &AppState, identity: &Identity, actor: &Actor, shown: Shown) -> Response {
+    let enabled = match state.usher().store().user_by_id(actor.user.id).await {
+        Ok(user) => user.is_some_and(|u| u.mfa_enabled),
+        Err(error) => {
+            return PageError::new(
+                state,
+                Some(identity),
+                usher_domain::Error::from(error).into(),
+            )
+            .into_response();
+        }
+    };
+    let required = match state.usher().instance().await {
+        Ok(instance) => instance.mfa_required,
+        Err(error) => return PageError::new(state, Some(identity), error.into()).into_response(),
+    };
+    let mut layout = Layout::new(state, Some(identity));
+    layout.settle_at = Some(state.path("/settings/mfa"));
+    if enabled {
+        // Enrolment just finished: navigation is open again.
+        layout.navigation = true;
+    }
+    MfaPage {
+        layout,
+        enabled,
+        feature_on: state.settings().mfa_enabled,
+        required,
+        is_owner: actor.user.role == Role::Owner,
+        setup: shown.setup,
+        codes: shown.codes,
+        notice: shown.notice,
+        error: shown.error,
+    }
+    .into_response()
+}
+
+async fn view_mfa_get(State(state): State<AppState>, Who(identity): Who) -> Response {
+    match actor(&state, &identity) {
+        Ok(actor) => {
+            let notice = actor
+                .must_enrol_mfa(identity.instance.mfa_required)
+                .then(|| {
+                    "This instance requires two-factor authentication: set it up to go on."
+                        .to_owned()
+                });
+            render(
+                &state,
+                &identity,
+                &actor,
+                Shown {
+                    notice,
+                    ..Shown::default()
+                },
+            )
+            .await
+        }
+        Err(response) => response,
+    }
+}
+
+fn qr_svg(url: &str) -> Result<String, String> {
+    let code = QrCode::new(url.as_bytes()).map_err(|e| e.to_string())?;
+    Ok(code
+        .render::<svg::Color>()
+        .min_dimensions(200, 200)
+        .quiet_zone(true)
+        .build())
+}
+
+async fn view_mfa_start(State(state): State<AppState>, Who(identity): Who) -> Response {
+    let actor = match actor(&state, &identity) {
+        Ok(actor) => actor,
+        Err(response) => return response,
+    };
+    let shown = match state.usher().start_mfa_setup(&actor).await {
+        Ok(setup) => match qr_svg(&setup.otpauth_url) {
+            Ok(qr_svg) => Shown {
+                setup: Some(Setup {
+                    qr_svg,
+                    secret: setup.secret,
+                    codes: setup
+                        .recovery_codes
+                        .iter()
+                        .map(|c| c.expose().to_owned())
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                }),
+                ..Shown::default()
+            },
+            Err(e) => Shown {
+                error: Some(format!(
+                    "The QR code could not be drawn ({e}); type the secret instead."
+                )),
+                ..Shown::default()
+            },
+        },
+        Err(error) => Shown {
+            error: Some(ApiError::from(error).message),
+            ..Shown::default()
+        },
+    };
+    render(&state, &identity, &actor, shown).await
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct CodeForm {
+    mfa_code: String,
+    mfa_recovery_code: String,
+    /// The recovery codes of the set-up, carried to the confirmation.
+    codes: String,
+    enforce: String,
+}
+
+impl CodeForm {
+    fn factor(&self) -> SecondFactor {
+        SecondFactor {
+            code: Some(self.mfa_code.clone()),
+            recovery_code: Some(self.mfa_recovery_code.clone()),
+        }
+    }
+}
+
+async fn view_mfa_enable(
+    State(state): State<AppState>,
+    Who(identity): Who,
+    ClientOrigin(origin): ClientOrigin,
+    axum::Form(form): axum::Form<CodeForm>,
+) -> Response {
+    let actor = match actor(&state, &identity) {
+        Ok(actor) => actor,
+        Err(response) => return response,
+    };
+    let shown = match state.usher().enable_mfa(&actor, &form.mfa_code, &origin).await {
+        Ok(()) => Shown {
+            codes: form.codes.lines().map(str::trim).filter(|c| !c.is_empty()).map(str::to_owned).collect(),
+            notice: Some("Two-factor authentication is on. Keep these recovery codes somewhere safe: each works once, and they are not shown again.".into()),
+            ..Shown::default()
+        },
+        Err(error) => Shown { error: Some(format!("{} Start the set-up again.", ApiError::from(error).message)), ..Shown::default() },
+    };
+    render(&state, &identity, &actor, shown).await
+}
+
+async fn view_mfa_disable(
+    State(state): State<AppState>,
+    Who(identity): Who,
+    ClientOrigin(origin): ClientOrigin,
+    axum::Form(form): axum::Form<CodeForm>,
+) -> Response {
+    let actor = match actor(&state, &identity) {
+        Ok(actor) => actor,
+        Err(response) => return response,
+    };
+    let shown = match state
+        .usher()
+        .disable_mfa(&actor, &form.factor(), &origin)
+        .await
+    {
+        Ok(()) => Shown {
+            notice: Some("Two-factor authentication is off.".into()),
+            ..Shown::default()
+        },
+        Err(error) => Shown {
+            error: Some(ApiError::from(error).message),
+            ..Shown::default()
+        },
+    };
+    render(&state, &identity, &actor, shown).await
+}
+
+async fn view_mfa_codes(
+    State(state): State<AppState>,
+    Who(identity): Who,
+    ClientOrigin(origin): ClientOrigin,
+    axum::Form(form): axum::Form<CodeForm>,
+) -> Response {
+    let actor = match actor(&state, &identity) {
+        Ok(actor) => actor,
+        Err(response) => return response,
+    };
+    let shown = match state
+        .usher()
+        .regenerate_recovery_codes(&actor, &form.factor(), &origin)
+        .await
+    {
+        Ok(codes) => Shown {
+            codes: codes.iter().map(|c| c.expose().to_owned()).collect(),
+            notice: Some("New recovery codes: the old ones no longer work.".into()),
+            ..Shown::default()
+        },
+        Err(error) => Shown {
+            error: Some(ApiError::from(error).message),
+            ..Shown::default()
+        },
+    };
+    render(&state, &identity, &actor, shown).await
+}
+
+async fn view_mfa_enforce(
+    State(state): State<AppState>,
+    Who(identity): Who,
+    ClientOrigin(origin): ClientOrigin,
+    axum::Form(form): axum::Form<CodeForm>,
+) -> Response {
+    let actor = match actor(&state, &identity) {
+        Ok(actor) => actor,
+        Err(response) => return response,
+    };
+    let required = form.enforce == "true";
+    let shown = match state.usher().require_mfa_for_everyone(&actor, required, &origin).await {
+        Ok(()) if required => Shown { notice: Some("Everyone must now use two-factor authentication; those without it set it up at their next request.".into()), ..Shown::default() },
+        Ok(()) => Shown { notice: Some("Two-factor authentication is optional again.".into()), ..Shown::default() },
+        Err(error) => Shown { error: Some(ApiError::from(error).message), ..Shown::default() },
+    };
+    render(&state, &identity, &actor, shown).await
+}

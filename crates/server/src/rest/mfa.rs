@@ -1,0 +1,127 @@
+//! `/rest/mfa/...`: two-factor authentication for the signed-in user, and
+//! the owner's switch that requires it for everyone.
+
+use axum::{
+    Router,
+    extract::State,
+    routing::{get, post},
+};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use usher_domain::service::mfa::SecondFactor;
+
+use super::{Data, data};
+use crate::{
+    AppState,
+    error::Result,
+    extract::{ClientOrigin, Json, SignedIn},
+};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/mfa/qr", get(qr))
+        .route("/mfa/enable", post(enable))
+        .route("/mfa/disable", post(disable))
+        .route("/mfa/verify", post(verify))
+        .route("/mfa/recovery-codes", post(recovery_codes))
+        .route("/mfa/enforce-mfa", post(enforce))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct CodeBody {
+    mfa_code: Option<String>,
+    mfa_recovery_code: Option<String>,
+}
+
+impl CodeBody {
+    fn factor(self) -> SecondFactor {
+        SecondFactor {
+            code: self.mfa_code,
+            recovery_code: self.mfa_recovery_code,
+        }
+    }
+}
+
+/// A new secret (`qrCode` is the otpauth URI, as n8n names it) and ten
+/// recovery codes, pending until `enable`.
+async fn qr(State(state): State<AppState>, SignedIn(actor): SignedIn) -> Result<Json<Data<Value>>> {
+    let setup = state.usher().start_mfa_setup(&actor).await?;
+    Ok(data(json!({
+        "secret": setup.secret,
+        "qrCode": setup.otpauth_url,
+        "recoveryCodes": setup.recovery_codes.iter().map(|c| c.expose().to_owned()).collect::<Vec<_>>(),
+    })))
+}
+
+async fn enable(
+    State(state): State<AppState>,
+    SignedIn(actor): SignedIn,
+    ClientOrigin(origin): ClientOrigin,
+    Json(body): Json<CodeBody>,
+) -> Result<Json<Data<Value>>> {
+    state
+        .usher()
+        .enable_mfa(
+            &actor,
+            body.mfa_code.as_deref().unwrap_or_default(),
+            &origin,
+        )
+        .await?;
+    Ok(data(json!({"success": true})))
+}
+
+async fn disable(
+    State(state): State<AppState>,
+    SignedIn(actor): SignedIn,
+    ClientOrigin(origin): ClientOrigin,
+    Json(body): Json<CodeBody>,
+) -> Result<Json<Data<Value>>> {
+    state
+        .usher()
+        .disable_mfa(&actor, &body.factor(), &origin)
+        .await?;
+    Ok(data(json!({"success": true})))
+}
+
+async fn verify(
+    State(state): State<AppState>,
+    SignedIn(actor): SignedIn,
+    Json(body): Json<CodeBody>,
+) -> Result<Json<Data<Value>>> {
+    state.usher().verify_mfa(&actor, &body.factor()).await?;
+    Ok(data(json!({"success": true})))
+}
+
+async fn recovery_codes(
+    State(state): State<AppState>,
+    SignedIn(actor): SignedIn,
+    ClientOrigin(origin): ClientOrigin,
+    Json(body): Json<CodeBody>,
+) -> Result<Json<Data<Value>>> {
+    let codes = state
+        .usher()
+        .regenerate_recovery_codes(&actor, &body.factor(), &origin)
+        .await?;
+    Ok(data(
+        json!({"recoveryCodes": codes.iter().map(|c| c.expose().to_owned()).collect::<Vec<_>>()}),
+    ))
+}
+
+#[derive(Deserialize)]
+struct EnforceBody {
+    enforce: bool,
+}
+
+async fn enforce(
+    State(state): State<AppState>,
+    SignedIn(actor): SignedIn,
+    ClientOrigin(origin): ClientOrigin,
+    Json(body): Json<EnforceBody>,
+) -> Result<Json<Data<Value>>> {
+    state
+        .usher()
+        .require_mfa_for_everyone(&actor, body.enforce, &origin)
+        .await?;
+    Ok(data(json!({"success": true})))
+}
