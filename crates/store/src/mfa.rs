@@ -30,16 +30,7 @@ impl MfaStore for SqlStore {
             .execute(&mut *tx)
             .await
             .map_err(db_error)?;
-        for hash in code_hashes {
-            sqlx::query(
-                "INSERT INTO mfa_recovery_codes (user_id, code_hash, pending) VALUES ($1, $2, 1)",
-            )
-            .bind(user.to_string())
-            .bind(hash)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
-        }
+        insert_codes(&mut tx, user, code_hashes, true).await?;
         tx.commit().await.map_err(db_error)
     }
 
@@ -120,16 +111,7 @@ impl MfaStore for SqlStore {
             .execute(&mut *tx)
             .await
             .map_err(db_error)?;
-        for hash in code_hashes {
-            sqlx::query(
-                "INSERT INTO mfa_recovery_codes (user_id, code_hash, pending) VALUES ($1, $2, 0)",
-            )
-            .bind(user.to_string())
-            .bind(hash)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
-        }
+        insert_codes(&mut tx, user, code_hashes, false).await?;
         tx.commit().await.map_err(db_error)
     }
 
@@ -205,4 +187,26 @@ impl MfaStore for SqlStore {
             .map_err(db_error)?;
         Ok(())
     }
+}
+
+/// Stores recovery code hashes, pending (until enrolment is confirmed) or
+/// active, inside the caller's transaction.
+async fn insert_codes(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    user: UserId,
+    code_hashes: &[String],
+    pending: bool,
+) -> StoreResult<()> {
+    for hash in code_hashes {
+        sqlx::query(
+            "INSERT INTO mfa_recovery_codes (user_id, code_hash, pending) VALUES ($1, $2, $3)",
+        )
+        .bind(user.to_string())
+        .bind(hash)
+        .bind(i64::from(pending))
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
+    }
+    Ok(())
 }

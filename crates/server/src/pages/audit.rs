@@ -64,18 +64,6 @@ struct AuditQuery {
     skip: i64,
 }
 
-fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                char::from(b).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
-
 async fn view_audit_get(
     State(state): State<AppState>,
     Who(identity): Who,
@@ -98,8 +86,8 @@ async fn view_audit_get(
         format!(
             "{}?action={}&person={}&skip={skip}",
             state.path("/settings/audit"),
-            encode(&query.action),
-            encode(&query.person)
+            super::percent_encode(&query.action, b""),
+            super::percent_encode(&query.person, b"")
         )
     };
     let shown = events.len() as i64;

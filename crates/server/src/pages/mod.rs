@@ -163,7 +163,7 @@ pub fn guard(
                 let target = format!(
                     "{}?redirect={}",
                     state.path("/signin"),
-                    encode_component(here)
+                    percent_encode(here, b"/")
                 );
                 Err(Redirect::to(&target).into_response())
             }
@@ -186,10 +186,12 @@ pub fn safe_redirect(state: &AppState, target: &str) -> String {
     state.path(if inside { target } else { "/" })
 }
 
-fn encode_component(text: &str) -> String {
+/// Percent-encodes all but RFC 3986's unreserved characters and `keep`
+/// (for query values, `data:` URLs and redirect targets).
+pub fn percent_encode(text: &str, keep: &[u8]) -> String {
     text.bytes()
         .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) || keep.contains(&b) {
                 char::from(b).to_string()
             } else {
                 format!("%{b:02X}")

@@ -108,19 +108,6 @@ pub(super) fn status(user: &User, everyone: &[User]) -> String {
     }
 }
 
-/// Percent-encodes for a `data:` URL.
-fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                char::from(b).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
-
 fn csv_field(text: &str) -> String {
     if text.contains([',', '"', '\n']) {
         format!("\"{}\"", text.replace('"', "\"\""))
@@ -210,7 +197,7 @@ async fn render(
                 error: c.error,
             })
             .collect(),
-        csv: encode(&csv),
+        csv: super::percent_encode(&csv, b""),
         notice: outcome.notice,
         error: outcome.error,
     }
