@@ -184,12 +184,8 @@ impl Usher {
             return Err(Error::Unauthorized(WRONG_CREDENTIALS.into()));
         };
         // With MFA on, the password alone is not enough (n8n's code 998).
-        self.require_second_factor(
-            &user,
-            factor,
-            Error::Unauthorized(super::mfa::INVALID_CODE.into()),
-        )
-        .await?;
+        self.require_second_factor(&user, factor, Error::Unauthorized)
+            .await?;
         if verified.needs_rehash {
             let new_hash = self.hasher.hash(password).await?;
             self.store.rehash_password(user.id, &new_hash).await?;

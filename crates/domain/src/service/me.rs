@@ -47,11 +47,9 @@ impl Usher {
                 ));
             }
             self.check_current_password(user, &password).await?;
-            self.require_second_factor(
-                user,
-                &update.factor,
-                Error::field("mfaCode", super::mfa::INVALID_CODE),
-            )
+            self.require_second_factor(user, &update.factor, |message| {
+                Error::field("mfaCode", message)
+            })
             .await?;
         }
         let change = ProfileChange {
@@ -100,12 +98,8 @@ impl Usher {
     ) -> Result<()> {
         let user = &actor.user;
         self.check_current_password(user, current).await?;
-        self.require_second_factor(
-            user,
-            factor,
-            Error::field("mfaCode", super::mfa::INVALID_CODE),
-        )
-        .await?;
+        self.require_second_factor(user, factor, |message| Error::field("mfaCode", message))
+            .await?;
         self.config.password_policy.check(new)?;
         if user.password_change_required && new == current {
             return Err(Error::field(

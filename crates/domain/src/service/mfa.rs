@@ -24,6 +24,7 @@ use super::{
 pub const MFA_NEEDED: &str =
     "Enter the code from your authenticator app: this account uses two-factor authentication.";
 pub const INVALID_CODE: &str = "Invalid two-factor code.";
+pub const INVALID_RECOVERY_CODE: &str = "This recovery code is not valid, or it was used already.";
 pub const MFA_OFF: &str =
     "Two-factor authentication is turned off on this instance (N8N_MFA_ENABLED).";
 pub const ENROL_REQUIRED: &str = "This instance requires two-factor authentication: set it up on Personal settings before you go on.";
@@ -213,12 +214,12 @@ impl Usher {
     }
 
     /// For every action MFA protects: no factor asks for one (998), a wrong
-    /// one is refused.
+    /// one is refused with `wrong`, in words that say which kind was wrong.
     pub(super) async fn require_second_factor(
         &self,
         user: &User,
         factor: &SecondFactor,
-        wrong: Error,
+        wrong: fn(String) -> Error,
     ) -> Result<()> {
         if !user.mfa_enabled {
             return Ok(());
@@ -227,10 +228,24 @@ impl Usher {
             return Err(Error::MfaRequired(MFA_NEEDED.into()));
         }
         if self.check_second_factor(user, factor).await? {
-            Ok(())
-        } else {
-            Err(wrong)
+            return Ok(());
         }
+        let by_app = factor.code.as_deref().is_some_and(|c| !c.trim().is_empty());
+        Err(wrong(if by_app {
+            INVALID_CODE.to_owned()
+        } else {
+            INVALID_RECOVERY_CODE.to_owned()
+        }))
+    }
+
+    /// The otpauth URI of a secret being set up, to draw its QR code again.
+    pub fn otpauth_url(&self, actor: &Actor, secret_base32: &str) -> Result<String> {
+        let bytes = totp_rs::Secret::try_from_base32(secret_base32)
+            .map(|s| s.as_ref().to_vec())
+            .map_err(|_| Error::invalid("That is not a two-factor secret."))?;
+        totp(&bytes, &Self::account(&actor.user))?
+            .to_url()
+            .map_err(|e| Error::Internal(format!("otpauth: {e}")))
     }
 
     /// `POST /rest/mfa/disable`: needs a code or a recovery code.
@@ -245,7 +260,7 @@ impl Usher {
                 "Two-factor authentication is not on for this account.",
             ));
         }
-        self.require_second_factor(&actor.user, factor, Error::forbidden(INVALID_CODE))
+        self.require_second_factor(&actor.user, factor, Error::Forbidden)
             .await?;
         self.store.disable_mfa(actor.user.id, self.now()).await?;
         self.audit(
@@ -267,12 +282,8 @@ impl Usher {
                 "Two-factor authentication is not on for this account.",
             ));
         }
-        self.require_second_factor(
-            &actor.user,
-            factor,
-            Error::MfaCodeRejected(INVALID_CODE.into()),
-        )
-        .await
+        self.require_second_factor(&actor.user, factor, Error::MfaCodeRejected)
+            .await
     }
 
     /// New recovery codes; the old ones stop working. Needs a current code.
@@ -287,7 +298,7 @@ impl Usher {
                 "Two-factor authentication is not on for this account.",
             ));
         }
-        self.require_second_factor(&actor.user, factor, Error::forbidden(INVALID_CODE))
+        self.require_second_factor(&actor.user, factor, Error::Forbidden)
             .await?;
         let codes: Vec<Secret> = (0..RECOVERY_CODES).map(|_| recovery_code()).collect();
         let hashes: Vec<String> = codes.iter().map(|c| recovery_hash(c.expose())).collect();
@@ -418,7 +429,7 @@ impl Usher {
             super::auth::LOGIN_PER_EMAIL,
         )
         .await?;
-        self.require_second_factor(&user, factor, Error::Unauthorized(INVALID_CODE.into()))
+        self.require_second_factor(&user, factor, Error::Unauthorized)
             .await?;
         self.store.delete_challenge(&hash).await?;
         self.audit(

@@ -127,12 +127,8 @@ impl Usher {
         let user = self.resolve_password_reset(token).await?;
         self.config.password_policy.check(password)?;
         // A reset by email must not get round the second factor.
-        self.require_second_factor(
-            &user,
-            factor,
-            Error::Unauthorized(super::mfa::INVALID_CODE.into()),
-        )
-        .await?;
+        self.require_second_factor(&user, factor, Error::Unauthorized)
+            .await?;
         let hash = self.hasher.hash(password).await?;
         let user = self
             .store

@@ -55,7 +55,26 @@ struct MfaPage {
 struct Setup {
     qr_svg: String,
     secret: String,
+    /// The secret in groups of four, easier to type.
+    secret_grouped: String,
     codes: String,
+}
+
+impl Setup {
+    fn new(otpauth_url: &str, secret: String, codes: String) -> Result<Self, String> {
+        let grouped = secret
+            .as_bytes()
+            .chunks(4)
+            .map(|c| String::from_utf8_lossy(c).into_owned())
+            .collect::<Vec<_>>()
+            .join(" ");
+        Ok(Setup {
+            qr_svg: qr_svg(otpauth_url)?,
+            secret,
+            secret_grouped: grouped,
+            codes,
+        })
+    }
 }
 
 #[derive(Default)]
@@ -149,27 +168,24 @@ async fn view_mfa_start(State(state): State<AppState>, Who(identity): Who) -> Re
         Err(response) => return response,
     };
     let shown = match state.usher().start_mfa_setup(&actor).await {
-        Ok(setup) => match qr_svg(&setup.otpauth_url) {
-            Ok(qr_svg) => Shown {
-                setup: Some(Setup {
-                    qr_svg,
-                    secret: setup.secret,
-                    codes: setup
-                        .recovery_codes
-                        .iter()
-                        .map(|c| c.expose().to_owned())
-                        .collect::<Vec<_>>()
-                        .join("\n"),
-                }),
-                ..Shown::default()
-            },
-            Err(e) => Shown {
-                error: Some(format!(
-                    "The QR code could not be drawn ({e}); type the secret instead."
-                )),
-                ..Shown::default()
-            },
-        },
+        Ok(setup) => {
+            let codes = setup
+                .recovery_codes
+                .iter()
+                .map(|c| c.expose().to_owned())
+                .collect::<Vec<_>>()
+                .join("\n");
+            match Setup::new(&setup.otpauth_url, setup.secret, codes) {
+                Ok(setup) => Shown {
+                    setup: Some(setup),
+                    ..Shown::default()
+                },
+                Err(e) => Shown {
+                    error: Some(format!("The QR code could not be drawn ({e}). Try again.")),
+                    ..Shown::default()
+                },
+            }
+        }
         Err(error) => Shown {
             error: Some(ApiError::from(error).message),
             ..Shown::default()
@@ -185,6 +201,9 @@ struct CodeForm {
     mfa_recovery_code: String,
     /// The recovery codes of the set-up, carried to the confirmation.
     codes: String,
+    /// The secret being set up, so that a mistyped code keeps the QR code
+    /// the phone has scanned already.
+    secret: String,
     enforce: String,
 }
 
@@ -213,7 +232,16 @@ async fn view_mfa_enable(
             notice: Some("Two-factor authentication is on. Keep these recovery codes somewhere safe: each works once, and they are not shown again.".into()),
             ..Shown::default()
         },
-        Err(error) => Shown { error: Some(format!("{} Start the set-up again.", ApiError::from(error).message)), ..Shown::default() },
+        Err(error) => {
+            let message = ApiError::from(error).message;
+            // The same secret again: the app has it already.
+            let setup = state
+                .usher()
+                .otpauth_url(&actor, &form.secret)
+                .ok()
+                .and_then(|url| Setup::new(&url, form.secret.clone(), form.codes.clone()).ok());
+            Shown { setup, error: Some(message), ..Shown::default() }
+        }
     };
     render(&state, &identity, &actor, shown).await
 }

@@ -705,6 +705,137 @@ async fn a_member_sees_only_their_work_and_the_owner_deletes_a_user_with_transfe
     Ok(())
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_enrols_in_two_factor_and_signs_in_with_a_code() -> TestResult {
+    let server = TestServer::start(Db::Sqlite).await;
+    server.owner().await;
+    let mut browser = Browser::open("two_factor").await?;
+
+    // The owner signs in and finds two-factor authentication, off, in
+    // personal settings.
+    browser
+        .sign_in(&server, OWNER_EMAIL, OWNER_PASSWORD)
+        .await?;
+    browser.assert_home_as("Olive Owner").await?;
+    browser.follow_top_bar("/settings/personal").await?;
+    browser.appears("#mfa-link").await?;
+    assert_eq!(
+        browser.text("#mfa-link").await?,
+        "Manage two-factor authentication"
+    );
+    browser.click("mfa-link").await?;
+    browser.appears("#mfa-start").await?;
+    assert_eq!(browser.path().await?, "/settings/mfa");
+    assert_eq!(browser.title().await?, "Two-factor authentication · Usher");
+    let status = browser.text("#mfa-status").await?;
+    assert!(
+        status.starts_with("Two-factor authentication is off."),
+        "{status}"
+    );
+    browser.shoot("mfa-off").await?;
+
+    // Set-up: a QR code to scan, big enough for a phone's camera, and the
+    // secret to type instead.
+    browser.click("mfa-start").await?;
+    let qr = browser.appears("#mfa-qr svg").await?;
+    assert!(qr.is_displayed().await?, "the QR code is hidden");
+    let (_, _, width, height) = qr.rectangle().await?;
+    assert!(
+        width >= 200.0 && height >= 200.0,
+        "the QR code is {width}×{height}"
+    );
+    // Shown in groups of four for typing; the groups join back up.
+    let secret = browser.text("#mfa-secret").await?.replace(' ', "");
+    assert!(
+        secret.len() >= 16
+            && secret
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || ('2'..='7').contains(&c)),
+        "not a base32 secret: {secret:?}"
+    );
+    browser.shoot("scan-qr-code").await?;
+
+    // The app's code turns it on; the recovery codes are shown, once.
+    browser
+        .type_into("#mfaCode", &code_at(&server, &secret))
+        .await?;
+    browser.click("enable-submit").await?;
+    browser.appears("#recovery-codes-text").await?;
+    assert_eq!(
+        browser.text("#notice").await?,
+        "Two-factor authentication is on. Keep these recovery codes somewhere safe: \
+         each works once, and they are not shown again."
+    );
+    let status = browser.text("#mfa-status").await?;
+    assert!(status.contains(" on "), "{status}");
+    let recovery_codes: Vec<String> = browser
+        .value("#recovery-codes-text")
+        .await?
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(recovery_codes.len(), 10, "{recovery_codes:?}");
+    assert_eq!(browser.text("#recovery-codes-download").await?, "Download");
+    let href = browser
+        .attribute("#recovery-codes-download", "href")
+        .await?;
+    assert!(href.starts_with("data:text/plain"), "{href}");
+    assert!(href.contains(&recovery_codes[9]), "{href}");
+    browser.shoot("recovery-codes").await?;
+
+    // Later (the code used to turn it on is spent), signing in takes a
+    // second step.
+    server.advance_minutes(1);
+    browser.sign_out().await?;
+    browser
+        .sign_in(&server, OWNER_EMAIL, OWNER_PASSWORD)
+        .await?;
+    browser.assert_asked_for_code().await?;
+    browser.shoot("code-asked").await?;
+
+    // A wrong code is refused; the right one signs the owner in.
+    browser.submit_code("000000").await?;
+    browser
+        .assert_code_refused("Invalid two-factor code.")
+        .await?;
+    browser.shoot("wrong-code").await?;
+    browser.submit_code(&code_at(&server, &secret)).await?;
+    browser.assert_home_as("Olive Owner").await?;
+    browser.shoot("signed-in-with-code").await?;
+
+    // Without the phone, a recovery code does instead…
+    let recovery_code = &recovery_codes[0];
+    browser.sign_out().await?;
+    browser
+        .sign_in(&server, OWNER_EMAIL, OWNER_PASSWORD)
+        .await?;
+    browser.assert_asked_for_code().await?;
+    browser.enter_recovery_code(recovery_code).await?;
+    browser.shoot("recovery-code-typed").await?;
+    browser.click("code-submit").await?;
+    browser.assert_home_as("Olive Owner").await?;
+    browser.shoot("signed-in-with-recovery-code").await?;
+
+    // …once. (A minute on: each step of a sign-in counts towards the five
+    // attempts a minute an email is allowed.)
+    server.advance_minutes(1);
+    browser.sign_out().await?;
+    browser
+        .sign_in(&server, OWNER_EMAIL, OWNER_PASSWORD)
+        .await?;
+    browser.assert_asked_for_code().await?;
+    browser.enter_recovery_code(recovery_code).await?;
+    browser.click("code-submit").await?;
+    browser
+        .assert_code_refused("This recovery code is not valid, or it was used already.")
+        .await?;
+    browser.shoot("recovery-code-used").await?;
+
+    browser.finish().await?;
+    server.stop().await?;
+    Ok(())
+}
+
 /// The workflows table's row for the workflow `name`.
 fn workflow_row(name: &str) -> String {
     format!("#workflows-table tr[data-name='{name}']")
@@ -984,6 +1115,38 @@ impl Browser {
         assert_eq!(self.text("main h1").await?, heading);
         assert_eq!(self.text("#error-message").await?, message);
         self.assert_absent(form, "the form is still offered").await
+    }
+
+    /// The second step of signing in: a code is asked for, nobody is
+    /// signed in yet.
+    async fn assert_asked_for_code(&self) -> Outcome<()> {
+        self.appears("#code-form").await?;
+        assert_eq!(self.title().await?, "Two-factor code · Usher");
+        self.assert_signed_out().await
+    }
+
+    /// Types a code from the app on the second step and submits it.
+    async fn submit_code(&self, code: &str) -> Outcome<()> {
+        self.type_into("#mfaCode", code).await?;
+        self.click("code-submit").await
+    }
+
+    /// Opens "Lost your device?" on the second step and types a recovery
+    /// code (`#code-submit` sends it).
+    async fn enter_recovery_code(&self, code: &str) -> Outcome<()> {
+        self.find("#code-form details summary")
+            .await?
+            .click()
+            .await?;
+        self.type_into("#mfaRecoveryCode", code).await
+    }
+
+    /// The second step again, saying that the code (or recovery code) was wrong.
+    async fn assert_code_refused(&self, message: &str) -> Outcome<()> {
+        let error = self.appears("#code-error").await?;
+        assert_eq!(error.text().await?, message);
+        assert_eq!(self.path().await?, "/signin/code");
+        self.assert_asked_for_code().await
     }
 
     /// Saves what the browser shows as the next numbered screenshot.

@@ -420,6 +420,20 @@ pub async fn session_cookie(server: &TestServer, email: &str, password: &str) ->
     set.split(';').next().unwrap_or_default().to_owned()
 }
 
+/// The code an authenticator app shows for `secret` at the server's time.
+pub fn code_at(server: &TestServer, secret: &str) -> String {
+    let bytes = totp_rs::Secret::try_from_base32(secret)
+        .map(|s| s.as_ref().to_vec())
+        .unwrap_or_default();
+    let totp = totp_rs::Builder::new()
+        .with_secret(bytes)
+        .with_account_name("test".to_owned())
+        .build()
+        .unwrap_or_else(|e| panic!("totp: {e}"));
+    totp.generate(u64::try_from(server.state.usher().now() / 1000).unwrap_or(0))
+        .to_string()
+}
+
 /// The JSON body, or a panic that shows what came instead.
 pub async fn body(response: reqwest::Response) -> Value {
     let status = response.status();

@@ -8,20 +8,6 @@ use usher_domain::model::Role;
 use crate::harness::*;
 use crate::on_both_databases;
 
-/// The code an authenticator app shows for `secret` at the server's time.
-fn code_at(server: &TestServer, secret: &str) -> String {
-    let bytes = totp_rs::Secret::try_from_base32(secret)
-        .map(|s| s.as_ref().to_vec())
-        .unwrap_or_default();
-    let totp = totp_rs::Builder::new()
-        .with_secret(bytes)
-        .with_account_name("test".to_owned())
-        .build()
-        .unwrap_or_else(|e| panic!("totp: {e}"));
-    totp.generate(u64::try_from(server.state.usher().now() / 1000).unwrap_or(0))
-        .to_string()
-}
-
 /// Enrols the signed-in `client`; returns the secret and the recovery codes.
 async fn enrol(server: &TestServer, client: &Client) -> (String, Vec<String>) {
     let qr = body(
@@ -236,6 +222,60 @@ on_both_databases! {
         assert_eq!(slowed.status(), StatusCode::TOO_MANY_REQUESTS);
         Ok(())
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mistyped_code_during_set_up_keeps_the_scanned_secret() -> TestResult {
+    let server = TestServer::start(Db::Sqlite).await;
+    let owner = server.owner().await;
+    let page = owner
+        .post(server.at("/settings/mfa/start"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    let secret = page
+        .split("data-secret=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap_or_default()
+        .to_owned();
+    let codes = page
+        .split("name=\"codes\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(page.contains("<svg"), "a QR code is drawn");
+    let typo = owner
+        .post(server.at("/settings/mfa/enable"))
+        .form(&[
+            ("mfaCode", "000000"),
+            ("secret", secret.as_str()),
+            ("codes", codes.as_str()),
+        ])
+        .send()
+        .await?
+        .text()
+        .await?;
+    assert!(typo.contains("Invalid two-factor code."), "{typo}");
+    assert!(
+        typo.contains(&format!("data-secret=\"{secret}\"")),
+        "the same secret again"
+    );
+    let right = owner
+        .post(server.at("/settings/mfa/enable"))
+        .form(&[
+            ("mfaCode", code_at(&server, &secret).as_str()),
+            ("secret", secret.as_str()),
+            ("codes", codes.as_str()),
+        ])
+        .send()
+        .await?
+        .text()
+        .await?;
+    assert!(right.contains("id=\"recovery-codes-text\""), "{right}");
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
