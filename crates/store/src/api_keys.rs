@@ -140,12 +140,15 @@ impl ApiKeyStore for SqlStore {
     ) -> StoreResult<Vec<User>> {
         // Two static statements, with and without a cursor, so that even a
         // generic plan walks the (created_at, id) index: a page costs the
-        // same wherever it starts. An empty project turns that filter off.
+        // same wherever it starts. The keyset condition is a row-value
+        // comparison because both databases serve that from the index, where
+        // the spelled-out `a > x OR (a = x AND b > y)` makes SQLite scan.
+        // An empty project turns that filter off.
         const AFTER: &str = concat!(
             "SELECT ",
             user_columns!(),
             " FROM users WHERE email IS NOT NULL \
-             AND (created_at > $1 OR (created_at = $1 AND id > $2)) \
+             AND (created_at, id) > ($1, $2) \
              AND ($3 = '' OR id IN (SELECT user_id FROM project_members WHERE project_id = $3)) \
              ORDER BY created_at, id LIMIT $4"
         );

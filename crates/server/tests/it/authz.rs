@@ -3,7 +3,7 @@
 //! any other answer (a 400 for an incomplete body, a 404 for an unknown id),
 //! and no answer may be a 5xx.
 //!
-//! The table is checked against the routers' source (`src/rest/*.rs`), so a
+//! The table is checked against the routers' source (`src/rest/*.rs`, `src/api_v1/mod.rs`), so a
 //! new route fails here until someone writes down who may call it.
 //!
 //! The callers, in the table's column order:
@@ -66,6 +66,17 @@ const TABLE: &[(&str, &str, [Outcome; 5])] = &[
     ("POST",   "/rest/owner/skip-setup",                  [Allow, Deny,  Allow, Allow, Allow]), // * 400: set up already
     ("POST",   "/rest/login",                             [Allow, Deny,  Allow, Allow, Allow]), // * 400: incomplete body
     ("POST",   "/rest/logout",                            [Allow, Allow, Allow, Allow, Allow]),
+    // /api/v1: each caller sends their own API key, with every scope their
+    // role may grant (a member's key can have none); anonymous and pending
+    // callers have no key.
+    ("GET",    "/api/v1/users",                           [Deny,  Deny,  Deny,  Allow, Allow]),
+    ("POST",   "/api/v1/users",                           [Deny,  Deny,  Deny,  Allow, Allow]),
+    ("GET",    "/api/v1/users/{id}",                      [Deny,  Deny,  Deny,  Allow, Allow]),
+    ("DELETE", "/api/v1/users/{id}",                      [Deny,  Deny,  Deny,  Allow, Allow]),
+    ("PATCH",  "/api/v1/users/{id}/role",                 [Deny,  Deny,  Deny,  Allow, Allow]),
+    ("GET",    "/api/v1/openapi.json",                    [Allow, Allow, Allow, Allow, Allow]),
+    ("GET",    "/api/v1/docs",                            [Allow, Allow, Allow, Allow, Allow]),
+    ("GET",    "/api/v1/docs/",                           [Allow, Allow, Allow, Allow, Allow]),
     ("POST",   "/rest/forgot-password",                   [Allow, Deny,  Allow, Allow, Allow]), // * 400: incomplete body
     ("GET",    "/rest/resolve-password-token",            [Allow, Deny,  Allow, Allow, Allow]), // * 404: no such token
     ("POST",   "/rest/change-password",                   [Allow, Deny,  Allow, Allow, Allow]), // * 400: incomplete body
@@ -156,13 +167,17 @@ struct Ids {
     /// The caller's own API keys (unknown for callers who cannot have one).
     key: String,
     doomed_key: String,
+    /// The caller's raw API key for /api/v1, with the scopes their role may
+    /// grant (empty for callers who cannot have one).
+    api_key: String,
 }
 
 /// The path to call for a table line, and the JSON body to send (always one
 /// for POST, PATCH and PUT, so that no answer is a 415).
 fn request(method: &str, pattern: &str, ids: &Ids) -> (String, Option<Value>) {
     let id = match (method, pattern) {
-        ("DELETE", "/rest/users/{id}") => &ids.dan,
+        ("DELETE", "/rest/users/{id}" | "/api/v1/users/{id}") => &ids.dan,
+        (_, p) if p.starts_with("/api/v1/users/{id}") => &ids.tom,
         ("POST", "/rest/users/{id}/reinvite" | "/rest/users/{id}/invite-link") => &ids.ivy,
         (_, p) if p.starts_with("/rest/users/{id}") => &ids.tom,
         ("DELETE", "/rest/invitations/{id}") => &ids.ivo,
@@ -196,7 +211,10 @@ fn request(method: &str, pattern: &str, ids: &Ids) -> (String, Option<Value>) {
         ("POST", "/rest/users") => {
             json!({"users": [{"email": "new@example.com"}], "onboarding": "basic"})
         }
-        ("PATCH", "/rest/users/{id}/role") => json!({"newRoleName": "global:member"}),
+        ("PATCH", "/rest/users/{id}/role" | "/api/v1/users/{id}/role") => {
+            json!({"newRoleName": "global:member"})
+        }
+        ("POST", "/api/v1/users") => json!([{"email": "v1@example.com"}]),
         ("POST", "/rest/workflows") => json!({"name": "Mine"}),
         ("PATCH", "/rest/workflows/{id}") => json!({"name": "Flow"}),
         ("POST", "/rest/credentials") => json!({"name": "Mine", "type": "httpBasicAuth"}),
@@ -321,20 +339,31 @@ async fn world(db: Db, caller: Caller) -> (TestServer, Client, Ids) {
         Caller::Admin => server.signed_in("ada@example.com", PASSWORD).await,
         Caller::Owner => owner.clone(),
     };
-    let (key, doomed_key) = if matches!(caller, Caller::Member | Caller::Admin | Caller::Owner) {
-        let key = |label| {
-            made(
+    let (key, doomed_key, api_key) =
+        if matches!(caller, Caller::Member | Caller::Admin | Caller::Owner) {
+            let scopes = made(
                 &server,
                 &client,
-                Method::POST,
-                "/rest/api-keys",
-                json!({"label": label}),
+                Method::GET,
+                "/rest/api-keys/scopes",
+                json!({}),
             )
+            .await;
+            let key = |label| {
+                made(
+                    &server,
+                    &client,
+                    Method::POST,
+                    "/rest/api-keys",
+                    json!({"label": label, "scopes": scopes}),
+                )
+            };
+            let first = key("Key").await;
+            let raw = first["rawApiKey"].as_str().unwrap_or_default().to_owned();
+            (id_of(&first), id_of(&key("Doomed key").await), raw)
+        } else {
+            (UNKNOWN.to_owned(), UNKNOWN.to_owned(), String::new())
         };
-        (id_of(&key("Key").await), id_of(&key("Doomed key").await))
-    } else {
-        (UNKNOWN.to_owned(), UNKNOWN.to_owned())
-    };
     let ids = Ids {
         tom,
         dan,
@@ -351,6 +380,7 @@ async fn world(db: Db, caller: Caller) -> (TestServer, Client, Ids) {
         doomed_tag,
         key,
         doomed_key,
+        api_key,
     };
     (server, client, ids)
 }
@@ -372,6 +402,9 @@ async fn walk(db: Db, caller: Caller) -> Vec<String> {
         let method_ =
             Method::from_bytes(method.as_bytes()).unwrap_or_else(|e| panic!("{method}: {e}"));
         let mut call = client.request(method_, server.at(&path));
+        if path.starts_with("/api/v1/") && !ids.api_key.is_empty() {
+            call = call.header("X-N8N-API-KEY", &ids.api_key);
+        }
         if let Some(body) = &body {
             call = call.json(body);
         }
@@ -442,7 +475,7 @@ fn the_table_has_a_line_for_every_rest_route_and_no_other() {
         .collect();
     assert!(
         missing.is_empty() && extra.is_empty(),
-        "the authorization table (tests/it/authz.rs) and src/rest/*.rs disagree.\n\
+        "the authorization table (tests/it/authz.rs) and src/rest/*.rs with src/api_v1/mod.rs disagree.\n\
          Routes without a decision (add a line with who may call them):\n  {}\n\
          Lines for routes that do not exist:\n  {}",
         listed(&missing),
@@ -465,7 +498,8 @@ fn listed(routes: &[String]) -> String {
 
 // ---------------------------------------------------------- reading the source
 
-/// Every (METHOD, /rest path) that a `.route(` call in src/rest/*.rs makes.
+/// Every (METHOD, path) that a `.route(` call makes in src/rest/*.rs (under
+/// `/rest`) and in src/api_v1/mod.rs (under `/api/v1`).
 fn routes_in_source() -> BTreeSet<(String, String)> {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/rest");
     let mut files: Vec<_> = std::fs::read_dir(dir)
@@ -473,10 +507,15 @@ fn routes_in_source() -> BTreeSet<(String, String)> {
         .filter_map(Result::ok)
         .map(|entry| entry.path())
         .filter(|path| path.extension().is_some_and(|ext| ext == "rs"))
+        .map(|path| (path, "/rest"))
         .collect();
     files.sort();
+    files.push((
+        concat!(env!("CARGO_MANIFEST_DIR"), "/src/api_v1/mod.rs").into(),
+        "/api/v1",
+    ));
     let mut routes = BTreeSet::new();
-    for file in files {
+    for (file, prefix) in files {
         let text =
             std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
         let code = without_comments(&text);
@@ -502,7 +541,7 @@ fn routes_in_source() -> BTreeSet<(String, String)> {
                 file.display()
             );
             for method in methods {
-                routes.insert((method, format!("/rest{path}")));
+                routes.insert((method, format!("{prefix}{path}")));
             }
             rest = &rest[open + len..];
         }
