@@ -51,8 +51,15 @@ impl Usher {
 }
 
 impl Usher {
+    /// Whether `actor` may see all of `user`'s profile (pending state, MFA,
+    /// dates) or, as n8n shows members, only id, email, names and role.
+    pub fn sees_full_profile(actor: &super::auth::Actor, user: &crate::model::User) -> bool {
+        actor.user.role.manages_users() || actor.user.id == user.id
+    }
+
     /// Everyone with an account. Any signed-in user may list them (n8n shows
-    /// members the list too); `_actor` is the proof of being signed in.
+    /// members the list too, trimmed by [`Self::sees_full_profile`]); `_actor`
+    /// is the proof of being signed in.
     pub async fn users(&self, _actor: &super::auth::Actor) -> Result<Vec<crate::model::User>> {
         Ok(self.store.list_users().await?)
     }

@@ -136,7 +136,12 @@ async fn render(
                 .to_owned(),
             email: u.email.as_ref().map(|e| e.to_string()).unwrap_or_default(),
             role: u.role.label(),
-            status: status(u, &everyone),
+            // Members see others' names, emails and roles only, as in the API.
+            status: if usher_domain::service::Usher::sees_full_profile(actor, u) {
+                status(u, &everyone)
+            } else {
+                String::new()
+            },
             pending: u.is_pending(),
         })
         .collect();

@@ -3,6 +3,8 @@
 use axum::{Router, extract::State, routing::get};
 use serde::Serialize;
 
+use usher_domain::service::Usher;
+
 use super::{Data, UserJson, data};
 use crate::{
     AppState,
@@ -17,7 +19,7 @@ pub fn router() -> Router<AppState> {
 #[derive(Serialize)]
 struct UserList {
     count: usize,
-    items: Vec<UserJson>,
+    items: Vec<serde_json::Value>,
 }
 
 async fn list_users(
@@ -25,7 +27,24 @@ async fn list_users(
     SignedIn(actor): SignedIn,
 ) -> Result<Json<Data<UserList>>> {
     let users = state.usher().users(&actor).await?;
-    let items: Vec<UserJson> = users.iter().map(UserJson::from).collect();
+    let items: Vec<serde_json::Value> = users
+        .iter()
+        .map(|user| {
+            let full = serde_json::to_value(UserJson::from(user)).unwrap_or_default();
+            if Usher::sees_full_profile(&actor, user) {
+                full
+            } else {
+                // What n8n shows a member of other users.
+                serde_json::json!({
+                    "id": full["id"],
+                    "email": full["email"],
+                    "firstName": full["firstName"],
+                    "lastName": full["lastName"],
+                    "role": full["role"],
+                })
+            }
+        })
+        .collect();
     Ok(data(UserList {
         count: items.len(),
         items,

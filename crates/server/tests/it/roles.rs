@@ -169,4 +169,22 @@ on_both_databases! {
         assert!(!after.contains("id=\"make-owner\""), "an admin cannot hand over ownership");
         Ok(())
     }
+
+    async fn members_see_only_names_emails_and_roles_of_others(db) -> TestResult {
+        let server = TestServer::start(db).await;
+        let owner = server.owner().await;
+        server.add_user("mia@example.com", "Member1pass", Role::Member).await;
+        let member = server.signed_in("mia@example.com", "Member1pass").await;
+        let seen = body(member.get(server.at("/rest/users")).send().await?).await;
+        let items = seen["data"]["items"].as_array().cloned().unwrap_or_default();
+        let other = items.iter().find(|u| u["email"] == OWNER_EMAIL).cloned().unwrap_or_default();
+        let own = items.iter().find(|u| u["email"] == "mia@example.com").cloned().unwrap_or_default();
+        let mut keys: Vec<&str> = other.as_object().map(|o| o.keys().map(String::as_str).collect()).unwrap_or_default();
+        keys.sort_unstable();
+        assert_eq!(keys, vec!["email", "firstName", "id", "lastName", "role"]);
+        assert!(own.get("isPending").is_some() && own.get("createdAt").is_some(), "all of one's own");
+        let by_owner = body(owner.get(server.at("/rest/users")).send().await?).await;
+        assert!(by_owner["data"]["items"][1].get("isPending").is_some(), "managers see everything");
+        Ok(())
+    }
 }
