@@ -20,7 +20,7 @@ use crate::{
     AppState,
     error::ApiError,
     extract::{ClientOrigin, Who},
-    pages::{Layout, Need, PageError, guard},
+    pages::{Layout, PageError},
 };
 
 pub fn router(state: &AppState) -> Router<AppState> {
@@ -97,17 +97,8 @@ async fn render(
     .into_response()
 }
 
-fn signed_in(state: &AppState, identity: &Identity) -> Result<Actor, Response> {
-    match guard(state, identity, Need::SignedIn, "/settings/api")? {
-        Some(actor) => Ok(actor),
-        None => {
-            Err(PageError::new(state, Some(identity), ApiError::unauthorized()).into_response())
-        }
-    }
-}
-
 async fn view_api_get(State(state): State<AppState>, Who(identity): Who) -> Response {
-    match signed_in(&state, &identity) {
+    match crate::pages::signed_in(&state, &identity, "/settings/api") {
         Ok(actor) => render(&state, &identity, &actor, None, None, None).await,
         Err(response) => response,
     }
@@ -119,7 +110,7 @@ async fn view_api_post(
     ClientOrigin(origin): ClientOrigin,
     axum::Form(form): axum::Form<Vec<(String, String)>>,
 ) -> Response {
-    let actor = match signed_in(&state, &identity) {
+    let actor = match crate::pages::signed_in(&state, &identity, "/settings/api") {
         Ok(actor) => actor,
         Err(response) => return response,
     };
@@ -175,7 +166,7 @@ async fn view_api_delete(
     ClientOrigin(origin): ClientOrigin,
     Path(id): Path<String>,
 ) -> Response {
-    let actor = match signed_in(&state, &identity) {
+    let actor = match crate::pages::signed_in(&state, &identity, "/settings/api") {
         Ok(actor) => actor,
         Err(response) => return response,
     };

@@ -11,7 +11,7 @@ use axum::{
 use serde::Deserialize;
 use usher_domain::{clock::rfc3339, store::AuditFilter};
 
-use super::{Layout, PageError, users};
+use super::{Layout, PageError};
 use crate::{AppState, extract::Who};
 
 const PAGE: i64 = 50;
@@ -69,7 +69,7 @@ async fn view_audit_get(
     Who(identity): Who,
     Query(query): Query<AuditQuery>,
 ) -> Response {
-    let actor = match users::actor_or_redirect(&state, &identity) {
+    let actor = match super::signed_in(&state, &identity, "/settings/audit") {
         Ok(actor) => actor,
         Err(response) => return response,
     };

@@ -11,10 +11,9 @@ use axum::{
 use serde::Deserialize;
 use usher_domain::service::auth::{Actor, Identity};
 
-use super::{Layout, Need, PageError, guard};
+use super::{Layout, PageError};
 use crate::{
     AppState,
-    error::ApiError,
     extract::{ClientOrigin, Who},
     mail,
 };
@@ -33,15 +32,6 @@ struct EmailPage {
     html: String,
     notice: Option<String>,
     error: Option<String>,
-}
-
-fn owner(state: &AppState, identity: &Identity) -> Result<Actor, Response> {
-    match guard(state, identity, Need::SignedIn, "/settings/email")? {
-        Some(actor) => Ok(actor),
-        None => {
-            Err(PageError::new(state, Some(identity), ApiError::unauthorized()).into_response())
-        }
-    }
 }
 
 async fn page(
@@ -78,7 +68,7 @@ async fn page(
 }
 
 async fn view_email_get(State(state): State<AppState>, Who(identity): Who) -> Response {
-    match owner(&state, &identity) {
+    match super::signed_in(&state, &identity, "/settings/email") {
         Ok(actor) => page(&state, &identity, &actor, None, None, None).await,
         Err(response) => response,
     }
@@ -97,7 +87,7 @@ async fn view_email_post(
     ClientOrigin(origin): ClientOrigin,
     axum::Form(form): axum::Form<EmailForm>,
 ) -> Response {
-    let actor = match owner(&state, &identity) {
+    let actor = match super::signed_in(&state, &identity, "/settings/email") {
         Ok(actor) => actor,
         Err(response) => return response,
     };
@@ -138,7 +128,7 @@ async fn view_email_reset(
     Who(identity): Who,
     ClientOrigin(origin): ClientOrigin,
 ) -> Response {
-    let actor = match owner(&state, &identity) {
+    let actor = match super::signed_in(&state, &identity, "/settings/email") {
         Ok(actor) => actor,
         Err(response) => return response,
     };

@@ -179,6 +179,17 @@ pub fn password_rules(state: &AppState) -> String {
     )
 }
 
+/// The signed-in actor for a page at `here`, or the answer that sends the
+/// visitor elsewhere (set-up, sign-in with a way back to `here`).
+pub fn signed_in(state: &AppState, identity: &Identity, here: &str) -> Result<Actor, Response> {
+    match guard(state, identity, Need::SignedIn, here)? {
+        Some(actor) => Ok(actor),
+        None => {
+            Err(PageError::new(state, Some(identity), ApiError::unauthorized()).into_response())
+        }
+    }
+}
+
 /// Only paths inside Usher are followed after sign-in (no open redirect).
 /// `target` is a path inside Usher without N8N_PATH (as `guard` writes it).
 pub fn safe_redirect(state: &AppState, target: &str) -> String {

@@ -316,7 +316,7 @@ async fn view_user_get(
             .map(|_| "This user is now the owner; you are an admin.".to_owned()),
         ..Shown::default()
     };
-    match users::actor_or_redirect(&state, &identity) {
+    match super::signed_in(&state, &identity, &format!("/settings/users/{id}")) {
         Ok(actor) => user_page(&state, &identity, &actor, &id, shown).await,
         Err(response) => response,
     }
@@ -328,7 +328,7 @@ async fn view_user_reset_link(
     ClientOrigin(origin): ClientOrigin,
     Path(id): Path<String>,
 ) -> Response {
-    let actor = match users::actor_or_redirect(&state, &identity) {
+    let actor = match super::signed_in(&state, &identity, &format!("/settings/users/{id}")) {
         Ok(actor) => actor,
         Err(response) => return response,
     };
@@ -361,7 +361,7 @@ async fn view_user_force_reset(
     ClientOrigin(origin): ClientOrigin,
     Path(id): Path<String>,
 ) -> Response {
-    let actor = match users::actor_or_redirect(&state, &identity) {
+    let actor = match super::signed_in(&state, &identity, &format!("/settings/users/{id}")) {
         Ok(actor) => actor,
         Err(response) => return response,
     };
@@ -402,7 +402,7 @@ async fn view_user_role(
     Path(id): Path<String>,
     axum::Form(form): axum::Form<RoleForm>,
 ) -> Response {
-    let actor = match users::actor_or_redirect(&state, &identity) {
+    let actor = match super::signed_in(&state, &identity, &format!("/settings/users/{id}")) {
         Ok(actor) => actor,
         Err(response) => return response,
     };
@@ -444,7 +444,7 @@ async fn view_user_make_owner(
     Path(id): Path<String>,
     axum::Form(form): axum::Form<OwnerForm>,
 ) -> Response {
-    let actor = match users::actor_or_redirect(&state, &identity) {
+    let actor = match super::signed_in(&state, &identity, &format!("/settings/users/{id}")) {
         Ok(actor) => actor,
         Err(response) => return response,
     };
@@ -491,7 +491,7 @@ async fn view_user_project_role(
     Path(id): Path<String>,
     axum::Form(form): axum::Form<ProjectRoleForm>,
 ) -> Response {
-    let actor = match users::actor_or_redirect(&state, &identity) {
+    let actor = match super::signed_in(&state, &identity, &format!("/settings/users/{id}")) {
         Ok(actor) => actor,
         Err(response) => return response,
     };
@@ -529,7 +529,7 @@ async fn view_user_delete(
     Path(id): Path<String>,
     axum::Form(form): axum::Form<DeleteForm>,
 ) -> Response {
-    let actor = match users::actor_or_redirect(&state, &identity) {
+    let actor = match super::signed_in(&state, &identity, &format!("/settings/users/{id}")) {
         Ok(actor) => actor,
         Err(response) => return response,
     };

@@ -26,7 +26,7 @@ use usher_domain::{
     },
 };
 
-use super::{Form, Layout, Need, PageError, guard, users::day};
+use super::{Form, Layout, PageError, users::day};
 use crate::{
     AppState,
     error::ApiError,
@@ -68,17 +68,6 @@ pub fn router() -> Router<AppState> {
 }
 
 // ------------------------------------------------------------------- shared
-
-/// The signed-in actor, or where the visitor goes instead (sign-in comes
-/// back to `here`).
-fn signed_in(state: &AppState, identity: &Identity, here: &str) -> Result<Actor, Response> {
-    match guard(state, identity, Need::SignedIn, here)? {
-        Some(actor) => Ok(actor),
-        None => {
-            Err(PageError::new(state, Some(identity), ApiError::unauthorized()).into_response())
-        }
-    }
-}
 
 fn page_error(state: &AppState, identity: &Identity, error: impl Into<ApiError>) -> Response {
     PageError::new(state, Some(identity), error.into()).into_response()
@@ -282,7 +271,7 @@ async fn view_workflows_get(
     Who(identity): Who,
     Query(query): Query<DoneQuery>,
 ) -> Response {
-    let actor = match signed_in(&state, &identity, "/home/workflows") {
+    let actor = match super::signed_in(&state, &identity, "/home/workflows") {
         Ok(actor) => actor,
         Err(response) => return response,
     };
@@ -306,7 +295,7 @@ async fn view_workflows_create(
     ClientOrigin(origin): ClientOrigin,
     axum::Form(input): axum::Form<CreateWorkflowForm>,
 ) -> Response {
-    let actor = match signed_in(&state, &identity, "/home/workflows") {
+    let actor = match super::signed_in(&state, &identity, "/home/workflows") {
         Ok(actor) => actor,
         Err(response) => return response,
     };
@@ -430,7 +419,7 @@ async fn view_workflow_get(
     Who(identity): Who,
     Path(id): Path<String>,
 ) -> Response {
-    match signed_in(&state, &identity, &format!("/workflows/{id}")) {
+    match super::signed_in(&state, &identity, &format!("/workflows/{id}")) {
         Ok(actor) => workflow_page(&state, &identity, &actor, &id, Shown::default()).await,
         Err(response) => response,
     }
@@ -448,7 +437,7 @@ async fn view_workflow_rename(
     Path(id): Path<String>,
     axum::Form(input): axum::Form<NameForm>,
 ) -> Response {
-    let actor = match signed_in(&state, &identity, &format!("/workflows/{id}")) {
+    let actor = match super::signed_in(&state, &identity, &format!("/workflows/{id}")) {
         Ok(actor) => actor,
         Err(response) => return response,
     };
@@ -482,7 +471,7 @@ async fn view_workflow_active(
     Path(id): Path<String>,
     axum::Form(input): axum::Form<ActiveForm>,
 ) -> Response {
-    let actor = match signed_in(&state, &identity, &format!("/workflows/{id}")) {
+    let actor = match super::signed_in(&state, &identity, &format!("/workflows/{id}")) {
         Ok(actor) => actor,
         Err(response) => return response,
     };
@@ -509,7 +498,7 @@ async fn view_workflow_tags(
     Path(id): Path<String>,
     axum::Form(pairs): axum::Form<Vec<(String, String)>>,
 ) -> Response {
-    let actor = match signed_in(&state, &identity, &format!("/workflows/{id}")) {
+    let actor = match super::signed_in(&state, &identity, &format!("/workflows/{id}")) {
         Ok(actor) => actor,
         Err(response) => return response,
     };
@@ -540,7 +529,7 @@ async fn view_workflow_delete(
     ClientOrigin(origin): ClientOrigin,
     Path(id): Path<String>,
 ) -> Response {
-    let actor = match signed_in(&state, &identity, &format!("/workflows/{id}")) {
+    let actor = match super::signed_in(&state, &identity, &format!("/workflows/{id}")) {
         Ok(actor) => actor,
         Err(response) => return response,
     };
@@ -622,7 +611,7 @@ async fn credentials_page(
 }
 
 async fn view_credentials_get(State(state): State<AppState>, Who(identity): Who) -> Response {
-    match signed_in(&state, &identity, "/home/credentials") {
+    match super::signed_in(&state, &identity, "/home/credentials") {
         Ok(actor) => credentials_page(&state, &identity, &actor, Shown::default()).await,
         Err(response) => response,
     }
@@ -644,7 +633,7 @@ async fn view_credentials_create(
     ClientOrigin(origin): ClientOrigin,
     axum::Form(input): axum::Form<CreateCredentialForm>,
 ) -> Response {
-    let actor = match signed_in(&state, &identity, "/home/credentials") {
+    let actor = match super::signed_in(&state, &identity, "/home/credentials") {
         Ok(actor) => actor,
         Err(response) => return response,
     };
@@ -707,7 +696,7 @@ async fn view_credentials_delete(
     ClientOrigin(origin): ClientOrigin,
     Path(id): Path<String>,
 ) -> Response {
-    let actor = match signed_in(&state, &identity, "/home/credentials") {
+    let actor = match super::signed_in(&state, &identity, "/home/credentials") {
         Ok(actor) => actor,
         Err(response) => return response,
     };
@@ -765,7 +754,7 @@ async fn tags_page(state: &AppState, identity: &Identity, actor: &Actor, shown: 
 }
 
 async fn view_tags_get(State(state): State<AppState>, Who(identity): Who) -> Response {
-    match signed_in(&state, &identity, "/home/tags") {
+    match super::signed_in(&state, &identity, "/home/tags") {
         Ok(actor) => tags_page(&state, &identity, &actor, Shown::default()).await,
         Err(response) => response,
     }
@@ -776,7 +765,7 @@ async fn view_tags_create(
     Who(identity): Who,
     axum::Form(input): axum::Form<NameForm>,
 ) -> Response {
-    let actor = match signed_in(&state, &identity, "/home/tags") {
+    let actor = match super::signed_in(&state, &identity, "/home/tags") {
         Ok(actor) => actor,
         Err(response) => return response,
     };
@@ -796,7 +785,7 @@ async fn view_tags_rename(
     Path(id): Path<String>,
     axum::Form(input): axum::Form<NameForm>,
 ) -> Response {
-    let actor = match signed_in(&state, &identity, "/home/tags") {
+    let actor = match super::signed_in(&state, &identity, "/home/tags") {
         Ok(actor) => actor,
         Err(response) => return response,
     };
@@ -813,7 +802,7 @@ async fn view_tags_delete(
     ClientOrigin(origin): ClientOrigin,
     Path(id): Path<String>,
 ) -> Response {
-    let actor = match signed_in(&state, &identity, "/home/tags") {
+    let actor = match super::signed_in(&state, &identity, "/home/tags") {
         Ok(actor) => actor,
         Err(response) => return response,
     };
@@ -894,7 +883,7 @@ async fn projects_page(
 }
 
 async fn view_projects_get(State(state): State<AppState>, Who(identity): Who) -> Response {
-    match signed_in(&state, &identity, "/projects") {
+    match super::signed_in(&state, &identity, "/projects") {
         Ok(actor) => projects_page(&state, &identity, &actor, Shown::default()).await,
         Err(response) => response,
     }
@@ -906,7 +895,7 @@ async fn view_projects_create(
     ClientOrigin(origin): ClientOrigin,
     axum::Form(input): axum::Form<NameForm>,
 ) -> Response {
-    let actor = match signed_in(&state, &identity, "/projects") {
+    let actor = match super::signed_in(&state, &identity, "/projects") {
         Ok(actor) => actor,
         Err(response) => return response,
     };
@@ -1043,7 +1032,7 @@ async fn view_project_get(
     Path(id): Path<String>,
     Query(query): Query<DoneQuery>,
 ) -> Response {
-    let actor = match signed_in(&state, &identity, &format!("/projects/{id}")) {
+    let actor = match super::signed_in(&state, &identity, &format!("/projects/{id}")) {
         Ok(actor) => actor,
         Err(response) => return response,
     };
@@ -1072,7 +1061,7 @@ async fn view_project_member(
     Path(id): Path<String>,
     axum::Form(input): axum::Form<MemberForm>,
 ) -> Response {
-    let actor = match signed_in(&state, &identity, &format!("/projects/{id}")) {
+    let actor = match super::signed_in(&state, &identity, &format!("/projects/{id}")) {
         Ok(actor) => actor,
         Err(response) => return response,
     };
@@ -1095,7 +1084,7 @@ async fn view_project_remove(
     ClientOrigin(origin): ClientOrigin,
     Path((id, user)): Path<(String, String)>,
 ) -> Response {
-    let actor = match signed_in(&state, &identity, &format!("/projects/{id}")) {
+    let actor = match super::signed_in(&state, &identity, &format!("/projects/{id}")) {
         Ok(actor) => actor,
         Err(response) => return response,
     };

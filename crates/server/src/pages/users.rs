@@ -19,7 +19,7 @@ use usher_domain::{
     },
 };
 
-use super::{Layout, Need, PageError, guard};
+use super::{Layout, PageError};
 use crate::{
     AppState,
     error::ApiError,
@@ -209,15 +209,6 @@ async fn render(
     .into_response()
 }
 
-pub(super) fn actor_or_redirect(state: &AppState, identity: &Identity) -> Result<Actor, Response> {
-    match guard(state, identity, Need::SignedIn, "/settings/users")? {
-        Some(actor) => Ok(actor),
-        None => {
-            Err(PageError::new(state, Some(identity), ApiError::unauthorized()).into_response())
-        }
-    }
-}
-
 #[derive(Deserialize, Default)]
 #[serde(default)]
 struct UsersQuery {
@@ -244,7 +235,7 @@ async fn view_users_get(
         notice,
         ..Outcome::default()
     };
-    match actor_or_redirect(&state, &identity) {
+    match super::signed_in(&state, &identity, "/settings/users") {
         Ok(actor) => render(&state, &identity, &actor, outcome).await,
         Err(response) => response,
     }
@@ -272,7 +263,7 @@ async fn view_users_invite(
     ClientOrigin(origin): ClientOrigin,
     axum::Form(form): axum::Form<InviteForm>,
 ) -> Response {
-    let actor = match actor_or_redirect(&state, &identity) {
+    let actor = match super::signed_in(&state, &identity, "/settings/users") {
         Ok(actor) => actor,
         Err(response) => return response,
     };
@@ -310,7 +301,7 @@ async fn view_users_create(
     ClientOrigin(origin): ClientOrigin,
     axum::Form(form): axum::Form<CreateForm>,
 ) -> Response {
-    let actor = match actor_or_redirect(&state, &identity) {
+    let actor = match super::signed_in(&state, &identity, "/settings/users") {
         Ok(actor) => actor,
         Err(response) => return response,
     };
@@ -357,7 +348,7 @@ async fn pending_action(
     id: String,
     action: PendingAction,
 ) -> Response {
-    let actor = match actor_or_redirect(&state, &identity) {
+    let actor = match super::signed_in(&state, &identity, "/settings/users") {
         Ok(actor) => actor,
         Err(response) => return response,
     };

@@ -204,4 +204,16 @@ on_both_databases! {
         assert_eq!(login(&server.client(), &server, "imported@example.com", "Imported1pass").await.status(), StatusCode::OK);
         Ok(())
     }
+
+    async fn signing_in_from_any_settings_page_returns_to_that_page(db) -> TestResult {
+        let server = TestServer::start(db).await;
+        server.owner().await;
+        let mia = server.add_user("mia@example.com", "Member1pass", Role::Member).await;
+        let user_page = format!("/settings/users/{}", mia.id);
+        for page in ["/settings/audit", "/settings/email", "/settings/api", "/settings/users", user_page.as_str(), "/home/tags"] {
+            let response = server.client().get(server.at(page)).send().await?;
+            assert_eq!(location(&response), format!("/signin?redirect={page}"), "{page}");
+        }
+        Ok(())
+    }
 }
