@@ -283,6 +283,22 @@ pub struct UserCursor {
     pub id: UserId,
 }
 
+/// A user named by id or by email, as `/api/v1/users/{id}` takes them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UserRef {
+    Id(UserId),
+    Email(Email),
+}
+
+/// A key found by its hash: the key, its user, and the user asked for
+/// alongside (looked up in the same round trip).
+#[derive(Debug)]
+pub struct KeyUse {
+    pub key: ApiKey,
+    pub user: User,
+    pub target: Option<User>,
+}
+
 #[async_trait]
 pub trait ApiKeyStore {
     /// Conflict when the user has a key with this label.
@@ -296,9 +312,15 @@ pub trait ApiKeyStore {
         scopes: &[String],
     ) -> StoreResult<bool>;
     async fn delete_api_key(&self, user: UserId, id: uuid::Uuid) -> StoreResult<bool>;
-    /// The key with this hash and its user, marking it used at `now`.
-    async fn use_api_key(&self, key_hash: &str, now: Millis)
-    -> StoreResult<Option<(ApiKey, User)>>;
+    /// The key with this hash and its user, marking it used at `now`; with
+    /// `target`, also that user, in the same query (a public API read is
+    /// then one round trip).
+    async fn use_api_key(
+        &self,
+        key_hash: &str,
+        now: Millis,
+        target: Option<&UserRef>,
+    ) -> StoreResult<Option<KeyUse>>;
     /// A page of users with an email, in (created_at, id) order: after
     /// `after` when given, else from `offset`; optionally only the members of
     /// a project.

@@ -1,40 +1,42 @@
 //! API keys and the keyset-paged user list of `/api/v1/users`.
 
 use async_trait::async_trait;
-use sqlx::{Row as _, any::AnyRow};
+use sqlx::ColumnIndex;
 use usher_domain::{
     clock::Millis,
     model::{User, UserId},
     resources::ProjectId,
-    store::{ApiKey, ApiKeyStore, StoreError, StoreResult, UserCursor},
+    store::{ApiKey, ApiKeyStore, KeyUse, StoreError, StoreResult, UserCursor, UserRef},
 };
 
-use crate::{SqlStore, db_error, rows, rows::user_columns};
+use crate::{
+    SqlStore, db_error,
+    reads::on_reads,
+    rows::{self, Readable, prefixed_user, user_columns},
+};
 
-fn api_key(row: &AnyRow, prefix: &str) -> StoreResult<ApiKey> {
-    let column = |name: &str| format!("{prefix}{name}");
-    let id: String = row.try_get(column("id").as_str()).map_err(db_error)?;
-    let user_id: String = row.try_get(column("user_id").as_str()).map_err(db_error)?;
-    let scopes: String = row.try_get(column("scopes").as_str()).map_err(db_error)?;
+prefixed_user!(TARGET, target_columns, "t", "t_");
+
+/// A key from its columns, named `{prefix}id` and so on (a join selects
+/// them under a prefix beside the user's).
+fn api_key<R: Readable>(row: &R, prefix: &str) -> StoreResult<ApiKey>
+where
+    for<'a> &'a str: ColumnIndex<R>,
+{
+    let column = |field: &str| format!("{prefix}{field}");
+    let id = row.text(&column("id"))?;
+    let scopes = row.text(&column("scopes"))?;
     Ok(ApiKey {
         id: uuid::Uuid::parse_str(&id)
             .map_err(|_| StoreError::Backend(format!("stored key id {id:?} is not a UUID")))?,
-        user_id: rows::user_id(&user_id)?,
-        label: row.try_get(column("label").as_str()).map_err(db_error)?,
-        key_hash: row.try_get(column("key_hash").as_str()).map_err(db_error)?,
-        last_chars: row
-            .try_get(column("last_chars").as_str())
-            .map_err(db_error)?,
+        user_id: rows::user_id(&row.text(&column("user_id"))?)?,
+        label: row.text(&column("label"))?,
+        key_hash: row.text(&column("key_hash"))?,
+        last_chars: row.text(&column("last_chars"))?,
         scopes: scopes.split_whitespace().map(str::to_owned).collect(),
-        expires_at: row
-            .try_get(column("expires_at").as_str())
-            .map_err(db_error)?,
-        created_at: row
-            .try_get(column("created_at").as_str())
-            .map_err(db_error)?,
-        last_used_at: row
-            .try_get(column("last_used_at").as_str())
-            .map_err(db_error)?,
+        expires_at: row.maybe_number(&column("expires_at"))?,
+        created_at: row.number(&column("created_at"))?,
+        last_used_at: row.maybe_number(&column("last_used_at"))?,
     })
 }
 
@@ -103,32 +105,81 @@ impl ApiKeyStore for SqlStore {
         &self,
         key_hash: &str,
         now: Millis,
-    ) -> StoreResult<Option<(ApiKey, User)>> {
-        let row = sqlx::query(
-            "SELECT k.id AS k_id, k.user_id AS k_user_id, k.label AS k_label, k.key_hash AS k_key_hash, \
-             k.last_chars AS k_last_chars, k.scopes AS k_scopes, k.expires_at AS k_expires_at, \
-             k.created_at AS k_created_at, k.last_used_at AS k_last_used_at, u.* \
-             FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.key_hash = $1",
-        )
-        .bind(key_hash)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db_error)?;
-        let Some(row) = row else {
+        target: Option<&UserRef>,
+    ) -> StoreResult<Option<KeyUse>> {
+        // The key's columns under `k_`, its user's as they are, and with a
+        // target, that user's under `t_` (an outer join: an unknown target
+        // still finds the key, so the caller gets 404 rather than 401).
+        macro_rules! key_and_user {
+            () => {
+                "SELECT k.id AS k_id, k.user_id AS k_user_id, k.label AS k_label, \
+                 k.key_hash AS k_key_hash, k.last_chars AS k_last_chars, k.scopes AS k_scopes, \
+                 k.expires_at AS k_expires_at, k.created_at AS k_created_at, \
+                 k.last_used_at AS k_last_used_at, u.*"
+            };
+        }
+        const KEY: &str = concat!(
+            key_and_user!(),
+            " FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.key_hash = $1"
+        );
+        const BY_ID: &str = concat!(
+            key_and_user!(),
+            ", ",
+            target_columns!(),
+            " FROM api_keys k JOIN users u ON u.id = k.user_id \
+             LEFT JOIN users t ON t.id = $2 WHERE k.key_hash = $1"
+        );
+        const BY_EMAIL: &str = concat!(
+            key_and_user!(),
+            ", ",
+            target_columns!(),
+            " FROM api_keys k JOIN users u ON u.id = k.user_id \
+             LEFT JOIN users t ON t.email = $2 WHERE k.key_hash = $1"
+        );
+        let (sql, by) = match target {
+            None => (KEY, None),
+            Some(UserRef::Id(id)) => (BY_ID, Some(id.to_string())),
+            Some(UserRef::Email(email)) => (BY_EMAIL, Some(email.as_str().to_owned())),
+        };
+        let found = on_reads!(
+            self,
+            |conn| {
+                let query = sqlx::query(sql).bind(key_hash);
+                match &by {
+                    Some(value) => query.bind(value.as_str()),
+                    None => query,
+                }
+                .fetch_optional(conn)
+                .await
+            },
+            |row| {
+                row.as_ref()
+                    .map(|row| {
+                        Ok::<_, StoreError>(KeyUse {
+                            key: api_key(row, "k_")?,
+                            user: rows::user(row)?,
+                            target: match by {
+                                Some(_) => rows::maybe_user_named(row, &TARGET)?,
+                                None => None,
+                            },
+                        })
+                    })
+                    .transpose()?
+            }
+        );
+        let Some(found) = found else {
             return Ok(None);
         };
-        let key = api_key(&row, "k_")?;
-        let user = rows::user(&row)?;
         // Written at most once a minute per key, so reads stay reads.
-        if key.last_used_at.is_none_or(|at| now - at > 60_000) {
+        if found.key.last_used_at.is_none_or(|at| now - at > 60_000) {
             sqlx::query("UPDATE api_keys SET last_used_at = $1 WHERE id = $2")
                 .bind(now)
-                .bind(key.id.to_string())
+                .bind(found.key.id.to_string())
                 .execute(&self.pool)
                 .await
                 .map_err(db_error)?;
         }
-        Ok(Some((key, user)))
+        Ok(Some(found))
     }
 
     async fn user_page(
@@ -160,26 +211,28 @@ impl ApiKeyStore for SqlStore {
              ORDER BY created_at, id LIMIT $2 OFFSET $3"
         );
         let project = project.map(|p| p.to_string()).unwrap_or_default();
-        let found = match after {
-            Some(cursor) => {
-                sqlx::query(AFTER)
-                    .bind(cursor.created_at)
-                    .bind(cursor.id.to_string())
-                    .bind(project)
-                    .bind(limit)
-                    .fetch_all(&self.pool)
-                    .await
-            }
-            None => {
-                sqlx::query(FIRST)
-                    .bind(project)
-                    .bind(limit)
-                    .bind(offset)
-                    .fetch_all(&self.pool)
-                    .await
-            }
-        }
-        .map_err(db_error)?;
-        found.iter().map(rows::user).collect()
+        on_reads!(
+            self,
+            |conn| match after {
+                Some(cursor) => {
+                    sqlx::query(AFTER)
+                        .bind(cursor.created_at)
+                        .bind(cursor.id.to_string())
+                        .bind(project.as_str())
+                        .bind(limit)
+                        .fetch_all(conn)
+                        .await
+                }
+                None => {
+                    sqlx::query(FIRST)
+                        .bind(project.as_str())
+                        .bind(limit)
+                        .bind(offset)
+                        .fetch_all(conn)
+                        .await
+                }
+            },
+            |found| found.iter().map(rows::user).collect()
+        )
     }
 }

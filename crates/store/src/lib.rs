@@ -19,6 +19,7 @@ mod mfa;
 mod misc;
 mod pool;
 mod projects;
+mod reads;
 mod resets;
 mod rows;
 mod sessions;

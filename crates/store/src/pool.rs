@@ -5,7 +5,7 @@ use std::time::Duration;
 use sqlx::{AnyPool, Executor as _, any::AnyPoolOptions, migrate::Migrator};
 use usher_domain::store::{StoreError, StoreResult};
 
-use crate::{DbConfig, db_error};
+use crate::{DbConfig, db_error, reads::ReadPool};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
@@ -16,10 +16,12 @@ pub enum Backend {
     Postgres,
 }
 
-/// The store: a pool on one of the two databases.
+/// The store: a pool on one of the two databases, and a second, native
+/// pool on the same database for the hot reads (see [`crate::reads`]).
 #[derive(Clone, Debug)]
 pub struct SqlStore {
     pub(crate) pool: AnyPool,
+    pub(crate) reads: ReadPool,
     pub(crate) backend: Backend,
 }
 
@@ -27,7 +29,7 @@ pub struct SqlStore {
 /// The error says what failed in one line, for the start-up message.
 pub async fn connect(config: &DbConfig) -> Result<SqlStore, String> {
     sqlx::any::install_default_drivers();
-    let (backend, pool) = match config {
+    let (backend, pool, reads) = match config {
         DbConfig::Sqlite { path } => {
             if let Some(folder) = path.parent() {
                 std::fs::create_dir_all(folder)
@@ -35,6 +37,10 @@ pub async fn connect(config: &DbConfig) -> Result<SqlStore, String> {
             }
             let pool = AnyPoolOptions::new()
                 .max_connections(8)
+                // A ping before every query is a round trip to the
+                // connection's thread for nothing: a local file does not go
+                // away.
+                .test_before_acquire(false)
                 .after_connect(|conn, _| {
                     Box::pin(async move {
                         // WAL lets readers run beside the one writer; the busy
@@ -50,10 +56,12 @@ pub async fn connect(config: &DbConfig) -> Result<SqlStore, String> {
                 .connect(&config.url())
                 .await
                 .map_err(|e| format!("cannot open SQLite database {}: {e}", path.display()))?;
-            (Backend::Sqlite, pool)
+            let reads = ReadPool::sqlite(path)?;
+            (Backend::Sqlite, pool, reads)
         }
         DbConfig::Postgres { schema, .. } => {
             let set_path = format!("SET search_path TO {}", quote_ident(schema));
+            let reads_path = set_path.clone();
             let create = format!("CREATE SCHEMA IF NOT EXISTS {}", quote_ident(schema));
             let pool = AnyPoolOptions::new()
                 .max_connections(10)
@@ -75,7 +83,12 @@ pub async fn connect(config: &DbConfig) -> Result<SqlStore, String> {
                 .execute(&pool)
                 .await
                 .map_err(|e| format!("cannot create schema {schema}: {e}"))?;
-            (Backend::Postgres, pool)
+            let options = config
+                .url()
+                .parse()
+                .map_err(|e| format!("cannot connect to PostgreSQL at {config}: {e}"))?;
+            let reads = ReadPool::postgres(options, reads_path)?;
+            (Backend::Postgres, pool, reads)
         }
     };
     let migrator = match backend {
@@ -86,7 +99,11 @@ pub async fn connect(config: &DbConfig) -> Result<SqlStore, String> {
         .run(&pool)
         .await
         .map_err(|e| format!("cannot apply database migrations: {e}"))?;
-    Ok(SqlStore { pool, backend })
+    Ok(SqlStore {
+        pool,
+        reads,
+        backend,
+    })
 }
 
 fn quote_ident(name: &str) -> String {
@@ -110,6 +127,7 @@ impl SqlStore {
     }
 
     pub async fn close(&self) {
+        self.reads.close();
         self.pool.close().await;
     }
 }

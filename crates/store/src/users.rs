@@ -7,7 +7,7 @@ use usher_domain::{
     store::{OwnerClaim, ProfileChange, SetupState, StoreResult, UserStore, keys},
 };
 
-use crate::{SqlStore, db_error, rows, rows::user_columns};
+use crate::{SqlStore, db_error, reads::on_reads, rows, rows::user_columns};
 
 #[async_trait]
 impl UserStore for SqlStore {
@@ -91,22 +91,26 @@ impl UserStore for SqlStore {
 
     async fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>> {
         const SQL: &str = concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1");
-        let row = sqlx::query(SQL)
-            .bind(id.to_string())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_error)?;
-        row.as_ref().map(rows::user).transpose()
+        on_reads!(
+            self,
+            |conn| sqlx::query(SQL)
+                .bind(id.to_string())
+                .fetch_optional(conn)
+                .await,
+            |row| row.as_ref().map(rows::user).transpose()
+        )
     }
 
     async fn user_by_email(&self, email: &Email) -> StoreResult<Option<User>> {
         const SQL: &str = concat!("SELECT ", user_columns!(), " FROM users WHERE email = $1");
-        let row = sqlx::query(SQL)
-            .bind(email.as_str())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_error)?;
-        row.as_ref().map(rows::user).transpose()
+        on_reads!(
+            self,
+            |conn| sqlx::query(SQL)
+                .bind(email.as_str())
+                .fetch_optional(conn)
+                .await,
+            |row| row.as_ref().map(rows::user).transpose()
+        )
     }
 
     async fn list_users(&self) -> StoreResult<Vec<User>> {

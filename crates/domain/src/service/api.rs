@@ -11,7 +11,7 @@ use crate::{
     model::{Email, Origin, Role, User, UserId},
     resources::ProjectId,
     secret::Secret,
-    store::{ApiKey, UserCursor},
+    store::{ApiKey, KeyUse, UserCursor, UserRef},
     token,
 };
 
@@ -229,6 +229,16 @@ impl Usher {
 
     /// The caller behind a presented key.
     pub async fn api_caller(&self, raw: Option<&str>) -> Result<ApiCaller> {
+        Ok(self.use_key(raw, None).await?.0)
+    }
+
+    /// The caller behind a presented key and, in the same round trip, the
+    /// user `target` names (if any).
+    async fn use_key(
+        &self,
+        raw: Option<&str>,
+        target: Option<&UserRef>,
+    ) -> Result<(ApiCaller, Option<User>)> {
         self.public_api_enabled()?;
         let Some(raw) = raw.map(str::trim).filter(|k| !k.is_empty()) else {
             return Err(Error::Unauthorized(
@@ -239,9 +249,9 @@ impl Usher {
         let unknown = || {
             Error::Unauthorized("This API key is not valid: it may have been deleted. Create a new one in Settings > API.".into())
         };
-        let (key, user) = self
+        let KeyUse { key, user, target } = self
             .store
-            .use_api_key(&token::hash(raw), now)
+            .use_api_key(&token::hash(raw), now, target)
             .await?
             .ok_or_else(unknown)?;
         if key.expires_at.is_some_and(|at| at <= now) {
@@ -249,10 +259,11 @@ impl Usher {
                 "This API key has expired. Create a new one in Settings > API.".into(),
             ));
         }
-        Ok(ApiCaller {
+        let caller = ApiCaller {
             user,
             scopes: key.scopes,
-        })
+        };
+        Ok((caller, target))
     }
 
     // ------------------------------------------------------------ /api/v1/users
@@ -308,19 +319,22 @@ impl Usher {
         Ok(UserPage { users, next_cursor })
     }
 
-    /// A user by id or by email.
-    pub async fn public_user(&self, caller: &ApiCaller, id_or_email: &str) -> Result<User> {
+    /// A user by id or by email, for the presented key: one round trip
+    /// finds both (this is the public API's most frequent read).
+    pub async fn public_user(&self, key: Option<&str>, id_or_email: &str) -> Result<User> {
+        let target = user_ref(id_or_email);
+        let (caller, found) = self.use_key(key, target.as_ref()).await?;
         caller.require("user:read")?;
-        self.user_by_id_or_email(id_or_email).await
+        found
+            .filter(|u| u.email.is_some())
+            .ok_or_else(|| Error::not_found("There is no such user."))
     }
 
     async fn user_by_id_or_email(&self, text: &str) -> Result<User> {
-        let found = match UserId::parse(text.trim()) {
-            Some(id) => self.store.user_by_id(id).await?,
-            None => match Email::parse(text) {
-                Ok(email) => self.store.user_by_email(&email).await?,
-                Err(_) => None,
-            },
+        let found = match user_ref(text) {
+            Some(UserRef::Id(id)) => self.store.user_by_id(id).await?,
+            Some(UserRef::Email(email)) => self.store.user_by_email(&email).await?,
+            None => None,
         };
         found
             .filter(|u| u.email.is_some())
@@ -369,6 +383,14 @@ impl Usher {
         let actor = caller.require("user:changeRole")?;
         let target = self.user_by_id_or_email(id_or_email).await?;
         self.change_role(&actor, target.id, role, origin).await
+    }
+}
+
+/// What `/api/v1/users/{id}` names: an id, an email, or nothing there is.
+fn user_ref(text: &str) -> Option<UserRef> {
+    match UserId::parse(text.trim()) {
+        Some(id) => Some(UserRef::Id(id)),
+        None => Email::parse(text).ok().map(UserRef::Email),
     }
 }
 

@@ -17,7 +17,7 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{get, patch},
 };
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use usher_domain::{
     clock::rfc3339,
@@ -44,16 +44,14 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/docs/", get(openapi::page))
 }
 
-/// The caller behind the request's API key.
-pub struct Caller(pub ApiCaller);
+/// The API key the request presents, as `X-N8N-API-KEY: <key>` or
+/// `Authorization: Bearer <key>`; not yet looked up.
+pub struct PresentedKey(pub Option<String>);
 
-impl FromRequestParts<AppState> for Caller {
-    type Rejection = ApiError;
+impl<S: Send + Sync> FromRequestParts<S> for PresentedKey {
+    type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         let header_key = parts
             .headers
             .get("x-n8n-api-key")
@@ -66,27 +64,64 @@ impl FromRequestParts<AppState> for Caller {
                 v.strip_prefix("Bearer ")
                     .or_else(|| v.strip_prefix("bearer "))
             });
-        let caller = state.usher().api_caller(header_key.or(bearer)).await?;
+        Ok(PresentedKey(header_key.or(bearer).map(str::to_owned)))
+    }
+}
+
+/// The caller behind the request's API key.
+pub struct Caller(pub ApiCaller);
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let Ok(PresentedKey(key)) = PresentedKey::from_request_parts(parts, state).await;
+        let caller = state.usher().api_caller(key.as_deref()).await?;
         Ok(Caller(caller))
     }
 }
 
-/// The public user object; `role` only when asked for.
-fn user_json(user: &User, include_role: bool) -> Value {
-    let mut value = json!({
-        "id": user.id.to_string(),
-        "email": user.email.as_ref().map(|e| e.to_string()),
-        "firstName": user.first_name,
-        "lastName": user.last_name,
-        "isPending": user.is_pending(),
-        "createdAt": rfc3339(user.created_at),
-        "updatedAt": rfc3339(user.updated_at),
-        "mfaEnabled": user.mfa_enabled,
-    });
-    if include_role {
-        value["role"] = json!(user.role.as_str());
+/// The public user object; `role` only when asked for. Serialised straight
+/// from the record (a page holds up to 250 of them).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PublicUser<'a> {
+    id: String,
+    email: Option<&'a str>,
+    first_name: &'a str,
+    last_name: &'a str,
+    is_pending: bool,
+    created_at: String,
+    updated_at: String,
+    mfa_enabled: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    role: Option<&'static str>,
+}
+
+impl<'a> PublicUser<'a> {
+    fn of(user: &'a User, include_role: bool) -> Self {
+        Self {
+            id: user.id.to_string(),
+            email: user.email.as_ref().map(|e| e.as_str()),
+            first_name: &user.first_name,
+            last_name: &user.last_name,
+            is_pending: user.is_pending(),
+            created_at: rfc3339(user.created_at),
+            updated_at: rfc3339(user.updated_at),
+            mfa_enabled: user.mfa_enabled,
+            role: include_role.then(|| user.role.as_str()),
+        }
     }
-    value
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PublicUserPage<'a> {
+    data: Vec<PublicUser<'a>>,
+    next_cursor: Option<String>,
 }
 
 fn bad(message: impl Into<String>) -> ApiError {
@@ -116,7 +151,7 @@ async fn list_users(
     State(state): State<AppState>,
     Caller(caller): Caller,
     Query(query): Query<HashMap<String, String>>,
-) -> Result<Json<Value>> {
+) -> Result<Response> {
     let limit = number(&query, "limit", 100)?;
     if limit > 250 {
         return Err(bad("limit must be at most 250."));
@@ -133,10 +168,15 @@ async fn list_users(
             query.get("projectId").map(String::as_str),
         )
         .await?;
-    Ok(Json(json!({
-        "data": page.users.iter().map(|u| user_json(u, include_role)).collect::<Vec<_>>(),
-        "nextCursor": page.next_cursor,
-    })))
+    Ok(Json(PublicUserPage {
+        data: page
+            .users
+            .iter()
+            .map(|u| PublicUser::of(u, include_role))
+            .collect(),
+        next_cursor: page.next_cursor,
+    })
+    .into_response())
 }
 
 #[derive(Deserialize)]
@@ -179,15 +219,17 @@ async fn create_users(
     ))
 }
 
+/// The key is looked up together with the user asked for (one round trip),
+/// so this handler takes the key unresolved.
 async fn get_user(
     State(state): State<AppState>,
-    Caller(caller): Caller,
+    PresentedKey(key): PresentedKey,
     Path(id): Path<String>,
     Query(query): Query<HashMap<String, String>>,
-) -> Result<Json<Value>> {
+) -> Result<Response> {
+    let user = state.usher().public_user(key.as_deref(), &id).await?;
     let include_role = flag(&query, "includeRole")?;
-    let user = state.usher().public_user(&caller, &id).await?;
-    Ok(Json(user_json(&user, include_role)))
+    Ok(Json(PublicUser::of(&user, include_role)).into_response())
 }
 
 async fn delete_user(
@@ -215,10 +257,10 @@ async fn change_role(
     ClientOrigin(origin): ClientOrigin,
     Path(id): Path<String>,
     Json(body): Json<RoleBody>,
-) -> Result<Json<Value>> {
+) -> Result<Response> {
     let user = state
         .usher()
         .public_change_role(&caller, &id, &body.new_role_name, &origin)
         .await?;
-    Ok(Json(user_json(&user, true)))
+    Ok(Json(PublicUser::of(&user, true)).into_response())
 }

@@ -94,6 +94,27 @@ impl Storage {
         }
     }
 
+    /// Ends every server connection to the test's PostgreSQL database, as a
+    /// database restart does. Panics on SQLite, which has no server.
+    pub async fn cut_connections(&self) {
+        let name = self
+            .pg_database
+            .as_ref()
+            .unwrap_or_else(|| panic!("only a PostgreSQL database has connections to cut"));
+        let mut admin = PgConnection::connect(&admin_url())
+            .await
+            .unwrap_or_else(|e| panic!("cannot reach PostgreSQL: {e}"));
+        let ended: Vec<(bool,)> = sqlx::query_as(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = $1 AND pid <> pg_backend_pid()",
+        )
+        .bind(name)
+        .fetch_all(&mut admin)
+        .await
+        .unwrap_or_else(|e| panic!("cannot end connections: {e}"));
+        assert!(!ended.is_empty(), "the server had no connections to end");
+    }
+
     /// The data folder (`N8N_USER_FOLDER`), for running the binary on it.
     pub fn folder(&self) -> &std::path::Path {
         self.folder.path()

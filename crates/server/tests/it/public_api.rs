@@ -271,3 +271,45 @@ on_both_databases! {
         Ok(())
     }
 }
+
+/// A PostgreSQL restart ends every pooled connection; the next reads and
+/// writes still succeed (reads retry once on a new connection, the general
+/// pool checks a connection before use).
+#[tokio::test]
+async fn requests_succeed_after_postgres_ends_the_connections() -> TestResult {
+    let server = TestServer::start(Db::Postgres).await;
+    let owner = server.owner().await;
+    let key = new_key(&server, &owner, "restart", &ALL_SCOPES).await;
+    let page = body(api(&server, "GET", "/users?limit=1", &key).send().await?).await;
+    let id = page["data"][0]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    // Several requests at once, so the read pool holds several connections.
+    let reads = (0..4).map(|_| api(&server, "GET", &format!("/users/{id}"), &key).send());
+    for answer in join_all(reads).await? {
+        assert_eq!(answer.status(), StatusCode::OK);
+    }
+
+    server.storage.cut_connections().await;
+
+    for path in [
+        format!("/users/{id}"),
+        "/users?limit=5".to_owned(),
+        format!("/users/{OWNER_EMAIL}"),
+    ] {
+        let answer = api(&server, "GET", &path, &key).send().await?;
+        assert_eq!(
+            answer.status(),
+            StatusCode::OK,
+            "{path} after the connections ended"
+        );
+    }
+    let me = owner.get(server.at("/rest/me")).send().await?;
+    assert_eq!(
+        me.status(),
+        StatusCode::OK,
+        "a session read after the connections ended"
+    );
+    Ok(())
+}
