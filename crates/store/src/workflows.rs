@@ -1,8 +1,11 @@
 //! Workflows, credentials and tags.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use sqlx::{Row as _, any::AnyRow};
 use usher_domain::{
+    model::UserId,
     resources::{Credential, CredentialId, Tag, TagId, Workflow, WorkflowId},
     store::{StoreError, StoreResult, Visible, WorkflowStore},
 };
@@ -56,26 +59,66 @@ fn tag(row: &AnyRow) -> StoreResult<Tag> {
     })
 }
 
+/// Whose tags to load: the same rows the workflows were selected by.
+enum TagsOf {
+    All,
+    MemberOf(UserId),
+    One(WorkflowId),
+}
+
 impl SqlStore {
-    /// Fills in the tags of `workflows` with one query.
-    async fn with_tags(&self, mut workflows: Vec<Workflow>) -> StoreResult<Vec<Workflow>> {
+    /// Fills in the tags of `workflows` with one query over the tag rows of
+    /// just those workflows.
+    async fn with_tags(
+        &self,
+        mut workflows: Vec<Workflow>,
+        of: TagsOf,
+    ) -> StoreResult<Vec<Workflow>> {
         if workflows.is_empty() {
             return Ok(workflows);
         }
-        let found = sqlx::query(
-            "SELECT wt.workflow_id, t.id, t.name, t.created_at FROM workflow_tags wt \
-             JOIN tags t ON t.id = wt.tag_id ORDER BY t.name",
-        )
-        .fetch_all(&self.pool)
-        .await
+        macro_rules! tags_where {
+            ($rest:literal) => {
+                concat!(
+                    "SELECT wt.workflow_id, t.id, t.name, t.created_at FROM workflow_tags wt \
+                     JOIN tags t ON t.id = wt.tag_id",
+                    $rest
+                )
+            };
+        }
+        let found = match of {
+            TagsOf::All => {
+                sqlx::query(tags_where!(" ORDER BY t.name"))
+                    .fetch_all(&self.pool)
+                    .await
+            }
+            TagsOf::MemberOf(user) => {
+                sqlx::query(tags_where!(
+                    " JOIN workflows w ON w.id = wt.workflow_id \
+                     JOIN project_members m ON m.project_id = w.project_id \
+                     WHERE m.user_id = $1 ORDER BY t.name"
+                ))
+                .bind(user.to_string())
+                .fetch_all(&self.pool)
+                .await
+            }
+            TagsOf::One(id) => {
+                sqlx::query(tags_where!(" WHERE wt.workflow_id = $1 ORDER BY t.name"))
+                    .bind(id.to_string())
+                    .fetch_all(&self.pool)
+                    .await
+            }
+        }
         .map_err(db_error)?;
+        let index: HashMap<String, usize> = workflows
+            .iter()
+            .enumerate()
+            .map(|(at, w)| (w.id.to_string(), at))
+            .collect();
         for row in &found {
             let workflow_id: String = row.try_get("workflow_id").map_err(db_error)?;
-            if let Some(workflow) = workflows
-                .iter_mut()
-                .find(|w| w.id.0.to_string() == workflow_id)
-            {
-                workflow.tags.push(tag(row)?);
+            if let Some(&at) = index.get(&workflow_id) {
+                workflows[at].tags.push(tag(row)?);
             }
         }
         Ok(workflows)
@@ -124,7 +167,11 @@ impl WorkflowStore for SqlStore {
             .iter()
             .map(workflow)
             .collect::<StoreResult<Vec<_>>>()?;
-        self.with_tags(workflows).await
+        let of = match visible {
+            Visible::All => TagsOf::All,
+            Visible::MemberOf(user) => TagsOf::MemberOf(user),
+        };
+        self.with_tags(workflows, of).await
     }
 
     async fn workflow(&self, id: WorkflowId) -> StoreResult<Option<Workflow>> {
@@ -136,7 +183,7 @@ impl WorkflowStore for SqlStore {
         let Some(found) = row.as_ref().map(workflow).transpose()? else {
             return Ok(None);
         };
-        Ok(self.with_tags(vec![found]).await?.pop())
+        Ok(self.with_tags(vec![found], TagsOf::One(id)).await?.pop())
     }
 
     async fn insert_workflow(&self, workflow: &Workflow) -> StoreResult<()> {

@@ -176,6 +176,21 @@ on_both_databases! {
         assert_eq!(names(&server, &ben, "/rest/tags").await, vec!["Billing"]);
         let flow = body(post(&server, &ann, "/rest/workflows", json!({"name": "Invoices", "tags": [tag_id]})).await).await;
         assert_eq!(flow["data"]["tags"][0]["name"], "Billing");
+        let flow_id = flow["data"]["id"].as_str().unwrap_or_default().to_owned();
+        post(&server, &ann, "/rest/workflows", json!({"name": "Untagged"})).await;
+        // The tags come with one workflow, a member's list and the full list.
+        let one = body(ann.get(server.at(&format!("/rest/workflows/{flow_id}"))).send().await?).await;
+        assert_eq!(one["data"]["tags"][0]["name"], "Billing");
+        for (who, client) in [("member", &ann), ("owner", &owner)] {
+            let list = body(client.get(server.at("/rest/workflows")).send().await?).await;
+            let tags_of = |name: &str| {
+                list["data"].as_array().into_iter().flatten()
+                    .find(|w| w["name"] == name)
+                    .map(|w| w["tags"].clone())
+            };
+            assert_eq!(tags_of("Invoices"), Some(json!([tag["data"].clone()])), "{who}: {list}");
+            assert_eq!(tags_of("Untagged"), Some(json!([])), "{who}: {list}");
+        }
         let unknown = post(&server, &ann, "/rest/workflows", json!({"name": "x", "tags": ["0190e8a4-0000-7000-8000-000000000000"]})).await;
         assert_eq!(unknown.status(), StatusCode::BAD_REQUEST);
 
