@@ -228,27 +228,54 @@ impl Usher {
         actor: &Actor,
         id: &str,
         change: WorkflowChange,
+        origin: &Origin,
     ) -> Result<WorkflowView> {
         let mut view = self.workflow(actor, id).await?;
         if view.access < Access::Write {
             return Err(denied(Access::Write, "workflow"));
         }
         let workflow = &mut view.workflow;
+        let mut changed = Vec::new();
         if let Some(name) = change.name {
-            workflow.name = resource_name("name", "workflow", &name)?;
+            let name = resource_name("name", "workflow", &name)?;
+            if name != workflow.name {
+                changed.push(format!("renamed from '{}'", workflow.name));
+                workflow.name = name;
+            }
         }
         if let Some(definition) = change.definition {
-            workflow.definition = definition_text(Some(definition))?;
+            let definition = definition_text(Some(definition))?;
+            if definition != workflow.definition {
+                changed.push("definition changed".to_owned());
+                workflow.definition = definition;
+            }
         }
-        if let Some(active) = change.active {
+        if let Some(active) = change.active
+            && active != workflow.active
+        {
+            changed.push(if active { "activated" } else { "deactivated" }.to_owned());
             workflow.active = active;
         }
         if let Some(ids) = change.tag_ids {
-            workflow.tags = self.tags_by_id(&ids).await?;
+            let tags = self.tags_by_id(&ids).await?;
+            let ids = |tags: &[crate::resources::Tag]| {
+                tags.iter()
+                    .map(|t| t.id)
+                    .collect::<std::collections::HashSet<_>>()
+            };
+            if ids(&tags) != ids(&workflow.tags) {
+                changed.push("tags changed".to_owned());
+                workflow.tags = tags;
+            }
         }
         workflow.updated_at = self.now();
         if !self.store.update_workflow(workflow).await? {
             return Err(Error::not_found("There is no such workflow."));
+        }
+        if !changed.is_empty() {
+            let detail = format!("{}: {}", view.workflow.name, changed.join(", "));
+            self.audit(Some(&actor.user), "workflow.updated", None, detail, origin)
+                .await;
         }
         Ok(view)
     }
@@ -383,23 +410,47 @@ impl Usher {
         actor: &Actor,
         id: &str,
         change: CredentialChange,
+        origin: &Origin,
     ) -> Result<CredentialView> {
         let mut view = self.credential(actor, id, false).await?;
         if view.access < Access::Write {
             return Err(denied(Access::Write, "credential"));
         }
         let credential = &mut view.credential;
+        let mut changed = Vec::new();
         if let Some(name) = change.name {
-            credential.name = resource_name("name", "credential", &name)?;
+            let name = resource_name("name", "credential", &name)?;
+            if name != credential.name {
+                changed.push(format!("renamed from '{}'", credential.name));
+                credential.name = name;
+            }
         }
         if let Some(kind) = change.kind {
-            credential.kind = resource_name("type", "credential type", &kind)?;
+            let kind = resource_name("type", "credential type", &kind)?;
+            if kind != credential.kind {
+                changed.push(format!("type changed from '{}'", credential.kind));
+                credential.kind = kind;
+            }
         }
         if let Some(data) = change.data {
+            // Sealed data differs on every seal; the log says it was set,
+            // never what it is.
             credential.sealed_data = self.cipher()?.seal(&data_text(&data)?)?;
+            changed.push("data replaced".to_owned());
         }
         credential.updated_at = self.now();
         self.store.update_credential(credential).await?;
+        if !changed.is_empty() {
+            let detail = format!("{}: {}", view.credential.name, changed.join(", "));
+            self.audit(
+                Some(&actor.user),
+                "credential.updated",
+                None,
+                detail,
+                origin,
+            )
+            .await;
+        }
         Ok(view)
     }
 

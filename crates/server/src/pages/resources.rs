@@ -434,6 +434,7 @@ struct NameForm {
 async fn view_workflow_rename(
     State(state): State<AppState>,
     Who(identity): Who,
+    ClientOrigin(origin): ClientOrigin,
     Path(id): Path<String>,
     axum::Form(input): axum::Form<NameForm>,
 ) -> Response {
@@ -445,7 +446,11 @@ async fn view_workflow_rename(
         name: Some(input.name.clone()),
         ..WorkflowChange::default()
     };
-    let shown = match state.usher().update_workflow(&actor, &id, change).await {
+    let shown = match state
+        .usher()
+        .update_workflow(&actor, &id, change, &origin)
+        .await
+    {
         Ok(view) => Shown::notice(format!(
             "The workflow is now called {}.",
             view.workflow.name
@@ -468,6 +473,7 @@ struct ActiveForm {
 async fn view_workflow_active(
     State(state): State<AppState>,
     Who(identity): Who,
+    ClientOrigin(origin): ClientOrigin,
     Path(id): Path<String>,
     axum::Form(input): axum::Form<ActiveForm>,
 ) -> Response {
@@ -479,7 +485,10 @@ async fn view_workflow_active(
         active: Some(input.active == "true"),
         ..WorkflowChange::default()
     };
-    let result = state.usher().update_workflow(&actor, &id, change).await;
+    let result = state
+        .usher()
+        .update_workflow(&actor, &id, change, &origin)
+        .await;
     let shown = Shown::of(result, |view| {
         if view.workflow.active {
             "The workflow is active.".to_owned()
@@ -495,6 +504,7 @@ async fn view_workflow_active(
 async fn view_workflow_tags(
     State(state): State<AppState>,
     Who(identity): Who,
+    ClientOrigin(origin): ClientOrigin,
     Path(id): Path<String>,
     axum::Form(pairs): axum::Form<Vec<(String, String)>>,
 ) -> Response {
@@ -512,7 +522,10 @@ async fn view_workflow_tags(
         ),
         ..WorkflowChange::default()
     };
-    let result = state.usher().update_workflow(&actor, &id, change).await;
+    let result = state
+        .usher()
+        .update_workflow(&actor, &id, change, &origin)
+        .await;
     let shown = Shown::of(result, |view| {
         if view.workflow.tags.is_empty() {
             "The workflow has no tags now.".to_owned()

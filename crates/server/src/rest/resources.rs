@@ -178,12 +178,16 @@ async fn get_workflow(
 async fn update_workflow(
     State(state): State<AppState>,
     SignedIn(actor): SignedIn,
+    ClientOrigin(origin): ClientOrigin,
     Path(id): Path<String>,
     Json(body): Json<WorkflowBody>,
 ) -> Result<Json<Data<Value>>> {
     let (_, _, change) = body.change();
     Ok(data(workflow_json(
-        &state.usher().update_workflow(&actor, &id, change).await?,
+        &state
+            .usher()
+            .update_workflow(&actor, &id, change, &origin)
+            .await?,
     )))
 }
 
@@ -258,6 +262,7 @@ async fn get_credential(
 async fn update_credential(
     State(state): State<AppState>,
     SignedIn(actor): SignedIn,
+    ClientOrigin(origin): ClientOrigin,
     Path(id): Path<String>,
     Json(body): Json<CredentialBody>,
 ) -> Result<Json<Data<Value>>> {
@@ -267,7 +272,10 @@ async fn update_credential(
         data: body.data,
     };
     Ok(data(credential_json(
-        &state.usher().update_credential(&actor, &id, change).await?,
+        &state
+            .usher()
+            .update_credential(&actor, &id, change, &origin)
+            .await?,
     )))
 }
 

@@ -166,6 +166,36 @@ on_both_databases! {
         Ok(())
     }
 
+    async fn edits_of_workflows_and_credentials_are_in_the_audit_log(db) -> TestResult {
+        let server = TestServer::start(db).await;
+        let (owner, _admin, ann, _ben) = team(&server).await;
+        let flow = body(post(&server, &ann, "/rest/workflows", json!({"name": "Invoices"})).await).await;
+        let flow_id = flow["data"]["id"].as_str().unwrap_or_default().to_owned();
+        let edit = ann.patch(server.at(&format!("/rest/workflows/{flow_id}")))
+            .json(&json!({"name": "Billing", "active": true})).send().await?;
+        assert_eq!(edit.status(), StatusCode::OK);
+        // Saving without a change leaves no line.
+        ann.patch(server.at(&format!("/rest/workflows/{flow_id}"))).json(&json!({"name": "Billing"})).send().await?;
+        let secret = body(post(&server, &ann, "/rest/credentials",
+            json!({"name": "Stripe", "type": "stripeApi", "data": {"key": "sk_live_1"}})).await).await;
+        let secret_id = secret["data"]["id"].as_str().unwrap_or_default().to_owned();
+        let replaced = ann.patch(server.at(&format!("/rest/credentials/{secret_id}")))
+            .json(&json!({"data": {"key": "sk_live_2"}})).send().await?;
+        assert_eq!(replaced.status(), StatusCode::OK);
+
+        let log = body(owner.get(server.at("/rest/audit")).send().await?).await;
+        let lines: Vec<(String, String)> = log["data"]["items"].as_array().into_iter().flatten()
+            .filter(|e| e["action"].as_str().is_some_and(|a| a.ends_with(".updated")))
+            .map(|e| (e["action"].as_str().unwrap_or_default().to_owned(), e["detail"].as_str().unwrap_or_default().to_owned()))
+            .collect();
+        assert_eq!(lines, vec![
+            ("credential.updated".to_owned(), "Stripe: data replaced".to_owned()),
+            ("workflow.updated".to_owned(), "Billing: renamed from 'Invoices', activated".to_owned()),
+        ]);
+        assert!(!log.to_string().contains("sk_live"), "credential data never reaches the log");
+        Ok(())
+    }
+
     async fn everyone_tags_but_only_the_owner_and_admins_delete_tags(db) -> TestResult {
         let server = TestServer::start(db).await;
         let (owner, _admin, ann, ben) = team(&server).await;
