@@ -213,6 +213,9 @@ pub trait ProjectStore {
     /// The user's personal project, made (with its owner membership) the
     /// first time it is asked for.
     async fn personal_project(&self, user: &User, now: Millis) -> StoreResult<Project>;
+    /// Active users (with an email and a password) who have no personal
+    /// project yet.
+    async fn users_without_personal_project(&self) -> StoreResult<Vec<User>>;
     async fn project(&self, id: ProjectId) -> StoreResult<Option<Project>>;
     /// Projects the user belongs to, with their role in each.
     async fn projects_of(&self, user: UserId) -> StoreResult<Vec<(Project, ProjectRole)>>;

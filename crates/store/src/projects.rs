@@ -9,7 +9,7 @@ use usher_domain::{
     store::{ProjectStore, StoreError, StoreResult},
 };
 
-use crate::{SqlStore, db_error, rows};
+use crate::{SqlStore, db_error, rows, rows::user_columns};
 
 pub(crate) fn project_id(text: &str) -> StoreResult<ProjectId> {
     uuid::Uuid::parse_str(text)
@@ -79,6 +79,20 @@ impl ProjectStore for SqlStore {
         .map_err(db_error)?;
         tx.commit().await.map_err(db_error)?;
         Ok(found)
+    }
+
+    async fn users_without_personal_project(&self) -> StoreResult<Vec<User>> {
+        const SQL: &str = concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users WHERE email IS NOT NULL AND password_hash IS NOT NULL \
+             AND NOT EXISTS (SELECT 1 FROM projects p WHERE p.personal_owner_id = users.id)"
+        );
+        let found = sqlx::query(SQL)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?;
+        found.iter().map(rows::user).collect()
     }
 
     async fn project(&self, id: ProjectId) -> StoreResult<Option<Project>> {

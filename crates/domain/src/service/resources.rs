@@ -720,13 +720,13 @@ impl Usher {
     }
 
     /// Where a leaving user's work can go: every team project and the
-    /// personal project of every other active user (made now if that user
-    /// never needed one yet).
+    /// personal project of every other active user (made now for those who
+    /// never needed one yet: one query finds them, usually none).
     pub async fn transfer_targets(&self, actor: &Actor, leaving: UserId) -> Result<Vec<Project>> {
         actor.user.role.require_user_manager()?;
         let now = self.now();
-        for user in self.store.list_users().await? {
-            if user.id != leaving && !user.is_pending() {
+        for user in self.store.users_without_personal_project().await? {
+            if user.id != leaving {
                 self.store.personal_project(&user, now).await?;
             }
         }

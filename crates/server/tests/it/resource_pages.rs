@@ -401,7 +401,10 @@ on_both_databases! {
         let (_, own) = page(&server, &owner, &format!("/settings/users/{owner_id}")).await;
         assert!(!own.contains("id=\"delete-user-form\""), "{own}");
 
+        // A user who never needed a personal project is offered one too.
+        server.add_user("cam@example.com", "Member1pass", Role::Member).await;
         let (_, offered) = page(&server, &owner, &ben_page).await;
+        assert!(offered.contains("\">cam@example.com</option>"), "{offered}");
         assert!(offered.contains("id=\"delete-user-form\""), "{offered}");
         assert!(offered.contains("data-confirm=\"Delete Mia Member (ben@example.com)?"), "{offered}");
         assert!(offered.contains(&format!("<option value=\"{ann_project}\">ann@example.com</option>")), "{offered}");
