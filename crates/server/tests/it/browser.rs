@@ -133,8 +133,7 @@ async fn a_new_owner_sets_up_changes_their_name_signs_out_and_back_in() -> TestR
     assert_eq!(browser.text("main h1").await?, "Welcome, Oriana");
     browser.shoot("signed-in-again").await?;
 
-    browser.finish().await?;
-    server.stop().await?;
+    browser.finish(server).await?;
     Ok(())
 }
 
@@ -146,10 +145,7 @@ async fn an_invited_person_follows_the_emailed_link_accepts_and_is_signed_in() -
     let mut browser = Browser::open("invitation").await?;
 
     // The owner signs in and opens Users from the top bar.
-    browser
-        .sign_in(&server, OWNER_EMAIL, OWNER_PASSWORD)
-        .await?;
-    browser.assert_home_as("Olive Owner").await?;
+    browser.sign_in_as_owner(&server).await?;
     browser.follow_top_bar("/settings/users").await?;
     browser.appears("#invite-form").await?;
     assert_eq!(browser.path().await?, "/settings/users");
@@ -257,8 +253,7 @@ async fn an_invited_person_follows_the_emailed_link_accepts_and_is_signed_in() -
         .await?;
     browser.shoot("accepted-already").await?;
 
-    browser.finish().await?;
-    server.stop().await?;
+    browser.finish(server).await?;
     Ok(())
 }
 
@@ -269,10 +264,7 @@ async fn a_user_added_directly_must_choose_a_password_at_first_sign_in() -> Test
     let mut browser = Browser::open("basic_onboarding").await?;
 
     // The owner adds Bea directly and gets her temporary password.
-    browser
-        .sign_in(&server, OWNER_EMAIL, OWNER_PASSWORD)
-        .await?;
-    browser.assert_home_as("Olive Owner").await?;
+    browser.sign_in_as_owner(&server).await?;
     browser.follow_top_bar("/settings/users").await?;
     browser.appears("#create-form").await?;
     browser.shoot("users").await?;
@@ -340,8 +332,7 @@ async fn a_user_added_directly_must_choose_a_password_at_first_sign_in() -> Test
     browser.assert_home_as("Bea Lee").await?;
     browser.shoot("signed-in-again").await?;
 
-    browser.finish().await?;
-    server.stop().await?;
+    browser.finish(server).await?;
     Ok(())
 }
 
@@ -429,8 +420,7 @@ async fn a_forgotten_password_is_reset_from_the_emailed_link() -> TestResult {
     browser.assert_home_as("Olive Owner").await?;
     browser.shoot("signed-in-with-new-password").await?;
 
-    browser.finish().await?;
-    server.stop().await?;
+    browser.finish(server).await?;
     Ok(())
 }
 
@@ -444,10 +434,7 @@ async fn an_admin_forces_a_password_reset_and_the_user_must_choose_a_new_one() -
     let mut browser = Browser::open("forced_reset").await?;
 
     // The owner opens Mia's page from the users list.
-    browser
-        .sign_in(&server, OWNER_EMAIL, OWNER_PASSWORD)
-        .await?;
-    browser.assert_home_as("Olive Owner").await?;
+    browser.sign_in_as_owner(&server).await?;
     browser.follow_top_bar("/settings/users").await?;
     let mia_row = user_row("mia@example.com");
     browser
@@ -526,8 +513,7 @@ async fn an_admin_forces_a_password_reset_and_the_user_must_choose_a_new_one() -
         .await?;
     browser.shoot("reset-link-void").await?;
 
-    browser.finish().await?;
-    server.stop().await?;
+    browser.finish(server).await?;
     Ok(())
 }
 
@@ -614,10 +600,7 @@ async fn a_member_sees_only_their_work_and_the_owner_deletes_a_user_with_transfe
     browser.sign_out().await?;
 
     // The owner sees both workflows, with whose they are.
-    browser
-        .sign_in(&server, OWNER_EMAIL, OWNER_PASSWORD)
-        .await?;
-    browser.assert_home_as("Olive Owner").await?;
+    browser.sign_in_as_owner(&server).await?;
     browser.follow_top_bar("/home/workflows").await?;
     browser.appears("#workflows-table").await?;
     assert_eq!(
@@ -700,8 +683,7 @@ async fn a_member_sees_only_their_work_and_the_owner_deletes_a_user_with_transfe
     );
     browser.shoot("workflow-transferred").await?;
 
-    browser.finish().await?;
-    server.stop().await?;
+    browser.finish(server).await?;
     Ok(())
 }
 
@@ -713,10 +695,7 @@ async fn a_user_enrols_in_two_factor_and_signs_in_with_a_code() -> TestResult {
 
     // The owner signs in and finds two-factor authentication, off, in
     // personal settings.
-    browser
-        .sign_in(&server, OWNER_EMAIL, OWNER_PASSWORD)
-        .await?;
-    browser.assert_home_as("Olive Owner").await?;
+    browser.sign_in_as_owner(&server).await?;
     browser.follow_top_bar("/settings/personal").await?;
     browser.appears("#mfa-link").await?;
     assert_eq!(
@@ -831,8 +810,7 @@ async fn a_user_enrols_in_two_factor_and_signs_in_with_a_code() -> TestResult {
         .await?;
     browser.shoot("recovery-code-used").await?;
 
-    browser.finish().await?;
-    server.stop().await?;
+    browser.finish(server).await?;
     Ok(())
 }
 
@@ -893,10 +871,12 @@ impl Browser {
     }
 
     /// Ends the browser session and says where the screenshots are.
-    async fn finish(self) -> Outcome<()> {
+    /// Closes the browser, then stops the server.
+    async fn finish(self, server: TestServer) -> Outcome<()> {
         let folder = self.camera.folder();
         self.client.clone().close().await?;
         println!("screenshots: {folder}");
+        server.stop().await?;
         Ok(())
     }
 
@@ -1014,6 +994,12 @@ impl Browser {
         self.goto(&server.at("/signin")).await?;
         self.appears("#signin-form").await?;
         self.fill_sign_in(email, password).await
+    }
+
+    /// Signs in as the owner and checks the home page greets them.
+    async fn sign_in_as_owner(&self, server: &TestServer) -> Outcome<()> {
+        self.sign_in(server, OWNER_EMAIL, OWNER_PASSWORD).await?;
+        self.assert_home_as("Olive Owner").await
     }
 
     /// Signs out from the top bar and checks that the sign-in page shows.
