@@ -96,11 +96,20 @@ on_both_databases! {
         let ada = server.add_user("ada@example.com", "Admin1pass", Role::Admin).await;
         let admin = server.signed_in("ada@example.com", "Admin1pass").await;
         let admin_key = new_key(&server, &admin, "ada", &ALL_SCOPES).await;
+        let ada_path = format!("/users/{}", ada.id);
         assert_eq!(api(&server, "GET", "/users", &admin_key).send().await?.status(), StatusCode::OK);
-        owner.patch(server.at(&format!("/rest/users/{}/role", ada.id))).json(&json!({"newRoleName": "global:member"})).send().await?;
+        assert_eq!(api(&server, "GET", &ada_path, &admin_key).send().await?.status(), StatusCode::OK);
+        // Demoted and deleted through another instance on the same database:
+        // this instance refuses the key on the very next call.
+        let other = server.sibling(&[]).await;
+        let demoted = owner.patch(other.at(&format!("/rest/users/{}/role", ada.id))).json(&json!({"newRoleName": "global:member"})).send().await?;
+        assert_eq!(demoted.status(), StatusCode::OK);
         assert_eq!(api(&server, "GET", "/users", &admin_key).send().await?.status(), StatusCode::FORBIDDEN);
-        owner.delete(server.at(&format!("/rest/users/{}", ada.id))).send().await?;
+        assert_eq!(api(&server, "GET", &ada_path, &admin_key).send().await?.status(), StatusCode::FORBIDDEN);
+        let deleted = owner.delete(other.at(&format!("/rest/users/{}", ada.id))).send().await?;
+        assert_eq!(deleted.status(), StatusCode::OK);
         assert_eq!(api(&server, "GET", "/users", &admin_key).send().await?.status(), StatusCode::UNAUTHORIZED, "a deleted user's keys end");
+        assert_eq!(api(&server, "GET", &ada_path, &admin_key).send().await?.status(), StatusCode::UNAUTHORIZED);
 
         // An expiring key stops at its expiry.
         let soon = server.state.usher().now() / 1000 + 3600;
