@@ -54,18 +54,18 @@ where
 /// The names a user's columns go by in a result: as they are, or under a
 /// prefix when a join selects two users.
 pub(crate) struct UserNames {
-    id: &'static str,
-    email: &'static str,
-    first_name: &'static str,
-    last_name: &'static str,
-    role: &'static str,
-    password_hash: &'static str,
-    password_change_required: &'static str,
-    mfa_enabled: &'static str,
-    invited_by: &'static str,
-    invited_at: &'static str,
-    created_at: &'static str,
-    updated_at: &'static str,
+    pub(crate) id: &'static str,
+    pub(crate) email: &'static str,
+    pub(crate) first_name: &'static str,
+    pub(crate) last_name: &'static str,
+    pub(crate) role: &'static str,
+    pub(crate) password_hash: &'static str,
+    pub(crate) password_change_required: &'static str,
+    pub(crate) mfa_enabled: &'static str,
+    pub(crate) invited_by: &'static str,
+    pub(crate) invited_at: &'static str,
+    pub(crate) created_at: &'static str,
+    pub(crate) updated_at: &'static str,
 }
 
 /// Declares a [`UserNames`] under a prefix, and the select list that makes
@@ -73,20 +73,20 @@ pub(crate) struct UserNames {
 /// [`user_columns!`].
 macro_rules! prefixed_user {
     ($names:ident, $select:ident, $table:literal, $prefix:literal) => {
-        pub(crate) const $names: $crate::rows::UserNames = $crate::rows::UserNames::new(
-            concat!($prefix, "id"),
-            concat!($prefix, "email"),
-            concat!($prefix, "first_name"),
-            concat!($prefix, "last_name"),
-            concat!($prefix, "role"),
-            concat!($prefix, "password_hash"),
-            concat!($prefix, "password_change_required"),
-            concat!($prefix, "mfa_enabled"),
-            concat!($prefix, "invited_by"),
-            concat!($prefix, "invited_at"),
-            concat!($prefix, "created_at"),
-            concat!($prefix, "updated_at"),
-        );
+        pub(crate) const $names: $crate::rows::UserNames = $crate::rows::UserNames {
+            id: concat!($prefix, "id"),
+            email: concat!($prefix, "email"),
+            first_name: concat!($prefix, "first_name"),
+            last_name: concat!($prefix, "last_name"),
+            role: concat!($prefix, "role"),
+            password_hash: concat!($prefix, "password_hash"),
+            password_change_required: concat!($prefix, "password_change_required"),
+            mfa_enabled: concat!($prefix, "mfa_enabled"),
+            invited_by: concat!($prefix, "invited_by"),
+            invited_at: concat!($prefix, "invited_at"),
+            created_at: concat!($prefix, "created_at"),
+            updated_at: concat!($prefix, "updated_at"),
+        };
         macro_rules! $select {
             () => {
                 concat!(
@@ -145,53 +145,20 @@ macro_rules! prefixed_user {
 }
 pub(crate) use prefixed_user;
 
-impl UserNames {
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) const fn new(
-        id: &'static str,
-        email: &'static str,
-        first_name: &'static str,
-        last_name: &'static str,
-        role: &'static str,
-        password_hash: &'static str,
-        password_change_required: &'static str,
-        mfa_enabled: &'static str,
-        invited_by: &'static str,
-        invited_at: &'static str,
-        created_at: &'static str,
-        updated_at: &'static str,
-    ) -> Self {
-        Self {
-            id,
-            email,
-            first_name,
-            last_name,
-            role,
-            password_hash,
-            password_change_required,
-            mfa_enabled,
-            invited_by,
-            invited_at,
-            created_at,
-            updated_at,
-        }
-    }
-}
-
-const PLAIN: UserNames = UserNames::new(
-    "id",
-    "email",
-    "first_name",
-    "last_name",
-    "role",
-    "password_hash",
-    "password_change_required",
-    "mfa_enabled",
-    "invited_by",
-    "invited_at",
-    "created_at",
-    "updated_at",
-);
+const PLAIN: UserNames = UserNames {
+    id: "id",
+    email: "email",
+    first_name: "first_name",
+    last_name: "last_name",
+    role: "role",
+    password_hash: "password_hash",
+    password_change_required: "password_change_required",
+    mfa_enabled: "mfa_enabled",
+    invited_by: "invited_by",
+    invited_at: "invited_at",
+    created_at: "created_at",
+    updated_at: "updated_at",
+};
 
 /// A user from a row that selected [`user_columns!`].
 pub(crate) fn user<R: Readable>(row: &R) -> StoreResult<User>
