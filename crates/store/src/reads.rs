@@ -152,7 +152,8 @@ pub(crate) fn discard<C: Native>(
 /// per database, so `sqlx::query` takes that driver and rows its row type.
 /// A read that meets a broken connection drops it and runs once more on
 /// another (reads are safe to repeat), so a database restart costs no
-/// failed requests.
+/// failed requests. Any other error returns it, as a store error, from the
+/// enclosing function (which returns `StoreResult`), as `?` would.
 macro_rules! on_reads {
     ($store:expr, |$conn:ident| $fetch:expr, |$rows:ident| $decode:expr) => {
         match &$store.reads {
