@@ -10,6 +10,12 @@ use crate::{DbConfig, db_error, reads::ReadPool};
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
 
+/// Run on every new SQLite connection, of both pools. WAL lets readers run
+/// beside the one writer; the busy timeout makes a second writer wait
+/// instead of failing.
+pub(crate) const SQLITE_SETUP: &str = "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
+     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;";
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
@@ -43,13 +49,7 @@ pub async fn connect(config: &DbConfig) -> Result<SqlStore, String> {
                 .test_before_acquire(false)
                 .after_connect(|conn, _| {
                     Box::pin(async move {
-                        // WAL lets readers run beside the one writer; the busy
-                        // timeout makes a second writer wait instead of failing.
-                        conn.execute(
-                            "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
-                             PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
-                        )
-                        .await?;
+                        conn.execute(SQLITE_SETUP).await?;
                         Ok(())
                     })
                 })

@@ -17,7 +17,7 @@ use deadpool::managed::{self, Metrics, Object, RecycleResult};
 use sqlx::{
     ConnectOptions, Connection, Executor,
     postgres::{PgConnectOptions, PgConnection},
-    sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteSynchronous},
+    sqlite::{SqliteConnectOptions, SqliteConnection},
 };
 use usher_domain::store::StoreError;
 
@@ -34,13 +34,12 @@ pub(crate) enum ReadPool {
 impl ReadPool {
     /// Opens nothing yet: connections are made on first use.
     pub(crate) fn sqlite(path: &Path) -> Result<Self, String> {
-        let options = SqliteConnectOptions::new()
-            .filename(path)
-            .busy_timeout(Duration::from_secs(5))
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .foreign_keys(true);
-        Ok(Self::Sqlite(build(options, None, 8)?))
+        let options = SqliteConnectOptions::new().filename(path);
+        Ok(Self::Sqlite(build(
+            options,
+            Some(crate::pool::SQLITE_SETUP.to_owned()),
+            8,
+        )?))
     }
 
     /// `setup` runs on each new connection (the schema's search path).
