@@ -325,9 +325,7 @@ impl Usher {
         let target = user_ref(id_or_email);
         let (caller, found) = self.use_key(key, target.as_ref()).await?;
         caller.require("user:read")?;
-        found
-            .filter(|u| u.email.is_some())
-            .ok_or_else(|| Error::not_found("There is no such user."))
+        with_account(found)
     }
 
     async fn user_by_id_or_email(&self, text: &str) -> Result<User> {
@@ -336,9 +334,7 @@ impl Usher {
             Some(UserRef::Email(email)) => self.store.user_by_email(&email).await?,
             None => None,
         };
-        found
-            .filter(|u| u.email.is_some())
-            .ok_or_else(|| Error::not_found("There is no such user."))
+        with_account(found)
     }
 
     pub async fn public_invite(
@@ -384,6 +380,14 @@ impl Usher {
         let target = self.user_by_id_or_email(id_or_email).await?;
         self.change_role(&actor, target.id, role, origin).await
     }
+}
+
+/// The user found, unless there is none or it is the owner shell (a row
+/// with no email yet, which the API does not show).
+fn with_account(found: Option<User>) -> Result<User> {
+    found
+        .filter(|u| u.email.is_some())
+        .ok_or_else(|| Error::not_found("There is no such user."))
 }
 
 /// What `/api/v1/users/{id}` names: an id, an email, or nothing there is.

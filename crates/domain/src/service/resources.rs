@@ -223,6 +223,23 @@ impl Usher {
         })
     }
 
+    /// Logs an edit as "name: what changed, …"; an edit that changed
+    /// nothing logs nothing.
+    async fn audit_edit(
+        &self,
+        actor: &Actor,
+        action: &str,
+        name: &str,
+        changed: &[String],
+        origin: &Origin,
+    ) {
+        if !changed.is_empty() {
+            let detail = format!("{name}: {}", changed.join(", "));
+            self.audit(Some(&actor.user), action, None, detail, origin)
+                .await;
+        }
+    }
+
     pub async fn update_workflow(
         &self,
         actor: &Actor,
@@ -272,11 +289,14 @@ impl Usher {
         if !self.store.update_workflow(workflow).await? {
             return Err(Error::not_found("There is no such workflow."));
         }
-        if !changed.is_empty() {
-            let detail = format!("{}: {}", view.workflow.name, changed.join(", "));
-            self.audit(Some(&actor.user), "workflow.updated", None, detail, origin)
-                .await;
-        }
+        self.audit_edit(
+            actor,
+            "workflow.updated",
+            &view.workflow.name,
+            &changed,
+            origin,
+        )
+        .await;
         Ok(view)
     }
 
@@ -440,17 +460,14 @@ impl Usher {
         }
         credential.updated_at = self.now();
         self.store.update_credential(credential).await?;
-        if !changed.is_empty() {
-            let detail = format!("{}: {}", view.credential.name, changed.join(", "));
-            self.audit(
-                Some(&actor.user),
-                "credential.updated",
-                None,
-                detail,
-                origin,
-            )
-            .await;
-        }
+        self.audit_edit(
+            actor,
+            "credential.updated",
+            &view.credential.name,
+            &changed,
+            origin,
+        )
+        .await;
         Ok(view)
     }
 
