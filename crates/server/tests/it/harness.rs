@@ -35,7 +35,8 @@ pub enum Db {
 /// Runs each listed test once on SQLite and once on PostgreSQL.
 #[macro_export]
 macro_rules! on_both_databases {
-    ($(async fn $name:ident($db:ident) -> TestResult $body:block)*) => {$(
+    ($($(#[$attr:meta])* async fn $name:ident($db:ident) -> TestResult $body:block)*) => {$(
+        $(#[$attr])*
         mod $name {
             #[allow(unused_imports)]
             use super::*;
@@ -113,6 +114,49 @@ impl Storage {
         .await
         .unwrap_or_else(|e| panic!("cannot end connections: {e}"));
         assert!(!ended.is_empty(), "the server had no connections to end");
+    }
+
+    /// A connection of the test's own to its PostgreSQL database. Panics on
+    /// SQLite.
+    pub async fn postgres(&self) -> PgConnection {
+        let name = self
+            .pg_database
+            .as_ref()
+            .unwrap_or_else(|| panic!("only a PostgreSQL test has a PostgreSQL database"));
+        let base = admin_url();
+        let url = format!(
+            "{}/{name}",
+            base.rsplit_once('/').map_or("", |(base, _)| base)
+        );
+        PgConnection::connect(&url)
+            .await
+            .unwrap_or_else(|e| panic!("cannot reach the test database: {e}"))
+    }
+
+    /// Runs one statement on the test's database directly, as an operator
+    /// with a SQL prompt would, past every running instance.
+    pub async fn execute_sql(&self, sql: &str) {
+        let done = match &self.pg_database {
+            Some(_) => {
+                let mut connection = self.postgres().await;
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .execute(&mut connection)
+                    .await
+                    .map(drop)
+            }
+            None => {
+                let path = self.folder.path().join(".usher/database.sqlite");
+                let mut connection =
+                    sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+                        .await
+                        .unwrap_or_else(|e| panic!("cannot open the test database: {e}"));
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .execute(&mut connection)
+                    .await
+                    .map(drop)
+            }
+        };
+        done.unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
 
     /// The data folder (`N8N_USER_FOLDER`), for running the binary on it.

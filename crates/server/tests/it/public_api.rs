@@ -322,3 +322,70 @@ async fn requests_succeed_after_postgres_ends_the_connections() -> TestResult {
     );
     Ok(())
 }
+
+on_both_databases! {
+    /// What the API answers follows every change made through any instance
+    /// on the very next call: a renamed user, a key's narrower scopes, a
+    /// revoked key (on PostgreSQL each instance keeps keys and users in
+    /// memory, and a change returns only once every instance let go of them).
+    async fn every_instance_answers_with_the_latest_change(db) -> TestResult {
+        let server = TestServer::start(db).await;
+        let other = server.sibling(&[]).await;
+        let owner = server.owner().await;
+        let ada = server.add_user("ada@example.com", "Member1pass", Role::Member).await;
+        let key = new_key(&server, &owner, "reader", &ALL_SCOPES).await;
+        let ada_path = format!("/users/{}", ada.id);
+        for _ in 0..3 {
+            let read = body(api(&server, "GET", &ada_path, &key).send().await?).await;
+            assert_eq!(read["firstName"], ada.first_name.as_str());
+        }
+        let by_email = body(api(&server, "GET", "/users/ada@example.com", &key).send().await?).await;
+        assert_eq!(by_email["id"], ada.id.to_string());
+
+        let ada_client = other.signed_in("ada@example.com", "Member1pass").await;
+        let renamed = ada_client.patch(other.at("/rest/me")).json(&json!({"email": "ada@example.com", "firstName": "Augusta", "lastName": "King"})).send().await?;
+        assert_eq!(renamed.status(), StatusCode::OK);
+        let read = body(api(&server, "GET", &ada_path, &key).send().await?).await;
+        assert_eq!((read["firstName"].as_str(), read["lastName"].as_str()), (Some("Augusta"), Some("King")));
+
+        let moved = ada_client.patch(other.at("/rest/me")).json(&json!({"email": "augusta@example.com", "firstName": "Augusta", "lastName": "King", "currentPassword": "Member1pass"})).send().await?;
+        assert_eq!(moved.status(), StatusCode::OK);
+        let old_address = api(&server, "GET", "/users/ada@example.com", &key).send().await?;
+        assert_eq!(old_address.status(), StatusCode::NOT_FOUND, "the old address names nobody now");
+
+        let keys = body(owner.get(other.at("/rest/api-keys")).send().await?).await;
+        let key_id = keys["data"][0]["id"].as_str().unwrap_or_default().to_owned();
+        let narrowed = owner.patch(other.at(&format!("/rest/api-keys/{key_id}"))).json(&json!({"label": "reader", "scopes": ["user:read"]})).send().await?;
+        assert_eq!(narrowed.status(), StatusCode::OK);
+        assert_eq!(api(&server, "GET", "/users", &key).send().await?.status(), StatusCode::FORBIDDEN, "user:list was taken away");
+        assert_eq!(api(&server, "GET", &ada_path, &key).send().await?.status(), StatusCode::OK);
+
+        let revoked = owner.delete(other.at(&format!("/rest/api-keys/{key_id}"))).send().await?;
+        assert_eq!(revoked.status(), StatusCode::OK);
+        assert_eq!(api(&server, "GET", &ada_path, &key).send().await?.status(), StatusCode::UNAUTHORIZED);
+        Ok(())
+    }
+
+    /// A key deleted with SQL, behind Usher's back, stops working too: at
+    /// once on SQLite (which reads every key from the database), within the
+    /// moment PostgreSQL takes to tell each instance on PostgreSQL.
+    async fn a_key_deleted_in_the_database_stops_working(db) -> TestResult {
+        let server = TestServer::start(db).await;
+        let owner = server.owner().await;
+        let key = new_key(&server, &owner, "doomed", &ALL_SCOPES).await;
+        for _ in 0..3 {
+            assert_eq!(api(&server, "GET", "/users", &key).send().await?.status(), StatusCode::OK);
+        }
+        server.storage.execute_sql("DELETE FROM api_keys").await;
+        let mut status = StatusCode::OK;
+        for _ in 0..40 {
+            status = api(&server, "GET", "/users", &key).send().await?.status();
+            if status == StatusCode::UNAUTHORIZED || db == Db::Sqlite {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        Ok(())
+    }
+}
