@@ -1,7 +1,6 @@
 //! API keys and the keyset-paged user list of `/api/v1/users`.
 
 use async_trait::async_trait;
-use sqlx::ColumnIndex;
 use usher_domain::{
     clock::Millis,
     model::{User, UserId},
@@ -10,33 +9,64 @@ use usher_domain::{
 };
 
 use crate::{
-    SqlStore, db_error,
+    SqlStore,
+    auth_cache::Lookup,
+    db_error,
+    inline::Lite,
     reads::on_reads,
     rows::{self, Readable, prefixed_user, user_columns},
 };
 
 prefixed_user!(TARGET, target_columns, "t", "t_");
 
-/// A key from its columns, named `{prefix}id` and so on (a join selects
-/// them under a prefix beside the user's).
-fn api_key<R: Readable>(row: &R, prefix: &str) -> StoreResult<ApiKey>
-where
-    for<'a> &'a str: ColumnIndex<R>,
-{
-    let column = |field: &str| format!("{prefix}{field}");
-    let id = row.text(&column("id"))?;
-    let scopes = row.text(&column("scopes"))?;
+/// The names a key's columns go by: as they are, or under the `k_` prefix a
+/// join selects them with beside the user's.
+struct KeyNames {
+    id: &'static str,
+    user_id: &'static str,
+    label: &'static str,
+    key_hash: &'static str,
+    last_chars: &'static str,
+    scopes: &'static str,
+    expires_at: &'static str,
+    created_at: &'static str,
+    last_used_at: &'static str,
+}
+
+macro_rules! key_names {
+    ($prefix:literal) => {
+        KeyNames {
+            id: concat!($prefix, "id"),
+            user_id: concat!($prefix, "user_id"),
+            label: concat!($prefix, "label"),
+            key_hash: concat!($prefix, "key_hash"),
+            last_chars: concat!($prefix, "last_chars"),
+            scopes: concat!($prefix, "scopes"),
+            expires_at: concat!($prefix, "expires_at"),
+            created_at: concat!($prefix, "created_at"),
+            last_used_at: concat!($prefix, "last_used_at"),
+        }
+    };
+}
+
+const KEY: KeyNames = key_names!("");
+const JOINED_KEY: KeyNames = key_names!("k_");
+
+/// A key from its columns, named by `names`.
+fn api_key<R: Readable>(row: &R, names: &KeyNames) -> StoreResult<ApiKey> {
+    let id = row.text(names.id)?;
+    let scopes = row.text(names.scopes)?;
     Ok(ApiKey {
         id: uuid::Uuid::parse_str(&id)
             .map_err(|_| StoreError::Backend(format!("stored key id {id:?} is not a UUID")))?,
-        user_id: rows::user_id(&row.text(&column("user_id"))?)?,
-        label: row.text(&column("label"))?,
-        key_hash: row.text(&column("key_hash"))?,
-        last_chars: row.text(&column("last_chars"))?,
+        user_id: rows::user_id(&row.text(names.user_id)?)?,
+        label: row.text(names.label)?,
+        key_hash: row.text(names.key_hash)?,
+        last_chars: row.text(names.last_chars)?,
         scopes: scopes.split_whitespace().map(str::to_owned).collect(),
-        expires_at: row.maybe_number(&column("expires_at"))?,
-        created_at: row.number(&column("created_at"))?,
-        last_used_at: row.maybe_number(&column("last_used_at"))?,
+        expires_at: row.maybe_number(names.expires_at)?,
+        created_at: row.number(names.created_at)?,
+        last_used_at: row.maybe_number(names.last_used_at)?,
     })
 }
 
@@ -68,7 +98,7 @@ impl ApiKeyStore for SqlStore {
                 .fetch_all(&self.pool)
                 .await
                 .map_err(db_error)?;
-        found.iter().map(|row| api_key(row, "")).collect()
+        found.iter().map(|row| api_key(row, &KEY)).collect()
     }
 
     async fn update_api_key(
@@ -88,6 +118,7 @@ impl ApiKeyStore for SqlStore {
         .execute(&self.pool)
         .await
         .map_err(db_error)?;
+        self.auth_changed().await;
         Ok(done.rows_affected() > 0)
     }
 
@@ -98,6 +129,7 @@ impl ApiKeyStore for SqlStore {
             .execute(&self.pool)
             .await
             .map_err(db_error)?;
+        self.auth_changed().await;
         Ok(done.rows_affected() > 0)
     }
 
@@ -141,36 +173,71 @@ impl ApiKeyStore for SqlStore {
             Some(UserRef::Id(id)) => (BY_ID, Some(id.to_string())),
             Some(UserRef::Email(email)) => (BY_EMAIL, Some(email.as_str().to_owned())),
         };
-        let found = on_reads!(
-            self,
-            |conn| {
-                let query = sqlx::query(sql).bind(key_hash);
-                match &by {
-                    Some(value) => query.bind(value.as_str()),
-                    None => query,
-                }
-                .fetch_optional(conn)
-                .await
-            },
-            |row| {
-                row.as_ref()
-                    .map(|row| {
-                        Ok::<_, StoreError>(KeyUse {
-                            key: api_key(row, "k_")?,
-                            user: rows::user(row)?,
-                            target: match by {
-                                Some(_) => rows::maybe_user_named(row, &TARGET)?,
-                                None => None,
-                            },
-                        })
-                    })
-                    .transpose()?
+        // Key, its user and the target, from a row of any driver.
+        fn key_use<R: Readable>(row: &R, with_target: bool) -> StoreResult<KeyUse> {
+            Ok(KeyUse {
+                key: api_key(row, &JOINED_KEY)?,
+                user: rows::user(row)?,
+                target: match with_target {
+                    true => rows::maybe_user_named(row, &TARGET)?,
+                    false => None,
+                },
+            })
+        }
+        let with_target = by.is_some();
+        let (hit, keep_under) = match self.auth.as_ref().map(|a| a.cache.lookup(key_hash, target)) {
+            Some(Lookup::Hit(found)) => (Some(*found), None),
+            Some(Lookup::Miss(generation)) => (None, Some(generation)),
+            Some(Lookup::Off) | None => (None, None),
+        };
+        let found = if let Some(found) = hit {
+            Some(found)
+        } else if let Some(inline) = &self.inline {
+            // By name: SQLite numbers `$n` parameters in the order they
+            // appear, and `$2` comes first in the statements with a target.
+            let decode = |row: &Lite<'_, '_>| key_use(row, with_target);
+            match &by {
+                Some(value) => inline.key_use(
+                    key_hash,
+                    target,
+                    sql,
+                    rusqlite::named_params! {"$1": key_hash, "$2": value},
+                    decode,
+                )?,
+                None => inline.key_use(
+                    key_hash,
+                    None,
+                    sql,
+                    rusqlite::named_params! {"$1": key_hash},
+                    decode,
+                )?,
             }
-        );
-        let Some(found) = found else {
+        } else {
+            on_reads!(
+                self,
+                |conn| {
+                    let query = sqlx::query(sql).bind(key_hash);
+                    match &by {
+                        Some(value) => query.bind(value.as_str()),
+                        None => query,
+                    }
+                    .fetch_optional(conn)
+                    .await
+                },
+                |row| row
+                    .as_ref()
+                    .map(|row| key_use(row, with_target))
+                    .transpose()?
+            )
+        };
+        let Some(mut found) = found else {
             return Ok(None);
         };
-        // Written at most once a minute per key, so reads stay reads.
+        if let (Some(auth), Some(generation)) = (&self.auth, keep_under) {
+            auth.cache.keep(generation, &found);
+        }
+        // Written at most once a minute per key, so reads stay reads (and
+        // the cache is not emptied for it: the trigger ignores this column).
         if found.key.last_used_at.is_none_or(|at| now - at > 60_000) {
             sqlx::query("UPDATE api_keys SET last_used_at = $1 WHERE id = $2")
                 .bind(now)
@@ -178,6 +245,10 @@ impl ApiKeyStore for SqlStore {
                 .execute(&self.pool)
                 .await
                 .map_err(db_error)?;
+            found.key.last_used_at = Some(now);
+            if let Some(auth) = &self.auth {
+                auth.cache.used(key_hash, now);
+            }
         }
         Ok(Some(found))
     }

@@ -76,6 +76,7 @@ impl InvitationStore for SqlStore {
             .await
             .map_err(db_error)?;
         tx.commit().await.map_err(db_error)?;
+        self.auth_changed().await;
         Ok(true)
     }
 
@@ -145,6 +146,7 @@ impl InvitationStore for SqlStore {
         };
         let user = rows::user(&row)?;
         tx.commit().await.map_err(db_error)?;
+        self.auth_changed().await;
         Ok(Some(user))
     }
 
@@ -156,6 +158,7 @@ impl InvitationStore for SqlStore {
         .execute(&self.pool)
         .await
         .map_err(db_error)?;
+        self.auth_changed().await;
         Ok(deleted.rows_affected() > 0)
     }
 }

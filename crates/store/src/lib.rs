@@ -13,7 +13,9 @@
 //! [`misc`].
 
 mod api_keys;
+mod auth_cache;
 pub mod config;
+mod inline;
 mod invitations;
 mod mfa;
 mod misc;

@@ -69,6 +69,7 @@ impl MfaStore for SqlStore {
                 .map_err(db_error)?;
         }
         tx.commit().await.map_err(db_error)?;
+        self.auth_changed().await;
         Ok(true)
     }
 
@@ -97,7 +98,9 @@ impl MfaStore for SqlStore {
             .execute(&mut *tx)
             .await
             .map_err(db_error)?;
-        tx.commit().await.map_err(db_error)
+        tx.commit().await.map_err(db_error)?;
+        self.auth_changed().await;
+        Ok(())
     }
 
     async fn replace_recovery_codes(

@@ -5,7 +5,9 @@ use std::time::Duration;
 use sqlx::{AnyPool, Executor as _, any::AnyPoolOptions, migrate::Migrator};
 use usher_domain::store::{StoreError, StoreResult};
 
-use crate::{DbConfig, db_error, reads::ReadPool};
+use crate::{
+    DbConfig, auth_cache::AuthSync, db_error, inline::InlineSqlite, reads, reads::ReadPool,
+};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
@@ -28,6 +30,12 @@ pub enum Backend {
 pub struct SqlStore {
     pub(crate) pool: AnyPool,
     pub(crate) reads: ReadPool,
+    /// SQLite only: the API key lookup on the calling thread (see
+    /// [`crate::inline`]).
+    pub(crate) inline: Option<InlineSqlite>,
+    /// PostgreSQL only: the cache of API keys and users, emptied on every
+    /// instance before a change returns (see [`crate::auth_cache`]).
+    pub(crate) auth: Option<AuthSync>,
     pub(crate) backend: Backend,
 }
 
@@ -35,7 +43,7 @@ pub struct SqlStore {
 /// The error says what failed in one line, for the start-up message.
 pub async fn connect(config: &DbConfig) -> Result<SqlStore, String> {
     sqlx::any::install_default_drivers();
-    let (backend, pool, reads) = match config {
+    let (backend, pool, reads, inline, auth) = match config {
         DbConfig::Sqlite { path } => {
             if let Some(folder) = path.parent() {
                 std::fs::create_dir_all(folder)
@@ -57,7 +65,13 @@ pub async fn connect(config: &DbConfig) -> Result<SqlStore, String> {
                 .await
                 .map_err(|e| format!("cannot open SQLite database {}: {e}", path.display()))?;
             let reads = ReadPool::sqlite(path)?;
-            (Backend::Sqlite, pool, reads)
+            (
+                Backend::Sqlite,
+                pool,
+                reads,
+                Some(InlineSqlite::new(path)),
+                None,
+            )
         }
         DbConfig::Postgres { schema, .. } => {
             let set_path = format!("SET search_path TO {}", quote_ident(schema));
@@ -83,12 +97,13 @@ pub async fn connect(config: &DbConfig) -> Result<SqlStore, String> {
                 .execute(&pool)
                 .await
                 .map_err(|e| format!("cannot create schema {schema}: {e}"))?;
-            let options = config
+            let options: sqlx::postgres::PgConnectOptions = config
                 .url()
                 .parse()
                 .map_err(|e| format!("cannot connect to PostgreSQL at {config}: {e}"))?;
+            let auth = AuthSync::start(options.clone(), schema);
             let reads = ReadPool::postgres(options, reads_path)?;
-            (Backend::Postgres, pool, reads)
+            (Backend::Postgres, pool, reads, None, Some(auth))
         }
     };
     let migrator = match backend {
@@ -102,6 +117,8 @@ pub async fn connect(config: &DbConfig) -> Result<SqlStore, String> {
     Ok(SqlStore {
         pool,
         reads,
+        inline,
+        auth,
         backend,
     })
 }
@@ -126,8 +143,35 @@ impl SqlStore {
         begin.map_err(db_error)
     }
 
+    /// After a change to `users` or `api_keys` was committed: on PostgreSQL,
+    /// returns once every instance has emptied its API key cache. The change
+    /// is made either way; a failure here is logged, and instances that did
+    /// not hear of it stop using their caches when their leases run out.
+    pub(crate) async fn auth_changed(&self) {
+        let (Some(auth), ReadPool::Postgres(pool)) = (&self.auth, &self.reads) else {
+            return;
+        };
+        let done = match pool.get().await {
+            Ok(mut connection) => match auth.barrier(&mut connection).await {
+                Ok(()) => Ok(()),
+                Err(error) => {
+                    // It may still hold the barrier's locks: close it.
+                    drop(deadpool::managed::Object::take(connection));
+                    Err(error.to_string())
+                }
+            },
+            Err(error) => Err(reads::unavailable(error).to_string()),
+        };
+        if let Err(error) = done {
+            tracing::warn!(%error, "could not wait for other instances to empty their API key caches");
+        }
+    }
+
     pub async fn close(&self) {
         self.reads.close();
+        if let Some(inline) = &self.inline {
+            inline.close();
+        }
         self.pool.close().await;
     }
 }

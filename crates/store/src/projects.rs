@@ -290,6 +290,7 @@ impl ProjectStore for SqlStore {
             return Ok(false);
         }
         tx.commit().await.map_err(db_error)?;
+        self.auth_changed().await;
         Ok(true)
     }
 }

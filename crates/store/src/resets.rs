@@ -96,6 +96,7 @@ impl ResetStore for SqlStore {
         let user = rows::user(&row)?;
         end_sessions(&mut tx, user.id, None).await?;
         tx.commit().await.map_err(db_error)?;
+        self.auth_changed().await;
         Ok(Some(user))
     }
 }

@@ -20,11 +20,9 @@ macro_rules! user_columns {
 pub(crate) use user_columns;
 
 /// What a row type must decode for the record readers here: text and
-/// BIGINT, by column name. `AnyRow`, `SqliteRow` and `PgRow` all are.
-pub(crate) trait Readable: Row
-where
-    for<'a> &'a str: ColumnIndex<Self>,
-{
+/// BIGINT, by column name. `AnyRow`, `SqliteRow` and `PgRow` all are, and
+/// so is a row of the inline SQLite reads ([`crate::inline::Lite`]).
+pub(crate) trait Readable {
     fn text(&self, column: &str) -> StoreResult<String>;
     fn maybe_text(&self, column: &str) -> StoreResult<Option<String>>;
     fn number(&self, column: &str) -> StoreResult<i64>;
@@ -161,29 +159,23 @@ const PLAIN: UserNames = UserNames {
 };
 
 /// A user from a row that selected [`user_columns!`].
-pub(crate) fn user<R: Readable>(row: &R) -> StoreResult<User>
-where
-    for<'a> &'a str: ColumnIndex<R>,
-{
+pub(crate) fn user<R: Readable>(row: &R) -> StoreResult<User> {
     user_named(row, &PLAIN)
 }
 
 /// A user whose columns go by `names`; `None` when the (outer-joined) id is
 /// null.
-pub(crate) fn maybe_user_named<R: Readable>(row: &R, names: &UserNames) -> StoreResult<Option<User>>
-where
-    for<'a> &'a str: ColumnIndex<R>,
-{
+pub(crate) fn maybe_user_named<R: Readable>(
+    row: &R,
+    names: &UserNames,
+) -> StoreResult<Option<User>> {
     match row.maybe_text(names.id)? {
         None => Ok(None),
         Some(_) => user_named(row, names).map(Some),
     }
 }
 
-fn user_named<R: Readable>(row: &R, names: &UserNames) -> StoreResult<User>
-where
-    for<'a> &'a str: ColumnIndex<R>,
-{
+fn user_named<R: Readable>(row: &R, names: &UserNames) -> StoreResult<User> {
     let id = row.text(names.id)?;
     let email = row.maybe_text(names.email)?;
     let role = row.text(names.role)?;
@@ -217,9 +209,6 @@ pub(crate) fn user_id(text: &str) -> StoreResult<UserId> {
 }
 
 /// Flags are BIGINT 0/1 on both databases (the Any driver has no SQLite bool).
-pub(crate) fn flag<R: Readable>(row: &R, column: &str) -> StoreResult<bool>
-where
-    for<'a> &'a str: ColumnIndex<R>,
-{
+pub(crate) fn flag<R: Readable>(row: &R, column: &str) -> StoreResult<bool> {
     Ok(row.number(column)? != 0)
 }

@@ -162,6 +162,7 @@ impl UserStore for SqlStore {
         }
         let user = rows::user(&row)?;
         tx.commit().await.map_err(db_error)?;
+        self.auth_changed().await;
         Ok(Some(user))
     }
 
@@ -186,7 +187,9 @@ impl UserStore for SqlStore {
         .await
         .map_err(db_error)?;
         end_sessions(&mut tx, id, keep_session).await?;
-        tx.commit().await.map_err(db_error)
+        tx.commit().await.map_err(db_error)?;
+        self.auth_changed().await;
+        Ok(())
     }
 
     async fn set_role(&self, id: UserId, role: Role, now: Millis) -> StoreResult<Option<User>> {
@@ -201,6 +204,7 @@ impl UserStore for SqlStore {
             .fetch_optional(&self.pool)
             .await
             .map_err(db_error)?;
+        self.auth_changed().await;
         row.as_ref().map(rows::user).transpose()
     }
 
@@ -232,6 +236,7 @@ impl UserStore for SqlStore {
             return Ok(false);
         }
         tx.commit().await.map_err(db_error)?;
+        self.auth_changed().await;
         Ok(true)
     }
 
@@ -267,7 +272,9 @@ impl UserStore for SqlStore {
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;
-        tx.commit().await.map_err(db_error)
+        tx.commit().await.map_err(db_error)?;
+        self.auth_changed().await;
+        Ok(())
     }
 }
 

@@ -389,3 +389,100 @@ on_both_databases! {
         Ok(())
     }
 }
+
+/// On PostgreSQL a key in use, its user and the users it reads are answered
+/// from memory: with the tables locked against every read, they still are,
+/// while a read that needs the database waits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgres_keys_in_use_are_answered_from_memory() -> TestResult {
+    use std::time::Duration;
+    let server = TestServer::start(Db::Postgres).await;
+    let owner = server.owner().await;
+    let key = new_key(&server, &owner, "warm", &ALL_SCOPES).await;
+    let path = format!("/users/{OWNER_EMAIL}");
+    for _ in 0..3 {
+        assert_eq!(
+            api(&server, "GET", &path, &key).send().await?.status(),
+            StatusCode::OK
+        );
+    }
+    let mut blocker = server.storage.postgres().await;
+    sqlx::query("BEGIN").execute(&mut blocker).await?;
+    sqlx::query("LOCK TABLE users, api_keys IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut blocker)
+        .await?;
+    let cached = tokio::time::timeout(
+        Duration::from_secs(5),
+        api(&server, "GET", &path, &key).send(),
+    )
+    .await;
+    assert_eq!(
+        cached.map(|answer| answer.map(|a| a.status()).ok()),
+        Ok(Some(StatusCode::OK)),
+        "answered from memory"
+    );
+    let page = tokio::time::timeout(
+        Duration::from_millis(500),
+        api(&server, "GET", "/users", &key).send(),
+    )
+    .await;
+    assert!(
+        page.is_err(),
+        "a page of users is read from the database, which is locked"
+    );
+    sqlx::query("ROLLBACK").execute(&mut blocker).await?;
+    Ok(())
+}
+
+/// A change to a user does not return while any instance may still answer
+/// from memory with the old user: an instance that holds keys in memory
+/// (played here by the test's own connection taking the same lock) and does
+/// not let go holds the change up, until it lets go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgres_a_change_returns_only_once_every_instance_let_go_of_its_keys() -> TestResult {
+    use std::time::Duration;
+    let server = TestServer::start(Db::Postgres).await;
+    let owner = server.owner().await;
+    let ada = server
+        .add_user("ada@example.com", "Member1pass", Role::Admin)
+        .await;
+    // The lock each instance holds while it keeps keys in memory.
+    let mut stalled = server.storage.postgres().await;
+    let mut held: Vec<(i64, i64)> = Vec::new();
+    for _ in 0..50 {
+        held = sqlx::query_as(
+            "SELECT classid::bigint, objid::bigint FROM pg_locks \
+             WHERE locktype = 'advisory' AND mode = 'ShareLock' AND granted \
+             AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+        )
+        .fetch_all(&mut stalled)
+        .await?;
+        if !held.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (class, key) = *held.first().ok_or("the instance holds no lock")?;
+    // bigint to the int4 the lock functions take: the same 32 bits.
+    sqlx::query("SELECT pg_advisory_lock_shared(($1::bit(32))::int, ($2::bit(32))::int)")
+        .bind(class)
+        .bind(key)
+        .execute(&mut stalled)
+        .await?;
+    let demote = owner
+        .patch(server.at(&format!("/rest/users/{}/role", ada.id)))
+        .json(&json!({"newRoleName": "global:member"}))
+        .send();
+    tokio::pin!(demote);
+    let early = tokio::time::timeout(Duration::from_millis(1000), &mut demote).await;
+    assert!(
+        early.is_err(),
+        "the change returned while an instance still held the lock"
+    );
+    sqlx::query("SELECT pg_advisory_unlock_all()")
+        .execute(&mut stalled)
+        .await?;
+    let done = tokio::time::timeout(Duration::from_secs(5), demote).await??;
+    assert_eq!(done.status(), StatusCode::OK);
+    Ok(())
+}
