@@ -292,7 +292,9 @@ impl Session<'_> {
         // PostgreSQL ends this session (and frees the lock) if this instance
         // stops answering on the network, instead of holding it for hours.
         sqlx::query(
-            "SELECT set_config('tcp_keepalives_idle', '5', false),              set_config('tcp_keepalives_interval', '1', false),              set_config('tcp_keepalives_count', '3', false)",
+            "SELECT set_config('tcp_keepalives_idle', '5', false), \
+             set_config('tcp_keepalives_interval', '1', false), \
+             set_config('tcp_keepalives_count', '3', false)",
         )
         .execute(&mut listener)
         .await?;
@@ -378,9 +380,19 @@ impl Session<'_> {
                 "the listening session was replaced, and its lock with it".into(),
             ));
         }
+        // Whatever came in with the answer, without waiting for more (a
+        // timeout of zero still looks once: what is already read or in the
+        // socket is taken).
         let mut changed = false;
-        while let Some(notification) = self.listener.next_buffered() {
-            changed |= notification.payload() == self.schema;
+        while let Ok(received) =
+            tokio::time::timeout(Duration::ZERO, self.listener.try_recv()).await
+        {
+            match received? {
+                Some(notification) => changed |= notification.payload() == self.schema,
+                None => {
+                    return Err(sqlx::Error::Protocol("the listening session ended".into()));
+                }
+            }
         }
         if !changed && let Some(cache) = self.cache.upgrade() {
             cache.renew(asked_at);
