@@ -49,8 +49,8 @@ macro_rules! key_names {
     };
 }
 
-const KEY: KeyNames = key_names!("");
-const JOINED_KEY: KeyNames = key_names!("k_");
+const KEY_NAMES: KeyNames = key_names!("");
+const JOINED_KEY_NAMES: KeyNames = key_names!("k_");
 
 /// A key from its columns, named by `names`.
 fn api_key<R: Readable>(row: &R, names: &KeyNames) -> StoreResult<ApiKey> {
@@ -98,7 +98,7 @@ impl ApiKeyStore for SqlStore {
                 .fetch_all(&self.pool)
                 .await
                 .map_err(db_error)?;
-        found.iter().map(|row| api_key(row, &KEY)).collect()
+        found.iter().map(|row| api_key(row, &KEY_NAMES)).collect()
     }
 
     async fn update_api_key(
@@ -176,7 +176,7 @@ impl ApiKeyStore for SqlStore {
         // Key, its user and the target, from a row of any driver.
         fn key_use<R: Readable>(row: &R, with_target: bool) -> StoreResult<KeyUse> {
             Ok(KeyUse {
-                key: api_key(row, &JOINED_KEY)?,
+                key: api_key(row, &JOINED_KEY_NAMES)?,
                 user: rows::user(row)?,
                 target: match with_target {
                     true => rows::maybe_user_named(row, &TARGET)?,
