@@ -154,20 +154,20 @@ impl ApiKeyStore for SqlStore {
             key_and_user!(),
             " FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.key_hash = $1"
         );
-        const BY_ID: &str = concat!(
-            key_and_user!(),
-            ", ",
-            target_columns!(),
-            " FROM api_keys k JOIN users u ON u.id = k.user_id \
-             LEFT JOIN users t ON t.id = $2 WHERE k.key_hash = $1"
-        );
-        const BY_EMAIL: &str = concat!(
-            key_and_user!(),
-            ", ",
-            target_columns!(),
-            " FROM api_keys k JOIN users u ON u.id = k.user_id \
-             LEFT JOIN users t ON t.email = $2 WHERE k.key_hash = $1"
-        );
+        macro_rules! with_target_by {
+            ($column:literal) => {
+                concat!(
+                    key_and_user!(),
+                    ", ",
+                    target_columns!(),
+                    " FROM api_keys k JOIN users u ON u.id = k.user_id LEFT JOIN users t ON t.",
+                    $column,
+                    " = $2 WHERE k.key_hash = $1"
+                )
+            };
+        }
+        const BY_ID: &str = with_target_by!("id");
+        const BY_EMAIL: &str = with_target_by!("email");
         let (sql, by) = match target {
             None => (KEY, None),
             Some(UserRef::Id(id)) => (BY_ID, Some(id.to_string())),
@@ -185,7 +185,13 @@ impl ApiKeyStore for SqlStore {
             })
         }
         let with_target = by.is_some();
-        let (hit, keep_under) = match self.auth.as_ref().map(|a| a.cache.lookup(key_hash, target)) {
+        // One cache on either database: on SQLite it is checked against the
+        // file first; on PostgreSQL every instance empties it before a change
+        // returns (crate::auth_cache).
+        if let Some(inline) = &self.inline {
+            inline.refresh_cache()?;
+        }
+        let (hit, keep_under) = match self.key_cache().map(|c| c.lookup(key_hash, target)) {
             Some(Lookup::Hit(found)) => (Some(*found), None),
             Some(Lookup::Miss(generation)) => (None, Some(generation)),
             Some(Lookup::Off) | None => (None, None),
@@ -197,20 +203,12 @@ impl ApiKeyStore for SqlStore {
             // appear, and `$2` comes first in the statements with a target.
             let decode = |row: &Lite<'_, '_>| key_use(row, with_target);
             match &by {
-                Some(value) => inline.key_use(
-                    key_hash,
-                    target,
+                Some(value) => inline.query_row(
                     sql,
                     rusqlite::named_params! {"$1": key_hash, "$2": value},
                     decode,
                 )?,
-                None => inline.key_use(
-                    key_hash,
-                    None,
-                    sql,
-                    rusqlite::named_params! {"$1": key_hash},
-                    decode,
-                )?,
+                None => inline.query_row(sql, rusqlite::named_params! {"$1": key_hash}, decode)?,
             }
         } else {
             on_reads!(
@@ -233,8 +231,8 @@ impl ApiKeyStore for SqlStore {
         let Some(mut found) = found else {
             return Ok(None);
         };
-        if let (Some(auth), Some(generation)) = (&self.auth, keep_under) {
-            auth.cache.keep(generation, &found);
+        if let (Some(cache), Some(generation)) = (self.key_cache(), keep_under) {
+            cache.keep(generation, &found);
         }
         // Written at most once a minute per key, so reads stay reads (and
         // the cache is not emptied for it: the trigger ignores this column).
@@ -246,8 +244,8 @@ impl ApiKeyStore for SqlStore {
                 .await
                 .map_err(db_error)?;
             found.key.last_used_at = Some(now);
-            if let Some(auth) = &self.auth {
-                auth.cache.used(key_hash, now);
+            if let Some(cache) = self.key_cache() {
+                cache.used(key_hash, now);
             }
         }
         Ok(Some(found))

@@ -25,12 +25,9 @@ use std::{
 };
 
 use rusqlite::{Connection, OpenFlags, Params, Row, types::FromSql};
-use usher_domain::store::{KeyUse, StoreError, StoreResult, UserRef};
+use usher_domain::store::{StoreError, StoreResult};
 
-use crate::{
-    auth_cache::{AuthCache, Lookup},
-    rows::Readable,
-};
+use crate::{auth_cache::AuthCache, rows::Readable};
 
 /// The longest a read waits for a lock before it fails.
 const BUSY_TIMEOUT: Duration = Duration::from_millis(250);
@@ -44,7 +41,7 @@ pub(crate) struct InlineSqlite {
     path: PathBuf,
     idle: Arc<Mutex<Vec<Pooled>>>,
     /// Keys in use, their users and the users they read, emptied whenever a
-    /// connection finds the database changed (see [`Self::key_use`]).
+    /// connection finds the database changed (see [`Self::refresh_cache`]).
     cache: Arc<AuthCache>,
 }
 
@@ -70,35 +67,33 @@ impl InlineSqlite {
         }
     }
 
-    /// A key with its user (and the target), from the cache when nothing
-    /// was committed to the database since the cache was filled, else with
-    /// `sql`. The check is `PRAGMA data_version` on the connection at hand:
-    /// it changes when any other connection, of any process, committed since
-    /// this one last asked, so the cache is emptied at the first read after
-    /// any change, made by Usher or not.
-    pub(crate) fn key_use(
-        &self,
-        key_hash: &str,
-        target: Option<&UserRef>,
-        sql: &'static str,
-        params: impl Params,
-        decode: impl FnOnce(&Lite<'_, '_>) -> StoreResult<KeyUse>,
-    ) -> StoreResult<Option<KeyUse>> {
+    /// The cache of keys in use, their users and the users they read.
+    pub(crate) fn cache(&self) -> &AuthCache {
+        &self.cache
+    }
+
+    /// Empties the cache if anything was committed to the database since
+    /// the connection at hand last asked (`PRAGMA data_version`, which
+    /// changes when any other connection, of any process, committed), so
+    /// the cache is emptied at the first read after any change, made by
+    /// Usher or not.
+    pub(crate) fn refresh_cache(&self) -> StoreResult<()> {
         self.on_connection(|pooled| {
             if pooled.changed()? {
                 self.cache.empty();
             }
-            let generation = match self.cache.lookup(key_hash, target) {
-                Lookup::Hit(found) => return Ok(Some(*found)),
-                Lookup::Miss(generation) => Some(generation),
-                Lookup::Off => None,
-            };
-            let found = pooled.query_row(sql, params, decode)?;
-            if let (Some(generation), Some(found)) = (generation, &found) {
-                self.cache.keep(generation, found);
-            }
-            Ok(found)
+            Ok(())
         })
+    }
+
+    /// Runs `sql` and decodes its first row, if any, with `decode`.
+    pub(crate) fn query_row<T>(
+        &self,
+        sql: &'static str,
+        params: impl Params,
+        decode: impl FnOnce(&Lite<'_, '_>) -> StoreResult<T>,
+    ) -> StoreResult<Option<T>> {
+        self.on_connection(|pooled| pooled.query_row(sql, params, decode))
     }
 
     /// Runs `run` on an idle connection (or a new one). A connection that

@@ -143,6 +143,16 @@ impl SqlStore {
         begin.map_err(db_error)
     }
 
+    /// The in-memory cache of API keys and users: checked against the file
+    /// on SQLite, kept in step across instances on PostgreSQL.
+    pub(crate) fn key_cache(&self) -> Option<&crate::auth_cache::AuthCache> {
+        match (&self.inline, &self.auth) {
+            (Some(inline), _) => Some(inline.cache()),
+            (None, Some(auth)) => Some(&auth.cache),
+            (None, None) => None,
+        }
+    }
+
     /// After a change to `users` or `api_keys` was committed: on PostgreSQL,
     /// returns once every instance has emptied its API key cache. The change
     /// is made either way; a failure here is logged, and instances that did
