@@ -91,26 +91,12 @@ impl UserStore for SqlStore {
 
     async fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>> {
         const SQL: &str = concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1");
-        on_reads!(
-            self,
-            |conn| sqlx::query(SQL)
-                .bind(id.to_string())
-                .fetch_optional(conn)
-                .await,
-            |row| row.as_ref().map(rows::user).transpose()
-        )
+        self.user_where(SQL, &id.to_string()).await
     }
 
     async fn user_by_email(&self, email: &Email) -> StoreResult<Option<User>> {
         const SQL: &str = concat!("SELECT ", user_columns!(), " FROM users WHERE email = $1");
-        on_reads!(
-            self,
-            |conn| sqlx::query(SQL)
-                .bind(email.as_str())
-                .fetch_optional(conn)
-                .await,
-            |row| row.as_ref().map(rows::user).transpose()
-        )
+        self.user_where(SQL, email.as_str()).await
     }
 
     async fn list_users(&self) -> StoreResult<Vec<User>> {
@@ -275,6 +261,17 @@ impl UserStore for SqlStore {
         tx.commit().await.map_err(db_error)?;
         self.auth_changed().await;
         Ok(())
+    }
+}
+
+impl SqlStore {
+    /// The one user `sql` finds by its `$1`, on the native read pool.
+    async fn user_where(&self, sql: &'static str, value: &str) -> StoreResult<Option<User>> {
+        on_reads!(
+            self,
+            |conn| sqlx::query(sql).bind(value).fetch_optional(conn).await,
+            |row| row.as_ref().map(rows::user).transpose()
+        )
     }
 }
 
