@@ -32,23 +32,22 @@ pub enum Db {
     Postgres,
 }
 
-/// Runs each listed test once on SQLite and once on PostgreSQL.
+/// Runs each named test once on SQLite and once on PostgreSQL. A test is an
+/// ordinary `async fn name(db: Db) -> TestResult` beside the call; this only
+/// makes the two `#[tokio::test]` wrappers, `name::sqlite` and
+/// `name::postgres`.
 #[macro_export]
 macro_rules! on_both_databases {
-    ($($(#[$attr:meta])* async fn $name:ident($db:ident) -> TestResult $body:block)*) => {$(
-        $(#[$attr])*
+    ($($name:ident),* $(,)?) => {$(
         mod $name {
-            #[allow(unused_imports)]
-            use super::*;
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() -> $crate::harness::TestResult {
-                run($crate::harness::Db::Sqlite).await
+                super::$name($crate::harness::Db::Sqlite).await
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() -> $crate::harness::TestResult {
-                run($crate::harness::Db::Postgres).await
+                super::$name($crate::harness::Db::Postgres).await
             }
-            async fn run($db: $crate::harness::Db) -> $crate::harness::TestResult $body
         }
     )*};
 }

@@ -11,107 +11,211 @@ use crate::on_both_databases;
 const CHANGE_REQUIRED: &str =
     "You signed in with a temporary password: choose your own password before you go on.";
 
-on_both_databases! {
-    async fn a_user_created_directly_must_replace_the_temporary_password_before_anything_else(db) -> TestResult {
-        let server = TestServer::start(db).await;
-        let owner = server.owner().await;
-        let created = body(owner
-            .post(server.at("/rest/users"))
-            .json(&json!({"users": [{"email": "Bea@Example.com", "firstName": "Bea", "role": "global:member"}, {"email": "bad"}], "onboarding": "basic"}))
-            .send()
-            .await?).await;
-        let first = &created["data"][0];
-        assert_eq!(first["error"], "");
-        assert_eq!(first["user"]["email"], "bea@example.com");
-        assert_eq!(first["user"]["passwordChangeRequired"], true);
-        assert_eq!(created["data"][1]["error"], "'bad' is not a valid email address.");
-        let temporary = first["temporaryPassword"].as_str().unwrap_or_default().to_owned();
-        assert_eq!(temporary.len(), 16);
+async fn a_user_created_directly_must_replace_the_temporary_password_before_anything_else(
+    db: Db,
+) -> TestResult {
+    let server = TestServer::start(db).await;
+    let owner = server.owner().await;
+    let created = body(owner
+        .post(server.at("/rest/users"))
+        .json(&json!({"users": [{"email": "Bea@Example.com", "firstName": "Bea", "role": "global:member"}, {"email": "bad"}], "onboarding": "basic"}))
+        .send()
+        .await?).await;
+    let first = &created["data"][0];
+    assert_eq!(first["error"], "");
+    assert_eq!(first["user"]["email"], "bea@example.com");
+    assert_eq!(first["user"]["passwordChangeRequired"], true);
+    assert_eq!(
+        created["data"][1]["error"],
+        "'bad' is not a valid email address."
+    );
+    let temporary = first["temporaryPassword"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(temporary.len(), 16);
 
-        let bea = server.client();
-        assert_eq!(login(&bea, &server, "bea@example.com", &temporary).await.status(), StatusCode::OK);
-        let blocked = bea.get(server.at("/rest/users")).send().await?;
-        assert_eq!(blocked.status(), StatusCode::FORBIDDEN);
-        assert_eq!(body(blocked).await["message"], CHANGE_REQUIRED);
-        assert_eq!(bea.get(server.at("/rest/me")).send().await?.status(), StatusCode::OK);
-        let page = bea.get(server.at("/settings/personal")).send().await?;
-        assert_eq!(location(&page), "/set-password");
+    let bea = server.client();
+    assert_eq!(
+        login(&bea, &server, "bea@example.com", &temporary)
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    let blocked = bea.get(server.at("/rest/users")).send().await?;
+    assert_eq!(blocked.status(), StatusCode::FORBIDDEN);
+    assert_eq!(body(blocked).await["message"], CHANGE_REQUIRED);
+    assert_eq!(
+        bea.get(server.at("/rest/me")).send().await?.status(),
+        StatusCode::OK
+    );
+    let page = bea.get(server.at("/settings/personal")).send().await?;
+    assert_eq!(location(&page), "/set-password");
 
-        let same = bea.post(server.at("/set-password")).form(&[("password", temporary.as_str())]).send().await?.text().await?;
-        assert!(same.contains("Choose a password different from the temporary one."), "{same}");
-        let weak = bea.post(server.at("/set-password")).form(&[("password", "weak")]).send().await?.text().await?;
-        assert!(weak.contains("Password must contain at least 1 number."));
-        let done = bea.post(server.at("/set-password")).form(&[("password", "Bea1password")]).send().await?;
-        assert_eq!(done.status(), StatusCode::SEE_OTHER);
-        assert_eq!(bea.get(server.at("/rest/users")).send().await?.status(), StatusCode::OK);
-        assert_eq!(login(&server.client(), &server, "bea@example.com", &temporary).await.status(), StatusCode::UNAUTHORIZED);
-        assert_eq!(login(&server.client(), &server, "bea@example.com", "Bea1password").await.status(), StatusCode::OK);
-        Ok(())
-    }
-
-    async fn the_api_can_replace_a_temporary_password_too(db) -> TestResult {
-        let server = TestServer::start(db).await;
-        let owner = server.owner().await;
-        let created = body(owner.post(server.at("/rest/users")).json(&json!({"users": [{"email": "bea@example.com"}]})).send().await?).await;
-        let temporary = created["data"][0]["temporaryPassword"].as_str().unwrap_or_default().to_owned();
-        let bea = server.signed_in("bea@example.com", &temporary).await;
-        let changed = bea
-            .patch(server.at("/rest/me/password"))
-            .json(&json!({"currentPassword": temporary, "newPassword": "Bea1password"}))
-            .send()
-            .await?;
-        assert_eq!(changed.status(), StatusCode::OK);
-        assert_eq!(bea.get(server.at("/rest/users")).send().await?.status(), StatusCode::OK);
-        Ok(())
-    }
-
-    async fn members_cannot_create_users_and_emails_stay_unique(db) -> TestResult {
-        let server = TestServer::start(db).await;
-        let owner = server.owner().await;
-        server.add_user("mia@example.com", "Member1pass", Role::Member).await;
-        let member = server.signed_in("mia@example.com", "Member1pass").await;
-        let refused = member.post(server.at("/rest/users")).json(&json!({"users": [{"email": "x@example.com"}]})).send().await?;
-        assert_eq!(refused.status(), StatusCode::FORBIDDEN);
-        let taken = body(owner.post(server.at("/rest/users")).json(&json!({"users": [{"email": "MIA@example.com"}]})).send().await?).await;
-        assert_eq!(taken["data"][0]["error"], "mia@example.com already has an account.");
-        assert!(taken["data"][0].get("temporaryPassword").is_none());
-        Ok(())
-    }
-
-    async fn the_users_page_shows_links_to_copy_temporary_passwords_and_a_csv(db) -> TestResult {
-        let server = TestServer::start(db).await;
-        let owner = server.owner().await;
-        let invited = owner
-            .post(server.at("/settings/users/invite"))
-            .form(&[("emails", "ivy@example.com, kim@example.com"), ("role", "global:member")])
-            .send()
-            .await?
-            .text()
-            .await?;
-        assert!(invited.contains("Email is not set up on this instance"));
-        assert_eq!(invited.matches("class=\"invite-link\"").count(), 2, "{invited}");
-        assert!(invited.contains("data-copy=\"invite-link-1\""));
-        assert!(invited.contains("Pending: invited"));
-        assert!(invited.contains(" by Olive Owner"));
-
-        let created = owner
-            .post(server.at("/settings/users/create"))
-            .form(&[("lines", "bea@example.com, Bea, Lee\ncal@example.com"), ("role", "global:admin")])
-            .send()
-            .await?
-            .text()
-            .await?;
-        assert_eq!(created.matches("class=\"temp-password\"").count(), 2, "{created}");
-        assert!(created.contains("id=\"csv-download\""));
-        assert!(created.contains("data:text/csv;charset=utf-8,email%2Cfirst%20name"));
-        assert!(created.contains("must choose a password at next sign-in"));
-
-        let users = body(owner.get(server.at("/rest/users")).send().await?).await;
-        let ivy = users["data"]["items"].as_array().and_then(|i| i.iter().find(|u| u["email"] == "ivy@example.com").cloned()).unwrap_or_default();
-        let id = ivy["id"].as_str().unwrap_or_default().to_owned();
-        let revoked = owner.post(server.at(&format!("/settings/users/{id}/revoke"))).send().await?.text().await?;
-        assert!(revoked.contains("The invitation is withdrawn"));
-        assert!(!revoked.contains("ivy@example.com"));
-        Ok(())
-    }
+    let same = bea
+        .post(server.at("/set-password"))
+        .form(&[("password", temporary.as_str())])
+        .send()
+        .await?
+        .text()
+        .await?;
+    assert!(
+        same.contains("Choose a password different from the temporary one."),
+        "{same}"
+    );
+    let weak = bea
+        .post(server.at("/set-password"))
+        .form(&[("password", "weak")])
+        .send()
+        .await?
+        .text()
+        .await?;
+    assert!(weak.contains("Password must contain at least 1 number."));
+    let done = bea
+        .post(server.at("/set-password"))
+        .form(&[("password", "Bea1password")])
+        .send()
+        .await?;
+    assert_eq!(done.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        bea.get(server.at("/rest/users")).send().await?.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        login(&server.client(), &server, "bea@example.com", &temporary)
+            .await
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        login(&server.client(), &server, "bea@example.com", "Bea1password")
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    Ok(())
 }
+
+async fn the_api_can_replace_a_temporary_password_too(db: Db) -> TestResult {
+    let server = TestServer::start(db).await;
+    let owner = server.owner().await;
+    let created = body(
+        owner
+            .post(server.at("/rest/users"))
+            .json(&json!({"users": [{"email": "bea@example.com"}]}))
+            .send()
+            .await?,
+    )
+    .await;
+    let temporary = created["data"][0]["temporaryPassword"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let bea = server.signed_in("bea@example.com", &temporary).await;
+    let changed = bea
+        .patch(server.at("/rest/me/password"))
+        .json(&json!({"currentPassword": temporary, "newPassword": "Bea1password"}))
+        .send()
+        .await?;
+    assert_eq!(changed.status(), StatusCode::OK);
+    assert_eq!(
+        bea.get(server.at("/rest/users")).send().await?.status(),
+        StatusCode::OK
+    );
+    Ok(())
+}
+
+async fn members_cannot_create_users_and_emails_stay_unique(db: Db) -> TestResult {
+    let server = TestServer::start(db).await;
+    let owner = server.owner().await;
+    server
+        .add_user("mia@example.com", "Member1pass", Role::Member)
+        .await;
+    let member = server.signed_in("mia@example.com", "Member1pass").await;
+    let refused = member
+        .post(server.at("/rest/users"))
+        .json(&json!({"users": [{"email": "x@example.com"}]}))
+        .send()
+        .await?;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let taken = body(
+        owner
+            .post(server.at("/rest/users"))
+            .json(&json!({"users": [{"email": "MIA@example.com"}]}))
+            .send()
+            .await?,
+    )
+    .await;
+    assert_eq!(
+        taken["data"][0]["error"],
+        "mia@example.com already has an account."
+    );
+    assert!(taken["data"][0].get("temporaryPassword").is_none());
+    Ok(())
+}
+
+async fn the_users_page_shows_links_to_copy_temporary_passwords_and_a_csv(db: Db) -> TestResult {
+    let server = TestServer::start(db).await;
+    let owner = server.owner().await;
+    let invited = owner
+        .post(server.at("/settings/users/invite"))
+        .form(&[
+            ("emails", "ivy@example.com, kim@example.com"),
+            ("role", "global:member"),
+        ])
+        .send()
+        .await?
+        .text()
+        .await?;
+    assert!(invited.contains("Email is not set up on this instance"));
+    assert_eq!(
+        invited.matches("class=\"invite-link\"").count(),
+        2,
+        "{invited}"
+    );
+    assert!(invited.contains("data-copy=\"invite-link-1\""));
+    assert!(invited.contains("Pending: invited"));
+    assert!(invited.contains(" by Olive Owner"));
+
+    let created = owner
+        .post(server.at("/settings/users/create"))
+        .form(&[
+            ("lines", "bea@example.com, Bea, Lee\ncal@example.com"),
+            ("role", "global:admin"),
+        ])
+        .send()
+        .await?
+        .text()
+        .await?;
+    assert_eq!(
+        created.matches("class=\"temp-password\"").count(),
+        2,
+        "{created}"
+    );
+    assert!(created.contains("id=\"csv-download\""));
+    assert!(created.contains("data:text/csv;charset=utf-8,email%2Cfirst%20name"));
+    assert!(created.contains("must choose a password at next sign-in"));
+
+    let users = body(owner.get(server.at("/rest/users")).send().await?).await;
+    let ivy = users["data"]["items"]
+        .as_array()
+        .and_then(|i| i.iter().find(|u| u["email"] == "ivy@example.com").cloned())
+        .unwrap_or_default();
+    let id = ivy["id"].as_str().unwrap_or_default().to_owned();
+    let revoked = owner
+        .post(server.at(&format!("/settings/users/{id}/revoke")))
+        .send()
+        .await?
+        .text()
+        .await?;
+    assert!(revoked.contains("The invitation is withdrawn"));
+    assert!(!revoked.contains("ivy@example.com"));
+    Ok(())
+}
+
+on_both_databases!(
+    a_user_created_directly_must_replace_the_temporary_password_before_anything_else,
+    the_api_can_replace_a_temporary_password_too,
+    members_cannot_create_users_and_emails_stay_unique,
+    the_users_page_shows_links_to_copy_temporary_passwords_and_a_csv
+);

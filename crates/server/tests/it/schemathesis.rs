@@ -27,45 +27,79 @@ fn schemathesis() -> Command {
     }
 }
 
-on_both_databases! {
-    async fn schemathesis_finds_no_server_error_and_no_answer_that_breaks_the_schema(db) -> TestResult {
-        let server = TestServer::start(db).await;
-        let owner = server.owner().await;
-        for i in 0..5 {
-            server.add_user(&format!("fuzz{i}@example.com"), "Member1pass", Role::Member).await;
-        }
-        let created = owner
-            .post(server.at("/rest/api-keys"))
-            .json(&json!({"label": "schemathesis", "scopes": ["user:read", "user:list", "user:create", "user:changeRole", "user:delete"]}))
-            .send()
-            .await?;
-        let key = body(created).await["data"]["rawApiKey"].as_str().unwrap_or_default().to_owned();
-        let document = server.at("/api/v1/openapi.json");
-        assert!(Client::new().get(&document).send().await?.status().is_success());
-        let scratch = tempfile::tempdir()?;
-        let workdir = scratch.path().to_owned();
-        let output = tokio::task::spawn_blocking(move || {
-            schemathesis()
-                // Its example database goes in a scratch folder, not the tree.
-                .current_dir(&workdir)
-                .args(["run", &document])
-                .args(["--header", &format!("X-N8N-API-KEY: {key}")])
-                .args(["--checks", "not_a_server_error,response_schema_conformance,content_type_conformance"])
-                .args(["--phases", "examples,coverage,fuzzing"])
-                .args(["--max-examples", "25", "--seed", "7", "--workers", "1"])
-                .env("SCHEMATHESIS_HOOKS", "")
-                .output()
-        })
-        .await??;
-        let report = format!("{}\n{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-        assert!(output.status.success(), "schemathesis found problems:\n{report}");
-        // It must have exercised every operation, not passed vacuously.
-        assert!(report.contains("5 selected / 5 total"), "not every operation was tested:\n{report}");
-        let generated = report
-            .lines()
-            .find_map(|line| line.trim().split_once(" generated").and_then(|(n, _)| n.trim().parse::<u32>().ok()))
-            .unwrap_or(0);
-        assert!(generated >= 50, "only {generated} cases were generated:\n{report}");
-        Ok(())
+async fn schemathesis_finds_no_server_error_and_no_answer_that_breaks_the_schema(
+    db: Db,
+) -> TestResult {
+    let server = TestServer::start(db).await;
+    let owner = server.owner().await;
+    for i in 0..5 {
+        server
+            .add_user(&format!("fuzz{i}@example.com"), "Member1pass", Role::Member)
+            .await;
     }
+    let created = owner
+        .post(server.at("/rest/api-keys"))
+        .json(&json!({"label": "schemathesis", "scopes": ["user:read", "user:list", "user:create", "user:changeRole", "user:delete"]}))
+        .send()
+        .await?;
+    let key = body(created).await["data"]["rawApiKey"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let document = server.at("/api/v1/openapi.json");
+    assert!(
+        Client::new()
+            .get(&document)
+            .send()
+            .await?
+            .status()
+            .is_success()
+    );
+    let scratch = tempfile::tempdir()?;
+    let workdir = scratch.path().to_owned();
+    let output = tokio::task::spawn_blocking(move || {
+        schemathesis()
+            // Its example database goes in a scratch folder, not the tree.
+            .current_dir(&workdir)
+            .args(["run", &document])
+            .args(["--header", &format!("X-N8N-API-KEY: {key}")])
+            .args([
+                "--checks",
+                "not_a_server_error,response_schema_conformance,content_type_conformance",
+            ])
+            .args(["--phases", "examples,coverage,fuzzing"])
+            .args(["--max-examples", "25", "--seed", "7", "--workers", "1"])
+            .env("SCHEMATHESIS_HOOKS", "")
+            .output()
+    })
+    .await??;
+    let report = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        output.status.success(),
+        "schemathesis found problems:\n{report}"
+    );
+    // It must have exercised every operation, not passed vacuously.
+    assert!(
+        report.contains("5 selected / 5 total"),
+        "not every operation was tested:\n{report}"
+    );
+    let generated = report
+        .lines()
+        .find_map(|line| {
+            line.trim()
+                .split_once(" generated")
+                .and_then(|(n, _)| n.trim().parse::<u32>().ok())
+        })
+        .unwrap_or(0);
+    assert!(
+        generated >= 50,
+        "only {generated} cases were generated:\n{report}"
+    );
+    Ok(())
 }
+
+on_both_databases!(schemathesis_finds_no_server_error_and_no_answer_that_breaks_the_schema);
