@@ -1157,13 +1157,14 @@ impl ChromeDriver {
                  Install it with: {INSTALL}"
             );
         }
-        let port = free_port();
-        let child = {
+        // Port 0: ChromeDriver binds a free port itself and says which, so
+        // no other process can take it between our choice and its bind.
+        let mut child = {
             use std::os::unix::process::CommandExt as _;
             Command::new(CHROMEDRIVER)
-                .arg(format!("--port={port}"))
+                .arg("--port=0")
                 .stdin(Stdio::null())
-                .stdout(Stdio::null())
+                .stdout(Stdio::piped())
                 .stderr(Stdio::null())
                 // Its own process group, so that Drop can end Chromium too.
                 .process_group(0)
@@ -1172,6 +1173,11 @@ impl ChromeDriver {
                     panic!("cannot start {CHROMEDRIVER} ({e}). Install it with: {INSTALL}")
                 })
         };
+        let port = child
+            .stdout
+            .take()
+            .map(announced_port)
+            .unwrap_or_else(|| panic!("no output from {CHROMEDRIVER}"));
         let mut driver = Self {
             child,
             url: format!("http://127.0.0.1:{port}"),
@@ -1246,11 +1252,27 @@ impl Drop for ChromeDriver {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|address| address.port())
-        .unwrap_or_else(|e| panic!("no free port: {e}"))
+/// The port ChromeDriver says it listens on ("… started successfully on
+/// port N."). A thread keeps reading its output after that, so it never
+/// blocks on a full pipe.
+fn announced_port(output: std::process::ChildStdout) -> u16 {
+    use std::io::BufRead as _;
+    let (tell, told) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(output).lines() {
+            let Ok(line) = line else { break };
+            if let Some(port) = line
+                .split("started successfully on port ")
+                .nth(1)
+                .and_then(|rest| rest.trim_end_matches('.').trim().parse::<u16>().ok())
+            {
+                let _ = tell.send(port);
+            }
+        }
+    });
+    told.recv_timeout(PATIENCE).unwrap_or_else(|_| {
+        panic!("{CHROMEDRIVER} did not say which port it listens on within {PATIENCE:?}")
+    })
 }
 
 /// Numbered screenshots in the workspace's `target/screenshots/{name}/`
