@@ -198,6 +198,8 @@ pub trait ResetStore {
         password_hash: &str,
         now: Millis,
     ) -> StoreResult<Option<User>>;
+    /// Makes the link unusable (too many wrong codes were tried with it).
+    async fn void_reset(&self, token_hash: &str) -> StoreResult<()>;
 }
 
 /// Which workflows or credentials to list: all, or those in the projects a
@@ -395,6 +397,9 @@ pub trait GuardStore {
         window_start: Millis,
         expires_at: Millis,
     ) -> StoreResult<i64>;
+    /// Takes one back from the counter `key` of the window starting at
+    /// `window_start` (an attempt that turned out right).
+    async fn forgive_hit(&self, key: &str, window_start: Millis) -> StoreResult<()>;
     async fn purge_expired(&self, now: Millis) -> StoreResult<()>;
 }
 

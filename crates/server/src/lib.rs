@@ -10,10 +10,12 @@ pub mod cli;
 pub mod error;
 pub mod extract;
 mod health;
+mod input;
 pub mod mail;
 pub mod pages;
 pub mod request_id;
 pub mod rest;
+pub mod security;
 pub mod settings;
 
 use std::{future::Future, net::SocketAddr, path::Path, sync::Arc};
@@ -101,6 +103,15 @@ impl AppState {
         let settings = self.settings();
         let max_age = seconds_until(until, self.usher().now());
         extract::session_cookie(&settings.cookie, &settings.base_path, token, max_age)
+    }
+
+    /// Whether a request path (as it arrives, with N8N_PATH) is `/rest` or
+    /// `/api`, answered in JSON, rather than a page.
+    pub fn is_api_path(&self, path: &str) -> bool {
+        let inner = path
+            .strip_prefix(self.settings().base_path.as_str())
+            .unwrap_or(path);
+        inner.starts_with("/rest/") || inner.starts_with("/api/")
     }
 
     /// A path inside Usher, with N8N_PATH in front: for links and redirects.
@@ -243,13 +254,18 @@ pub fn app(state: AppState) -> Router {
         .merge(pages::router(&state))
         .merge(api_v1::keys_page::router(&state))
         .fallback(pages::not_found)
-        .layer(session);
+        .layer(session)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            security::same_origin,
+        ));
     let routes = Router::new()
         .nest("/api/v1", api_v1::router(&state))
         .merge(health::router())
         .merge(pages::assets_router())
         .merge(with_session);
     let base = state.settings().base_path.clone();
+    let input_state = state.clone();
     let routes = routes.with_state(state);
     // Under N8N_PATH the routes see paths with the prefix taken off, so both
     // `/team` and `/team/` reach the home page.
@@ -262,6 +278,8 @@ pub fn app(state: AppState) -> Router {
     };
     routes
         .layer(DefaultBodyLimit::max(1024 * 1024))
+        .layer(middleware::from_fn_with_state(input_state, input::layer))
+        .layer(middleware::from_fn(security::headers))
         .layer(middleware::from_fn(request_id::layer))
 }
 

@@ -33,6 +33,19 @@ impl GuardStore for SqlStore {
         Ok(count)
     }
 
+    async fn forgive_hit(&self, key: &str, window_start: Millis) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE rate_limits SET count = count - 1 \
+             WHERE key = $1 AND window_start = $2 AND count > 0",
+        )
+        .bind(key)
+        .bind(window_start)
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+
     async fn purge_expired(&self, now: Millis) -> StoreResult<()> {
         for sql in [
             "DELETE FROM rate_limits WHERE expires_at <= $1",
@@ -101,16 +114,18 @@ impl AuditStore for SqlStore {
         limit: i64,
         offset: i64,
     ) -> StoreResult<(Vec<AuditEvent>, i64)> {
-        // Static statements: an empty filter value matches every row.
+        // Static statements: an empty filter value matches every row. The
+        // values are matched as typed: `%`, `_` and `\` in them are escaped.
         macro_rules! matching {
             () => {
-                " WHERE ($1 = '' OR action LIKE $1 || '%') \
-                 AND ($2 = '' OR LOWER(COALESCE(actor_email, '')) LIKE '%' || $2 || '%' \
-                      OR LOWER(COALESCE(target, '')) LIKE '%' || $2 || '%')"
+                " WHERE ($1 = '' OR action LIKE $1 || '%' ESCAPE '\\') \
+                 AND ($2 = '' OR LOWER(COALESCE(actor_email, '')) LIKE '%' || $2 || '%' ESCAPE '\\' \
+                      OR LOWER(COALESCE(target, '')) LIKE '%' || $2 || '%' ESCAPE '\\')"
             };
         }
-        let person = filter.person.trim().to_lowercase();
-        let action = filter.action.trim();
+        let person = like_literal(&filter.person.trim().to_lowercase());
+        let action = like_literal(filter.action.trim());
+        let action = action.as_str();
         let (total,): (i64,) =
             sqlx::query_as(concat!("SELECT COUNT(*) FROM audit_events", matching!()))
                 .bind(action)
@@ -181,4 +196,11 @@ mod tests {
         assert_eq!(sqlite, names("postgres")?);
         Ok(())
     }
+}
+
+/// `text` for a `LIKE … ESCAPE '\'` pattern that matches it literally.
+fn like_literal(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
 }

@@ -99,4 +99,13 @@ impl ResetStore for SqlStore {
         self.auth_changed().await;
         Ok(Some(user))
     }
+
+    async fn void_reset(&self, token_hash: &str) -> StoreResult<()> {
+        sqlx::query("DELETE FROM password_resets WHERE token_hash = $1")
+            .bind(token_hash)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
 }

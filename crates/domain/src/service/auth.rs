@@ -9,7 +9,7 @@ use crate::{
     token,
 };
 
-use super::Usher;
+use super::{Usher, throttle::Limit};
 
 pub const WRONG_CREDENTIALS: &str = "Wrong username or password. Do you have caps lock on?";
 pub const ALREADY_SET_UP: &str = "Instance owner already setup";
@@ -67,8 +67,14 @@ impl Instance {
 }
 
 /// Limits on sign-in attempts, as n8n has them.
-pub(super) const LOGIN_PER_EMAIL: (i64, Millis) = (5, MINUTE);
-const LOGIN_PER_IP: (i64, Millis) = (1000, 5 * MINUTE);
+pub(super) const LOGIN_PER_EMAIL: Limit = Limit {
+    attempts: 5,
+    window: MINUTE,
+};
+const LOGIN_PER_IP: Limit = Limit {
+    attempts: 1000,
+    window: 5 * MINUTE,
+};
 
 impl Usher {
     /// Run once at start-up: makes sure the owner shell exists.
@@ -193,23 +199,6 @@ impl Usher {
         self.audit(Some(&user), "login.succeeded", Some(&user), "", origin)
             .await;
         self.start_session(user, origin).await
-    }
-
-    /// Counts one attempt against `key`; refuses once the window's limit is passed.
-    pub(super) async fn throttle(&self, key: &str, (limit, window): (i64, Millis)) -> Result<()> {
-        let now = self.now();
-        let window_start = now - now.rem_euclid(window);
-        let count = self
-            .store
-            .count_hit(key, window_start, window_start + window)
-            .await?;
-        if count > limit {
-            let wait = ((window_start + window - now + 999) / 1000).max(1);
-            return Err(Error::TooManyRequests(format!(
-                "Too many attempts. Please wait {wait} seconds and try again."
-            )));
-        }
-        Ok(())
     }
 
     pub(super) async fn start_session(&self, user: User, origin: &Origin) -> Result<SignedIn> {

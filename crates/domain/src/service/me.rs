@@ -116,12 +116,16 @@ impl Usher {
         Ok(())
     }
 
+    /// Within the user's limit of wrong answers (see [`super::throttle`]).
     async fn check_current_password(&self, user: &User, password: &Secret) -> Result<()> {
-        let verified = self
-            .hasher
-            .verify(password, user.password_hash.as_deref())
-            .await?;
-        if verified.matches {
+        let check = async {
+            let verified = self
+                .hasher
+                .verify(password, user.password_hash.as_deref())
+                .await?;
+            Ok(verified.matches)
+        };
+        if self.guarded(user.id, check).await? {
             Ok(())
         } else {
             Err(Error::field("currentPassword", WRONG_CURRENT_PASSWORD))

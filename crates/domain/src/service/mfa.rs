@@ -76,18 +76,21 @@ fn totp(secret: &[u8], account: &str) -> Result<Totp> {
         .map_err(|e| Error::Internal(format!("totp: {e}")))
 }
 
+/// Letters and digits that cannot be mistaken for one another (no l, o, 0,
+/// 1): 32 of them, 5 bits a character.
+const RECOVERY_ALPHABET: &[u8; 32] = b"abcdefghijkmnpqrstuvwxyz23456789";
+
 fn recovery_code() -> Secret {
-    // 80 bits in three groups of base32, easy to read out and type.
-    const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyz23456789";
-    let bytes = token::generate().secret;
+    // 80 bits: 16 characters, each drawn uniformly from the 32 (a random
+    // byte's low 5 bits), in four groups easy to read out and type.
+    let mut bytes = [0u8; 16];
+    rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
     let chars: Vec<char> = bytes
-        .expose()
-        .bytes()
-        .take(15)
-        .map(|b| char::from(ALPHABET[usize::from(b) % ALPHABET.len()]))
+        .iter()
+        .map(|b| char::from(RECOVERY_ALPHABET[usize::from(b & 31)]))
         .collect();
     let text: String = chars
-        .chunks(5)
+        .chunks(4)
         .map(|c| c.iter().collect::<String>())
         .collect::<Vec<_>>()
         .join("-");
@@ -158,7 +161,10 @@ impl Usher {
                 Error::invalid("Start the set-up first: there is no secret to confirm.")
             })?;
         let secret = self.open_secret(&sealed).await?;
-        if !self.accept_code(&actor.user, &secret, code).await? {
+        let right = self
+            .guarded(actor.user.id, self.accept_code(&actor.user, &secret, code))
+            .await?;
+        if !right {
             return Err(Error::MfaCodeRejected(format!(
                 "{INVALID_CODE} Check the time on your phone and try the newest code."
             )));
@@ -189,28 +195,32 @@ impl Usher {
             .await?)
     }
 
-    /// A code or a recovery code for a user with MFA on.
+    /// A code or a recovery code for a user with MFA on, within the user's
+    /// limit of wrong answers (see [`super::throttle`]).
     async fn check_second_factor(&self, user: &User, factor: &SecondFactor) -> Result<bool> {
-        if let Some(code) = factor.code.as_deref().filter(|c| !c.trim().is_empty()) {
-            let sealed = self
-                .store
-                .mfa_secret(user.id)
-                .await?
-                .ok_or_else(|| Error::Internal("mfa on without a secret".into()))?;
-            let secret = self.open_secret(&sealed).await?;
-            return self.accept_code(user, &secret, code).await;
-        }
-        if let Some(code) = factor
-            .recovery_code
-            .as_deref()
-            .filter(|c| !c.trim().is_empty())
-        {
-            return Ok(self
-                .store
-                .use_recovery_code(user.id, &recovery_hash(code), self.now())
-                .await?);
-        }
-        Ok(false)
+        self.guarded(user.id, async {
+            if let Some(code) = factor.code.as_deref().filter(|c| !c.trim().is_empty()) {
+                let sealed = self
+                    .store
+                    .mfa_secret(user.id)
+                    .await?
+                    .ok_or_else(|| Error::Internal("mfa on without a secret".into()))?;
+                let secret = self.open_secret(&sealed).await?;
+                return self.accept_code(user, &secret, code).await;
+            }
+            if let Some(code) = factor
+                .recovery_code
+                .as_deref()
+                .filter(|c| !c.trim().is_empty())
+            {
+                return Ok(self
+                    .store
+                    .use_recovery_code(user.id, &recovery_hash(code), self.now())
+                    .await?);
+            }
+            Ok(false)
+        })
+        .await
     }
 
     /// For every action MFA protects: no factor asks for one (998), a wrong
@@ -476,10 +486,40 @@ mod tests {
         Ok(())
     }
 
+    /// 80 bits as the comment says: every character of the alphabet turns
+    /// up about equally often, in every position.
+    #[test]
+    fn recovery_code_characters_are_uniform_over_the_alphabet() {
+        let mut seen = [[0u32; 32]; 16];
+        let draws = 4000;
+        for _ in 0..draws {
+            let code = recovery_code();
+            let letters = code.expose().replace('-', "");
+            for (position, c) in letters.bytes().enumerate() {
+                let index = RECOVERY_ALPHABET
+                    .iter()
+                    .position(|&a| a == c)
+                    .unwrap_or_else(|| panic!("{c} is not in the alphabet"));
+                seen[position][index] += 1;
+            }
+        }
+        // Expected 125 per cell; a uniform draw stays well inside 60..200,
+        // the old byte-of-base64 mapping never drew five of the letters.
+        for (position, counts) in seen.iter().enumerate() {
+            for (index, &count) in counts.iter().enumerate() {
+                assert!(
+                    (60..200).contains(&count),
+                    "position {position}: '{}' drawn {count} times of {draws}",
+                    char::from(RECOVERY_ALPHABET[index])
+                );
+            }
+        }
+    }
+
     #[test]
     fn recovery_codes_are_readable_unique_and_forgiving_to_type() {
         let code = recovery_code();
-        assert_eq!(code.expose().len(), 17);
+        assert_eq!(code.expose().len(), 19, "xxxx-xxxx-xxxx-xxxx");
         assert_ne!(code, recovery_code());
         assert_eq!(
             recovery_hash(code.expose()),

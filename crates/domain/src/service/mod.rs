@@ -23,6 +23,7 @@ pub mod onboarding;
 pub mod recovery;
 pub mod resources;
 pub mod roles;
+pub mod throttle;
 
 use std::sync::Arc;
 

@@ -190,11 +190,42 @@ pub fn signed_in(state: &AppState, identity: &Identity, here: &str) -> Result<Ac
     }
 }
 
-/// Only paths inside Usher are followed after sign-in (no open redirect).
-/// `target` is a path inside Usher without N8N_PATH (as `guard` writes it).
+/// Where to go after sign-in (or anywhere else a `redirect` value is
+/// followed): `target` is a path inside Usher without N8N_PATH, as [`guard`]
+/// writes it. It is parsed as a URL against the base URL, as a browser would
+/// parse it, and followed only when it stays on Usher's origin; anything with
+/// a control character or whitespace (browsers drop tabs and line breaks from
+/// URLs, which turns `/\t/evil.example` into `//evil.example`) or that fails
+/// to parse leads home. Never an open redirect, never a 500.
 pub fn safe_redirect(state: &AppState, target: &str) -> String {
-    let inside = target.starts_with('/') && !target.starts_with("//") && !target.contains('\\');
-    state.path(if inside { target } else { "/" })
+    let settings = state.settings();
+    local_redirect(&settings.base_url, &settings.base_path, target)
+}
+
+fn local_redirect(base_url: &str, base_path: &str, target: &str) -> String {
+    let home = format!("{base_path}/");
+    let refused = !target.starts_with('/')
+        // A scheme-relative URL, however the base path would wrap it.
+        || target.starts_with("//")
+        || target.starts_with("/\\")
+        || target.chars().any(|c| c.is_control() || c.is_whitespace());
+    if refused {
+        return home;
+    }
+    let Ok(base) = url::Url::parse(base_url) else {
+        return home;
+    };
+    match base.join(&format!("{base_path}{target}")) {
+        Ok(url) if url.origin() == base.origin() && url.path().starts_with(&home) => {
+            let mut local = url.path().to_owned();
+            if let Some(query) = url.query() {
+                local.push('?');
+                local.push_str(query);
+            }
+            local
+        }
+        _ => home,
+    }
 }
 
 /// Percent-encodes all but RFC 3986's unreserved characters and `keep`
@@ -264,11 +295,7 @@ impl IntoResponse for PageError {
 
 /// Unknown paths: JSON under `/rest` and `/api`, a page elsewhere.
 pub async fn not_found(State(state): State<AppState>, request: Request) -> Response {
-    let path = request.uri().path();
-    let inner = path
-        .strip_prefix(state.settings().base_path.as_str())
-        .unwrap_or(path);
-    if inner.starts_with("/rest/") || inner.starts_with("/api/") {
+    if state.is_api_path(request.uri().path()) {
         return ApiError::not_found().into_response();
     }
     let identity = request.extensions().get::<Identity>();
@@ -278,4 +305,36 @@ pub async fn not_found(State(state): State<AppState>, request: Request) -> Respo
         ApiError::new(StatusCode::NOT_FOUND, "There is no page at this address."),
     )
     .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redirects_stay_on_usher_s_origin_and_never_fail() {
+        let base = "https://usher.example.com/team";
+        for (target, expected) in [
+            ("/settings/users", "/team/settings/users"),
+            ("/projects/1?done=1", "/team/projects/1?done=1"),
+            ("/", "/team/"),
+            ("//evil.example", "/team/"),
+            ("/\\evil.example", "/team/"),
+            ("/\t/evil.example", "/team/"),
+            ("/\n/x", "/team/"),
+            ("/ /x", "/team/"),
+            ("/../../x", "/team/"),
+            ("https://evil.example/", "/team/"),
+            ("javascript:alert(1)", "/team/"),
+            ("", "/team/"),
+        ] {
+            assert_eq!(
+                local_redirect(base, "/team", target),
+                expected,
+                "{target:?}"
+            );
+        }
+        assert_eq!(local_redirect("http://localhost:5678", "", "/x"), "/x");
+        assert_eq!(local_redirect("http://localhost:5678", "", "//x"), "/");
+    }
 }
