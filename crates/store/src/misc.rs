@@ -178,6 +178,13 @@ impl Store for SqlStore {
     }
 }
 
+/// `text` for a `LIKE … ESCAPE '\'` pattern that matches it literally.
+fn like_literal(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;
@@ -196,11 +203,4 @@ mod tests {
         assert_eq!(sqlite, names("postgres")?);
         Ok(())
     }
-}
-
-/// `text` for a `LIKE … ESCAPE '\'` pattern that matches it literally.
-fn like_literal(text: &str) -> String {
-    text.replace('\\', "\\\\")
-        .replace('%', "\\%")
-        .replace('_', "\\_")
 }
