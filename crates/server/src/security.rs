@@ -73,26 +73,34 @@ pub async fn same_origin(State(state): State<AppState>, request: Request, next: 
 }
 
 /// Whether the browser says this request comes from another origin.
+///
+/// `Sec-Fetch-Site` first: the browser sets it and no page can change it,
+/// and it stays right under `Referrer-Policy: no-referrer`, which makes
+/// browsers send `Origin: null` even for a form on Usher's own page. Then
+/// `Origin`, against the base URL's origin and the host the request was sent
+/// to. An opaque (`null`) or missing origin decides nothing here: the form
+/// token does.
 fn cross_origin(headers: &HeaderMap, base_url: &str) -> bool {
     let text = |name: &str| {
         headers
             .get(name)
             .map(|v| v.to_str().unwrap_or("\u{0}").trim().to_ascii_lowercase())
     };
-    if let Some(origin) = text("origin") {
-        let host = text("host").unwrap_or_default();
-        let from_base = origin_of(base_url).is_some_and(|base| base == origin);
-        let to_this_host = origin.split_once("://").is_some_and(|(scheme, authority)| {
+    if let Some(site) = text("sec-fetch-site") {
+        // "none": typed, bookmarked or dragged by the user.
+        return !matches!(site.as_str(), "same-origin" | "none");
+    }
+    let Some(origin) = text("origin").filter(|o| o != "null") else {
+        return false;
+    };
+    let host = text("host").unwrap_or_default();
+    let from_base = origin_of(base_url).is_some_and(|base| base == origin);
+    let to_this_host = origin
+        .split_once("://")
+        .is_some_and(|(scheme, authority)| {
             matches!(scheme, "http" | "https") && !host.is_empty() && authority == host
         });
-        // "null" (a sandboxed frame, a privacy redirect) is another origin.
-        return !(from_base || to_this_host);
-    }
-    match text("sec-fetch-site").as_deref() {
-        // "none": typed, bookmarked or dragged by the user.
-        Some("same-origin" | "none") | None => false,
-        Some(_) => true,
-    }
+    !(from_base || to_this_host)
 }
 
 /// `scheme://host[:port]` of a URL, lower-cased, without the default port.
@@ -125,13 +133,14 @@ mod tests {
             ],
             vec![("sec-fetch-site", "same-origin")],
             vec![("sec-fetch-site", "none")],
+            vec![("origin", "null"), ("sec-fetch-site", "same-origin")],
+            vec![("origin", "null")],
         ];
         for headers in same {
             assert!(!cross_origin(&with(&headers), base), "{headers:?}");
         }
         let cross = [
             vec![("origin", "https://evil.example")],
-            vec![("origin", "null")],
             vec![("origin", "https://usher.example.com.evil.example")],
             vec![("origin", "http://usher.example.com")],
             vec![
@@ -140,6 +149,7 @@ mod tests {
             ],
             vec![("sec-fetch-site", "cross-site")],
             vec![("sec-fetch-site", "same-site")],
+            vec![("origin", "https://usher.example.com"), ("sec-fetch-site", "cross-site")],
         ];
         for headers in cross {
             assert!(cross_origin(&with(&headers), base), "{headers:?}");
