@@ -219,6 +219,7 @@ fn load_or_create_key(folder: &Path) -> Result<Secret, String> {
     }
     std::fs::create_dir_all(folder)
         .map_err(|e| format!("cannot create {}: {e}", folder.display()))?;
+    private_folder(folder).map_err(|e| format!("cannot make {} private: {e}", folder.display()))?;
     let mut bytes = [0u8; 32];
     rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
     let key = base64::engine::general_purpose::STANDARD.encode(bytes);
@@ -236,6 +237,18 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
         .mode(0o600)
         .open(path)?;
     file.write_all(contents.as_bytes())
+}
+
+/// The data folder is its owner's only (0700), whatever the umask.
+#[cfg(unix)]
+fn private_folder(folder: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(folder, std::fs::Permissions::from_mode(0o700))
+}
+
+#[cfg(not(unix))]
+fn private_folder(_: &Path) -> std::io::Result<()> {
+    Ok(())
 }
 
 #[cfg(not(unix))]

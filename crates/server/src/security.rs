@@ -95,11 +95,9 @@ fn cross_origin(headers: &HeaderMap, base_url: &str) -> bool {
     };
     let host = text("host").unwrap_or_default();
     let from_base = origin_of(base_url).is_some_and(|base| base == origin);
-    let to_this_host = origin
-        .split_once("://")
-        .is_some_and(|(scheme, authority)| {
-            matches!(scheme, "http" | "https") && !host.is_empty() && authority == host
-        });
+    let to_this_host = origin.split_once("://").is_some_and(|(scheme, authority)| {
+        matches!(scheme, "http" | "https") && !host.is_empty() && authority == host
+    });
     !(from_base || to_this_host)
 }
 
@@ -149,7 +147,10 @@ mod tests {
             ],
             vec![("sec-fetch-site", "cross-site")],
             vec![("sec-fetch-site", "same-site")],
-            vec![("origin", "https://usher.example.com"), ("sec-fetch-site", "cross-site")],
+            vec![
+                ("origin", "https://usher.example.com"),
+                ("sec-fetch-site", "cross-site"),
+            ],
         ];
         for headers in cross {
             assert!(cross_origin(&with(&headers), base), "{headers:?}");

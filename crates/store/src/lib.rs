@@ -15,6 +15,7 @@
 mod api_keys;
 mod auth_cache;
 pub mod config;
+mod files;
 mod inline;
 mod invitations;
 mod mfa;

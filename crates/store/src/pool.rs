@@ -45,10 +45,7 @@ pub async fn connect(config: &DbConfig) -> Result<SqlStore, String> {
     sqlx::any::install_default_drivers();
     let (backend, pool, reads, inline, auth) = match config {
         DbConfig::Sqlite { path } => {
-            if let Some(folder) = path.parent() {
-                std::fs::create_dir_all(folder)
-                    .map_err(|e| format!("cannot create {}: {e}", folder.display()))?;
-            }
+            crate::files::private_sqlite_files(path)?;
             let pool = AnyPoolOptions::new()
                 .max_connections(8)
                 // A ping before every query is a round trip to the
