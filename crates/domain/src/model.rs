@@ -254,6 +254,19 @@ impl User {
 pub struct Origin {
     pub ip: String,
     pub user_agent: String,
+    /// The device cookie the browser presented, if any: proof that it
+    /// signed in before (see `service::throttle`).
+    pub device: Option<String>,
+}
+
+impl Origin {
+    /// A command an operator runs on the server.
+    pub fn command_line() -> Self {
+        Self {
+            ip: "command line".into(),
+            ..Self::default()
+        }
+    }
 }
 
 #[cfg(test)]

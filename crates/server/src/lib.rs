@@ -78,15 +78,30 @@ impl AppState {
         self.0.smtp.as_deref()
     }
 
-    pub fn session_cookie(&self, session: &SignedIn) -> Option<HeaderValue> {
+    /// The `Set-Cookie`s of a new session: the session itself, and the
+    /// device cookie that lets this browser's later sign-in attempts count
+    /// apart from strangers' (`usher_domain::service::throttle`).
+    pub fn session_cookie(&self, session: &SignedIn) -> Vec<HeaderValue> {
         let max_age = seconds_until(session.expires_at, self.usher().now());
         let settings = self.settings();
+        let device = session.device.as_ref().and_then(|device| {
+            extract::cookie(
+                &settings.cookie,
+                &extract::device_cookie_name(&settings.cookie),
+                &settings.base_path,
+                device.expose(),
+                extract::DEVICE_COOKIE_SECONDS,
+            )
+        });
         extract::session_cookie(
             &settings.cookie,
             &settings.base_path,
             session.token.expose(),
             max_age,
         )
+        .into_iter()
+        .chain(device)
+        .collect()
     }
 
     pub fn clear_cookie(&self) -> Option<HeaderValue> {

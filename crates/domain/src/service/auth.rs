@@ -28,6 +28,9 @@ pub struct SignedIn {
     pub user: User,
     pub token: Secret,
     pub expires_at: Millis,
+    /// A device cookie for this browser and user: its later sign-in
+    /// attempts are counted apart from strangers' (see [`super::throttle`]).
+    pub device: Option<Secret>,
 }
 
 /// Who is making a request.
@@ -165,7 +168,7 @@ impl Usher {
         let email_key = email
             .as_ref()
             .map_or_else(|| login.trim().to_lowercase(), |e| e.to_string());
-        self.throttle(&format!("login:email:{email_key}"), LOGIN_PER_EMAIL)
+        self.throttle(&self.login_key(&email_key, origin), LOGIN_PER_EMAIL)
             .await?;
         self.throttle(&format!("login:ip:{}", origin.ip), LOGIN_PER_IP)
             .await?;
@@ -213,10 +216,12 @@ impl Usher {
             user_agent: origin.user_agent.chars().take(512).collect(),
         };
         self.store.insert_session(&session).await?;
+        let device = self.device_token(&user);
         Ok(SignedIn {
             user,
             token: token.secret,
             expires_at: session.expires_at,
+            device,
         })
     }
 

@@ -367,10 +367,7 @@ impl Usher {
             )));
         }
         self.store.disable_mfa(user.id, self.now()).await?;
-        let origin = Origin {
-            ip: "command line".into(),
-            user_agent: String::new(),
-        };
+        let origin = crate::model::Origin::command_line();
         self.audit(
             None,
             "mfa.disabled",
@@ -435,7 +432,7 @@ impl Usher {
             .map(|e| e.to_string())
             .unwrap_or_default();
         self.throttle(
-            &format!("login:email:{email}"),
+            &self.login_key(&email, origin),
             super::auth::LOGIN_PER_EMAIL,
         )
         .await?;

@@ -257,10 +257,7 @@ impl Usher {
             .filter(|u| !u.is_pending())
             .ok_or_else(|| Error::not_found(format!("No active user has the email {email}.")))?;
         let link = self.new_reset_link(&user).await?;
-        let origin = Origin {
-            ip: "command line".into(),
-            user_agent: String::new(),
-        };
+        let origin = crate::model::Origin::command_line();
         self.audit(
             None,
             "password_reset.link_created",

@@ -11,12 +11,19 @@
 //!   the window ends, whichever route asked. Each attempt takes its place in
 //!   the count *before* it is checked and gives it back only when it was
 //!   right, so that many guesses sent at once cannot all slip under the
-//!   limit.
+//!   limit;
+//! - sign-in attempts are counted per email, except from a browser that
+//!   signed in as that user before: it shows a *device cookie* (OWASP's
+//!   advice against targeted lock-out) and its attempts count against that
+//!   cookie only, so a stranger sending wrong passwords for the owner's
+//!   email cannot keep the owner out.
 
 use crate::{
     Error, Result,
     clock::{MINUTE, Millis},
-    model::UserId,
+    model::{Origin, User, UserId},
+    secret::Secret,
+    token,
 };
 
 use super::Usher;
@@ -75,4 +82,40 @@ impl Usher {
         }
         Ok(right)
     }
+
+    /// The counter a sign-in attempt for `login` (an email, lower-cased)
+    /// goes to: its device cookie's, when the browser shows a valid one for
+    /// that login, else the login's own, which strangers share.
+    pub(super) fn login_key(&self, login: &str, origin: &Origin) -> String {
+        match self.trusted_device(login, origin) {
+            Some(device) => format!("login:device:{device}"),
+            None => format!("login:email:{login}"),
+        }
+    }
+
+    /// A device cookie for a browser that just signed in as `user`: the
+    /// email and a random id, sealed with the instance key (so it cannot
+    /// be forged or read), kept by the browser.
+    pub(super) fn device_token(&self, user: &User) -> Option<Secret> {
+        let email = user.email.as_ref()?;
+        let id = token::generate().hash;
+        let sealed = self
+            .cipher()
+            .ok()?
+            .seal(&format!("{DEVICE}{email}\n{id}"))
+            .ok()?;
+        Some(Secret::new(sealed))
+    }
+
+    /// The id of the device cookie `origin` shows, if it is one of ours
+    /// and was made for `login`.
+    fn trusted_device(&self, login: &str, origin: &Origin) -> Option<String> {
+        let plain = self.cipher().ok()?.open(origin.device.as_deref()?).ok()?;
+        let (email, id) = plain.strip_prefix(DEVICE)?.split_once('\n')?;
+        (email == login).then(|| id.to_owned())
+    }
 }
+
+/// What a sealed device cookie starts with, so that no other sealed value
+/// passes for one.
+const DEVICE: &str = "device:";

@@ -54,9 +54,12 @@ pub fn data<T: Serialize>(value: T) -> Json<Data<T>> {
 }
 
 /// A response with a session cookie set (or cleared, with max_age 0).
-pub fn with_cookie(response: impl IntoResponse, cookie: Option<HeaderValue>) -> Response {
+pub fn with_cookie(
+    response: impl IntoResponse,
+    cookies: impl IntoIterator<Item = HeaderValue>,
+) -> Response {
     let mut response = response.into_response();
-    if let Some(cookie) = cookie {
+    for cookie in cookies {
         response
             .headers_mut()
             .append(axum::http::header::SET_COOKIE, cookie);
