@@ -20,5 +20,6 @@ mod resource_pages;
 mod resources;
 mod roles;
 mod schemathesis;
+mod security;
 mod sessions;
 mod setup;

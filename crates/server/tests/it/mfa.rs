@@ -8,42 +8,6 @@ use usher_domain::model::Role;
 use crate::harness::*;
 use crate::on_both_databases;
 
-/// Enrols the signed-in `client`; returns the secret and the recovery codes.
-async fn enrol(server: &TestServer, client: &Client) -> (String, Vec<String>) {
-    let qr = body(
-        client
-            .get(server.at("/rest/mfa/qr"))
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{e}")),
-    )
-    .await;
-    let secret = qr["data"]["secret"].as_str().unwrap_or_default().to_owned();
-    assert!(
-        qr["data"]["qrCode"]
-            .as_str()
-            .unwrap_or_default()
-            .starts_with("otpauth://totp/")
-    );
-    let codes: Vec<String> = qr["data"]["recoveryCodes"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|c| c.as_str().map(str::to_owned))
-        .collect();
-    assert_eq!(codes.len(), 10);
-    let enabled = client
-        .post(server.at("/rest/mfa/enable"))
-        .json(&json!({"mfaCode": code_at(server, &secret)}))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(enabled.status(), StatusCode::OK);
-    // The code just used is spent: later calls in a test use the next window.
-    server.advance_minutes(1);
-    (secret, codes)
-}
-
 async fn login_with(
     server: &TestServer,
     email: &str,
