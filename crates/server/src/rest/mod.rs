@@ -84,6 +84,24 @@ pub struct UserJson {
     pub updated_at: String,
 }
 
+/// A user as `viewer` may see them, wherever `/rest` shows another person
+/// (the user list, a project's members): the owner and admins, and the user
+/// themself, see everything; a member sees what n8n shows members of other
+/// users (id, email, names, role), never MFA state, flags or dates.
+pub fn user_seen_by(viewer: &usher_domain::service::auth::Actor, user: &User) -> serde_json::Value {
+    let full = serde_json::to_value(UserJson::from(user)).unwrap_or_default();
+    if usher_domain::service::Usher::sees_full_profile(viewer, user) {
+        return full;
+    }
+    serde_json::json!({
+        "id": full["id"],
+        "email": full["email"],
+        "firstName": full["firstName"],
+        "lastName": full["lastName"],
+        "role": full["role"],
+    })
+}
+
 impl From<&User> for UserJson {
     fn from(user: &User) -> Self {
         Self {

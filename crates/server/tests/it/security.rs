@@ -417,7 +417,75 @@ async fn addresses_that_are_not_valid_email_addresses_are_refused(db: Db) -> Tes
     Ok(())
 }
 
+async fn project_members_see_each_other_as_the_user_list_shows_members(db: Db) -> TestResult {
+    let server = TestServer::start(db).await;
+    let owner = server.owner().await;
+    let mia = server
+        .add_user(MEMBER_EMAIL, MEMBER_PASSWORD, Role::Member)
+        .await;
+    let ben = server
+        .add_user("ben@example.com", MEMBER_PASSWORD, Role::Member)
+        .await;
+    let project = body(
+        owner
+            .post(server.at("/rest/projects"))
+            .json(&json!({"name": "Ops"}))
+            .send()
+            .await?,
+    )
+    .await;
+    let id = project["data"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    for (user, role) in [(&mia, "project:viewer"), (&ben, "project:editor")] {
+        let added = owner
+            .post(server.at(&format!("/rest/projects/{id}/members")))
+            .json(&json!({"userId": user.id.to_string(), "role": role}))
+            .send()
+            .await?;
+        assert_eq!(added.status(), StatusCode::OK);
+    }
+    let member = server.signed_in(MEMBER_EMAIL, MEMBER_PASSWORD).await;
+    let seen = body(
+        member
+            .get(server.at(&format!("/rest/projects/{id}")))
+            .send()
+            .await?,
+    )
+    .await;
+    let members = seen["data"]["members"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(members.len(), 3, "{seen}");
+    for other in &members {
+        let keys: Vec<&str> = other
+            .as_object()
+            .map(|o| o.keys().map(String::as_str).collect())
+            .unwrap_or_default();
+        if other["email"] == MEMBER_EMAIL {
+            assert!(
+                keys.contains(&"mfaEnabled"),
+                "the member sees themself in full"
+            );
+            continue;
+        }
+        for hidden in [
+            "mfaEnabled",
+            "passwordChangeRequired",
+            "createdAt",
+            "updatedAt",
+        ] {
+            assert!(!keys.contains(&hidden), "{hidden} shown: {other}");
+        }
+        assert!(keys.contains(&"projectRole"));
+    }
+    Ok(())
+}
+
 on_both_databases!(
+    project_members_see_each_other_as_the_user_list_shows_members,
     every_check_of_a_second_factor_or_current_password_shares_one_limit,
     ten_wrong_codes_void_the_reset_link_they_were_tried_with,
     a_stranger_guessing_the_owner_s_password_does_not_lock_the_owner_out,
