@@ -6,9 +6,10 @@
 //! - [`auth`]: `/setup`, `/signin`, `/signout`;
 //! - [`settings`]: `/`, `/settings/personal`;
 //! - [`users`]: `/settings/users` (invite, add directly, resend, revoke);
+//! - [`user`]: `/settings/users/<id>` (role, project roles, resets, deletion);
 //! - [`mfa`]: `/settings/mfa`, two-factor authentication;
 //! - [`signup`]: `/signup` (accept an invitation), `/set-password`;
-//! - [`recovery`]: `/forgot-password`, `/change-password`, `/settings/users/<id>`;
+//! - [`recovery`]: `/forgot-password`, `/change-password`;
 //! - [`audit`]: the audit log page, `/settings/audit`;
 //! - [`email`]: `/settings/email` (the invitation email's wording).
 //! - [`resources`]: `/home/workflows`, `/workflows/<id>`, `/home/credentials`, `/home/tags`, `/projects`, `/projects/<id>`.
@@ -22,6 +23,7 @@ mod recovery;
 mod resources;
 mod settings;
 mod signup;
+mod user;
 mod users;
 
 use askama::Template;
@@ -48,6 +50,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .merge(auth::router())
         .merge(settings::router())
         .merge(users::router())
+        .merge(user::router())
         .merge(signup::router())
         .merge(mfa::router())
         .merge(recovery::router())

@@ -1,6 +1,5 @@
 //! The work pages: `/home/workflows`, `/workflows/<id>`, `/home/credentials`,
-//! `/home/tags`, `/projects` and `/projects/<id>`, and what a user's page
-//! (`/settings/users/<id>`) shows of their projects and their work.
+//! `/home/tags`, `/projects` and `/projects/<id>`.
 //!
 //! Who may do what is the domain's to say
 //! ([`usher_domain::service::resources`]): a page lists what the services
@@ -826,7 +825,7 @@ async fn view_tags_delete(
 
 // ----------------------------------------------------------------- projects
 
-fn kind_label(kind: ProjectKind) -> &'static str {
+pub(super) fn kind_label(kind: ProjectKind) -> &'static str {
     match kind {
         ProjectKind::Personal => "Personal",
         ProjectKind::Team => "Team",
@@ -1109,70 +1108,4 @@ async fn view_project_remove(
         "The member is removed from the project.".to_owned()
     });
     project_page(&state, &identity, &actor, &id, shown).await
-}
-
-// ----------------------------------------------------- on a user's own page
-
-/// One of a user's project roles.
-pub(super) struct RoleRow {
-    pub project_id: String,
-    pub project: String,
-    pub kind: &'static str,
-    pub role: &'static str,
-}
-
-/// What a user's page shows of their projects and offers for their work.
-#[derive(Default)]
-pub(super) struct UserWork {
-    pub roles: Vec<RoleRow>,
-    /// Team projects, to give the user a role in.
-    pub team_projects: Vec<ProjectOption>,
-    /// Other users' personal projects, where their work may go when they are
-    /// deleted (team projects are the other choice).
-    pub personal_projects: Vec<ProjectOption>,
-}
-
-/// The user's projects, and the projects that could take their work.
-pub(super) async fn user_work(
-    state: &AppState,
-    actor: &Actor,
-    user: &User,
-    everyone: &[User],
-) -> usher_domain::Result<UserWork> {
-    let usher = state.usher();
-    let mut roles: Vec<RoleRow> = usher
-        .project_roles_of(actor, user.id)
-        .await?
-        .iter()
-        .map(|(project, role)| RoleRow {
-            project_id: project.id.to_string(),
-            project: project_label(project, everyone),
-            kind: kind_label(project.kind),
-            role: role.label(),
-        })
-        .collect();
-    roles.sort_by_key(|r| (r.kind, r.project.to_lowercase()));
-    let option = |project: &Project| ProjectOption {
-        id: project.id.to_string(),
-        label: project_label(project, everyone),
-        selected: false,
-    };
-    let projects = usher.transfer_targets(actor, user.id).await?;
-    let mut team_projects: Vec<ProjectOption> = projects
-        .iter()
-        .filter(|p| p.kind == ProjectKind::Team)
-        .map(option)
-        .collect();
-    team_projects.sort_by_key(|p| p.label.to_lowercase());
-    let mut personal_projects: Vec<ProjectOption> = projects
-        .iter()
-        .filter(|p| p.kind == ProjectKind::Personal)
-        .map(option)
-        .collect();
-    personal_projects.sort_by_key(|p| p.label.to_lowercase());
-    Ok(UserWork {
-        roles,
-        team_projects,
-        personal_projects,
-    })
 }
