@@ -241,7 +241,6 @@ pub fn app(state: AppState) -> Router {
     let with_session = Router::new()
         .nest("/rest", rest)
         .merge(pages::router(&state))
-        .merge(api_v1::keys_page::router(&state))
         .fallback(pages::not_found)
         .layer(session);
     let routes = Router::new()

@@ -10,10 +10,12 @@
 //! - [`mfa`]: `/settings/mfa`, two-factor authentication;
 //! - [`signup`]: `/signup` (accept an invitation), `/set-password`;
 //! - [`recovery`]: `/forgot-password`, `/change-password`;
+//! - [`api_keys`]: `/settings/api`, keys for the public API;
 //! - [`audit`]: the audit log page, `/settings/audit`;
 //! - [`email`]: `/settings/email` (the invitation email's wording).
 //! - [`resources`]: `/home/workflows`, `/workflows/<id>`, `/home/credentials`, `/home/tags`, `/projects`, `/projects/<id>`.
 
+mod api_keys;
 mod audit;
 mod auth;
 mod email;
@@ -57,6 +59,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .merge(audit::router())
         .merge(email::router())
         .merge(resources::router())
+        .merge(api_keys::router(state))
 }
 
 /// Static files, compiled into the binary.

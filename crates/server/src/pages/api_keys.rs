@@ -16,15 +16,15 @@ use usher_domain::{
     },
 };
 
+use super::{Layout, PageError};
 use crate::{
     AppState,
     error::ApiError,
     extract::{ClientOrigin, Who},
-    pages::{Layout, PageError},
 };
 
 pub fn router(state: &AppState) -> Router<AppState> {
-    if state.settings().public_api_disabled || state.settings().user_management_disabled {
+    if state.settings().public_api_disabled {
         return Router::new();
     }
     Router::new()
@@ -98,7 +98,7 @@ async fn render(
 }
 
 async fn view_api_get(State(state): State<AppState>, Who(identity): Who) -> Response {
-    match crate::pages::signed_in(&state, &identity, "/settings/api") {
+    match super::signed_in(&state, &identity, "/settings/api") {
         Ok(actor) => render(&state, &identity, &actor, None, None, None).await,
         Err(response) => response,
     }
@@ -110,7 +110,7 @@ async fn view_api_post(
     ClientOrigin(origin): ClientOrigin,
     axum::Form(form): axum::Form<Vec<(String, String)>>,
 ) -> Response {
-    let actor = match crate::pages::signed_in(&state, &identity, "/settings/api") {
+    let actor = match super::signed_in(&state, &identity, "/settings/api") {
         Ok(actor) => actor,
         Err(response) => return response,
     };
@@ -166,7 +166,7 @@ async fn view_api_delete(
     ClientOrigin(origin): ClientOrigin,
     Path(id): Path<String>,
 ) -> Response {
-    let actor = match crate::pages::signed_in(&state, &identity, "/settings/api") {
+    let actor = match super::signed_in(&state, &identity, "/settings/api") {
         Ok(actor) => actor,
         Err(response) => return response,
     };
