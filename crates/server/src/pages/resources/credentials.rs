@@ -1,0 +1,204 @@
+//! `/home/credentials`: the list, creating one, deleting one.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::{
+    Router,
+    extract::{Path, State},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use serde::Deserialize;
+use usher_domain::{
+    Error,
+    service::{
+        auth::{Actor, Identity},
+        resources::Access,
+    },
+};
+
+use super::{ProjectOption, Shown, page_error, project_label, writable_projects};
+use crate::{
+    AppState,
+    error::ApiError,
+    extract::{ClientOrigin, Who},
+    pages::{Form, Layout, users::day},
+};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/home/credentials",
+            get(view_credentials_get).post(view_credentials_create),
+        )
+        .route(
+            "/home/credentials/{id}/delete",
+            post(view_credentials_delete),
+        )
+}
+
+struct CredentialRow {
+    id: String,
+    name: String,
+    kind: String,
+    owner: String,
+    updated: String,
+    can_delete: bool,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "pages/credentials.html")]
+struct CredentialsPage {
+    layout: Layout,
+    rows: Vec<CredentialRow>,
+    projects: Vec<ProjectOption>,
+    form: Form,
+    data: String,
+    data_error: Option<String>,
+    notice: Option<String>,
+    error: Option<String>,
+}
+
+async fn credentials_page(
+    state: &AppState,
+    identity: &Identity,
+    actor: &Actor,
+    shown: Shown,
+) -> Response {
+    let usher = state.usher();
+    let loaded = async {
+        let everyone = usher.users(actor).await?;
+        let views = usher.credentials(actor).await?;
+        let projects = writable_projects(state, actor, &everyone, shown.project.as_deref()).await?;
+        Ok::<_, Error>((everyone, views, projects))
+    };
+    let (everyone, views, projects) = match loaded.await {
+        Ok(loaded) => loaded,
+        Err(error) => return page_error(state, identity, error),
+    };
+    let mut rows: Vec<CredentialRow> = views
+        .iter()
+        .map(|view| {
+            let c = &view.credential;
+            CredentialRow {
+                id: c.id.to_string(),
+                name: c.name.clone(),
+                kind: c.kind.clone(),
+                owner: project_label(&view.project, &everyone),
+                updated: day(c.updated_at),
+                can_delete: view.access >= Access::Write,
+            }
+        })
+        .collect();
+    rows.sort_by_key(|r| r.name.to_lowercase());
+    let mut layout = Layout::new(state, Some(identity));
+    layout.settle_at = Some(state.path("/home/credentials"));
+    CredentialsPage {
+        layout,
+        rows,
+        projects,
+        form: shown.form.unwrap_or_default(),
+        data: shown.data.unwrap_or_else(|| "{}".to_owned()),
+        data_error: shown.data_error,
+        notice: shown.notice,
+        error: shown.error,
+    }
+    .into_response()
+}
+
+async fn view_credentials_get(State(state): State<AppState>, Who(identity): Who) -> Response {
+    match crate::pages::signed_in(&state, &identity, "/home/credentials") {
+        Ok(actor) => credentials_page(&state, &identity, &actor, Shown::default()).await,
+        Err(response) => response,
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct CreateCredentialForm {
+    name: String,
+    #[serde(rename = "type")]
+    kind: String,
+    project_id: String,
+    data: String,
+}
+
+async fn view_credentials_create(
+    State(state): State<AppState>,
+    Who(identity): Who,
+    ClientOrigin(origin): ClientOrigin,
+    axum::Form(input): axum::Form<CreateCredentialForm>,
+) -> Response {
+    let actor = match crate::pages::signed_in(&state, &identity, "/home/credentials") {
+        Ok(actor) => actor,
+        Err(response) => return response,
+    };
+    let text = input.data.trim();
+    let parsed = if text.is_empty() {
+        Ok(serde_json::json!({}))
+    } else {
+        serde_json::from_str::<serde_json::Value>(text)
+    };
+    let result = match parsed {
+        Ok(data) => {
+            state
+                .usher()
+                .create_credential(
+                    &actor,
+                    &input.name,
+                    &input.kind,
+                    Some(&input.project_id),
+                    data,
+                    &origin,
+                )
+                .await
+        }
+        Err(error) => Err(Error::field(
+            "data",
+            format!(
+                "This is not valid JSON ({error}). Credential data is a JSON object, e.g. {{\"apiKey\": \"…\"}}."
+            ),
+        )),
+    };
+    let shown = match result {
+        Ok(view) => Shown::notice(format!(
+            "The credential {} is created in {}.",
+            view.credential.name, view.project.name
+        )),
+        Err(error) => {
+            let form = Form::default()
+                .with("name", input.name)
+                .with("type", input.kind);
+            let (form, data_error) = if error.field_name() == Some("data") {
+                (form, Some(ApiError::from(error).message))
+            } else {
+                (form.error(error, &[]), None)
+            };
+            Shown {
+                form: Some(form),
+                project: Some(input.project_id),
+                data: Some(input.data),
+                data_error,
+                ..Shown::default()
+            }
+        }
+    };
+    credentials_page(&state, &identity, &actor, shown).await
+}
+
+async fn view_credentials_delete(
+    State(state): State<AppState>,
+    Who(identity): Who,
+    ClientOrigin(origin): ClientOrigin,
+    Path(id): Path<String>,
+) -> Response {
+    let actor = match crate::pages::signed_in(&state, &identity, "/home/credentials") {
+        Ok(actor) => actor,
+        Err(response) => return response,
+    };
+    let result = state.usher().delete_credential(&actor, &id, &origin).await;
+    let shown = Shown::of(result, |()| "The credential is deleted.".to_owned());
+    credentials_page(&state, &identity, &actor, shown).await
+}
+
+// --------------------------------------------------------------------- tags

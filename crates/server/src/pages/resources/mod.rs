@@ -1,0 +1,179 @@
+//! The work pages: workflows, credentials, tags and projects.
+//!
+//! Who may do what is the domain's to say
+//! ([`usher_domain::service::resources`]): a page lists what the services
+//! return and hides the forms the services would refuse, and a post that is
+//! refused anyway shows the services' message.
+//!
+//! - [`workflows`]: `/home/workflows`, `/workflows/<id>`;
+//! - [`credentials`]: `/home/credentials`;
+//! - [`tags`]: `/home/tags`;
+//! - [`projects`]: `/projects`, `/projects/<id>`.
+//!
+//! What they share (the message a post leaves, how a project is named, the
+//! projects one may create in) is here.
+
+mod credentials;
+mod projects;
+mod tags;
+mod workflows;
+
+use axum::{
+    Router,
+    response::{IntoResponse, Response},
+};
+use serde::Deserialize;
+use usher_domain::{
+    Error,
+    model::User,
+    resources::{Project, ProjectKind},
+    service::{
+        auth::{Actor, Identity},
+        resources::Access,
+    },
+};
+
+use super::{Form, PageError};
+use crate::{AppState, error::ApiError};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .merge(workflows::router())
+        .merge(credentials::router())
+        .merge(tags::router())
+        .merge(projects::router())
+}
+
+fn page_error(state: &AppState, identity: &Identity, error: impl Into<ApiError>) -> Response {
+    PageError::new(state, Some(identity), error.into()).into_response()
+}
+
+/// A page that cannot show `what`, with a way back to the list.
+fn not_shown(state: &AppState, identity: &Identity, error: Error, back: (&str, &str)) -> Response {
+    let mut page = PageError::new(state, Some(identity), error.into());
+    page.page.next = Some((state.path(back.0), back.1.to_owned()));
+    page.into_response()
+}
+
+/// What a post adds to the page it shows next.
+#[derive(Default)]
+struct Shown {
+    notice: Option<String>,
+    error: Option<String>,
+    /// The form posted, with its values and errors, when it failed.
+    form: Option<Form>,
+    /// The project chosen in a create form.
+    project: Option<String>,
+    /// A credential's data as typed, and what is wrong with it.
+    data: Option<String>,
+    data_error: Option<String>,
+}
+
+impl Shown {
+    fn notice(text: impl Into<String>) -> Self {
+        Self {
+            notice: Some(text.into()),
+            ..Self::default()
+        }
+    }
+
+    fn error(error: impl Into<ApiError>) -> Self {
+        Self {
+            error: Some(error.into().message),
+            ..Self::default()
+        }
+    }
+
+    /// The notice on success, the services' message otherwise.
+    fn of<T>(result: usher_domain::Result<T>, notice: impl FnOnce(T) -> String) -> Self {
+        match result {
+            Ok(value) => Self::notice(notice(value)),
+            Err(error) => Self::error(error),
+        }
+    }
+}
+
+/// Who a project belongs to, in words: a personal project's user (by email),
+/// or a team project's name.
+pub(super) fn project_label(project: &Project, everyone: &[User]) -> String {
+    project
+        .personal_owner
+        .and_then(|id| everyone.iter().find(|u| u.id == id))
+        .and_then(|u| u.email.as_ref().map(|e| e.to_string()))
+        .unwrap_or_else(|| project.name.clone())
+}
+
+pub(super) fn kind_label(kind: ProjectKind) -> &'static str {
+    match kind {
+        ProjectKind::Personal => "Personal",
+        ProjectKind::Team => "Team",
+    }
+}
+
+fn access_label(access: Access) -> &'static str {
+    match access {
+        Access::None => "None",
+        Access::Read => "Can view",
+        Access::Write => "Can edit",
+        Access::Manage => "Can edit and manage members",
+    }
+}
+
+/// A project to choose in a select.
+pub(super) struct ProjectOption {
+    pub id: String,
+    pub label: String,
+    pub selected: bool,
+}
+
+/// The projects the actor may create things in (their own first, then by
+/// name), with `chosen`, or else their own, selected.
+async fn writable_projects(
+    state: &AppState,
+    actor: &Actor,
+    everyone: &[User],
+    chosen: Option<&str>,
+) -> usher_domain::Result<Vec<ProjectOption>> {
+    let usher = state.usher();
+    let mut writable = Vec::new();
+    for (project, _) in usher.projects(actor).await? {
+        if usher.access(&actor.user, &project).await? >= Access::Write {
+            writable.push(project);
+        }
+    }
+    let own = |p: &Project| p.personal_owner == Some(actor.user.id);
+    writable.sort_by_key(|p| (!own(p), project_label(p, everyone).to_lowercase()));
+    let chosen = chosen
+        .filter(|c| writable.iter().any(|p| p.id.to_string() == *c))
+        .map(str::to_owned);
+    Ok(writable
+        .iter()
+        .map(|p| ProjectOption {
+            id: p.id.to_string(),
+            label: if own(p) {
+                format!("{} (yours)", project_label(p, everyone))
+            } else {
+                project_label(p, everyone)
+            },
+            selected: match &chosen {
+                Some(id) => p.id.to_string() == *id,
+                None => own(p),
+            },
+        })
+        .collect())
+}
+
+// ---------------------------------------------------------------- workflows
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub(super) struct NameForm {
+    pub name: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub(super) struct DoneQuery {
+    pub deleted: Option<String>,
+    pub created: Option<String>,
+}

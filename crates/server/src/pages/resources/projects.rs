@@ -1,0 +1,322 @@
+//! `/projects` (the list, creating a team project) and `/projects/<id>`
+//! (its members and workflows).
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::{
+    Router,
+    extract::{Path, Query, State},
+    response::{IntoResponse, Redirect, Response},
+    routing::{get, post},
+};
+use serde::Deserialize;
+use usher_domain::{
+    Error,
+    resources::{ProjectKind, ProjectRole},
+    service::{
+        auth::{Actor, Identity},
+        resources::{Access, WorkflowView},
+    },
+};
+
+use super::workflows::{WorkflowRow, workflow_rows};
+use super::{
+    DoneQuery, NameForm, Shown, access_label, kind_label, not_shown, page_error, project_label,
+};
+use crate::{
+    AppState,
+    extract::{ClientOrigin, Who},
+    pages::{Form, Layout},
+};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/projects",
+            get(view_projects_get).post(view_projects_create),
+        )
+        .route("/projects/{id}", get(view_project_get))
+        .route("/projects/{id}/members", post(view_project_member))
+        .route(
+            "/projects/{id}/members/{user}/remove",
+            post(view_project_remove),
+        )
+}
+
+struct ProjectRow {
+    id: String,
+    name: String,
+    kind: &'static str,
+    role: &'static str,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "pages/projects.html")]
+struct ProjectsPage {
+    layout: Layout,
+    rows: Vec<ProjectRow>,
+    /// Team projects are made by the owner and admins (the service says so
+    /// too); others get no form.
+    can_create: bool,
+    form: Form,
+    notice: Option<String>,
+    error: Option<String>,
+}
+
+async fn projects_page(
+    state: &AppState,
+    identity: &Identity,
+    actor: &Actor,
+    shown: Shown,
+) -> Response {
+    let usher = state.usher();
+    let loaded =
+        async { Ok::<_, Error>((usher.users(actor).await?, usher.projects(actor).await?)) };
+    let (everyone, projects) = match loaded.await {
+        Ok(loaded) => loaded,
+        Err(error) => return page_error(state, identity, error),
+    };
+    let mut rows: Vec<(bool, ProjectRow)> = projects
+        .iter()
+        .map(|(project, role)| {
+            (
+                project.kind == ProjectKind::Personal,
+                ProjectRow {
+                    id: project.id.to_string(),
+                    name: project_label(project, &everyone),
+                    kind: kind_label(project.kind),
+                    role: role.map_or("", ProjectRole::label),
+                },
+            )
+        })
+        .collect();
+    // Team projects first, then personal ones, each by name.
+    rows.sort_by_key(|(personal, row)| (*personal, row.name.to_lowercase()));
+    let mut layout = Layout::new(state, Some(identity));
+    layout.settle_at = Some(state.path("/projects"));
+    ProjectsPage {
+        layout,
+        rows: rows.into_iter().map(|(_, row)| row).collect(),
+        can_create: actor.user.role.manages_users(),
+        form: shown.form.unwrap_or_default(),
+        notice: shown.notice,
+        error: shown.error,
+    }
+    .into_response()
+}
+
+async fn view_projects_get(State(state): State<AppState>, Who(identity): Who) -> Response {
+    match crate::pages::signed_in(&state, &identity, "/projects") {
+        Ok(actor) => projects_page(&state, &identity, &actor, Shown::default()).await,
+        Err(response) => response,
+    }
+}
+
+async fn view_projects_create(
+    State(state): State<AppState>,
+    Who(identity): Who,
+    ClientOrigin(origin): ClientOrigin,
+    axum::Form(input): axum::Form<NameForm>,
+) -> Response {
+    let actor = match crate::pages::signed_in(&state, &identity, "/projects") {
+        Ok(actor) => actor,
+        Err(response) => return response,
+    };
+    match state
+        .usher()
+        .create_project(&actor, &input.name, &origin)
+        .await
+    {
+        // Its page is where members are added, the next thing to do.
+        Ok(project) => Redirect::to(&state.path(&format!("/projects/{}?created=1", project.id)))
+            .into_response(),
+        Err(error) => {
+            let shown = Shown {
+                form: Some(Form::default().with("name", input.name).error(error, &[])),
+                ..Shown::default()
+            };
+            projects_page(&state, &identity, &actor, shown).await
+        }
+    }
+}
+
+struct MemberRow {
+    id: String,
+    name: String,
+    email: String,
+    role: &'static str,
+    removable: bool,
+}
+
+struct UserOption {
+    id: String,
+    label: String,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "pages/project.html")]
+struct ProjectPage {
+    layout: Layout,
+    id: String,
+    name: String,
+    kind: &'static str,
+    is_team: bool,
+    access: &'static str,
+    can_manage: bool,
+    members: Vec<MemberRow>,
+    candidates: Vec<UserOption>,
+    workflows: Vec<WorkflowRow>,
+    notice: Option<String>,
+    error: Option<String>,
+}
+
+async fn project_page(
+    state: &AppState,
+    identity: &Identity,
+    actor: &Actor,
+    id: &str,
+    shown: Shown,
+) -> Response {
+    let usher = state.usher();
+    let (project, access, members) = match usher.project(actor, id).await {
+        Ok(found) => found,
+        Err(error) => {
+            return not_shown(
+                state,
+                identity,
+                error,
+                ("/projects", "Back to the projects"),
+            );
+        }
+    };
+    let loaded =
+        async { Ok::<_, Error>((usher.users(actor).await?, usher.workflows(actor).await?)) };
+    let (everyone, views) = match loaded.await {
+        Ok(loaded) => loaded,
+        Err(error) => return page_error(state, identity, error),
+    };
+    let views: Vec<WorkflowView> = views
+        .into_iter()
+        .filter(|v| v.project.id == project.id)
+        .collect();
+    let is_team = project.kind == ProjectKind::Team;
+    let mut members: Vec<MemberRow> = members
+        .iter()
+        .map(|(user, role)| MemberRow {
+            id: user.id.to_string(),
+            name: user.display_name(),
+            email: user
+                .email
+                .as_ref()
+                .map(|e| e.to_string())
+                .unwrap_or_default(),
+            role: role.label(),
+            removable: *role != ProjectRole::PersonalOwner,
+        })
+        .collect();
+    members.sort_by_key(|m| m.name.to_lowercase());
+    let mut candidates: Vec<UserOption> = everyone
+        .iter()
+        .filter(|u| !u.is_owner_shell())
+        .map(|u| UserOption {
+            id: u.id.to_string(),
+            label: match &u.email {
+                Some(email) if u.display_name() != email.to_string() => {
+                    format!("{} ({email})", u.display_name())
+                }
+                _ => u.display_name(),
+            },
+        })
+        .collect();
+    candidates.sort_by_key(|c| c.label.to_lowercase());
+    let mut layout = Layout::new(state, Some(identity));
+    layout.settle_at = Some(state.path(&format!("/projects/{}", project.id)));
+    ProjectPage {
+        layout,
+        id: project.id.to_string(),
+        name: project_label(&project, &everyone),
+        kind: kind_label(project.kind),
+        is_team,
+        access: access_label(access),
+        // Personal projects have one member: the service refuses others.
+        can_manage: access >= Access::Manage && is_team,
+        members,
+        candidates,
+        workflows: workflow_rows(&views, &everyone),
+        notice: shown.notice,
+        error: shown.error,
+    }
+    .into_response()
+}
+
+async fn view_project_get(
+    State(state): State<AppState>,
+    Who(identity): Who,
+    Path(id): Path<String>,
+    Query(query): Query<DoneQuery>,
+) -> Response {
+    let actor = match crate::pages::signed_in(&state, &identity, &format!("/projects/{id}")) {
+        Ok(actor) => actor,
+        Err(response) => return response,
+    };
+    let shown = match query.created {
+        Some(_) => Shown::notice("The project is created. Add its members below."),
+        None => Shown::default(),
+    };
+    project_page(&state, &identity, &actor, &id, shown).await
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct MemberForm {
+    user_id: String,
+    role: String,
+}
+
+fn role_label(role: &str) -> String {
+    ProjectRole::parse(role).map_or_else(|| role.to_owned(), |r| r.label().to_lowercase())
+}
+
+async fn view_project_member(
+    State(state): State<AppState>,
+    Who(identity): Who,
+    ClientOrigin(origin): ClientOrigin,
+    Path(id): Path<String>,
+    axum::Form(input): axum::Form<MemberForm>,
+) -> Response {
+    let actor = match crate::pages::signed_in(&state, &identity, &format!("/projects/{id}")) {
+        Ok(actor) => actor,
+        Err(response) => return response,
+    };
+    let result = state
+        .usher()
+        .set_project_member(&actor, &id, &input.user_id, &input.role, &origin)
+        .await;
+    let shown = Shown::of(result, |()| {
+        format!(
+            "Saved: the member is {} of this project.",
+            role_label(&input.role)
+        )
+    });
+    project_page(&state, &identity, &actor, &id, shown).await
+}
+
+async fn view_project_remove(
+    State(state): State<AppState>,
+    Who(identity): Who,
+    ClientOrigin(origin): ClientOrigin,
+    Path((id, user)): Path<(String, String)>,
+) -> Response {
+    let actor = match crate::pages::signed_in(&state, &identity, &format!("/projects/{id}")) {
+        Ok(actor) => actor,
+        Err(response) => return response,
+    };
+    let result = state
+        .usher()
+        .remove_project_member(&actor, &id, &user, &origin)
+        .await;
+    let shown = Shown::of(result, |()| {
+        "The member is removed from the project.".to_owned()
+    });
+    project_page(&state, &identity, &actor, &id, shown).await
+}

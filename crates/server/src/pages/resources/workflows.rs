@@ -1,0 +1,400 @@
+//! `/home/workflows` (the list, and creating one) and `/workflows/<id>`.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::{
+    Router,
+    extract::{Path, Query, State},
+    response::{IntoResponse, Redirect, Response},
+    routing::{get, post},
+};
+use serde::Deserialize;
+use usher_domain::{
+    Error,
+    model::User,
+    service::{
+        auth::{Actor, Identity},
+        resources::{Access, WorkflowChange, WorkflowView},
+    },
+};
+
+use super::{
+    DoneQuery, NameForm, ProjectOption, Shown, access_label, not_shown, page_error, project_label,
+    writable_projects,
+};
+use crate::{
+    AppState,
+    extract::{ClientOrigin, Who},
+    pages::{Form, Layout, users::day},
+};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/home/workflows",
+            get(view_workflows_get).post(view_workflows_create),
+        )
+        .route("/workflows/{id}", get(view_workflow_get))
+        .route("/workflows/{id}/rename", post(view_workflow_rename))
+        .route("/workflows/{id}/active", post(view_workflow_active))
+        .route("/workflows/{id}/tags", post(view_workflow_tags))
+        .route("/workflows/{id}/delete", post(view_workflow_delete))
+}
+
+pub(super) struct WorkflowRow {
+    pub id: String,
+    pub name: String,
+    pub owner: String,
+    pub active: bool,
+    pub tags: String,
+    pub updated: String,
+}
+
+pub(super) fn workflow_rows(views: &[WorkflowView], everyone: &[User]) -> Vec<WorkflowRow> {
+    let mut rows: Vec<WorkflowRow> = views
+        .iter()
+        .map(|view| {
+            let w = &view.workflow;
+            WorkflowRow {
+                id: w.id.to_string(),
+                name: w.name.clone(),
+                owner: project_label(&view.project, everyone),
+                active: w.active,
+                tags: w
+                    .tags
+                    .iter()
+                    .map(|t| t.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                updated: day(w.updated_at),
+            }
+        })
+        .collect();
+    rows.sort_by_key(|r| r.name.to_lowercase());
+    rows
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "pages/workflows.html")]
+struct WorkflowsPage {
+    layout: Layout,
+    sees_all: bool,
+    rows: Vec<WorkflowRow>,
+    projects: Vec<ProjectOption>,
+    form: Form,
+    notice: Option<String>,
+    error: Option<String>,
+}
+
+async fn workflows_page(
+    state: &AppState,
+    identity: &Identity,
+    actor: &Actor,
+    shown: Shown,
+) -> Response {
+    let usher = state.usher();
+    let loaded = async {
+        let everyone = usher.users(actor).await?;
+        let views = usher.workflows(actor).await?;
+        let projects = writable_projects(state, actor, &everyone, shown.project.as_deref()).await?;
+        Ok::<_, Error>((workflow_rows(&views, &everyone), projects))
+    };
+    let (rows, projects) = match loaded.await {
+        Ok(loaded) => loaded,
+        Err(error) => return page_error(state, identity, error),
+    };
+    let mut layout = Layout::new(state, Some(identity));
+    layout.settle_at = Some(state.path("/home/workflows"));
+    WorkflowsPage {
+        layout,
+        sees_all: actor.user.role.manages_users(),
+        rows,
+        projects,
+        form: shown.form.unwrap_or_default(),
+        notice: shown.notice,
+        error: shown.error,
+    }
+    .into_response()
+}
+
+async fn view_workflows_get(
+    State(state): State<AppState>,
+    Who(identity): Who,
+    Query(query): Query<DoneQuery>,
+) -> Response {
+    let actor = match crate::pages::signed_in(&state, &identity, "/home/workflows") {
+        Ok(actor) => actor,
+        Err(response) => return response,
+    };
+    let shown = match query.deleted {
+        Some(_) => Shown::notice("The workflow is deleted."),
+        None => Shown::default(),
+    };
+    workflows_page(&state, &identity, &actor, shown).await
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct CreateWorkflowForm {
+    name: String,
+    project_id: String,
+}
+
+async fn view_workflows_create(
+    State(state): State<AppState>,
+    Who(identity): Who,
+    ClientOrigin(origin): ClientOrigin,
+    axum::Form(input): axum::Form<CreateWorkflowForm>,
+) -> Response {
+    let actor = match crate::pages::signed_in(&state, &identity, "/home/workflows") {
+        Ok(actor) => actor,
+        Err(response) => return response,
+    };
+    let result = state
+        .usher()
+        .create_workflow(
+            &actor,
+            &input.name,
+            Some(&input.project_id),
+            WorkflowChange::default(),
+            &origin,
+        )
+        .await;
+    let shown = match result {
+        Ok(view) => Shown::notice(format!(
+            "The workflow {} is created in {}.",
+            view.workflow.name, view.project.name
+        )),
+        Err(error) => Shown {
+            form: Some(Form::default().with("name", input.name).error(error, &[])),
+            project: Some(input.project_id),
+            ..Shown::default()
+        },
+    };
+    workflows_page(&state, &identity, &actor, shown).await
+}
+
+struct TagChoice {
+    id: String,
+    name: String,
+    checked: bool,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "pages/workflow.html")]
+struct WorkflowPage {
+    layout: Layout,
+    id: String,
+    name: String,
+    owner: String,
+    project_id: String,
+    active: bool,
+    tag_names: String,
+    tags: Vec<TagChoice>,
+    access: &'static str,
+    can_edit: bool,
+    created: String,
+    updated: String,
+    form: Form,
+    notice: Option<String>,
+    error: Option<String>,
+}
+
+async fn workflow_page(
+    state: &AppState,
+    identity: &Identity,
+    actor: &Actor,
+    id: &str,
+    shown: Shown,
+) -> Response {
+    let usher = state.usher();
+    let view = match usher.workflow(actor, id).await {
+        Ok(view) => view,
+        Err(error) => {
+            return not_shown(
+                state,
+                identity,
+                error,
+                ("/home/workflows", "Back to the workflows"),
+            );
+        }
+    };
+    let loaded = async { Ok::<_, Error>((usher.users(actor).await?, usher.tags(actor).await?)) };
+    let (everyone, all_tags) = match loaded.await {
+        Ok(loaded) => loaded,
+        Err(error) => return page_error(state, identity, error),
+    };
+    let w = &view.workflow;
+    let mut tags: Vec<TagChoice> = all_tags
+        .iter()
+        .map(|t| TagChoice {
+            id: t.id.to_string(),
+            name: t.name.clone(),
+            checked: w.tags.iter().any(|mine| mine.id == t.id),
+        })
+        .collect();
+    tags.sort_by_key(|t| t.name.to_lowercase());
+    // A failed rename shows what was typed; otherwise the current name.
+    let form = shown
+        .form
+        .unwrap_or_else(|| Form::default().with("name", w.name.clone()));
+    let mut layout = Layout::new(state, Some(identity));
+    layout.settle_at = Some(state.path(&format!("/workflows/{}", w.id)));
+    WorkflowPage {
+        layout,
+        id: w.id.to_string(),
+        name: w.name.clone(),
+        owner: project_label(&view.project, &everyone),
+        project_id: view.project.id.to_string(),
+        active: w.active,
+        tag_names: w
+            .tags
+            .iter()
+            .map(|t| t.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        tags,
+        access: access_label(view.access),
+        can_edit: view.access >= Access::Write,
+        created: day(w.created_at),
+        updated: day(w.updated_at),
+        form,
+        notice: shown.notice,
+        error: shown.error,
+    }
+    .into_response()
+}
+
+async fn view_workflow_get(
+    State(state): State<AppState>,
+    Who(identity): Who,
+    Path(id): Path<String>,
+) -> Response {
+    match crate::pages::signed_in(&state, &identity, &format!("/workflows/{id}")) {
+        Ok(actor) => workflow_page(&state, &identity, &actor, &id, Shown::default()).await,
+        Err(response) => response,
+    }
+}
+
+async fn view_workflow_rename(
+    State(state): State<AppState>,
+    Who(identity): Who,
+    ClientOrigin(origin): ClientOrigin,
+    Path(id): Path<String>,
+    axum::Form(input): axum::Form<NameForm>,
+) -> Response {
+    let actor = match crate::pages::signed_in(&state, &identity, &format!("/workflows/{id}")) {
+        Ok(actor) => actor,
+        Err(response) => return response,
+    };
+    let change = WorkflowChange {
+        name: Some(input.name.clone()),
+        ..WorkflowChange::default()
+    };
+    let shown = match state
+        .usher()
+        .update_workflow(&actor, &id, change, &origin)
+        .await
+    {
+        Ok(view) => Shown::notice(format!(
+            "The workflow is now called {}.",
+            view.workflow.name
+        )),
+        Err(error @ Error::InvalidField { .. }) => Shown {
+            form: Some(Form::default().with("name", input.name).error(error, &[])),
+            ..Shown::default()
+        },
+        Err(error) => Shown::error(error),
+    };
+    workflow_page(&state, &identity, &actor, &id, shown).await
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ActiveForm {
+    active: String,
+}
+
+async fn view_workflow_active(
+    State(state): State<AppState>,
+    Who(identity): Who,
+    ClientOrigin(origin): ClientOrigin,
+    Path(id): Path<String>,
+    axum::Form(input): axum::Form<ActiveForm>,
+) -> Response {
+    let actor = match crate::pages::signed_in(&state, &identity, &format!("/workflows/{id}")) {
+        Ok(actor) => actor,
+        Err(response) => return response,
+    };
+    let change = WorkflowChange {
+        active: Some(input.active == "true"),
+        ..WorkflowChange::default()
+    };
+    let result = state
+        .usher()
+        .update_workflow(&actor, &id, change, &origin)
+        .await;
+    let shown = Shown::of(result, |view| {
+        if view.workflow.active {
+            "The workflow is active.".to_owned()
+        } else {
+            "The workflow is inactive.".to_owned()
+        }
+    });
+    workflow_page(&state, &identity, &actor, &id, shown).await
+}
+
+/// The checked tags: `tag=<id>` once per box (a list, which a struct form
+/// cannot hold).
+async fn view_workflow_tags(
+    State(state): State<AppState>,
+    Who(identity): Who,
+    ClientOrigin(origin): ClientOrigin,
+    Path(id): Path<String>,
+    axum::Form(pairs): axum::Form<Vec<(String, String)>>,
+) -> Response {
+    let actor = match crate::pages::signed_in(&state, &identity, &format!("/workflows/{id}")) {
+        Ok(actor) => actor,
+        Err(response) => return response,
+    };
+    let change = WorkflowChange {
+        tag_ids: Some(
+            pairs
+                .into_iter()
+                .filter(|(name, _)| name == "tag")
+                .map(|(_, value)| value)
+                .collect(),
+        ),
+        ..WorkflowChange::default()
+    };
+    let result = state
+        .usher()
+        .update_workflow(&actor, &id, change, &origin)
+        .await;
+    let shown = Shown::of(result, |view| {
+        if view.workflow.tags.is_empty() {
+            "The workflow has no tags now.".to_owned()
+        } else {
+            "The tags are saved.".to_owned()
+        }
+    });
+    workflow_page(&state, &identity, &actor, &id, shown).await
+}
+
+async fn view_workflow_delete(
+    State(state): State<AppState>,
+    Who(identity): Who,
+    ClientOrigin(origin): ClientOrigin,
+    Path(id): Path<String>,
+) -> Response {
+    let actor = match crate::pages::signed_in(&state, &identity, &format!("/workflows/{id}")) {
+        Ok(actor) => actor,
+        Err(response) => return response,
+    };
+    match state.usher().delete_workflow(&actor, &id, &origin).await {
+        Ok(()) => Redirect::to(&state.path("/home/workflows?deleted=1")).into_response(),
+        Err(error) => workflow_page(&state, &identity, &actor, &id, Shown::error(error)).await,
+    }
+}
+
+// -------------------------------------------------------------- credentials
