@@ -4,7 +4,8 @@
 //! `/rest`.
 //!
 //! - [`auth`]: `/setup`, `/signin`, `/signout`;
-//! - [`settings`]: `/`, `/settings/personal`;
+//! - [`home`]: `/`;
+//! - [`personal`]: `/settings/personal`;
 //! - [`users`]: `/settings/users` (invite, add directly, resend, revoke);
 //! - [`user`]: `/settings/users/<id>` (role, project roles, resets, deletion);
 //! - [`mfa`]: `/settings/mfa`, two-factor authentication;
@@ -20,10 +21,11 @@ mod audit;
 mod auth;
 mod email;
 mod form;
+mod home;
 mod mfa;
+mod personal;
 mod recovery;
 mod resources;
-mod settings;
 mod signup;
 mod user;
 mod users;
@@ -44,13 +46,13 @@ use crate::{AppState, error::ApiError};
 pub use form::Form;
 
 pub fn router(state: &AppState) -> Router<AppState> {
-    let router = Router::new().route("/", get(settings::view_home_get));
+    let router = Router::new().route("/", get(home::view_home_get));
     if state.settings().user_management_disabled {
         return router;
     }
     router
         .merge(auth::router())
-        .merge(settings::router())
+        .merge(personal::router())
         .merge(users::router())
         .merge(user::router())
         .merge(signup::router())

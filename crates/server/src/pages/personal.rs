@@ -1,4 +1,4 @@
-//! `/` (home), `/settings/personal` and `/settings/users`.
+//! `/settings/personal`: one's names, email and password.
 
 use askama::Template;
 use askama_web::WebTemplate;
@@ -30,26 +30,6 @@ pub fn router() -> Router<AppState> {
             "/settings/personal/password",
             post(view_personal_password_post),
         )
-}
-
-#[derive(Template, WebTemplate)]
-#[template(path = "pages/home.html")]
-struct HomePage {
-    layout: Layout,
-    first_name: String,
-}
-
-pub async fn view_home_get(State(state): State<AppState>, Who(identity): Who) -> Response {
-    let actor = match guard(&state, &identity, Need::SignedIn, "/") {
-        Ok(actor) => actor,
-        Err(redirect) => return redirect,
-    };
-    let first_name = actor.map(|a| a.user.first_name).unwrap_or_default();
-    HomePage {
-        layout: Layout::new(&state, Some(&identity)),
-        first_name,
-    }
-    .into_response()
 }
 
 #[derive(Template, WebTemplate)]
