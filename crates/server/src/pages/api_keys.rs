@@ -5,23 +5,13 @@ use askama_web::WebTemplate;
 use axum::{
     Router,
     extract::{Path, State},
-    response::{IntoResponse, Response},
+    response::IntoResponse,
     routing::{get, post},
 };
-use usher_domain::{
-    clock::rfc3339,
-    service::{
-        api::scopes_for,
-        auth::{Actor, Identity},
-    },
-};
+use usher_domain::service::api::scopes_for;
 
-use super::{Layout, PageError};
-use crate::{
-    AppState,
-    error::ApiError,
-    extract::{ClientOrigin, Who},
-};
+use super::{Layout, Result, SignedInPage, day};
+use crate::{AppState, error::ApiError, extract::ClientOrigin};
 
 pub fn router(state: &AppState) -> Router<AppState> {
     if state.settings().public_api_disabled {
@@ -53,26 +43,32 @@ struct KeysPage {
     error: Option<String>,
 }
 
-fn day(millis: i64) -> String {
-    rfc3339(millis).chars().take(10).collect()
-}
-
-async fn render(
-    state: &AppState,
-    identity: &Identity,
-    actor: &Actor,
+/// What a post adds to the page.
+#[derive(Default)]
+struct Shown {
+    /// A key just made: shown once.
     new_key: Option<String>,
     notice: Option<String>,
     error: Option<String>,
-) -> Response {
-    let keys = match state.usher().api_keys(actor).await {
-        Ok(keys) => keys,
-        Err(e) => return PageError::new(state, Some(identity), e.into()).into_response(),
-    };
-    let mut layout = Layout::new(state, Some(identity));
-    layout.settle_at = Some(state.path("/settings/api"));
-    KeysPage {
-        layout,
+}
+
+impl Shown {
+    /// The notice on success, the services' message otherwise.
+    fn of<T>(result: usher_domain::Result<T>, notice: impl FnOnce(T) -> Self) -> Self {
+        match result {
+            Ok(value) => notice(value),
+            Err(error) => Self {
+                error: Some(ApiError::from(error).message),
+                ..Self::default()
+            },
+        }
+    }
+}
+
+async fn render(state: &AppState, page: SignedInPage, shown: Shown) -> Result {
+    let keys = state.usher().api_keys(&page.actor).await?;
+    Ok(KeysPage {
+        layout: page.layout.at("/settings/api"),
         keys: keys
             .iter()
             .map(|k| KeyRow {
@@ -89,31 +85,24 @@ async fn render(
                 last_used: k.last_used_at.map_or_else(|| "never".into(), day),
             })
             .collect(),
-        scopes: scopes_for(actor.user.role).to_vec(),
-        new_key,
-        notice,
-        error,
+        scopes: scopes_for(page.actor.user.role).to_vec(),
+        new_key: shown.new_key,
+        notice: shown.notice,
+        error: shown.error,
     }
-    .into_response()
+    .into_response())
 }
 
-async fn view_api_get(State(state): State<AppState>, Who(identity): Who) -> Response {
-    match super::signed_in(&state, &identity, "/settings/api") {
-        Ok(actor) => render(&state, &identity, &actor, None, None, None).await,
-        Err(response) => response,
-    }
+async fn view_api_get(State(state): State<AppState>, page: SignedInPage) -> Result {
+    render(&state, page, Shown::default()).await
 }
 
 async fn view_api_post(
     State(state): State<AppState>,
-    Who(identity): Who,
+    page: SignedInPage,
     ClientOrigin(origin): ClientOrigin,
     axum::Form(form): axum::Form<Vec<(String, String)>>,
-) -> Response {
-    let actor = match super::signed_in(&state, &identity, "/settings/api") {
-        Ok(actor) => actor,
-        Err(response) => return response,
-    };
+) -> Result {
     let value = |name: &str| {
         form.iter()
             .find(|(k, _)| k == name)
@@ -129,69 +118,31 @@ async fn view_api_post(
         Ok(days) if days > 0 => Some(state.usher().now() / 1000 + days * 86_400),
         _ => None,
     };
-    match state
+    let created = state
         .usher()
-        .create_api_key(&actor, &value("label"), scopes, expires, &origin)
-        .await
-    {
-        Ok(created) => {
-            let notice = "Copy the key now: it is not shown again.".to_owned();
-            render(
-                &state,
-                &identity,
-                &actor,
-                Some(created.raw.expose().to_owned()),
-                Some(notice),
-                None,
-            )
-            .await
-        }
-        Err(error) => {
-            render(
-                &state,
-                &identity,
-                &actor,
-                None,
-                None,
-                Some(ApiError::from(error).message),
-            )
-            .await
-        }
-    }
+        .create_api_key(&page.actor, &value("label"), scopes, expires, &origin)
+        .await;
+    let shown = Shown::of(created, |created| Shown {
+        new_key: Some(created.raw.expose().to_owned()),
+        notice: Some("Copy the key now: it is not shown again.".to_owned()),
+        ..Shown::default()
+    });
+    render(&state, page, shown).await
 }
 
 async fn view_api_delete(
     State(state): State<AppState>,
-    Who(identity): Who,
+    page: SignedInPage,
     ClientOrigin(origin): ClientOrigin,
     Path(id): Path<String>,
-) -> Response {
-    let actor = match super::signed_in(&state, &identity, "/settings/api") {
-        Ok(actor) => actor,
-        Err(response) => return response,
-    };
-    match state.usher().delete_api_key(&actor, &id, &origin).await {
-        Ok(()) => {
-            render(
-                &state,
-                &identity,
-                &actor,
-                None,
-                Some("The key is deleted; calls with it now fail.".into()),
-                None,
-            )
-            .await
-        }
-        Err(error) => {
-            render(
-                &state,
-                &identity,
-                &actor,
-                None,
-                None,
-                Some(ApiError::from(error).message),
-            )
-            .await
-        }
-    }
+) -> Result {
+    let deleted = state
+        .usher()
+        .delete_api_key(&page.actor, &id, &origin)
+        .await;
+    let shown = Shown::of(deleted, |()| Shown {
+        notice: Some("The key is deleted; calls with it now fail.".into()),
+        ..Shown::default()
+    });
+    render(&state, page, shown).await
 }

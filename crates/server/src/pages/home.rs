@@ -2,13 +2,9 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::{
-    extract::State,
-    response::{IntoResponse, Response},
-};
+use axum::response::IntoResponse;
 
-use super::{Layout, Need, guard};
-use crate::{AppState, extract::Who};
+use super::{Layout, Result, SignedInPage};
 
 #[derive(Template, WebTemplate)]
 #[template(path = "pages/home.html")]
@@ -17,15 +13,10 @@ struct HomePage {
     first_name: String,
 }
 
-pub async fn view_home_get(State(state): State<AppState>, Who(identity): Who) -> Response {
-    let actor = match guard(&state, &identity, Need::SignedIn, "/") {
-        Ok(actor) => actor,
-        Err(redirect) => return redirect,
-    };
-    let first_name = actor.map(|a| a.user.first_name).unwrap_or_default();
-    HomePage {
-        layout: Layout::new(&state, Some(&identity)),
-        first_name,
+pub async fn view_home_get(page: SignedInPage) -> Result {
+    Ok(HomePage {
+        layout: page.layout,
+        first_name: page.actor.user.first_name,
     }
-    .into_response()
+    .into_response())
 }

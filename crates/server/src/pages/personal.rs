@@ -5,20 +5,18 @@ use askama_web::WebTemplate;
 use axum::{
     Router,
     extract::State,
-    response::{IntoResponse, Response},
+    response::IntoResponse,
     routing::{get, post},
 };
 use serde::Deserialize;
 use usher_domain::{
+    model::User,
     secret::Secret,
-    service::{auth::Actor, me::ProfileUpdate, mfa::SecondFactor},
+    service::{me::ProfileUpdate, mfa::SecondFactor},
 };
 
-use super::{Form, Layout, Need, guard};
-use crate::{
-    AppState,
-    extract::{ClientOrigin, Who},
-};
+use super::{Form, Layout, Result, SignedInPage, password_rules};
+use crate::{AppState, extract::ClientOrigin};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -44,51 +42,30 @@ struct PersonalPage {
 }
 
 impl PersonalPage {
-    fn new(
-        state: &AppState,
-        identity: &usher_domain::service::auth::Identity,
-        actor: &Actor,
-    ) -> Self {
-        let user = &actor.user;
-        let profile = Form::default()
-            .with("firstName", user.first_name.clone())
-            .with("lastName", user.last_name.clone())
-            .with(
-                "email",
-                user.email
-                    .as_ref()
-                    .map(|e| e.to_string())
-                    .unwrap_or_default(),
-            );
+    fn new(state: &AppState, page: SignedInPage) -> Self {
+        let user = page.actor.user;
         Self {
-            layout: Layout::new(state, Some(identity)),
-            profile,
+            layout: page.layout,
+            profile: profile_form(&user),
             password: Form::default(),
             notice: None,
-            password_rules: super::password_rules(state),
+            password_rules: password_rules(state),
             mfa_enabled: user.mfa_enabled,
         }
     }
 }
 
-/// The signed-in actor, or the response that sends the visitor elsewhere.
-fn signed_in(
-    state: &AppState,
-    identity: &usher_domain::service::auth::Identity,
-    here: &str,
-) -> Result<Actor, Response> {
-    match guard(state, identity, Need::SignedIn, here)? {
-        Some(actor) if !actor.user.is_owner_shell() => Ok(actor),
-        // Set-up skipped: there is no account to edit until the owner exists.
-        _ => Err(axum::response::Redirect::to(&state.path("/settings/users")).into_response()),
-    }
+/// The profile form holding `user`'s names and email.
+fn profile_form(user: &User) -> Form {
+    let email = user.email.as_ref().map(|e| e.to_string());
+    Form::default()
+        .with("firstName", user.first_name.clone())
+        .with("lastName", user.last_name.clone())
+        .with("email", email.unwrap_or_default())
 }
 
-async fn view_personal_get(State(state): State<AppState>, Who(identity): Who) -> Response {
-    match signed_in(&state, &identity, "/settings/personal") {
-        Ok(actor) => PersonalPage::new(&state, &identity, &actor).into_response(),
-        Err(response) => response,
-    }
+async fn view_personal_get(State(state): State<AppState>, page: SignedInPage) -> Result {
+    Ok(PersonalPage::new(&state, page).into_response())
 }
 
 #[derive(Deserialize, Default)]
@@ -103,15 +80,10 @@ struct ProfileForm {
 
 async fn view_personal_post(
     State(state): State<AppState>,
-    Who(identity): Who,
+    page: SignedInPage,
     ClientOrigin(origin): ClientOrigin,
     axum::Form(input): axum::Form<ProfileForm>,
-) -> Response {
-    let actor = match signed_in(&state, &identity, "/settings/personal") {
-        Ok(actor) => actor,
-        Err(response) => return response,
-    };
-    let mut page = PersonalPage::new(&state, &identity, &actor);
+) -> Result {
     let form = Form::default()
         .with("firstName", input.first_name.clone())
         .with("lastName", input.last_name.clone())
@@ -126,24 +98,20 @@ async fn view_personal_post(
             recovery_code: None,
         },
     };
-    match state.usher().update_profile(&actor, update, &origin).await {
+    let updated = state
+        .usher()
+        .update_profile(&page.actor, update, &origin)
+        .await;
+    let mut shown = PersonalPage::new(&state, page);
+    match updated {
         Ok(user) => {
-            page.profile = Form::default()
-                .with("firstName", user.first_name.clone())
-                .with("lastName", user.last_name.clone())
-                .with(
-                    "email",
-                    user.email
-                        .as_ref()
-                        .map(|e| e.to_string())
-                        .unwrap_or_default(),
-                );
-            page.layout.who = Some(user.display_name());
-            page.notice = Some("Your details are saved.".to_owned());
+            shown.profile = profile_form(&user);
+            shown.layout.who = Some(user.display_name());
+            shown.notice = Some("Your details are saved.".to_owned());
         }
-        Err(error) => page.profile = form.error(error, &[]),
+        Err(error) => shown.profile = form.error(error, &[]),
     }
-    page.into_response()
+    Ok(shown.into_response())
 }
 
 #[derive(Deserialize, Default)]
@@ -156,36 +124,33 @@ struct PasswordForm {
 
 async fn view_personal_password_post(
     State(state): State<AppState>,
-    Who(identity): Who,
+    page: SignedInPage,
     ClientOrigin(origin): ClientOrigin,
     axum::Form(input): axum::Form<PasswordForm>,
-) -> Response {
-    let actor = match signed_in(&state, &identity, "/settings/personal") {
-        Ok(actor) => actor,
-        Err(response) => return response,
+) -> Result {
+    let factor = SecondFactor {
+        code: Some(input.mfa_code),
+        recovery_code: None,
     };
-    let mut page = PersonalPage::new(&state, &identity, &actor);
-    match state
+    let changed = state
         .usher()
         .change_own_password(
-            &actor,
+            &page.actor,
             &input.current_password,
             &input.new_password,
-            &SecondFactor {
-                code: Some(input.mfa_code),
-                recovery_code: None,
-            },
+            &factor,
             &origin,
         )
-        .await
-    {
+        .await;
+    let mut shown = PersonalPage::new(&state, page);
+    match changed {
         Ok(()) => {
-            page.notice = Some(
+            shown.notice = Some(
                 "Your password is changed. Other sessions of yours have been signed out."
                     .to_owned(),
             )
         }
-        Err(error) => page.password = Form::default().error(error, &[("password", "newPassword")]),
+        Err(error) => shown.password = Form::default().error(error, &[("password", "newPassword")]),
     }
-    page.into_response()
+    Ok(shown.into_response())
 }

@@ -6,19 +6,14 @@ use askama_web::WebTemplate;
 use axum::{
     Router,
     extract::{Query, State},
-    response::{IntoResponse, Redirect, Response},
+    response::{IntoResponse, Redirect},
     routing::get,
 };
 use serde::Deserialize;
-use usher_domain::{secret::Secret, service::auth::Identity};
+use usher_domain::{secret::Secret, service::mfa::SecondFactor};
 
-use super::{Form, Layout, PageError, password_rules};
-use crate::{
-    AppState,
-    error::ApiError,
-    extract::{ClientOrigin, Who},
-    rest::with_cookie,
-};
+use super::{Form, Layout, Page, PageError, Result, password_rules};
+use crate::{AppState, error::ApiError, extract::ClientOrigin, rest::with_cookie};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -41,14 +36,14 @@ struct ForgotPage {
     sent: bool,
 }
 
-async fn view_forgot_get(State(state): State<AppState>, Who(identity): Who) -> Response {
-    ForgotPage {
-        layout: Layout::new(&state, Some(&identity)),
+async fn view_forgot_get(State(state): State<AppState>, page: Page) -> Result {
+    Ok(ForgotPage {
+        layout: page.layout,
         form: Form::default(),
         mail_configured: state.usher().mail_configured(),
         sent: false,
     }
-    .into_response()
+    .into_response())
 }
 
 #[derive(Deserialize, Default)]
@@ -59,12 +54,10 @@ struct ForgotForm {
 
 async fn view_forgot_post(
     State(state): State<AppState>,
-    Who(identity): Who,
+    page: Page,
     ClientOrigin(origin): ClientOrigin,
     axum::Form(input): axum::Form<ForgotForm>,
-) -> Response {
-    let mut layout = Layout::new(&state, Some(&identity));
-    layout.settle_at = Some(state.path("/forgot-password"));
+) -> Result {
     let (sent, form) = match state.usher().forgot_password(&input.email, &origin).await {
         Ok(()) => (true, Form::default()),
         Err(error) => (
@@ -72,13 +65,13 @@ async fn view_forgot_post(
             Form::default().with("email", input.email).error(error, &[]),
         ),
     };
-    ForgotPage {
-        layout,
+    Ok(ForgotPage {
+        layout: page.layout.at("/forgot-password"),
         form,
         mail_configured: state.usher().mail_configured(),
         sent,
     }
-    .into_response()
+    .into_response())
 }
 
 #[derive(Template, WebTemplate)]
@@ -98,45 +91,43 @@ struct TokenQuery {
 }
 
 /// The form, or a page that says the link is dead and what to do instead.
-async fn change_page(state: &AppState, identity: &Identity, token: &str, form: Form) -> Response {
-    match state.usher().resolve_password_reset(token).await {
-        Ok(user) => ChangePage {
-            layout: {
-                let mut layout = Layout::new(state, Some(identity));
-                layout.settle_at = Some(state.path(&format!("/change-password?token={token}")));
-                layout
-            },
-            form,
-            token: token.to_owned(),
-            email: user.email.map(|e| e.to_string()).unwrap_or_default(),
-            password_rules: password_rules(state),
-        }
-        .into_response(),
+async fn change_page(state: &AppState, layout: Layout, token: &str, form: Form) -> Result {
+    let mail = state.usher().mail_configured();
+    let user = match state.usher().resolve_password_reset(token).await {
+        Ok(user) => user,
         Err(error) => {
             let mut error = ApiError::from(error);
-            if !state.usher().mail_configured() {
+            if !mail {
                 error.message = error.message.replace(
                     "Ask for a new one.",
                     "Ask the owner or an admin for a new one.",
                 );
             }
-            let mut page = PageError::new(state, Some(identity), error);
-            page.page.heading = "This password reset link does not work".into();
-            if state.usher().mail_configured() {
-                page.page.next =
-                    Some((state.path("/forgot-password"), "Ask for a new link".into()));
-            }
-            page.into_response()
+            let refused =
+                PageError::from(error).with_heading("This password reset link does not work");
+            return Err(if mail {
+                refused.with_next("/forgot-password", "Ask for a new link")
+            } else {
+                refused
+            });
         }
+    };
+    Ok(ChangePage {
+        layout: layout.at(&format!("/change-password?token={token}")),
+        form,
+        token: token.to_owned(),
+        email: user.email.map(|e| e.to_string()).unwrap_or_default(),
+        password_rules: password_rules(state),
     }
+    .into_response())
 }
 
 async fn view_change_get(
     State(state): State<AppState>,
-    Who(identity): Who,
+    page: Page,
     Query(query): Query<TokenQuery>,
-) -> Response {
-    change_page(&state, &identity, &query.token, Form::default()).await
+) -> Result {
+    change_page(&state, page.layout, &query.token, Form::default()).await
 }
 
 #[derive(Deserialize, Default)]
@@ -150,35 +141,26 @@ struct ChangeForm {
 
 async fn view_change_post(
     State(state): State<AppState>,
-    Who(identity): Who,
+    page: Page,
     ClientOrigin(origin): ClientOrigin,
     axum::Form(input): axum::Form<ChangeForm>,
-) -> Response {
-    match state
+) -> Result {
+    let factor = SecondFactor {
+        code: Some(input.mfa_code),
+        recovery_code: None,
+    };
+    let reset = state
         .usher()
-        .reset_password(
-            &input.token,
-            &input.password,
-            &usher_domain::service::mfa::SecondFactor {
-                code: Some(input.mfa_code),
-                recovery_code: None,
-            },
-            &origin,
-        )
-        .await
-    {
-        Ok(session) => with_cookie(
+        .reset_password(&input.token, &input.password, &factor, &origin)
+        .await;
+    match reset {
+        Ok(session) => Ok(with_cookie(
             Redirect::to(&state.path("/")),
             state.session_cookie(&session),
-        ),
+        )),
         Err(error) => {
-            change_page(
-                &state,
-                &identity,
-                &input.token,
-                Form::default().error(error, &[]),
-            )
-            .await
+            let form = Form::default().error(error, &[]);
+            change_page(&state, page.layout, &input.token, form).await
         }
     }
 }

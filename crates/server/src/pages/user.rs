@@ -7,28 +7,24 @@ use askama_web::WebTemplate;
 use axum::{
     Router,
     extract::{Path, Query, State},
-    response::{IntoResponse, Redirect, Response},
+    response::{IntoResponse, Redirect},
     routing::{get, post},
 };
 use serde::Deserialize;
 use usher_domain::{
-    model::{Role, User},
+    Error,
+    model::{Role, User, UserId},
     resources::{Project, ProjectKind},
     secret::Secret,
-    service::auth::{Actor, Identity},
+    service::auth::Actor,
 };
 
 use super::{
-    Layout, PageError,
+    Layout, Result, SignedInPage,
     resources::{ProjectOption, kind_label, project_label},
     users,
 };
-use crate::{
-    AppState,
-    error::ApiError,
-    extract::{ClientOrigin, Who},
-    rest::user_id,
-};
+use crate::{AppState, error::ApiError, extract::ClientOrigin, rest::user_id};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -86,38 +82,39 @@ struct Shown {
     error: Option<String>,
 }
 
-async fn user_page(
-    state: &AppState,
-    identity: &Identity,
-    actor: &Actor,
-    id: &str,
-    shown: Shown,
-) -> Response {
-    let page_error = |error: ApiError| PageError::new(state, Some(identity), error).into_response();
-    if let Err(error) = actor.user.role.require_user_manager() {
-        return page_error(error.into());
+impl Shown {
+    fn notice(text: impl Into<String>) -> Self {
+        Self {
+            notice: Some(text.into()),
+            ..Self::default()
+        }
     }
-    let id = match user_id(id) {
-        Ok(id) => id,
-        Err(error) => return page_error(error),
-    };
-    let everyone = match state.usher().users(actor).await {
-        Ok(users) => users,
-        Err(error) => return page_error(error.into()),
-    };
-    let Some(user) = everyone.iter().find(|u| u.id == id) else {
-        return page_error(ApiError::from(usher_domain::Error::not_found(
-            "There is no such user.",
-        )));
-    };
-    let work = match user_work(state, actor, user, &everyone).await {
-        Ok(work) => work,
-        Err(error) => return page_error(error.into()),
-    };
-    let mut layout = Layout::new(state, Some(identity));
-    layout.settle_at = Some(state.path(&format!("/settings/users/{id}")));
-    UserPage {
-        layout,
+
+    fn error(text: impl Into<String>) -> Self {
+        Self {
+            error: Some(text.into()),
+            ..Self::default()
+        }
+    }
+
+    /// What `shown` makes of a success; the services' message otherwise.
+    fn of<T>(result: usher_domain::Result<T>, shown: impl FnOnce(T) -> Self) -> Self {
+        result.map_or_else(|error| Self::error(ApiError::from(error).message), shown)
+    }
+}
+
+/// The page of user `id`, for the owner and admins.
+async fn render(state: &AppState, page: SignedInPage, id: UserId, shown: Shown) -> Result {
+    let actor = &page.actor;
+    actor.user.role.require_user_manager()?;
+    let everyone = state.usher().users(actor).await?;
+    let user = everyone
+        .iter()
+        .find(|u| u.id == id)
+        .ok_or_else(|| Error::not_found("There is no such user."))?;
+    let work = user_work(state, actor, user, &everyone).await?;
+    Ok(UserPage {
+        layout: page.layout.at(&format!("/settings/users/{id}")),
         id: id.to_string(),
         name: user.display_name(),
         email: user
@@ -142,7 +139,7 @@ async fn user_page(
         pending: user.is_pending(),
         can_delete: user.role != Role::Owner && user.id != actor.user.id,
     }
-    .into_response()
+    .into_response())
 }
 
 #[derive(Deserialize, Default)]
@@ -153,87 +150,51 @@ struct UserQuery {
 
 async fn view_user_get(
     State(state): State<AppState>,
-    Who(identity): Who,
+    page: SignedInPage,
     Path(id): Path<String>,
     Query(query): Query<UserQuery>,
-) -> Response {
-    let shown = Shown {
-        notice: query
-            .transferred
-            .map(|_| "This user is now the owner; you are an admin.".to_owned()),
-        ..Shown::default()
+) -> Result {
+    let shown = match query.transferred {
+        Some(_) => Shown::notice("This user is now the owner; you are an admin."),
+        None => Shown::default(),
     };
-    match super::signed_in(&state, &identity, &format!("/settings/users/{id}")) {
-        Ok(actor) => user_page(&state, &identity, &actor, &id, shown).await,
-        Err(response) => response,
-    }
+    render(&state, page, user_id(&id)?, shown).await
 }
 
 async fn view_user_reset_link(
     State(state): State<AppState>,
-    Who(identity): Who,
+    page: SignedInPage,
     ClientOrigin(origin): ClientOrigin,
     Path(id): Path<String>,
-) -> Response {
-    let actor = match super::signed_in(&state, &identity, &format!("/settings/users/{id}")) {
-        Ok(actor) => actor,
-        Err(response) => return response,
-    };
-    let shown = match user_id(&id) {
-        Ok(target) => match state
-            .usher()
-            .password_reset_link(&actor, target, &origin)
-            .await
-        {
-            Ok(link) => Shown {
-                reset_link: Some(link),
-                ..Shown::default()
-            },
-            Err(error) => Shown {
-                error: Some(ApiError::from(error).message),
-                ..Shown::default()
-            },
-        },
-        Err(error) => Shown {
-            error: Some(error.message),
-            ..Shown::default()
-        },
-    };
-    user_page(&state, &identity, &actor, &id, shown).await
+) -> Result {
+    let id = user_id(&id)?;
+    let link = state
+        .usher()
+        .password_reset_link(&page.actor, id, &origin)
+        .await;
+    let shown = Shown::of(link, |link| Shown {
+        reset_link: Some(link),
+        ..Shown::default()
+    });
+    render(&state, page, id, shown).await
 }
 
 async fn view_user_force_reset(
     State(state): State<AppState>,
-    Who(identity): Who,
+    page: SignedInPage,
     ClientOrigin(origin): ClientOrigin,
     Path(id): Path<String>,
-) -> Response {
-    let actor = match super::signed_in(&state, &identity, &format!("/settings/users/{id}")) {
-        Ok(actor) => actor,
-        Err(response) => return response,
-    };
-    let shown = match user_id(&id) {
-        Ok(target) => match state
-            .usher()
-            .force_password_reset(&actor, target, &origin)
-            .await
-        {
-            Ok(password) => Shown {
-                temporary_password: Some(password.expose().to_owned()),
-                notice: Some("The password is reset.".into()),
-                ..Shown::default()
-            },
-            Err(error) => Shown {
-                error: Some(ApiError::from(error).message),
-                ..Shown::default()
-            },
-        },
-        Err(error) => Shown {
-            error: Some(error.message),
-            ..Shown::default()
-        },
-    };
-    user_page(&state, &identity, &actor, &id, shown).await
+) -> Result {
+    let id = user_id(&id)?;
+    let reset = state
+        .usher()
+        .force_password_reset(&page.actor, id, &origin)
+        .await;
+    let shown = Shown::of(reset, |password| Shown {
+        temporary_password: Some(password.expose().to_owned()),
+        ..Shown::notice("The password is reset.")
+    });
+    render(&state, page, id, shown).await
 }
 
 #[derive(Deserialize, Default)]
@@ -244,38 +205,24 @@ struct RoleForm {
 
 async fn view_user_role(
     State(state): State<AppState>,
-    Who(identity): Who,
+    page: SignedInPage,
     ClientOrigin(origin): ClientOrigin,
     Path(id): Path<String>,
     axum::Form(form): axum::Form<RoleForm>,
-) -> Response {
-    let actor = match super::signed_in(&state, &identity, &format!("/settings/users/{id}")) {
-        Ok(actor) => actor,
-        Err(response) => return response,
-    };
-    let result = match user_id(&id) {
-        Ok(target) => state
-            .usher()
-            .change_role(&actor, target, &form.role, &origin)
-            .await
-            .map_err(ApiError::from),
-        Err(error) => Err(error),
-    };
-    let shown = match result {
-        Ok(user) => Shown {
-            notice: Some(format!(
-                "{} is now {}.",
-                user.display_name(),
-                user.role.label().to_lowercase()
-            )),
-            ..Shown::default()
-        },
-        Err(error) => Shown {
-            error: Some(error.message),
-            ..Shown::default()
-        },
-    };
-    user_page(&state, &identity, &actor, &id, shown).await
+) -> Result {
+    let id = user_id(&id)?;
+    let changed = state
+        .usher()
+        .change_role(&page.actor, id, &form.role, &origin)
+        .await;
+    let shown = Shown::of(changed, |user| {
+        Shown::notice(format!(
+            "{} is now {}.",
+            user.display_name(),
+            user.role.label().to_lowercase()
+        ))
+    });
+    render(&state, page, id, shown).await
 }
 
 #[derive(Deserialize, Default)]
@@ -286,37 +233,28 @@ struct OwnerForm {
 
 async fn view_user_make_owner(
     State(state): State<AppState>,
-    Who(identity): Who,
+    page: SignedInPage,
     ClientOrigin(origin): ClientOrigin,
     Path(id): Path<String>,
     axum::Form(form): axum::Form<OwnerForm>,
-) -> Response {
-    let actor = match super::signed_in(&state, &identity, &format!("/settings/users/{id}")) {
-        Ok(actor) => actor,
-        Err(response) => return response,
-    };
-    let result = match user_id(&id) {
-        Ok(target) => state
-            .usher()
-            .transfer_ownership(&actor, target, &form.password, &origin)
-            .await
-            .map_err(ApiError::from),
-        Err(error) => Err(error),
-    };
-    match result {
+) -> Result {
+    let id = user_id(&id)?;
+    let transferred = state
+        .usher()
+        .transfer_ownership(&page.actor, id, &form.password, &origin)
+        .await;
+    match transferred {
         // The old owner is an admin now: a fresh page shows that standing.
-        Ok(_) => Redirect::to(&state.path(&format!("/settings/users/{id}?transferred=1")))
-            .into_response(),
+        Ok(_) => Ok(
+            Redirect::to(&state.path(&format!("/settings/users/{id}?transferred=1")))
+                .into_response(),
+        ),
         Err(error) => {
-            user_page(
+            render(
                 &state,
-                &identity,
-                &actor,
-                &id,
-                Shown {
-                    error: Some(error.message),
-                    ..Shown::default()
-                },
+                page,
+                id,
+                Shown::error(ApiError::from(error).message),
             )
             .await
         }
@@ -333,30 +271,17 @@ struct ProjectRoleForm {
 /// Gives the user a role in a team project (or changes it).
 async fn view_user_project_role(
     State(state): State<AppState>,
-    Who(identity): Who,
+    page: SignedInPage,
     ClientOrigin(origin): ClientOrigin,
     Path(id): Path<String>,
     axum::Form(form): axum::Form<ProjectRoleForm>,
-) -> Response {
-    let actor = match super::signed_in(&state, &identity, &format!("/settings/users/{id}")) {
-        Ok(actor) => actor,
-        Err(response) => return response,
-    };
-    let shown = match state
+) -> Result {
+    let saved = state
         .usher()
-        .set_project_member(&actor, &form.project, &id, &form.role, &origin)
-        .await
-    {
-        Ok(()) => Shown {
-            notice: Some("The project role is saved.".into()),
-            ..Shown::default()
-        },
-        Err(error) => Shown {
-            error: Some(ApiError::from(error).message),
-            ..Shown::default()
-        },
-    };
-    user_page(&state, &identity, &actor, &id, shown).await
+        .set_project_member(&page.actor, &form.project, &id, &form.role, &origin)
+        .await;
+    let shown = Shown::of(saved, |()| Shown::notice("The project role is saved."));
+    render(&state, page, user_id(&id)?, shown).await
 }
 
 #[derive(Deserialize, Default)]
@@ -371,33 +296,25 @@ struct DeleteForm {
 /// goes back to the list of users.
 async fn view_user_delete(
     State(state): State<AppState>,
-    Who(identity): Who,
+    page: SignedInPage,
     ClientOrigin(origin): ClientOrigin,
     Path(id): Path<String>,
     axum::Form(form): axum::Form<DeleteForm>,
-) -> Response {
-    let actor = match super::signed_in(&state, &identity, &format!("/settings/users/{id}")) {
-        Ok(actor) => actor,
-        Err(response) => return response,
-    };
-    let refused = |message: String| Shown {
-        error: Some(message),
-        ..Shown::default()
-    };
-    let target = match user_id(&id) {
-        Ok(target) => target,
-        Err(error) => {
-            return user_page(&state, &identity, &actor, &id, refused(error.message)).await;
-        }
-    };
-    let pending = match state.usher().users(&actor).await {
+) -> Result {
+    let id = user_id(&id)?;
+    let pending = match state.usher().users(&page.actor).await {
         Ok(everyone) => everyone
             .iter()
-            .find(|u| u.id == target)
+            .find(|u| u.id == id)
             .is_some_and(|u| u.is_pending()),
         Err(error) => {
-            let message = ApiError::from(error).message;
-            return user_page(&state, &identity, &actor, &id, refused(message)).await;
+            return render(
+                &state,
+                page,
+                id,
+                Shown::error(ApiError::from(error).message),
+            )
+            .await;
         }
     };
     // An active user's work is transferred or deleted only as chosen: a
@@ -408,27 +325,34 @@ async fn view_user_delete(
             (Some(form.transfer_to.as_str()), "transferred")
         }
         (false, "transfer") => {
-            let message = "Choose the project that takes their workflows and credentials.";
-            return user_page(&state, &identity, &actor, &id, refused(message.into())).await;
+            let refused =
+                Shown::error("Choose the project that takes their workflows and credentials.");
+            return render(&state, page, id, refused).await;
         }
         (false, "delete") => (None, "deleted"),
         (false, _) => {
-            let message =
-                "Choose whether their workflows and credentials are transferred or deleted.";
-            return user_page(&state, &identity, &actor, &id, refused(message.into())).await;
+            let refused = Shown::error(
+                "Choose whether their workflows and credentials are transferred or deleted.",
+            );
+            return render(&state, page, id, refused).await;
         }
     };
-    match state
+    let deleted = state
         .usher()
-        .delete_user(&actor, target, transfer_to, &origin)
-        .await
-    {
-        Ok(()) => {
-            Redirect::to(&state.path(&format!("/settings/users?deleted={done}"))).into_response()
-        }
+        .delete_user(&page.actor, id, transfer_to, &origin)
+        .await;
+    match deleted {
+        Ok(()) => Ok(
+            Redirect::to(&state.path(&format!("/settings/users?deleted={done}"))).into_response(),
+        ),
         Err(error) => {
-            let message = ApiError::from(error).message;
-            user_page(&state, &identity, &actor, &id, refused(message)).await
+            render(
+                &state,
+                page,
+                id,
+                Shown::error(ApiError::from(error).message),
+            )
+            .await
         }
     }
 }

@@ -5,27 +5,21 @@ use askama_web::WebTemplate;
 use axum::{
     Router,
     extract::{Path, Query, State},
-    response::{IntoResponse, Response},
+    response::IntoResponse,
     routing::{get, post},
 };
 use serde::Deserialize;
 use usher_domain::{
-    clock::rfc3339,
-    model::{Role, User},
+    model::{Role, User, UserId},
     service::{
-        auth::{Actor, Identity},
+        Usher,
         invitations::{InviteRequest, Invited},
         onboarding::{Created, NewUser},
     },
 };
 
-use super::{Layout, PageError};
-use crate::{
-    AppState,
-    error::ApiError,
-    extract::{ClientOrigin, Who},
-    rest::user_id,
-};
+use super::{Layout, Result, SignedInPage, day, percent_encode};
+use crate::{AppState, error::ApiError, extract::ClientOrigin};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -86,10 +80,6 @@ struct Outcome {
     error: Option<String>,
 }
 
-pub(super) fn day(millis: i64) -> String {
-    rfc3339(millis).chars().take(10).collect()
-}
-
 pub(super) fn status(user: &User, everyone: &[User]) -> String {
     if user.is_pending() {
         let by = user
@@ -116,16 +106,9 @@ fn csv_field(text: &str) -> String {
     }
 }
 
-async fn render(
-    state: &AppState,
-    identity: &Identity,
-    actor: &Actor,
-    outcome: Outcome,
-) -> Response {
-    let everyone = match state.usher().users(actor).await {
-        Ok(users) => users,
-        Err(error) => return PageError::new(state, Some(identity), error.into()).into_response(),
-    };
+async fn render(state: &AppState, page: SignedInPage, outcome: Outcome) -> Result {
+    let actor = &page.actor;
+    let everyone = state.usher().users(actor).await?;
     let users = everyone
         .iter()
         .map(|u| UserRow {
@@ -137,7 +120,7 @@ async fn render(
             email: u.email.as_ref().map(|e| e.to_string()).unwrap_or_default(),
             role: u.role.label(),
             // Members see others' names, emails and roles only, as in the API.
-            status: if usher_domain::service::Usher::sees_full_profile(actor, u) {
+            status: if Usher::sees_full_profile(actor, u) {
                 status(u, &everyone)
             } else {
                 String::new()
@@ -172,12 +155,11 @@ async fn render(
             }
         }
     }
-    let mut layout = Layout::new(state, Some(identity));
-    layout.settle_at = Some(state.path("/settings/users"));
-    UsersPage {
-        layout,
-        owner_set_up: identity.instance.owner_set_up,
-        can_manage: actor.user.role.manages_users() && identity.instance.owner_set_up,
+    let owner_set_up = page.instance.owner_set_up;
+    Ok(UsersPage {
+        layout: page.layout.at("/settings/users"),
+        owner_set_up,
+        can_manage: actor.user.role.manages_users() && owner_set_up,
         is_owner: actor.user.role == Role::Owner,
         mail_configured: state.usher().mail_configured(),
         links_allowed: !state.settings().mail.invite_links_email_only,
@@ -202,11 +184,11 @@ async fn render(
                 error: c.error,
             })
             .collect(),
-        csv: super::percent_encode(&csv, b""),
+        csv: percent_encode(&csv, b""),
         notice: outcome.notice,
         error: outcome.error,
     }
-    .into_response()
+    .into_response())
 }
 
 #[derive(Deserialize, Default)]
@@ -218,9 +200,9 @@ struct UsersQuery {
 
 async fn view_users_get(
     State(state): State<AppState>,
-    Who(identity): Who,
+    page: SignedInPage,
     Query(query): Query<UsersQuery>,
-) -> Response {
+) -> Result {
     let notice = query.deleted.map(|done| {
         match done.as_str() {
             "transferred" => {
@@ -235,10 +217,7 @@ async fn view_users_get(
         notice,
         ..Outcome::default()
     };
-    match super::signed_in(&state, &identity, "/settings/users") {
-        Ok(actor) => render(&state, &identity, &actor, outcome).await,
-        Err(response) => response,
-    }
+    render(&state, page, outcome).await
 }
 
 #[derive(Deserialize, Default)]
@@ -259,14 +238,10 @@ fn split_emails(text: &str) -> Vec<String> {
 
 async fn view_users_invite(
     State(state): State<AppState>,
-    Who(identity): Who,
+    page: SignedInPage,
     ClientOrigin(origin): ClientOrigin,
     axum::Form(form): axum::Form<InviteForm>,
-) -> Response {
-    let actor = match super::signed_in(&state, &identity, "/settings/users") {
-        Ok(actor) => actor,
-        Err(response) => return response,
-    };
+) -> Result {
     let role = Some(form.role).filter(|r| !r.is_empty());
     let requests = split_emails(&form.emails)
         .into_iter()
@@ -275,7 +250,7 @@ async fn view_users_invite(
             role: role.clone(),
         })
         .collect();
-    let outcome = match state.usher().invite(&actor, requests, &origin).await {
+    let outcome = match state.usher().invite(&page.actor, requests, &origin).await {
         Ok(invited) => Outcome {
             invited,
             ..Outcome::default()
@@ -285,7 +260,7 @@ async fn view_users_invite(
             ..Outcome::default()
         },
     };
-    render(&state, &identity, &actor, outcome).await
+    render(&state, page, outcome).await
 }
 
 #[derive(Deserialize, Default)]
@@ -297,14 +272,10 @@ struct CreateForm {
 
 async fn view_users_create(
     State(state): State<AppState>,
-    Who(identity): Who,
+    page: SignedInPage,
     ClientOrigin(origin): ClientOrigin,
     axum::Form(form): axum::Form<CreateForm>,
-) -> Response {
-    let actor = match super::signed_in(&state, &identity, "/settings/users") {
-        Ok(actor) => actor,
-        Err(response) => return response,
-    };
+) -> Result {
     let role = Some(form.role).filter(|r| !r.is_empty());
     let users = form
         .lines
@@ -321,7 +292,11 @@ async fn view_users_create(
             }
         })
         .collect();
-    let outcome = match state.usher().create_users(&actor, users, &origin).await {
+    let outcome = match state
+        .usher()
+        .create_users(&page.actor, users, &origin)
+        .await
+    {
         Ok(created) => Outcome {
             created,
             ..Outcome::default()
@@ -331,7 +306,7 @@ async fn view_users_create(
             ..Outcome::default()
         },
     };
-    render(&state, &identity, &actor, outcome).await
+    render(&state, page, outcome).await
 }
 
 #[derive(Clone, Copy)]
@@ -341,66 +316,69 @@ enum PendingAction {
     Revoke,
 }
 
+/// Resend, new link or withdraw, on the list's row of a pending user.
 async fn pending_action(
     state: AppState,
-    identity: Identity,
+    page: SignedInPage,
     origin: usher_domain::model::Origin,
     id: String,
     action: PendingAction,
-) -> Response {
-    let actor = match super::signed_in(&state, &identity, "/settings/users") {
-        Ok(actor) => actor,
-        Err(response) => return response,
-    };
+) -> Result {
     let usher = state.usher();
-    let result = match user_id(&id) {
-        Err(error) => Err(error),
-        Ok(id) => match action {
-            PendingAction::Resend => usher.resend_invitation(&actor, id, &origin).await.map(|i| Outcome { invited: vec![i], ..Outcome::default() }),
-            PendingAction::Link => usher.new_invite_link(&actor, id, &origin).await.map(|i| Outcome {
+    let actor = &page.actor;
+    let done = match UserId::parse(&id) {
+        None => Err(usher_domain::Error::not_found("There is no such user.")),
+        Some(id) => match action {
+            PendingAction::Resend => usher
+                .resend_invitation(actor, id, &origin)
+                .await
+                .map(|i| Outcome {
+                    invited: vec![i],
+                    ..Outcome::default()
+                }),
+            PendingAction::Link => usher.new_invite_link(actor, id, &origin).await.map(|i| Outcome {
                 notice: Some("A new invitation link is below; earlier links for this person no longer work.".into()),
                 invited: vec![i],
                 ..Outcome::default()
             }),
-            PendingAction::Revoke => usher
-                .revoke_invitation(&actor, id, &origin)
-                .await
-                .map(|()| Outcome { notice: Some("The invitation is withdrawn; its link no longer works.".into()), ..Outcome::default() }),
-        }
-        .map_err(ApiError::from),
+            PendingAction::Revoke => usher.revoke_invitation(actor, id, &origin).await.map(|()| Outcome {
+                notice: Some("The invitation is withdrawn; its link no longer works.".into()),
+                ..Outcome::default()
+            }),
+        },
     };
-    let outcome = result.unwrap_or_else(|error| Outcome {
-        error: Some(error.message),
+    let outcome = done.unwrap_or_else(|error| Outcome {
+        error: Some(ApiError::from(error).message),
         ..Outcome::default()
     });
-    render(&state, &identity, &actor, outcome).await
+    render(&state, page, outcome).await
 }
 
 async fn view_users_resend(
     State(state): State<AppState>,
-    Who(identity): Who,
+    page: SignedInPage,
     ClientOrigin(origin): ClientOrigin,
     Path(id): Path<String>,
-) -> Response {
-    pending_action(state, identity, origin, id, PendingAction::Resend).await
+) -> Result {
+    pending_action(state, page, origin, id, PendingAction::Resend).await
 }
 
 async fn view_users_link(
     State(state): State<AppState>,
-    Who(identity): Who,
+    page: SignedInPage,
     ClientOrigin(origin): ClientOrigin,
     Path(id): Path<String>,
-) -> Response {
-    pending_action(state, identity, origin, id, PendingAction::Link).await
+) -> Result {
+    pending_action(state, page, origin, id, PendingAction::Link).await
 }
 
 async fn view_users_revoke(
     State(state): State<AppState>,
-    Who(identity): Who,
+    page: SignedInPage,
     ClientOrigin(origin): ClientOrigin,
     Path(id): Path<String>,
-) -> Response {
-    pending_action(state, identity, origin, id, PendingAction::Revoke).await
+) -> Result {
+    pending_action(state, page, origin, id, PendingAction::Revoke).await
 }
 
 #[cfg(test)]

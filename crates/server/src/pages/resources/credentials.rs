@@ -5,24 +5,18 @@ use askama_web::WebTemplate;
 use axum::{
     Router,
     extract::{Path, State},
-    response::{IntoResponse, Response},
+    response::IntoResponse,
     routing::{get, post},
 };
 use serde::Deserialize;
-use usher_domain::{
-    Error,
-    service::{
-        auth::{Actor, Identity},
-        resources::Access,
-    },
-};
+use usher_domain::{Error, service::resources::Access};
 
-use super::{ProjectOption, Shown, page_error, project_label, writable_projects};
+use super::{ProjectOption, Shown, project_label, writable_projects};
 use crate::{
     AppState,
     error::ApiError,
-    extract::{ClientOrigin, Who},
-    pages::{Form, Layout, users::day},
+    extract::ClientOrigin,
+    pages::{Form, Layout, Result, SignedInPage, day},
 };
 
 pub fn router() -> Router<AppState> {
@@ -59,23 +53,11 @@ struct CredentialsPage {
     error: Option<String>,
 }
 
-async fn credentials_page(
-    state: &AppState,
-    identity: &Identity,
-    actor: &Actor,
-    shown: Shown,
-) -> Response {
-    let usher = state.usher();
-    let loaded = async {
-        let everyone = usher.users(actor).await?;
-        let views = usher.credentials(actor).await?;
-        let projects = writable_projects(state, actor, &everyone, shown.project.as_deref()).await?;
-        Ok::<_, Error>((everyone, views, projects))
-    };
-    let (everyone, views, projects) = match loaded.await {
-        Ok(loaded) => loaded,
-        Err(error) => return page_error(state, identity, error),
-    };
+async fn credentials_page(state: &AppState, page: SignedInPage, shown: Shown) -> Result {
+    let (usher, actor) = (state.usher(), &page.actor);
+    let everyone = usher.users(actor).await?;
+    let views = usher.credentials(actor).await?;
+    let projects = writable_projects(state, actor, &everyone, shown.project.as_deref()).await?;
     let mut rows: Vec<CredentialRow> = views
         .iter()
         .map(|view| {
@@ -91,10 +73,8 @@ async fn credentials_page(
         })
         .collect();
     rows.sort_by_key(|r| r.name.to_lowercase());
-    let mut layout = Layout::new(state, Some(identity));
-    layout.settle_at = Some(state.path("/home/credentials"));
-    CredentialsPage {
-        layout,
+    Ok(CredentialsPage {
+        layout: page.layout.at("/home/credentials"),
         rows,
         projects,
         form: shown.form.unwrap_or_default(),
@@ -103,14 +83,11 @@ async fn credentials_page(
         notice: shown.notice,
         error: shown.error,
     }
-    .into_response()
+    .into_response())
 }
 
-async fn view_credentials_get(State(state): State<AppState>, Who(identity): Who) -> Response {
-    match crate::pages::signed_in(&state, &identity, "/home/credentials") {
-        Ok(actor) => credentials_page(&state, &identity, &actor, Shown::default()).await,
-        Err(response) => response,
-    }
+async fn view_credentials_get(State(state): State<AppState>, page: SignedInPage) -> Result {
+    credentials_page(&state, page, Shown::default()).await
 }
 
 #[derive(Deserialize, Default)]
@@ -125,14 +102,10 @@ struct CreateCredentialForm {
 
 async fn view_credentials_create(
     State(state): State<AppState>,
-    Who(identity): Who,
+    page: SignedInPage,
     ClientOrigin(origin): ClientOrigin,
     axum::Form(input): axum::Form<CreateCredentialForm>,
-) -> Response {
-    let actor = match crate::pages::signed_in(&state, &identity, "/home/credentials") {
-        Ok(actor) => actor,
-        Err(response) => return response,
-    };
+) -> Result {
     let text = input.data.trim();
     let parsed = if text.is_empty() {
         Ok(serde_json::json!({}))
@@ -144,7 +117,7 @@ async fn view_credentials_create(
             state
                 .usher()
                 .create_credential(
-                    &actor,
+                    &page.actor,
                     &input.name,
                     &input.kind,
                     Some(&input.project_id),
@@ -183,22 +156,21 @@ async fn view_credentials_create(
             }
         }
     };
-    credentials_page(&state, &identity, &actor, shown).await
+    credentials_page(&state, page, shown).await
 }
 
 async fn view_credentials_delete(
     State(state): State<AppState>,
-    Who(identity): Who,
+    page: SignedInPage,
     ClientOrigin(origin): ClientOrigin,
     Path(id): Path<String>,
-) -> Response {
-    let actor = match crate::pages::signed_in(&state, &identity, "/home/credentials") {
-        Ok(actor) => actor,
-        Err(response) => return response,
-    };
-    let result = state.usher().delete_credential(&actor, &id, &origin).await;
+) -> Result {
+    let result = state
+        .usher()
+        .delete_credential(&page.actor, &id, &origin)
+        .await;
     let shown = Shown::of(result, |()| "The credential is deleted.".to_owned());
-    credentials_page(&state, &identity, &actor, shown).await
+    credentials_page(&state, page, shown).await
 }
 
 // --------------------------------------------------------------------- tags

@@ -6,8 +6,8 @@
 //! refused anyway shows the services' message.
 //!
 //! - [`workflows`]: `/home/workflows`, `/workflows/<id>`;
-//! - [`credentials`]: `/home/credentials`;
-//! - [`tags`]: `/home/tags`;
+//! - [`credentials`]: the credentials, `/home/credentials`;
+//! - [`tags`]: the tags, `/home/tags`;
 //! - [`projects`]: `/projects`, `/projects/<id>`.
 //!
 //! What they share (the message a post leaves, how a project is named, the
@@ -18,22 +18,15 @@ mod projects;
 mod tags;
 mod workflows;
 
-use axum::{
-    Router,
-    response::{IntoResponse, Response},
-};
+use axum::Router;
 use serde::Deserialize;
 use usher_domain::{
-    Error,
     model::User,
     resources::{Project, ProjectKind},
-    service::{
-        auth::{Actor, Identity},
-        resources::Access,
-    },
+    service::{auth::Actor, resources::Access},
 };
 
-use super::{Form, PageError};
+use super::Form;
 use crate::{AppState, error::ApiError};
 
 pub fn router() -> Router<AppState> {
@@ -42,17 +35,6 @@ pub fn router() -> Router<AppState> {
         .merge(credentials::router())
         .merge(tags::router())
         .merge(projects::router())
-}
-
-fn page_error(state: &AppState, identity: &Identity, error: impl Into<ApiError>) -> Response {
-    PageError::new(state, Some(identity), error.into()).into_response()
-}
-
-/// A page that cannot show `what`, with a way back to the list.
-fn not_shown(state: &AppState, identity: &Identity, error: Error, back: (&str, &str)) -> Response {
-    let mut page = PageError::new(state, Some(identity), error.into());
-    page.page.next = Some((state.path(back.0), back.1.to_owned()));
-    page.into_response()
 }
 
 /// What a post adds to the page it shows next.

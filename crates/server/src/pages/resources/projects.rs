@@ -6,27 +6,23 @@ use askama_web::WebTemplate;
 use axum::{
     Router,
     extract::{Path, Query, State},
-    response::{IntoResponse, Redirect, Response},
+    response::{IntoResponse, Redirect},
     routing::{get, post},
 };
 use serde::Deserialize;
 use usher_domain::{
-    Error,
     resources::{ProjectKind, ProjectRole},
-    service::{
-        auth::{Actor, Identity},
-        resources::{Access, WorkflowView},
-    },
+    service::resources::{Access, WorkflowView},
 };
 
-use super::workflows::{WorkflowRow, workflow_rows};
 use super::{
-    DoneQuery, NameForm, Shown, access_label, kind_label, not_shown, page_error, project_label,
+    DoneQuery, NameForm, Shown, access_label, kind_label, project_label,
+    workflows::{WorkflowRow, workflow_rows},
 };
 use crate::{
     AppState,
-    extract::{ClientOrigin, Who},
-    pages::{Form, Layout},
+    extract::ClientOrigin,
+    pages::{Form, Layout, PageError, Result, SignedInPage},
 };
 
 pub fn router() -> Router<AppState> {
@@ -63,19 +59,10 @@ struct ProjectsPage {
     error: Option<String>,
 }
 
-async fn projects_page(
-    state: &AppState,
-    identity: &Identity,
-    actor: &Actor,
-    shown: Shown,
-) -> Response {
-    let usher = state.usher();
-    let loaded =
-        async { Ok::<_, Error>((usher.users(actor).await?, usher.projects(actor).await?)) };
-    let (everyone, projects) = match loaded.await {
-        Ok(loaded) => loaded,
-        Err(error) => return page_error(state, identity, error),
-    };
+async fn projects_page(state: &AppState, page: SignedInPage, shown: Shown) -> Result {
+    let (usher, actor) = (state.usher(), &page.actor);
+    let everyone = usher.users(actor).await?;
+    let projects = usher.projects(actor).await?;
     let mut rows: Vec<(bool, ProjectRow)> = projects
         .iter()
         .map(|(project, role)| {
@@ -92,50 +79,43 @@ async fn projects_page(
         .collect();
     // Team projects first, then personal ones, each by name.
     rows.sort_by_key(|(personal, row)| (*personal, row.name.to_lowercase()));
-    let mut layout = Layout::new(state, Some(identity));
-    layout.settle_at = Some(state.path("/projects"));
-    ProjectsPage {
-        layout,
+    Ok(ProjectsPage {
+        layout: page.layout.at("/projects"),
         rows: rows.into_iter().map(|(_, row)| row).collect(),
         can_create: actor.user.role.manages_users(),
         form: shown.form.unwrap_or_default(),
         notice: shown.notice,
         error: shown.error,
     }
-    .into_response()
+    .into_response())
 }
 
-async fn view_projects_get(State(state): State<AppState>, Who(identity): Who) -> Response {
-    match crate::pages::signed_in(&state, &identity, "/projects") {
-        Ok(actor) => projects_page(&state, &identity, &actor, Shown::default()).await,
-        Err(response) => response,
-    }
+async fn view_projects_get(State(state): State<AppState>, page: SignedInPage) -> Result {
+    projects_page(&state, page, Shown::default()).await
 }
 
 async fn view_projects_create(
     State(state): State<AppState>,
-    Who(identity): Who,
+    page: SignedInPage,
     ClientOrigin(origin): ClientOrigin,
     axum::Form(input): axum::Form<NameForm>,
-) -> Response {
-    let actor = match crate::pages::signed_in(&state, &identity, "/projects") {
-        Ok(actor) => actor,
-        Err(response) => return response,
-    };
+) -> Result {
     match state
         .usher()
-        .create_project(&actor, &input.name, &origin)
+        .create_project(&page.actor, &input.name, &origin)
         .await
     {
         // Its page is where members are added, the next thing to do.
-        Ok(project) => Redirect::to(&state.path(&format!("/projects/{}?created=1", project.id)))
-            .into_response(),
+        Ok(project) => {
+            let created = format!("/projects/{}?created=1", project.id);
+            Ok(Redirect::to(&state.path(&created)).into_response())
+        }
         Err(error) => {
             let shown = Shown {
                 form: Some(Form::default().with("name", input.name).error(error, &[])),
                 ..Shown::default()
             };
-            projects_page(&state, &identity, &actor, shown).await
+            projects_page(&state, page, shown).await
         }
     }
 }
@@ -170,31 +150,14 @@ struct ProjectPage {
     error: Option<String>,
 }
 
-async fn project_page(
-    state: &AppState,
-    identity: &Identity,
-    actor: &Actor,
-    id: &str,
-    shown: Shown,
-) -> Response {
-    let usher = state.usher();
-    let (project, access, members) = match usher.project(actor, id).await {
-        Ok(found) => found,
-        Err(error) => {
-            return not_shown(
-                state,
-                identity,
-                error,
-                ("/projects", "Back to the projects"),
-            );
-        }
-    };
-    let loaded =
-        async { Ok::<_, Error>((usher.users(actor).await?, usher.workflows(actor).await?)) };
-    let (everyone, views) = match loaded.await {
-        Ok(loaded) => loaded,
-        Err(error) => return page_error(state, identity, error),
-    };
+async fn project_page(state: &AppState, page: SignedInPage, id: &str, shown: Shown) -> Result {
+    let (usher, actor) = (state.usher(), &page.actor);
+    let (project, access, members) = usher
+        .project(actor, id)
+        .await
+        .map_err(|error| PageError::from(error).with_next("/projects", "Back to the projects"))?;
+    let everyone = usher.users(actor).await?;
+    let views = usher.workflows(actor).await?;
     let views: Vec<WorkflowView> = views
         .into_iter()
         .filter(|v| v.project.id == project.id)
@@ -229,10 +192,8 @@ async fn project_page(
         })
         .collect();
     candidates.sort_by_key(|c| c.label.to_lowercase());
-    let mut layout = Layout::new(state, Some(identity));
-    layout.settle_at = Some(state.path(&format!("/projects/{}", project.id)));
-    ProjectPage {
-        layout,
+    Ok(ProjectPage {
+        layout: page.layout.at(&format!("/projects/{}", project.id)),
         id: project.id.to_string(),
         name: project_label(&project, &everyone),
         kind: kind_label(project.kind),
@@ -246,24 +207,20 @@ async fn project_page(
         notice: shown.notice,
         error: shown.error,
     }
-    .into_response()
+    .into_response())
 }
 
 async fn view_project_get(
     State(state): State<AppState>,
-    Who(identity): Who,
+    page: SignedInPage,
     Path(id): Path<String>,
     Query(query): Query<DoneQuery>,
-) -> Response {
-    let actor = match crate::pages::signed_in(&state, &identity, &format!("/projects/{id}")) {
-        Ok(actor) => actor,
-        Err(response) => return response,
-    };
+) -> Result {
     let shown = match query.created {
         Some(_) => Shown::notice("The project is created. Add its members below."),
         None => Shown::default(),
     };
-    project_page(&state, &identity, &actor, &id, shown).await
+    project_page(&state, page, &id, shown).await
 }
 
 #[derive(Deserialize, Default)]
@@ -279,18 +236,14 @@ fn role_label(role: &str) -> String {
 
 async fn view_project_member(
     State(state): State<AppState>,
-    Who(identity): Who,
+    page: SignedInPage,
     ClientOrigin(origin): ClientOrigin,
     Path(id): Path<String>,
     axum::Form(input): axum::Form<MemberForm>,
-) -> Response {
-    let actor = match crate::pages::signed_in(&state, &identity, &format!("/projects/{id}")) {
-        Ok(actor) => actor,
-        Err(response) => return response,
-    };
+) -> Result {
     let result = state
         .usher()
-        .set_project_member(&actor, &id, &input.user_id, &input.role, &origin)
+        .set_project_member(&page.actor, &id, &input.user_id, &input.role, &origin)
         .await;
     let shown = Shown::of(result, |()| {
         format!(
@@ -298,25 +251,21 @@ async fn view_project_member(
             role_label(&input.role)
         )
     });
-    project_page(&state, &identity, &actor, &id, shown).await
+    project_page(&state, page, &id, shown).await
 }
 
 async fn view_project_remove(
     State(state): State<AppState>,
-    Who(identity): Who,
+    page: SignedInPage,
     ClientOrigin(origin): ClientOrigin,
     Path((id, user)): Path<(String, String)>,
-) -> Response {
-    let actor = match crate::pages::signed_in(&state, &identity, &format!("/projects/{id}")) {
-        Ok(actor) => actor,
-        Err(response) => return response,
-    };
+) -> Result {
     let result = state
         .usher()
-        .remove_project_member(&actor, &id, &user, &origin)
+        .remove_project_member(&page.actor, &id, &user, &origin)
         .await;
     let shown = Shown::of(result, |()| {
         "The member is removed from the project.".to_owned()
     });
-    project_page(&state, &identity, &actor, &id, shown).await
+    project_page(&state, page, &id, shown).await
 }

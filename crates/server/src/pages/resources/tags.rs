@@ -5,16 +5,15 @@ use askama_web::WebTemplate;
 use axum::{
     Router,
     extract::{Path, State},
-    response::{IntoResponse, Response},
+    response::IntoResponse,
     routing::{get, post},
 };
-use usher_domain::service::auth::{Actor, Identity};
 
-use super::{NameForm, Shown, page_error};
+use super::{NameForm, Shown};
 use crate::{
     AppState,
-    extract::{ClientOrigin, Who},
-    pages::{Form, Layout, users::day},
+    extract::ClientOrigin,
+    pages::{Form, Layout, Result, SignedInPage, day},
 };
 
 pub fn router() -> Router<AppState> {
@@ -43,11 +42,8 @@ struct TagsPage {
     error: Option<String>,
 }
 
-async fn tags_page(state: &AppState, identity: &Identity, actor: &Actor, shown: Shown) -> Response {
-    let tags = match state.usher().tags(actor).await {
-        Ok(tags) => tags,
-        Err(error) => return page_error(state, identity, error),
-    };
+async fn tags_page(state: &AppState, page: SignedInPage, shown: Shown) -> Result {
+    let tags = state.usher().tags(&page.actor).await?;
     let mut rows: Vec<TagRow> = tags
         .iter()
         .map(|t| TagRow {
@@ -57,75 +53,61 @@ async fn tags_page(state: &AppState, identity: &Identity, actor: &Actor, shown: 
         })
         .collect();
     rows.sort_by_key(|r| r.name.to_lowercase());
-    let mut layout = Layout::new(state, Some(identity));
-    layout.settle_at = Some(state.path("/home/tags"));
-    TagsPage {
-        layout,
+    Ok(TagsPage {
+        layout: page.layout.at("/home/tags"),
         rows,
-        can_admin: actor.user.role.manages_users(),
+        can_admin: page.actor.user.role.manages_users(),
         form: shown.form.unwrap_or_default(),
         notice: shown.notice,
         error: shown.error,
     }
-    .into_response()
+    .into_response())
 }
 
-async fn view_tags_get(State(state): State<AppState>, Who(identity): Who) -> Response {
-    match crate::pages::signed_in(&state, &identity, "/home/tags") {
-        Ok(actor) => tags_page(&state, &identity, &actor, Shown::default()).await,
-        Err(response) => response,
-    }
+async fn view_tags_get(State(state): State<AppState>, page: SignedInPage) -> Result {
+    tags_page(&state, page, Shown::default()).await
 }
 
 async fn view_tags_create(
     State(state): State<AppState>,
-    Who(identity): Who,
+    page: SignedInPage,
     axum::Form(input): axum::Form<NameForm>,
-) -> Response {
-    let actor = match crate::pages::signed_in(&state, &identity, "/home/tags") {
-        Ok(actor) => actor,
-        Err(response) => return response,
-    };
-    let shown = match state.usher().create_tag(&actor, &input.name).await {
+) -> Result {
+    let shown = match state.usher().create_tag(&page.actor, &input.name).await {
         Ok(tag) => Shown::notice(format!("The tag {} is created.", tag.name)),
         Err(error) => Shown {
             form: Some(Form::default().with("name", input.name).error(error, &[])),
             ..Shown::default()
         },
     };
-    tags_page(&state, &identity, &actor, shown).await
+    tags_page(&state, page, shown).await
 }
 
 async fn view_tags_rename(
     State(state): State<AppState>,
-    Who(identity): Who,
+    page: SignedInPage,
     Path(id): Path<String>,
     axum::Form(input): axum::Form<NameForm>,
-) -> Response {
-    let actor = match crate::pages::signed_in(&state, &identity, "/home/tags") {
-        Ok(actor) => actor,
-        Err(response) => return response,
-    };
-    let result = state.usher().rename_tag(&actor, &id, &input.name).await;
+) -> Result {
+    let result = state
+        .usher()
+        .rename_tag(&page.actor, &id, &input.name)
+        .await;
     let shown = Shown::of(result, |()| {
         format!("The tag is now called {}.", input.name.trim())
     });
-    tags_page(&state, &identity, &actor, shown).await
+    tags_page(&state, page, shown).await
 }
 
 async fn view_tags_delete(
     State(state): State<AppState>,
-    Who(identity): Who,
+    page: SignedInPage,
     ClientOrigin(origin): ClientOrigin,
     Path(id): Path<String>,
-) -> Response {
-    let actor = match crate::pages::signed_in(&state, &identity, "/home/tags") {
-        Ok(actor) => actor,
-        Err(response) => return response,
-    };
-    let result = state.usher().delete_tag(&actor, &id, &origin).await;
+) -> Result {
+    let result = state.usher().delete_tag(&page.actor, &id, &origin).await;
     let shown = Shown::of(result, |()| "The tag is deleted.".to_owned());
-    tags_page(&state, &identity, &actor, shown).await
+    tags_page(&state, page, shown).await
 }
 
 // ----------------------------------------------------------------- projects

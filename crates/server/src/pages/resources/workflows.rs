@@ -5,27 +5,23 @@ use askama_web::WebTemplate;
 use axum::{
     Router,
     extract::{Path, Query, State},
-    response::{IntoResponse, Redirect, Response},
+    response::{IntoResponse, Redirect},
     routing::{get, post},
 };
 use serde::Deserialize;
 use usher_domain::{
     Error,
     model::User,
-    service::{
-        auth::{Actor, Identity},
-        resources::{Access, WorkflowChange, WorkflowView},
-    },
+    service::resources::{Access, WorkflowChange, WorkflowView},
 };
 
 use super::{
-    DoneQuery, NameForm, ProjectOption, Shown, access_label, not_shown, page_error, project_label,
-    writable_projects,
+    DoneQuery, NameForm, ProjectOption, Shown, access_label, project_label, writable_projects,
 };
 use crate::{
     AppState,
-    extract::{ClientOrigin, Who},
-    pages::{Form, Layout, users::day},
+    extract::ClientOrigin,
+    pages::{Form, Layout, PageError, Result, SignedInPage, day},
 };
 
 pub fn router() -> Router<AppState> {
@@ -86,51 +82,33 @@ struct WorkflowsPage {
     error: Option<String>,
 }
 
-async fn workflows_page(
-    state: &AppState,
-    identity: &Identity,
-    actor: &Actor,
-    shown: Shown,
-) -> Response {
-    let usher = state.usher();
-    let loaded = async {
-        let everyone = usher.users(actor).await?;
-        let views = usher.workflows(actor).await?;
-        let projects = writable_projects(state, actor, &everyone, shown.project.as_deref()).await?;
-        Ok::<_, Error>((workflow_rows(&views, &everyone), projects))
-    };
-    let (rows, projects) = match loaded.await {
-        Ok(loaded) => loaded,
-        Err(error) => return page_error(state, identity, error),
-    };
-    let mut layout = Layout::new(state, Some(identity));
-    layout.settle_at = Some(state.path("/home/workflows"));
-    WorkflowsPage {
-        layout,
+async fn workflows_page(state: &AppState, page: SignedInPage, shown: Shown) -> Result {
+    let (usher, actor) = (state.usher(), &page.actor);
+    let everyone = usher.users(actor).await?;
+    let views = usher.workflows(actor).await?;
+    let projects = writable_projects(state, actor, &everyone, shown.project.as_deref()).await?;
+    Ok(WorkflowsPage {
+        layout: page.layout.at("/home/workflows"),
         sees_all: actor.user.role.manages_users(),
-        rows,
+        rows: workflow_rows(&views, &everyone),
         projects,
         form: shown.form.unwrap_or_default(),
         notice: shown.notice,
         error: shown.error,
     }
-    .into_response()
+    .into_response())
 }
 
 async fn view_workflows_get(
     State(state): State<AppState>,
-    Who(identity): Who,
+    page: SignedInPage,
     Query(query): Query<DoneQuery>,
-) -> Response {
-    let actor = match crate::pages::signed_in(&state, &identity, "/home/workflows") {
-        Ok(actor) => actor,
-        Err(response) => return response,
-    };
+) -> Result {
     let shown = match query.deleted {
         Some(_) => Shown::notice("The workflow is deleted."),
         None => Shown::default(),
     };
-    workflows_page(&state, &identity, &actor, shown).await
+    workflows_page(&state, page, shown).await
 }
 
 #[derive(Deserialize, Default)]
@@ -142,18 +120,14 @@ struct CreateWorkflowForm {
 
 async fn view_workflows_create(
     State(state): State<AppState>,
-    Who(identity): Who,
+    page: SignedInPage,
     ClientOrigin(origin): ClientOrigin,
     axum::Form(input): axum::Form<CreateWorkflowForm>,
-) -> Response {
-    let actor = match crate::pages::signed_in(&state, &identity, "/home/workflows") {
-        Ok(actor) => actor,
-        Err(response) => return response,
-    };
+) -> Result {
     let result = state
         .usher()
         .create_workflow(
-            &actor,
+            &page.actor,
             &input.name,
             Some(&input.project_id),
             WorkflowChange::default(),
@@ -171,7 +145,7 @@ async fn view_workflows_create(
             ..Shown::default()
         },
     };
-    workflows_page(&state, &identity, &actor, shown).await
+    workflows_page(&state, page, shown).await
 }
 
 struct TagChoice {
@@ -200,30 +174,13 @@ struct WorkflowPage {
     error: Option<String>,
 }
 
-async fn workflow_page(
-    state: &AppState,
-    identity: &Identity,
-    actor: &Actor,
-    id: &str,
-    shown: Shown,
-) -> Response {
-    let usher = state.usher();
-    let view = match usher.workflow(actor, id).await {
-        Ok(view) => view,
-        Err(error) => {
-            return not_shown(
-                state,
-                identity,
-                error,
-                ("/home/workflows", "Back to the workflows"),
-            );
-        }
-    };
-    let loaded = async { Ok::<_, Error>((usher.users(actor).await?, usher.tags(actor).await?)) };
-    let (everyone, all_tags) = match loaded.await {
-        Ok(loaded) => loaded,
-        Err(error) => return page_error(state, identity, error),
-    };
+async fn workflow_page(state: &AppState, page: SignedInPage, id: &str, shown: Shown) -> Result {
+    let (usher, actor) = (state.usher(), &page.actor);
+    let view = usher.workflow(actor, id).await.map_err(|error| {
+        PageError::from(error).with_next("/home/workflows", "Back to the workflows")
+    })?;
+    let everyone = usher.users(actor).await?;
+    let all_tags = usher.tags(actor).await?;
     let w = &view.workflow;
     let mut tags: Vec<TagChoice> = all_tags
         .iter()
@@ -238,10 +195,8 @@ async fn workflow_page(
     let form = shown
         .form
         .unwrap_or_else(|| Form::default().with("name", w.name.clone()));
-    let mut layout = Layout::new(state, Some(identity));
-    layout.settle_at = Some(state.path(&format!("/workflows/{}", w.id)));
-    WorkflowPage {
-        layout,
+    Ok(WorkflowPage {
+        layout: page.layout.at(&format!("/workflows/{}", w.id)),
         id: w.id.to_string(),
         name: w.name.clone(),
         owner: project_label(&view.project, &everyone),
@@ -262,38 +217,31 @@ async fn workflow_page(
         notice: shown.notice,
         error: shown.error,
     }
-    .into_response()
+    .into_response())
 }
 
 async fn view_workflow_get(
     State(state): State<AppState>,
-    Who(identity): Who,
+    page: SignedInPage,
     Path(id): Path<String>,
-) -> Response {
-    match crate::pages::signed_in(&state, &identity, &format!("/workflows/{id}")) {
-        Ok(actor) => workflow_page(&state, &identity, &actor, &id, Shown::default()).await,
-        Err(response) => response,
-    }
+) -> Result {
+    workflow_page(&state, page, &id, Shown::default()).await
 }
 
 async fn view_workflow_rename(
     State(state): State<AppState>,
-    Who(identity): Who,
+    page: SignedInPage,
     ClientOrigin(origin): ClientOrigin,
     Path(id): Path<String>,
     axum::Form(input): axum::Form<NameForm>,
-) -> Response {
-    let actor = match crate::pages::signed_in(&state, &identity, &format!("/workflows/{id}")) {
-        Ok(actor) => actor,
-        Err(response) => return response,
-    };
+) -> Result {
     let change = WorkflowChange {
         name: Some(input.name.clone()),
         ..WorkflowChange::default()
     };
     let shown = match state
         .usher()
-        .update_workflow(&actor, &id, change, &origin)
+        .update_workflow(&page.actor, &id, change, &origin)
         .await
     {
         Ok(view) => Shown::notice(format!(
@@ -306,7 +254,7 @@ async fn view_workflow_rename(
         },
         Err(error) => Shown::error(error),
     };
-    workflow_page(&state, &identity, &actor, &id, shown).await
+    workflow_page(&state, page, &id, shown).await
 }
 
 #[derive(Deserialize, Default)]
@@ -317,22 +265,18 @@ struct ActiveForm {
 
 async fn view_workflow_active(
     State(state): State<AppState>,
-    Who(identity): Who,
+    page: SignedInPage,
     ClientOrigin(origin): ClientOrigin,
     Path(id): Path<String>,
     axum::Form(input): axum::Form<ActiveForm>,
-) -> Response {
-    let actor = match crate::pages::signed_in(&state, &identity, &format!("/workflows/{id}")) {
-        Ok(actor) => actor,
-        Err(response) => return response,
-    };
+) -> Result {
     let change = WorkflowChange {
         active: Some(input.active == "true"),
         ..WorkflowChange::default()
     };
     let result = state
         .usher()
-        .update_workflow(&actor, &id, change, &origin)
+        .update_workflow(&page.actor, &id, change, &origin)
         .await;
     let shown = Shown::of(result, |view| {
         if view.workflow.active {
@@ -341,22 +285,18 @@ async fn view_workflow_active(
             "The workflow is inactive.".to_owned()
         }
     });
-    workflow_page(&state, &identity, &actor, &id, shown).await
+    workflow_page(&state, page, &id, shown).await
 }
 
 /// The checked tags: `tag=<id>` once per box (a list, which a struct form
 /// cannot hold).
 async fn view_workflow_tags(
     State(state): State<AppState>,
-    Who(identity): Who,
+    page: SignedInPage,
     ClientOrigin(origin): ClientOrigin,
     Path(id): Path<String>,
     axum::Form(pairs): axum::Form<Vec<(String, String)>>,
-) -> Response {
-    let actor = match crate::pages::signed_in(&state, &identity, &format!("/workflows/{id}")) {
-        Ok(actor) => actor,
-        Err(response) => return response,
-    };
+) -> Result {
     let change = WorkflowChange {
         tag_ids: Some(
             pairs
@@ -369,7 +309,7 @@ async fn view_workflow_tags(
     };
     let result = state
         .usher()
-        .update_workflow(&actor, &id, change, &origin)
+        .update_workflow(&page.actor, &id, change, &origin)
         .await;
     let shown = Shown::of(result, |view| {
         if view.workflow.tags.is_empty() {
@@ -378,23 +318,21 @@ async fn view_workflow_tags(
             "The tags are saved.".to_owned()
         }
     });
-    workflow_page(&state, &identity, &actor, &id, shown).await
+    workflow_page(&state, page, &id, shown).await
 }
 
 async fn view_workflow_delete(
     State(state): State<AppState>,
-    Who(identity): Who,
+    page: SignedInPage,
     ClientOrigin(origin): ClientOrigin,
     Path(id): Path<String>,
-) -> Response {
-    let actor = match crate::pages::signed_in(&state, &identity, &format!("/workflows/{id}")) {
-        Ok(actor) => actor,
-        Err(response) => return response,
-    };
-    match state.usher().delete_workflow(&actor, &id, &origin).await {
-        Ok(()) => Redirect::to(&state.path("/home/workflows?deleted=1")).into_response(),
-        Err(error) => workflow_page(&state, &identity, &actor, &id, Shown::error(error)).await,
+) -> Result {
+    match state
+        .usher()
+        .delete_workflow(&page.actor, &id, &origin)
+        .await
+    {
+        Ok(()) => Ok(Redirect::to(&state.path("/home/workflows?deleted=1")).into_response()),
+        Err(error) => workflow_page(&state, page, &id, Shown::error(error)).await,
     }
 }
-
-// -------------------------------------------------------------- credentials
