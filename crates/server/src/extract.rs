@@ -1,10 +1,11 @@
 //! Extractors and the session layer shared by `/rest` and the pages.
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, str::FromStr};
 
 use axum::{
     extract::{
-        ConnectInfo, FromRequest, FromRequestParts, Request, State, rejection::JsonRejection,
+        ConnectInfo, FromRequest, FromRequestParts, RawPathParams, Request, State,
+        rejection::JsonRejection,
     },
     http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts},
     middleware::Next,
@@ -265,6 +266,70 @@ impl<S: Send + Sync> FromRequestParts<S> for SignedIn {
             .map(SignedIn)
             .ok_or_else(ApiError::unauthorized)
     }
+}
+
+/// The route's one id (`/workflows/{id}`), parsed into its type here, at
+/// the edge, so that services take typed ids. Text that is no id names
+/// nothing there is: 404 with the type's "There is no such …", as for an
+/// unknown id (JSON under `/rest`; on pages the error page shows it).
+pub struct Id<T>(pub T);
+
+impl<S: Send + Sync, T: FromStr<Err = usher_domain::Error>> FromRequestParts<S> for Id<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match path_texts(parts, state).await?.as_slice() {
+            [id] => Ok(Id(parse_id(id)?)),
+            _ => Err(crate::error::internal("Id used on a route without one id")),
+        }
+    }
+}
+
+/// A route's two ids in order (`/projects/{id}/members/{user_id}`), each
+/// parsed as [`Id`] parses one.
+pub struct Ids<A, B>(pub A, pub B);
+
+impl<S, A, B> FromRequestParts<S> for Ids<A, B>
+where
+    S: Send + Sync,
+    A: FromStr<Err = usher_domain::Error>,
+    B: FromStr<Err = usher_domain::Error>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match path_texts(parts, state).await?.as_slice() {
+            [a, b] => Ok(Ids(parse_id(a)?, parse_id(b)?)),
+            _ => Err(crate::error::internal(
+                "Ids used on a route without two ids",
+            )),
+        }
+    }
+}
+
+/// The path's parameters as text, in order. A parameter that is not
+/// UTF-8 once decoded cannot be an id: not found.
+async fn path_texts<S: Send + Sync>(parts: &mut Parts, state: &S) -> Result<Vec<String>, ApiError> {
+    let params = RawPathParams::from_request_parts(parts, state)
+        .await
+        .map_err(|_| ApiError::not_found())?;
+    Ok(params.iter().map(|(_, value)| value.to_owned()).collect())
+}
+
+fn parse_id<T: FromStr<Err = usher_domain::Error>>(text: &str) -> Result<T, ApiError> {
+    text.parse().map_err(ApiError::from)
+}
+
+/// An id a form or JSON body names where it may also name none (a
+/// project to create in: none is one's own): empty is None, other text is
+/// parsed as [`Id`] parses a path's.
+pub fn optional_id<T: FromStr<Err = usher_domain::Error>>(
+    text: Option<&str>,
+) -> usher_domain::Result<Option<T>> {
+    text.map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(str::parse)
+        .transpose()
 }
 
 #[cfg(test)]

@@ -29,7 +29,7 @@ use std::sync::Arc;
 use crate::{
     clock::{Clock, HOUR, Millis},
     mail::Mailer,
-    model::{Origin, User},
+    model::{Origin, User, UserId},
     password::{PasswordHasher, PasswordPolicy},
     store::{AuditEvent, Store},
 };
@@ -153,6 +153,14 @@ impl Usher {
 
     pub fn now(&self) -> Millis {
         self.clock.now()
+    }
+
+    /// The user with this id, or "There is no such user."
+    async fn existing_user(&self, id: UserId) -> crate::Result<User> {
+        self.store
+            .user_by_id(id)
+            .await?
+            .ok_or_else(|| crate::Error::not_found("There is no such user."))
     }
 
     /// Writes one audit event. The action it records has already happened, so

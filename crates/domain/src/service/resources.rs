@@ -56,7 +56,7 @@ pub struct WorkflowChange {
     pub name: Option<String>,
     pub definition: Option<serde_json::Value>,
     pub active: Option<bool>,
-    pub tag_ids: Option<Vec<String>>,
+    pub tag_ids: Option<Vec<TagId>>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -105,12 +105,9 @@ impl Usher {
     }
 
     /// The project a new resource goes to: the one named, or the actor's own.
-    async fn target_project(&self, actor: &Actor, project: Option<&str>) -> Result<Project> {
-        match project.map(str::trim).filter(|p| !p.is_empty()) {
-            Some(id) => Ok(self
-                .project_with_access(actor, ProjectId::parse(id)?, Access::Write)
-                .await?
-                .0),
+    async fn target_project(&self, actor: &Actor, project: Option<ProjectId>) -> Result<Project> {
+        match project {
+            Some(id) => Ok(self.project_with_access(actor, id, Access::Write).await?.0),
             None => Ok(self.store.personal_project(&actor.user, self.now()).await?),
         }
     }
@@ -151,10 +148,10 @@ impl Usher {
         Ok(views)
     }
 
-    pub async fn workflow(&self, actor: &Actor, id: &str) -> Result<WorkflowView> {
+    pub async fn workflow(&self, actor: &Actor, id: WorkflowId) -> Result<WorkflowView> {
         let workflow = self
             .store
-            .workflow(WorkflowId::parse(id)?)
+            .workflow(id)
             .await?
             .ok_or_else(|| Error::not_found("There is no such workflow."))?;
         let (project, access) = self
@@ -171,13 +168,12 @@ impl Usher {
         })
     }
 
-    async fn tags_by_id(&self, ids: &[String]) -> Result<Vec<Tag>> {
+    async fn tags_by_id(&self, ids: &[TagId]) -> Result<Vec<Tag>> {
         let all = self.store.tags().await?;
         ids.iter()
             .map(|id| {
-                let id = TagId::parse(id)?;
                 all.iter()
-                    .find(|t| t.id == id)
+                    .find(|t| t.id == *id)
                     .cloned()
                     .ok_or_else(|| Error::invalid("One of the tags does not exist."))
             })
@@ -188,7 +184,7 @@ impl Usher {
         &self,
         actor: &Actor,
         name: &str,
-        project: Option<&str>,
+        project: Option<ProjectId>,
         change: WorkflowChange,
         origin: &Origin,
     ) -> Result<WorkflowView> {
@@ -243,7 +239,7 @@ impl Usher {
     pub async fn update_workflow(
         &self,
         actor: &Actor,
-        id: &str,
+        id: WorkflowId,
         change: WorkflowChange,
         origin: &Origin,
     ) -> Result<WorkflowView> {
@@ -300,7 +296,12 @@ impl Usher {
         Ok(view)
     }
 
-    pub async fn delete_workflow(&self, actor: &Actor, id: &str, origin: &Origin) -> Result<()> {
+    pub async fn delete_workflow(
+        &self,
+        actor: &Actor,
+        id: WorkflowId,
+        origin: &Origin,
+    ) -> Result<()> {
         let view = self.workflow(actor, id).await?;
         if view.access < Access::Write {
             return Err(denied(Access::Write, "workflow"));
@@ -345,12 +346,12 @@ impl Usher {
     pub async fn credential(
         &self,
         actor: &Actor,
-        id: &str,
+        id: CredentialId,
         with_data: bool,
     ) -> Result<CredentialView> {
         let credential = self
             .store
-            .credential(CredentialId::parse(id)?)
+            .credential(id)
             .await?
             .ok_or_else(|| Error::not_found("There is no such credential."))?;
         let (project, access) = self
@@ -389,7 +390,7 @@ impl Usher {
         actor: &Actor,
         name: &str,
         kind: &str,
-        project: Option<&str>,
+        project: Option<ProjectId>,
         data: serde_json::Value,
         origin: &Origin,
     ) -> Result<CredentialView> {
@@ -428,7 +429,7 @@ impl Usher {
     pub async fn update_credential(
         &self,
         actor: &Actor,
-        id: &str,
+        id: CredentialId,
         change: CredentialChange,
         origin: &Origin,
     ) -> Result<CredentialView> {
@@ -471,7 +472,12 @@ impl Usher {
         Ok(view)
     }
 
-    pub async fn delete_credential(&self, actor: &Actor, id: &str, origin: &Origin) -> Result<()> {
+    pub async fn delete_credential(
+        &self,
+        actor: &Actor,
+        id: CredentialId,
+        origin: &Origin,
+    ) -> Result<()> {
         let view = self.credential(actor, id, false).await?;
         if view.access < Access::Write {
             return Err(denied(Access::Write, "credential"));
@@ -513,12 +519,12 @@ impl Usher {
         Ok(tag)
     }
 
-    pub async fn rename_tag(&self, actor: &Actor, id: &str, name: &str) -> Result<()> {
+    pub async fn rename_tag(&self, actor: &Actor, id: TagId, name: &str) -> Result<()> {
         require_tag_admin(actor, "rename")?;
         let name = tag_name(name)?;
         let renamed = self
             .store
-            .rename_tag(TagId::parse(id)?, &name)
+            .rename_tag(id, &name)
             .await
             .map_err(|e| match Error::from(e) {
                 Error::Conflict(_) => {
@@ -533,13 +539,19 @@ impl Usher {
         }
     }
 
-    pub async fn delete_tag(&self, actor: &Actor, id: &str, origin: &Origin) -> Result<()> {
+    pub async fn delete_tag(&self, actor: &Actor, id: TagId, origin: &Origin) -> Result<()> {
         require_tag_admin(actor, "delete")?;
-        if !self.store.delete_tag(TagId::parse(id)?).await? {
+        if !self.store.delete_tag(id).await? {
             return Err(Error::not_found("There is no such tag."));
         }
-        self.audit(Some(&actor.user), "tag.deleted", None, id, origin)
-            .await;
+        self.audit(
+            Some(&actor.user),
+            "tag.deleted",
+            None,
+            id.to_string(),
+            origin,
+        )
+        .await;
         Ok(())
     }
 
@@ -601,19 +613,15 @@ impl Usher {
     pub async fn project(
         &self,
         actor: &Actor,
-        id: &str,
+        id: ProjectId,
     ) -> Result<(Project, Access, Vec<(User, ProjectRole)>)> {
-        let (project, access) = self
-            .project_with_access(actor, ProjectId::parse(id)?, Access::Read)
-            .await?;
+        let (project, access) = self.project_with_access(actor, id, Access::Read).await?;
         let members = self.store.members(project.id).await?;
         Ok((project, access, members))
     }
 
-    pub async fn rename_project(&self, actor: &Actor, id: &str, name: &str) -> Result<()> {
-        let (project, _) = self
-            .project_with_access(actor, ProjectId::parse(id)?, Access::Manage)
-            .await?;
+    pub async fn rename_project(&self, actor: &Actor, id: ProjectId, name: &str) -> Result<()> {
+        let (project, _) = self.project_with_access(actor, id, Access::Manage).await?;
         if project.kind == ProjectKind::Personal {
             return Err(Error::invalid(
                 "A personal project is named after its user and cannot be renamed.",
@@ -629,7 +637,12 @@ impl Usher {
         Ok(())
     }
 
-    pub async fn delete_project(&self, actor: &Actor, id: &str, origin: &Origin) -> Result<()> {
+    pub async fn delete_project(
+        &self,
+        actor: &Actor,
+        id: ProjectId,
+        origin: &Origin,
+    ) -> Result<()> {
         actor
             .user
             .role
@@ -637,7 +650,7 @@ impl Usher {
             .map_err(|_| Error::forbidden("Only the owner and admins can delete projects."))?;
         let project = self
             .store
-            .project(ProjectId::parse(id)?)
+            .project(id)
             .await?
             .ok_or_else(|| Error::not_found("There is no such project."))?;
         if project.kind == ProjectKind::Personal {
@@ -661,13 +674,13 @@ impl Usher {
     pub async fn set_project_member(
         &self,
         actor: &Actor,
-        project: &str,
-        user: &str,
+        project: ProjectId,
+        user: UserId,
         role: &str,
         origin: &Origin,
     ) -> Result<()> {
         let (project, _) = self
-            .project_with_access(actor, ProjectId::parse(project)?, Access::Manage)
+            .project_with_access(actor, project, Access::Manage)
             .await?;
         if project.kind == ProjectKind::Personal {
             return Err(Error::invalid(
@@ -682,7 +695,7 @@ impl Usher {
             }
             Some(role) => role,
         };
-        let user = self.user_by_id_text(user).await?;
+        let user = self.existing_user(user).await?;
         self.store.set_member(project.id, user.id, role).await?;
         self.audit(
             Some(&actor.user),
@@ -698,14 +711,14 @@ impl Usher {
     pub async fn remove_project_member(
         &self,
         actor: &Actor,
-        project: &str,
-        user: &str,
+        project: ProjectId,
+        user: UserId,
         origin: &Origin,
     ) -> Result<()> {
         let (project, _) = self
-            .project_with_access(actor, ProjectId::parse(project)?, Access::Manage)
+            .project_with_access(actor, project, Access::Manage)
             .await?;
-        let user = self.user_by_id_text(user).await?;
+        let user = self.existing_user(user).await?;
         if project.personal_owner == Some(user.id) {
             return Err(Error::invalid(
                 "The owner of a personal project cannot leave it.",
@@ -725,15 +738,6 @@ impl Usher {
         )
         .await;
         Ok(())
-    }
-
-    async fn user_by_id_text(&self, id: &str) -> Result<User> {
-        let id =
-            UserId::parse(id.trim()).ok_or_else(|| Error::not_found("There is no such user."))?;
-        self.store
-            .user_by_id(id)
-            .await?
-            .ok_or_else(|| Error::not_found("There is no such user."))
     }
 
     /// Where a leaving user's work can go: every team project and the

@@ -4,14 +4,18 @@ use askama::Template;
 use askama_web::WebTemplate;
 use axum::{
     Router,
-    extract::{Path, State},
+    extract::State,
     response::IntoResponse,
     routing::{get, post},
 };
-use usher_domain::service::api::scopes_for;
+use usher_domain::{model::ApiKeyId, service::api::scopes_for};
 
 use super::{Layout, Result, SignedInPage, day};
-use crate::{AppState, error::ApiError, extract::ClientOrigin};
+use crate::{
+    AppState,
+    error::ApiError,
+    extract::{ClientOrigin, Id},
+};
 
 pub fn router(state: &AppState) -> Router<AppState> {
     if state.settings().public_api_disabled {
@@ -134,11 +138,13 @@ async fn view_api_delete(
     State(state): State<AppState>,
     page: SignedInPage,
     ClientOrigin(origin): ClientOrigin,
-    Path(id): Path<String>,
+    Id(id): Id<ApiKeyId>,
 ) -> Result {
+    // The service still takes text: service/api.rs moves to ApiKeyId with
+    // the storage work.
     let deleted = state
         .usher()
-        .delete_api_key(&page.actor, &id, &origin)
+        .delete_api_key(&page.actor, &id.to_string(), &origin)
         .await;
     let shown = Shown::of(deleted, |()| Shown {
         notice: Some("The key is deleted; calls with it now fail.".into()),

@@ -6,7 +6,7 @@ use askama::Template;
 use askama_web::WebTemplate;
 use axum::{
     Router,
-    extract::{Path, Query, State},
+    extract::{Query, State},
     response::{IntoResponse, Redirect},
     routing::{get, post},
 };
@@ -24,7 +24,11 @@ use super::{
     resources::{ProjectOption, kind_label, project_label},
     users,
 };
-use crate::{AppState, error::ApiError, extract::ClientOrigin, rest::user_id};
+use crate::{
+    AppState,
+    error::ApiError,
+    extract::{ClientOrigin, Id},
+};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -151,23 +155,22 @@ struct UserQuery {
 async fn view_user_get(
     State(state): State<AppState>,
     page: SignedInPage,
-    Path(id): Path<String>,
+    Id(id): Id<UserId>,
     Query(query): Query<UserQuery>,
 ) -> Result {
     let shown = match query.transferred {
         Some(_) => Shown::notice("This user is now the owner; you are an admin."),
         None => Shown::default(),
     };
-    render(&state, page, user_id(&id)?, shown).await
+    render(&state, page, id, shown).await
 }
 
 async fn view_user_reset_link(
     State(state): State<AppState>,
     page: SignedInPage,
     ClientOrigin(origin): ClientOrigin,
-    Path(id): Path<String>,
+    Id(id): Id<UserId>,
 ) -> Result {
-    let id = user_id(&id)?;
     let link = state
         .usher()
         .password_reset_link(&page.actor, id, &origin)
@@ -183,9 +186,8 @@ async fn view_user_force_reset(
     State(state): State<AppState>,
     page: SignedInPage,
     ClientOrigin(origin): ClientOrigin,
-    Path(id): Path<String>,
+    Id(id): Id<UserId>,
 ) -> Result {
-    let id = user_id(&id)?;
     let reset = state
         .usher()
         .force_password_reset(&page.actor, id, &origin)
@@ -207,10 +209,9 @@ async fn view_user_role(
     State(state): State<AppState>,
     page: SignedInPage,
     ClientOrigin(origin): ClientOrigin,
-    Path(id): Path<String>,
+    Id(id): Id<UserId>,
     axum::Form(form): axum::Form<RoleForm>,
 ) -> Result {
-    let id = user_id(&id)?;
     let changed = state
         .usher()
         .change_role(&page.actor, id, &form.role, &origin)
@@ -235,10 +236,9 @@ async fn view_user_make_owner(
     State(state): State<AppState>,
     page: SignedInPage,
     ClientOrigin(origin): ClientOrigin,
-    Path(id): Path<String>,
+    Id(id): Id<UserId>,
     axum::Form(form): axum::Form<OwnerForm>,
 ) -> Result {
-    let id = user_id(&id)?;
     let transferred = state
         .usher()
         .transfer_ownership(&page.actor, id, &form.password, &origin)
@@ -273,15 +273,20 @@ async fn view_user_project_role(
     State(state): State<AppState>,
     page: SignedInPage,
     ClientOrigin(origin): ClientOrigin,
-    Path(id): Path<String>,
+    Id(id): Id<UserId>,
     axum::Form(form): axum::Form<ProjectRoleForm>,
 ) -> Result {
-    let saved = state
-        .usher()
-        .set_project_member(&page.actor, &form.project, &id, &form.role, &origin)
-        .await;
-    let shown = Shown::of(saved, |()| Shown::notice("The project role is saved."));
-    render(&state, page, user_id(&id)?, shown).await
+    let saved = async {
+        let project = form.project.parse()?;
+        let usher = state.usher();
+        usher
+            .set_project_member(&page.actor, project, id, &form.role, &origin)
+            .await
+    };
+    let shown = Shown::of(saved.await, |()| {
+        Shown::notice("The project role is saved.")
+    });
+    render(&state, page, id, shown).await
 }
 
 #[derive(Deserialize, Default)]
@@ -298,10 +303,9 @@ async fn view_user_delete(
     State(state): State<AppState>,
     page: SignedInPage,
     ClientOrigin(origin): ClientOrigin,
-    Path(id): Path<String>,
+    Id(id): Id<UserId>,
     axum::Form(form): axum::Form<DeleteForm>,
 ) -> Result {
-    let id = user_id(&id)?;
     let pending = match state.usher().users(&page.actor).await {
         Ok(everyone) => everyone
             .iter()

@@ -4,7 +4,7 @@ use askama::Template;
 use askama_web::WebTemplate;
 use axum::{
     Router,
-    extract::{Path, Query, State},
+    extract::{Query, State},
     response::IntoResponse,
     routing::{get, post},
 };
@@ -19,7 +19,11 @@ use usher_domain::{
 };
 
 use super::{Layout, Result, SignedInPage, day, percent_encode};
-use crate::{AppState, error::ApiError, extract::ClientOrigin};
+use crate::{
+    AppState,
+    error::ApiError,
+    extract::{ClientOrigin, Id},
+};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -321,31 +325,41 @@ async fn pending_action(
     state: AppState,
     page: SignedInPage,
     origin: usher_domain::model::Origin,
-    id: String,
+    id: UserId,
     action: PendingAction,
 ) -> Result {
     let usher = state.usher();
     let actor = &page.actor;
-    let done = match UserId::parse(&id) {
-        None => Err(usher_domain::Error::not_found("There is no such user.")),
-        Some(id) => match action {
-            PendingAction::Resend => usher
+    let done = match action {
+        PendingAction::Resend => {
+            usher
                 .resend_invitation(actor, id, &origin)
                 .await
                 .map(|i| Outcome {
                     invited: vec![i],
                     ..Outcome::default()
-                }),
-            PendingAction::Link => usher.new_invite_link(actor, id, &origin).await.map(|i| Outcome {
-                notice: Some("A new invitation link is below; earlier links for this person no longer work.".into()),
+                })
+        }
+        PendingAction::Link => usher
+            .new_invite_link(actor, id, &origin)
+            .await
+            .map(|i| Outcome {
+                notice: Some(
+                    "A new invitation link is below; earlier links for this person no longer work."
+                        .into(),
+                ),
                 invited: vec![i],
                 ..Outcome::default()
             }),
-            PendingAction::Revoke => usher.revoke_invitation(actor, id, &origin).await.map(|()| Outcome {
-                notice: Some("The invitation is withdrawn; its link no longer works.".into()),
-                ..Outcome::default()
-            }),
-        },
+        PendingAction::Revoke => {
+            usher
+                .revoke_invitation(actor, id, &origin)
+                .await
+                .map(|()| Outcome {
+                    notice: Some("The invitation is withdrawn; its link no longer works.".into()),
+                    ..Outcome::default()
+                })
+        }
     };
     let outcome = done.unwrap_or_else(|error| Outcome {
         error: Some(ApiError::from(error).message),
@@ -358,7 +372,7 @@ async fn view_users_resend(
     State(state): State<AppState>,
     page: SignedInPage,
     ClientOrigin(origin): ClientOrigin,
-    Path(id): Path<String>,
+    Id(id): Id<UserId>,
 ) -> Result {
     pending_action(state, page, origin, id, PendingAction::Resend).await
 }
@@ -367,7 +381,7 @@ async fn view_users_link(
     State(state): State<AppState>,
     page: SignedInPage,
     ClientOrigin(origin): ClientOrigin,
-    Path(id): Path<String>,
+    Id(id): Id<UserId>,
 ) -> Result {
     pending_action(state, page, origin, id, PendingAction::Link).await
 }
@@ -376,7 +390,7 @@ async fn view_users_revoke(
     State(state): State<AppState>,
     page: SignedInPage,
     ClientOrigin(origin): ClientOrigin,
-    Path(id): Path<String>,
+    Id(id): Id<UserId>,
 ) -> Result {
     pending_action(state, page, origin, id, PendingAction::Revoke).await
 }

@@ -4,18 +4,18 @@ use askama::Template;
 use askama_web::WebTemplate;
 use axum::{
     Router,
-    extract::{Path, State},
+    extract::State,
     response::IntoResponse,
     routing::{get, post},
 };
 use serde::Deserialize;
-use usher_domain::{Error, service::resources::Access};
+use usher_domain::{Error, resources::CredentialId, service::resources::Access};
 
 use super::{ProjectOption, Shown, project_label, writable_projects};
 use crate::{
     AppState,
     error::ApiError,
-    extract::ClientOrigin,
+    extract::{ClientOrigin, Id, optional_id},
     pages::{Form, Layout, Result, SignedInPage, day},
 };
 
@@ -112,27 +112,20 @@ async fn view_credentials_create(
     } else {
         serde_json::from_str::<serde_json::Value>(text)
     };
-    let result = match parsed {
-        Ok(data) => {
-            state
-                .usher()
-                .create_credential(
-                    &page.actor,
-                    &input.name,
-                    &input.kind,
-                    Some(&input.project_id),
-                    data,
-                    &origin,
-                )
-                .await
-        }
-        Err(error) => Err(Error::field(
+    let result = async {
+        let data = parsed.map_err(|error| Error::field(
             "data",
             format!(
                 "This is not valid JSON ({error}). Credential data is a JSON object, e.g. {{\"apiKey\": \"…\"}}."
             ),
-        )),
-    };
+        ))?;
+        let project = optional_id(Some(&input.project_id))?;
+        state
+            .usher()
+            .create_credential(&page.actor, &input.name, &input.kind, project, data, &origin)
+            .await
+    }
+    .await;
     let shown = match result {
         Ok(view) => Shown::notice(format!(
             "The credential {} is created in {}.",
@@ -163,11 +156,11 @@ async fn view_credentials_delete(
     State(state): State<AppState>,
     page: SignedInPage,
     ClientOrigin(origin): ClientOrigin,
-    Path(id): Path<String>,
+    Id(id): Id<CredentialId>,
 ) -> Result {
     let result = state
         .usher()
-        .delete_credential(&page.actor, &id, &origin)
+        .delete_credential(&page.actor, id, &origin)
         .await;
     let shown = Shown::of(result, |()| "The credential is deleted.".to_owned());
     credentials_page(&state, page, shown).await

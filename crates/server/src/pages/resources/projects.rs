@@ -5,13 +5,14 @@ use askama::Template;
 use askama_web::WebTemplate;
 use axum::{
     Router,
-    extract::{Path, Query, State},
+    extract::{Query, State},
     response::{IntoResponse, Redirect},
     routing::{get, post},
 };
 use serde::Deserialize;
 use usher_domain::{
-    resources::{ProjectKind, ProjectRole},
+    model::UserId,
+    resources::{ProjectId, ProjectKind, ProjectRole},
     service::resources::{Access, WorkflowView},
 };
 
@@ -21,7 +22,7 @@ use super::{
 };
 use crate::{
     AppState,
-    extract::ClientOrigin,
+    extract::{ClientOrigin, Id, Ids},
     pages::{Form, Layout, PageError, Result, SignedInPage},
 };
 
@@ -150,7 +151,7 @@ struct ProjectPage {
     error: Option<String>,
 }
 
-async fn project_page(state: &AppState, page: SignedInPage, id: &str, shown: Shown) -> Result {
+async fn project_page(state: &AppState, page: SignedInPage, id: ProjectId, shown: Shown) -> Result {
     let (usher, actor) = (state.usher(), &page.actor);
     let (project, access, members) = usher
         .project(actor, id)
@@ -213,14 +214,14 @@ async fn project_page(state: &AppState, page: SignedInPage, id: &str, shown: Sho
 async fn view_project_get(
     State(state): State<AppState>,
     page: SignedInPage,
-    Path(id): Path<String>,
+    Id(id): Id<ProjectId>,
     Query(query): Query<DoneQuery>,
 ) -> Result {
     let shown = match query.created {
         Some(_) => Shown::notice("The project is created. Add its members below."),
         None => Shown::default(),
     };
-    project_page(&state, page, &id, shown).await
+    project_page(&state, page, id, shown).await
 }
 
 #[derive(Deserialize, Default)]
@@ -238,34 +239,38 @@ async fn view_project_member(
     State(state): State<AppState>,
     page: SignedInPage,
     ClientOrigin(origin): ClientOrigin,
-    Path(id): Path<String>,
+    Id(id): Id<ProjectId>,
     axum::Form(input): axum::Form<MemberForm>,
 ) -> Result {
-    let result = state
-        .usher()
-        .set_project_member(&page.actor, &id, &input.user_id, &input.role, &origin)
-        .await;
+    let result = async {
+        let user = input.user_id.parse()?;
+        let usher = state.usher();
+        usher
+            .set_project_member(&page.actor, id, user, &input.role, &origin)
+            .await
+    }
+    .await;
     let shown = Shown::of(result, |()| {
         format!(
             "Saved: the member is {} of this project.",
             role_label(&input.role)
         )
     });
-    project_page(&state, page, &id, shown).await
+    project_page(&state, page, id, shown).await
 }
 
 async fn view_project_remove(
     State(state): State<AppState>,
     page: SignedInPage,
     ClientOrigin(origin): ClientOrigin,
-    Path((id, user)): Path<(String, String)>,
+    Ids(id, user): Ids<ProjectId, UserId>,
 ) -> Result {
     let result = state
         .usher()
-        .remove_project_member(&page.actor, &id, &user, &origin)
+        .remove_project_member(&page.actor, id, user, &origin)
         .await;
     let shown = Shown::of(result, |()| {
         "The member is removed from the project.".to_owned()
     });
-    project_page(&state, page, &id, shown).await
+    project_page(&state, page, id, shown).await
 }

@@ -4,15 +4,16 @@ use askama::Template;
 use askama_web::WebTemplate;
 use axum::{
     Router,
-    extract::{Path, State},
+    extract::State,
     response::IntoResponse,
     routing::{get, post},
 };
+use usher_domain::resources::TagId;
 
 use super::{NameForm, Shown};
 use crate::{
     AppState,
-    extract::ClientOrigin,
+    extract::{ClientOrigin, Id},
     pages::{Form, Layout, Result, SignedInPage, day},
 };
 
@@ -86,13 +87,10 @@ async fn view_tags_create(
 async fn view_tags_rename(
     State(state): State<AppState>,
     page: SignedInPage,
-    Path(id): Path<String>,
+    Id(id): Id<TagId>,
     axum::Form(input): axum::Form<NameForm>,
 ) -> Result {
-    let result = state
-        .usher()
-        .rename_tag(&page.actor, &id, &input.name)
-        .await;
+    let result = state.usher().rename_tag(&page.actor, id, &input.name).await;
     let shown = Shown::of(result, |()| {
         format!("The tag is now called {}.", input.name.trim())
     });
@@ -103,9 +101,9 @@ async fn view_tags_delete(
     State(state): State<AppState>,
     page: SignedInPage,
     ClientOrigin(origin): ClientOrigin,
-    Path(id): Path<String>,
+    Id(id): Id<TagId>,
 ) -> Result {
-    let result = state.usher().delete_tag(&page.actor, &id, &origin).await;
+    let result = state.usher().delete_tag(&page.actor, id, &origin).await;
     let shown = Shown::of(result, |()| "The tag is deleted.".to_owned());
     tags_page(&state, page, shown).await
 }

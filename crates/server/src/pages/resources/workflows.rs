@@ -4,7 +4,7 @@ use askama::Template;
 use askama_web::WebTemplate;
 use axum::{
     Router,
-    extract::{Path, Query, State},
+    extract::{Query, State},
     response::{IntoResponse, Redirect},
     routing::{get, post},
 };
@@ -12,6 +12,7 @@ use serde::Deserialize;
 use usher_domain::{
     Error,
     model::User,
+    resources::WorkflowId,
     service::resources::{Access, WorkflowChange, WorkflowView},
 };
 
@@ -20,7 +21,7 @@ use super::{
 };
 use crate::{
     AppState,
-    extract::ClientOrigin,
+    extract::{ClientOrigin, Id, optional_id},
     pages::{Form, Layout, PageError, Result, SignedInPage, day},
 };
 
@@ -124,16 +125,15 @@ async fn view_workflows_create(
     ClientOrigin(origin): ClientOrigin,
     axum::Form(input): axum::Form<CreateWorkflowForm>,
 ) -> Result {
-    let result = state
-        .usher()
-        .create_workflow(
-            &page.actor,
-            &input.name,
-            Some(&input.project_id),
-            WorkflowChange::default(),
-            &origin,
-        )
-        .await;
+    let result = async {
+        let project = optional_id(Some(&input.project_id))?;
+        let usher = state.usher();
+        let change = WorkflowChange::default();
+        usher
+            .create_workflow(&page.actor, &input.name, project, change, &origin)
+            .await
+    }
+    .await;
     let shown = match result {
         Ok(view) => Shown::notice(format!(
             "The workflow {} is created in {}.",
@@ -174,7 +174,12 @@ struct WorkflowPage {
     error: Option<String>,
 }
 
-async fn workflow_page(state: &AppState, page: SignedInPage, id: &str, shown: Shown) -> Result {
+async fn workflow_page(
+    state: &AppState,
+    page: SignedInPage,
+    id: WorkflowId,
+    shown: Shown,
+) -> Result {
     let (usher, actor) = (state.usher(), &page.actor);
     let view = usher.workflow(actor, id).await.map_err(|error| {
         PageError::from(error).with_next("/home/workflows", "Back to the workflows")
@@ -223,16 +228,16 @@ async fn workflow_page(state: &AppState, page: SignedInPage, id: &str, shown: Sh
 async fn view_workflow_get(
     State(state): State<AppState>,
     page: SignedInPage,
-    Path(id): Path<String>,
+    Id(id): Id<WorkflowId>,
 ) -> Result {
-    workflow_page(&state, page, &id, Shown::default()).await
+    workflow_page(&state, page, id, Shown::default()).await
 }
 
 async fn view_workflow_rename(
     State(state): State<AppState>,
     page: SignedInPage,
     ClientOrigin(origin): ClientOrigin,
-    Path(id): Path<String>,
+    Id(id): Id<WorkflowId>,
     axum::Form(input): axum::Form<NameForm>,
 ) -> Result {
     let change = WorkflowChange {
@@ -241,7 +246,7 @@ async fn view_workflow_rename(
     };
     let shown = match state
         .usher()
-        .update_workflow(&page.actor, &id, change, &origin)
+        .update_workflow(&page.actor, id, change, &origin)
         .await
     {
         Ok(view) => Shown::notice(format!(
@@ -254,7 +259,7 @@ async fn view_workflow_rename(
         },
         Err(error) => Shown::error(error),
     };
-    workflow_page(&state, page, &id, shown).await
+    workflow_page(&state, page, id, shown).await
 }
 
 #[derive(Deserialize, Default)]
@@ -267,7 +272,7 @@ async fn view_workflow_active(
     State(state): State<AppState>,
     page: SignedInPage,
     ClientOrigin(origin): ClientOrigin,
-    Path(id): Path<String>,
+    Id(id): Id<WorkflowId>,
     axum::Form(input): axum::Form<ActiveForm>,
 ) -> Result {
     let change = WorkflowChange {
@@ -276,7 +281,7 @@ async fn view_workflow_active(
     };
     let result = state
         .usher()
-        .update_workflow(&page.actor, &id, change, &origin)
+        .update_workflow(&page.actor, id, change, &origin)
         .await;
     let shown = Shown::of(result, |view| {
         if view.workflow.active {
@@ -285,7 +290,7 @@ async fn view_workflow_active(
             "The workflow is inactive.".to_owned()
         }
     });
-    workflow_page(&state, page, &id, shown).await
+    workflow_page(&state, page, id, shown).await
 }
 
 /// The checked tags: `tag=<id>` once per box (a list, which a struct form
@@ -294,23 +299,25 @@ async fn view_workflow_tags(
     State(state): State<AppState>,
     page: SignedInPage,
     ClientOrigin(origin): ClientOrigin,
-    Path(id): Path<String>,
+    Id(id): Id<WorkflowId>,
     axum::Form(pairs): axum::Form<Vec<(String, String)>>,
 ) -> Result {
-    let change = WorkflowChange {
-        tag_ids: Some(
-            pairs
-                .into_iter()
-                .filter(|(name, _)| name == "tag")
-                .map(|(_, value)| value)
-                .collect(),
-        ),
-        ..WorkflowChange::default()
-    };
-    let result = state
-        .usher()
-        .update_workflow(&page.actor, &id, change, &origin)
-        .await;
+    let result = async {
+        let tag_ids = pairs
+            .iter()
+            .filter(|(name, _)| name == "tag")
+            .map(|(_, value)| value.parse())
+            .collect::<usher_domain::Result<_>>()?;
+        let change = WorkflowChange {
+            tag_ids: Some(tag_ids),
+            ..WorkflowChange::default()
+        };
+        let usher = state.usher();
+        usher
+            .update_workflow(&page.actor, id, change, &origin)
+            .await
+    }
+    .await;
     let shown = Shown::of(result, |view| {
         if view.workflow.tags.is_empty() {
             "The workflow has no tags now.".to_owned()
@@ -318,21 +325,21 @@ async fn view_workflow_tags(
             "The tags are saved.".to_owned()
         }
     });
-    workflow_page(&state, page, &id, shown).await
+    workflow_page(&state, page, id, shown).await
 }
 
 async fn view_workflow_delete(
     State(state): State<AppState>,
     page: SignedInPage,
     ClientOrigin(origin): ClientOrigin,
-    Path(id): Path<String>,
+    Id(id): Id<WorkflowId>,
 ) -> Result {
     match state
         .usher()
-        .delete_workflow(&page.actor, &id, &origin)
+        .delete_workflow(&page.actor, id, &origin)
         .await
     {
         Ok(()) => Ok(Redirect::to(&state.path("/home/workflows?deleted=1")).into_response()),
-        Err(error) => workflow_page(&state, page, &id, Shown::error(error)).await,
+        Err(error) => workflow_page(&state, page, id, Shown::error(error)).await,
     }
 }
