@@ -147,10 +147,6 @@ impl Usher {
         &self.config
     }
 
-    pub fn store(&self) -> &Arc<dyn Store> {
-        &self.store
-    }
-
     pub fn now(&self) -> Millis {
         self.clock.now()
     }

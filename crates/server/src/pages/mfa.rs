@@ -97,13 +97,7 @@ impl Shown {
 
 /// The page as the user stands now (their MFA flag is read afresh).
 async fn render(state: &AppState, page: SignedInPage, shown: Shown) -> Result {
-    let enabled = state
-        .usher()
-        .store()
-        .user_by_id(page.actor.user.id)
-        .await
-        .map_err(usher_domain::Error::from)?
-        .is_some_and(|u| u.mfa_enabled);
+    let enabled = state.usher().current_user(&page.actor).await?.mfa_enabled;
     let required = state.usher().instance().await?.mfa_required;
     let mut layout = page.layout.at("/settings/mfa");
     if enabled {
