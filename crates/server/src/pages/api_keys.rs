@@ -10,10 +10,9 @@ use axum::{
 };
 use usher_domain::{model::ApiKeyId, service::api::scopes_for};
 
-use super::{Layout, Result, SignedInPage, day};
+use super::{Layout, Result, Shown, SignedInPage, day};
 use crate::{
     AppState,
-    error::ApiError,
     extract::{ClientOrigin, Id},
 };
 
@@ -47,29 +46,8 @@ struct KeysPage {
     error: Option<String>,
 }
 
-/// What a post adds to the page.
-#[derive(Default)]
-struct Shown {
-    /// A key just made: shown once.
-    new_key: Option<String>,
-    notice: Option<String>,
-    error: Option<String>,
-}
-
-impl Shown {
-    /// The notice on success, the services' message otherwise.
-    fn of<T>(result: usher_domain::Result<T>, notice: impl FnOnce(T) -> Self) -> Self {
-        match result {
-            Ok(value) => notice(value),
-            Err(error) => Self {
-                error: Some(ApiError::from(error).message),
-                ..Self::default()
-            },
-        }
-    }
-}
-
-async fn render(state: &AppState, page: SignedInPage, shown: Shown) -> Result {
+/// The page; a key just made (`shown.with`) is shown once.
+async fn render(state: &AppState, page: SignedInPage, shown: Shown<Option<String>>) -> Result {
     let keys = state.usher().api_keys(&page.actor).await?;
     Ok(KeysPage {
         layout: page.layout.at("/settings/api"),
@@ -90,7 +68,7 @@ async fn render(state: &AppState, page: SignedInPage, shown: Shown) -> Result {
             })
             .collect(),
         scopes: scopes_for(page.actor.user.role).to_vec(),
-        new_key: shown.new_key,
+        new_key: shown.with,
         notice: shown.notice,
         error: shown.error,
     }
@@ -126,10 +104,9 @@ async fn view_api_post(
         .usher()
         .create_api_key(&page.actor, &value("label"), scopes, expires, &origin)
         .await;
-    let shown = Shown::of(created, |created| Shown {
-        new_key: Some(created.raw.expose().to_owned()),
-        notice: Some("Copy the key now: it is not shown again.".to_owned()),
-        ..Shown::default()
+    let shown = Shown::of(created, |created| {
+        Shown::notice("Copy the key now: it is not shown again.")
+            .with(Some(created.raw.expose().to_owned()))
     });
     render(&state, page, shown).await
 }
@@ -146,9 +123,8 @@ async fn view_api_delete(
         .usher()
         .delete_api_key(&page.actor, &id.to_string(), &origin)
         .await;
-    let shown = Shown::of(deleted, |()| Shown {
-        notice: Some("The key is deleted; calls with it now fail.".into()),
-        ..Shown::default()
+    let shown = Shown::of(deleted, |()| {
+        Shown::notice("The key is deleted; calls with it now fail.")
     });
     render(&state, page, shown).await
 }

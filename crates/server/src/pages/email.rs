@@ -10,7 +10,7 @@ use axum::{
 };
 use serde::Deserialize;
 
-use super::{Layout, Result, SignedInPage};
+use super::{Layout, Result, Shown, SignedInPage};
 use crate::{AppState, extract::ClientOrigin, mail};
 
 pub fn router() -> Router<AppState> {
@@ -29,28 +29,14 @@ struct EmailPage {
     error: Option<String>,
 }
 
-/// What a post adds to the page.
-#[derive(Default)]
-struct Shown {
-    notice: Option<String>,
-    error: Option<String>,
-    /// The wording as typed, when it was refused.
-    draft: Option<(String, String)>,
-}
-
-impl Shown {
-    fn notice(text: &str) -> Self {
-        Self {
-            notice: Some(text.to_owned()),
-            ..Self::default()
-        }
-    }
-}
-
 /// The page with the wording as saved (the standard email where none is),
-/// or the draft a post brought.
-async fn render(state: &AppState, page: SignedInPage, shown: Shown) -> Result {
-    let (subject, html) = match shown.draft {
+/// or the draft a refused post brought (`shown.with`: subject and HTML).
+async fn render(
+    state: &AppState,
+    page: SignedInPage,
+    shown: Shown<Option<(String, String)>>,
+) -> Result {
+    let (subject, html) = match shown.with {
         Some(draft) => draft,
         None => {
             let (subject, html) = state.usher().invite_wording(&page.actor).await?;
@@ -92,11 +78,7 @@ async fn view_email_post(
 ) -> Result {
     // Checked before it is saved: a broken template would break every invitation.
     if let Err(problem) = mail::validate_template(&form.subject, &form.html) {
-        let shown = Shown {
-            error: Some(problem),
-            draft: Some((form.subject, form.html)),
-            ..Shown::default()
-        };
+        let shown = Shown::error(problem).with(Some((form.subject, form.html)));
         return render(&state, page, shown).await;
     }
     let wording = Some((form.subject.as_str(), form.html.as_str()));

@@ -13,8 +13,8 @@ use qrcode::{QrCode, render::svg};
 use serde::Deserialize;
 use usher_domain::{model::Role, service::mfa::SecondFactor};
 
-use super::{Layout, Result, SignedInPage};
-use crate::{AppState, error::ApiError, extract::ClientOrigin};
+use super::{Layout, Result, Shown, SignedInPage};
+use crate::{AppState, extract::ClientOrigin};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -67,36 +67,15 @@ impl Setup {
     }
 }
 
+/// What the page shows once: a set-up under way, or recovery codes.
 #[derive(Default)]
-struct Shown {
+struct Once {
     setup: Option<Setup>,
     codes: Vec<String>,
-    notice: Option<String>,
-    error: Option<String>,
-}
-
-impl Shown {
-    fn notice(text: impl Into<String>) -> Self {
-        Self {
-            notice: Some(text.into()),
-            ..Self::default()
-        }
-    }
-
-    /// The notice on success, the services' message otherwise.
-    fn of<T>(result: usher_domain::Result<T>, notice: impl FnOnce(T) -> Self) -> Self {
-        match result {
-            Ok(value) => notice(value),
-            Err(error) => Self {
-                error: Some(ApiError::from(error).message),
-                ..Self::default()
-            },
-        }
-    }
 }
 
 /// The page as the user stands now (their MFA flag is read afresh).
-async fn render(state: &AppState, page: SignedInPage, shown: Shown) -> Result {
+async fn render(state: &AppState, page: SignedInPage, shown: Shown<Once>) -> Result {
     let enabled = state.usher().current_user(&page.actor).await?.mfa_enabled;
     let required = state.usher().instance().await?.mfa_required;
     let mut layout = page.layout.at("/settings/mfa");
@@ -110,8 +89,8 @@ async fn render(state: &AppState, page: SignedInPage, shown: Shown) -> Result {
         feature_on: state.settings().mfa_enabled,
         required,
         is_owner: page.actor.user.role == Role::Owner,
-        setup: shown.setup,
-        codes: shown.codes,
+        setup: shown.with.setup,
+        codes: shown.with.codes,
         notice: shown.notice,
         error: shown.error,
     }
@@ -146,14 +125,11 @@ async fn view_mfa_start(State(state): State<AppState>, page: SignedInPage) -> Re
             .collect::<Vec<_>>()
             .join("\n");
         match Setup::new(&setup.otpauth_url, setup.secret, codes) {
-            Ok(setup) => Shown {
+            Ok(setup) => Shown::default().with(Once {
                 setup: Some(setup),
-                ..Shown::default()
-            },
-            Err(e) => Shown {
-                error: Some(format!("The QR code could not be drawn ({e}). Try again.")),
-                ..Shown::default()
-            },
+                ..Once::default()
+            }),
+            Err(e) => Shown::error(format!("The QR code could not be drawn ({e}). Try again.")),
         }
     });
     render(&state, page, shown).await
@@ -187,21 +163,27 @@ async fn view_mfa_enable(
     ClientOrigin(origin): ClientOrigin,
     axum::Form(form): axum::Form<CodeForm>,
 ) -> Result {
-    let shown = match state.usher().enable_mfa(&page.actor, &form.mfa_code, &origin).await {
-        Ok(()) => Shown {
-            codes: form.codes.lines().map(str::trim).filter(|c| !c.is_empty()).map(str::to_owned).collect(),
-            notice: Some("Two-factor authentication is on. Keep these recovery codes somewhere safe: each works once, and they are not shown again.".into()),
-            ..Shown::default()
-        },
+    let enabled = state
+        .usher()
+        .enable_mfa(&page.actor, &form.mfa_code, &origin)
+        .await;
+    let shown = match enabled {
+        Ok(()) => {
+            let codes = form.codes.lines().map(str::trim).filter(|c| !c.is_empty());
+            Shown::notice("Two-factor authentication is on. Keep these recovery codes somewhere safe: each works once, and they are not shown again.")
+                .with(Once { codes: codes.map(str::to_owned).collect(), ..Once::default() })
+        }
         Err(error) => {
-            let message = ApiError::from(error).message;
             // The same secret again: the app has it already.
             let setup = state
                 .usher()
                 .otpauth_url(&page.actor, &form.secret)
                 .ok()
                 .and_then(|url| Setup::new(&url, form.secret.clone(), form.codes.clone()).ok());
-            Shown { setup, error: Some(message), ..Shown::default() }
+            Shown::refused(error).with(Once {
+                setup,
+                ..Once::default()
+            })
         }
     };
     render(&state, page, shown).await
@@ -233,9 +215,11 @@ async fn view_mfa_codes(
         .usher()
         .regenerate_recovery_codes(&page.actor, &form.factor(), &origin)
         .await;
-    let shown = Shown::of(codes, |codes| Shown {
-        codes: codes.iter().map(|c| c.expose().to_owned()).collect(),
-        ..Shown::notice("New recovery codes: the old ones no longer work.")
+    let shown = Shown::of(codes, |codes| {
+        Shown::notice("New recovery codes: the old ones no longer work.").with(Once {
+            codes: codes.iter().map(|c| c.expose().to_owned()).collect(),
+            ..Once::default()
+        })
     });
     render(&state, page, shown).await
 }

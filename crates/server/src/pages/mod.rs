@@ -50,7 +50,7 @@ use usher_domain::{clock::rfc3339, service::auth::Identity};
 use crate::AppState;
 
 pub use error::{PageError, not_found};
-pub use form::Form;
+pub use form::{Form, Shown};
 pub use page::{Page, SignedInPage};
 
 /// A page handler's answer.

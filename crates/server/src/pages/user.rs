@@ -20,13 +20,12 @@ use usher_domain::{
 };
 
 use super::{
-    Layout, Result, SignedInPage,
+    Layout, Result, Shown, SignedInPage,
     resources::{ProjectOption, kind_label, project_label},
     users,
 };
 use crate::{
     AppState,
-    error::ApiError,
     extract::{ClientOrigin, Id},
 };
 
@@ -77,38 +76,15 @@ struct UserPage {
     can_delete: bool,
 }
 
-/// What a post on the user's page adds to it.
+/// What an admin's reset shows once: a reset link, or a temporary password.
 #[derive(Default)]
-struct Shown {
-    reset_link: Option<String>,
+struct Reset {
+    link: Option<String>,
     temporary_password: Option<String>,
-    notice: Option<String>,
-    error: Option<String>,
-}
-
-impl Shown {
-    fn notice(text: impl Into<String>) -> Self {
-        Self {
-            notice: Some(text.into()),
-            ..Self::default()
-        }
-    }
-
-    fn error(text: impl Into<String>) -> Self {
-        Self {
-            error: Some(text.into()),
-            ..Self::default()
-        }
-    }
-
-    /// What `shown` makes of a success; the services' message otherwise.
-    fn of<T>(result: usher_domain::Result<T>, shown: impl FnOnce(T) -> Self) -> Self {
-        result.map_or_else(|error| Self::error(ApiError::from(error).message), shown)
-    }
 }
 
 /// The page of user `id`, for the owner and admins.
-async fn render(state: &AppState, page: SignedInPage, id: UserId, shown: Shown) -> Result {
+async fn render(state: &AppState, page: SignedInPage, id: UserId, shown: Shown<Reset>) -> Result {
     let actor = &page.actor;
     actor.user.role.require_user_manager()?;
     let everyone = state.usher().users(actor).await?;
@@ -135,8 +111,8 @@ async fn render(state: &AppState, page: SignedInPage, id: UserId, shown: Shown) 
         can_make_owner: actor.user.role == Role::Owner
             && user.id != actor.user.id
             && !user.is_pending(),
-        reset_link: shown.reset_link,
-        temporary_password: shown.temporary_password,
+        reset_link: shown.with.link,
+        temporary_password: shown.with.temporary_password,
         notice: shown.notice,
         error: shown.error,
         work,
@@ -175,9 +151,11 @@ async fn view_user_reset_link(
         .usher()
         .password_reset_link(&page.actor, id, &origin)
         .await;
-    let shown = Shown::of(link, |link| Shown {
-        reset_link: Some(link),
-        ..Shown::default()
+    let shown = Shown::of(link, |link| {
+        Shown::default().with(Reset {
+            link: Some(link),
+            ..Reset::default()
+        })
     });
     render(&state, page, id, shown).await
 }
@@ -192,9 +170,11 @@ async fn view_user_force_reset(
         .usher()
         .force_password_reset(&page.actor, id, &origin)
         .await;
-    let shown = Shown::of(reset, |password| Shown {
-        temporary_password: Some(password.expose().to_owned()),
-        ..Shown::notice("The password is reset.")
+    let shown = Shown::of(reset, |password| {
+        Shown::notice("The password is reset.").with(Reset {
+            temporary_password: Some(password.expose().to_owned()),
+            ..Reset::default()
+        })
     });
     render(&state, page, id, shown).await
 }
@@ -249,15 +229,7 @@ async fn view_user_make_owner(
             Redirect::to(&state.path(&format!("/settings/users/{id}?transferred=1")))
                 .into_response(),
         ),
-        Err(error) => {
-            render(
-                &state,
-                page,
-                id,
-                Shown::error(ApiError::from(error).message),
-            )
-            .await
-        }
+        Err(error) => render(&state, page, id, Shown::refused(error)).await,
     }
 }
 
@@ -312,13 +284,7 @@ async fn view_user_delete(
             .find(|u| u.id == id)
             .is_some_and(|u| u.is_pending()),
         Err(error) => {
-            return render(
-                &state,
-                page,
-                id,
-                Shown::error(ApiError::from(error).message),
-            )
-            .await;
+            return render(&state, page, id, Shown::refused(error)).await;
         }
     };
     // An active user's work is transferred or deleted only as chosen: a
@@ -349,15 +315,7 @@ async fn view_user_delete(
         Ok(()) => Ok(
             Redirect::to(&state.path(&format!("/settings/users?deleted={done}"))).into_response(),
         ),
-        Err(error) => {
-            render(
-                &state,
-                page,
-                id,
-                Shown::error(ApiError::from(error).message),
-            )
-            .await
-        }
+        Err(error) => render(&state, page, id, Shown::refused(error)).await,
     }
 }
 

@@ -18,10 +18,9 @@ use usher_domain::{
     },
 };
 
-use super::{Layout, Result, SignedInPage, day, percent_encode};
+use super::{Layout, Result, Shown, SignedInPage, day, percent_encode};
 use crate::{
     AppState,
-    error::ApiError,
     extract::{ClientOrigin, Id},
 };
 
@@ -75,13 +74,21 @@ struct UsersPage {
     error: Option<String>,
 }
 
-/// What a post adds to the page it shows next.
+/// Who a post invited or added, for the page to list with their links or
+/// temporary passwords (shown once).
 #[derive(Default)]
-struct Outcome {
+struct Added {
     invited: Vec<Invited>,
     created: Vec<Created>,
-    notice: Option<String>,
-    error: Option<String>,
+}
+
+impl Added {
+    fn invited(invited: Vec<Invited>) -> Self {
+        Self {
+            invited,
+            ..Self::default()
+        }
+    }
 }
 
 pub(super) fn status(user: &User, everyone: &[User]) -> String {
@@ -110,7 +117,7 @@ fn csv_field(text: &str) -> String {
     }
 }
 
-async fn render(state: &AppState, page: SignedInPage, outcome: Outcome) -> Result {
+async fn render(state: &AppState, page: SignedInPage, shown: Shown<Added>) -> Result {
     let actor = &page.actor;
     let everyone = state.usher().users(actor).await?;
     let users = everyone
@@ -133,13 +140,14 @@ async fn render(state: &AppState, page: SignedInPage, outcome: Outcome) -> Resul
         })
         .collect();
     let mut csv = String::new();
-    if outcome
-        .created
-        .iter()
-        .any(|c| c.temporary_password.is_some())
-    {
+    let Shown {
+        notice,
+        error,
+        with: added,
+    } = shown;
+    if added.created.iter().any(|c| c.temporary_password.is_some()) {
         csv.push_str("email,first name,last name,role,temporary password\n");
-        for created in &outcome.created {
+        for created in &added.created {
             if let (Some(user), Some(password)) = (&created.user, &created.temporary_password) {
                 let fields = [
                     created.email.as_str(),
@@ -169,7 +177,7 @@ async fn render(state: &AppState, page: SignedInPage, outcome: Outcome) -> Resul
         links_allowed: !state.settings().mail.invite_links_email_only,
         invite_hours: state.settings().mail.invite_lifetime_hours,
         users,
-        invited: outcome
+        invited: added
             .invited
             .into_iter()
             .map(|i| InvitedRow {
@@ -179,7 +187,7 @@ async fn render(state: &AppState, page: SignedInPage, outcome: Outcome) -> Resul
                 error: i.error,
             })
             .collect(),
-        created: outcome
+        created: added
             .created
             .into_iter()
             .map(|c| CreatedRow {
@@ -189,8 +197,8 @@ async fn render(state: &AppState, page: SignedInPage, outcome: Outcome) -> Resul
             })
             .collect(),
         csv: percent_encode(&csv, b""),
-        notice: outcome.notice,
-        error: outcome.error,
+        notice,
+        error,
     }
     .into_response())
 }
@@ -217,11 +225,7 @@ async fn view_users_get(
         }
         .to_owned()
     });
-    let outcome = Outcome {
-        notice,
-        ..Outcome::default()
-    };
-    render(&state, page, outcome).await
+    render(&state, page, notice.map(Shown::notice).unwrap_or_default()).await
 }
 
 #[derive(Deserialize, Default)]
@@ -254,17 +258,11 @@ async fn view_users_invite(
             role: role.clone(),
         })
         .collect();
-    let outcome = match state.usher().invite(&page.actor, requests, &origin).await {
-        Ok(invited) => Outcome {
-            invited,
-            ..Outcome::default()
-        },
-        Err(error) => Outcome {
-            error: Some(ApiError::from(error).message),
-            ..Outcome::default()
-        },
-    };
-    render(&state, page, outcome).await
+    let invited = state.usher().invite(&page.actor, requests, &origin).await;
+    let shown = Shown::of(invited, |invited| {
+        Shown::default().with(Added::invited(invited))
+    });
+    render(&state, page, shown).await
 }
 
 #[derive(Deserialize, Default)]
@@ -296,94 +294,54 @@ async fn view_users_create(
             }
         })
         .collect();
-    let outcome = match state
+    let created = state
         .usher()
         .create_users(&page.actor, users, &origin)
-        .await
-    {
-        Ok(created) => Outcome {
+        .await;
+    let shown = Shown::of(created, |created| {
+        Shown::default().with(Added {
             created,
-            ..Outcome::default()
-        },
-        Err(error) => Outcome {
-            error: Some(ApiError::from(error).message),
-            ..Outcome::default()
-        },
-    };
-    render(&state, page, outcome).await
-}
-
-#[derive(Clone, Copy)]
-enum PendingAction {
-    Resend,
-    Link,
-    Revoke,
-}
-
-/// Resend, new link or withdraw, on the list's row of a pending user.
-async fn pending_action(
-    state: AppState,
-    page: SignedInPage,
-    origin: usher_domain::model::Origin,
-    id: UserId,
-    action: PendingAction,
-) -> Result {
-    let usher = state.usher();
-    let actor = &page.actor;
-    let done = match action {
-        PendingAction::Resend => {
-            usher
-                .resend_invitation(actor, id, &origin)
-                .await
-                .map(|i| Outcome {
-                    invited: vec![i],
-                    ..Outcome::default()
-                })
-        }
-        PendingAction::Link => usher
-            .new_invite_link(actor, id, &origin)
-            .await
-            .map(|i| Outcome {
-                notice: Some(
-                    "A new invitation link is below; earlier links for this person no longer work."
-                        .into(),
-                ),
-                invited: vec![i],
-                ..Outcome::default()
-            }),
-        PendingAction::Revoke => {
-            usher
-                .revoke_invitation(actor, id, &origin)
-                .await
-                .map(|()| Outcome {
-                    notice: Some("The invitation is withdrawn; its link no longer works.".into()),
-                    ..Outcome::default()
-                })
-        }
-    };
-    let outcome = done.unwrap_or_else(|error| Outcome {
-        error: Some(ApiError::from(error).message),
-        ..Outcome::default()
+            ..Added::default()
+        })
     });
-    render(&state, page, outcome).await
+    render(&state, page, shown).await
 }
 
+/// Sends a pending user a new invitation; the old link stops working.
 async fn view_users_resend(
     State(state): State<AppState>,
     page: SignedInPage,
     ClientOrigin(origin): ClientOrigin,
     Id(id): Id<UserId>,
 ) -> Result {
-    pending_action(state, page, origin, id, PendingAction::Resend).await
+    let sent = state
+        .usher()
+        .resend_invitation(&page.actor, id, &origin)
+        .await;
+    let shown = Shown::of(sent, |invited| {
+        Shown::default().with(Added::invited(vec![invited]))
+    });
+    render(&state, page, shown).await
 }
 
+/// A new invitation link to copy, without an email.
 async fn view_users_link(
     State(state): State<AppState>,
     page: SignedInPage,
     ClientOrigin(origin): ClientOrigin,
     Id(id): Id<UserId>,
 ) -> Result {
-    pending_action(state, page, origin, id, PendingAction::Link).await
+    let made = state
+        .usher()
+        .new_invite_link(&page.actor, id, &origin)
+        .await;
+    let shown = Shown::of(made, |invited| {
+        Shown::notice(
+            "A new invitation link is below; earlier links for this person no longer work.",
+        )
+        .with(Added::invited(vec![invited]))
+    });
+    render(&state, page, shown).await
 }
 
 async fn view_users_revoke(
@@ -392,7 +350,14 @@ async fn view_users_revoke(
     ClientOrigin(origin): ClientOrigin,
     Id(id): Id<UserId>,
 ) -> Result {
-    pending_action(state, page, origin, id, PendingAction::Revoke).await
+    let revoked = state
+        .usher()
+        .revoke_invitation(&page.actor, id, &origin)
+        .await;
+    let shown = Shown::of(revoked, |()| {
+        Shown::notice("The invitation is withdrawn; its link no longer works.")
+    });
+    render(&state, page, shown).await
 }
 
 #[cfg(test)]

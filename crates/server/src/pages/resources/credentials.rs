@@ -11,7 +11,7 @@ use axum::{
 use serde::Deserialize;
 use usher_domain::{Error, resources::CredentialId, service::resources::Access};
 
-use super::{ProjectOption, Shown, project_label, writable_projects};
+use super::{ProjectOption, Shown, Typed, project_label, writable_projects};
 use crate::{
     AppState,
     error::ApiError,
@@ -57,7 +57,8 @@ async fn credentials_page(state: &AppState, page: SignedInPage, shown: Shown) ->
     let (usher, actor) = (state.usher(), &page.actor);
     let everyone = usher.users(actor).await?;
     let views = usher.credentials(actor).await?;
-    let projects = writable_projects(state, actor, &everyone, shown.project.as_deref()).await?;
+    let projects =
+        writable_projects(state, actor, &everyone, shown.with.project.as_deref()).await?;
     let mut rows: Vec<CredentialRow> = views
         .iter()
         .map(|view| {
@@ -77,9 +78,9 @@ async fn credentials_page(state: &AppState, page: SignedInPage, shown: Shown) ->
         layout: page.layout.at("/home/credentials"),
         rows,
         projects,
-        form: shown.form.unwrap_or_default(),
-        data: shown.data.unwrap_or_else(|| "{}".to_owned()),
-        data_error: shown.data_error,
+        form: shown.with.form.unwrap_or_default(),
+        data: shown.with.data.unwrap_or_else(|| "{}".to_owned()),
+        data_error: shown.with.data_error,
         notice: shown.notice,
         error: shown.error,
     }
@@ -140,13 +141,12 @@ async fn view_credentials_create(
             } else {
                 (form.error(error, &[]), None)
             };
-            Shown {
+            Shown::default().with(Typed {
                 form: Some(form),
                 project: Some(input.project_id),
                 data: Some(input.data),
                 data_error,
-                ..Shown::default()
-            }
+            })
         }
     };
     credentials_page(&state, page, shown).await
@@ -162,8 +162,6 @@ async fn view_credentials_delete(
         .usher()
         .delete_credential(&page.actor, id, &origin)
         .await;
-    let shown = Shown::of(result, |()| "The credential is deleted.".to_owned());
+    let shown = Shown::of(result, |()| Shown::notice("The credential is deleted."));
     credentials_page(&state, page, shown).await
 }
-
-// --------------------------------------------------------------------- tags

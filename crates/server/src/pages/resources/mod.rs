@@ -27,7 +27,7 @@ use usher_domain::{
 };
 
 use super::Form;
-use crate::{AppState, error::ApiError};
+use crate::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -38,11 +38,12 @@ pub fn router() -> Router<AppState> {
 }
 
 /// What a post adds to the page it shows next.
+type Shown = super::Shown<Typed>;
+
+/// A refused create or rename form, as typed, for the page to show again.
 #[derive(Default)]
-struct Shown {
-    notice: Option<String>,
-    error: Option<String>,
-    /// The form posted, with its values and errors, when it failed.
+struct Typed {
+    /// The form posted, with its values and errors.
     form: Option<Form>,
     /// The project chosen in a create form.
     project: Option<String>,
@@ -51,26 +52,11 @@ struct Shown {
     data_error: Option<String>,
 }
 
-impl Shown {
-    fn notice(text: impl Into<String>) -> Self {
+impl Typed {
+    fn form(form: Form) -> Self {
         Self {
-            notice: Some(text.into()),
+            form: Some(form),
             ..Self::default()
-        }
-    }
-
-    fn error(error: impl Into<ApiError>) -> Self {
-        Self {
-            error: Some(error.into().message),
-            ..Self::default()
-        }
-    }
-
-    /// The notice on success, the services' message otherwise.
-    fn of<T>(result: usher_domain::Result<T>, notice: impl FnOnce(T) -> String) -> Self {
-        match result {
-            Ok(value) => Self::notice(notice(value)),
-            Err(error) => Self::error(error),
         }
     }
 }

@@ -17,7 +17,7 @@ use usher_domain::{
 };
 
 use super::{
-    DoneQuery, NameForm, Shown, access_label, kind_label, project_label,
+    DoneQuery, NameForm, Shown, Typed, access_label, kind_label, project_label,
     workflows::{WorkflowRow, workflow_rows},
 };
 use crate::{
@@ -84,7 +84,7 @@ async fn projects_page(state: &AppState, page: SignedInPage, shown: Shown) -> Re
         layout: page.layout.at("/projects"),
         rows: rows.into_iter().map(|(_, row)| row).collect(),
         can_create: actor.user.role.manages_users(),
-        form: shown.form.unwrap_or_default(),
+        form: shown.with.form.unwrap_or_default(),
         notice: shown.notice,
         error: shown.error,
     }
@@ -112,10 +112,9 @@ async fn view_projects_create(
             Ok(Redirect::to(&state.path(&created)).into_response())
         }
         Err(error) => {
-            let shown = Shown {
-                form: Some(Form::default().with("name", input.name).error(error, &[])),
-                ..Shown::default()
-            };
+            let shown = Shown::default().with(Typed::form(
+                Form::default().with("name", input.name).error(error, &[]),
+            ));
             projects_page(&state, page, shown).await
         }
     }
@@ -251,10 +250,10 @@ async fn view_project_member(
     }
     .await;
     let shown = Shown::of(result, |()| {
-        format!(
+        Shown::notice(format!(
             "Saved: the member is {} of this project.",
             role_label(&input.role)
-        )
+        ))
     });
     project_page(&state, page, id, shown).await
 }
@@ -270,7 +269,7 @@ async fn view_project_remove(
         .remove_project_member(&page.actor, id, user, &origin)
         .await;
     let shown = Shown::of(result, |()| {
-        "The member is removed from the project.".to_owned()
+        Shown::notice("The member is removed from the project.")
     });
     project_page(&state, page, id, shown).await
 }

@@ -10,7 +10,7 @@ use axum::{
 };
 use usher_domain::resources::TagId;
 
-use super::{NameForm, Shown};
+use super::{NameForm, Shown, Typed};
 use crate::{
     AppState,
     extract::{ClientOrigin, Id},
@@ -58,7 +58,7 @@ async fn tags_page(state: &AppState, page: SignedInPage, shown: Shown) -> Result
         layout: page.layout.at("/home/tags"),
         rows,
         can_admin: page.actor.user.role.manages_users(),
-        form: shown.form.unwrap_or_default(),
+        form: shown.with.form.unwrap_or_default(),
         notice: shown.notice,
         error: shown.error,
     }
@@ -76,10 +76,9 @@ async fn view_tags_create(
 ) -> Result {
     let shown = match state.usher().create_tag(&page.actor, &input.name).await {
         Ok(tag) => Shown::notice(format!("The tag {} is created.", tag.name)),
-        Err(error) => Shown {
-            form: Some(Form::default().with("name", input.name).error(error, &[])),
-            ..Shown::default()
-        },
+        Err(error) => Shown::default().with(Typed::form(
+            Form::default().with("name", input.name).error(error, &[]),
+        )),
     };
     tags_page(&state, page, shown).await
 }
@@ -92,7 +91,7 @@ async fn view_tags_rename(
 ) -> Result {
     let result = state.usher().rename_tag(&page.actor, id, &input.name).await;
     let shown = Shown::of(result, |()| {
-        format!("The tag is now called {}.", input.name.trim())
+        Shown::notice(format!("The tag is now called {}.", input.name.trim()))
     });
     tags_page(&state, page, shown).await
 }
@@ -104,8 +103,6 @@ async fn view_tags_delete(
     Id(id): Id<TagId>,
 ) -> Result {
     let result = state.usher().delete_tag(&page.actor, id, &origin).await;
-    let shown = Shown::of(result, |()| "The tag is deleted.".to_owned());
+    let shown = Shown::of(result, |()| Shown::notice("The tag is deleted."));
     tags_page(&state, page, shown).await
 }
-
-// ----------------------------------------------------------------- projects

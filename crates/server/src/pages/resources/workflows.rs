@@ -17,7 +17,8 @@ use usher_domain::{
 };
 
 use super::{
-    DoneQuery, NameForm, ProjectOption, Shown, access_label, project_label, writable_projects,
+    DoneQuery, NameForm, ProjectOption, Shown, Typed, access_label, project_label,
+    writable_projects,
 };
 use crate::{
     AppState,
@@ -87,13 +88,14 @@ async fn workflows_page(state: &AppState, page: SignedInPage, shown: Shown) -> R
     let (usher, actor) = (state.usher(), &page.actor);
     let everyone = usher.users(actor).await?;
     let views = usher.workflows(actor).await?;
-    let projects = writable_projects(state, actor, &everyone, shown.project.as_deref()).await?;
+    let projects =
+        writable_projects(state, actor, &everyone, shown.with.project.as_deref()).await?;
     Ok(WorkflowsPage {
         layout: page.layout.at("/home/workflows"),
         sees_all: actor.user.role.manages_users(),
         rows: workflow_rows(&views, &everyone),
         projects,
-        form: shown.form.unwrap_or_default(),
+        form: shown.with.form.unwrap_or_default(),
         notice: shown.notice,
         error: shown.error,
     }
@@ -139,11 +141,11 @@ async fn view_workflows_create(
             "The workflow {} is created in {}.",
             view.workflow.name, view.project.name
         )),
-        Err(error) => Shown {
+        Err(error) => Shown::default().with(Typed {
             form: Some(Form::default().with("name", input.name).error(error, &[])),
             project: Some(input.project_id),
-            ..Shown::default()
-        },
+            ..Typed::default()
+        }),
     };
     workflows_page(&state, page, shown).await
 }
@@ -198,6 +200,7 @@ async fn workflow_page(
     tags.sort_by_key(|t| t.name.to_lowercase());
     // A failed rename shows what was typed; otherwise the current name.
     let form = shown
+        .with
         .form
         .unwrap_or_else(|| Form::default().with("name", w.name.clone()));
     Ok(WorkflowPage {
@@ -253,11 +256,10 @@ async fn view_workflow_rename(
             "The workflow is now called {}.",
             view.workflow.name
         )),
-        Err(error @ Error::InvalidField { .. }) => Shown {
-            form: Some(Form::default().with("name", input.name).error(error, &[])),
-            ..Shown::default()
-        },
-        Err(error) => Shown::error(error),
+        Err(error @ Error::InvalidField { .. }) => Shown::default().with(Typed::form(
+            Form::default().with("name", input.name).error(error, &[]),
+        )),
+        Err(error) => Shown::refused(error),
     };
     workflow_page(&state, page, id, shown).await
 }
@@ -284,11 +286,11 @@ async fn view_workflow_active(
         .update_workflow(&page.actor, id, change, &origin)
         .await;
     let shown = Shown::of(result, |view| {
-        if view.workflow.active {
-            "The workflow is active.".to_owned()
+        Shown::notice(if view.workflow.active {
+            "The workflow is active."
         } else {
-            "The workflow is inactive.".to_owned()
-        }
+            "The workflow is inactive."
+        })
     });
     workflow_page(&state, page, id, shown).await
 }
@@ -319,11 +321,11 @@ async fn view_workflow_tags(
     }
     .await;
     let shown = Shown::of(result, |view| {
-        if view.workflow.tags.is_empty() {
-            "The workflow has no tags now.".to_owned()
+        Shown::notice(if view.workflow.tags.is_empty() {
+            "The workflow has no tags now."
         } else {
-            "The tags are saved.".to_owned()
-        }
+            "The tags are saved."
+        })
     });
     workflow_page(&state, page, id, shown).await
 }
@@ -340,6 +342,6 @@ async fn view_workflow_delete(
         .await
     {
         Ok(()) => Ok(Redirect::to(&state.path("/home/workflows?deleted=1")).into_response()),
-        Err(error) => workflow_page(&state, page, id, Shown::error(error)).await,
+        Err(error) => workflow_page(&state, page, id, Shown::refused(error)).await,
     }
 }
