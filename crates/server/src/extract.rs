@@ -7,9 +7,9 @@ use axum::{
         ConnectInfo, FromRequest, FromRequestParts, RawPathParams, Request, State,
         rejection::JsonRejection,
     },
-    http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts},
+    http::{HeaderMap, HeaderValue, Method, StatusCode, header, request::Parts},
     middleware::Next,
-    response::{IntoResponse, Response},
+    response::{IntoResponse, Redirect, Response},
 };
 use serde::de::DeserializeOwned;
 use usher_domain::{
@@ -141,29 +141,10 @@ pub async fn session_layer(
         .actor
         .as_ref()
         .and_then(|a| a.refreshed_until.map(|until| (token.clone(), until)));
-    if let Some(actor) = &identity.actor
-        && actor.must_change_password()
-        && !allowed_before_password_change(request.method(), request.uri().path())
+    if let Some(hold) = Hold::of(&identity)
+        && !hold.allows(request.method(), request.uri().path())
     {
-        return if request.uri().path().starts_with("/rest/") {
-            ApiError::new(axum::http::StatusCode::FORBIDDEN, CHANGE_REQUIRED)
-                .with_hint("Choose a new password with PATCH /rest/me/password.")
-                .into_response()
-        } else {
-            axum::response::Redirect::to(&state.path("/set-password")).into_response()
-        };
-    }
-    if let Some(actor) = &identity.actor
-        && actor.must_enrol_mfa(identity.instance.mfa_required)
-        && !allowed_before_mfa_enrolment(request.method(), request.uri().path())
-    {
-        return if request.uri().path().starts_with("/rest/") {
-            ApiError::new(axum::http::StatusCode::FORBIDDEN, ENROL_REQUIRED)
-                .with_hint("Set it up with GET /rest/mfa/qr and POST /rest/mfa/enable.")
-                .into_response()
-        } else {
-            axum::response::Redirect::to(&state.path("/settings/mfa")).into_response()
-        };
+        return hold.answer(&state, request.uri().path());
     }
     request.extensions_mut().insert(identity);
     let mut response = next.run(request).await;
@@ -176,31 +157,78 @@ pub async fn session_layer(
     response
 }
 
-/// What a user with a temporary password may do: choose a new one, see who
-/// they are, sign out.
-fn allowed_before_password_change(method: &axum::http::Method, path: &str) -> bool {
-    use axum::http::Method;
-    matches!(
-        (method, path),
-        (&Method::GET, "/rest/login" | "/rest/me" | "/rest/settings")
-            | (&Method::POST, "/rest/logout")
-            | (&Method::PATCH, "/rest/me/password")
-            | (_, "/set-password" | "/signout")
-    )
+/// A signed-in person who must do one thing before anything else. The
+/// session layer holds them for every route, pages and `/rest` alike, and
+/// lets through only what it lists, so a new route is held too.
+#[derive(Clone, Copy)]
+enum Hold {
+    /// A temporary password (users added directly, forced resets).
+    PasswordChange,
+    /// The owner requires two-factor authentication and they have none.
+    MfaEnrolment,
 }
 
-/// What a user without two-factor authentication may do where the owner
-/// requires it: set it up, see who they are, sign out.
-fn allowed_before_mfa_enrolment(method: &axum::http::Method, path: &str) -> bool {
-    use axum::http::Method;
-    matches!(
-        (method, path),
-        (
-            &Method::GET,
-            "/rest/login" | "/rest/me" | "/rest/settings" | "/rest/mfa/qr"
-        ) | (&Method::POST, "/rest/logout" | "/rest/mfa/enable")
-            | (_, "/settings/mfa" | "/signout")
-    )
+impl Hold {
+    fn of(identity: &Identity) -> Option<Self> {
+        let actor = identity.actor.as_ref()?;
+        if actor.must_change_password() {
+            Some(Self::PasswordChange)
+        } else if actor.must_enrol_mfa(identity.instance.mfa_required) {
+            Some(Self::MfaEnrolment)
+        } else {
+            None
+        }
+    }
+
+    /// What they may do meanwhile: the one thing, see who they are, sign out.
+    fn allows(self, method: &Method, path: &str) -> bool {
+        let either = matches!(
+            (method, path),
+            (&Method::GET, "/rest/login" | "/rest/me" | "/rest/settings")
+                | (&Method::POST, "/rest/logout")
+                | (_, "/signout")
+        );
+        either
+            || match self {
+                Self::PasswordChange => matches!(
+                    (method, path),
+                    (&Method::PATCH, "/rest/me/password") | (_, "/set-password")
+                ),
+                Self::MfaEnrolment => matches!(
+                    (method, path),
+                    (&Method::GET, "/rest/mfa/qr")
+                        | (
+                            &Method::POST,
+                            "/rest/mfa/enable" | "/settings/mfa/start" | "/settings/mfa/enable"
+                        )
+                        | (_, "/settings/mfa")
+                ),
+            }
+    }
+
+    /// Anything else: 403 with what to do under `/rest`; on pages, the page
+    /// to do it on.
+    fn answer(self, state: &AppState, path: &str) -> Response {
+        let (message, hint, page) = match self {
+            Self::PasswordChange => (
+                CHANGE_REQUIRED,
+                "Choose a new password with PATCH /rest/me/password.",
+                "/set-password",
+            ),
+            Self::MfaEnrolment => (
+                ENROL_REQUIRED,
+                "Set it up with GET /rest/mfa/qr and POST /rest/mfa/enable.",
+                "/settings/mfa",
+            ),
+        };
+        if path.starts_with("/rest/") {
+            ApiError::new(StatusCode::FORBIDDEN, message)
+                .with_hint(hint)
+                .into_response()
+        } else {
+            Redirect::to(&state.path(page)).into_response()
+        }
+    }
 }
 
 pub fn session_token(headers: &HeaderMap, name: &str) -> Option<String> {
