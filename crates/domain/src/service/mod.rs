@@ -159,6 +159,13 @@ impl Usher {
             .ok_or_else(|| crate::Error::not_found("There is no such user."))
     }
 
+    /// Seals and opens stored secrets (credential data, TOTP secrets).
+    fn cipher(&self) -> crate::Result<&crate::cipher::Cipher> {
+        self.cipher
+            .as_ref()
+            .ok_or_else(|| crate::Error::Internal("no encryption key".into()))
+    }
+
     /// Writes one audit event. The action it records has already happened, so
     /// a failure here is logged rather than undoing it.
     async fn audit(
