@@ -1,4 +1,8 @@
-//! Extractors and the session layer shared by `/rest` and the pages.
+//! The session layer and the extractors `/rest` and the pages share: who is
+//! asking ([`session_layer`], which also holds those who must first replace
+//! a temporary password or set up MFA; [`Who`], [`SignedIn`]), from where
+//! ([`ClientOrigin`]), ids parsed at the edge ([`Id`], [`Ids`]), and JSON
+//! bodies refused in Usher's error shape ([`Json`]).
 
 use std::{net::SocketAddr, str::FromStr};
 

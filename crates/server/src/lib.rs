@@ -1,7 +1,7 @@
 //! Usher's server: settings, HTTP (`/rest`, `/api/v1`, pages), templates, CLI.
 //!
 //! Reading order: [`settings`] (what an operator sets), [`AppState`] and
-//! [`build`] (how the parts are wired), [`app`] (the routes), [`serve`]
+//! [`build`] (how the parts are wired), `app` (the routes), [`serve`]
 //! (listening and graceful shutdown), then `extract` (the session layer and
 //! the extractors), `rest` and `pages`, which both call the domain services.
 //! [`cli`] holds the commands of the `usher` binary.

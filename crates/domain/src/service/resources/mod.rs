@@ -10,8 +10,8 @@
 //! - the owner and admins create team projects; they and the project's
 //!   admins manage its members.
 //!
-//! One module per kind: [`workflows`], [`credentials`], [`tags`],
-//! [`projects`]; what decides access is here.
+//! One module per kind: `workflows`, `credentials`, `tags`, `projects`; what
+//! decides access is here.
 
 mod credentials;
 mod projects;
