@@ -2,10 +2,10 @@
 //! `X-N8N-API-KEY: <key>` or `Authorization: Bearer <key>`. Answers are not
 //! wrapped in `{"data": …}`, as in n8n; errors have Usher's one shape.
 //!
-//! - [`keys_page`]: `/settings/api`, where people make their keys;
 //! - [`openapi`]: the OpenAPI 3 document of these operations and its page.
+//!
+//! People make their keys on `/settings/api` (`pages::api_keys`).
 
-pub mod keys_page;
 pub mod openapi;
 
 use std::collections::HashMap;
