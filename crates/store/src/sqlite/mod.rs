@@ -1,0 +1,267 @@
+//! SQLite: one pool of sqlx's native SQLite connections, write transactions
+//! that take the write lock at once, and the check that keeps the cache of
+//! keys and users true to the file ([`fresh`]).
+//!
+//! The pool is deadpool's, not sqlx's: sqlx's pool pings a connection every
+//! time it is given back (sqlx-core 0.9, `pool/connection.rs`,
+//! `Floating::return_to_pool`), and on SQLite a ping is a message to the
+//! connection's own thread and back, for a file that does not go away.
+
+pub(crate) mod fresh;
+
+use std::{path::Path, sync::Arc, time::Duration};
+
+use deadpool::managed::{self, Metrics, Object, RecycleResult};
+use sqlx::{
+    ConnectOptions, Connection, Executor, Sqlite, SqliteConnection,
+    migrate::Migrator,
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous},
+};
+use usher_domain::store::StoreResult;
+
+use crate::{
+    cache::{AuthCache, Freshness},
+    db_error,
+    sql::{Record, Sql},
+};
+
+static MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// Connections kept; WAL lets readers run beside the one writer.
+const POOL_SIZE: usize = 8;
+/// How long a statement waits for a lock held by another connection.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+const WAIT_FOR_CONNECTION: Duration = Duration::from_secs(10);
+
+type Pool = managed::Pool<Connector>;
+
+/// One SQLite database: its pool and its cache check.
+#[derive(Clone, Debug)]
+pub(crate) struct Db {
+    pool: Pool,
+    fresh: Arc<fresh::DataVersion>,
+    /// An in-memory database lives while a connection to it is open: this
+    /// one, for as long as the store does.
+    _keep: Option<Arc<std::sync::Mutex<SqliteConnection>>>,
+}
+
+/// Makes connections for deadpool.
+#[derive(Debug)]
+pub(crate) struct Connector {
+    options: SqliteConnectOptions,
+}
+
+impl managed::Manager for Connector {
+    type Type = SqliteConnection;
+    type Error = sqlx::Error;
+
+    async fn create(&self) -> Result<SqliteConnection, sqlx::Error> {
+        self.options.connect().await
+    }
+
+    /// Nothing to check: a local file does not go away.
+    async fn recycle(&self, _: &mut SqliteConnection, _: &Metrics) -> RecycleResult<sqlx::Error> {
+        Ok(())
+    }
+}
+
+/// Opens (creating it if needed) the database file at `path` and migrates
+/// it.
+pub(crate) async fn open_file(path: &Path) -> Result<(Db, Arc<AuthCache>), String> {
+    if let Some(folder) = path.parent() {
+        std::fs::create_dir_all(folder)
+            .map_err(|e| format!("cannot create {}: {e}", folder.display()))?;
+    }
+    let options = SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal);
+    let cache = Arc::new(AuthCache::checked_per_read());
+    let fresh = fresh::DataVersion::file(path, cache.clone());
+    open(options, fresh, None)
+        .await
+        .map(|db| (db, cache))
+        .map_err(|e| format!("cannot open SQLite database {}: {e}", path.display()))
+}
+
+/// Opens a new private database in memory, for tests. It is SQLite's
+/// `memdb` VFS under a name of its own, so that every connection of this
+/// store (and only of this store) sees it, with the same locking as a file.
+pub(crate) async fn open_memory() -> Result<(Db, Arc<AuthCache>), String> {
+    let name = format!("/usher-{}", uuid::Uuid::now_v7().simple());
+    let options = SqliteConnectOptions::new()
+        .filename(&name)
+        .vfs("memdb")
+        .create_if_missing(true);
+    let keep = options
+        .connect()
+        .await
+        .map_err(|e| format!("cannot open an SQLite database in memory: {e}"))?;
+    let cache = Arc::new(AuthCache::checked_per_read());
+    let fresh = fresh::DataVersion::memory(&name, cache.clone());
+    open(options, fresh, Some(keep))
+        .await
+        .map(|db| (db, cache))
+        .map_err(|e| format!("cannot open an SQLite database in memory: {e}"))
+}
+
+async fn open(
+    options: SqliteConnectOptions,
+    fresh: fresh::DataVersion,
+    keep: Option<SqliteConnection>,
+) -> Result<Db, String> {
+    let options = options.busy_timeout(BUSY_TIMEOUT).foreign_keys(true);
+    let pool = managed::Pool::builder(Connector { options })
+        .max_size(POOL_SIZE)
+        .wait_timeout(Some(WAIT_FOR_CONNECTION))
+        .create_timeout(Some(WAIT_FOR_CONNECTION))
+        .runtime(deadpool::Runtime::Tokio1)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let db = Db {
+        pool,
+        fresh: Arc::new(fresh),
+        _keep: keep.map(|keep| Arc::new(std::sync::Mutex::new(keep))),
+    };
+    let mut connection = db.connection().await.map_err(|e| e.to_string())?;
+    MIGRATIONS
+        .run(&mut *connection)
+        .await
+        .map_err(|e| format!("cannot apply database migrations: {e}"))?;
+    Ok(db)
+}
+
+impl Db {
+    async fn connection(&self) -> StoreResult<Object<Connector>> {
+        self.pool.get().await.map_err(crate::unavailable)
+    }
+
+    pub(crate) async fn fetch_optional<R: Record>(&self, sql: &Sql<'_>) -> StoreResult<Option<R>> {
+        let mut connection = self.connection().await?;
+        let query = sql.query_as::<Sqlite, R>();
+        query
+            .fetch_optional(&mut *connection)
+            .await
+            .map_err(db_error)
+    }
+
+    pub(crate) async fn fetch_all<R: Record>(&self, sql: &Sql<'_>) -> StoreResult<Vec<R>> {
+        let mut connection = self.connection().await?;
+        let query = sql.query_as::<Sqlite, R>();
+        query.fetch_all(&mut *connection).await.map_err(db_error)
+    }
+
+    pub(crate) async fn execute(&self, sql: &Sql<'_>) -> StoreResult<u64> {
+        let mut connection = self.connection().await?;
+        let done = sql.query::<Sqlite>().execute(&mut *connection).await;
+        done.map(|done| done.rows_affected()).map_err(db_error)
+    }
+
+    /// A write transaction. It takes the write lock at the start
+    /// (`BEGIN IMMEDIATE`): a deferred transaction that reads and then
+    /// writes fails at once when another writer got in between.
+    pub(crate) async fn begin(&self) -> StoreResult<Tx> {
+        let mut connection = self.connection().await?;
+        connection
+            .execute("BEGIN IMMEDIATE")
+            .await
+            .map_err(db_error)?;
+        Ok(Tx {
+            connection: Some(connection),
+            fresh: self.fresh.clone(),
+        })
+    }
+
+    pub(crate) async fn before_cached_read(&self) -> StoreResult<()> {
+        self.fresh.before_read().await
+    }
+
+    pub(crate) async fn ping(&self) -> StoreResult<()> {
+        let mut connection = self.connection().await?;
+        connection.ping().await.map_err(db_error)
+    }
+
+    pub(crate) fn close(&self) {
+        self.pool.close();
+        self.fresh.close();
+    }
+}
+
+/// An open write transaction. Dropped before its commit, it rolls back.
+pub(crate) struct Tx {
+    /// None once committed.
+    connection: Option<Object<Connector>>,
+    fresh: Arc<fresh::DataVersion>,
+}
+
+impl Tx {
+    fn connection(&mut self) -> StoreResult<&mut SqliteConnection> {
+        match self.connection.as_mut() {
+            Some(connection) => Ok(connection),
+            None => Err(crate::finished()),
+        }
+    }
+
+    pub(crate) async fn fetch_optional<R: Record>(
+        &mut self,
+        sql: &Sql<'_>,
+    ) -> StoreResult<Option<R>> {
+        let query = sql.query_as::<Sqlite, R>();
+        query
+            .fetch_optional(self.connection()?)
+            .await
+            .map_err(db_error)
+    }
+
+    pub(crate) async fn execute(&mut self, sql: &Sql<'_>) -> StoreResult<u64> {
+        let done = sql.query::<Sqlite>().execute(self.connection()?).await;
+        done.map(|done| done.rows_affected()).map_err(db_error)
+    }
+
+    pub(crate) async fn commit(mut self) -> StoreResult<()> {
+        self.connection()?
+            .execute("COMMIT")
+            .await
+            .map_err(db_error)?;
+        // Back to the pool.
+        self.connection = None;
+        Ok(())
+    }
+
+    /// Commits a change to `users` or `api_keys`, then empties this
+    /// process's cache (other processes see the file change).
+    pub(crate) async fn commit_auth(mut self) -> StoreResult<()> {
+        self.connection()?
+            .execute("COMMIT")
+            .await
+            .map_err(db_error)?;
+        let fresh = self.fresh.clone();
+        fresh.after_commit(self.connection()?).await?;
+        self.connection = None;
+        Ok(())
+    }
+}
+
+impl Drop for Tx {
+    /// Rolls back an uncommitted transaction on a task of its own, and only
+    /// then lets the connection go back to the pool.
+    fn drop(&mut self) {
+        let Some(mut connection) = self.connection.take() else {
+            return;
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move {
+                    if connection.execute("ROLLBACK").await.is_err() {
+                        // Whatever state it is in, it is not reused.
+                        drop(Object::take(connection));
+                    }
+                });
+            }
+            // No runtime left to roll back on: closing the connection rolls
+            // the transaction back.
+            Err(_) => drop(Object::take(connection)),
+        }
+    }
+}
