@@ -146,10 +146,18 @@ impl Db {
             .map_err(db_error)
     }
 
+    /// All rows are fetched before any is decoded, and freed together
+    /// after: they are made on the connection's thread, and rows freed on
+    /// this one while that one still makes more cost the allocator a
+    /// collection of cross-thread frees every few rows (a tenth of a
+    /// 250-user page, docs/performance.md).
     pub(crate) async fn fetch_all<R: Record>(&self, sql: &Sql<'_>) -> StoreResult<Vec<R>> {
         let mut connection = self.connection().await?;
-        let query = sql.query_as::<Sqlite, R>();
-        query.fetch_all(&mut *connection).await.map_err(db_error)
+        let rows = sql.query::<Sqlite>().fetch_all(&mut *connection).await;
+        let rows = rows.map_err(db_error)?;
+        rows.iter()
+            .map(|row| R::from_row(row).map_err(db_error))
+            .collect()
     }
 
     pub(crate) async fn execute(&self, sql: &Sql<'_>) -> StoreResult<u64> {
