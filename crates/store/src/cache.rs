@@ -26,7 +26,7 @@
 
 use std::{
     collections::HashMap,
-    sync::{Mutex, MutexGuard},
+    sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard},
     time::Instant,
 };
 
@@ -74,8 +74,10 @@ enum Mode {
 struct Entries {
     mode: Mode,
     generation: u64,
-    keys: HashMap<String, (ApiKey, User)>,
-    users: HashMap<UserId, User>,
+    /// Shared, so that a lookup holds the lock only to count a reference
+    /// and copies the record after letting go.
+    keys: HashMap<String, Arc<(ApiKey, User)>>,
+    users: HashMap<UserId, Arc<User>>,
     emails: HashMap<String, UserId>,
 }
 
@@ -119,7 +121,7 @@ impl Entries {
         if let Some(email) = &user.email {
             self.emails.insert(email.as_str().to_owned(), user.id);
         }
-        self.users.insert(user.id, user.clone());
+        self.users.insert(user.id, Arc::new(user.clone()));
     }
 }
 
@@ -133,16 +135,27 @@ pub(crate) enum Lookup<T> {
     Off,
 }
 
-/// The cache of one instance.
+impl<T> Lookup<T> {
+    fn map<U>(self, f: impl FnOnce(T) -> U) -> Lookup<U> {
+        match self {
+            Lookup::Hit(found) => Lookup::Hit(f(found)),
+            Lookup::Miss(generation) => Lookup::Miss(generation),
+            Lookup::Off => Lookup::Off,
+        }
+    }
+}
+
+/// The cache of one instance. Lookups take the lock for reading, so the
+/// runtime's threads do not wait on each other to answer.
 #[derive(Debug)]
 pub(crate) struct AuthCache {
-    entries: Mutex<Entries>,
+    entries: RwLock<Entries>,
 }
 
 impl AuthCache {
     fn with_mode(mode: Mode) -> Self {
         Self {
-            entries: Mutex::new(Entries {
+            entries: RwLock::new(Entries {
                 mode,
                 generation: 0,
                 keys: HashMap::new(),
@@ -167,9 +180,13 @@ impl AuthCache {
         })
     }
 
-    fn lock(&self) -> MutexGuard<'_, Entries> {
-        // A panic while holding this lock leaves plain maps behind: usable.
-        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    // A panic while holding this lock leaves plain maps behind: usable.
+    fn read(&self) -> RwLockReadGuard<'_, Entries> {
+        self.entries.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn lock(&self) -> RwLockWriteGuard<'_, Entries> {
+        self.entries.write().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Forgets everything: the database changed.
@@ -179,19 +196,22 @@ impl AuthCache {
 
     /// The key with this hash and its user.
     pub(crate) fn key(&self, key_hash: &str) -> Lookup<(ApiKey, User)> {
-        self.lock()
-            .lookup(|entries| entries.keys.get(key_hash).cloned())
+        let found = self
+            .read()
+            .lookup(|entries| entries.keys.get(key_hash).cloned());
+        found.map(|found| found.as_ref().clone())
     }
 
     /// The user named by id or email.
     pub(crate) fn user(&self, target: &UserRef) -> Lookup<User> {
-        self.lock().lookup(|entries| {
+        let found = self.read().lookup(|entries| {
             let id = match target {
                 UserRef::Id(id) => id,
                 UserRef::Email(email) => entries.emails.get(email.as_str())?,
             };
             entries.users.get(id).cloned()
-        })
+        });
+        found.map(|user| user.as_ref().clone())
     }
 
     /// Keeps a key and its user read under `generation`, unless the cache
@@ -206,7 +226,7 @@ impl AuthCache {
         }
         entries
             .keys
-            .insert(key.key_hash.clone(), (key.clone(), user.clone()));
+            .insert(key.key_hash.clone(), Arc::new((key.clone(), user.clone())));
         entries.keep_user(user);
     }
 
@@ -222,8 +242,8 @@ impl AuthCache {
     /// Records a key's use, written to the database once a minute, so the
     /// cached key does not ask for that write on every request.
     pub(crate) fn used(&self, key_hash: &str, at: Millis) {
-        if let Some((key, _)) = self.lock().keys.get_mut(key_hash) {
-            key.last_used_at = Some(at);
+        if let Some(entry) = self.lock().keys.get_mut(key_hash) {
+            Arc::make_mut(entry).0.last_used_at = Some(at);
         }
     }
 
