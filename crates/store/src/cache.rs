@@ -267,12 +267,13 @@ impl AuthCache {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use usher_domain::model::{Email, Role};
 
     use super::*;
 
-    fn ada(email: &str, hash: &str) -> (ApiKey, User) {
+    /// A key with hash `hash` of a new admin at `email`.
+    pub(crate) fn ada(email: &str, hash: &str) -> (ApiKey, User) {
         let user = User {
             id: UserId::new(),
             email: Email::parse(email).ok(),

@@ -16,8 +16,7 @@ use std::{sync::Arc, time::Duration};
 
 use deadpool::managed::{self, Metrics, Object, RecycleResult};
 use sqlx::{
-    ConnectOptions, Connection, Executor, PgConnection, Postgres, migrate::Migrator,
-    postgres::PgConnectOptions,
+    ConnectOptions, Connection, PgConnection, migrate::Migrator, postgres::PgConnectOptions,
 };
 use usher_domain::store::StoreResult;
 
@@ -25,7 +24,7 @@ use crate::{
     DbConfig,
     cache::{AuthCache, Freshness},
     db_error,
-    sql::{Record, Sql},
+    sql::{Native, Record, Sql},
 };
 
 static MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
@@ -60,9 +59,9 @@ impl managed::Manager for Connector {
 
     async fn create(&self) -> Result<PgConnection, sqlx::Error> {
         let mut connection = self.options.connect().await?;
-        connection
-            .execute(sqlx::AssertSqlSafe(self.set_path.as_str()))
-            .await?;
+        // The schema name is the operator's, quoted by quote_ident.
+        let set_path = sqlx::AssertSqlSafe(self.set_path.as_str());
+        sqlx::Executor::execute(&mut connection, set_path).await?;
         Ok(connection)
     }
 
@@ -98,11 +97,8 @@ pub(crate) async fn open(config: &DbConfig) -> Result<(Db, Arc<AuthCache>), Stri
     .build()
     .map_err(|e| cannot_connect(&e))?;
     let mut connection: Object<Connector> = pool.get().await.map_err(|e| cannot_connect(&e))?;
-    connection
-        .execute(sqlx::AssertSqlSafe(format!(
-            "CREATE SCHEMA IF NOT EXISTS {}",
-            quote_ident(schema)
-        )))
+    let create = format!("CREATE SCHEMA IF NOT EXISTS {}", quote_ident(schema));
+    sqlx::Executor::execute(&mut *connection, sqlx::AssertSqlSafe(create))
         .await
         .map_err(|e| format!("cannot create schema {schema}: {e}"))?;
     MIGRATIONS
@@ -191,8 +187,7 @@ impl Db {
         let mut retried = false;
         loop {
             let mut connection = self.connection().await?;
-            let query = sql.query_as::<Postgres, R>();
-            match query.fetch_optional(&mut *connection).await {
+            match connection.fetch_optional(sql).await {
                 Ok(row) => return Ok(row),
                 Err(error) => self.run_again(error, connection, read, &mut retried)?,
             }
@@ -203,8 +198,7 @@ impl Db {
         let mut retried = false;
         loop {
             let mut connection = self.connection().await?;
-            let query = sql.query_as::<Postgres, R>();
-            match query.fetch_all(&mut *connection).await {
+            match connection.fetch_all(sql).await {
                 Ok(rows) => return Ok(rows),
                 Err(error) => self.run_again(error, connection, read, &mut retried)?,
             }
@@ -215,8 +209,8 @@ impl Db {
         let mut retried = false;
         loop {
             let mut connection = self.connection().await?;
-            match sql.query::<Postgres>().execute(&mut *connection).await {
-                Ok(done) => return Ok(done.rows_affected()),
+            match connection.execute(sql).await {
+                Ok(changed) => return Ok(changed),
                 Err(error) => self.run_again(error, connection, ended_before, &mut retried)?,
             }
         }
@@ -228,14 +222,8 @@ impl Db {
         let mut retried = false;
         loop {
             let mut connection = self.connection().await?;
-            match connection.execute("BEGIN").await {
-                Ok(_) => {
-                    return Ok(Tx {
-                        connection: Some(connection),
-                        stage: Stage::Open,
-                        db: self.clone(),
-                    });
-                }
+            match connection.run("BEGIN").await {
+                Ok(()) => return Ok(Tx::begun(connection, self.sync.clone())),
                 Err(error) => self.run_again(error, connection, read, &mut retried)?,
             }
         }
@@ -263,92 +251,5 @@ impl Db {
     }
 }
 
-/// Where a transaction is, for what dropping it must do.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Stage {
-    /// Not committed: roll back.
-    Open,
-    /// Committed, in the barrier, which takes session locks: close the
-    /// connection rather than hand it on with a lock held.
-    Barrier,
-}
-
-/// An open write transaction. Dropped before its commit, it rolls back.
-pub(crate) struct Tx {
-    /// None once committed.
-    connection: Option<Object<Connector>>,
-    stage: Stage,
-    db: Db,
-}
-
-impl Tx {
-    fn connection(&mut self) -> StoreResult<&mut PgConnection> {
-        match self.connection.as_mut() {
-            Some(connection) => Ok(connection),
-            None => Err(crate::finished()),
-        }
-    }
-
-    pub(crate) async fn fetch_optional<R: Record>(
-        &mut self,
-        sql: &Sql<'_>,
-    ) -> StoreResult<Option<R>> {
-        let query = sql.query_as::<Postgres, R>();
-        query
-            .fetch_optional(self.connection()?)
-            .await
-            .map_err(db_error)
-    }
-
-    pub(crate) async fn execute(&mut self, sql: &Sql<'_>) -> StoreResult<u64> {
-        let done = sql.query::<Postgres>().execute(self.connection()?).await;
-        done.map(|done| done.rows_affected()).map_err(db_error)
-    }
-
-    pub(crate) async fn commit(mut self) -> StoreResult<()> {
-        self.connection()?
-            .execute("COMMIT")
-            .await
-            .map_err(db_error)?;
-        // Back to the pool.
-        self.connection = None;
-        Ok(())
-    }
-
-    /// Commits a change to `users` or `api_keys`, then returns once every
-    /// instance has emptied its cache (the barrier, on this connection).
-    pub(crate) async fn commit_auth(mut self) -> StoreResult<()> {
-        self.connection()?
-            .execute("COMMIT")
-            .await
-            .map_err(db_error)?;
-        self.stage = Stage::Barrier;
-        let sync = self.db.sync.clone();
-        sync.after_commit(self.connection()?).await?;
-        self.connection = None;
-        Ok(())
-    }
-}
-
-impl Drop for Tx {
-    fn drop(&mut self) {
-        let Some(mut connection) = self.connection.take() else {
-            return;
-        };
-        let runtime = tokio::runtime::Handle::try_current();
-        match (self.stage, runtime) {
-            // Rolled back on a task of its own; only then does the
-            // connection go back to the pool.
-            (Stage::Open, Ok(runtime)) => {
-                let db = self.db.clone();
-                runtime.spawn(async move {
-                    if connection.execute("ROLLBACK").await.is_err() {
-                        db.discard(connection);
-                    }
-                });
-            }
-            // Closing the session ends its transaction and frees its locks.
-            _ => drop(Object::take(connection)),
-        }
-    }
-}
+/// A write transaction on PostgreSQL; its freshness step is the barrier.
+pub(crate) type Tx = crate::tx::Tx<Connector, sync::AuthSync>;

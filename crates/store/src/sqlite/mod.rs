@@ -13,7 +13,7 @@ use std::{path::Path, sync::Arc, time::Duration};
 
 use deadpool::managed::{self, Metrics, Object, RecycleResult};
 use sqlx::{
-    ConnectOptions, Connection, Executor, Sqlite, SqliteConnection,
+    ConnectOptions, Connection, SqliteConnection,
     migrate::Migrator,
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous},
 };
@@ -22,7 +22,7 @@ use usher_domain::store::StoreResult;
 use crate::{
     cache::{AuthCache, Freshness},
     db_error,
-    sql::{Record, Sql},
+    sql::{Native, Record, Sql},
 };
 
 static MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -139,31 +139,17 @@ impl Db {
 
     pub(crate) async fn fetch_optional<R: Record>(&self, sql: &Sql<'_>) -> StoreResult<Option<R>> {
         let mut connection = self.connection().await?;
-        let query = sql.query_as::<Sqlite, R>();
-        query
-            .fetch_optional(&mut *connection)
-            .await
-            .map_err(db_error)
+        connection.fetch_optional(sql).await.map_err(db_error)
     }
 
-    /// All rows are fetched before any is decoded, and freed together
-    /// after: they are made on the connection's thread, and rows freed on
-    /// this one while that one still makes more cost the allocator a
-    /// collection of cross-thread frees every few rows (a tenth of a
-    /// 250-user page, docs/performance.md).
     pub(crate) async fn fetch_all<R: Record>(&self, sql: &Sql<'_>) -> StoreResult<Vec<R>> {
         let mut connection = self.connection().await?;
-        let rows = sql.query::<Sqlite>().fetch_all(&mut *connection).await;
-        let rows = rows.map_err(db_error)?;
-        rows.iter()
-            .map(|row| R::from_row(row).map_err(db_error))
-            .collect()
+        connection.fetch_all(sql).await.map_err(db_error)
     }
 
     pub(crate) async fn execute(&self, sql: &Sql<'_>) -> StoreResult<u64> {
         let mut connection = self.connection().await?;
-        let done = sql.query::<Sqlite>().execute(&mut *connection).await;
-        done.map(|done| done.rows_affected()).map_err(db_error)
+        connection.execute(sql).await.map_err(db_error)
     }
 
     /// A write transaction. It takes the write lock at the start
@@ -171,14 +157,8 @@ impl Db {
     /// writes fails at once when another writer got in between.
     pub(crate) async fn begin(&self) -> StoreResult<Tx> {
         let mut connection = self.connection().await?;
-        connection
-            .execute("BEGIN IMMEDIATE")
-            .await
-            .map_err(db_error)?;
-        Ok(Tx {
-            connection: Some(connection),
-            fresh: self.fresh.clone(),
-        })
+        connection.run("BEGIN IMMEDIATE").await.map_err(db_error)?;
+        Ok(Tx::begun(connection, self.fresh.clone()))
     }
 
     pub(crate) async fn before_cached_read(&self) -> StoreResult<()> {
@@ -196,80 +176,6 @@ impl Db {
     }
 }
 
-/// An open write transaction. Dropped before its commit, it rolls back.
-pub(crate) struct Tx {
-    /// None once committed.
-    connection: Option<Object<Connector>>,
-    fresh: Arc<fresh::DataVersion>,
-}
-
-impl Tx {
-    fn connection(&mut self) -> StoreResult<&mut SqliteConnection> {
-        match self.connection.as_mut() {
-            Some(connection) => Ok(connection),
-            None => Err(crate::finished()),
-        }
-    }
-
-    pub(crate) async fn fetch_optional<R: Record>(
-        &mut self,
-        sql: &Sql<'_>,
-    ) -> StoreResult<Option<R>> {
-        let query = sql.query_as::<Sqlite, R>();
-        query
-            .fetch_optional(self.connection()?)
-            .await
-            .map_err(db_error)
-    }
-
-    pub(crate) async fn execute(&mut self, sql: &Sql<'_>) -> StoreResult<u64> {
-        let done = sql.query::<Sqlite>().execute(self.connection()?).await;
-        done.map(|done| done.rows_affected()).map_err(db_error)
-    }
-
-    pub(crate) async fn commit(mut self) -> StoreResult<()> {
-        self.connection()?
-            .execute("COMMIT")
-            .await
-            .map_err(db_error)?;
-        // Back to the pool.
-        self.connection = None;
-        Ok(())
-    }
-
-    /// Commits a change to `users` or `api_keys`, then empties this
-    /// process's cache (other processes see the file change).
-    pub(crate) async fn commit_auth(mut self) -> StoreResult<()> {
-        self.connection()?
-            .execute("COMMIT")
-            .await
-            .map_err(db_error)?;
-        let fresh = self.fresh.clone();
-        fresh.after_commit(self.connection()?).await?;
-        self.connection = None;
-        Ok(())
-    }
-}
-
-impl Drop for Tx {
-    /// Rolls back an uncommitted transaction on a task of its own, and only
-    /// then lets the connection go back to the pool.
-    fn drop(&mut self) {
-        let Some(mut connection) = self.connection.take() else {
-            return;
-        };
-        match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => {
-                runtime.spawn(async move {
-                    if connection.execute("ROLLBACK").await.is_err() {
-                        // Whatever state it is in, it is not reused.
-                        drop(Object::take(connection));
-                    }
-                });
-            }
-            // No runtime left to roll back on: closing the connection rolls
-            // the transaction back.
-            Err(_) => drop(Object::take(connection)),
-        }
-    }
-}
+/// A write transaction on SQLite; its freshness step empties this
+/// process's cache.
+pub(crate) type Tx = crate::tx::Tx<Connector, fresh::DataVersion>;
