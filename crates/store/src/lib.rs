@@ -2,21 +2,22 @@
 //! traits on SQLite and PostgreSQL.
 //!
 //! Each database has one pool of its own driver's connections
-//! ([`sqlite`], [`postgres`]): its connection set-up, its write
+//! (`sqlite`, `postgres`): its connection set-up, its write
 //! transactions, and its way of keeping the cache of keys and users exact.
 //! [`SqlStore`] implements the `Store` traits once, over either: a
-//! statement both databases understand is written once ([`sql::Sql`]) and
-//! its rows decode into typed structs ([`rows`]); a statement that differs
+//! statement both databases understand is written once (`sql::Sql`) and
+//! its rows decode into typed structs (`rows`); a statement that differs
 //! would be written twice, under `sqlite/` and `postgres/`. Each database
 //! has its own migrations folder with the same file names (a test checks
 //! it), so the DDL can differ where it must. Both run the same test suite.
 //!
 //! Reading order: [`config`] (where the database is), `sql` and `rows`
 //! (statements and rows), `write` (the write paths, and the one way to
-//! change users and API keys), `cache` (keys and users in memory, and how
-//! each database keeps them fresh), `sqlite` and `postgres`, then the
-//! `Store` implementation by area: `users`, `api_keys`, `sessions`,
-//! `invitations`, `resets`, `mfa`, `projects`, `workflows`, `misc`.
+//! change users and API keys) and `tx` (the transaction under them),
+//! `cache` (keys and users in memory, and how each database keeps them
+//! fresh), `sqlite` and `postgres`, then the `Store` implementation by
+//! area: `users`, `api_keys`, `sessions`, `invitations`, `resets`, `mfa`,
+//! `projects`, `workflows`, `misc`. docs/architecture.md tells why.
 
 mod api_keys;
 mod cache;
