@@ -205,6 +205,41 @@ mod tests {
         Ok(())
     }
 
+    /// On a file, a change committed by another connection (another
+    /// instance, or SQL at a prompt) is seen by the next read: the cache
+    /// reads the WAL index before answering.
+    #[tokio::test]
+    async fn a_change_made_past_the_store_to_a_file_is_seen_at_once() -> Result<(), StoreError> {
+        use sqlx::{ConnectOptions as _, Executor as _};
+        let folder = std::env::temp_dir().join(format!("usher-store-{}", uuid::Uuid::now_v7()));
+        let path = folder.join("database.sqlite");
+        let store = connect(&DbConfig::Sqlite { path: path.clone() })
+            .await
+            .map_err(StoreError::Backend)?;
+        let (_, ada) = crate::cache::tests::ada("ada@example.com", "h1");
+        store.insert_user(&ada).await?;
+        for _ in 0..2 {
+            let found = store.user_by_id(ada.id).await?;
+            assert_eq!(found.map(|u| u.first_name).as_deref(), Some("Ada"));
+        }
+        let mut prompt = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&path)
+            .connect()
+            .await
+            .map_err(db_error)?;
+        prompt
+            .execute("UPDATE users SET first_name = 'Augusta'")
+            .await
+            .map_err(db_error)?;
+        let found = store.user_by_id(ada.id).await?;
+        assert_eq!(found.map(|u| u.first_name).as_deref(), Some("Augusta"));
+        drop(prompt);
+        store.close().await;
+        drop(store);
+        let _ = std::fs::remove_dir_all(folder);
+        Ok(())
+    }
+
     #[tokio::test]
     async fn a_change_to_users_outside_the_write_guard_is_refused() -> Result<(), StoreError> {
         let store = connect_in_memory().await.map_err(StoreError::Backend)?;

@@ -1,151 +1,206 @@
-//! SQLite's freshness check: before the cache answers, a connection asks
-//! `PRAGMA data_version`, which changes when any other connection, of any
-//! process, committed since it last asked. If it changed, the cache is
-//! emptied. Every instance on a database file runs on the same machine and
-//! asks the file itself, so each sees every change at once, made by Usher or
-//! typed at a prompt. This process's own commits do not show in the
-//! `data_version` of the connection that made them, so the write guard
-//! empties the cache after each of those ([`Freshness::after_commit`]).
+//! SQLite's freshness check: before the cache answers, the store finds out
+//! whether anyone (any connection, of any process) committed since it last
+//! looked, and empties the cache if so. Every instance on a database file
+//! runs on the same machine and asks the file itself, so each sees every
+//! change at once, made by Usher or typed at a prompt.
 //!
-//! The question runs on the calling thread, through rusqlite, not through
-//! sqlx: sqlx runs each SQLite connection on a thread of its own, and a
-//! question there is a message to that thread and an answer back, two
-//! thread wake-ups that cost more than the answer. Asked that way, the
-//! single-user read ran at 26–30 % of `/healthz` (docs/performance.md);
-//! asked here, where it takes microseconds (readers never wait for the
-//! writer in WAL mode), the aim of half is met. The busy timeout covers the
-//! rare moments a reader must wait (a connection recovering the WAL after a
-//! crash) and is short, so a runtime thread is never held long. rusqlite
-//! links the same bundled SQLite as sqlx (one `libsqlite3-sys`), and asks
-//! nothing else: every read and write of data goes through sqlx.
+//! In WAL mode (every database file Usher opens), SQLite publishes each
+//! commit in the WAL-index header at the start of the `-shm` file: two
+//! copies of a 48-byte header whose change counter, last frame and salts
+//! change with every commit, written when the commit becomes visible
+//! (`walIndexWriteHdr`, second copy first). That header is what
+//! `PRAGMA data_version` is derived from: a connection that starts a read
+//! transaction compares it with what it saw before. The store reads the two
+//! copies itself, with one `pread`, and compares them with what it read
+//! last; if they differ from each other (a commit is being published) or
+//! from the last read, something changed. Asked as `PRAGMA data_version`,
+//! the question took SQLite's shared-memory mutex and two file-lock system
+//! calls, and with two questions per single-user read (the key, then the
+//! user) the runtime's two threads queued on that mutex: the read fell to
+//! 48–59 % of `/healthz` (docs/performance.md). Read this way nothing
+//! waits on anything, and the read is back near where it was.
+//!
+//! A database in memory (`connect_in_memory`, SQLite's `memdb` VFS) has no
+//! WAL, so there the store asks `PRAGMA data_version` on a connection of its
+//! own: tests do not need the speed.
+//!
+//! Either way this process's own commits are not guaranteed to show before
+//! the next answer (a connection does not see its own commits in
+//! `data_version`), so the write guard empties the cache after each of
+//! those ([`Freshness::after_commit`]).
 
 use std::{
+    fs::File,
+    path::Path,
     sync::{Arc, Mutex},
-    time::Duration,
 };
 
-use rusqlite::{Connection, OpenFlags};
-use sqlx::SqliteConnection;
+use sqlx::{ConnectOptions, SqliteConnection, sqlite::SqliteConnectOptions};
 use usher_domain::store::{StoreError, StoreResult};
 
-use crate::cache::{AuthCache, Freshness};
+use crate::{
+    cache::{AuthCache, Freshness},
+    db_error,
+};
 
-/// The longest the question waits for a lock.
-const BUSY_TIMEOUT: Duration = Duration::from_millis(250);
-/// Connections kept for the question. A thread takes the first that no
-/// other thread holds, without waiting (two threads waiting on one lock
-/// cost a sleep and a wake-up each, more than the question); when every
-/// one is taken, it opens another for the moment.
-const KEEP: usize = 4;
+/// The WAL-index header's size; two copies of it start the `-shm` file.
+const HEADER: usize = 48;
+/// The header's version field (`WALINDEX_MAX_VERSION`), the only one SQLite
+/// has written since WAL mode came (3.7.0). Another means another layout.
+const WAL_INDEX_VERSION: u32 = 3_007_000;
 
-/// Asks the database whether anyone committed, and empties the cache if so.
+/// Finds out whether the database changed, and empties the cache if so.
 #[derive(Debug)]
-pub(crate) struct DataVersion {
-    /// What rusqlite opens: a file's path, or a `file:` URI in memory.
-    target: String,
-    askers: [Mutex<Option<Asker>>; KEEP],
+pub(crate) struct Fresh {
+    how: How,
     cache: Arc<AuthCache>,
 }
 
-/// A connection that asks, and what it was told last time.
 #[derive(Debug)]
-struct Asker {
-    connection: Connection,
-    seen: Option<i64>,
+enum How {
+    /// A database file in WAL mode: its `-shm` file, and the header read
+    /// last (None before the first read, or after a read of a header being
+    /// written).
+    WalIndex {
+        shm: File,
+        last: Mutex<Option<[u8; HEADER]>>,
+    },
+    /// A database in memory: a connection that asks `PRAGMA data_version`,
+    /// and its last answer.
+    DataVersion {
+        options: Box<SqliteConnectOptions>,
+        asker: tokio::sync::Mutex<Option<(SqliteConnection, i64)>>,
+    },
 }
 
-impl DataVersion {
-    pub(crate) fn file(path: &std::path::Path, cache: Arc<AuthCache>) -> Self {
-        Self::new(path.display().to_string(), cache)
+impl Fresh {
+    /// For the WAL-mode database file at `path`, opened already (so its
+    /// `-shm` file exists, and stays while the store keeps a connection).
+    pub(crate) fn file(path: &Path, cache: Arc<AuthCache>) -> Result<Self, String> {
+        let mut shm = path.as_os_str().to_owned();
+        shm.push("-shm");
+        let shm = File::open(&shm)
+            .map_err(|e| format!("cannot read {}: {e}", Path::new(&shm).display()))?;
+        Ok(Self {
+            how: How::WalIndex {
+                shm,
+                last: Mutex::new(None),
+            },
+            cache,
+        })
     }
 
-    /// The `memdb` database `name` (which starts with `/`, so that every
-    /// connection of the process shares it).
-    pub(crate) fn memory(name: &str, cache: Arc<AuthCache>) -> Self {
-        Self::new(format!("file:{name}?vfs=memdb"), cache)
-    }
-
-    fn new(target: String, cache: Arc<AuthCache>) -> Self {
+    /// For a database in memory, opened with `options`.
+    pub(crate) fn memory(options: SqliteConnectOptions, cache: Arc<AuthCache>) -> Self {
         Self {
-            target,
-            askers: Default::default(),
+            how: How::DataVersion {
+                options: Box::new(options),
+                asker: tokio::sync::Mutex::new(None),
+            },
             cache,
         }
     }
 
-    /// Opened read-write but made query-only: a read-only connection cannot
-    /// recreate the WAL's shared-memory file when the last other connection
-    /// closed and removed it.
-    fn open(&self) -> rusqlite::Result<Asker> {
-        let connection = Connection::open_with_flags(
-            &self.target,
-            OpenFlags::SQLITE_OPEN_READ_WRITE
-                | OpenFlags::SQLITE_OPEN_NO_MUTEX
-                | OpenFlags::SQLITE_OPEN_URI,
-        )?;
-        connection.busy_timeout(BUSY_TIMEOUT)?;
-        connection.pragma_update(None, "query_only", true)?;
-        Ok(Asker {
-            connection,
-            seen: None,
-        })
-    }
-
-    /// Whether anyone committed since the connection at hand last asked
-    /// (true the first time: it has not seen the database before).
-    fn changed(&self) -> rusqlite::Result<bool> {
-        for slot in &self.askers {
-            if let Ok(mut slot) = slot.try_lock() {
-                let asker = match slot.take() {
-                    Some(asker) => asker,
-                    None => self.open()?,
+    /// Empties the cache if anything was committed since the last look.
+    async fn refresh(&self) -> StoreResult<()> {
+        match &self.how {
+            How::WalIndex { shm, last } => {
+                let mut copies = [0_u8; 2 * HEADER];
+                read_start(shm, &mut copies)
+                    .map_err(|e| StoreError::Backend(format!("SQLite WAL index: {e}")))?;
+                let (first, second) = copies.split_at(HEADER);
+                let header = (first == second && published(first))
+                    .then(|| <[u8; HEADER]>::try_from(first).ok())
+                    .flatten();
+                // A panic while holding this lock leaves a plain value.
+                let mut last = last.lock().unwrap_or_else(|e| e.into_inner());
+                // Emptied under the lock: a thread that finds the header
+                // unchanged after this one saw it change must find the cache
+                // emptied too.
+                if header.is_none() || *last != header {
+                    self.cache.empty();
+                }
+                *last = header;
+            }
+            How::DataVersion { options, asker } => {
+                let mut asker = asker.lock().await;
+                let (mut connection, seen) = match asker.take() {
+                    Some((connection, seen)) => (connection, Some(seen)),
+                    None => (options.connect().await.map_err(db_error)?, None),
                 };
-                // A connection that failed is not kept.
-                let (asker, changed) = asker.ask()?;
-                *slot = Some(asker);
-                return Ok(changed);
+                let version: i64 = sqlx::query_scalar("PRAGMA data_version")
+                    .fetch_one(&mut connection)
+                    .await
+                    .map_err(db_error)?;
+                if seen != Some(version) {
+                    self.cache.empty();
+                }
+                *asker = Some((connection, version));
             }
         }
-        Ok(self.open()?.ask()?.1)
-    }
-
-    pub(crate) fn close(&self) {
-        for slot in &self.askers {
-            if let Ok(mut slot) = slot.lock() {
-                *slot = None;
-            }
-        }
+        Ok(())
     }
 }
 
-impl Asker {
-    /// Asks, and says whether the answer differs from the last one.
-    fn ask(mut self) -> rusqlite::Result<(Self, bool)> {
-        let version: i64 = self
-            .connection
-            .prepare_cached("PRAGMA data_version")?
-            .query_row([], |row| row.get(0))?;
-        let changed = self.seen != Some(version);
-        self.seen = Some(version);
-        Ok((self, changed))
-    }
+/// Fills `buffer` from the start of `file`, in one system call where it
+/// can, without moving a shared file position.
+#[cfg(unix)]
+fn read_start(file: &File, buffer: &mut [u8]) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(file, buffer, 0)
 }
 
-impl Freshness for DataVersion {
+#[cfg(windows)]
+fn read_start(file: &File, buffer: &mut [u8]) -> std::io::Result<()> {
+    let mut done = 0;
+    while done < buffer.len() {
+        match std::os::windows::fs::FileExt::seek_read(file, &mut buffer[done..], done as u64)? {
+            0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            read => done += read,
+        }
+    }
+    Ok(())
+}
+
+/// Whether a WAL-index header is one SQLite published: initialised, and of
+/// the layout read here (else every look counts as a change: slower, never
+/// stale).
+fn published(header: &[u8]) -> bool {
+    let version = header
+        .get(..4)
+        .and_then(|bytes| <[u8; 4]>::try_from(bytes).ok())
+        .map(u32::from_ne_bytes);
+    // `isInit`, after the version, a padding field and the change counter.
+    version == Some(WAL_INDEX_VERSION) && header.get(12) == Some(&1)
+}
+
+impl Freshness for Fresh {
     type Connection = SqliteConnection;
 
     async fn before_read(&self) -> StoreResult<()> {
-        let changed = self
-            .changed()
-            .map_err(|e| StoreError::Backend(format!("SQLite data_version: {e}")))?;
-        if changed {
-            self.cache.empty();
-        }
-        Ok(())
+        self.refresh().await
     }
 
     async fn after_commit(&self, _: &mut SqliteConnection) -> StoreResult<()> {
         self.cache.empty();
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(version: u32, init: u8) -> [u8; HEADER] {
+        let mut header = [0_u8; HEADER];
+        header[..4].copy_from_slice(&version.to_ne_bytes());
+        header[12] = init;
+        header
+    }
+
+    #[test]
+    fn only_an_initialised_header_of_the_known_layout_counts_as_published() {
+        assert!(published(&header(WAL_INDEX_VERSION, 1)));
+        assert!(!published(&header(WAL_INDEX_VERSION, 0)));
+        assert!(!published(&header(WAL_INDEX_VERSION + 1, 1)));
     }
 }

@@ -39,10 +39,11 @@ type Pool = managed::Pool<Connector>;
 #[derive(Clone, Debug)]
 pub(crate) struct Db {
     pool: Pool,
-    fresh: Arc<fresh::DataVersion>,
-    /// An in-memory database lives while a connection to it is open: this
-    /// one, for as long as the store does.
-    _keep: Option<Arc<std::sync::Mutex<SqliteConnection>>>,
+    fresh: Arc<fresh::Fresh>,
+    /// A connection held for as long as the store lives: a database in
+    /// memory lives only while one is open, and a file's `-shm`, which the
+    /// freshness check reads, is removed when the last one closes.
+    _keep: Arc<std::sync::Mutex<SqliteConnection>>,
 }
 
 /// Makes connections for deadpool.
@@ -68,6 +69,7 @@ impl managed::Manager for Connector {
 /// Opens (creating it if needed) the database file at `path` and migrates
 /// it.
 pub(crate) async fn open_file(path: &Path) -> Result<(Db, Arc<AuthCache>), String> {
+    let cannot = |e: String| format!("cannot open SQLite database {}: {e}", path.display());
     if let Some(folder) = path.parent() {
         std::fs::create_dir_all(folder)
             .map_err(|e| format!("cannot create {}: {e}", folder.display()))?;
@@ -77,41 +79,33 @@ pub(crate) async fn open_file(path: &Path) -> Result<(Db, Arc<AuthCache>), Strin
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal);
+    let (pool, keep) = open(options).await.map_err(cannot)?;
     let cache = Arc::new(AuthCache::checked_per_read());
-    let fresh = fresh::DataVersion::file(path, cache.clone());
-    open(options, fresh, None)
-        .await
-        .map(|db| (db, cache))
-        .map_err(|e| format!("cannot open SQLite database {}: {e}", path.display()))
+    let fresh = fresh::Fresh::file(path, cache.clone()).map_err(cannot)?;
+    Ok((Db::new(pool, fresh, keep), cache))
 }
 
 /// Opens a new private database in memory, for tests. It is SQLite's
 /// `memdb` VFS under a name of its own, so that every connection of this
 /// store (and only of this store) sees it, with the same locking as a file.
 pub(crate) async fn open_memory() -> Result<(Db, Arc<AuthCache>), String> {
+    let cannot = |e: String| format!("cannot open an SQLite database in memory: {e}");
     let name = format!("/usher-{}", uuid::Uuid::now_v7().simple());
     let options = SqliteConnectOptions::new()
         .filename(&name)
         .vfs("memdb")
         .create_if_missing(true);
-    let keep = options
-        .connect()
-        .await
-        .map_err(|e| format!("cannot open an SQLite database in memory: {e}"))?;
+    let (pool, keep) = open(options.clone()).await.map_err(cannot)?;
     let cache = Arc::new(AuthCache::checked_per_read());
-    let fresh = fresh::DataVersion::memory(&name, cache.clone());
-    open(options, fresh, Some(keep))
-        .await
-        .map(|db| (db, cache))
-        .map_err(|e| format!("cannot open an SQLite database in memory: {e}"))
+    let fresh = fresh::Fresh::memory(options, cache.clone());
+    Ok((Db::new(pool, fresh, keep), cache))
 }
 
-async fn open(
-    options: SqliteConnectOptions,
-    fresh: fresh::DataVersion,
-    keep: Option<SqliteConnection>,
-) -> Result<Db, String> {
+/// The pool on the database `options` name, migrated, and a connection to
+/// hold.
+async fn open(options: SqliteConnectOptions) -> Result<(Pool, SqliteConnection), String> {
     let options = options.busy_timeout(BUSY_TIMEOUT).foreign_keys(true);
+    let keep = options.connect().await.map_err(|e| e.to_string())?;
     let pool = managed::Pool::builder(Connector { options })
         .max_size(POOL_SIZE)
         .wait_timeout(Some(WAIT_FOR_CONNECTION))
@@ -119,20 +113,24 @@ async fn open(
         .runtime(deadpool::Runtime::Tokio1)
         .build()
         .map_err(|e| e.to_string())?;
-    let db = Db {
-        pool,
-        fresh: Arc::new(fresh),
-        _keep: keep.map(|keep| Arc::new(std::sync::Mutex::new(keep))),
-    };
-    let mut connection = db.connection().await.map_err(|e| e.to_string())?;
+    let mut connection: Object<Connector> = pool.get().await.map_err(|e| e.to_string())?;
     MIGRATIONS
         .run(&mut *connection)
         .await
         .map_err(|e| format!("cannot apply database migrations: {e}"))?;
-    Ok(db)
+    drop(connection);
+    Ok((pool, keep))
 }
 
 impl Db {
+    fn new(pool: Pool, fresh: fresh::Fresh, keep: SqliteConnection) -> Self {
+        Self {
+            pool,
+            fresh: Arc::new(fresh),
+            _keep: Arc::new(std::sync::Mutex::new(keep)),
+        }
+    }
+
     async fn connection(&self) -> StoreResult<Object<Connector>> {
         self.pool.get().await.map_err(crate::unavailable)
     }
@@ -172,10 +170,9 @@ impl Db {
 
     pub(crate) fn close(&self) {
         self.pool.close();
-        self.fresh.close();
     }
 }
 
 /// A write transaction on SQLite; its freshness step empties this
 /// process's cache.
-pub(crate) type Tx = crate::tx::Tx<Connector, fresh::DataVersion>;
+pub(crate) type Tx = crate::tx::Tx<Connector, fresh::Fresh>;
