@@ -219,15 +219,13 @@ async fn create_users(
     ))
 }
 
-/// The key is looked up together with the user asked for (one round trip),
-/// so this handler takes the key unresolved.
 async fn get_user(
     State(state): State<AppState>,
-    PresentedKey(key): PresentedKey,
+    Caller(caller): Caller,
     Path(id): Path<String>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response> {
-    let user = state.usher().public_user(key.as_deref(), &id).await?;
+    let user = state.usher().public_user(&caller, &id).await?;
     let include_role = flag(&query, "includeRole")?;
     Ok(Json(PublicUser::of(&user, include_role)).into_response())
 }
