@@ -4,30 +4,65 @@ use std::fmt;
 
 use crate::{Error, Result, clock::Millis};
 
-/// A user's id: a UUID v7 made here, never by the database.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct UserId(pub uuid::Uuid);
+/// An id type: a UUID v7 made here, never by the database. Text becomes an
+/// id once, where it arrives (a path, a form, a JSON body), through
+/// [`FromStr`](std::str::FromStr); text that is no id names nothing there
+/// is, so it is "not found", as an unknown id would be.
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident, $what:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(pub uuid::Uuid);
+
+        impl $name {
+            pub fn new() -> Self {
+                Self(uuid::Uuid::now_v7())
+            }
+        }
+
+        impl Default for $name {
+            fn default() -> Self {
+                Self::new()
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = $crate::Error;
+
+            fn from_str(text: &str) -> $crate::Result<Self> {
+                uuid::Uuid::parse_str(text.trim())
+                    .map(Self)
+                    .map_err(|_| $crate::Error::not_found(concat!("There is no such ", $what, ".")))
+            }
+        }
+    };
+}
+pub(crate) use id_type;
+
+id_type!(
+    /// A user's id.
+    UserId,
+    "user"
+);
 
 impl UserId {
-    pub fn new() -> Self {
-        Self(uuid::Uuid::now_v7())
-    }
+    /// The id in `text` as it is (not trimmed), if it is one.
     pub fn parse(text: &str) -> Option<Self> {
         uuid::Uuid::parse_str(text).ok().map(Self)
     }
 }
 
-impl Default for UserId {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl fmt::Display for UserId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
+id_type!(
+    /// An API key's id (the key's row; never the key itself).
+    ApiKeyId,
+    "API key"
+);
 
 /// An email address, trimmed and lower-cased, so uniqueness ignores case.
 ///

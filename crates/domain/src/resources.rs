@@ -1,45 +1,39 @@
 //! Projects and what they hold: workflows, credentials, tags. Usher stores
 //! and governs them; it does not run workflows.
 
-use std::fmt;
+use crate::{
+    Error, Result,
+    clock::Millis,
+    model::{UserId, id_type},
+};
 
-use crate::{Error, Result, clock::Millis, model::UserId};
+id_type!(
+    /// A project's id.
+    ProjectId,
+    "project"
+);
+id_type!(
+    /// A workflow's id.
+    WorkflowId,
+    "workflow"
+);
+id_type!(
+    /// A credential's id.
+    CredentialId,
+    "credential"
+);
+id_type!(
+    /// A tag's id.
+    TagId,
+    "tag"
+);
 
-macro_rules! id_type {
-    ($name:ident, $what:literal) => {
-        #[doc = concat!("A ", $what, " id: a UUID v7 made here.")]
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-        pub struct $name(pub uuid::Uuid);
-
-        impl $name {
-            pub fn new() -> Self {
-                Self(uuid::Uuid::now_v7())
-            }
-            pub fn parse(text: &str) -> Result<Self> {
-                uuid::Uuid::parse_str(text.trim())
-                    .map(Self)
-                    .map_err(|_| Error::not_found(concat!("There is no such ", $what, ".")))
-            }
-        }
-
-        impl Default for $name {
-            fn default() -> Self {
-                Self::new()
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                self.0.fmt(f)
-            }
-        }
-    };
+impl ProjectId {
+    /// The id in `text`, trimmed; "There is no such project." otherwise.
+    pub fn parse(text: &str) -> Result<Self> {
+        text.parse()
+    }
 }
-
-id_type!(ProjectId, "project");
-id_type!(WorkflowId, "workflow");
-id_type!(CredentialId, "credential");
-id_type!(TagId, "tag");
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ProjectKind {

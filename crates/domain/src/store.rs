@@ -295,13 +295,11 @@ pub enum UserRef {
     Email(Email),
 }
 
-/// A key found by its hash: the key, its user, and the user asked for
-/// alongside (looked up in the same round trip).
+/// A key found by its hash, and its user.
 #[derive(Debug)]
 pub struct KeyUse {
     pub key: ApiKey,
     pub user: User,
-    pub target: Option<User>,
 }
 
 #[async_trait]
@@ -317,15 +315,8 @@ pub trait ApiKeyStore {
         scopes: &[String],
     ) -> StoreResult<bool>;
     async fn delete_api_key(&self, user: UserId, id: uuid::Uuid) -> StoreResult<bool>;
-    /// The key with this hash and its user, marking it used at `now`; with
-    /// `target`, also that user, in the same query (a public API read is
-    /// then one round trip).
-    async fn use_api_key(
-        &self,
-        key_hash: &str,
-        now: Millis,
-        target: Option<&UserRef>,
-    ) -> StoreResult<Option<KeyUse>>;
+    /// The key with this hash and its user, marking it used at `now`.
+    async fn use_api_key(&self, key_hash: &str, now: Millis) -> StoreResult<Option<KeyUse>>;
     /// A page of users with an email, in (created_at, id) order: after
     /// `after` when given, else from `offset`; optionally only the members of
     /// a project.

@@ -152,8 +152,7 @@ async fn purge_expired(state: crate::AppState) {
     let mut tick = tokio::time::interval(Duration::from_secs(600));
     loop {
         tick.tick().await;
-        let now = state.usher().now();
-        if let Err(error) = state.usher().store().purge_expired(now).await {
+        if let Err(error) = state.usher().purge_expired().await {
             tracing::warn!(%error, "could not purge expired rows");
         }
     }
@@ -197,7 +196,7 @@ async fn reset(yes: bool) -> Result<(), StartError> {
         .reset_user_management()
         .await
         .map_err(|e| StartError::Other(e.to_string()))?;
-    state.store().close().await;
+    state.close().await;
     println!(
         "User management is reset. The next visit shows the owner set-up page; workflows and credentials are kept."
     );
@@ -207,7 +206,7 @@ async fn reset(yes: bool) -> Result<(), StartError> {
 async fn reset_password_link(email: &str) -> Result<(), StartError> {
     let state = crate::build(settings()?, Internals::default()).await?;
     let link = state.usher().operator_reset_link(email).await;
-    state.store().close().await;
+    state.close().await;
     let link = link.map_err(|e| StartError::Other(e.to_string()))?;
     println!("Open this link to choose a new password (it works once, for 20 minutes):\n{link}");
     Ok(())
@@ -216,7 +215,7 @@ async fn reset_password_link(email: &str) -> Result<(), StartError> {
 async fn mfa_disable(email: &str) -> Result<(), StartError> {
     let state = crate::build(settings()?, Internals::default()).await?;
     let done = state.usher().operator_disable_mfa(email).await;
-    state.store().close().await;
+    state.close().await;
     done.map_err(|e| StartError::Other(e.to_string()))?;
     println!(
         "Two-factor authentication is off for {email}. They sign in with their password and can set it up again."
@@ -236,7 +235,7 @@ async fn smtp_test(to: &str) -> Result<(), StartError> {
         .smtp()
         .ok_or_else(|| StartError::Other("email is not set up".into()))?;
     let result = mailer.send_test(&to).await;
-    state.store().close().await;
+    state.close().await;
     match result {
         Ok(()) => {
             println!(

@@ -2,7 +2,9 @@
 //!
 //! The body is always `{"code", "message", "hint"?}`. A 5xx shows no internal
 //! text: it carries the request id, and the log line that holds the cause
-//! carries the same id.
+//! carries the same id. The response also keeps the error in its extensions,
+//! so that on a page (an extractor's refusal, a handler's `?`) a layer shows
+//! the same message inside the layout instead (`pages::error`).
 
 use axum::{
     Json,
@@ -14,7 +16,7 @@ use usher_domain::Error;
 
 pub type Result<T, E = ApiError> = std::result::Result<T, E>;
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct ApiError {
     pub status: StatusCode,
     pub message: String,
@@ -125,6 +127,7 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(axum::http::header::RETRY_AFTER, seconds.into());
         }
+        response.extensions_mut().insert(self);
         response
     }
 }

@@ -1,14 +1,19 @@
-//! Extractors and the session layer shared by `/rest` and the pages.
+//! The session layer and the extractors `/rest` and the pages share: who is
+//! asking ([`session_layer`], which also holds those who must first replace
+//! a temporary password or set up MFA; [`Who`], [`SignedIn`]), from where
+//! ([`ClientOrigin`]), ids parsed at the edge ([`Id`], [`Ids`]), and JSON
+//! bodies refused in Usher's error shape ([`Json`]).
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, str::FromStr};
 
 use axum::{
     extract::{
-        ConnectInfo, FromRequest, FromRequestParts, Request, State, rejection::JsonRejection,
+        ConnectInfo, FromRequest, FromRequestParts, RawPathParams, Request, State,
+        rejection::JsonRejection,
     },
-    http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts},
+    http::{HeaderMap, HeaderValue, Method, StatusCode, header, request::Parts},
     middleware::Next,
-    response::{IntoResponse, Response},
+    response::{IntoResponse, Redirect, Response},
 };
 use serde::de::DeserializeOwned;
 use usher_domain::{
@@ -148,29 +153,10 @@ pub async fn session_layer(
         .actor
         .as_ref()
         .and_then(|a| a.refreshed_until.map(|until| (token.clone(), until)));
-    if let Some(actor) = &identity.actor
-        && actor.must_change_password()
-        && !allowed_before_password_change(request.method(), request.uri().path())
+    if let Some(hold) = Hold::of(&identity)
+        && !hold.allows(request.method(), request.uri().path())
     {
-        return if request.uri().path().starts_with("/rest/") {
-            ApiError::new(axum::http::StatusCode::FORBIDDEN, CHANGE_REQUIRED)
-                .with_hint("Choose a new password with PATCH /rest/me/password.")
-                .into_response()
-        } else {
-            axum::response::Redirect::to(&state.path("/set-password")).into_response()
-        };
-    }
-    if let Some(actor) = &identity.actor
-        && actor.must_enrol_mfa(identity.instance.mfa_required)
-        && !allowed_before_mfa_enrolment(request.method(), request.uri().path())
-    {
-        return if request.uri().path().starts_with("/rest/") {
-            ApiError::new(axum::http::StatusCode::FORBIDDEN, ENROL_REQUIRED)
-                .with_hint("Set it up with GET /rest/mfa/qr and POST /rest/mfa/enable.")
-                .into_response()
-        } else {
-            axum::response::Redirect::to(&state.path("/settings/mfa")).into_response()
-        };
+        return hold.answer(&state, request.uri().path());
     }
     request.extensions_mut().insert(identity);
     let mut response = next.run(request).await;
@@ -183,31 +169,78 @@ pub async fn session_layer(
     response
 }
 
-/// What a user with a temporary password may do: choose a new one, see who
-/// they are, sign out.
-fn allowed_before_password_change(method: &axum::http::Method, path: &str) -> bool {
-    use axum::http::Method;
-    matches!(
-        (method, path),
-        (&Method::GET, "/rest/login" | "/rest/me" | "/rest/settings")
-            | (&Method::POST, "/rest/logout")
-            | (&Method::PATCH, "/rest/me/password")
-            | (_, "/set-password" | "/signout")
-    )
+/// A signed-in person who must do one thing before anything else. The
+/// session layer holds them for every route, pages and `/rest` alike, and
+/// lets through only what it lists, so a new route is held too.
+#[derive(Clone, Copy)]
+enum Hold {
+    /// A temporary password (users added directly, forced resets).
+    PasswordChange,
+    /// The owner requires two-factor authentication and they have none.
+    MfaEnrolment,
 }
 
-/// What a user without two-factor authentication may do where the owner
-/// requires it: set it up, see who they are, sign out.
-fn allowed_before_mfa_enrolment(method: &axum::http::Method, path: &str) -> bool {
-    use axum::http::Method;
-    matches!(
-        (method, path),
-        (
-            &Method::GET,
-            "/rest/login" | "/rest/me" | "/rest/settings" | "/rest/mfa/qr"
-        ) | (&Method::POST, "/rest/logout" | "/rest/mfa/enable")
-            | (_, "/settings/mfa" | "/signout")
-    )
+impl Hold {
+    fn of(identity: &Identity) -> Option<Self> {
+        let actor = identity.actor.as_ref()?;
+        if actor.must_change_password() {
+            Some(Self::PasswordChange)
+        } else if actor.must_enrol_mfa(identity.instance.mfa_required) {
+            Some(Self::MfaEnrolment)
+        } else {
+            None
+        }
+    }
+
+    /// What they may do meanwhile: the one thing, see who they are, sign out.
+    fn allows(self, method: &Method, path: &str) -> bool {
+        let either = matches!(
+            (method, path),
+            (&Method::GET, "/rest/login" | "/rest/me" | "/rest/settings")
+                | (&Method::POST, "/rest/logout")
+                | (_, "/signout")
+        );
+        either
+            || match self {
+                Self::PasswordChange => matches!(
+                    (method, path),
+                    (&Method::PATCH, "/rest/me/password") | (_, "/set-password")
+                ),
+                Self::MfaEnrolment => matches!(
+                    (method, path),
+                    (&Method::GET, "/rest/mfa/qr")
+                        | (
+                            &Method::POST,
+                            "/rest/mfa/enable" | "/settings/mfa/start" | "/settings/mfa/enable"
+                        )
+                        | (_, "/settings/mfa")
+                ),
+            }
+    }
+
+    /// Anything else: 403 with what to do under `/rest`; on pages, the page
+    /// to do it on.
+    fn answer(self, state: &AppState, path: &str) -> Response {
+        let (message, hint, page) = match self {
+            Self::PasswordChange => (
+                CHANGE_REQUIRED,
+                "Choose a new password with PATCH /rest/me/password.",
+                "/set-password",
+            ),
+            Self::MfaEnrolment => (
+                ENROL_REQUIRED,
+                "Set it up with GET /rest/mfa/qr and POST /rest/mfa/enable.",
+                "/settings/mfa",
+            ),
+        };
+        if path.starts_with("/rest/") {
+            ApiError::new(StatusCode::FORBIDDEN, message)
+                .with_hint(hint)
+                .into_response()
+        } else {
+            Redirect::to(&state.path(page)).into_response()
+        }
+    }
 }
 
 pub fn session_token(headers: &HeaderMap, name: &str) -> Option<String> {
@@ -293,6 +326,70 @@ impl<S: Send + Sync> FromRequestParts<S> for SignedIn {
             .map(SignedIn)
             .ok_or_else(ApiError::unauthorized)
     }
+}
+
+/// The route's one id (`/workflows/{id}`), parsed into its type here, at
+/// the edge, so that services take typed ids. Text that is no id names
+/// nothing there is: 404 with the type's "There is no such …", as for an
+/// unknown id (JSON under `/rest`; on pages the error page shows it).
+pub struct Id<T>(pub T);
+
+impl<S: Send + Sync, T: FromStr<Err = usher_domain::Error>> FromRequestParts<S> for Id<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match path_texts(parts, state).await?.as_slice() {
+            [id] => Ok(Id(parse_id(id)?)),
+            _ => Err(crate::error::internal("Id used on a route without one id")),
+        }
+    }
+}
+
+/// A route's two ids in order (`/projects/{id}/members/{user_id}`), each
+/// parsed as [`Id`] parses one.
+pub struct Ids<A, B>(pub A, pub B);
+
+impl<S, A, B> FromRequestParts<S> for Ids<A, B>
+where
+    S: Send + Sync,
+    A: FromStr<Err = usher_domain::Error>,
+    B: FromStr<Err = usher_domain::Error>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match path_texts(parts, state).await?.as_slice() {
+            [a, b] => Ok(Ids(parse_id(a)?, parse_id(b)?)),
+            _ => Err(crate::error::internal(
+                "Ids used on a route without two ids",
+            )),
+        }
+    }
+}
+
+/// The path's parameters as text, in order. A parameter that is not
+/// UTF-8 once decoded cannot be an id: not found.
+async fn path_texts<S: Send + Sync>(parts: &mut Parts, state: &S) -> Result<Vec<String>, ApiError> {
+    let params = RawPathParams::from_request_parts(parts, state)
+        .await
+        .map_err(|_| ApiError::not_found())?;
+    Ok(params.iter().map(|(_, value)| value.to_owned()).collect())
+}
+
+fn parse_id<T: FromStr<Err = usher_domain::Error>>(text: &str) -> Result<T, ApiError> {
+    text.parse().map_err(ApiError::from)
+}
+
+/// An id a form or JSON body names where it may also name none (a
+/// project to create in: none is one's own): empty is None, other text is
+/// parsed as [`Id`] parses a path's.
+pub fn optional_id<T: FromStr<Err = usher_domain::Error>>(
+    text: Option<&str>,
+) -> usher_domain::Result<Option<T>> {
+    text.map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(str::parse)
+        .transpose()
 }
 
 #[cfg(test)]

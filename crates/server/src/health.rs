@@ -15,7 +15,7 @@ async fn live() -> Json<serde_json::Value> {
 }
 
 async fn ready(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
-    match state.usher().store().ping().await {
+    match state.usher().database_ready().await {
         Ok(()) => Ok(Json(serde_json::json!({"status": "ok"}))),
         Err(error) => {
             tracing::warn!(%error, "readiness: database does not answer");

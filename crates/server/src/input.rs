@@ -19,7 +19,7 @@ use axum::{
 };
 use serde_json::Value;
 
-use crate::{AppState, error::ApiError, pages::PageError};
+use crate::{AppState, error::ApiError, pages};
 
 /// The body limit the routes apply anyway (`DefaultBodyLimit`).
 const BODY_LIMIT: usize = 1024 * 1024;
@@ -149,7 +149,7 @@ fn refuse(state: &AppState, is_page: bool, field: &str) -> Response {
     };
     let error = ApiError::new(StatusCode::BAD_REQUEST, message);
     if is_page {
-        PageError::new(state, None, error).into_response()
+        pages::error_page_without_visitor(state, error)
     } else {
         error.into_response()
     }

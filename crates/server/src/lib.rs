@@ -1,36 +1,42 @@
 //! Usher's server: settings, HTTP (`/rest`, `/api/v1`, pages), templates, CLI.
 //!
 //! Reading order: [`settings`] (what an operator sets), [`AppState`] and
-//! [`build`] (how the parts are wired), [`app`] (the routes), [`serve`]
-//! (listening and graceful shutdown), then [`rest`] and [`pages`], which both
-//! call the domain services. [`cli`] holds the commands of the `usher` binary.
+//! [`build`] (how the parts are wired), `app` (the routes), [`serve`]
+//! (listening and graceful shutdown), then `extract` (the session layer and
+//! the extractors), `rest` and `pages`, which both call the domain services.
+//! [`cli`] holds the commands of the `usher` binary.
+//!
+//! What is public here is what `main.rs` and the integration tests use.
 
-pub mod api_v1;
+mod api_v1;
 pub mod cli;
-pub mod error;
-pub mod extract;
+mod error;
+mod extract;
 mod health;
 mod input;
-pub mod mail;
-pub mod pages;
-pub mod request_id;
-pub mod rest;
-pub mod security;
+mod mail;
+mod pages;
+mod request_id;
+mod rest;
+mod security;
 pub mod settings;
+mod state;
 
 use std::{future::Future, net::SocketAddr, path::Path, sync::Arc};
 
-use axum::{Router, extract::DefaultBodyLimit, http::HeaderValue, middleware};
+use axum::{Router, extract::DefaultBodyLimit, middleware};
 use base64::Engine as _;
 use tokio::net::TcpListener;
 use usher_domain::{
     clock::{Clock, SystemClock},
     password::{PasswordHasher, PasswordPolicy},
     secret::Secret,
-    service::{Config, Usher, auth::SignedIn},
+    service::{Config, Usher},
 };
 
 pub use settings::Settings;
+pub use state::AppState;
+pub use usher_store::SqlStore;
 
 /// Knobs for tests and embedding that no environment variable reaches.
 #[derive(Clone)]
@@ -50,100 +56,10 @@ impl Default for Internals {
     }
 }
 
-/// What every handler shares. Cheap to clone.
-#[derive(Clone)]
-pub struct AppState(Arc<Inner>);
-
-struct Inner {
-    usher: Usher,
-    settings: Settings,
-    store: usher_store::SqlStore,
-    smtp: Option<Arc<mail::SmtpMailer>>,
-    #[allow(dead_code)] // read by the credential and MFA features
-    encryption_key: Secret,
-}
-
-impl AppState {
-    pub fn usher(&self) -> &Usher {
-        &self.0.usher
-    }
-    pub fn settings(&self) -> &Settings {
-        &self.0.settings
-    }
-    pub fn store(&self) -> &usher_store::SqlStore {
-        &self.0.store
-    }
-    /// The SMTP mailer, when email is set up.
-    pub fn smtp(&self) -> Option<&mail::SmtpMailer> {
-        self.0.smtp.as_deref()
-    }
-
-    /// The `Set-Cookie`s of a new session: the session itself, and the
-    /// device cookie that lets this browser's later sign-in attempts count
-    /// apart from strangers' (`usher_domain::service::throttle`).
-    pub fn session_cookie(&self, session: &SignedIn) -> Vec<HeaderValue> {
-        let max_age = seconds_until(session.expires_at, self.usher().now());
-        let settings = self.settings();
-        let device = session.device.as_ref().and_then(|device| {
-            extract::cookie(
-                &settings.cookie,
-                &extract::device_cookie_name(&settings.cookie),
-                &settings.base_path,
-                device.expose(),
-                extract::DEVICE_COOKIE_SECONDS,
-            )
-        });
-        extract::session_cookie(
-            &settings.cookie,
-            &settings.base_path,
-            session.token.expose(),
-            max_age,
-        )
-        .into_iter()
-        .chain(device)
-        .collect()
-    }
-
-    pub fn clear_cookie(&self) -> Option<HeaderValue> {
-        let settings = self.settings();
-        extract::session_cookie(&settings.cookie, &settings.base_path, "", 0)
-    }
-
-    /// A `Set-Cookie` that renews the session cookie until `until`.
-    pub fn renewed_cookie(
-        &self,
-        token: &str,
-        until: usher_domain::clock::Millis,
-    ) -> Option<HeaderValue> {
-        let settings = self.settings();
-        let max_age = seconds_until(until, self.usher().now());
-        extract::session_cookie(&settings.cookie, &settings.base_path, token, max_age)
-    }
-
-    /// Whether a request path (as it arrives, with N8N_PATH) is `/rest` or
-    /// `/api`, answered in JSON, rather than a page.
-    pub fn is_api_path(&self, path: &str) -> bool {
-        let inner = path
-            .strip_prefix(self.settings().base_path.as_str())
-            .unwrap_or(path);
-        inner.starts_with("/rest/") || inner.starts_with("/api/")
-    }
-
-    /// A path inside Usher, with N8N_PATH in front: for links and redirects.
-    pub fn path(&self, path: &str) -> String {
-        format!("{}{path}", self.settings().base_path)
-    }
-}
-
 /// rustls's process-wide provider: ring (no aws-lc build). Idempotent; an
 /// embedding program that installed another one keeps it.
 pub fn install_tls_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
-}
-
-/// Whole seconds from `now` to `until`, rounded up, for a cookie's Max-Age.
-fn seconds_until(until: usher_domain::clock::Millis, now: usher_domain::clock::Millis) -> i64 {
-    (until - now + 999).div_euclid(1000)
 }
 
 /// A failure to start, in one line for the operator.
@@ -158,17 +74,30 @@ pub enum StartError {
 /// Connects the database, applies migrations, loads or makes the encryption
 /// key, and wires the services.
 pub async fn build(settings: Settings, internals: Internals) -> Result<AppState, StartError> {
-    install_tls_provider();
-    fn setting(name: &'static str) -> impl Fn(String) -> StartError {
-        move |e| StartError::Other(format!("{name}: {e}"))
-    }
+    let store = open_store(&settings).await?;
+    build_on(store, settings, internals).await
+}
+
+/// Connects the database `settings` name and applies its migrations.
+pub async fn open_store(settings: &Settings) -> Result<SqlStore, StartError> {
     let db_setting = match settings.db {
         usher_store::DbConfig::Sqlite { .. } => "N8N_USER_FOLDER",
         usher_store::DbConfig::Postgres { .. } => "DB_POSTGRESDB_HOST",
     };
-    let sql_store = usher_store::connect(&settings.db)
+    usher_store::connect(&settings.db)
         .await
-        .map_err(setting(db_setting))?;
+        .map_err(setting(db_setting))
+}
+
+/// [`build`] on a store the caller opened. The tests keep their own handle
+/// to it, to look into the database and to close it under a running server;
+/// handlers never get one (they go through the services).
+pub async fn build_on(
+    sql_store: SqlStore,
+    settings: Settings,
+    internals: Internals,
+) -> Result<AppState, StartError> {
+    install_tls_provider();
     let encryption_key = match &settings.encryption_key {
         Some(key) => key.clone(),
         None => load_or_create_key(&settings.data_folder).map_err(setting("N8N_ENCRYPTION_KEY"))?,
@@ -211,13 +140,12 @@ pub async fn build(settings: Settings, internals: Internals) -> Result<AppState,
         .check_encryption_key(&encryption_key)
         .await
         .map_err(|e| StartError::Other(format!("N8N_ENCRYPTION_KEY: {e}")))?;
-    Ok(AppState(Arc::new(Inner {
-        usher,
-        settings,
-        store: sql_store,
-        smtp,
-        encryption_key,
-    })))
+    Ok(AppState::new(usher, settings, sql_store, smtp))
+}
+
+/// An error about the setting `name`, for the operator.
+fn setting(name: &'static str) -> impl Fn(String) -> StartError {
+    move |e| StartError::Other(format!("{name}: {e}"))
 }
 
 /// The key that encrypts stored secrets: made once, kept in the data folder
@@ -271,8 +199,8 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     std::fs::write(path, contents)
 }
 
-/// Every route. Tests call this through [`serve`].
-pub fn app(state: AppState) -> Router {
+/// Every route. Tests reach it through [`serve`].
+fn app(state: AppState) -> Router {
     let session = middleware::from_fn_with_state(state.clone(), extract::session_layer);
     let rest = rest::router(&state).fallback(rest_not_found);
     // Everything but health checks and static files knows who is asking,
@@ -280,7 +208,6 @@ pub fn app(state: AppState) -> Router {
     let with_session = Router::new()
         .nest("/rest", rest)
         .merge(pages::router(&state))
-        .merge(api_v1::keys_page::router(&state))
         .fallback(pages::not_found)
         .layer(session)
         .layer(middleware::from_fn_with_state(
@@ -322,11 +249,10 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let store = state.store().clone();
-    let service = app(state).into_make_service_with_connect_info::<SocketAddr>();
+    let service = app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, service)
         .with_graceful_shutdown(shutdown)
         .await?;
-    store.close().await;
+    state.close().await;
     Ok(())
 }

@@ -18,7 +18,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 
-use crate::{AppState, error::ApiError, pages::PageError};
+use crate::{AppState, error::ApiError, pages};
 
 /// Only Usher's own files; inline SVG (the QR code) is markup, not script.
 const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
@@ -68,7 +68,7 @@ pub async fn same_origin(State(state): State<AppState>, request: Request, next: 
     if state.is_api_path(request.uri().path()) {
         error.into_response()
     } else {
-        PageError::new(&state, None, error).into_response()
+        pages::error_page_without_visitor(&state, error)
     }
 }
 

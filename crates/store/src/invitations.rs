@@ -1,82 +1,104 @@
 //! Invitations and pending users.
 
 use async_trait::async_trait;
-use sqlx::{Row as _, any::AnyRow};
 use usher_domain::{
     clock::Millis,
     model::{User, UserId},
-    store::{Acceptance, Invitation, InvitationStore, StoreResult},
+    store::{Acceptance, Invitation, InvitationStore, StoreError, StoreResult, UserStore},
 };
 
-use crate::{SqlStore, db_error, rows, rows::user_columns, users::insert_user_query};
+use crate::{
+    SqlStore,
+    rows::{self, UserRow},
+    sql::Sql,
+    users::insert_user,
+    write::AuthWrite,
+};
 
-fn insert_invitation(
-    invitation: &Invitation,
-) -> sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments> {
-    sqlx::query(
-        "INSERT INTO invitations (token_hash, user_id, inviter_id, created_at, expires_at) \
-         VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind(invitation.token_hash.clone())
-    .bind(invitation.user_id.to_string())
-    .bind(invitation.inviter_id.map(|id| id.to_string()))
-    .bind(invitation.created_at)
-    .bind(invitation.expires_at)
+/// An invitation and its pending user: the user's columns as they are
+/// (`u.*`), the invitation's under `invitation_`.
+#[derive(sqlx::FromRow)]
+struct InvitationRow {
+    #[sqlx(flatten)]
+    user: UserRow,
+    invitation_token_hash: String,
+    invitation_user_id: String,
+    invitation_inviter_id: Option<String>,
+    invitation_created_at: i64,
+    invitation_expires_at: i64,
+    invitation_used_at: Option<i64>,
 }
 
-fn invitation_from(row: &AnyRow) -> StoreResult<Invitation> {
-    let user_id: String = row.try_get("i_user_id").map_err(db_error)?;
-    let inviter_id: Option<String> = row.try_get("i_inviter_id").map_err(db_error)?;
-    Ok(Invitation {
-        token_hash: row.try_get("i_token_hash").map_err(db_error)?,
-        user_id: rows::user_id(&user_id)?,
-        inviter_id: inviter_id.as_deref().map(rows::user_id).transpose()?,
-        created_at: row.try_get("i_created_at").map_err(db_error)?,
-        expires_at: row.try_get("i_expires_at").map_err(db_error)?,
-        used_at: row.try_get("i_used_at").map_err(db_error)?,
-    })
+impl TryFrom<InvitationRow> for (Invitation, User) {
+    type Error = StoreError;
+
+    fn try_from(row: InvitationRow) -> StoreResult<Self> {
+        let invitation = Invitation {
+            token_hash: row.invitation_token_hash,
+            user_id: rows::user_id(&row.invitation_user_id)?,
+            inviter_id: row
+                .invitation_inviter_id
+                .as_deref()
+                .map(rows::user_id)
+                .transpose()?,
+            created_at: row.invitation_created_at,
+            expires_at: row.invitation_expires_at,
+            used_at: row.invitation_used_at,
+        };
+        Ok((invitation, User::try_from(row.user)?))
+    }
+}
+
+/// Stores `invitation`, inside the caller's transaction.
+async fn insert_invitation(write: &mut AuthWrite, invitation: &Invitation) -> StoreResult<()> {
+    write
+        .execute(
+            Sql::new(
+                "INSERT INTO invitations (token_hash, user_id, inviter_id, created_at, expires_at) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(&invitation.token_hash)
+            .bind(invitation.user_id)
+            .bind(invitation.inviter_id)
+            .bind(invitation.created_at)
+            .bind(invitation.expires_at),
+        )
+        .await
+        .map(drop)
 }
 
 #[async_trait]
 impl InvitationStore for SqlStore {
     async fn insert_invited_user(&self, user: &User, invitation: &Invitation) -> StoreResult<()> {
-        let mut tx = self.begin_write().await?;
-        insert_user_query(user)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
-        insert_invitation(invitation)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
-        tx.commit().await.map_err(db_error)
+        let mut write = self.auth_write().await?;
+        insert_user(&mut write, user).await?;
+        insert_invitation(&mut write, invitation).await?;
+        write.commit().await
     }
 
     async fn replace_invitation(&self, invitation: &Invitation, now: Millis) -> StoreResult<bool> {
-        let mut tx = self.begin_write().await?;
+        let mut write = self.auth_write().await?;
         // Touching the row first takes the write lock and proves the user is
         // still pending.
-        let pending =
-            sqlx::query("UPDATE users SET updated_at = $1 WHERE id = $2 AND password_hash IS NULL")
+        let pending = write
+            .execute(
+                Sql::new(
+                    "UPDATE users SET updated_at = $1 WHERE id = $2 AND password_hash IS NULL",
+                )
                 .bind(now)
-                .bind(invitation.user_id.to_string())
-                .execute(&mut *tx)
-                .await
-                .map_err(db_error)?;
-        if pending.rows_affected() == 0 {
+                .bind(invitation.user_id),
+            )
+            .await?;
+        if pending == 0 {
             return Ok(false);
         }
-        sqlx::query("DELETE FROM invitations WHERE user_id = $1")
-            .bind(invitation.user_id.to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
-        insert_invitation(invitation)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
-        tx.commit().await.map_err(db_error)?;
-        self.auth_changed().await;
+        write
+            .execute(
+                Sql::new("DELETE FROM invitations WHERE user_id = $1").bind(invitation.user_id),
+            )
+            .await?;
+        insert_invitation(&mut write, invitation).await?;
+        write.commit().await?;
         Ok(true)
     }
 
@@ -84,24 +106,24 @@ impl InvitationStore for SqlStore {
         &self,
         token_hash: &str,
     ) -> StoreResult<Option<(Invitation, User, Option<User>)>> {
-        const SQL: &str = concat!(
-            "SELECT i.token_hash AS i_token_hash, i.user_id AS i_user_id, i.inviter_id AS i_inviter_id, \
-             i.created_at AS i_created_at, i.expires_at AS i_expires_at, i.used_at AS i_used_at, ",
-            "u.*",
-            " FROM invitations i JOIN users u ON u.id = i.user_id WHERE i.token_hash = $1"
-        );
-        let Some(row) = sqlx::query(SQL)
-            .bind(token_hash)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_error)?
-        else {
+        let row: Option<InvitationRow> = self
+            .fetch_optional(
+                Sql::new(
+                    "SELECT u.*, i.token_hash AS invitation_token_hash, \
+                     i.user_id AS invitation_user_id, i.inviter_id AS invitation_inviter_id, \
+                     i.created_at AS invitation_created_at, i.expires_at AS invitation_expires_at, \
+                     i.used_at AS invitation_used_at \
+                     FROM invitations i JOIN users u ON u.id = i.user_id WHERE i.token_hash = $1",
+                )
+                .bind(token_hash),
+            )
+            .await?;
+        let Some(row) = row else {
             return Ok(None);
         };
-        let invitation = invitation_from(&row)?;
-        let invitee = rows::user(&row)?;
+        let (invitation, invitee) = <(Invitation, User)>::try_from(row)?;
         let inviter = match invitation.inviter_id {
-            Some(id) => usher_domain::store::UserStore::user_by_id(self, id).await?,
+            Some(id) => self.user_by_id(id).await?,
             None => None,
         };
         Ok(Some((invitation, invitee, inviter)))
@@ -112,53 +134,55 @@ impl InvitationStore for SqlStore {
         token_hash: &str,
         acceptance: &Acceptance,
     ) -> StoreResult<Option<User>> {
-        let mut tx = self.begin_write().await?;
+        let mut write = self.auth_write().await?;
         // The conditional update is the single-use guarantee: only one
         // transaction finds the invitation unused.
-        let claimed: Option<(String,)> = sqlx::query_as(
-            "UPDATE invitations SET used_at = $1 \
-             WHERE token_hash = $2 AND used_at IS NULL AND expires_at > $1 RETURNING user_id",
-        )
-        .bind(acceptance.now)
-        .bind(token_hash)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db_error)?;
+        let claimed: Option<(String,)> = write
+            .fetch_optional(
+                Sql::new(
+                    "UPDATE invitations SET used_at = $1 \
+                     WHERE token_hash = $2 AND used_at IS NULL AND expires_at > $1 \
+                     RETURNING user_id",
+                )
+                .bind(acceptance.now)
+                .bind(token_hash),
+            )
+            .await?;
         let Some((user_id,)) = claimed else {
             return Ok(None);
         };
-        const SQL: &str = concat!(
-            "UPDATE users SET first_name = $1, last_name = $2, password_hash = $3, updated_at = $4 \
-             WHERE id = $5 AND password_hash IS NULL RETURNING ",
-            user_columns!()
-        );
-        let row = sqlx::query(SQL)
-            .bind(&acceptance.first_name)
-            .bind(&acceptance.last_name)
-            .bind(&acceptance.password_hash)
-            .bind(acceptance.now)
-            .bind(&user_id)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db_error)?;
+        let row: Option<UserRow> = write
+            .fetch_optional(
+                Sql::new(
+                    "UPDATE users SET first_name = $1, last_name = $2, password_hash = $3, \
+                     updated_at = $4 WHERE id = $5 AND password_hash IS NULL RETURNING *",
+                )
+                .bind(&acceptance.first_name)
+                .bind(&acceptance.last_name)
+                .bind(&acceptance.password_hash)
+                .bind(acceptance.now)
+                .bind(user_id),
+            )
+            .await?;
         let Some(row) = row else {
             return Ok(None);
         };
-        let user = rows::user(&row)?;
-        tx.commit().await.map_err(db_error)?;
-        self.auth_changed().await;
-        Ok(Some(user))
+        write.commit().await?;
+        User::try_from(row).map(Some)
     }
 
     async fn delete_pending_user(&self, id: UserId) -> StoreResult<bool> {
-        let deleted = sqlx::query(
-            "DELETE FROM users WHERE id = $1 AND password_hash IS NULL AND email IS NOT NULL",
-        )
-        .bind(id.to_string())
-        .execute(&self.pool)
-        .await
-        .map_err(db_error)?;
-        self.auth_changed().await;
-        Ok(deleted.rows_affected() > 0)
+        let mut write = self.auth_write().await?;
+        let deleted = write
+            .execute(
+                Sql::new(
+                    "DELETE FROM users WHERE id = $1 AND password_hash IS NULL \
+                     AND email IS NOT NULL",
+                )
+                .bind(id),
+            )
+            .await?;
+        write.commit().await?;
+        Ok(deleted > 0)
     }
 }

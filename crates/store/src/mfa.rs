@@ -8,7 +8,7 @@ use usher_domain::{
     store::{MfaStore, StoreResult},
 };
 
-use crate::{SqlStore, db_error, rows, rows::user_columns};
+use crate::{SqlStore, rows, sql::Sql, write::Statements};
 
 #[async_trait]
 impl MfaStore for SqlStore {
@@ -18,89 +18,85 @@ impl MfaStore for SqlStore {
         sealed_secret: &str,
         code_hashes: &[String],
     ) -> StoreResult<()> {
-        let mut tx = self.begin_write().await?;
-        sqlx::query("UPDATE users SET mfa_pending_secret = $1 WHERE id = $2")
-            .bind(sealed_secret)
-            .bind(user.to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
-        sqlx::query("DELETE FROM mfa_recovery_codes WHERE user_id = $1 AND pending = 1")
-            .bind(user.to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
-        insert_codes(&mut tx, user, code_hashes, true).await?;
-        tx.commit().await.map_err(db_error)
+        let mut write = self.auth_write().await?;
+        write
+            .execute(
+                Sql::new("UPDATE users SET mfa_pending_secret = $1 WHERE id = $2")
+                    .bind(sealed_secret)
+                    .bind(user),
+            )
+            .await?;
+        write
+            .execute(
+                Sql::new("DELETE FROM mfa_recovery_codes WHERE user_id = $1 AND pending = 1")
+                    .bind(user),
+            )
+            .await?;
+        insert_codes(&mut write, user, code_hashes, true).await?;
+        write.commit().await
     }
 
     async fn pending_mfa_secret(&self, user: UserId) -> StoreResult<Option<String>> {
-        let found: Option<(Option<String>,)> =
-            sqlx::query_as("SELECT mfa_pending_secret FROM users WHERE id = $1")
-                .bind(user.to_string())
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(db_error)?;
+        let found: Option<(Option<String>,)> = self
+            .fetch_optional(
+                Sql::new("SELECT mfa_pending_secret FROM users WHERE id = $1").bind(user),
+            )
+            .await?;
         Ok(found.and_then(|(secret,)| secret))
     }
 
     async fn confirm_mfa(&self, user: UserId, now: Millis) -> StoreResult<bool> {
-        let mut tx = self.begin_write().await?;
-        let done = sqlx::query(
-            "UPDATE users SET mfa_secret = mfa_pending_secret, mfa_pending_secret = NULL, mfa_enabled = 1, \
-             updated_at = $1 WHERE id = $2 AND mfa_pending_secret IS NOT NULL",
-        )
-        .bind(now)
-        .bind(user.to_string())
-        .execute(&mut *tx)
-        .await
-        .map_err(db_error)?;
-        if done.rows_affected() == 0 {
+        let mut write = self.auth_write().await?;
+        let confirmed = write
+            .execute(
+                Sql::new(
+                    "UPDATE users SET mfa_secret = mfa_pending_secret, mfa_pending_secret = NULL, \
+                     mfa_enabled = 1, updated_at = $1 \
+                     WHERE id = $2 AND mfa_pending_secret IS NOT NULL",
+                )
+                .bind(now)
+                .bind(user),
+            )
+            .await?;
+        if confirmed == 0 {
             return Ok(false);
         }
         for sql in [
             "DELETE FROM mfa_recovery_codes WHERE user_id = $1 AND pending = 0",
             "UPDATE mfa_recovery_codes SET pending = 0 WHERE user_id = $1",
         ] {
-            sqlx::query(sql)
-                .bind(user.to_string())
-                .execute(&mut *tx)
-                .await
-                .map_err(db_error)?;
+            write.execute(Sql::new(sql).bind(user)).await?;
         }
-        tx.commit().await.map_err(db_error)?;
-        self.auth_changed().await;
+        write.commit().await?;
         Ok(true)
     }
 
     async fn mfa_secret(&self, user: UserId) -> StoreResult<Option<String>> {
-        let found: Option<(Option<String>,)> =
-            sqlx::query_as("SELECT mfa_secret FROM users WHERE id = $1 AND mfa_enabled = 1")
-                .bind(user.to_string())
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(db_error)?;
+        let found: Option<(Option<String>,)> = self
+            .fetch_optional(
+                Sql::new("SELECT mfa_secret FROM users WHERE id = $1 AND mfa_enabled = 1")
+                    .bind(user),
+            )
+            .await?;
         Ok(found.and_then(|(secret,)| secret))
     }
 
     async fn disable_mfa(&self, user: UserId, now: Millis) -> StoreResult<()> {
-        let mut tx = self.begin_write().await?;
-        sqlx::query(
-            "UPDATE users SET mfa_secret = NULL, mfa_pending_secret = NULL, mfa_enabled = 0, updated_at = $1 WHERE id = $2",
-        )
-        .bind(now)
-        .bind(user.to_string())
-        .execute(&mut *tx)
-        .await
-        .map_err(db_error)?;
-        sqlx::query("DELETE FROM mfa_recovery_codes WHERE user_id = $1")
-            .bind(user.to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
-        tx.commit().await.map_err(db_error)?;
-        self.auth_changed().await;
-        Ok(())
+        let mut write = self.auth_write().await?;
+        write
+            .execute(
+                Sql::new(
+                    "UPDATE users SET mfa_secret = NULL, mfa_pending_secret = NULL, \
+                     mfa_enabled = 0, updated_at = $1 WHERE id = $2",
+                )
+                .bind(now)
+                .bind(user),
+            )
+            .await?;
+        write
+            .execute(Sql::new("DELETE FROM mfa_recovery_codes WHERE user_id = $1").bind(user))
+            .await?;
+        write.commit().await
     }
 
     async fn replace_recovery_codes(
@@ -108,14 +104,15 @@ impl MfaStore for SqlStore {
         user: UserId,
         code_hashes: &[String],
     ) -> StoreResult<()> {
-        let mut tx = self.begin_write().await?;
-        sqlx::query("DELETE FROM mfa_recovery_codes WHERE user_id = $1 AND pending = 0")
-            .bind(user.to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
-        insert_codes(&mut tx, user, code_hashes, false).await?;
-        tx.commit().await.map_err(db_error)
+        let mut write = self.write().await?;
+        write
+            .execute(
+                Sql::new("DELETE FROM mfa_recovery_codes WHERE user_id = $1 AND pending = 0")
+                    .bind(user),
+            )
+            .await?;
+        insert_codes(&mut write, user, code_hashes, false).await?;
+        write.commit().await
     }
 
     async fn use_recovery_code(
@@ -124,29 +121,32 @@ impl MfaStore for SqlStore {
         code_hash: &str,
         now: Millis,
     ) -> StoreResult<bool> {
-        let done = sqlx::query(
-            "UPDATE mfa_recovery_codes SET used_at = $1 \
-             WHERE user_id = $2 AND code_hash = $3 AND pending = 0 AND used_at IS NULL",
-        )
-        .bind(now)
-        .bind(user.to_string())
-        .bind(code_hash)
-        .execute(&self.pool)
-        .await
-        .map_err(db_error)?;
-        Ok(done.rows_affected() > 0)
+        let used = self
+            .execute(
+                Sql::new(
+                    "UPDATE mfa_recovery_codes SET used_at = $1 \
+                     WHERE user_id = $2 AND code_hash = $3 AND pending = 0 AND used_at IS NULL",
+                )
+                .bind(now)
+                .bind(user)
+                .bind(code_hash),
+            )
+            .await?;
+        Ok(used > 0)
     }
 
     async fn use_totp_step(&self, user: UserId, step: i64) -> StoreResult<bool> {
-        let done = sqlx::query(
-            "INSERT INTO mfa_used_steps (user_id, step) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-        )
-        .bind(user.to_string())
-        .bind(step)
-        .execute(&self.pool)
-        .await
-        .map_err(db_error)?;
-        Ok(done.rows_affected() > 0)
+        let inserted = self
+            .execute(
+                Sql::new(
+                    "INSERT INTO mfa_used_steps (user_id, step) VALUES ($1, $2) \
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(user)
+                .bind(step),
+            )
+            .await?;
+        Ok(inserted > 0)
     }
 
     async fn insert_challenge(
@@ -155,61 +155,62 @@ impl MfaStore for SqlStore {
         user: UserId,
         expires_at: Millis,
     ) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO login_challenges (token_hash, user_id, expires_at) VALUES ($1, $2, $3)",
+        self.execute(
+            Sql::new(
+                "INSERT INTO login_challenges (token_hash, user_id, expires_at) \
+                 VALUES ($1, $2, $3)",
+            )
+            .bind(token_hash)
+            .bind(user)
+            .bind(expires_at),
         )
-        .bind(token_hash)
-        .bind(user.to_string())
-        .bind(expires_at)
-        .execute(&self.pool)
         .await
-        .map_err(db_error)?;
-        Ok(())
+        .map(drop)
     }
 
     async fn challenge(&self, token_hash: &str, now: Millis) -> StoreResult<Option<User>> {
-        const SQL: &str = concat!(
-            "SELECT ",
-            user_columns!(),
-            " FROM users WHERE id = (SELECT user_id FROM login_challenges WHERE token_hash = $1 AND expires_at > $2)"
-        );
-        let row = sqlx::query(SQL)
-            .bind(token_hash)
-            .bind(now)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_error)?;
-        row.as_ref().map(rows::user).transpose()
+        let row = self
+            .fetch_optional(
+                Sql::new(
+                    "SELECT * FROM users WHERE id = \
+                     (SELECT user_id FROM login_challenges WHERE token_hash = $1 AND expires_at > $2)",
+                )
+                .bind(token_hash)
+                .bind(now),
+            )
+            .await?;
+        rows::maybe_user(row)
     }
 
     async fn delete_challenge(&self, token_hash: &str) -> StoreResult<()> {
-        sqlx::query("DELETE FROM login_challenges WHERE token_hash = $1")
-            .bind(token_hash)
-            .execute(&self.pool)
-            .await
-            .map_err(db_error)?;
-        Ok(())
+        self.execute(
+            Sql::new("DELETE FROM login_challenges WHERE token_hash = $1").bind(token_hash),
+        )
+        .await
+        .map(drop)
     }
 }
 
 /// Stores recovery code hashes, pending (until enrolment is confirmed) or
 /// active, inside the caller's transaction.
 async fn insert_codes(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    write: &mut impl Statements,
     user: UserId,
     code_hashes: &[String],
     pending: bool,
 ) -> StoreResult<()> {
     for hash in code_hashes {
-        sqlx::query(
-            "INSERT INTO mfa_recovery_codes (user_id, code_hash, pending) VALUES ($1, $2, $3)",
-        )
-        .bind(user.to_string())
-        .bind(hash)
-        .bind(i64::from(pending))
-        .execute(&mut **tx)
-        .await
-        .map_err(db_error)?;
+        write
+            .execute(
+                Sql::new(
+                    "INSERT INTO mfa_recovery_codes (user_id, code_hash, pending) \
+                     VALUES ($1, $2, $3)",
+                )
+                .bind(user)
+                .bind(hash)
+                .bind(pending),
+            )
+            .await?;
     }
     Ok(())
 }

@@ -1,61 +1,79 @@
 //! Password reset links.
 
 use async_trait::async_trait;
-use sqlx::Row as _;
 use usher_domain::{
     clock::Millis,
     model::User,
-    store::{PasswordReset, ResetStore, StoreResult},
+    store::{PasswordReset, ResetStore, StoreError, StoreResult},
 };
 
-use crate::{SqlStore, db_error, rows, rows::user_columns, users::end_sessions};
+use crate::{SqlStore, rows::UserRow, sql::Sql, users::end_sessions};
+
+/// A reset link and its user: the user's columns as they are (`u.*`), the
+/// link's under `reset_`.
+#[derive(sqlx::FromRow)]
+struct ResetRow {
+    #[sqlx(flatten)]
+    user: UserRow,
+    reset_token_hash: String,
+    reset_created_at: i64,
+    reset_expires_at: i64,
+    reset_used_at: Option<i64>,
+}
+
+impl TryFrom<ResetRow> for (PasswordReset, User) {
+    type Error = StoreError;
+
+    fn try_from(row: ResetRow) -> StoreResult<Self> {
+        let user = User::try_from(row.user)?;
+        let reset = PasswordReset {
+            token_hash: row.reset_token_hash,
+            user_id: user.id,
+            created_at: row.reset_created_at,
+            expires_at: row.reset_expires_at,
+            used_at: row.reset_used_at,
+        };
+        Ok((reset, user))
+    }
+}
 
 #[async_trait]
 impl ResetStore for SqlStore {
     async fn insert_reset(&self, reset: &PasswordReset) -> StoreResult<()> {
-        let mut tx = self.begin_write().await?;
+        let mut write = self.write().await?;
         // The newest link replaces the earlier ones.
-        sqlx::query("DELETE FROM password_resets WHERE user_id = $1")
-            .bind(reset.user_id.to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
-        sqlx::query(
-            "INSERT INTO password_resets (token_hash, user_id, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4)",
-        )
-        .bind(&reset.token_hash)
-        .bind(reset.user_id.to_string())
-        .bind(reset.created_at)
-        .bind(reset.expires_at)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_error)?;
-        tx.commit().await.map_err(db_error)
+        write
+            .execute(Sql::new("DELETE FROM password_resets WHERE user_id = $1").bind(reset.user_id))
+            .await?;
+        write
+            .execute(
+                Sql::new(
+                    "INSERT INTO password_resets (token_hash, user_id, created_at, expires_at) \
+                     VALUES ($1, $2, $3, $4)",
+                )
+                .bind(&reset.token_hash)
+                .bind(reset.user_id)
+                .bind(reset.created_at)
+                .bind(reset.expires_at),
+            )
+            .await?;
+        write.commit().await
     }
 
     async fn reset(&self, token_hash: &str) -> StoreResult<Option<(PasswordReset, User)>> {
-        let row = sqlx::query(
-            "SELECT r.token_hash AS r_token_hash, r.created_at AS r_created_at, \
-             r.expires_at AS r_expires_at, r.used_at AS r_used_at, u.* \
-             FROM password_resets r JOIN users u ON u.id = r.user_id WHERE r.token_hash = $1",
-        )
-        .bind(token_hash)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db_error)?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        let user = rows::user(&row)?;
-        let reset = PasswordReset {
-            token_hash: row.try_get("r_token_hash").map_err(db_error)?,
-            user_id: user.id,
-            created_at: row.try_get("r_created_at").map_err(db_error)?,
-            expires_at: row.try_get("r_expires_at").map_err(db_error)?,
-            used_at: row.try_get("r_used_at").map_err(db_error)?,
-        };
-        Ok(Some((reset, user)))
+        let row: Option<ResetRow> = self
+            .fetch_optional(
+                Sql::new(
+                    "SELECT u.*, r.token_hash AS reset_token_hash, \
+                     r.created_at AS reset_created_at, r.expires_at AS reset_expires_at, \
+                     r.used_at AS reset_used_at \
+                     FROM password_resets r JOIN users u ON u.id = r.user_id \
+                     WHERE r.token_hash = $1",
+                )
+                .bind(token_hash),
+            )
+            .await?;
+        row.map(<(PasswordReset, User)>::try_from).transpose()
     }
 
     async fn consume_reset(
@@ -64,48 +82,45 @@ impl ResetStore for SqlStore {
         password_hash: &str,
         now: Millis,
     ) -> StoreResult<Option<User>> {
-        let mut tx = self.begin_write().await?;
+        let mut write = self.auth_write().await?;
         // Single use: only one transaction finds the link unused.
-        let claimed: Option<(String,)> = sqlx::query_as(
-            "UPDATE password_resets SET used_at = $1 \
-             WHERE token_hash = $2 AND used_at IS NULL AND expires_at > $1 RETURNING user_id",
-        )
-        .bind(now)
-        .bind(token_hash)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db_error)?;
+        let claimed: Option<(String,)> = write
+            .fetch_optional(
+                Sql::new(
+                    "UPDATE password_resets SET used_at = $1 \
+                     WHERE token_hash = $2 AND used_at IS NULL AND expires_at > $1 \
+                     RETURNING user_id",
+                )
+                .bind(now)
+                .bind(token_hash),
+            )
+            .await?;
         let Some((user_id,)) = claimed else {
             return Ok(None);
         };
-        const SQL: &str = concat!(
-            "UPDATE users SET password_hash = $1, password_change_required = 0, updated_at = $2 \
-             WHERE id = $3 AND password_hash IS NOT NULL RETURNING ",
-            user_columns!()
-        );
-        let Some(row) = sqlx::query(SQL)
-            .bind(password_hash)
-            .bind(now)
-            .bind(&user_id)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db_error)?
-        else {
+        let row: Option<UserRow> = write
+            .fetch_optional(
+                Sql::new(
+                    "UPDATE users SET password_hash = $1, password_change_required = 0, \
+                     updated_at = $2 WHERE id = $3 AND password_hash IS NOT NULL RETURNING *",
+                )
+                .bind(password_hash)
+                .bind(now)
+                .bind(user_id),
+            )
+            .await?;
+        let Some(row) = row else {
             return Ok(None);
         };
-        let user = rows::user(&row)?;
-        end_sessions(&mut tx, user.id, None).await?;
-        tx.commit().await.map_err(db_error)?;
-        self.auth_changed().await;
+        let user = User::try_from(row)?;
+        end_sessions(&mut write, user.id, None).await?;
+        write.commit().await?;
         Ok(Some(user))
     }
 
     async fn void_reset(&self, token_hash: &str) -> StoreResult<()> {
-        sqlx::query("DELETE FROM password_resets WHERE token_hash = $1")
-            .bind(token_hash)
-            .execute(&self.pool)
+        self.execute(Sql::new("DELETE FROM password_resets WHERE token_hash = $1").bind(token_hash))
             .await
-            .map_err(db_error)?;
-        Ok(())
+            .map(drop)
     }
 }

@@ -1,78 +1,92 @@
 //! Server-side sessions.
 
 use async_trait::async_trait;
-use sqlx::Row as _;
 use usher_domain::{
     clock::Millis,
     model::User,
-    store::{Session, SessionStore, StoreResult},
+    store::{Session, SessionStore, StoreError, StoreResult},
 };
 
-use crate::{SqlStore, db_error, rows};
+use crate::{SqlStore, rows::UserRow, sql::Sql};
+
+/// A session and its user: the user's columns as they are (`u.*`), the
+/// session's beside them.
+#[derive(sqlx::FromRow)]
+struct SessionRow {
+    #[sqlx(flatten)]
+    user: UserRow,
+    token_hash: String,
+    session_created_at: i64,
+    expires_at: i64,
+    ip: String,
+    user_agent: String,
+}
+
+impl TryFrom<SessionRow> for (Session, User) {
+    type Error = StoreError;
+
+    fn try_from(row: SessionRow) -> StoreResult<Self> {
+        let user = User::try_from(row.user)?;
+        let session = Session {
+            token_hash: row.token_hash,
+            user_id: user.id,
+            created_at: row.session_created_at,
+            expires_at: row.expires_at,
+            ip: row.ip,
+            user_agent: row.user_agent,
+        };
+        Ok((session, user))
+    }
+}
 
 #[async_trait]
 impl SessionStore for SqlStore {
     async fn insert_session(&self, session: &Session) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO sessions (token_hash, user_id, created_at, expires_at, ip, user_agent) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+        self.execute(
+            Sql::new(
+                "INSERT INTO sessions (token_hash, user_id, created_at, expires_at, ip, user_agent) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(&session.token_hash)
+            .bind(session.user_id)
+            .bind(session.created_at)
+            .bind(session.expires_at)
+            .bind(&session.ip)
+            .bind(&session.user_agent),
         )
-        .bind(&session.token_hash)
-        .bind(session.user_id.to_string())
-        .bind(session.created_at)
-        .bind(session.expires_at)
-        .bind(&session.ip)
-        .bind(&session.user_agent)
-        .execute(&self.pool)
         .await
-        .map_err(db_error)?;
-        Ok(())
+        .map(drop)
     }
 
     async fn session(&self, token_hash: &str, now: Millis) -> StoreResult<Option<(Session, User)>> {
-        const SQL: &str = concat!(
-            "SELECT s.token_hash, s.created_at AS s_created_at, s.expires_at, s.ip, s.user_agent, ",
-            "u.*",
-            " FROM sessions s JOIN users u ON u.id = s.user_id \
-             WHERE s.token_hash = $1 AND s.expires_at > $2"
-        );
-        let Some(row) = sqlx::query(SQL)
-            .bind(token_hash)
-            .bind(now)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_error)?
-        else {
-            return Ok(None);
-        };
-        let user = rows::user(&row)?;
-        let session = Session {
-            token_hash: row.try_get("token_hash").map_err(db_error)?,
-            user_id: user.id,
-            created_at: row.try_get("s_created_at").map_err(db_error)?,
-            expires_at: row.try_get("expires_at").map_err(db_error)?,
-            ip: row.try_get("ip").map_err(db_error)?,
-            user_agent: row.try_get("user_agent").map_err(db_error)?,
-        };
-        Ok(Some((session, user)))
+        let row: Option<SessionRow> = self
+            .fetch_optional(
+                Sql::new(
+                    "SELECT u.*, s.token_hash, s.created_at AS session_created_at, s.expires_at, \
+                     s.ip, s.user_agent \
+                     FROM sessions s JOIN users u ON u.id = s.user_id \
+                     WHERE s.token_hash = $1 AND s.expires_at > $2",
+                )
+                .bind(token_hash)
+                .bind(now),
+            )
+            .await?;
+        row.map(<(Session, User)>::try_from).transpose()
     }
 
     async fn extend_session(&self, token_hash: &str, expires_at: Millis) -> StoreResult<()> {
-        sqlx::query("UPDATE sessions SET expires_at = $1 WHERE token_hash = $2")
-            .bind(expires_at)
-            .bind(token_hash)
-            .execute(&self.pool)
-            .await
-            .map_err(db_error)?;
-        Ok(())
+        self.execute(
+            Sql::new("UPDATE sessions SET expires_at = $1 WHERE token_hash = $2")
+                .bind(expires_at)
+                .bind(token_hash),
+        )
+        .await
+        .map(drop)
     }
 
     async fn delete_session(&self, token_hash: &str) -> StoreResult<()> {
-        sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
-            .bind(token_hash)
-            .execute(&self.pool)
+        self.execute(Sql::new("DELETE FROM sessions WHERE token_hash = $1").bind(token_hash))
             .await
-            .map_err(db_error)?;
-        Ok(())
+            .map(drop)
     }
 }

@@ -20,6 +20,17 @@ impl Usher {
         Ok(())
     }
 
+    /// Whether the database answers (`/healthz/readiness`).
+    pub async fn database_ready(&self) -> Result<()> {
+        Ok(self.store.ping().await?)
+    }
+
+    /// Removes expired sessions and rate-limit windows (run every few
+    /// minutes by `usher start`).
+    pub async fn purge_expired(&self) -> Result<()> {
+        Ok(self.store.purge_expired(self.now()).await?)
+    }
+
     /// Instances that share a database must share the encryption key, or one
     /// cannot read what another encrypted. The first start records a
     /// fingerprint of its key; a start with another key is refused.

@@ -235,16 +235,6 @@ impl Usher {
 
     /// The caller behind a presented key.
     pub async fn api_caller(&self, raw: Option<&str>) -> Result<ApiCaller> {
-        Ok(self.use_key(raw, None).await?.0)
-    }
-
-    /// The caller behind a presented key and, in the same round trip, the
-    /// user `target` names (if any).
-    async fn use_key(
-        &self,
-        raw: Option<&str>,
-        target: Option<&UserRef>,
-    ) -> Result<(ApiCaller, Option<User>)> {
         self.public_api_enabled()?;
         let Some(raw) = raw.map(str::trim).filter(|k| !k.is_empty()) else {
             return Err(Error::Unauthorized(
@@ -255,9 +245,9 @@ impl Usher {
         let unknown = || {
             Error::Unauthorized("This API key is not valid: it may have been deleted. Create a new one in Settings > API.".into())
         };
-        let KeyUse { key, user, target } = self
+        let KeyUse { key, user } = self
             .store
-            .use_api_key(&token::hash(raw), now, target)
+            .use_api_key(&token::hash(raw), now)
             .await?
             .ok_or_else(unknown)?;
         if key.expires_at.is_some_and(|at| at <= now) {
@@ -265,11 +255,10 @@ impl Usher {
                 "This API key has expired. Create a new one in Settings > API.".into(),
             ));
         }
-        let caller = ApiCaller {
+        Ok(ApiCaller {
             user,
             scopes: key.scopes,
-        };
-        Ok((caller, target))
+        })
     }
 
     // ------------------------------------------------------------ /api/v1/users
@@ -325,13 +314,11 @@ impl Usher {
         Ok(UserPage { users, next_cursor })
     }
 
-    /// A user by id or by email, for the presented key: one round trip
-    /// finds both (this is the public API's most frequent read).
-    pub async fn public_user(&self, key: Option<&str>, id_or_email: &str) -> Result<User> {
-        let target = user_ref(id_or_email);
-        let (caller, found) = self.use_key(key, target.as_ref()).await?;
+    /// A user by id or by email (the public API's most frequent read: the
+    /// store answers it from memory while nothing changed).
+    pub async fn public_user(&self, caller: &ApiCaller, id_or_email: &str) -> Result<User> {
         caller.require("user:read")?;
-        with_account(found)
+        self.user_by_id_or_email(id_or_email).await
     }
 
     async fn user_by_id_or_email(&self, text: &str) -> Result<User> {

@@ -23,6 +23,12 @@ pub struct ProfileUpdate {
 }
 
 impl Usher {
+    /// The signed-in user's account as stored now: for a page that shows
+    /// what a change made earlier in the same request did to it.
+    pub async fn current_user(&self, actor: &Actor) -> Result<User> {
+        self.existing_user(actor.user.id).await
+    }
+
     #[tracing::instrument(skip_all, fields(user = %actor.user.id), err(level = "info"))]
     pub async fn update_profile(
         &self,

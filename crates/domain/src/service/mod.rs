@@ -30,7 +30,7 @@ use std::sync::Arc;
 use crate::{
     clock::{Clock, HOUR, Millis},
     mail::Mailer,
-    model::{Origin, User},
+    model::{Origin, User, UserId},
     password::{PasswordHasher, PasswordPolicy},
     store::{AuditEvent, Store},
 };
@@ -148,12 +148,23 @@ impl Usher {
         &self.config
     }
 
-    pub fn store(&self) -> &Arc<dyn Store> {
-        &self.store
-    }
-
     pub fn now(&self) -> Millis {
         self.clock.now()
+    }
+
+    /// The user with this id, or "There is no such user."
+    async fn existing_user(&self, id: UserId) -> crate::Result<User> {
+        self.store
+            .user_by_id(id)
+            .await?
+            .ok_or_else(|| crate::Error::not_found("There is no such user."))
+    }
+
+    /// Seals and opens stored secrets (credential data, TOTP secrets).
+    fn cipher(&self) -> crate::Result<&crate::cipher::Cipher> {
+        self.cipher
+            .as_ref()
+            .ok_or_else(|| crate::Error::Internal("no encryption key".into()))
     }
 
     /// Writes one audit event. The action it records has already happened, so

@@ -182,11 +182,7 @@ impl Usher {
     /// unless the owner asks.
     async fn reset_target(&self, actor: &Actor, id: UserId) -> Result<User> {
         actor.user.role.require_user_manager()?;
-        let user = self
-            .store
-            .user_by_id(id)
-            .await?
-            .ok_or_else(|| Error::not_found("There is no such user."))?;
+        let user = self.existing_user(id).await?;
         if user.role == Role::Owner && actor.user.role != Role::Owner {
             return Err(Error::forbidden(
                 "Only the owner can reset the owner's password.",

@@ -31,11 +31,7 @@ impl Usher {
                 )));
             }
         };
-        let target = self
-            .store
-            .user_by_id(id)
-            .await?
-            .ok_or_else(|| Error::not_found("There is no such user."))?;
+        let target = self.existing_user(id).await?;
         if target.role == Role::Owner {
             return Err(Error::forbidden(
                 "The owner's role cannot be changed. To hand over the instance, make another user the owner.",
@@ -84,11 +80,7 @@ impl Usher {
         {
             return Err(Error::field("password", super::me::WRONG_CURRENT_PASSWORD));
         }
-        let target = self
-            .store
-            .user_by_id(to)
-            .await?
-            .ok_or_else(|| Error::not_found("There is no such user."))?;
+        let target = self.existing_user(to).await?;
         if target.id == actor.user.id {
             return Err(Error::invalid("You are the owner already."));
         }
@@ -115,10 +107,7 @@ impl Usher {
             origin,
         )
         .await;
-        self.store
-            .user_by_id(to)
-            .await?
-            .ok_or_else(|| Error::not_found("There is no such user."))
+        self.existing_user(to).await
     }
 
     /// Deletes a user (spec 000, "Manage users"). A pending user is simply
@@ -133,11 +122,7 @@ impl Usher {
         origin: &Origin,
     ) -> Result<()> {
         actor.user.role.require_user_manager()?;
-        let target = self
-            .store
-            .user_by_id(id)
-            .await?
-            .ok_or_else(|| Error::not_found("There is no such user."))?;
+        let target = self.existing_user(id).await?;
         if target.role == Role::Owner {
             return Err(Error::forbidden("Instance owner cannot be deleted."));
         }

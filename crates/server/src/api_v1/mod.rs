@@ -2,10 +2,10 @@
 //! `X-N8N-API-KEY: <key>` or `Authorization: Bearer <key>`. Answers are not
 //! wrapped in `{"data": …}`, as in n8n; errors have Usher's one shape.
 //!
-//! - [`keys_page`]: `/settings/api`, where people make their keys;
 //! - [`openapi`]: the OpenAPI 3 document of these operations and its page.
+//!
+//! People make their keys on `/settings/api` (`pages::api_keys`).
 
-pub mod keys_page;
 pub mod openapi;
 
 use std::collections::HashMap;
@@ -219,15 +219,13 @@ async fn create_users(
     ))
 }
 
-/// The key is looked up together with the user asked for (one round trip),
-/// so this handler takes the key unresolved.
 async fn get_user(
     State(state): State<AppState>,
-    PresentedKey(key): PresentedKey,
+    Caller(caller): Caller,
     Path(id): Path<String>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response> {
-    let user = state.usher().public_user(key.as_deref(), &id).await?;
+    let user = state.usher().public_user(&caller, &id).await?;
     let include_role = flag(&query, "includeRole")?;
     Ok(Json(PublicUser::of(&user, include_role)).into_response())
 }

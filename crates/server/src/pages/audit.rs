@@ -5,14 +5,14 @@ use askama_web::WebTemplate;
 use axum::{
     Router,
     extract::{Query, State},
-    response::{IntoResponse, Response},
+    response::IntoResponse,
     routing::get,
 };
 use serde::Deserialize;
 use usher_domain::{clock::rfc3339, store::AuditFilter};
 
-use super::{Layout, PageError};
-use crate::{AppState, extract::Who};
+use super::{Layout, Result, SignedInPage, percent_encode};
+use crate::AppState;
 
 const PAGE: i64 = 50;
 
@@ -66,33 +66,29 @@ struct AuditQuery {
 
 async fn view_audit_get(
     State(state): State<AppState>,
-    Who(identity): Who,
+    page: SignedInPage,
     Query(query): Query<AuditQuery>,
-) -> Response {
-    let actor = match super::signed_in(&state, &identity, "/settings/audit") {
-        Ok(actor) => actor,
-        Err(response) => return response,
-    };
+) -> Result {
     let filter = AuditFilter {
         action: query.action.clone(),
         person: query.person.clone(),
     };
     let skip = query.skip.max(0);
-    let (events, count) = match state.usher().audit_log(&actor, &filter, PAGE, skip).await {
-        Ok(found) => found,
-        Err(error) => return PageError::new(&state, Some(&identity), error.into()).into_response(),
-    };
+    let (events, count) = state
+        .usher()
+        .audit_log(&page.actor, &filter, PAGE, skip)
+        .await?;
     let page_url = |skip: i64| {
         format!(
             "{}?action={}&person={}&skip={skip}",
             state.path("/settings/audit"),
-            super::percent_encode(&query.action, b""),
-            super::percent_encode(&query.person, b"")
+            percent_encode(&query.action, b""),
+            percent_encode(&query.person, b"")
         )
     };
     let shown = events.len() as i64;
-    AuditPage {
-        layout: Layout::new(&state, Some(&identity)),
+    Ok(AuditPage {
+        layout: page.layout,
         actions: ACTIONS.to_vec(),
         action: query.action.clone(),
         person: query.person.clone(),
@@ -118,5 +114,5 @@ async fn view_audit_get(
             })
             .collect(),
     }
-    .into_response()
+    .into_response())
 }

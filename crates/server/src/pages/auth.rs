@@ -5,7 +5,7 @@ use askama_web::WebTemplate;
 use axum::{
     Router,
     extract::{Query, State},
-    response::{IntoResponse, Redirect, Response},
+    response::{IntoResponse, Redirect},
     routing::{get, post},
 };
 use serde::Deserialize;
@@ -17,12 +17,8 @@ use usher_domain::{
     },
 };
 
-use super::{Form, Layout, Need, PageError, guard, safe_redirect};
-use crate::{
-    AppState,
-    extract::{ClientOrigin, Who},
-    rest::with_cookie,
-};
+use super::{Form, Layout, Page, Result, password_rules, safe_redirect};
+use crate::{AppState, error::ApiError, extract::ClientOrigin, rest::with_cookie};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -41,16 +37,14 @@ struct SetupPage {
     password_rules: String,
 }
 
-async fn view_setup_get(State(state): State<AppState>, Who(identity): Who) -> Response {
-    if let Err(redirect) = guard(&state, &identity, Need::SetupPending, "/setup") {
-        return redirect;
-    }
-    SetupPage {
-        layout: Layout::new(&state, Some(&identity)),
+async fn view_setup_get(State(state): State<AppState>, page: Page) -> Result {
+    page.require_setup_pending()?;
+    Ok(SetupPage {
+        layout: page.layout,
         form: Form::default(),
-        password_rules: super::password_rules(&state),
+        password_rules: password_rules(&state),
     }
-    .into_response()
+    .into_response())
 }
 
 #[derive(Deserialize, Default)]
@@ -64,13 +58,11 @@ struct SetupForm {
 
 async fn view_setup_post(
     State(state): State<AppState>,
-    Who(identity): Who,
+    page: Page,
     ClientOrigin(origin): ClientOrigin,
     axum::Form(input): axum::Form<SetupForm>,
-) -> Response {
-    if let Err(redirect) = guard(&state, &identity, Need::SetupPending, "/setup") {
-        return redirect;
-    }
+) -> Result {
+    page.require_setup_pending()?;
     let form = Form::default()
         .with("email", input.email.clone())
         .with("firstName", input.first_name.clone())
@@ -81,32 +73,26 @@ async fn view_setup_post(
         last_name: input.last_name,
         password: input.password,
     };
-    match state.usher().setup_owner(setup, &origin).await {
+    Ok(match state.usher().setup_owner(setup, &origin).await {
         Ok(session) => with_cookie(
             Redirect::to(&state.path("/")),
             state.session_cookie(&session),
         ),
-        Err(error) => {
-            let layout = Layout::new(&state, Some(&identity));
-            SetupPage {
-                layout,
-                form: form.error(error, &[]),
-                password_rules: super::password_rules(&state),
-            }
-            .into_response()
+        Err(error) => SetupPage {
+            layout: page.layout,
+            form: form.error(error, &[]),
+            password_rules: password_rules(&state),
         }
-    }
+        .into_response(),
+    })
 }
 
 async fn view_setup_skip(
     State(state): State<AppState>,
-    Who(identity): Who,
     ClientOrigin(origin): ClientOrigin,
-) -> Response {
-    match state.usher().skip_setup(&origin).await {
-        Ok(()) => Redirect::to(&state.path("/")).into_response(),
-        Err(error) => PageError::new(&state, Some(&identity), error.into()).into_response(),
-    }
+) -> Result {
+    state.usher().skip_setup(&origin).await?;
+    Ok(Redirect::to(&state.path("/")).into_response())
 }
 
 #[derive(Template, WebTemplate)]
@@ -120,6 +106,18 @@ struct SigninPage {
     mail_configured: bool,
 }
 
+impl SigninPage {
+    fn new(state: &AppState, layout: Layout, form: Form, redirect: String) -> Self {
+        Self {
+            layout,
+            form,
+            redirect,
+            notice: None,
+            mail_configured: state.usher().mail_configured(),
+        }
+    }
+}
+
 #[derive(Deserialize, Default)]
 #[serde(default)]
 struct SigninQuery {
@@ -130,21 +128,13 @@ struct SigninQuery {
 
 async fn view_signin_get(
     State(state): State<AppState>,
-    Who(identity): Who,
+    page: Page,
     Query(query): Query<SigninQuery>,
-) -> Response {
-    if let Err(redirect) = guard(&state, &identity, Need::SignedOut, "/signin") {
-        return redirect;
-    }
-    let notice = query.signed_out.map(|_| "You are signed out.".to_owned());
-    SigninPage {
-        layout: Layout::new(&state, Some(&identity)),
-        form: Form::default(),
-        redirect: query.redirect,
-        notice,
-        mail_configured: state.usher().mail_configured(),
-    }
-    .into_response()
+) -> Result {
+    page.require_signed_out()?;
+    let mut signin = SigninPage::new(&state, page.layout, Form::default(), query.redirect);
+    signin.notice = query.signed_out.map(|_| "You are signed out.".to_owned());
+    Ok(signin.into_response())
 }
 
 #[derive(Deserialize, Default)]
@@ -157,24 +147,22 @@ struct SigninForm {
 
 async fn view_signin_post(
     State(state): State<AppState>,
-    Who(identity): Who,
+    page: Page,
     ClientOrigin(origin): ClientOrigin,
     axum::Form(input): axum::Form<SigninForm>,
-) -> Response {
-    if let Err(redirect) = guard(&state, &identity, Need::SignedOut, "/signin") {
-        return redirect;
-    }
-    match state
+) -> Result {
+    page.require_signed_out()?;
+    let step = state
         .usher()
         .begin_login(&input.email, &input.password, &origin)
-        .await
-    {
+        .await;
+    Ok(match step {
         Ok(LoginStep::Done(session)) => {
             let target = safe_redirect(&state, &input.redirect);
             with_cookie(Redirect::to(&target), state.session_cookie(&session))
         }
         Ok(LoginStep::NeedsCode(challenge)) => SigninCodePage {
-            layout: Layout::new(&state, Some(&identity)),
+            layout: page.layout,
             form: Form::default(),
             challenge: challenge.expose().to_owned(),
             redirect: input.redirect,
@@ -183,17 +171,10 @@ async fn view_signin_post(
         Err(error) => {
             let form = Form::default()
                 .with("email", input.email)
-                .general_error(crate::error::ApiError::from(error).message);
-            SigninPage {
-                layout: Layout::new(&state, Some(&identity)),
-                form,
-                redirect: input.redirect,
-                notice: None,
-                mail_configured: state.usher().mail_configured(),
-            }
-            .into_response()
+                .general_error(ApiError::from(error).message);
+            SigninPage::new(&state, page.layout, form, input.redirect).into_response()
         }
-    }
+    })
 }
 
 /// The second step of signing in: a code from the app, or a recovery code.
@@ -217,56 +198,48 @@ struct CodeForm {
 
 async fn view_signin_code_post(
     State(state): State<AppState>,
-    Who(identity): Who,
+    page: Page,
     ClientOrigin(origin): ClientOrigin,
     axum::Form(input): axum::Form<CodeForm>,
-) -> Response {
+) -> Result {
     let factor = SecondFactor {
         code: Some(input.mfa_code),
         recovery_code: Some(input.mfa_recovery_code),
     };
-    match state
+    let finished = state
         .usher()
         .finish_login(&input.challenge, &factor, &origin)
-        .await
-    {
+        .await;
+    Ok(match finished {
         Ok(session) => {
             let target = safe_redirect(&state, &input.redirect);
             with_cookie(Redirect::to(&target), state.session_cookie(&session))
         }
         // The challenge has lapsed: back to the start.
         Err(usher_domain::Error::Unauthorized(message)) if message.contains("took too long") => {
-            SigninPage {
-                layout: Layout::new(&state, Some(&identity)),
-                form: Form::default().general_error(message),
-                redirect: input.redirect,
-                notice: None,
-                mail_configured: state.usher().mail_configured(),
-            }
-            .into_response()
+            let form = Form::default().general_error(message);
+            SigninPage::new(&state, page.layout, form, input.redirect).into_response()
         }
         Err(error) => SigninCodePage {
-            layout: Layout::new(&state, Some(&identity)),
-            form: Form::default().general_error(crate::error::ApiError::from(error).message),
+            layout: page.layout,
+            form: Form::default().general_error(ApiError::from(error).message),
             challenge: input.challenge,
             redirect: input.redirect,
         }
         .into_response(),
-    }
+    })
 }
 
 /// Ends the session for good (the cookie is cleared and the session row
 /// deleted, so the old cookie fails on every instance).
 async fn view_signout(
     State(state): State<AppState>,
-    Who(identity): Who,
+    page: Page,
     ClientOrigin(origin): ClientOrigin,
-) -> Response {
-    if let Some(actor) = &identity.actor
-        && let Err(error) = state.usher().logout(actor, &origin).await
-    {
-        return PageError::new(&state, Some(&identity), error.into()).into_response();
+) -> Result {
+    if let Some(actor) = &page.identity.actor {
+        state.usher().logout(actor, &origin).await?;
     }
     let target = format!("{}?signedOut=1", state.path("/signin"));
-    with_cookie(Redirect::to(&target), state.clear_cookie())
+    Ok(with_cookie(Redirect::to(&target), state.clear_cookie()))
 }

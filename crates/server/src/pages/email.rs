@@ -5,18 +5,13 @@ use askama_web::WebTemplate;
 use axum::{
     Router,
     extract::State,
-    response::{IntoResponse, Response},
+    response::IntoResponse,
     routing::{get, post},
 };
 use serde::Deserialize;
-use usher_domain::service::auth::{Actor, Identity};
 
-use super::{Layout, PageError};
-use crate::{
-    AppState,
-    extract::{ClientOrigin, Who},
-    mail,
-};
+use super::{Layout, Result, Shown, SignedInPage};
+use crate::{AppState, extract::ClientOrigin, mail};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -34,44 +29,38 @@ struct EmailPage {
     error: Option<String>,
 }
 
-async fn page(
+/// The page with the wording as saved (the standard email where none is),
+/// or the draft a refused post brought (`shown.with`: subject and HTML).
+async fn render(
     state: &AppState,
-    identity: &Identity,
-    actor: &Actor,
-    notice: Option<String>,
-    error: Option<String>,
-    draft: Option<(String, String)>,
-) -> Response {
-    let (subject, html) = match draft {
+    page: SignedInPage,
+    shown: Shown<Option<(String, String)>>,
+) -> Result {
+    let (subject, html) = match shown.with {
         Some(draft) => draft,
-        None => match state.usher().invite_wording(actor).await {
-            Ok((subject, html)) => (
+        None => {
+            let (subject, html) = state.usher().invite_wording(&page.actor).await?;
+            (
                 subject
                     .filter(|s| !s.is_empty())
                     .unwrap_or_else(|| mail::DEFAULT_INVITE_SUBJECT.to_owned()),
                 html.filter(|h| !h.is_empty())
                     .unwrap_or_else(|| mail::default_invite_html(state.settings())),
-            ),
-            Err(error) => {
-                return PageError::new(state, Some(identity), error.into()).into_response();
-            }
-        },
+            )
+        }
     };
-    EmailPage {
-        layout: Layout::new(state, Some(identity)),
+    Ok(EmailPage {
+        layout: page.layout,
         subject,
         html,
-        notice,
-        error,
+        notice: shown.notice,
+        error: shown.error,
     }
-    .into_response()
+    .into_response())
 }
 
-async fn view_email_get(State(state): State<AppState>, Who(identity): Who) -> Response {
-    match super::signed_in(&state, &identity, "/settings/email") {
-        Ok(actor) => page(&state, &identity, &actor, None, None, None).await,
-        Err(response) => response,
-    }
+async fn view_email_get(State(state): State<AppState>, page: SignedInPage) -> Result {
+    render(&state, page, Shown::default()).await
 }
 
 #[derive(Deserialize, Default)]
@@ -83,71 +72,33 @@ struct EmailForm {
 
 async fn view_email_post(
     State(state): State<AppState>,
-    Who(identity): Who,
+    page: SignedInPage,
     ClientOrigin(origin): ClientOrigin,
     axum::Form(form): axum::Form<EmailForm>,
-) -> Response {
-    let actor = match super::signed_in(&state, &identity, "/settings/email") {
-        Ok(actor) => actor,
-        Err(response) => return response,
-    };
+) -> Result {
     // Checked before it is saved: a broken template would break every invitation.
     if let Err(problem) = mail::validate_template(&form.subject, &form.html) {
-        return page(
-            &state,
-            &identity,
-            &actor,
-            None,
-            Some(problem),
-            Some((form.subject, form.html)),
-        )
-        .await;
+        let shown = Shown::error(problem).with(Some((form.subject, form.html)));
+        return render(&state, page, shown).await;
     }
-    match state
+    let wording = Some((form.subject.as_str(), form.html.as_str()));
+    state
         .usher()
-        .save_invite_wording(&actor, Some((&form.subject, &form.html)), &origin)
-        .await
-    {
-        Ok(()) => {
-            page(
-                &state,
-                &identity,
-                &actor,
-                Some("Saved: invitations from now on use this email.".into()),
-                None,
-                None,
-            )
-            .await
-        }
-        Err(error) => PageError::new(&state, Some(&identity), error.into()).into_response(),
-    }
+        .save_invite_wording(&page.actor, wording, &origin)
+        .await?;
+    let notice = "Saved: invitations from now on use this email.";
+    render(&state, page, Shown::notice(notice)).await
 }
 
 async fn view_email_reset(
     State(state): State<AppState>,
-    Who(identity): Who,
+    page: SignedInPage,
     ClientOrigin(origin): ClientOrigin,
-) -> Response {
-    let actor = match super::signed_in(&state, &identity, "/settings/email") {
-        Ok(actor) => actor,
-        Err(response) => return response,
-    };
-    match state
+) -> Result {
+    state
         .usher()
-        .save_invite_wording(&actor, None, &origin)
-        .await
-    {
-        Ok(()) => {
-            page(
-                &state,
-                &identity,
-                &actor,
-                Some("Invitations use the standard email again.".into()),
-                None,
-                None,
-            )
-            .await
-        }
-        Err(error) => PageError::new(&state, Some(&identity), error.into()).into_response(),
-    }
+        .save_invite_wording(&page.actor, None, &origin)
+        .await?;
+    let notice = "Invitations use the standard email again.";
+    render(&state, page, Shown::notice(notice)).await
 }

@@ -1,5 +1,7 @@
-//! A form's values and errors, kept between a failed post and the page that
-//! shows it again. Passwords are never echoed back.
+//! What a form's post leaves for the page it shows next: [`Shown`], the
+//! notice that it was done or the services' reason it was not, and [`Form`],
+//! the values and errors kept between a failed post and the page that shows
+//! it again (passwords are never echoed back).
 
 use std::collections::HashMap;
 
@@ -7,6 +9,46 @@ use askama::Template;
 use usher_domain::Error;
 
 use crate::error::ApiError;
+
+/// What a post adds to the page it shows next: a notice that it was done,
+/// or the reason it was not, and `with`, what else that page shows for it
+/// (a new key, a set-up under way, a form as typed).
+#[derive(Default)]
+pub struct Shown<T = ()> {
+    pub notice: Option<String>,
+    pub error: Option<String>,
+    pub with: T,
+}
+
+impl<T: Default> Shown<T> {
+    pub fn notice(text: impl Into<String>) -> Self {
+        Self {
+            notice: Some(text.into()),
+            ..Self::default()
+        }
+    }
+
+    pub fn error(text: impl Into<String>) -> Self {
+        Self {
+            error: Some(text.into()),
+            ..Self::default()
+        }
+    }
+
+    /// The services' refusal, in their words.
+    pub fn refused(error: Error) -> Self {
+        Self::error(ApiError::from(error).message)
+    }
+
+    /// What `done` makes of a success; the services' refusal otherwise.
+    pub fn of<V>(result: usher_domain::Result<V>, done: impl FnOnce(V) -> Self) -> Self {
+        result.map_or_else(Self::refused, done)
+    }
+
+    pub fn with(self, with: T) -> Self {
+        Self { with, ..self }
+    }
+}
 
 #[derive(Default)]
 pub struct Form {

@@ -6,25 +6,15 @@ use askama_web::WebTemplate;
 use axum::{
     Router,
     extract::State,
-    response::{IntoResponse, Response},
+    response::IntoResponse,
     routing::{get, post},
 };
 use qrcode::{QrCode, render::svg};
 use serde::Deserialize;
-use usher_domain::{
-    model::Role,
-    service::{
-        auth::{Actor, Identity},
-        mfa::SecondFactor,
-    },
-};
+use usher_domain::{model::Role, service::mfa::SecondFactor};
 
-use super::{Layout, Need, PageError, guard};
-use crate::{
-    AppState,
-    error::ApiError,
-    extract::{ClientOrigin, Who},
-};
+use super::{Layout, Result, Shown, SignedInPage};
+use crate::{AppState, extract::ClientOrigin};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -77,80 +67,43 @@ impl Setup {
     }
 }
 
+/// What the page shows once: a set-up under way, or recovery codes.
 #[derive(Default)]
-struct Shown {
+struct Once {
     setup: Option<Setup>,
     codes: Vec<String>,
-    notice: Option<String>,
-    error: Option<String>,
-}
-
-fn actor(state: &AppState, identity: &Identity) -> Result<Actor, Response> {
-    match guard(state, identity, Need::SignedIn, "/settings/mfa")? {
-        Some(actor) if !actor.user.is_owner_shell() => Ok(actor),
-        _ => Err(PageError::new(state, Some(identity), ApiError::unauthorized()).into_response()),
-    }
 }
 
 /// The page as the user stands now (their MFA flag is read afresh).
-async fn render(state: &AppState, identity: &Identity, actor: &Actor, shown: Shown) -> Response {
-    let enabled = match state.usher().store().user_by_id(actor.user.id).await {
-        Ok(user) => user.is_some_and(|u| u.mfa_enabled),
-        Err(error) => {
-            return PageError::new(
-                state,
-                Some(identity),
-                usher_domain::Error::from(error).into(),
-            )
-            .into_response();
-        }
-    };
-    let required = match state.usher().instance().await {
-        Ok(instance) => instance.mfa_required,
-        Err(error) => return PageError::new(state, Some(identity), error.into()).into_response(),
-    };
-    let mut layout = Layout::new(state, Some(identity));
-    layout.settle_at = Some(state.path("/settings/mfa"));
+async fn render(state: &AppState, page: SignedInPage, shown: Shown<Once>) -> Result {
+    let enabled = state.usher().current_user(&page.actor).await?.mfa_enabled;
+    let required = state.usher().instance().await?.mfa_required;
+    let mut layout = page.layout.at("/settings/mfa");
     if enabled {
         // Enrolment just finished: navigation is open again.
         layout.navigation = true;
     }
-    MfaPage {
+    Ok(MfaPage {
         layout,
         enabled,
         feature_on: state.settings().mfa_enabled,
         required,
-        is_owner: actor.user.role == Role::Owner,
-        setup: shown.setup,
-        codes: shown.codes,
+        is_owner: page.actor.user.role == Role::Owner,
+        setup: shown.with.setup,
+        codes: shown.with.codes,
         notice: shown.notice,
         error: shown.error,
     }
-    .into_response()
+    .into_response())
 }
 
-async fn view_mfa_get(State(state): State<AppState>, Who(identity): Who) -> Response {
-    match actor(&state, &identity) {
-        Ok(actor) => {
-            let notice = actor
-                .must_enrol_mfa(identity.instance.mfa_required)
-                .then(|| {
-                    "This instance requires two-factor authentication: set it up to go on."
-                        .to_owned()
-                });
-            render(
-                &state,
-                &identity,
-                &actor,
-                Shown {
-                    notice,
-                    ..Shown::default()
-                },
-            )
-            .await
-        }
-        Err(response) => response,
-    }
+async fn view_mfa_get(State(state): State<AppState>, page: SignedInPage) -> Result {
+    let notice = page
+        .actor
+        .must_enrol_mfa(page.instance.mfa_required)
+        .then_some("This instance requires two-factor authentication: set it up to go on.");
+    let shown = notice.map(Shown::notice).unwrap_or_default();
+    render(&state, page, shown).await
 }
 
 fn qr_svg(url: &str) -> Result<String, String> {
@@ -162,36 +115,24 @@ fn qr_svg(url: &str) -> Result<String, String> {
         .build())
 }
 
-async fn view_mfa_start(State(state): State<AppState>, Who(identity): Who) -> Response {
-    let actor = match actor(&state, &identity) {
-        Ok(actor) => actor,
-        Err(response) => return response,
-    };
-    let shown = match state.usher().start_mfa_setup(&actor).await {
-        Ok(setup) => {
-            let codes = setup
-                .recovery_codes
-                .iter()
-                .map(|c| c.expose().to_owned())
-                .collect::<Vec<_>>()
-                .join("\n");
-            match Setup::new(&setup.otpauth_url, setup.secret, codes) {
-                Ok(setup) => Shown {
-                    setup: Some(setup),
-                    ..Shown::default()
-                },
-                Err(e) => Shown {
-                    error: Some(format!("The QR code could not be drawn ({e}). Try again.")),
-                    ..Shown::default()
-                },
-            }
+async fn view_mfa_start(State(state): State<AppState>, page: SignedInPage) -> Result {
+    let started = state.usher().start_mfa_setup(&page.actor).await;
+    let shown = Shown::of(started, |setup| {
+        let codes = setup
+            .recovery_codes
+            .iter()
+            .map(|c| c.expose().to_owned())
+            .collect::<Vec<_>>()
+            .join("\n");
+        match Setup::new(&setup.otpauth_url, setup.secret, codes) {
+            Ok(setup) => Shown::default().with(Once {
+                setup: Some(setup),
+                ..Once::default()
+            }),
+            Err(e) => Shown::error(format!("The QR code could not be drawn ({e}). Try again.")),
         }
-        Err(error) => Shown {
-            error: Some(ApiError::from(error).message),
-            ..Shown::default()
-        },
-    };
-    render(&state, &identity, &actor, shown).await
+    });
+    render(&state, page, shown).await
 }
 
 #[derive(Deserialize, Default)]
@@ -218,104 +159,88 @@ impl CodeForm {
 
 async fn view_mfa_enable(
     State(state): State<AppState>,
-    Who(identity): Who,
+    page: SignedInPage,
     ClientOrigin(origin): ClientOrigin,
     axum::Form(form): axum::Form<CodeForm>,
-) -> Response {
-    let actor = match actor(&state, &identity) {
-        Ok(actor) => actor,
-        Err(response) => return response,
-    };
-    let shown = match state.usher().enable_mfa(&actor, &form.mfa_code, &origin).await {
-        Ok(()) => Shown {
-            codes: form.codes.lines().map(str::trim).filter(|c| !c.is_empty()).map(str::to_owned).collect(),
-            notice: Some("Two-factor authentication is on. Keep these recovery codes somewhere safe: each works once, and they are not shown again.".into()),
-            ..Shown::default()
-        },
+) -> Result {
+    let enabled = state
+        .usher()
+        .enable_mfa(&page.actor, &form.mfa_code, &origin)
+        .await;
+    let shown = match enabled {
+        Ok(()) => {
+            let codes = form.codes.lines().map(str::trim).filter(|c| !c.is_empty());
+            Shown::notice("Two-factor authentication is on. Keep these recovery codes somewhere safe: each works once, and they are not shown again.")
+                .with(Once { codes: codes.map(str::to_owned).collect(), ..Once::default() })
+        }
         Err(error) => {
-            let message = ApiError::from(error).message;
             // The same secret again: the app has it already.
             let setup = state
                 .usher()
-                .otpauth_url(&actor, &form.secret)
+                .otpauth_url(&page.actor, &form.secret)
                 .ok()
                 .and_then(|url| Setup::new(&url, form.secret.clone(), form.codes.clone()).ok());
-            Shown { setup, error: Some(message), ..Shown::default() }
+            Shown::refused(error).with(Once {
+                setup,
+                ..Once::default()
+            })
         }
     };
-    render(&state, &identity, &actor, shown).await
+    render(&state, page, shown).await
 }
 
 async fn view_mfa_disable(
     State(state): State<AppState>,
-    Who(identity): Who,
+    page: SignedInPage,
     ClientOrigin(origin): ClientOrigin,
     axum::Form(form): axum::Form<CodeForm>,
-) -> Response {
-    let actor = match actor(&state, &identity) {
-        Ok(actor) => actor,
-        Err(response) => return response,
-    };
-    let shown = match state
+) -> Result {
+    let disabled = state
         .usher()
-        .disable_mfa(&actor, &form.factor(), &origin)
-        .await
-    {
-        Ok(()) => Shown {
-            notice: Some("Two-factor authentication is off.".into()),
-            ..Shown::default()
-        },
-        Err(error) => Shown {
-            error: Some(ApiError::from(error).message),
-            ..Shown::default()
-        },
-    };
-    render(&state, &identity, &actor, shown).await
+        .disable_mfa(&page.actor, &form.factor(), &origin)
+        .await;
+    let shown = Shown::of(disabled, |()| {
+        Shown::notice("Two-factor authentication is off.")
+    });
+    render(&state, page, shown).await
 }
 
 async fn view_mfa_codes(
     State(state): State<AppState>,
-    Who(identity): Who,
+    page: SignedInPage,
     ClientOrigin(origin): ClientOrigin,
     axum::Form(form): axum::Form<CodeForm>,
-) -> Response {
-    let actor = match actor(&state, &identity) {
-        Ok(actor) => actor,
-        Err(response) => return response,
-    };
-    let shown = match state
+) -> Result {
+    let codes = state
         .usher()
-        .regenerate_recovery_codes(&actor, &form.factor(), &origin)
-        .await
-    {
-        Ok(codes) => Shown {
+        .regenerate_recovery_codes(&page.actor, &form.factor(), &origin)
+        .await;
+    let shown = Shown::of(codes, |codes| {
+        Shown::notice("New recovery codes: the old ones no longer work.").with(Once {
             codes: codes.iter().map(|c| c.expose().to_owned()).collect(),
-            notice: Some("New recovery codes: the old ones no longer work.".into()),
-            ..Shown::default()
-        },
-        Err(error) => Shown {
-            error: Some(ApiError::from(error).message),
-            ..Shown::default()
-        },
-    };
-    render(&state, &identity, &actor, shown).await
+            ..Once::default()
+        })
+    });
+    render(&state, page, shown).await
 }
 
 async fn view_mfa_enforce(
     State(state): State<AppState>,
-    Who(identity): Who,
+    page: SignedInPage,
     ClientOrigin(origin): ClientOrigin,
     axum::Form(form): axum::Form<CodeForm>,
-) -> Response {
-    let actor = match actor(&state, &identity) {
-        Ok(actor) => actor,
-        Err(response) => return response,
-    };
+) -> Result {
     let required = form.enforce == "true";
-    let shown = match state.usher().require_mfa_for_everyone(&actor, required, &origin).await {
-        Ok(()) if required => Shown { notice: Some("Everyone must now use two-factor authentication; those without it set it up at their next request.".into()), ..Shown::default() },
-        Ok(()) => Shown { notice: Some("Two-factor authentication is optional again.".into()), ..Shown::default() },
-        Err(error) => Shown { error: Some(ApiError::from(error).message), ..Shown::default() },
-    };
-    render(&state, &identity, &actor, shown).await
+    let enforced = state
+        .usher()
+        .require_mfa_for_everyone(&page.actor, required, &origin)
+        .await;
+    let shown = Shown::of(enforced, |()| {
+        Shown::notice(if required {
+            "Everyone must now use two-factor authentication; those without it set it up at their next request."
+        } else {
+            "Two-factor authentication is optional again."
+        })
+    });
+    render(&state, page, shown).await
 }

@@ -3,57 +3,79 @@
 //! are shown beside their field. Pages call the same domain services as
 //! `/rest`.
 //!
+//! Reading order: [`page`] (who is on a page, and where the instance's state
+//! sends them instead), [`error`] (what a page answers when it is not shown),
+//! [`Layout`] and [`form`] (what every page draws), then the pages. A handler
+//! is `view_<page>_<verb>`: it extracts the visitor, calls one service and
+//! draws the page, returning `Result<Response, PageError>` so that `?` works.
+//!
 //! - [`auth`]: `/setup`, `/signin`, `/signout`;
-//! - [`settings`]: `/`, `/settings/personal`;
-//! - [`users`]: `/settings/users` (invite, add directly, resend, revoke);
-//! - [`mfa`]: `/settings/mfa`, two-factor authentication;
+//! - [`home`]: the home page, `/`;
 //! - [`signup`]: `/signup` (accept an invitation), `/set-password`;
-//! - [`recovery`]: `/forgot-password`, `/change-password`, `/settings/users/<id>`;
-//! - [`audit`]: the audit log page, `/settings/audit`;
-//! - [`email`]: `/settings/email` (the invitation email's wording).
-//! - [`resources`]: `/home/workflows`, `/workflows/<id>`, `/home/credentials`, `/home/tags`, `/projects`, `/projects/<id>`.
+//! - [`recovery`]: `/forgot-password`, `/change-password`;
+//! - [`personal`]: personal settings, `/settings/personal`;
+//! - [`mfa`]: `/settings/mfa`, two-factor authentication;
+//! - [`api_keys`]: `/settings/api`, keys for the public API;
+//! - [`users`]: `/settings/users` (invite, add directly, resend, revoke);
+//! - [`user`]: `/settings/users/<id>` (role, project roles, resets, deletion);
+//! - [`audit`]: `/settings/audit`, the audit log;
+//! - [`email`]: `/settings/email`, the invitation email's wording;
+//! - [`resources`]: workflows, credentials, tags and projects.
 
+mod api_keys;
 mod audit;
 mod auth;
 mod email;
+mod error;
 mod form;
+mod home;
 mod mfa;
+mod page;
+mod personal;
 mod recovery;
 mod resources;
-mod settings;
 mod signup;
+mod user;
 mod users;
 
-use askama::Template;
-use askama_web::WebTemplate;
 use axum::{
     Router,
-    extract::{Request, State},
-    http::{StatusCode, header},
-    response::{IntoResponse, Redirect, Response},
+    http::header,
+    middleware,
+    response::{IntoResponse, Response},
     routing::get,
 };
-use usher_domain::service::auth::{Actor, Identity};
+use usher_domain::{clock::rfc3339, service::auth::Identity};
 
-use crate::{AppState, error::ApiError};
+use crate::AppState;
 
-pub use form::Form;
+pub use error::{PageError, error_page_without_visitor, not_found};
+pub use form::{Form, Shown};
+pub use page::{Page, SignedInPage};
+
+/// A page handler's answer.
+pub type Result<T = Response, E = PageError> = std::result::Result<T, E>;
 
 pub fn router(state: &AppState) -> Router<AppState> {
-    let router = Router::new().route("/", get(settings::view_home_get));
-    if state.settings().user_management_disabled {
-        return router;
+    let mut router = Router::new().route("/", get(home::view_home_get));
+    if !state.settings().user_management_disabled {
+        router = router
+            .merge(auth::router())
+            .merge(signup::router())
+            .merge(recovery::router())
+            .merge(personal::router())
+            .merge(mfa::router())
+            .merge(api_keys::router(state))
+            .merge(users::router())
+            .merge(user::router())
+            .merge(audit::router())
+            .merge(email::router())
+            .merge(resources::router());
     }
-    router
-        .merge(auth::router())
-        .merge(settings::router())
-        .merge(users::router())
-        .merge(signup::router())
-        .merge(mfa::router())
-        .merge(recovery::router())
-        .merge(audit::router())
-        .merge(email::router())
-        .merge(resources::router())
+    router.layer(middleware::from_fn_with_state(
+        state.clone(),
+        error::show_errors,
+    ))
 }
 
 /// Static files, compiled into the binary.
@@ -81,6 +103,7 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
 }
 
 /// What the layout shows around every page.
+#[derive(Clone)]
 pub struct Layout {
     pub base: String,
     pub who: Option<String>,
@@ -121,53 +144,14 @@ impl Layout {
                 && instance.is_some_and(|i| i.owner_set_up),
         }
     }
-}
 
-/// What a page needs before it shows.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Need {
-    /// `/setup`: only while the owner is not set up.
-    SetupPending,
-    /// `/signin`: only when nobody is signed in.
-    SignedOut,
-    /// Everything else.
-    SignedIn,
-}
-
-/// Sends the visitor where the instance's state says they should be:
-/// to `/setup` until the owner exists (unless set-up was skipped), to
-/// `/signin` when a session is needed, home when a page does not apply.
-pub fn guard(
-    state: &AppState,
-    identity: &Identity,
-    need: Need,
-    here: &str,
-) -> Result<Option<Actor>, Response> {
-    let instance = identity.instance;
-    let home = || Redirect::to(&state.path("/")).into_response();
-    if !instance.owner_set_up
-        && !instance.setup_skipped
-        && !instance.user_management_disabled
-        && need != Need::SetupPending
-    {
-        return Err(Redirect::to(&state.path("/setup")).into_response());
-    }
-    match need {
-        Need::SetupPending if instance.owner_set_up => Err(home()),
-        Need::SetupPending => Ok(identity.actor.clone()),
-        Need::SignedOut if identity.actor.is_some() => Err(home()),
-        Need::SignedOut => Ok(None),
-        Need::SignedIn => match &identity.actor {
-            Some(actor) => Ok(Some(actor.clone())),
-            None => {
-                let target = format!(
-                    "{}?redirect={}",
-                    state.path("/signin"),
-                    percent_encode(here, b"/")
-                );
-                Err(Redirect::to(&target).into_response())
-            }
-        },
+    /// The layout of the page at `path` (inside Usher), which the address
+    /// bar shows after a post answered with that page.
+    pub fn at(&self, path: &str) -> Self {
+        Self {
+            settle_at: Some(format!("{}{path}", self.base)),
+            ..self.clone()
+        }
     }
 }
 
@@ -179,20 +163,9 @@ pub fn password_rules(state: &AppState) -> String {
     )
 }
 
-/// The signed-in actor for a page at `here`, or the answer that sends the
-/// visitor elsewhere (set-up, sign-in with a way back to `here`).
-pub fn signed_in(state: &AppState, identity: &Identity, here: &str) -> Result<Actor, Response> {
-    match guard(state, identity, Need::SignedIn, here)? {
-        Some(actor) => Ok(actor),
-        None => {
-            Err(PageError::new(state, Some(identity), ApiError::unauthorized()).into_response())
-        }
-    }
-}
-
 /// Where to go after sign-in (or anywhere else a `redirect` value is
-/// followed): `target` is a path inside Usher without N8N_PATH, as [`guard`]
-/// writes it. It is parsed as a URL against the base URL, as a browser would
+/// followed): `target` is a path inside Usher without N8N_PATH, as the page
+/// extractor writes it. It is parsed as a URL against the base URL, as a browser would
 /// parse it, and followed only when it stays on Usher's origin; anything with
 /// a control character or whitespace (browsers drop tabs and line breaks from
 /// URLs, which turns `/\t/evil.example` into `//evil.example`) or that fails
@@ -242,69 +215,9 @@ pub fn percent_encode(text: &str, keep: &[u8]) -> String {
         .collect()
 }
 
-#[derive(Template, WebTemplate)]
-#[template(path = "pages/error.html")]
-pub struct ErrorPage {
-    pub layout: Layout,
-    pub heading: String,
-    pub message: String,
-    pub request_id: Option<String>,
-    /// A way forward, when there is one: (address, label).
-    pub next: Option<(String, String)>,
-}
-
-/// A page that could not be shown: the same message as the API would give,
-/// inside the layout, with the status that fits. Never a stack trace.
-pub struct PageError {
-    pub status: StatusCode,
-    pub page: ErrorPage,
-}
-
-impl PageError {
-    pub fn new(state: &AppState, identity: Option<&Identity>, error: ApiError) -> Self {
-        let heading = match error.status {
-            StatusCode::NOT_FOUND => "Page not found",
-            StatusCode::FORBIDDEN => "Not allowed",
-            StatusCode::TOO_MANY_REQUESTS => "Slow down",
-            s if s.is_server_error() => "Something went wrong",
-            _ => "This did not work",
-        };
-        let request_id = error
-            .status
-            .is_server_error()
-            .then(crate::request_id::current)
-            .flatten();
-        Self {
-            status: error.status,
-            page: ErrorPage {
-                layout: Layout::new(state, identity),
-                heading: heading.to_owned(),
-                message: error.message,
-                request_id,
-                next: None,
-            },
-        }
-    }
-}
-
-impl IntoResponse for PageError {
-    fn into_response(self) -> Response {
-        (self.status, self.page).into_response()
-    }
-}
-
-/// Unknown paths: JSON under `/rest` and `/api`, a page elsewhere.
-pub async fn not_found(State(state): State<AppState>, request: Request) -> Response {
-    if state.is_api_path(request.uri().path()) {
-        return ApiError::not_found().into_response();
-    }
-    let identity = request.extensions().get::<Identity>();
-    PageError::new(
-        &state,
-        identity,
-        ApiError::new(StatusCode::NOT_FOUND, "There is no page at this address."),
-    )
-    .into_response()
+/// A date as the pages show it: `2026-11-30`.
+pub fn day(millis: i64) -> String {
+    rfc3339(millis).chars().take(10).collect()
 }
 
 #[cfg(test)]

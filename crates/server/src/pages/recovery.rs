@@ -1,28 +1,19 @@
-//! `/forgot-password`, `/change-password?token=…`, and a user's page
-//! (`/settings/users/<id>`) with the reset actions for admins.
+//! `/forgot-password` and `/change-password?token=…`: a password reset by
+//! email. Admins' resets are on a user's page ([`super::user`]).
 
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::{
     Router,
-    extract::{Path, Query, State},
-    response::{IntoResponse, Redirect, Response},
-    routing::{get, post},
+    extract::{Query, State},
+    response::{IntoResponse, Redirect},
+    routing::get,
 };
 use serde::Deserialize;
-use usher_domain::{
-    model::Role,
-    secret::Secret,
-    service::auth::{Actor, Identity},
-};
+use usher_domain::{secret::Secret, service::mfa::SecondFactor};
 
-use super::{Form, Layout, PageError, password_rules, resources, users};
-use crate::{
-    AppState,
-    error::ApiError,
-    extract::{ClientOrigin, Who},
-    rest::{user_id, with_cookie},
-};
+use super::{Form, Layout, Page, PageError, Result, password_rules};
+use crate::{AppState, error::ApiError, extract::ClientOrigin, rest::with_cookie};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -34,25 +25,6 @@ pub fn router() -> Router<AppState> {
             "/change-password",
             get(view_change_get).post(view_change_post),
         )
-        .route("/settings/users/{id}", get(view_user_get))
-        .route(
-            "/settings/users/{id}/reset-link",
-            post(view_user_reset_link),
-        )
-        .route(
-            "/settings/users/{id}/force-reset",
-            post(view_user_force_reset),
-        )
-        .route("/settings/users/{id}/role", post(view_user_role))
-        .route(
-            "/settings/users/{id}/make-owner",
-            post(view_user_make_owner),
-        )
-        .route(
-            "/settings/users/{id}/project-role",
-            post(view_user_project_role),
-        )
-        .route("/settings/users/{id}/delete", post(view_user_delete))
 }
 
 #[derive(Template, WebTemplate)]
@@ -64,14 +36,14 @@ struct ForgotPage {
     sent: bool,
 }
 
-async fn view_forgot_get(State(state): State<AppState>, Who(identity): Who) -> Response {
-    ForgotPage {
-        layout: Layout::new(&state, Some(&identity)),
+async fn view_forgot_get(State(state): State<AppState>, page: Page) -> Result {
+    Ok(ForgotPage {
+        layout: page.layout,
         form: Form::default(),
         mail_configured: state.usher().mail_configured(),
         sent: false,
     }
-    .into_response()
+    .into_response())
 }
 
 #[derive(Deserialize, Default)]
@@ -82,12 +54,10 @@ struct ForgotForm {
 
 async fn view_forgot_post(
     State(state): State<AppState>,
-    Who(identity): Who,
+    page: Page,
     ClientOrigin(origin): ClientOrigin,
     axum::Form(input): axum::Form<ForgotForm>,
-) -> Response {
-    let mut layout = Layout::new(&state, Some(&identity));
-    layout.settle_at = Some(state.path("/forgot-password"));
+) -> Result {
     let (sent, form) = match state.usher().forgot_password(&input.email, &origin).await {
         Ok(()) => (true, Form::default()),
         Err(error) => (
@@ -95,13 +65,13 @@ async fn view_forgot_post(
             Form::default().with("email", input.email).error(error, &[]),
         ),
     };
-    ForgotPage {
-        layout,
+    Ok(ForgotPage {
+        layout: page.layout.at("/forgot-password"),
         form,
         mail_configured: state.usher().mail_configured(),
         sent,
     }
-    .into_response()
+    .into_response())
 }
 
 #[derive(Template, WebTemplate)]
@@ -121,45 +91,43 @@ struct TokenQuery {
 }
 
 /// The form, or a page that says the link is dead and what to do instead.
-async fn change_page(state: &AppState, identity: &Identity, token: &str, form: Form) -> Response {
-    match state.usher().resolve_password_reset(token).await {
-        Ok(user) => ChangePage {
-            layout: {
-                let mut layout = Layout::new(state, Some(identity));
-                layout.settle_at = Some(state.path(&format!("/change-password?token={token}")));
-                layout
-            },
-            form,
-            token: token.to_owned(),
-            email: user.email.map(|e| e.to_string()).unwrap_or_default(),
-            password_rules: password_rules(state),
-        }
-        .into_response(),
+async fn change_page(state: &AppState, layout: Layout, token: &str, form: Form) -> Result {
+    let mail = state.usher().mail_configured();
+    let user = match state.usher().resolve_password_reset(token).await {
+        Ok(user) => user,
         Err(error) => {
             let mut error = ApiError::from(error);
-            if !state.usher().mail_configured() {
+            if !mail {
                 error.message = error.message.replace(
                     "Ask for a new one.",
                     "Ask the owner or an admin for a new one.",
                 );
             }
-            let mut page = PageError::new(state, Some(identity), error);
-            page.page.heading = "This password reset link does not work".into();
-            if state.usher().mail_configured() {
-                page.page.next =
-                    Some((state.path("/forgot-password"), "Ask for a new link".into()));
-            }
-            page.into_response()
+            let refused =
+                PageError::from(error).with_heading("This password reset link does not work");
+            return Err(if mail {
+                refused.with_next("/forgot-password", "Ask for a new link")
+            } else {
+                refused
+            });
         }
+    };
+    Ok(ChangePage {
+        layout: layout.at(&format!("/change-password?token={token}")),
+        form,
+        token: token.to_owned(),
+        email: user.email.map(|e| e.to_string()).unwrap_or_default(),
+        password_rules: password_rules(state),
     }
+    .into_response())
 }
 
 async fn view_change_get(
     State(state): State<AppState>,
-    Who(identity): Who,
+    page: Page,
     Query(query): Query<TokenQuery>,
-) -> Response {
-    change_page(&state, &identity, &query.token, Form::default()).await
+) -> Result {
+    change_page(&state, page.layout, &query.token, Form::default()).await
 }
 
 #[derive(Deserialize, Default)]
@@ -173,415 +141,26 @@ struct ChangeForm {
 
 async fn view_change_post(
     State(state): State<AppState>,
-    Who(identity): Who,
+    page: Page,
     ClientOrigin(origin): ClientOrigin,
     axum::Form(input): axum::Form<ChangeForm>,
-) -> Response {
-    match state
+) -> Result {
+    let factor = SecondFactor {
+        code: Some(input.mfa_code),
+        recovery_code: None,
+    };
+    let reset = state
         .usher()
-        .reset_password(
-            &input.token,
-            &input.password,
-            &usher_domain::service::mfa::SecondFactor {
-                code: Some(input.mfa_code),
-                recovery_code: None,
-            },
-            &origin,
-        )
-        .await
-    {
-        Ok(session) => with_cookie(
+        .reset_password(&input.token, &input.password, &factor, &origin)
+        .await;
+    match reset {
+        Ok(session) => Ok(with_cookie(
             Redirect::to(&state.path("/")),
             state.session_cookie(&session),
-        ),
+        )),
         Err(error) => {
-            change_page(
-                &state,
-                &identity,
-                &input.token,
-                Form::default().error(error, &[]),
-            )
-            .await
-        }
-    }
-}
-
-#[derive(Template, WebTemplate)]
-#[template(path = "pages/user.html")]
-struct UserPage {
-    layout: Layout,
-    id: String,
-    name: String,
-    email: String,
-    role: &'static str,
-    status: String,
-    role_name: &'static str,
-    can_reset: bool,
-    can_change_role: bool,
-    can_make_owner: bool,
-    reset_link: Option<String>,
-    temporary_password: Option<String>,
-    notice: Option<String>,
-    error: Option<String>,
-    /// Their project roles, and the projects their work could go to.
-    work: resources::UserWork,
-    pending: bool,
-    /// Not for the owner, nor for oneself.
-    can_delete: bool,
-}
-
-/// What a post on the user's page adds to it.
-#[derive(Default)]
-struct Shown {
-    reset_link: Option<String>,
-    temporary_password: Option<String>,
-    notice: Option<String>,
-    error: Option<String>,
-}
-
-async fn user_page(
-    state: &AppState,
-    identity: &Identity,
-    actor: &Actor,
-    id: &str,
-    shown: Shown,
-) -> Response {
-    let page_error = |error: ApiError| PageError::new(state, Some(identity), error).into_response();
-    if let Err(error) = actor.user.role.require_user_manager() {
-        return page_error(error.into());
-    }
-    let id = match user_id(id) {
-        Ok(id) => id,
-        Err(error) => return page_error(error),
-    };
-    let everyone = match state.usher().users(actor).await {
-        Ok(users) => users,
-        Err(error) => return page_error(error.into()),
-    };
-    let Some(user) = everyone.iter().find(|u| u.id == id) else {
-        return page_error(ApiError::from(usher_domain::Error::not_found(
-            "There is no such user.",
-        )));
-    };
-    let work = match resources::user_work(state, actor, user, &everyone).await {
-        Ok(work) => work,
-        Err(error) => return page_error(error.into()),
-    };
-    let mut layout = Layout::new(state, Some(identity));
-    layout.settle_at = Some(state.path(&format!("/settings/users/{id}")));
-    UserPage {
-        layout,
-        id: id.to_string(),
-        name: user.display_name(),
-        email: user
-            .email
-            .as_ref()
-            .map(|e| e.to_string())
-            .unwrap_or_default(),
-        role: user.role.label(),
-        status: users::status(user, &everyone),
-        role_name: user.role.as_str(),
-        can_reset: !user.is_pending()
-            && (user.role != Role::Owner || actor.user.role == Role::Owner),
-        can_change_role: user.role != Role::Owner && user.id != actor.user.id,
-        can_make_owner: actor.user.role == Role::Owner
-            && user.id != actor.user.id
-            && !user.is_pending(),
-        reset_link: shown.reset_link,
-        temporary_password: shown.temporary_password,
-        notice: shown.notice,
-        error: shown.error,
-        work,
-        pending: user.is_pending(),
-        can_delete: user.role != Role::Owner && user.id != actor.user.id,
-    }
-    .into_response()
-}
-
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct UserQuery {
-    transferred: Option<String>,
-}
-
-async fn view_user_get(
-    State(state): State<AppState>,
-    Who(identity): Who,
-    Path(id): Path<String>,
-    Query(query): Query<UserQuery>,
-) -> Response {
-    let shown = Shown {
-        notice: query
-            .transferred
-            .map(|_| "This user is now the owner; you are an admin.".to_owned()),
-        ..Shown::default()
-    };
-    match super::signed_in(&state, &identity, &format!("/settings/users/{id}")) {
-        Ok(actor) => user_page(&state, &identity, &actor, &id, shown).await,
-        Err(response) => response,
-    }
-}
-
-async fn view_user_reset_link(
-    State(state): State<AppState>,
-    Who(identity): Who,
-    ClientOrigin(origin): ClientOrigin,
-    Path(id): Path<String>,
-) -> Response {
-    let actor = match super::signed_in(&state, &identity, &format!("/settings/users/{id}")) {
-        Ok(actor) => actor,
-        Err(response) => return response,
-    };
-    let shown = match user_id(&id) {
-        Ok(target) => match state
-            .usher()
-            .password_reset_link(&actor, target, &origin)
-            .await
-        {
-            Ok(link) => Shown {
-                reset_link: Some(link),
-                ..Shown::default()
-            },
-            Err(error) => Shown {
-                error: Some(ApiError::from(error).message),
-                ..Shown::default()
-            },
-        },
-        Err(error) => Shown {
-            error: Some(error.message),
-            ..Shown::default()
-        },
-    };
-    user_page(&state, &identity, &actor, &id, shown).await
-}
-
-async fn view_user_force_reset(
-    State(state): State<AppState>,
-    Who(identity): Who,
-    ClientOrigin(origin): ClientOrigin,
-    Path(id): Path<String>,
-) -> Response {
-    let actor = match super::signed_in(&state, &identity, &format!("/settings/users/{id}")) {
-        Ok(actor) => actor,
-        Err(response) => return response,
-    };
-    let shown = match user_id(&id) {
-        Ok(target) => match state
-            .usher()
-            .force_password_reset(&actor, target, &origin)
-            .await
-        {
-            Ok(password) => Shown {
-                temporary_password: Some(password.expose().to_owned()),
-                notice: Some("The password is reset.".into()),
-                ..Shown::default()
-            },
-            Err(error) => Shown {
-                error: Some(ApiError::from(error).message),
-                ..Shown::default()
-            },
-        },
-        Err(error) => Shown {
-            error: Some(error.message),
-            ..Shown::default()
-        },
-    };
-    user_page(&state, &identity, &actor, &id, shown).await
-}
-
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct RoleForm {
-    role: String,
-}
-
-async fn view_user_role(
-    State(state): State<AppState>,
-    Who(identity): Who,
-    ClientOrigin(origin): ClientOrigin,
-    Path(id): Path<String>,
-    axum::Form(form): axum::Form<RoleForm>,
-) -> Response {
-    let actor = match super::signed_in(&state, &identity, &format!("/settings/users/{id}")) {
-        Ok(actor) => actor,
-        Err(response) => return response,
-    };
-    let result = match user_id(&id) {
-        Ok(target) => state
-            .usher()
-            .change_role(&actor, target, &form.role, &origin)
-            .await
-            .map_err(ApiError::from),
-        Err(error) => Err(error),
-    };
-    let shown = match result {
-        Ok(user) => Shown {
-            notice: Some(format!(
-                "{} is now {}.",
-                user.display_name(),
-                user.role.label().to_lowercase()
-            )),
-            ..Shown::default()
-        },
-        Err(error) => Shown {
-            error: Some(error.message),
-            ..Shown::default()
-        },
-    };
-    user_page(&state, &identity, &actor, &id, shown).await
-}
-
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct OwnerForm {
-    password: Secret,
-}
-
-async fn view_user_make_owner(
-    State(state): State<AppState>,
-    Who(identity): Who,
-    ClientOrigin(origin): ClientOrigin,
-    Path(id): Path<String>,
-    axum::Form(form): axum::Form<OwnerForm>,
-) -> Response {
-    let actor = match super::signed_in(&state, &identity, &format!("/settings/users/{id}")) {
-        Ok(actor) => actor,
-        Err(response) => return response,
-    };
-    let result = match user_id(&id) {
-        Ok(target) => state
-            .usher()
-            .transfer_ownership(&actor, target, &form.password, &origin)
-            .await
-            .map_err(ApiError::from),
-        Err(error) => Err(error),
-    };
-    match result {
-        // The old owner is an admin now: a fresh page shows that standing.
-        Ok(_) => Redirect::to(&state.path(&format!("/settings/users/{id}?transferred=1")))
-            .into_response(),
-        Err(error) => {
-            user_page(
-                &state,
-                &identity,
-                &actor,
-                &id,
-                Shown {
-                    error: Some(error.message),
-                    ..Shown::default()
-                },
-            )
-            .await
-        }
-    }
-}
-
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct ProjectRoleForm {
-    project: String,
-    role: String,
-}
-
-/// Gives the user a role in a team project (or changes it).
-async fn view_user_project_role(
-    State(state): State<AppState>,
-    Who(identity): Who,
-    ClientOrigin(origin): ClientOrigin,
-    Path(id): Path<String>,
-    axum::Form(form): axum::Form<ProjectRoleForm>,
-) -> Response {
-    let actor = match super::signed_in(&state, &identity, &format!("/settings/users/{id}")) {
-        Ok(actor) => actor,
-        Err(response) => return response,
-    };
-    let shown = match state
-        .usher()
-        .set_project_member(&actor, &form.project, &id, &form.role, &origin)
-        .await
-    {
-        Ok(()) => Shown {
-            notice: Some("The project role is saved.".into()),
-            ..Shown::default()
-        },
-        Err(error) => Shown {
-            error: Some(ApiError::from(error).message),
-            ..Shown::default()
-        },
-    };
-    user_page(&state, &identity, &actor, &id, shown).await
-}
-
-#[derive(Deserialize, Default)]
-#[serde(default, rename_all = "camelCase")]
-struct DeleteForm {
-    /// `transfer` (to `transfer_to`) or `delete`; nothing for a pending user.
-    mode: String,
-    transfer_to: String,
-}
-
-/// Deletes the user, with their work transferred or deleted as chosen, and
-/// goes back to the list of users.
-async fn view_user_delete(
-    State(state): State<AppState>,
-    Who(identity): Who,
-    ClientOrigin(origin): ClientOrigin,
-    Path(id): Path<String>,
-    axum::Form(form): axum::Form<DeleteForm>,
-) -> Response {
-    let actor = match super::signed_in(&state, &identity, &format!("/settings/users/{id}")) {
-        Ok(actor) => actor,
-        Err(response) => return response,
-    };
-    let refused = |message: String| Shown {
-        error: Some(message),
-        ..Shown::default()
-    };
-    let target = match user_id(&id) {
-        Ok(target) => target,
-        Err(error) => {
-            return user_page(&state, &identity, &actor, &id, refused(error.message)).await;
-        }
-    };
-    let pending = match state.usher().users(&actor).await {
-        Ok(everyone) => everyone
-            .iter()
-            .find(|u| u.id == target)
-            .is_some_and(|u| u.is_pending()),
-        Err(error) => {
-            let message = ApiError::from(error).message;
-            return user_page(&state, &identity, &actor, &id, refused(message)).await;
-        }
-    };
-    // An active user's work is transferred or deleted only as chosen: a
-    // transfer without a project must not become a deletion.
-    let (transfer_to, done) = match (pending, form.mode.as_str()) {
-        (true, _) => (None, "pending"),
-        (false, "transfer") if !form.transfer_to.trim().is_empty() => {
-            (Some(form.transfer_to.as_str()), "transferred")
-        }
-        (false, "transfer") => {
-            let message = "Choose the project that takes their workflows and credentials.";
-            return user_page(&state, &identity, &actor, &id, refused(message.into())).await;
-        }
-        (false, "delete") => (None, "deleted"),
-        (false, _) => {
-            let message =
-                "Choose whether their workflows and credentials are transferred or deleted.";
-            return user_page(&state, &identity, &actor, &id, refused(message.into())).await;
-        }
-    };
-    match state
-        .usher()
-        .delete_user(&actor, target, transfer_to, &origin)
-        .await
-    {
-        Ok(()) => {
-            Redirect::to(&state.path(&format!("/settings/users?deleted={done}"))).into_response()
-        }
-        Err(error) => {
-            let message = ApiError::from(error).message;
-            user_page(&state, &identity, &actor, &id, refused(message)).await
+            let form = Form::default().error(error, &[]);
+            change_page(&state, page.layout, &input.token, form).await
         }
     }
 }

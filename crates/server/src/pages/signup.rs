@@ -6,20 +6,14 @@ use askama_web::WebTemplate;
 use axum::{
     Router,
     extract::{Query, State},
-    http::StatusCode,
-    response::{IntoResponse, Redirect, Response},
+    response::{IntoResponse, Redirect},
     routing::get,
 };
 use serde::Deserialize;
-use usher_domain::secret::Secret;
+use usher_domain::{secret::Secret, service::invitations::ALREADY_ACCEPTED};
 
-use super::{Form, Layout, PageError, password_rules};
-use crate::{
-    AppState,
-    error::ApiError,
-    extract::{ClientOrigin, Who},
-    rest::with_cookie,
-};
+use super::{Form, Layout, Page, PageError, Result, password_rules};
+use crate::{AppState, error::ApiError, extract::ClientOrigin, rest::with_cookie};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -48,45 +42,39 @@ struct TokenQuery {
 }
 
 /// The accept page, or a page that says why the link leads nowhere.
-async fn signup_page(
-    state: &AppState,
-    identity: &usher_domain::service::auth::Identity,
-    token: &str,
-    form: Form,
-) -> Response {
-    match state.usher().resolve_invitation(token).await {
-        Ok(view) => SignupPage {
-            layout: Layout::new(state, Some(identity)),
-            form,
-            token: token.to_owned(),
-            inviter: format!("{} {}", view.inviter_first_name, view.inviter_last_name)
-                .trim()
-                .to_owned(),
-            email: view.email.to_string(),
-            password_rules: password_rules(state),
-        }
-        .into_response(),
+async fn signup_page(state: &AppState, layout: Layout, token: &str, form: Form) -> Result {
+    let view = match state.usher().resolve_invitation(token).await {
+        Ok(view) => view,
         Err(error) => {
             let mut error = ApiError::from(error);
-            if error.message == usher_domain::service::invitations::ALREADY_ACCEPTED {
+            if error.message == ALREADY_ACCEPTED {
                 error.message = format!(
                     "{}. Sign in with the email and password you chose.",
                     error.message
                 );
             }
-            let mut page = PageError::new(state, Some(identity), error);
-            page.page.heading = "This invitation link does not work".into();
-            page.into_response()
+            return Err(PageError::from(error).with_heading("This invitation link does not work"));
         }
+    };
+    Ok(SignupPage {
+        layout,
+        form,
+        token: token.to_owned(),
+        inviter: format!("{} {}", view.inviter_first_name, view.inviter_last_name)
+            .trim()
+            .to_owned(),
+        email: view.email.to_string(),
+        password_rules: password_rules(state),
     }
+    .into_response())
 }
 
 async fn view_signup_get(
     State(state): State<AppState>,
-    Who(identity): Who,
+    page: Page,
     Query(query): Query<TokenQuery>,
-) -> Response {
-    signup_page(&state, &identity, &query.token, Form::default()).await
+) -> Result {
+    signup_page(&state, page.layout, &query.token, Form::default()).await
 }
 
 #[derive(Deserialize, Default)]
@@ -100,11 +88,11 @@ struct SignupForm {
 
 async fn view_signup_post(
     State(state): State<AppState>,
-    Who(identity): Who,
+    page: Page,
     ClientOrigin(origin): ClientOrigin,
     axum::Form(input): axum::Form<SignupForm>,
-) -> Response {
-    let result = state
+) -> Result {
+    let accepted = state
         .usher()
         .accept_invitation(
             &input.token,
@@ -114,17 +102,17 @@ async fn view_signup_post(
             &origin,
         )
         .await;
-    match result {
-        Ok(session) => with_cookie(
+    match accepted {
+        Ok(session) => Ok(with_cookie(
             Redirect::to(&state.path("/")),
             state.session_cookie(&session),
-        ),
+        )),
         Err(error) => {
             let form = Form::default()
                 .with("firstName", input.first_name)
                 .with("lastName", input.last_name)
                 .error(error, &[]);
-            signup_page(&state, &identity, &input.token, form).await
+            signup_page(&state, page.layout, &input.token, form).await
         }
     }
 }
@@ -137,16 +125,18 @@ struct SetPasswordPage {
     password_rules: String,
 }
 
-async fn view_set_password_get(State(state): State<AppState>, Who(identity): Who) -> Response {
-    match &identity.actor {
-        Some(actor) if actor.must_change_password() => SetPasswordPage {
-            layout: Layout::new(&state, Some(&identity)),
-            form: Form::default(),
-            password_rules: password_rules(&state),
-        }
-        .into_response(),
-        _ => Redirect::to(&state.path("/")).into_response(),
+/// Only for a person with a temporary password; anyone else goes home.
+async fn view_set_password_get(State(state): State<AppState>, page: Page) -> Result {
+    let held = page.identity.actor.as_ref();
+    if !held.is_some_and(|actor| actor.must_change_password()) {
+        return Ok(Redirect::to(&state.path("/")).into_response());
     }
+    Ok(SetPasswordPage {
+        layout: page.layout,
+        form: Form::default(),
+        password_rules: password_rules(&state),
+    }
+    .into_response())
 }
 
 #[derive(Deserialize, Default)]
@@ -157,27 +147,24 @@ struct SetPasswordForm {
 
 async fn view_set_password_post(
     State(state): State<AppState>,
-    Who(identity): Who,
+    page: Page,
     ClientOrigin(origin): ClientOrigin,
     axum::Form(input): axum::Form<SetPasswordForm>,
-) -> Response {
-    let Some(actor) = &identity.actor else {
-        return Redirect::to(&state.path("/signin")).into_response();
+) -> Result {
+    let Some(actor) = &page.identity.actor else {
+        return Ok(Redirect::to(&state.path("/signin")).into_response());
     };
-    match state
+    let replaced = state
         .usher()
         .replace_temporary_password(actor, &input.password, &origin)
-        .await
-    {
+        .await;
+    Ok(match replaced {
         Ok(()) => Redirect::to(&state.path("/")).into_response(),
-        Err(error) => (
-            StatusCode::OK,
-            SetPasswordPage {
-                layout: Layout::new(&state, Some(&identity)),
-                form: Form::default().error(error, &[]),
-                password_rules: password_rules(&state),
-            },
-        )
-            .into_response(),
-    }
+        Err(error) => SetPasswordPage {
+            layout: page.layout,
+            form: Form::default().error(error, &[]),
+            password_rules: password_rules(&state),
+        }
+        .into_response(),
+    })
 }

@@ -4,27 +4,24 @@ use askama::Template;
 use askama_web::WebTemplate;
 use axum::{
     Router,
-    extract::{Path, Query, State},
-    response::{IntoResponse, Response},
+    extract::{Query, State},
+    response::IntoResponse,
     routing::{get, post},
 };
 use serde::Deserialize;
 use usher_domain::{
-    clock::rfc3339,
-    model::{Role, User},
+    model::{Role, User, UserId},
     service::{
-        auth::{Actor, Identity},
+        Usher,
         invitations::{InviteRequest, Invited},
         onboarding::{Created, NewUser},
     },
 };
 
-use super::{Layout, PageError};
+use super::{Layout, Result, Shown, SignedInPage, day, percent_encode};
 use crate::{
     AppState,
-    error::ApiError,
-    extract::{ClientOrigin, Who},
-    rest::user_id,
+    extract::{ClientOrigin, Id},
 };
 
 pub fn router() -> Router<AppState> {
@@ -77,17 +74,21 @@ struct UsersPage {
     error: Option<String>,
 }
 
-/// What a post adds to the page it shows next.
+/// Who a post invited or added, for the page to list with their links or
+/// temporary passwords (shown once).
 #[derive(Default)]
-struct Outcome {
+struct Added {
     invited: Vec<Invited>,
     created: Vec<Created>,
-    notice: Option<String>,
-    error: Option<String>,
 }
 
-pub(super) fn day(millis: i64) -> String {
-    rfc3339(millis).chars().take(10).collect()
+impl Added {
+    fn invited(invited: Vec<Invited>) -> Self {
+        Self {
+            invited,
+            ..Self::default()
+        }
+    }
 }
 
 pub(super) fn status(user: &User, everyone: &[User]) -> String {
@@ -116,16 +117,9 @@ fn csv_field(text: &str) -> String {
     }
 }
 
-async fn render(
-    state: &AppState,
-    identity: &Identity,
-    actor: &Actor,
-    outcome: Outcome,
-) -> Response {
-    let everyone = match state.usher().users(actor).await {
-        Ok(users) => users,
-        Err(error) => return PageError::new(state, Some(identity), error.into()).into_response(),
-    };
+async fn render(state: &AppState, page: SignedInPage, shown: Shown<Added>) -> Result {
+    let actor = &page.actor;
+    let everyone = state.usher().users(actor).await?;
     let users = everyone
         .iter()
         .map(|u| UserRow {
@@ -137,7 +131,7 @@ async fn render(
             email: u.email.as_ref().map(|e| e.to_string()).unwrap_or_default(),
             role: u.role.label(),
             // Members see others' names, emails and roles only, as in the API.
-            status: if usher_domain::service::Usher::sees_full_profile(actor, u) {
+            status: if Usher::sees_full_profile(actor, u) {
                 status(u, &everyone)
             } else {
                 String::new()
@@ -146,13 +140,14 @@ async fn render(
         })
         .collect();
     let mut csv = String::new();
-    if outcome
-        .created
-        .iter()
-        .any(|c| c.temporary_password.is_some())
-    {
+    let Shown {
+        notice,
+        error,
+        with: added,
+    } = shown;
+    if added.created.iter().any(|c| c.temporary_password.is_some()) {
         csv.push_str("email,first name,last name,role,temporary password\n");
-        for created in &outcome.created {
+        for created in &added.created {
             if let (Some(user), Some(password)) = (&created.user, &created.temporary_password) {
                 let fields = [
                     created.email.as_str(),
@@ -172,18 +167,17 @@ async fn render(
             }
         }
     }
-    let mut layout = Layout::new(state, Some(identity));
-    layout.settle_at = Some(state.path("/settings/users"));
-    UsersPage {
-        layout,
-        owner_set_up: identity.instance.owner_set_up,
-        can_manage: actor.user.role.manages_users() && identity.instance.owner_set_up,
+    let owner_set_up = page.instance.owner_set_up;
+    Ok(UsersPage {
+        layout: page.layout.at("/settings/users"),
+        owner_set_up,
+        can_manage: actor.user.role.manages_users() && owner_set_up,
         is_owner: actor.user.role == Role::Owner,
         mail_configured: state.usher().mail_configured(),
         links_allowed: !state.settings().mail.invite_links_email_only,
         invite_hours: state.settings().mail.invite_lifetime_hours,
         users,
-        invited: outcome
+        invited: added
             .invited
             .into_iter()
             .map(|i| InvitedRow {
@@ -193,7 +187,7 @@ async fn render(
                 error: i.error,
             })
             .collect(),
-        created: outcome
+        created: added
             .created
             .into_iter()
             .map(|c| CreatedRow {
@@ -202,11 +196,11 @@ async fn render(
                 error: c.error,
             })
             .collect(),
-        csv: super::percent_encode(&csv, b""),
-        notice: outcome.notice,
-        error: outcome.error,
+        csv: percent_encode(&csv, b""),
+        notice,
+        error,
     }
-    .into_response()
+    .into_response())
 }
 
 #[derive(Deserialize, Default)]
@@ -218,9 +212,9 @@ struct UsersQuery {
 
 async fn view_users_get(
     State(state): State<AppState>,
-    Who(identity): Who,
+    page: SignedInPage,
     Query(query): Query<UsersQuery>,
-) -> Response {
+) -> Result {
     let notice = query.deleted.map(|done| {
         match done.as_str() {
             "transferred" => {
@@ -231,14 +225,7 @@ async fn view_users_get(
         }
         .to_owned()
     });
-    let outcome = Outcome {
-        notice,
-        ..Outcome::default()
-    };
-    match super::signed_in(&state, &identity, "/settings/users") {
-        Ok(actor) => render(&state, &identity, &actor, outcome).await,
-        Err(response) => response,
-    }
+    render(&state, page, notice.map(Shown::notice).unwrap_or_default()).await
 }
 
 #[derive(Deserialize, Default)]
@@ -259,14 +246,10 @@ fn split_emails(text: &str) -> Vec<String> {
 
 async fn view_users_invite(
     State(state): State<AppState>,
-    Who(identity): Who,
+    page: SignedInPage,
     ClientOrigin(origin): ClientOrigin,
     axum::Form(form): axum::Form<InviteForm>,
-) -> Response {
-    let actor = match super::signed_in(&state, &identity, "/settings/users") {
-        Ok(actor) => actor,
-        Err(response) => return response,
-    };
+) -> Result {
     let role = Some(form.role).filter(|r| !r.is_empty());
     let requests = split_emails(&form.emails)
         .into_iter()
@@ -275,17 +258,11 @@ async fn view_users_invite(
             role: role.clone(),
         })
         .collect();
-    let outcome = match state.usher().invite(&actor, requests, &origin).await {
-        Ok(invited) => Outcome {
-            invited,
-            ..Outcome::default()
-        },
-        Err(error) => Outcome {
-            error: Some(ApiError::from(error).message),
-            ..Outcome::default()
-        },
-    };
-    render(&state, &identity, &actor, outcome).await
+    let invited = state.usher().invite(&page.actor, requests, &origin).await;
+    let shown = Shown::of(invited, |invited| {
+        Shown::default().with(Added::invited(invited))
+    });
+    render(&state, page, shown).await
 }
 
 #[derive(Deserialize, Default)]
@@ -297,14 +274,10 @@ struct CreateForm {
 
 async fn view_users_create(
     State(state): State<AppState>,
-    Who(identity): Who,
+    page: SignedInPage,
     ClientOrigin(origin): ClientOrigin,
     axum::Form(form): axum::Form<CreateForm>,
-) -> Response {
-    let actor = match super::signed_in(&state, &identity, "/settings/users") {
-        Ok(actor) => actor,
-        Err(response) => return response,
-    };
+) -> Result {
     let role = Some(form.role).filter(|r| !r.is_empty());
     let users = form
         .lines
@@ -321,86 +294,70 @@ async fn view_users_create(
             }
         })
         .collect();
-    let outcome = match state.usher().create_users(&actor, users, &origin).await {
-        Ok(created) => Outcome {
+    let created = state
+        .usher()
+        .create_users(&page.actor, users, &origin)
+        .await;
+    let shown = Shown::of(created, |created| {
+        Shown::default().with(Added {
             created,
-            ..Outcome::default()
-        },
-        Err(error) => Outcome {
-            error: Some(ApiError::from(error).message),
-            ..Outcome::default()
-        },
-    };
-    render(&state, &identity, &actor, outcome).await
-}
-
-#[derive(Clone, Copy)]
-enum PendingAction {
-    Resend,
-    Link,
-    Revoke,
-}
-
-async fn pending_action(
-    state: AppState,
-    identity: Identity,
-    origin: usher_domain::model::Origin,
-    id: String,
-    action: PendingAction,
-) -> Response {
-    let actor = match super::signed_in(&state, &identity, "/settings/users") {
-        Ok(actor) => actor,
-        Err(response) => return response,
-    };
-    let usher = state.usher();
-    let result = match user_id(&id) {
-        Err(error) => Err(error),
-        Ok(id) => match action {
-            PendingAction::Resend => usher.resend_invitation(&actor, id, &origin).await.map(|i| Outcome { invited: vec![i], ..Outcome::default() }),
-            PendingAction::Link => usher.new_invite_link(&actor, id, &origin).await.map(|i| Outcome {
-                notice: Some("A new invitation link is below; earlier links for this person no longer work.".into()),
-                invited: vec![i],
-                ..Outcome::default()
-            }),
-            PendingAction::Revoke => usher
-                .revoke_invitation(&actor, id, &origin)
-                .await
-                .map(|()| Outcome { notice: Some("The invitation is withdrawn; its link no longer works.".into()), ..Outcome::default() }),
-        }
-        .map_err(ApiError::from),
-    };
-    let outcome = result.unwrap_or_else(|error| Outcome {
-        error: Some(error.message),
-        ..Outcome::default()
+            ..Added::default()
+        })
     });
-    render(&state, &identity, &actor, outcome).await
+    render(&state, page, shown).await
 }
 
+/// Sends a pending user a new invitation; the old link stops working.
 async fn view_users_resend(
     State(state): State<AppState>,
-    Who(identity): Who,
+    page: SignedInPage,
     ClientOrigin(origin): ClientOrigin,
-    Path(id): Path<String>,
-) -> Response {
-    pending_action(state, identity, origin, id, PendingAction::Resend).await
+    Id(id): Id<UserId>,
+) -> Result {
+    let sent = state
+        .usher()
+        .resend_invitation(&page.actor, id, &origin)
+        .await;
+    let shown = Shown::of(sent, |invited| {
+        Shown::default().with(Added::invited(vec![invited]))
+    });
+    render(&state, page, shown).await
 }
 
+/// A new invitation link to copy, without an email.
 async fn view_users_link(
     State(state): State<AppState>,
-    Who(identity): Who,
+    page: SignedInPage,
     ClientOrigin(origin): ClientOrigin,
-    Path(id): Path<String>,
-) -> Response {
-    pending_action(state, identity, origin, id, PendingAction::Link).await
+    Id(id): Id<UserId>,
+) -> Result {
+    let made = state
+        .usher()
+        .new_invite_link(&page.actor, id, &origin)
+        .await;
+    let shown = Shown::of(made, |invited| {
+        Shown::notice(
+            "A new invitation link is below; earlier links for this person no longer work.",
+        )
+        .with(Added::invited(vec![invited]))
+    });
+    render(&state, page, shown).await
 }
 
 async fn view_users_revoke(
     State(state): State<AppState>,
-    Who(identity): Who,
+    page: SignedInPage,
     ClientOrigin(origin): ClientOrigin,
-    Path(id): Path<String>,
-) -> Response {
-    pending_action(state, identity, origin, id, PendingAction::Revoke).await
+    Id(id): Id<UserId>,
+) -> Result {
+    let revoked = state
+        .usher()
+        .revoke_invitation(&page.actor, id, &origin)
+        .await;
+    let shown = Shown::of(revoked, |()| {
+        Shown::notice("The invitation is withdrawn; its link no longer works.")
+    });
+    render(&state, page, shown).await
 }
 
 #[cfg(test)]

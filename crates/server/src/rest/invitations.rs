@@ -3,7 +3,7 @@
 
 use axum::{
     Router,
-    extract::{Path, Query, State},
+    extract::{Query, State},
     response::Response,
     routing::{delete, get, post},
 };
@@ -22,7 +22,7 @@ use super::{Data, UserJson, auth::signed_in, data};
 use crate::{
     AppState,
     error::{ApiError, Result},
-    extract::{ClientOrigin, Json, SignedIn},
+    extract::{ClientOrigin, Id, Json, SignedIn},
 };
 
 pub fn router() -> Router<AppState> {
@@ -83,47 +83,33 @@ async fn invite(
     Ok(data(outcomes.into_iter().map(InviteResult::from).collect()))
 }
 
-pub(crate) fn user_id(text: &str) -> Result<UserId> {
-    UserId::parse(text)
-        .ok_or_else(|| ApiError::from(usher_domain::Error::not_found("There is no such user.")))
-}
-
 async fn reinvite(
     State(state): State<AppState>,
     SignedIn(actor): SignedIn,
+    Id(id): Id<UserId>,
     ClientOrigin(origin): ClientOrigin,
-    Path(id): Path<String>,
 ) -> Result<Json<Data<InviteResult>>> {
-    let invited = state
-        .usher()
-        .resend_invitation(&actor, user_id(&id)?, &origin)
-        .await?;
+    let invited = state.usher().resend_invitation(&actor, id, &origin).await?;
     Ok(data(InviteResult::from(invited)))
 }
 
 async fn invite_link(
     State(state): State<AppState>,
     SignedIn(actor): SignedIn,
+    Id(id): Id<UserId>,
     ClientOrigin(origin): ClientOrigin,
-    Path(id): Path<String>,
 ) -> Result<Json<Data<Value>>> {
-    let invited = state
-        .usher()
-        .new_invite_link(&actor, user_id(&id)?, &origin)
-        .await?;
+    let invited = state.usher().new_invite_link(&actor, id, &origin).await?;
     Ok(data(json!({"link": invited.accept_url})))
 }
 
 async fn revoke(
     State(state): State<AppState>,
     SignedIn(actor): SignedIn,
+    Id(id): Id<UserId>,
     ClientOrigin(origin): ClientOrigin,
-    Path(id): Path<String>,
 ) -> Result<Json<Data<Value>>> {
-    state
-        .usher()
-        .revoke_invitation(&actor, user_id(&id)?, &origin)
-        .await?;
+    state.usher().revoke_invitation(&actor, id, &origin).await?;
     Ok(data(json!({"success": true})))
 }
 

@@ -14,8 +14,6 @@ mod resources;
 mod roles;
 mod users;
 
-pub(crate) use invitations::user_id;
-
 use axum::{
     Router,
     http::HeaderValue,

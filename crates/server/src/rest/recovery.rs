@@ -2,19 +2,19 @@
 
 use axum::{
     Router,
-    extract::{Path, Query, State},
+    extract::{Query, State},
     response::Response,
     routing::{get, post},
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
-use usher_domain::{secret::Secret, service::mfa::SecondFactor};
+use usher_domain::{model::UserId, secret::Secret, service::mfa::SecondFactor};
 
-use super::{Data, auth::signed_in, data, user_id};
+use super::{Data, auth::signed_in, data};
 use crate::{
     AppState,
     error::Result,
-    extract::{ClientOrigin, Json, SignedIn},
+    extract::{ClientOrigin, Id, Json, SignedIn},
 };
 
 pub fn router() -> Router<AppState> {
@@ -87,12 +87,12 @@ async fn change(
 async fn reset_link(
     State(state): State<AppState>,
     SignedIn(actor): SignedIn,
+    Id(id): Id<UserId>,
     ClientOrigin(origin): ClientOrigin,
-    Path(id): Path<String>,
 ) -> Result<Json<Data<Value>>> {
     let link = state
         .usher()
-        .password_reset_link(&actor, user_id(&id)?, &origin)
+        .password_reset_link(&actor, id, &origin)
         .await?;
     Ok(data(json!({"link": link})))
 }
@@ -100,12 +100,12 @@ async fn reset_link(
 async fn force_reset(
     State(state): State<AppState>,
     SignedIn(actor): SignedIn,
+    Id(id): Id<UserId>,
     ClientOrigin(origin): ClientOrigin,
-    Path(id): Path<String>,
 ) -> Result<Json<Data<Value>>> {
     let temporary = state
         .usher()
-        .force_password_reset(&actor, user_id(&id)?, &origin)
+        .force_password_reset(&actor, id, &origin)
         .await?;
     Ok(data(json!({"temporaryPassword": temporary.expose()})))
 }

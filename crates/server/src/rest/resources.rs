@@ -3,22 +3,23 @@
 
 use axum::{
     Router,
-    extract::{Path, Query, State},
+    extract::{Query, State},
     routing::{delete, get, post},
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
 use usher_domain::{
     clock::rfc3339,
-    resources::{Project, ProjectRole, Tag},
+    model::UserId,
+    resources::{CredentialId, Project, ProjectId, ProjectRole, Tag, TagId, WorkflowId},
     service::resources::{Access, CredentialChange, CredentialView, WorkflowChange, WorkflowView},
 };
 
-use super::{Data, data, user_id};
+use super::{Data, data};
 use crate::{
     AppState,
     error::Result,
-    extract::{ClientOrigin, Json, SignedIn},
+    extract::{ClientOrigin, Id, Ids, Json, SignedIn, optional_id},
 };
 
 pub fn router() -> Router<AppState> {
@@ -134,14 +135,24 @@ struct WorkflowBody {
 }
 
 impl WorkflowBody {
-    fn change(self) -> (Option<String>, Option<String>, WorkflowChange) {
+    /// The name, the project to create in, and the change; the ids parsed.
+    fn change(self) -> usher_domain::Result<(Option<String>, Option<ProjectId>, WorkflowChange)> {
+        let tag_ids = match self.tags {
+            Some(tags) => Some(
+                tags.iter()
+                    .map(|t| t.parse())
+                    .collect::<usher_domain::Result<_>>()?,
+            ),
+            None => None,
+        };
         let change = WorkflowChange {
             name: self.name.clone(),
             definition: self.definition,
             active: self.active,
-            tag_ids: self.tags,
+            tag_ids,
         };
-        (self.name, self.project_id, change)
+        let project = optional_id(self.project_id.as_deref())?;
+        Ok((self.name, project, change))
     }
 }
 
@@ -151,13 +162,13 @@ async fn create_workflow(
     ClientOrigin(origin): ClientOrigin,
     Json(body): Json<WorkflowBody>,
 ) -> Result<Json<Data<Value>>> {
-    let (name, project, change) = body.change();
+    let (name, project, change) = body.change()?;
     let view = state
         .usher()
         .create_workflow(
             &actor,
             name.as_deref().unwrap_or_default(),
-            project.as_deref(),
+            project,
             change,
             &origin,
         )
@@ -168,25 +179,25 @@ async fn create_workflow(
 async fn get_workflow(
     State(state): State<AppState>,
     SignedIn(actor): SignedIn,
-    Path(id): Path<String>,
+    Id(id): Id<WorkflowId>,
 ) -> Result<Json<Data<Value>>> {
     Ok(data(workflow_json(
-        &state.usher().workflow(&actor, &id).await?,
+        &state.usher().workflow(&actor, id).await?,
     )))
 }
 
 async fn update_workflow(
     State(state): State<AppState>,
     SignedIn(actor): SignedIn,
+    Id(id): Id<WorkflowId>,
     ClientOrigin(origin): ClientOrigin,
-    Path(id): Path<String>,
     Json(body): Json<WorkflowBody>,
 ) -> Result<Json<Data<Value>>> {
-    let (_, _, change) = body.change();
+    let (_, _, change) = body.change()?;
     Ok(data(workflow_json(
         &state
             .usher()
-            .update_workflow(&actor, &id, change, &origin)
+            .update_workflow(&actor, id, change, &origin)
             .await?,
     )))
 }
@@ -194,10 +205,10 @@ async fn update_workflow(
 async fn delete_workflow(
     State(state): State<AppState>,
     SignedIn(actor): SignedIn,
+    Id(id): Id<WorkflowId>,
     ClientOrigin(origin): ClientOrigin,
-    Path(id): Path<String>,
 ) -> Result<Json<Data<Value>>> {
-    state.usher().delete_workflow(&actor, &id, &origin).await?;
+    state.usher().delete_workflow(&actor, id, &origin).await?;
     Ok(data(json!({"success": true})))
 }
 
@@ -231,7 +242,7 @@ async fn create_credential(
             &actor,
             body.name.as_deref().unwrap_or_default(),
             body.kind.as_deref().unwrap_or_default(),
-            body.project_id.as_deref(),
+            optional_id(body.project_id.as_deref())?,
             body.data.unwrap_or_else(|| json!({})),
             &origin,
         )
@@ -248,13 +259,13 @@ struct CredentialQuery {
 async fn get_credential(
     State(state): State<AppState>,
     SignedIn(actor): SignedIn,
-    Path(id): Path<String>,
+    Id(id): Id<CredentialId>,
     Query(query): Query<CredentialQuery>,
 ) -> Result<Json<Data<Value>>> {
     Ok(data(credential_json(
         &state
             .usher()
-            .credential(&actor, &id, query.include_data)
+            .credential(&actor, id, query.include_data)
             .await?,
     )))
 }
@@ -262,8 +273,8 @@ async fn get_credential(
 async fn update_credential(
     State(state): State<AppState>,
     SignedIn(actor): SignedIn,
+    Id(id): Id<CredentialId>,
     ClientOrigin(origin): ClientOrigin,
-    Path(id): Path<String>,
     Json(body): Json<CredentialBody>,
 ) -> Result<Json<Data<Value>>> {
     let change = CredentialChange {
@@ -274,7 +285,7 @@ async fn update_credential(
     Ok(data(credential_json(
         &state
             .usher()
-            .update_credential(&actor, &id, change, &origin)
+            .update_credential(&actor, id, change, &origin)
             .await?,
     )))
 }
@@ -282,13 +293,10 @@ async fn update_credential(
 async fn delete_credential(
     State(state): State<AppState>,
     SignedIn(actor): SignedIn,
+    Id(id): Id<CredentialId>,
     ClientOrigin(origin): ClientOrigin,
-    Path(id): Path<String>,
 ) -> Result<Json<Data<Value>>> {
-    state
-        .usher()
-        .delete_credential(&actor, &id, &origin)
-        .await?;
+    state.usher().delete_credential(&actor, id, &origin).await?;
     Ok(data(json!({"success": true})))
 }
 
@@ -325,20 +333,20 @@ async fn create_tag(
 async fn rename_tag(
     State(state): State<AppState>,
     SignedIn(actor): SignedIn,
-    Path(id): Path<String>,
+    Id(id): Id<TagId>,
     Json(body): Json<TagBody>,
 ) -> Result<Json<Data<Value>>> {
-    state.usher().rename_tag(&actor, &id, &body.name).await?;
+    state.usher().rename_tag(&actor, id, &body.name).await?;
     Ok(data(json!({"success": true})))
 }
 
 async fn delete_tag(
     State(state): State<AppState>,
     SignedIn(actor): SignedIn,
+    Id(id): Id<TagId>,
     ClientOrigin(origin): ClientOrigin,
-    Path(id): Path<String>,
 ) -> Result<Json<Data<Value>>> {
-    state.usher().delete_tag(&actor, &id, &origin).await?;
+    state.usher().delete_tag(&actor, id, &origin).await?;
     Ok(data(json!({"success": true})))
 }
 
@@ -385,9 +393,9 @@ async fn create_project(
 async fn get_project(
     State(state): State<AppState>,
     SignedIn(actor): SignedIn,
-    Path(id): Path<String>,
+    Id(id): Id<ProjectId>,
 ) -> Result<Json<Data<Value>>> {
-    let (project, access, members) = state.usher().project(&actor, &id).await?;
+    let (project, access, members) = state.usher().project(&actor, id).await?;
     let mut value = project_json(&project);
     value["access"] = json!(access_str(access));
     value["members"] = json!(
@@ -406,23 +414,20 @@ async fn get_project(
 async fn rename_project(
     State(state): State<AppState>,
     SignedIn(actor): SignedIn,
-    Path(id): Path<String>,
+    Id(id): Id<ProjectId>,
     Json(body): Json<ProjectBody>,
 ) -> Result<Json<Data<Value>>> {
-    state
-        .usher()
-        .rename_project(&actor, &id, &body.name)
-        .await?;
+    state.usher().rename_project(&actor, id, &body.name).await?;
     Ok(data(json!({"success": true})))
 }
 
 async fn delete_project(
     State(state): State<AppState>,
     SignedIn(actor): SignedIn,
+    Id(id): Id<ProjectId>,
     ClientOrigin(origin): ClientOrigin,
-    Path(id): Path<String>,
 ) -> Result<Json<Data<Value>>> {
-    state.usher().delete_project(&actor, &id, &origin).await?;
+    state.usher().delete_project(&actor, id, &origin).await?;
     Ok(data(json!({"success": true})))
 }
 
@@ -436,13 +441,14 @@ struct MemberBody {
 async fn set_member(
     State(state): State<AppState>,
     SignedIn(actor): SignedIn,
+    Id(id): Id<ProjectId>,
     ClientOrigin(origin): ClientOrigin,
-    Path(id): Path<String>,
     Json(body): Json<MemberBody>,
 ) -> Result<Json<Data<Value>>> {
+    let user = body.user_id.parse()?;
     state
         .usher()
-        .set_project_member(&actor, &id, &body.user_id, &body.role, &origin)
+        .set_project_member(&actor, id, user, &body.role, &origin)
         .await?;
     Ok(data(json!({"success": true})))
 }
@@ -450,12 +456,12 @@ async fn set_member(
 async fn remove_member(
     State(state): State<AppState>,
     SignedIn(actor): SignedIn,
+    Ids(id, user): Ids<ProjectId, UserId>,
     ClientOrigin(origin): ClientOrigin,
-    Path((id, user)): Path<(String, String)>,
 ) -> Result<Json<Data<Value>>> {
     state
         .usher()
-        .remove_project_member(&actor, &id, &user, &origin)
+        .remove_project_member(&actor, id, user, &origin)
         .await?;
     Ok(data(json!({"success": true})))
 }
@@ -470,13 +476,13 @@ struct DeleteQuery {
 async fn delete_user(
     State(state): State<AppState>,
     SignedIn(actor): SignedIn,
+    Id(id): Id<UserId>,
     ClientOrigin(origin): ClientOrigin,
-    Path(id): Path<String>,
     Query(query): Query<DeleteQuery>,
 ) -> Result<Json<Data<Value>>> {
     state
         .usher()
-        .delete_user(&actor, user_id(&id)?, query.transfer_id.as_deref(), &origin)
+        .delete_user(&actor, id, query.transfer_id.as_deref(), &origin)
         .await?;
     Ok(data(json!({"success": true})))
 }
@@ -484,12 +490,9 @@ async fn delete_user(
 async fn user_projects(
     State(state): State<AppState>,
     SignedIn(actor): SignedIn,
-    Path(id): Path<String>,
+    Id(id): Id<UserId>,
 ) -> Result<Json<Data<Vec<Value>>>> {
-    let roles = state
-        .usher()
-        .project_roles_of(&actor, user_id(&id)?)
-        .await?;
+    let roles = state.usher().project_roles_of(&actor, id).await?;
     Ok(data(
         roles
             .iter()

@@ -2,18 +2,18 @@
 
 use axum::{
     Router,
-    extract::{Path, Query, State},
+    extract::{Query, State},
     routing::{get, patch, post},
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
-use usher_domain::{clock::rfc3339, secret::Secret, store::AuditFilter};
+use usher_domain::{clock::rfc3339, model::UserId, secret::Secret, store::AuditFilter};
 
-use super::{Data, UserJson, data, user_id};
+use super::{Data, UserJson, data};
 use crate::{
     AppState,
     error::Result,
-    extract::{ClientOrigin, Json, SignedIn},
+    extract::{ClientOrigin, Id, Json, SignedIn},
 };
 
 pub fn router() -> Router<AppState> {
@@ -32,13 +32,13 @@ struct RoleBody {
 async fn change_role(
     State(state): State<AppState>,
     SignedIn(actor): SignedIn,
+    Id(id): Id<UserId>,
     ClientOrigin(origin): ClientOrigin,
-    Path(id): Path<String>,
     Json(body): Json<RoleBody>,
 ) -> Result<Json<Data<UserJson>>> {
     let user = state
         .usher()
-        .change_role(&actor, user_id(&id)?, &body.new_role_name, &origin)
+        .change_role(&actor, id, &body.new_role_name, &origin)
         .await?;
     Ok(data(UserJson::from(&user)))
 }
@@ -58,12 +58,7 @@ async fn transfer(
 ) -> Result<Json<Data<UserJson>>> {
     let owner = state
         .usher()
-        .transfer_ownership(
-            &actor,
-            user_id(&body.new_owner_id)?,
-            &body.password,
-            &origin,
-        )
+        .transfer_ownership(&actor, body.new_owner_id.parse()?, &body.password, &origin)
         .await?;
     Ok(data(UserJson::from(&owner)))
 }

@@ -17,7 +17,7 @@ use std::{
 use fantoccini::{Client, ClientBuilder, Locator, elements::Element};
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::json;
-use usher_domain::model::Role;
+use usher_domain::{model::Role, store::ProjectStore as _};
 
 use crate::harness::*;
 use crate::mail_sink::{Security, SmtpSink};
@@ -630,9 +630,7 @@ async fn a_member_sees_only_their_work_and_the_owner_deletes_a_user_with_transfe
     browser.appears("#delete-user-form").await?;
     assert_eq!(browser.path().await?, format!("/settings/users/{}", ben.id));
     let ann_project = server
-        .state
-        .usher()
-        .store()
+        .store
         .projects_of(ann.id)
         .await?
         .into_iter()

@@ -102,7 +102,7 @@ async fn health_answers_and_readiness_follows_the_database(db: Db) -> TestResult
             .status(),
         StatusCode::OK
     );
-    server.state.store().close().await;
+    server.store.close().await;
     let down = client.get(server.at("/healthz/readiness")).send().await?;
     assert_eq!(down.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(body(down).await["message"], "The database does not answer.");
@@ -116,7 +116,7 @@ async fn health_answers_and_readiness_follows_the_database(db: Db) -> TestResult
 async fn a_server_failure_hides_its_cause_and_gives_the_request_id(db: Db) -> TestResult {
     let server = TestServer::start(db).await;
     let owner = server.owner().await;
-    server.state.store().close().await;
+    server.store.close().await;
     let response = owner.get(server.at("/rest/me")).send().await?;
     assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
     let header_id = response

@@ -16,8 +16,9 @@ use usher_domain::{
     model::{Email, Role, User, UserId},
     password::PasswordHasher,
     secret::Secret,
+    store::UserStore as _,
 };
-use usher_server::{AppState, Internals, Settings, settings::Env};
+use usher_server::{AppState, Internals, Settings, SqlStore, settings::Env};
 
 pub type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -237,6 +238,9 @@ fn url_parts(url: &str) -> UrlParts {
 pub struct TestServer {
     pub url: String,
     pub state: AppState,
+    /// The server's own database handle: to look into the database, and to
+    /// close it under the running server.
+    pub store: SqlStore,
     pub clock: Arc<ShiftableClock>,
     pub storage: Arc<Storage>,
     shutdown: Option<oneshot::Sender<()>>,
@@ -339,7 +343,8 @@ impl TestServer {
             clock: clock.clone(),
             trusted_certificates,
         };
-        let state = usher_server::build(settings, internals).await?;
+        let store = usher_server::open_store(&settings).await?;
+        let state = usher_server::build_on(store.clone(), settings, internals).await?;
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(usher_server::serve(listener, state.clone(), async move {
             let _ = rx.await;
@@ -348,6 +353,7 @@ impl TestServer {
         Ok(Self {
             url: format!("http://{address}{base_path}"),
             state,
+            store,
             clock,
             storage,
             shutdown: Some(tx),
@@ -432,9 +438,7 @@ impl TestServer {
             created_at: now,
             updated_at: now,
         };
-        self.state
-            .usher()
-            .store()
+        self.store
             .insert_user(&user)
             .await
             .unwrap_or_else(|e| panic!("insert: {e}"));

@@ -304,7 +304,7 @@ async fn credential_data_is_encrypted_never_listed_and_read_only_by_editors(db: 
         .as_str()
         .unwrap_or_default()
         .to_owned();
-    let stored = server.state.store().credentials(Visible::All).await?;
+    let stored = server.store.credentials(Visible::All).await?;
     assert_eq!(stored.len(), 1);
     assert!(
         !stored[0].sealed_data.contains("sk_live_secret"),
@@ -541,8 +541,7 @@ async fn deleting_a_user_with_transfer_moves_all_their_work_and_ends_their_sessi
     .await;
     let ann_project = personal_project(&server, &ann).await;
     let ben_id = server
-        .state
-        .store()
+        .store
         .user_by_email(&usher_domain::model::Email::parse("ben@example.com")?)
         .await?
         .map(|u| u.id.to_string())
@@ -622,8 +621,7 @@ async fn deleting_a_user_without_transfer_deletes_their_work_and_pending_users_s
     let (owner, _admin, _ann, ben) = team(&server).await;
     post(&server, &ben, "/rest/workflows", json!({"name": "Ben one"})).await;
     let ben_id = server
-        .state
-        .store()
+        .store
         .user_by_email(&usher_domain::model::Email::parse("ben@example.com")?)
         .await?
         .map(|u| u.id.to_string())
@@ -673,33 +671,23 @@ async fn a_transfer_that_fails_midway_leaves_every_user_and_workflow_as_it_was(
     )
     .await;
     let ben_user = server
-        .state
-        .store()
+        .store
         .user_by_email(&usher_domain::model::Email::parse("ben@example.com")?)
         .await?
         .ok_or("ben")?;
-    let before = server.state.store().workflows(Visible::All).await?;
+    let before = server.store.workflows(Visible::All).await?;
 
     // The target project disappears between the check and the transaction
     // (as when another admin deletes it at that moment): the foreign key
     // stops the move, and the transaction rolls back as a whole.
     let vanished = ProjectId::new();
-    let failed = server
-        .state
-        .store()
-        .delete_user(ben_user.id, Some(vanished))
-        .await;
+    let failed = server.store.delete_user(ben_user.id, Some(vanished)).await;
     assert!(failed.is_err(), "the move must fail");
     assert!(
-        server
-            .state
-            .store()
-            .user_by_id(ben_user.id)
-            .await?
-            .is_some(),
+        server.store.user_by_id(ben_user.id).await?.is_some(),
         "the user is still there"
     );
-    let after = server.state.store().workflows(Visible::All).await?;
+    let after = server.store.workflows(Visible::All).await?;
     assert_eq!(
         before
             .iter()
@@ -710,10 +698,7 @@ async fn a_transfer_that_fails_midway_leaves_every_user_and_workflow_as_it_was(
             .map(|w| (w.id, w.project_id))
             .collect::<Vec<_>>()
     );
-    assert_eq!(
-        server.state.store().credentials(Visible::All).await?.len(),
-        1
-    );
+    assert_eq!(server.store.credentials(Visible::All).await?.len(), 1);
     assert_eq!(
         ben.get(server.at("/rest/me")).send().await?.status(),
         StatusCode::OK,

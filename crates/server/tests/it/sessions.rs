@@ -79,7 +79,7 @@ async fn the_session_token_is_stored_only_as_its_hash(db: Db) -> TestResult {
         .map(|(_, v)| v.to_owned())
         .unwrap_or_default();
     assert!(value.len() >= 43, "at least 256 bits: {value}");
-    let store = server.state.store();
+    let store = server.store;
     assert!(
         store
             .session(&token::hash(&value), server.state.usher().now())
@@ -310,8 +310,7 @@ async fn more_than_a_thousand_attempts_from_one_address_in_five_minutes_are_slow
     let start = now - now.rem_euclid(window);
     for _ in 0..1000 {
         server
-            .state
-            .store()
+            .store
             .count_hit("login:ip:127.0.0.1", start, start + window)
             .await?;
     }
@@ -339,8 +338,7 @@ async fn bcrypt_hashes_imported_from_n8n_sign_in_and_are_replaced_by_argon2id(
     .await;
     assert_eq!(response.status(), StatusCode::OK);
     let stored = server
-        .state
-        .store()
+        .store
         .user_by_id(user.id)
         .await?
         .and_then(|u| u.password_hash)

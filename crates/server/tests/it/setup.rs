@@ -2,6 +2,7 @@
 
 use reqwest::StatusCode;
 use serde_json::json;
+use usher_domain::store::UserStore as _;
 
 use crate::harness::*;
 use crate::on_both_databases;
@@ -131,7 +132,7 @@ async fn setups_at_the_same_time_make_exactly_one_owner(db: Db) -> TestResult {
             .all(|s| *s == StatusCode::OK || *s == StatusCode::BAD_REQUEST),
         "{statuses:?}"
     );
-    let owners = server.state.usher().store().list_users().await?;
+    let owners = server.store.list_users().await?;
     assert_eq!(owners.len(), 1);
     Ok(())
 }
@@ -272,7 +273,7 @@ async fn resetting_user_management_returns_to_the_first_run(db: Db) -> TestResul
     );
     let first = server.client().get(server.at("/")).send().await?;
     assert_eq!(location(&first), "/setup");
-    assert!(server.state.usher().store().list_users().await?.is_empty());
+    assert!(server.store.list_users().await?.is_empty());
     // And set-up works again, with any email.
     server.owner().await;
     Ok(())

@@ -1,12 +1,6 @@
-//! PostgreSQL only: API keys and the users the public API reads, kept in
-//! memory, and dropped on every instance before a change to them returns.
-//!
-//! Issue 6 asks two things of the public API: a key loses its rights at once
-//! when its user is demoted or deleted, on every instance, and a single-user
-//! read runs at no less than half the rate of `/healthz`. A query to
-//! PostgreSQL per request cannot meet the second on two cores; a cache that
-//! is emptied "soon" cannot meet the first. This one is emptied *before* the
-//! change is answered, the way Keycloak invalidates its caches across a
+//! PostgreSQL's freshness for the cache of keys and users
+//! ([`crate::cache`]): every instance empties its cache *before* a change
+//! to them returns, the way Keycloak invalidates its caches across a
 //! cluster, with PostgreSQL as the only channel between instances:
 //!
 //! - every instance holds a shared advisory lock on a key of its schema, on a
@@ -34,20 +28,11 @@
 //! at most [`BARRIER_WAIT`], which is longer. A stalled instance has lost
 //! its lease by the time a writer gives up waiting for it.
 //!
-//! A read that began before a change and finishes after the cache was
-//! emptied must not put its old answer in the cache: each emptying starts a
-//! new generation, and an answer is kept only if the generation it was read
-//! in is still current.
-//!
-//! On SQLite the same cache is checked on every read instead
-//! ([`AuthCache::checked_per_read`]): every instance on a database file runs
-//! on the same machine, and SQLite tells a connection whether anyone
-//! committed since it last looked (`PRAGMA data_version`), which costs less
-//! than the lookup it saves (see [`crate::inline`]).
+//! The listening session is a connection of its own, outside the pool: it
+//! holds the lock for as long as the instance runs.
 
 use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex, Weak},
+    sync::{Arc, Weak},
     time::{Duration, Instant},
 };
 
@@ -55,11 +40,9 @@ use sqlx::{
     PgPool,
     postgres::{PgConnectOptions, PgConnection, PgListener, PgPoolOptions},
 };
-use usher_domain::{
-    clock::Millis,
-    model::{User, UserId},
-    store::{ApiKey, KeyUse, UserRef},
-};
+use usher_domain::store::{StoreError, StoreResult};
+
+use crate::cache::{AuthCache, Freshness};
 
 /// The channel every change to `users` and `api_keys` notifies (migration
 /// `0007_auth_cache.sql`); the payload is the schema.
@@ -80,8 +63,6 @@ pub(crate) const BARRIER_WAIT: &str = "3s";
 /// The longest a change waits for the turnstile: other changes may be in
 /// their barriers.
 const TURNSTILE_WAIT: &str = "10s";
-/// Entries kept at most, per map; past that the cache starts over.
-const CAPACITY: usize = 10_000;
 
 /// The second half of the lock key: the schema's name, hashed (FNV-1a), so
 /// that instances on different schemas of one database do not wait on each
@@ -93,160 +74,10 @@ pub(crate) fn schema_key(schema: &str) -> i32 {
     i32::from_ne_bytes(hash.to_ne_bytes())
 }
 
-#[derive(Debug, Default)]
-struct Entries {
-    /// SQLite: the caller checks the database before every lookup, so
-    /// neither hold nor lease applies.
-    checked_per_read: bool,
-    /// Whether the listening session holds the shared lock.
-    held: bool,
-    /// Until when the last successful check lets the cache be used.
-    lease_until: Option<Instant>,
-    generation: u64,
-    keys: HashMap<String, (ApiKey, User)>,
-    users: HashMap<UserId, User>,
-    emails: HashMap<String, UserId>,
-}
-
-impl Entries {
-    fn usable(&self) -> bool {
-        self.checked_per_read
-            || (self.held && self.lease_until.is_some_and(|until| Instant::now() < until))
-    }
-
-    fn empty(&mut self) {
-        self.generation += 1;
-        self.keys.clear();
-        self.users.clear();
-        self.emails.clear();
-    }
-
-    fn user(&self, target: &UserRef) -> Option<&User> {
-        let id = match target {
-            UserRef::Id(id) => id,
-            UserRef::Email(email) => self.emails.get(email.as_str())?,
-        };
-        self.users.get(id)
-    }
-
-    fn keep_user(&mut self, user: &User) {
-        if self.users.len() >= CAPACITY {
-            self.users.clear();
-            self.emails.clear();
-        }
-        if let Some(email) = &user.email {
-            self.emails.insert(email.as_str().to_owned(), user.id);
-        }
-        self.users.insert(user.id, user.clone());
-    }
-}
-
-/// The cache of one instance. Cheap to share: the listening task holds it
-/// weakly and ends when the store is gone.
-#[derive(Debug, Default)]
-pub(crate) struct AuthCache {
-    entries: Mutex<Entries>,
-}
-
-/// What a lookup found.
-pub(crate) enum Lookup {
-    /// Everything the request needs.
-    Hit(Box<KeyUse>),
-    /// Read the database; keep the answer with [`AuthCache::keep`] under
-    /// this generation.
-    Miss(u64),
-    /// The cache may not be used now: read the database, keep nothing.
-    Off,
-}
-
-impl AuthCache {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
-        // A panic while holding this lock leaves plain maps behind: usable.
-        self.entries.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// A cache whose caller finds out on every read whether anything
-    /// changed, and empties it if so (SQLite).
-    pub(crate) fn checked_per_read() -> Self {
-        Self {
-            entries: Mutex::new(Entries {
-                checked_per_read: true,
-                ..Entries::default()
-            }),
-        }
-    }
-
-    /// Forgets everything, for a caller that saw the database change.
-    pub(crate) fn empty(&self) {
-        self.lock().empty();
-    }
-
-    pub(crate) fn lookup(&self, key_hash: &str, target: Option<&UserRef>) -> Lookup {
-        let entries = self.lock();
-        if !entries.usable() {
-            return Lookup::Off;
-        }
-        let Some((key, user)) = entries.keys.get(key_hash) else {
-            return Lookup::Miss(entries.generation);
-        };
-        let target = match target {
-            None => None,
-            Some(target) => match entries.user(target) {
-                Some(found) => Some(found.clone()),
-                None => return Lookup::Miss(entries.generation),
-            },
-        };
-        Lookup::Hit(Box::new(KeyUse {
-            key: key.clone(),
-            user: user.clone(),
-            target,
-        }))
-    }
-
-    /// Keeps what a read of `generation` found, unless the cache was emptied
-    /// since.
-    pub(crate) fn keep(&self, generation: u64, found: &KeyUse) {
-        let mut entries = self.lock();
-        if entries.generation != generation || !entries.usable() {
-            return;
-        }
-        if entries.keys.len() >= CAPACITY {
-            entries.keys.clear();
-        }
-        entries.keys.insert(
-            found.key.key_hash.clone(),
-            (found.key.clone(), found.user.clone()),
-        );
-        entries.keep_user(&found.user);
-        if let Some(target) = &found.target {
-            entries.keep_user(target);
-        }
-    }
-
-    /// Records a key's use, written to the database once a minute, so the
-    /// cached key does not ask for that write on every request.
-    pub(crate) fn used(&self, key_hash: &str, at: Millis) {
-        if let Some((key, _)) = self.lock().keys.get_mut(key_hash) {
-            key.last_used_at = Some(at);
-        }
-    }
-
-    fn set_held(&self, held: bool) {
-        let mut entries = self.lock();
-        entries.empty();
-        entries.held = held;
-        entries.lease_until = None;
-    }
-
-    fn renew(&self, checked_at: Instant) {
-        self.lock().lease_until = Some(checked_at + LEASE);
-    }
-}
-
 /// Starts the listening task of an instance on `schema`. It runs until the
 /// returned cache is dropped.
 pub(crate) fn start(options: PgConnectOptions, schema: String) -> Arc<AuthCache> {
-    let cache = Arc::new(AuthCache::default());
+    let cache = Arc::new(AuthCache::held_by_lock());
     let weak = Arc::downgrade(&cache);
     tokio::spawn(async move {
         let pool = PgPoolOptions::new()
@@ -452,6 +283,27 @@ impl AuthSync {
     }
 }
 
+impl Freshness for AuthSync {
+    type Connection = PgConnection;
+
+    /// Nothing to ask: changes by any instance empty this cache as their
+    /// notifications arrive, and whether it may answer at all is its own
+    /// state (the hold and its lease).
+    async fn before_read(&self) -> StoreResult<()> {
+        Ok(())
+    }
+
+    /// The barrier. Its error is the caller's: the change is committed, but
+    /// not every instance may have let go of what it replaced.
+    async fn after_commit(&self, connection: &mut PgConnection) -> StoreResult<()> {
+        self.barrier(connection).await.map_err(|error| {
+            StoreError::Backend(format!(
+                "waiting for every instance to empty its cache of keys and users: {error}"
+            ))
+        })
+    }
+}
+
 async fn timeout(connection: &mut PgConnection, wait: &str) -> Result<(), sqlx::Error> {
     sqlx::query(sqlx::AssertSqlSafe(format!("SET lock_timeout = '{wait}'")))
         .execute(connection)
@@ -476,112 +328,7 @@ async fn lock(connection: &mut PgConnection, class: i32, key: i32) -> Result<boo
 
 #[cfg(test)]
 mod tests {
-    use usher_domain::model::{Email, Role};
-
     use super::*;
-
-    fn found(email: &str, hash: &str) -> KeyUse {
-        let user = User {
-            id: UserId::new(),
-            email: Email::parse(email).ok(),
-            first_name: "Ada".into(),
-            last_name: "Lovelace".into(),
-            role: Role::Admin,
-            password_hash: Some("hash".into()),
-            password_change_required: false,
-            mfa_enabled: false,
-            invited_by: None,
-            invited_at: None,
-            created_at: 1,
-            updated_at: 1,
-        };
-        KeyUse {
-            key: ApiKey {
-                id: uuid::Uuid::now_v7(),
-                user_id: user.id,
-                label: "k".into(),
-                key_hash: hash.into(),
-                last_chars: "abcd".into(),
-                scopes: vec!["user:read".into()],
-                expires_at: None,
-                created_at: 1,
-                last_used_at: None,
-            },
-            target: Some(user.clone()),
-            user,
-        }
-    }
-
-    fn held() -> AuthCache {
-        let cache = AuthCache::default();
-        cache.set_held(true);
-        cache.renew(Instant::now());
-        cache
-    }
-
-    fn generation(lookup: Lookup) -> u64 {
-        match lookup {
-            Lookup::Miss(generation) => generation,
-            Lookup::Hit(_) => panic!("a hit where a miss was due"),
-            Lookup::Off => panic!("the cache is off"),
-        }
-    }
-
-    #[test]
-    fn keeps_what_it_read_and_finds_it_by_key_id_and_email() {
-        let cache = held();
-        let ada = found("ada@example.com", "h1");
-        let target = UserRef::Id(ada.user.id);
-        cache.keep(generation(cache.lookup("h1", Some(&target))), &ada);
-        let Lookup::Hit(hit) = cache.lookup("h1", Some(&target)) else {
-            panic!("no hit");
-        };
-        assert_eq!(hit.user.id, ada.user.id);
-        let email =
-            UserRef::Email(Email::parse("ada@example.com").unwrap_or_else(|e| panic!("{e}")));
-        assert!(matches!(cache.lookup("h1", Some(&email)), Lookup::Hit(_)));
-        assert!(matches!(cache.lookup("h2", None), Lookup::Miss(_)));
-        let nobody = UserRef::Id(UserId::new());
-        assert!(
-            matches!(cache.lookup("h1", Some(&nobody)), Lookup::Miss(_)),
-            "unknown targets are read, not remembered"
-        );
-    }
-
-    #[test]
-    fn a_read_from_before_an_emptying_is_not_kept() {
-        let cache = held();
-        let ada = found("ada@example.com", "h1");
-        let before = generation(cache.lookup("h1", None));
-        // A change arrives while the read is under way.
-        cache.set_held(false);
-        cache.set_held(true);
-        cache.renew(Instant::now());
-        cache.keep(before, &ada);
-        assert!(matches!(cache.lookup("h1", None), Lookup::Miss(_)));
-    }
-
-    #[test]
-    fn is_off_without_the_lock_or_past_its_lease() {
-        let cache = AuthCache::default();
-        assert!(
-            matches!(cache.lookup("h1", None), Lookup::Off),
-            "off until the lock is held"
-        );
-        let cache = held();
-        cache.set_held(false);
-        assert!(
-            matches!(cache.lookup("h1", None), Lookup::Off),
-            "off once let go"
-        );
-        let cache = AuthCache::default();
-        cache.set_held(true);
-        cache.renew(Instant::now() - LEASE);
-        assert!(
-            matches!(cache.lookup("h1", None), Lookup::Off),
-            "off when the lease ran out"
-        );
-    }
 
     #[test]
     fn lock_keys_differ_by_schema() {

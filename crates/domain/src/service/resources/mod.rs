@@ -1,0 +1,122 @@
+//! Projects, workflows, credentials and tags, and who may do what with them.
+//!
+//! The rules, in one place:
+//! - the owner and admins may do everything, in every project;
+//! - in a project, its personal owner, admins and editors create, edit and
+//!   delete; viewers read; others see nothing of it;
+//! - a credential's secret data is readable only by those who may edit it;
+//! - everyone signed in sees and creates tags; only the owner and admins
+//!   rename or delete them;
+//! - the owner and admins create team projects; they and the project's
+//!   admins manage its members.
+//!
+//! One module per kind: `workflows`, `credentials`, `tags`, `projects`; what
+//! decides access is here.
+
+mod credentials;
+mod projects;
+mod tags;
+mod workflows;
+
+pub use credentials::{CredentialChange, CredentialView};
+pub use workflows::{WorkflowChange, WorkflowView};
+
+use crate::{
+    Error, Result,
+    model::{Origin, User},
+    resources::{Project, ProjectId, ProjectRole},
+    store::Visible,
+};
+
+use super::{Usher, auth::Actor};
+
+/// What a user may do in one project.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Access {
+    None,
+    Read,
+    Write,
+    /// Write, and manage the members.
+    Manage,
+}
+
+impl Usher {
+    /// The actor's access to `project`.
+    pub async fn access(&self, user: &User, project: &Project) -> Result<Access> {
+        if user.role.manages_users() {
+            return Ok(Access::Manage);
+        }
+        Ok(match self.store.membership(project.id, user.id).await? {
+            Some(ProjectRole::Admin) => Access::Manage,
+            Some(ProjectRole::PersonalOwner | ProjectRole::Editor) => Access::Write,
+            Some(ProjectRole::Viewer) => Access::Read,
+            None => Access::None,
+        })
+    }
+
+    async fn project_with_access(
+        &self,
+        actor: &Actor,
+        id: ProjectId,
+        need: Access,
+    ) -> Result<(Project, Access)> {
+        let project = self
+            .store
+            .project(id)
+            .await?
+            .ok_or_else(|| Error::not_found("There is no such project."))?;
+        let access = self.access(&actor.user, &project).await?;
+        if access < need {
+            return Err(denied(need, "project"));
+        }
+        Ok((project, access))
+    }
+
+    /// The project a new resource goes to: the one named, or the actor's own.
+    async fn target_project(&self, actor: &Actor, project: Option<ProjectId>) -> Result<Project> {
+        match project {
+            Some(id) => Ok(self.project_with_access(actor, id, Access::Write).await?.0),
+            None => Ok(self.store.personal_project(&actor.user, self.now()).await?),
+        }
+    }
+
+    fn visible(actor: &Actor) -> Visible {
+        if actor.user.role.manages_users() {
+            Visible::All
+        } else {
+            Visible::MemberOf(actor.user.id)
+        }
+    }
+
+    /// Projects by id, for the views.
+    async fn project_map(&self) -> Result<Vec<Project>> {
+        Ok(self.store.all_projects().await?)
+    }
+
+    /// Logs an edit as "name: what changed, …"; an edit that changed
+    /// nothing logs nothing.
+    async fn audit_edit(
+        &self,
+        actor: &Actor,
+        action: &str,
+        name: &str,
+        changed: &[String],
+        origin: &Origin,
+    ) {
+        if !changed.is_empty() {
+            let detail = format!("{name}: {}", changed.join(", "));
+            self.audit(Some(&actor.user), action, None, detail, origin)
+                .await;
+        }
+    }
+}
+
+fn denied(need: Access, what: &str) -> Error {
+    match need {
+        Access::Read => Error::forbidden(format!("You do not have access to this {what}.")),
+        Access::Manage => Error::forbidden(format!(
+            "Only the owner, admins and the {what}'s admins can do this."
+        )),
+        _ => Error::forbidden(format!("You can view this {what} but not change it.")),
+    }
+}

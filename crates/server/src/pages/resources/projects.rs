@@ -1,0 +1,275 @@
+//! `/projects` (the list, creating a team project) and `/projects/<id>`
+//! (its members and workflows).
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::{
+    Router,
+    extract::{Query, State},
+    response::{IntoResponse, Redirect},
+    routing::{get, post},
+};
+use serde::Deserialize;
+use usher_domain::{
+    model::UserId,
+    resources::{ProjectId, ProjectKind, ProjectRole},
+    service::resources::{Access, WorkflowView},
+};
+
+use super::{
+    DoneQuery, NameForm, Shown, Typed, access_label, kind_label, project_label,
+    workflows::{WorkflowRow, workflow_rows},
+};
+use crate::{
+    AppState,
+    extract::{ClientOrigin, Id, Ids},
+    pages::{Form, Layout, PageError, Result, SignedInPage},
+};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/projects",
+            get(view_projects_get).post(view_projects_create),
+        )
+        .route("/projects/{id}", get(view_project_get))
+        .route("/projects/{id}/members", post(view_project_member))
+        .route(
+            "/projects/{id}/members/{user}/remove",
+            post(view_project_remove),
+        )
+}
+
+struct ProjectRow {
+    id: String,
+    name: String,
+    kind: &'static str,
+    role: &'static str,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "pages/projects.html")]
+struct ProjectsPage {
+    layout: Layout,
+    rows: Vec<ProjectRow>,
+    /// Team projects are made by the owner and admins (the service says so
+    /// too); others get no form.
+    can_create: bool,
+    form: Form,
+    notice: Option<String>,
+    error: Option<String>,
+}
+
+async fn projects_page(state: &AppState, page: SignedInPage, shown: Shown) -> Result {
+    let (usher, actor) = (state.usher(), &page.actor);
+    let everyone = usher.users(actor).await?;
+    let projects = usher.projects(actor).await?;
+    let mut rows: Vec<(bool, ProjectRow)> = projects
+        .iter()
+        .map(|(project, role)| {
+            (
+                project.kind == ProjectKind::Personal,
+                ProjectRow {
+                    id: project.id.to_string(),
+                    name: project_label(project, &everyone),
+                    kind: kind_label(project.kind),
+                    role: role.map_or("", ProjectRole::label),
+                },
+            )
+        })
+        .collect();
+    // Team projects first, then personal ones, each by name.
+    rows.sort_by_key(|(personal, row)| (*personal, row.name.to_lowercase()));
+    Ok(ProjectsPage {
+        layout: page.layout.at("/projects"),
+        rows: rows.into_iter().map(|(_, row)| row).collect(),
+        can_create: actor.user.role.manages_users(),
+        form: shown.with.form.unwrap_or_default(),
+        notice: shown.notice,
+        error: shown.error,
+    }
+    .into_response())
+}
+
+async fn view_projects_get(State(state): State<AppState>, page: SignedInPage) -> Result {
+    projects_page(&state, page, Shown::default()).await
+}
+
+async fn view_projects_create(
+    State(state): State<AppState>,
+    page: SignedInPage,
+    ClientOrigin(origin): ClientOrigin,
+    axum::Form(input): axum::Form<NameForm>,
+) -> Result {
+    match state
+        .usher()
+        .create_project(&page.actor, &input.name, &origin)
+        .await
+    {
+        // Its page is where members are added, the next thing to do.
+        Ok(project) => {
+            let created = format!("/projects/{}?created=1", project.id);
+            Ok(Redirect::to(&state.path(&created)).into_response())
+        }
+        Err(error) => {
+            let shown = Shown::default().with(Typed::form(
+                Form::default().with("name", input.name).error(error, &[]),
+            ));
+            projects_page(&state, page, shown).await
+        }
+    }
+}
+
+struct MemberRow {
+    id: String,
+    name: String,
+    email: String,
+    role: &'static str,
+    removable: bool,
+}
+
+struct UserOption {
+    id: String,
+    label: String,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "pages/project.html")]
+struct ProjectPage {
+    layout: Layout,
+    id: String,
+    name: String,
+    kind: &'static str,
+    is_team: bool,
+    access: &'static str,
+    can_manage: bool,
+    members: Vec<MemberRow>,
+    candidates: Vec<UserOption>,
+    workflows: Vec<WorkflowRow>,
+    notice: Option<String>,
+    error: Option<String>,
+}
+
+async fn project_page(state: &AppState, page: SignedInPage, id: ProjectId, shown: Shown) -> Result {
+    let (usher, actor) = (state.usher(), &page.actor);
+    let (project, access, members) = usher
+        .project(actor, id)
+        .await
+        .map_err(|error| PageError::from(error).with_next("/projects", "Back to the projects"))?;
+    let everyone = usher.users(actor).await?;
+    let views = usher.workflows(actor).await?;
+    let views: Vec<WorkflowView> = views
+        .into_iter()
+        .filter(|v| v.project.id == project.id)
+        .collect();
+    let is_team = project.kind == ProjectKind::Team;
+    let mut members: Vec<MemberRow> = members
+        .iter()
+        .map(|(user, role)| MemberRow {
+            id: user.id.to_string(),
+            name: user.display_name(),
+            email: user
+                .email
+                .as_ref()
+                .map(|e| e.to_string())
+                .unwrap_or_default(),
+            role: role.label(),
+            removable: *role != ProjectRole::PersonalOwner,
+        })
+        .collect();
+    members.sort_by_key(|m| m.name.to_lowercase());
+    let mut candidates: Vec<UserOption> = everyone
+        .iter()
+        .filter(|u| !u.is_owner_shell())
+        .map(|u| UserOption {
+            id: u.id.to_string(),
+            label: match &u.email {
+                Some(email) if u.display_name() != email.to_string() => {
+                    format!("{} ({email})", u.display_name())
+                }
+                _ => u.display_name(),
+            },
+        })
+        .collect();
+    candidates.sort_by_key(|c| c.label.to_lowercase());
+    Ok(ProjectPage {
+        layout: page.layout.at(&format!("/projects/{}", project.id)),
+        id: project.id.to_string(),
+        name: project_label(&project, &everyone),
+        kind: kind_label(project.kind),
+        is_team,
+        access: access_label(access),
+        // Personal projects have one member: the service refuses others.
+        can_manage: access >= Access::Manage && is_team,
+        members,
+        candidates,
+        workflows: workflow_rows(&views, &everyone),
+        notice: shown.notice,
+        error: shown.error,
+    }
+    .into_response())
+}
+
+async fn view_project_get(
+    State(state): State<AppState>,
+    page: SignedInPage,
+    Id(id): Id<ProjectId>,
+    Query(query): Query<DoneQuery>,
+) -> Result {
+    let shown = match query.created {
+        Some(_) => Shown::notice("The project is created. Add its members below."),
+        None => Shown::default(),
+    };
+    project_page(&state, page, id, shown).await
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct MemberForm {
+    user_id: String,
+    role: String,
+}
+
+fn role_label(role: &str) -> String {
+    ProjectRole::parse(role).map_or_else(|| role.to_owned(), |r| r.label().to_lowercase())
+}
+
+async fn view_project_member(
+    State(state): State<AppState>,
+    page: SignedInPage,
+    ClientOrigin(origin): ClientOrigin,
+    Id(id): Id<ProjectId>,
+    axum::Form(input): axum::Form<MemberForm>,
+) -> Result {
+    let result = async {
+        let user = input.user_id.parse()?;
+        let usher = state.usher();
+        usher
+            .set_project_member(&page.actor, id, user, &input.role, &origin)
+            .await
+    }
+    .await;
+    let shown = Shown::of(result, |()| {
+        Shown::notice(format!(
+            "Saved: the member is {} of this project.",
+            role_label(&input.role)
+        ))
+    });
+    project_page(&state, page, id, shown).await
+}
+
+async fn view_project_remove(
+    State(state): State<AppState>,
+    page: SignedInPage,
+    ClientOrigin(origin): ClientOrigin,
+    Ids(id, user): Ids<ProjectId, UserId>,
+) -> Result {
+    let result = state
+        .usher()
+        .remove_project_member(&page.actor, id, user, &origin)
+        .await;
+    let shown = Shown::of(result, |()| {
+        Shown::notice("The member is removed from the project.")
+    });
+    project_page(&state, page, id, shown).await
+}

@@ -1,0 +1,108 @@
+//! `/home/tags`: the list, creating, renaming and deleting tags.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::{
+    Router,
+    extract::State,
+    response::IntoResponse,
+    routing::{get, post},
+};
+use usher_domain::resources::TagId;
+
+use super::{NameForm, Shown, Typed};
+use crate::{
+    AppState,
+    extract::{ClientOrigin, Id},
+    pages::{Form, Layout, Result, SignedInPage, day},
+};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/home/tags", get(view_tags_get).post(view_tags_create))
+        .route("/home/tags/{id}/rename", post(view_tags_rename))
+        .route("/home/tags/{id}/delete", post(view_tags_delete))
+}
+
+struct TagRow {
+    id: String,
+    name: String,
+    created: String,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "pages/tags.html")]
+struct TagsPage {
+    layout: Layout,
+    rows: Vec<TagRow>,
+    /// Renaming and deleting are for the owner and admins: the buttons show
+    /// for them only (the service refuses everyone else).
+    can_admin: bool,
+    form: Form,
+    notice: Option<String>,
+    error: Option<String>,
+}
+
+async fn tags_page(state: &AppState, page: SignedInPage, shown: Shown) -> Result {
+    let tags = state.usher().tags(&page.actor).await?;
+    let mut rows: Vec<TagRow> = tags
+        .iter()
+        .map(|t| TagRow {
+            id: t.id.to_string(),
+            name: t.name.clone(),
+            created: day(t.created_at),
+        })
+        .collect();
+    rows.sort_by_key(|r| r.name.to_lowercase());
+    Ok(TagsPage {
+        layout: page.layout.at("/home/tags"),
+        rows,
+        can_admin: page.actor.user.role.manages_users(),
+        form: shown.with.form.unwrap_or_default(),
+        notice: shown.notice,
+        error: shown.error,
+    }
+    .into_response())
+}
+
+async fn view_tags_get(State(state): State<AppState>, page: SignedInPage) -> Result {
+    tags_page(&state, page, Shown::default()).await
+}
+
+async fn view_tags_create(
+    State(state): State<AppState>,
+    page: SignedInPage,
+    axum::Form(input): axum::Form<NameForm>,
+) -> Result {
+    let shown = match state.usher().create_tag(&page.actor, &input.name).await {
+        Ok(tag) => Shown::notice(format!("The tag {} is created.", tag.name)),
+        Err(error) => Shown::default().with(Typed::form(
+            Form::default().with("name", input.name).error(error, &[]),
+        )),
+    };
+    tags_page(&state, page, shown).await
+}
+
+async fn view_tags_rename(
+    State(state): State<AppState>,
+    page: SignedInPage,
+    Id(id): Id<TagId>,
+    axum::Form(input): axum::Form<NameForm>,
+) -> Result {
+    let result = state.usher().rename_tag(&page.actor, id, &input.name).await;
+    let shown = Shown::of(result, |()| {
+        Shown::notice(format!("The tag is now called {}.", input.name.trim()))
+    });
+    tags_page(&state, page, shown).await
+}
+
+async fn view_tags_delete(
+    State(state): State<AppState>,
+    page: SignedInPage,
+    ClientOrigin(origin): ClientOrigin,
+    Id(id): Id<TagId>,
+) -> Result {
+    let result = state.usher().delete_tag(&page.actor, id, &origin).await;
+    let shown = Shown::of(result, |()| Shown::notice("The tag is deleted."));
+    tags_page(&state, page, shown).await
+}
