@@ -72,8 +72,8 @@ struct LoginBody {
     #[serde(alias = "email")]
     email_or_ldap_login_id: String,
     password: Secret,
-    mfa_code: Option<String>,
-    mfa_recovery_code: Option<String>,
+    #[serde(flatten)]
+    factor: super::Factor,
 }
 
 async fn login(
@@ -86,10 +86,7 @@ async fn login(
         .login(
             &body.email_or_ldap_login_id,
             &body.password,
-            &SecondFactor {
-                code: body.mfa_code,
-                recovery_code: body.mfa_recovery_code,
-            },
+            &SecondFactor::from(body.factor),
             &origin,
         )
         .await?;

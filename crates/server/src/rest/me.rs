@@ -33,8 +33,8 @@ struct UpdateMeBody {
     first_name: String,
     last_name: String,
     current_password: Option<Secret>,
-    mfa_code: Option<String>,
-    mfa_recovery_code: Option<String>,
+    #[serde(flatten)]
+    factor: super::Factor,
 }
 
 async fn update_me(
@@ -48,10 +48,7 @@ async fn update_me(
         first_name: body.first_name,
         last_name: body.last_name,
         current_password: body.current_password,
-        factor: SecondFactor {
-            code: body.mfa_code,
-            recovery_code: body.mfa_recovery_code,
-        },
+        factor: SecondFactor::from(body.factor),
     };
     let user = state
         .usher()
@@ -65,8 +62,8 @@ async fn update_me(
 struct ChangePasswordBody {
     current_password: Secret,
     new_password: Secret,
-    mfa_code: Option<String>,
-    mfa_recovery_code: Option<String>,
+    #[serde(flatten)]
+    factor: super::Factor,
 }
 
 async fn change_password(
@@ -81,10 +78,7 @@ async fn change_password(
             &actor,
             &body.current_password,
             &body.new_password,
-            &SecondFactor {
-                code: body.mfa_code,
-                recovery_code: body.mfa_recovery_code,
-            },
+            &SecondFactor::from(body.factor),
             &origin,
         )
         .await?;

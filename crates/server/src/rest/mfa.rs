@@ -8,7 +8,6 @@ use axum::{
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
-use usher_domain::service::mfa::SecondFactor;
 
 use super::{Data, data};
 use crate::{
@@ -27,22 +26,6 @@ pub fn router() -> Router<AppState> {
         .route("/mfa/enforce-mfa", post(enforce))
 }
 
-#[derive(Deserialize, Default)]
-#[serde(default, rename_all = "camelCase")]
-struct CodeBody {
-    mfa_code: Option<String>,
-    mfa_recovery_code: Option<String>,
-}
-
-impl CodeBody {
-    fn factor(self) -> SecondFactor {
-        SecondFactor {
-            code: self.mfa_code,
-            recovery_code: self.mfa_recovery_code,
-        }
-    }
-}
-
 /// A new secret (`qrCode` is the otpauth URI, as n8n names it) and ten
 /// recovery codes, pending until `enable`.
 async fn qr(State(state): State<AppState>, SignedIn(actor): SignedIn) -> Result<Json<Data<Value>>> {
@@ -58,7 +41,7 @@ async fn enable(
     State(state): State<AppState>,
     SignedIn(actor): SignedIn,
     ClientOrigin(origin): ClientOrigin,
-    Json(body): Json<CodeBody>,
+    Json(body): Json<super::Factor>,
 ) -> Result<Json<Data<Value>>> {
     state
         .usher()
@@ -75,11 +58,11 @@ async fn disable(
     State(state): State<AppState>,
     SignedIn(actor): SignedIn,
     ClientOrigin(origin): ClientOrigin,
-    Json(body): Json<CodeBody>,
+    Json(body): Json<super::Factor>,
 ) -> Result<Json<Data<Value>>> {
     state
         .usher()
-        .disable_mfa(&actor, &body.factor(), &origin)
+        .disable_mfa(&actor, &body.into(), &origin)
         .await?;
     Ok(data(json!({"success": true})))
 }
@@ -87,9 +70,9 @@ async fn disable(
 async fn verify(
     State(state): State<AppState>,
     SignedIn(actor): SignedIn,
-    Json(body): Json<CodeBody>,
+    Json(body): Json<super::Factor>,
 ) -> Result<Json<Data<Value>>> {
-    state.usher().verify_mfa(&actor, &body.factor()).await?;
+    state.usher().verify_mfa(&actor, &body.into()).await?;
     Ok(data(json!({"success": true})))
 }
 
@@ -97,11 +80,11 @@ async fn recovery_codes(
     State(state): State<AppState>,
     SignedIn(actor): SignedIn,
     ClientOrigin(origin): ClientOrigin,
-    Json(body): Json<CodeBody>,
+    Json(body): Json<super::Factor>,
 ) -> Result<Json<Data<Value>>> {
     let codes = state
         .usher()
-        .regenerate_recovery_codes(&actor, &body.factor(), &origin)
+        .regenerate_recovery_codes(&actor, &body.into(), &origin)
         .await?;
     Ok(data(
         json!({"recoveryCodes": codes.iter().map(|c| c.expose().to_owned()).collect::<Vec<_>>()}),

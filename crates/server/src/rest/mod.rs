@@ -65,6 +65,24 @@ pub fn with_cookie(
     response
 }
 
+/// A second factor as `/rest` bodies carry it (n8n's names), to flatten
+/// into a body: `{"mfaCode": "123456"}` or `{"mfaRecoveryCode": "…"}`.
+#[derive(serde::Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Factor {
+    pub mfa_code: Option<String>,
+    pub mfa_recovery_code: Option<String>,
+}
+
+impl From<Factor> for usher_domain::service::mfa::SecondFactor {
+    fn from(factor: Factor) -> Self {
+        Self {
+            code: factor.mfa_code,
+            recovery_code: factor.mfa_recovery_code,
+        }
+    }
+}
+
 /// The user object of `/rest`, as n8n shapes it.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]

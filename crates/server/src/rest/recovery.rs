@@ -60,8 +60,8 @@ async fn resolve(
 struct ChangeBody {
     token: String,
     password: Secret,
-    mfa_code: Option<String>,
-    mfa_recovery_code: Option<String>,
+    #[serde(flatten)]
+    factor: super::Factor,
 }
 
 async fn change(
@@ -74,10 +74,7 @@ async fn change(
         .reset_password(
             &body.token,
             &body.password,
-            &SecondFactor {
-                code: body.mfa_code,
-                recovery_code: body.mfa_recovery_code,
-            },
+            &SecondFactor::from(body.factor),
             &origin,
         )
         .await?;

@@ -19,6 +19,7 @@ mod recovery;
 mod resource_pages;
 mod resources;
 mod roles;
+mod rules;
 mod schemathesis;
 mod security;
 mod sessions;
