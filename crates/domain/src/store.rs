@@ -120,9 +120,12 @@ pub trait UserStore {
     async fn transfer_ownership(&self, from: UserId, to: UserId, now: Millis) -> StoreResult<bool>;
     /// Replaces a hash with a stronger one without touching sessions.
     async fn rehash_password(&self, id: UserId, password_hash: &str) -> StoreResult<()>;
-    /// `usher user-management:reset`: every user but the owner deleted, the
-    /// owner emptied back to a shell, every session ended, set-up not skipped.
-    async fn reset_user_management(&self, now: Millis) -> StoreResult<()>;
+    /// `usher user-management:reset`, in one transaction: every user's work
+    /// moved to the owner's personal project, every user deleted (the owner
+    /// too) with their sessions, API keys, links, invitations and second
+    /// factors, and an empty owner shell with the id `new_owner` holding the
+    /// owner's projects; set-up not skipped.
+    async fn reset_user_management(&self, new_owner: UserId, now: Millis) -> StoreResult<()>;
 }
 
 /// An invitation: a link's token hash, for one pending user.

@@ -68,8 +68,8 @@ impl UserStore for SqlStore {
     }
 
     async fn claim_owner(&self, claim: &OwnerClaim) -> StoreResult<Option<User>> {
-        // One statement: only the request that finds the shell still empty
-        // fills it.
+        // One conditional statement: only the request that finds the shell
+        // still empty fills it.
         let mut write = self.auth_write().await?;
         let row: Option<UserRow> = write
             .fetch_optional(
@@ -86,8 +86,19 @@ impl UserStore for SqlStore {
                 .bind(Role::Owner.as_str()),
             )
             .await?;
+        let Some(owner) = rows::maybe_user(row)? else {
+            return Ok(None);
+        };
+        // Nothing made for the row before it had an owner opens it now: no
+        // reset link, no session.
+        for statement in [
+            "DELETE FROM password_resets WHERE user_id = $1",
+            "DELETE FROM sessions WHERE user_id = $1",
+        ] {
+            write.execute(Sql::new(statement).bind(owner.id)).await?;
+        }
         write.commit().await?;
-        rows::maybe_user(row)
+        Ok(Some(owner))
     }
 
     async fn insert_user(&self, user: &User) -> StoreResult<()> {
@@ -234,25 +245,103 @@ impl UserStore for SqlStore {
         write.commit().await
     }
 
-    async fn reset_user_management(&self, now: Millis) -> StoreResult<()> {
+    async fn reset_user_management(&self, new_owner: UserId, now: Millis) -> StoreResult<()> {
+        // In one transaction, so that a failure leaves the instance as it
+        // was. The owner shell gets a new id: whatever was keyed to the old
+        // owner (API keys, reset links, sessions, two-factor secrets and
+        // recovery codes, challenges) goes with the old row, by cascade, and
+        // nothing held by someone from before can reach the new owner.
         let mut write = self.auth_write().await?;
-        for statement in [
-            "DELETE FROM sessions",
-            "DELETE FROM users WHERE role <> 'global:owner'",
-            "DELETE FROM settings WHERE key = 'userManagement.setupSkipped'",
-        ] {
-            write.execute(Sql::new(statement)).await?;
-        }
+        let new = new_owner.to_string();
         write
             .execute(
                 Sql::new(
-                    "UPDATE users SET email = NULL, first_name = '', last_name = '', \
-                     password_hash = NULL, password_change_required = 0, mfa_enabled = 0, \
-                     mfa_secret = NULL, mfa_pending_secret = NULL, \
-                     updated_at = $1 WHERE role = 'global:owner'",
+                    "INSERT INTO users (id, role, created_at, updated_at) \
+                     VALUES ($1, 'global:member', $2, $2)",
                 )
+                .bind(new.as_str())
                 .bind(now),
             )
+            .await?;
+        let old: Option<(String,)> = write
+            .fetch_optional(Sql::new("SELECT id FROM users WHERE role = 'global:owner'"))
+            .await?;
+        let old = old.map(|(id,)| id).unwrap_or_default();
+        // The owner's personal project (and team memberships) pass to the
+        // new shell; everyone else's work joins the owner's personal project,
+        // made for the new shell if the owner had none.
+        write
+            .execute(
+                Sql::new("UPDATE projects SET personal_owner_id = $1 WHERE personal_owner_id = $2")
+                    .bind(new.as_str())
+                    .bind(old.as_str()),
+            )
+            .await?;
+        let personal: Option<(String,)> = write
+            .fetch_optional(
+                Sql::new("SELECT id FROM projects WHERE personal_owner_id = $1").bind(new.as_str()),
+            )
+            .await?;
+        let personal = match personal {
+            Some((id,)) => id,
+            None => {
+                let id = uuid::Uuid::now_v7().to_string();
+                write
+                    .execute(
+                        Sql::new(
+                            "INSERT INTO projects (id, name, kind, personal_owner_id, created_at, updated_at) \
+                             VALUES ($1, 'Owner', 'personal', $2, $3, $3)",
+                        )
+                        .bind(id.as_str())
+                        .bind(new.as_str())
+                        .bind(now),
+                    )
+                    .await?;
+                write
+                    .execute(
+                        Sql::new(
+                            "INSERT INTO project_members (project_id, user_id, role) \
+                             VALUES ($1, $2, 'project:personalOwner')",
+                        )
+                        .bind(id.as_str())
+                        .bind(new.as_str()),
+                    )
+                    .await?;
+                id
+            }
+        };
+        for table in [
+            "UPDATE workflows SET project_id = $1 WHERE project_id IN \
+             (SELECT id FROM projects WHERE kind = 'personal' AND id <> $1)",
+            "UPDATE credentials SET project_id = $1 WHERE project_id IN \
+             (SELECT id FROM projects WHERE kind = 'personal' AND id <> $1)",
+        ] {
+            write
+                .execute(Sql::new(table).bind(personal.as_str()))
+                .await?;
+        }
+        write
+            .execute(
+                Sql::new("UPDATE project_members SET user_id = $1 WHERE user_id = $2")
+                    .bind(new.as_str())
+                    .bind(old.as_str()),
+            )
+            .await?;
+        for statement in [
+            // Everyone but the new shell, the old owner included; their
+            // sessions, keys, links, invitations, second factors and
+            // memberships go by cascade.
+            "DELETE FROM users WHERE id <> $1",
+            "UPDATE users SET role = 'global:owner' WHERE id = $1",
+        ] {
+            write
+                .execute(Sql::new(statement).bind(new.as_str()))
+                .await?;
+        }
+        write
+            .execute(Sql::new(
+                "DELETE FROM settings WHERE key = 'userManagement.setupSkipped'",
+            ))
             .await?;
         write.commit().await
     }

@@ -538,6 +538,21 @@ pub async fn enrol(server: &TestServer, client: &Client) -> (String, Vec<String>
     (secret, codes)
 }
 
+/// A new API key of the signed-in `client`, as shown once.
+pub async fn new_key(server: &TestServer, client: &Client, label: &str, scopes: &[&str]) -> String {
+    let created = client
+        .post(server.at("/rest/api-keys"))
+        .json(&json!({"label": label, "scopes": scopes, "expiresAt": null}))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("key: {e}"));
+    assert_eq!(created.status(), StatusCode::OK, "key creation failed");
+    body(created).await["data"]["rawApiKey"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
 /// The JSON body, or a panic that shows what came instead.
 pub async fn body(response: reqwest::Response) -> Value {
     let status = response.status();

@@ -17,20 +17,6 @@ const ALL_SCOPES: [&str; 5] = [
     "user:delete",
 ];
 
-async fn new_key(server: &TestServer, client: &Client, label: &str, scopes: &[&str]) -> String {
-    let created = client
-        .post(server.at("/rest/api-keys"))
-        .json(&json!({"label": label, "scopes": scopes, "expiresAt": null}))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("key: {e}"));
-    assert_eq!(created.status(), StatusCode::OK, "key creation failed");
-    body(created).await["data"]["rawApiKey"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned()
-}
-
 fn api(server: &TestServer, method: &str, path: &str, key: &str) -> reqwest::RequestBuilder {
     Client::new()
         .request(

@@ -484,7 +484,96 @@ async fn project_members_see_each_other_as_the_user_list_shows_members(db: Db) -
     Ok(())
 }
 
+/// The link's token, from `…?token=<token>`.
+fn token_of(link: &str) -> String {
+    link.split("token=").nth(1).unwrap_or_default().to_owned()
+}
+
+async fn a_reset_leaves_nothing_of_the_old_accounts_usable(db: Db) -> TestResult {
+    let server = TestServer::start(db).await;
+    let owner = server.owner().await;
+    let old_owner = body(owner.get(server.at("/rest/login")).send().await?).await;
+    let key = new_key(&server, &owner, "ops", &["user:list", "user:create"]).await;
+    let owner_link = server
+        .state
+        .usher()
+        .operator_reset_link(OWNER_EMAIL)
+        .await?;
+    server
+        .add_user(MEMBER_EMAIL, MEMBER_PASSWORD, Role::Member)
+        .await;
+    let member = server.signed_in(MEMBER_EMAIL, MEMBER_PASSWORD).await;
+    let member_token = reset_token(&server, &owner, MEMBER_EMAIL).await;
+    let created = member
+        .post(server.at("/rest/workflows"))
+        .json(&json!({"name": "Member's work"}))
+        .send()
+        .await?;
+    assert_eq!(created.status(), StatusCode::OK);
+    let invited = body(
+        owner
+            .post(server.at("/rest/invitations"))
+            .json(&json!([{"email": "ivy@example.com"}]))
+            .send()
+            .await?,
+    )
+    .await;
+    let invitation = token_of(
+        invited["data"][0]["user"]["inviteAcceptUrl"]
+            .as_str()
+            .unwrap_or_default(),
+    );
+
+    server.state.usher().reset_user_management().await?;
+
+    let listed = Client::new()
+        .get(server.at("/api/v1/users"))
+        .header("X-N8N-API-KEY", &key)
+        .send()
+        .await?;
+    assert_eq!(listed.status(), StatusCode::UNAUTHORIZED, "the old key");
+    for client in [&owner, &member] {
+        let me = client.get(server.at("/rest/login")).send().await?;
+        assert_eq!(me.status(), StatusCode::UNAUTHORIZED, "an old session");
+    }
+    let signup = server
+        .client()
+        .get(server.at(&format!("/rest/resolve-signup-token?token={invitation}")))
+        .send()
+        .await?;
+    assert!(signup.status().is_client_error(), "the old invitation");
+    // A new owner sets up: a new account, which nothing from before opens.
+    let new_owner = server.owner().await;
+    let now_owner = body(new_owner.get(server.at("/rest/login")).send().await?).await;
+    assert_ne!(now_owner["data"]["id"], old_owner["data"]["id"]);
+    assert_eq!(now_owner["data"]["mfaEnabled"], false);
+    for token in [token_of(&owner_link), member_token] {
+        let reset = server
+            .client()
+            .post(server.at("/rest/change-password"))
+            .json(&json!({"token": token, "password": "Taken1password"}))
+            .send()
+            .await?;
+        assert_eq!(reset.status(), StatusCode::NOT_FOUND, "an old reset link");
+    }
+    let listed = Client::new()
+        .get(server.at("/api/v1/users"))
+        .header("X-N8N-API-KEY", &key)
+        .send()
+        .await?;
+    assert_eq!(
+        listed.status(),
+        StatusCode::UNAUTHORIZED,
+        "the old key, after set-up"
+    );
+    // Nobody's work was lost: it is the new owner's.
+    let work = body(new_owner.get(server.at("/rest/workflows")).send().await?).await;
+    assert_eq!(work["data"][0]["name"], "Member's work", "{work}");
+    Ok(())
+}
+
 on_both_databases!(
+    a_reset_leaves_nothing_of_the_old_accounts_usable,
     project_members_see_each_other_as_the_user_list_shows_members,
     every_check_of_a_second_factor_or_current_password_shares_one_limit,
     ten_wrong_codes_void_the_reset_link_they_were_tried_with,
