@@ -126,6 +126,10 @@ pub trait UserStore {
     /// factors, and an empty owner shell with the id `new_owner` holding the
     /// owner's projects; set-up not skipped.
     async fn reset_user_management(&self, new_owner: UserId, now: Millis) -> StoreResult<()>;
+    /// When an instance that was open (set-up skipped) gets its owner: every
+    /// API key and every pending invitation (its pending user with it) is
+    /// deleted, in one transaction. How many of each.
+    async fn revoke_open_access(&self) -> StoreResult<(u64, u64)>;
 }
 
 /// An invitation: a link's token hash, for one pending user.
@@ -401,6 +405,7 @@ pub trait GuardStore {
 pub trait SettingStore {
     async fn setting(&self, key: &str) -> StoreResult<Option<String>>;
     async fn put_setting(&self, key: &str, value: &str) -> StoreResult<()>;
+    async fn delete_setting(&self, key: &str) -> StoreResult<()>;
 }
 
 /// Which audit events to list; empty strings match everything.
@@ -455,4 +460,7 @@ pub mod keys {
     pub const INVITE_TEMPLATE: &str = "email.invite.template";
     /// "true" when the owner requires two-factor authentication for everyone.
     pub const MFA_REQUIRED: &str = "mfa.required";
+    /// What was made while the instance was open, in words (a JSON list),
+    /// shown to the owner after set-up until dismissed.
+    pub const OPEN_PERIOD_REPORT: &str = "setup.openPeriodReport";
 }

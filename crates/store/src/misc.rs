@@ -80,6 +80,12 @@ impl SettingStore for SqlStore {
         .await
         .map(drop)
     }
+
+    async fn delete_setting(&self, key: &str) -> StoreResult<()> {
+        self.execute(Sql::new("DELETE FROM settings WHERE key = $1").bind(key))
+            .await
+            .map(drop)
+    }
 }
 
 /// A row of `audit_events`.

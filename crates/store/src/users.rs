@@ -245,6 +245,19 @@ impl UserStore for SqlStore {
         write.commit().await
     }
 
+    async fn revoke_open_access(&self) -> StoreResult<(u64, u64)> {
+        let mut write = self.auth_write().await?;
+        let keys = write.execute(Sql::new("DELETE FROM api_keys")).await?;
+        let invitations = write
+            .execute(Sql::new(
+                "DELETE FROM users WHERE password_hash IS NULL AND role <> 'global:owner' \
+                 AND id IN (SELECT user_id FROM invitations)",
+            ))
+            .await?;
+        write.commit().await?;
+        Ok((keys, invitations))
+    }
+
     async fn reset_user_management(&self, new_owner: UserId, now: Millis) -> StoreResult<()> {
         // In one transaction, so that a failure leaves the instance as it
         // was. The owner shell gets a new id: whatever was keyed to the old

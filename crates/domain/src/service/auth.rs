@@ -115,7 +115,8 @@ impl Usher {
     #[tracing::instrument(skip_all, err(level = "info"))]
     pub async fn setup_owner(&self, input: OwnerSetup, origin: &Origin) -> Result<SignedIn> {
         self.user_management_enabled()?;
-        if self.instance().await?.owner_set_up {
+        let instance = self.instance().await?;
+        if instance.owner_set_up {
             return Err(Error::invalid(ALREADY_SET_UP));
         }
         let email = Email::parse(&input.email)?;
@@ -139,6 +140,9 @@ impl Usher {
             .ok_or_else(|| Error::invalid(ALREADY_SET_UP))?;
         self.audit(Some(&owner), "owner.setup", Some(&owner), "", origin)
             .await;
+        if instance.setup_skipped {
+            self.close_open_period(&owner, origin).await?;
+        }
         self.start_session(owner, origin).await
     }
 

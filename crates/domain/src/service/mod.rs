@@ -20,6 +20,7 @@ pub mod invitations;
 pub mod me;
 pub mod mfa;
 pub mod onboarding;
+pub mod open_period;
 pub mod recovery;
 pub mod resources;
 pub mod roles;

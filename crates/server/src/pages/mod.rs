@@ -57,7 +57,10 @@ pub use page::{Page, SignedInPage};
 pub type Result<T = Response, E = PageError> = std::result::Result<T, E>;
 
 pub fn router(state: &AppState) -> Router<AppState> {
-    let mut router = Router::new().route("/", get(home::view_home_get));
+    let mut router = Router::new().route("/", get(home::view_home_get)).route(
+        "/open-period/dismiss",
+        axum::routing::post(home::view_home_dismiss),
+    );
     if !state.settings().user_management_disabled {
         router = router
             .merge(auth::router())

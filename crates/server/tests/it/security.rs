@@ -572,7 +572,92 @@ async fn a_reset_leaves_nothing_of_the_old_accounts_usable(db: Db) -> TestResult
     Ok(())
 }
 
+async fn setting_up_an_open_instance_revokes_what_was_made_meanwhile_and_says_so(
+    db: Db,
+) -> TestResult {
+    let server = TestServer::start(db).await;
+    let passer_by = server.client();
+    let skipped = passer_by
+        .post(server.at("/rest/owner/skip-setup"))
+        .json(&json!({}))
+        .send()
+        .await?;
+    assert_eq!(skipped.status(), StatusCode::OK);
+    let key = new_key(&server, &passer_by, "left behind", &["user:list"]).await;
+    let invited = body(
+        passer_by
+            .post(server.at("/rest/invitations"))
+            .json(&json!([{"email": "ivy@example.com"}]))
+            .send()
+            .await?,
+    )
+    .await;
+    let invitation = token_of(
+        invited["data"][0]["user"]["inviteAcceptUrl"]
+            .as_str()
+            .unwrap_or_default(),
+    );
+    let made = passer_by
+        .post(server.at("/rest/workflows"))
+        .json(&json!({"name": "Crypto miner"}))
+        .send()
+        .await?;
+    assert_eq!(made.status(), StatusCode::OK);
+
+    let owner = server.owner().await;
+
+    let listed = Client::new()
+        .get(server.at("/api/v1/users"))
+        .header("X-N8N-API-KEY", &key)
+        .send()
+        .await?;
+    assert_eq!(
+        listed.status(),
+        StatusCode::UNAUTHORIZED,
+        "the key is revoked"
+    );
+    let signup = server
+        .client()
+        .get(server.at(&format!("/rest/resolve-signup-token?token={invitation}")))
+        .send()
+        .await?;
+    assert!(
+        signup.status().is_client_error(),
+        "the invitation is revoked"
+    );
+    let audit = body(
+        owner
+            .get(server.at("/rest/audit?action=owner.open_access_revoked"))
+            .send()
+            .await?,
+    )
+    .await;
+    assert_eq!(
+        audit["data"]["items"][0]["detail"],
+        "1 API key and 1 pending invitation made while the instance was open",
+        "{audit}"
+    );
+    let home = owner.get(server.at("/")).send().await?.text().await?;
+    assert!(home.contains("While this instance was open"), "{home}");
+    assert!(
+        home.contains("An API key, “left behind”, was made."),
+        "{home}"
+    );
+    assert!(home.contains("ivy@example.com was invited."), "{home}");
+    assert!(home.contains("Crypto miner"), "{home}");
+    let dismissed = owner
+        .post(server.at("/open-period/dismiss"))
+        .header("sec-fetch-site", "same-origin")
+        .send()
+        .await?;
+    assert_eq!(dismissed.status(), StatusCode::SEE_OTHER);
+    let home = owner.get(server.at("/")).send().await?.text().await?;
+    assert!(!home.contains("While this instance was open"));
+    Ok(())
+}
+
 on_both_databases!(
+    setting_up_an_open_instance_revokes_what_was_made_meanwhile_and_says_so,
     a_reset_leaves_nothing_of_the_old_accounts_usable,
     project_members_see_each_other_as_the_user_list_shows_members,
     every_check_of_a_second_factor_or_current_password_shares_one_limit,
