@@ -130,6 +130,9 @@ pub trait UserStore {
     /// API key and every pending invitation (its pending user with it) is
     /// deleted, in one transaction. How many of each.
     async fn revoke_open_access(&self) -> StoreResult<(u64, u64)>;
+    /// A user whose address looks like `email` (the same skeleton) but is
+    /// not `email` itself.
+    async fn user_looking_like(&self, email: &Email) -> StoreResult<Option<User>>;
 }
 
 /// An invitation: a link's token hash, for one pending user.

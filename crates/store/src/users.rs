@@ -75,7 +75,8 @@ impl UserStore for SqlStore {
             .fetch_optional(
                 Sql::new(
                     "UPDATE users SET email = $1, first_name = $2, last_name = $3, \
-                     password_hash = $4, password_change_required = 0, updated_at = $5 \
+                     password_hash = $4, password_change_required = 0, updated_at = $5, \
+                     email_skeleton = $7 \
                      WHERE role = $6 AND email IS NULL RETURNING *",
                 )
                 .bind(claim.email.as_str())
@@ -83,7 +84,8 @@ impl UserStore for SqlStore {
                 .bind(&claim.last_name)
                 .bind(&claim.password_hash)
                 .bind(claim.now)
-                .bind(Role::Owner.as_str()),
+                .bind(Role::Owner.as_str())
+                .bind(claim.email.skeleton()),
             )
             .await?;
         let Some(owner) = rows::maybe_user(row)? else {
@@ -140,14 +142,15 @@ impl UserStore for SqlStore {
         let row: Option<UserRow> = write
             .fetch_optional(
                 Sql::new(
-                    "UPDATE users SET email = $1, first_name = $2, last_name = $3, updated_at = $4 \
-                     WHERE id = $5 RETURNING *",
+                    "UPDATE users SET email = $1, first_name = $2, last_name = $3, updated_at = $4, \
+                     email_skeleton = $6 WHERE id = $5 RETURNING *",
                 )
                 .bind(change.email.as_str())
                 .bind(&change.first_name)
                 .bind(&change.last_name)
                 .bind(change.now)
-                .bind(id),
+                .bind(id)
+                .bind(change.email.skeleton()),
             )
             .await?;
         if old_email.as_deref() != Some(change.email.as_str()) {
@@ -243,6 +246,20 @@ impl UserStore for SqlStore {
             )
             .await?;
         write.commit().await
+    }
+
+    async fn user_looking_like(&self, email: &Email) -> StoreResult<Option<User>> {
+        let row: Option<UserRow> = self
+            .fetch_optional(
+                Sql::new(
+                    "SELECT * FROM users WHERE email_skeleton = $1 AND email <> $2 \
+                     ORDER BY created_at LIMIT 1",
+                )
+                .bind(email.skeleton())
+                .bind(email.as_str()),
+            )
+            .await?;
+        rows::maybe_user(row)
     }
 
     async fn revoke_open_access(&self) -> StoreResult<(u64, u64)> {
@@ -361,6 +378,33 @@ impl UserStore for SqlStore {
 }
 
 impl SqlStore {
+    /// Gives rows from before migration 0008 their email's skeleton, which
+    /// only Rust can make. Run at start; a no-op once done.
+    pub(crate) async fn fill_email_skeletons(&self) -> StoreResult<()> {
+        let missing: Vec<(String, String)> = self
+            .fetch_all(Sql::new(
+                "SELECT id, email FROM users WHERE email IS NOT NULL AND email_skeleton IS NULL",
+            ))
+            .await?;
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let mut write = self.auth_write().await?;
+        for (id, email) in &missing {
+            let skeleton = Email::parse(email)
+                .map(|e| e.skeleton())
+                .unwrap_or_default();
+            write
+                .execute(
+                    Sql::new("UPDATE users SET email_skeleton = $1 WHERE id = $2")
+                        .bind(skeleton)
+                        .bind(id.as_str()),
+                )
+                .await?;
+        }
+        write.commit().await
+    }
+
     /// A user by id or email, from memory when the cache holds it (see
     /// [`crate::cache`]).
     pub(crate) async fn cached_user(&self, target: &UserRef) -> StoreResult<Option<User>> {
@@ -417,7 +461,8 @@ pub(crate) async fn insert_user(write: &mut AuthWrite, user: &User) -> StoreResu
             Sql::new(
                 "INSERT INTO users (id, email, first_name, last_name, role, password_hash, \
                  password_change_required, mfa_enabled, invited_by, invited_at, created_at, \
-                 updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                 updated_at, email_skeleton) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
             )
             .bind(user.id)
             .bind(user.email.as_ref().map(Email::as_str))
@@ -430,7 +475,8 @@ pub(crate) async fn insert_user(write: &mut AuthWrite, user: &User) -> StoreResu
             .bind(user.invited_by)
             .bind(user.invited_at)
             .bind(user.created_at)
-            .bind(user.updated_at),
+            .bind(user.updated_at)
+            .bind(user.email.as_ref().map(Email::skeleton)),
         )
         .await
         .map(drop)

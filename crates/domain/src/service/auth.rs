@@ -120,6 +120,7 @@ impl Usher {
             return Err(Error::invalid(ALREADY_SET_UP));
         }
         let email = Email::parse(&input.email)?;
+        self.refuse_look_alike(&email, None).await?;
         let first_name = Name::first(&input.first_name)?;
         let last_name = Name::last(&input.last_name)?;
         self.config.password_policy.check(&input.password)?;

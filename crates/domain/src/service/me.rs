@@ -41,6 +41,7 @@ impl Usher {
             return Err(Error::invalid("Set up the owner account first."));
         }
         let email = Email::parse(&update.email)?;
+        self.refuse_look_alike(&email, Some(user.id)).await?;
         let first_name = Name::first(&update.first_name)?;
         let last_name = Name::last(&update.last_name)?;
         let email_changed = user.email.as_ref() != Some(&email);

@@ -29,9 +29,10 @@ pub mod throttle;
 use std::sync::Arc;
 
 use crate::{
+    Error, Result,
     clock::{Clock, HOUR, Millis},
     mail::Mailer,
-    model::{Origin, User, UserId},
+    model::{Email, Origin, User, UserId},
     password::{PasswordHasher, PasswordPolicy},
     store::{AuditEvent, Store},
 };
@@ -194,6 +195,26 @@ impl Usher {
         };
         if let Err(error) = self.store.record(&event).await {
             tracing::error!(%error, action, "could not write an audit event");
+        }
+    }
+
+    /// Refuses an address that looks like another user's (the same UTS #39
+    /// skeleton, say `ann@exаmple.com` with a Cyrillic а beside
+    /// `ann@example.com`): someone who got it could pass for them. `who` is
+    /// the user the address is for, if they exist already.
+    pub(super) async fn refuse_look_alike(&self, email: &Email, who: Option<UserId>) -> Result<()> {
+        match self.store.user_looking_like(email).await? {
+            Some(other) if Some(other.id) != who => {
+                let theirs = other.email.map(|e| e.to_string()).unwrap_or_default();
+                Err(Error::field(
+                    "email",
+                    format!(
+                        "{email} looks like the address of an existing user, {theirs}: \
+                         use another address, or the one that is already there."
+                    ),
+                ))
+            }
+            _ => Ok(()),
         }
     }
 }

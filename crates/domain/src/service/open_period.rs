@@ -44,7 +44,11 @@ impl Usher {
             format!(
                 "{} and {} made while the instance was open",
                 count(keys_revoked, "API key", "API keys"),
-                count(invitations_revoked, "pending invitation", "pending invitations"),
+                count(
+                    invitations_revoked,
+                    "pending invitation",
+                    "pending invitations"
+                ),
             ),
             origin,
         )

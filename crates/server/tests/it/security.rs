@@ -412,8 +412,38 @@ async fn addresses_that_are_not_valid_email_addresses_are_refused(db: Db) -> Tes
             "{bad}: {text}"
         );
     }
+    // A look-alike of an existing address: a Cyrillic "а" in the domain,
+    // "rn" for "m".
+    for look_alike in ["owner@exаmple.com", "owner@example.corn"] {
+        let answer = body(
+            owner
+                .post(server.at("/rest/invitations"))
+                .json(&json!([{"email": look_alike}]))
+                .send()
+                .await?,
+        )
+        .await;
+        let text = answer.to_string();
+        assert!(
+            text.contains("looks like the address of an existing user, owner@example.com"),
+            "{look_alike}: {text}"
+        );
+    }
     let users = body(owner.get(server.at("/rest/users")).send().await?).await;
     assert_eq!(users["data"]["count"], 1, "nobody was added: {users}");
+    server
+        .add_user(MEMBER_EMAIL, MEMBER_PASSWORD, Role::Member)
+        .await;
+    let member = server.signed_in(MEMBER_EMAIL, MEMBER_PASSWORD).await;
+    let changed = member
+        .patch(server.at("/rest/me"))
+        .json(&json!({
+            "email": "owner@exаmple.com", "firstName": "Mia", "lastName": "Member",
+            "currentPassword": MEMBER_PASSWORD
+        }))
+        .send()
+        .await?;
+    assert_eq!(changed.status(), StatusCode::BAD_REQUEST);
     Ok(())
 }
 
