@@ -350,8 +350,14 @@ pub trait MfaStore {
         code_hashes: &[String],
     ) -> StoreResult<()>;
     async fn pending_mfa_secret(&self, user: UserId) -> StoreResult<Option<String>>;
-    /// Turns MFA on with the pending secret and codes, in one transaction.
-    async fn confirm_mfa(&self, user: UserId, now: Millis) -> StoreResult<bool>;
+    /// Turns MFA on with `sealed_secret` (the pending one's secret) and the
+    /// pending codes, in one transaction; false when nothing was pending.
+    async fn confirm_mfa(
+        &self,
+        user: UserId,
+        sealed_secret: &str,
+        now: Millis,
+    ) -> StoreResult<bool>;
     async fn mfa_secret(&self, user: UserId) -> StoreResult<Option<String>>;
     /// Turns MFA off: secret, codes and flag go, in one transaction.
     async fn disable_mfa(&self, user: UserId, now: Millis) -> StoreResult<()>;

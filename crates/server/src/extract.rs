@@ -211,7 +211,10 @@ impl Hold {
                     (&Method::GET, "/rest/mfa/qr")
                         | (
                             &Method::POST,
-                            "/rest/mfa/enable" | "/settings/mfa/start" | "/settings/mfa/enable"
+                            "/rest/mfa/enable"
+                                | "/rest/mfa/qr/renew"
+                                | "/settings/mfa/start"
+                                | "/settings/mfa/enable"
                         )
                         | (_, "/settings/mfa")
                 ),
@@ -279,7 +282,7 @@ pub fn cookie(
     name: &str,
     base_path: &str,
     value: &str,
-    max_age: i64,
+    max_age: impl Into<Option<i64>>,
 ) -> Option<HeaderValue> {
     let same_site = match settings.same_site {
         SameSite::Lax => cookie::SameSite::Lax,
@@ -287,13 +290,16 @@ pub fn cookie(
         SameSite::None => cookie::SameSite::None,
     };
     let path = if base_path.is_empty() { "/" } else { base_path };
-    let cookie = cookie::Cookie::build((name, value))
+    let mut cookie = cookie::Cookie::build((name, value))
         .path(path)
         .http_only(true)
         .secure(settings.secure)
         .same_site(same_site)
-        .max_age(cookie::time::Duration::seconds(max_age.max(0)))
         .build();
+    // None: a cookie for as long as the browser runs.
+    if let Some(max_age) = max_age.into() {
+        cookie.set_max_age(cookie::time::Duration::seconds(max_age.max(0)));
+    }
     HeaderValue::from_str(&cookie.to_string()).ok()
 }
 

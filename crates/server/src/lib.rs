@@ -212,6 +212,10 @@ fn app(state: AppState) -> Router {
         .layer(session)
         .layer(middleware::from_fn_with_state(
             state.clone(),
+            security::form_tokens,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
             security::same_origin,
         ));
     let routes = Router::new()

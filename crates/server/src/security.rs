@@ -9,16 +9,23 @@
 //!   codes, two-factor secrets);
 //! - [`same_origin`]: a state-changing request (anything but GET, HEAD and
 //!   OPTIONS) to the pages or `/rest` that a browser says comes from another
-//!   origin is refused with 403, before any handler runs.
+//!   origin is refused with 403, before any handler runs;
+//! - [`form_tokens`]: every state-changing request to a page must carry the
+//!   form token of its session (or, before sign-in, of a cookie of its own),
+//!   which every page form holds in a hidden `_csrf` field; the layout gets
+//!   the token for the request from [`form_token`].
 
 use axum::{
+    body::{Body, to_bytes},
     extract::{Request, State},
     http::{HeaderMap, HeaderValue, Method, StatusCode, header},
     middleware::Next,
     response::{IntoResponse, Response},
 };
 
-use crate::{AppState, error::ApiError, pages};
+use usher_domain::token;
+
+use crate::{AppState, error::ApiError, extract, pages};
 
 /// Only Usher's own files; inline SVG (the QR code) is markup, not script.
 const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
@@ -64,12 +71,106 @@ pub async fn same_origin(State(state): State<AppState>, request: Request, next: 
     if safe || !cross_origin(request.headers(), &state.settings().base_url) {
         return next.run(request).await;
     }
-    let error = ApiError::new(StatusCode::FORBIDDEN, CROSS_ORIGIN);
     if state.is_api_path(request.uri().path()) {
-        error.into_response()
+        ApiError::new(StatusCode::FORBIDDEN, CROSS_ORIGIN).into_response()
     } else {
-        pages::error_page_without_visitor(&state, error)
+        refuse(&state, StatusCode::FORBIDDEN, CROSS_ORIGIN)
     }
+}
+
+pub const FORM_EXPIRED: &str = "This form has expired, or it came from another website. \
+     Go back, reload the page and send it again.";
+
+/// The name of the form field that carries the token.
+pub const FORM_FIELD: &str = "_csrf";
+
+tokio::task_local! {
+    static FORM_TOKEN: String;
+}
+
+/// The form token of the request being served, for the layout to put in
+/// every form (empty outside [`form_tokens`]).
+pub fn form_token() -> String {
+    FORM_TOKEN.try_with(Clone::clone).unwrap_or_default()
+}
+
+/// The name of the cookie that binds form tokens before sign-in.
+fn form_cookie_name(state: &AppState) -> String {
+    format!("{}-form", state.settings().cookie.name)
+}
+
+/// Checks the form token of every state-changing request to a page, and
+/// makes the token the pages of this request show. `/rest` and `/api` take
+/// JSON (which another site cannot send without the browser asking first)
+/// and are not checked here.
+pub async fn form_tokens(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if state.is_api_path(request.uri().path()) {
+        return next.run(request).await;
+    }
+    let headers = request.headers();
+    let session =
+        extract::session_token(headers, &state.settings().cookie.name).filter(|t| !t.is_empty());
+    let pre_sign_in =
+        extract::session_token(headers, &form_cookie_name(&state)).filter(|t| !t.is_empty());
+    // What the token is bound to: the session when there is one (a token
+    // from before sign-in no longer passes), else the form cookie, made now
+    // if the browser has none.
+    let (binding, new_cookie) = match (session, pre_sign_in) {
+        (Some(session), _) => (format!("session:{}", token::hash(&session)), None),
+        (None, Some(cookie)) => (format!("form:{cookie}"), None),
+        (None, None) => {
+            let cookie = token::generate().secret.expose().to_owned();
+            (format!("form:{cookie}"), Some(cookie))
+        }
+    };
+    let usher = state.usher();
+    let safe = matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS
+    );
+    let request = if safe {
+        request
+    } else {
+        let (parts, body) = request.into_parts();
+        let Ok(bytes) = to_bytes(body, 1024 * 1024).await else {
+            return refuse(
+                &state,
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "The form is larger than 1 MiB.",
+            );
+        };
+        let presented = form_urlencoded::parse(&bytes)
+            .find(|(name, _)| name == FORM_FIELD)
+            .map(|(_, value)| value.into_owned())
+            .unwrap_or_default();
+        if new_cookie.is_some() || !usher.form_token_matches(&binding, &presented) {
+            return refuse(&state, StatusCode::FORBIDDEN, FORM_EXPIRED);
+        }
+        Request::from_parts(parts, Body::from(bytes))
+    };
+    let token = match usher.form_token(&binding) {
+        Ok(token) => token,
+        Err(error) => return ApiError::from(error).into_response(),
+    };
+    let mut response = FORM_TOKEN.scope(token, next.run(request)).await;
+    if let Some(cookie) = new_cookie {
+        let settings = state.settings();
+        // Until the browser closes: it only has to outlive the page.
+        if let Some(value) = extract::cookie(
+            &settings.cookie,
+            &form_cookie_name(&state),
+            &settings.base_path,
+            &cookie,
+            None,
+        ) {
+            response.headers_mut().append(header::SET_COOKIE, value);
+        }
+    }
+    response
+}
+
+fn refuse(state: &AppState, status: StatusCode, message: &str) -> Response {
+    pages::error_page_without_visitor(state, ApiError::new(status, message))
 }
 
 /// Whether the browser says this request comes from another origin.
@@ -117,6 +218,40 @@ mod tests {
             headers.insert(*name, HeaderValue::from_static(value));
         }
         headers
+    }
+
+    /// Every form that posts carries the token, or the check refuses it.
+    #[test]
+    fn every_post_form_of_every_template_carries_the_form_token() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
+        let mut folders = vec![root];
+        let mut forms = 0;
+        while let Some(folder) = folders.pop() {
+            for entry in std::fs::read_dir(&folder).unwrap_or_else(|e| panic!("{e}")) {
+                let path = entry.unwrap_or_else(|e| panic!("{e}")).path();
+                if path.is_dir() {
+                    folders.push(path);
+                    continue;
+                }
+                let text = std::fs::read_to_string(&path).unwrap_or_default();
+                for (at, _) in text.match_indices("<form") {
+                    let tag_end = text[at..].find('>').map_or(text.len(), |end| at + end + 1);
+                    if !text[at..tag_end].contains(r#"method="post""#) {
+                        continue;
+                    }
+                    forms += 1;
+                    assert!(
+                        text[tag_end..].trim_start().starts_with(&format!(
+                            r#"<input type="hidden" name="{FORM_FIELD}" value="{{{{ layout.form_token }}}}">"#
+                        )),
+                        "{}: a form without the token: {}",
+                        path.display(),
+                        &text[at..tag_end]
+                    );
+                }
+            }
+        }
+        assert!(forms > 20, "only {forms} forms found");
     }
 
     #[test]

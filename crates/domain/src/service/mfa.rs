@@ -41,6 +41,13 @@ pub struct MfaSetup {
     pub recovery_codes: Vec<Secret>,
 }
 
+/// A set-up under way, as it is kept (sealed) until confirmed.
+#[derive(serde::Deserialize)]
+struct Pending {
+    secret: String,
+    codes: Vec<String>,
+}
+
 /// A second factor as given at sign-in.
 #[derive(Debug, Default, Clone)]
 pub struct SecondFactor {
@@ -123,30 +130,66 @@ impl Usher {
             .map_err(|e| Error::Internal(format!("totp secret: {e:?}")))
     }
 
-    /// `GET /rest/mfa/qr`: a new secret and recovery codes, pending until
-    /// confirmed with a code.
+    /// `GET /rest/mfa/qr`: the secret and recovery codes being set up,
+    /// pending until confirmed with a code. The same ones every time until
+    /// then (asking again, or a second tab, shows what the app scanned
+    /// already), unless [`Self::renew_mfa_setup`] makes new ones.
     pub async fn start_mfa_setup(&self, actor: &Actor) -> Result<MfaSetup> {
         self.mfa_feature()?;
+        Self::not_enrolled(actor)?;
+        if let Some(sealed) = self.store.pending_mfa_secret(actor.user.id).await?
+            && let Some(pending) = self.open_pending(&sealed)
+        {
+            return self.mfa_setup(actor, pending.secret, pending.codes);
+        }
+        self.renew_mfa_setup(actor).await
+    }
+
+    /// A new secret and new recovery codes for a set-up under way; the
+    /// earlier ones stop counting.
+    pub async fn renew_mfa_setup(&self, actor: &Actor) -> Result<MfaSetup> {
+        self.mfa_feature()?;
+        Self::not_enrolled(actor)?;
+        let base32 = totp_rs::Secret::generate().to_base32();
+        let codes: Vec<String> = (0..RECOVERY_CODES)
+            .map(|_| recovery_code().expose().to_owned())
+            .collect();
+        let hashes: Vec<String> = codes.iter().map(|c| recovery_hash(c)).collect();
+        // The pending set-up keeps its codes (sealed) to show them again;
+        // only their hashes outlive it.
+        let pending = serde_json::json!({"secret": base32, "codes": codes}).to_string();
+        self.store
+            .set_pending_mfa(actor.user.id, &self.cipher()?.seal(&pending)?, &hashes)
+            .await?;
+        self.mfa_setup(actor, base32, codes)
+    }
+
+    fn not_enrolled(actor: &Actor) -> Result<()> {
         if actor.user.mfa_enabled {
             return Err(Error::invalid(
                 "Two-factor authentication is on already. Turn it off first to set up a new device.",
             ));
         }
-        let secret = totp_rs::Secret::generate();
-        let base32 = secret.to_base32();
-        let bytes = secret.as_ref().to_vec();
+        Ok(())
+    }
+
+    /// A sealed pending set-up; None if it cannot be read (one sealed by an
+    /// earlier version holds only the secret: a new one is made).
+    fn open_pending(&self, sealed: &str) -> Option<Pending> {
+        serde_json::from_str(&self.cipher().ok()?.open(sealed).ok()?).ok()
+    }
+
+    fn mfa_setup(&self, actor: &Actor, secret: String, codes: Vec<String>) -> Result<MfaSetup> {
+        let bytes = totp_rs::Secret::try_from_base32(&secret)
+            .map(|s| s.as_ref().to_vec())
+            .map_err(|e| Error::Internal(format!("totp secret: {e:?}")))?;
         let otpauth_url = totp(&bytes, &Self::account(&actor.user))?
             .to_url()
             .map_err(|e| Error::Internal(format!("otpauth: {e}")))?;
-        let codes: Vec<Secret> = (0..RECOVERY_CODES).map(|_| recovery_code()).collect();
-        let hashes: Vec<String> = codes.iter().map(|c| recovery_hash(c.expose())).collect();
-        self.store
-            .set_pending_mfa(actor.user.id, &self.cipher()?.seal(&base32)?, &hashes)
-            .await?;
         Ok(MfaSetup {
-            secret: base32,
+            secret,
             otpauth_url,
-            recovery_codes: codes,
+            recovery_codes: codes.into_iter().map(Secret::new).collect(),
         })
     }
 
@@ -160,7 +203,12 @@ impl Usher {
             .ok_or_else(|| {
                 Error::invalid("Start the set-up first: there is no secret to confirm.")
             })?;
-        let secret = self.open_secret(&sealed).await?;
+        let pending = self.open_pending(&sealed).ok_or_else(|| {
+            Error::invalid("Start the set-up again: the secret being set up cannot be read.")
+        })?;
+        let secret = totp_rs::Secret::try_from_base32(&pending.secret)
+            .map(|s| s.as_ref().to_vec())
+            .map_err(|e| Error::Internal(format!("totp secret: {e:?}")))?;
         let right = self
             .guarded(actor.user.id, self.accept_code(&actor.user, &secret, code))
             .await?;
@@ -169,7 +217,11 @@ impl Usher {
                 "{INVALID_CODE} Check the time on your phone and try the newest code."
             )));
         }
-        self.store.confirm_mfa(actor.user.id, self.now()).await?;
+        // Only the secret goes on: the codes live on as hashes.
+        let sealed_secret = self.cipher()?.seal(&pending.secret)?;
+        self.store
+            .confirm_mfa(actor.user.id, &sealed_secret, self.now())
+            .await?;
         self.audit(
             Some(&actor.user),
             "mfa.enabled",

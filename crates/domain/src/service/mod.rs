@@ -217,4 +217,17 @@ impl Usher {
             _ => Ok(()),
         }
     }
+
+    /// The token the page forms of whoever holds `binding` carry (the hash
+    /// of a session, or a cookie of its own before sign-in): a tag with the
+    /// instance key, so nothing is stored and every instance checks it.
+    pub fn form_token(&self, binding: &str) -> Result<String> {
+        Ok(self.cipher()?.tag("form-token", binding))
+    }
+
+    /// Whether a form came with the token of `binding`.
+    pub fn form_token_matches(&self, binding: &str, token: &str) -> bool {
+        self.cipher()
+            .is_ok_and(|cipher| cipher.check_tag("form-token", binding, token))
+    }
 }

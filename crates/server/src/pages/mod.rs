@@ -121,6 +121,8 @@ pub struct Layout {
     pub settle_at: Option<String>,
     /// The owner and admins read the audit log.
     pub can_audit: bool,
+    /// The token every form of the page carries (`security::form_tokens`).
+    pub form_token: String,
 }
 
 impl Layout {
@@ -145,6 +147,7 @@ impl Layout {
             settle_at: None,
             can_audit: actor.is_some_and(|a| a.user.role.manages_users())
                 && instance.is_some_and(|i| i.owner_set_up),
+            form_token: crate::security::form_token(),
         }
     }
 

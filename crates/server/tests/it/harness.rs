@@ -553,6 +553,40 @@ pub async fn new_key(server: &TestServer, client: &Client, label: &str, scopes: 
         .to_owned()
 }
 
+/// The form token the pages show `client` (in every page's
+/// `<meta name="usher-form-token">`), as a browser's forms carry it.
+pub async fn form_token(server: &TestServer, client: &Client) -> String {
+    // Any page will do; `/signout` shows one to everyone, whatever holds
+    // them (a temporary password, two-factor set-up).
+    let page = client
+        .get(server.at("/signout"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("a page for the form token: {e}"))
+        .text()
+        .await
+        .unwrap_or_default();
+    page.split(r#"<meta name="usher-form-token" content=""#)
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no form token on the page: {page}"))
+        .to_owned()
+}
+
+/// A post of a page's form by `client`, with the form token, as a browser
+/// sends it.
+pub async fn page_form(
+    server: &TestServer,
+    client: &Client,
+    path: &str,
+    fields: &[(&str, &str)],
+) -> reqwest::RequestBuilder {
+    let token = form_token(server, client).await;
+    let mut all: Vec<(&str, &str)> = fields.to_vec();
+    all.push(("_csrf", &token));
+    client.post(server.at(path)).form(&all)
+}
+
 /// The JSON body, or a panic that shows what came instead.
 pub async fn body(response: reqwest::Response) -> Value {
     let status = response.status();

@@ -226,12 +226,15 @@ async fn control_characters_are_refused_with_a_400_that_names_the_field(db: Db) 
         );
     }
     // A page's form gets the error page, with the same words.
-    let page = server
-        .client()
-        .post(server.at("/signin"))
-        .form(&[("email", "a\u{0}@example.com"), ("password", "x")])
-        .send()
-        .await?;
+    let page = page_form(
+        &server,
+        &server.client(),
+        "/signin",
+        &[("email", "a\u{0}@example.com"), ("password", "x")],
+    )
+    .await
+    .send()
+    .await?;
     assert_eq!(page.status(), StatusCode::BAD_REQUEST);
     assert!(
         page.text()
@@ -334,13 +337,16 @@ async fn a_state_changing_request_from_another_origin_is_refused(db: Db) -> Test
             .send()
             .await?;
         assert_eq!(response.status(), StatusCode::FORBIDDEN, "{name}: {value}");
-        let page = server
-            .client()
-            .post(server.at("/signin"))
-            .header(name, value)
-            .form(&[("email", OWNER_EMAIL), ("password", OWNER_PASSWORD)])
-            .send()
-            .await?;
+        let page = page_form(
+            &server,
+            &server.client(),
+            "/signin",
+            &[("email", OWNER_EMAIL), ("password", OWNER_PASSWORD)],
+        )
+        .await
+        .header(name, value)
+        .send()
+        .await?;
         assert_eq!(page.status(), StatusCode::FORBIDDEN, "{name}: {value}");
         assert!(page.text().await?.contains("came from another website"));
     }
@@ -374,16 +380,19 @@ async fn sign_in_never_redirects_away_from_usher(db: Db) -> TestResult {
     ] {
         // Six sign-ins: each in a minute of its own, under the limit.
         server.advance_minutes(1);
-        let response = server
-            .client()
-            .post(server.at("/signin"))
-            .form(&[
+        let response = page_form(
+            &server,
+            &server.client(),
+            "/signin",
+            &[
                 ("email", OWNER_EMAIL),
                 ("password", OWNER_PASSWORD),
                 ("redirect", target),
-            ])
-            .send()
-            .await?;
+            ],
+        )
+        .await
+        .send()
+        .await?;
         assert_eq!(response.status(), StatusCode::SEE_OTHER, "{target:?}");
         assert_eq!(location(&response), expected, "{target:?}");
     }
@@ -675,8 +684,8 @@ async fn setting_up_an_open_instance_revokes_what_was_made_meanwhile_and_says_so
     );
     assert!(home.contains("ivy@example.com was invited."), "{home}");
     assert!(home.contains("Crypto miner"), "{home}");
-    let dismissed = owner
-        .post(server.at("/open-period/dismiss"))
+    let dismissed = page_form(&server, &owner, "/open-period/dismiss", &[])
+        .await
         .header("sec-fetch-site", "same-origin")
         .send()
         .await?;
@@ -686,7 +695,156 @@ async fn setting_up_an_open_instance_revokes_what_was_made_meanwhile_and_says_so
     Ok(())
 }
 
+async fn page_forms_need_the_form_token_of_their_own_session(db: Db) -> TestResult {
+    let server = TestServer::start(db).await;
+    server.owner().await;
+    let owner = server.signed_in(OWNER_EMAIL, OWNER_PASSWORD).await;
+    let other_tab = server.signed_in(OWNER_EMAIL, OWNER_PASSWORD).await;
+    let fields = [
+        ("email", OWNER_EMAIL),
+        ("firstName", "Forged"),
+        ("lastName", "Name"),
+    ];
+    let forged_token = form_token(&server, &other_tab).await;
+    for token in ["", "not-a-token", forged_token.as_str()] {
+        let mut form = fields.to_vec();
+        form.push(("_csrf", token));
+        let refused = owner
+            .post(server.at("/settings/personal"))
+            .form(&form)
+            .send()
+            .await?;
+        assert_eq!(refused.status(), StatusCode::FORBIDDEN, "token {token:?}");
+        assert!(refused.text().await?.contains("This form has expired"));
+    }
+    let me = body(owner.get(server.at("/rest/me")).send().await?).await;
+    assert_eq!(me["data"]["firstName"], "Olive", "nothing changed");
+    let saved = page_form(&server, &owner, "/settings/personal", &fields)
+        .await
+        .send()
+        .await?;
+    assert!(saved.status().is_success() || saved.status().is_redirection());
+    let me = body(owner.get(server.at("/rest/me")).send().await?).await;
+    assert_eq!(me["data"]["firstName"], "Forged");
+    // Before sign-in too: the sign-in form is bound to a cookie of its own.
+    let stranger = server.client();
+    let refused = stranger
+        .post(server.at("/signin"))
+        .form(&[("email", OWNER_EMAIL), ("password", OWNER_PASSWORD)])
+        .send()
+        .await?;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    Ok(())
+}
+
+async fn with_samesite_none_another_site_still_cannot_change_anything(db: Db) -> TestResult {
+    let server = TestServer::start_with(
+        db,
+        &[
+            ("N8N_SAMESITE_COOKIE", "none"),
+            ("N8N_SECURE_COOKIE", "true"),
+        ],
+    )
+    .await;
+    server.owner().await;
+    // The browser sends the session cookie along with another site's
+    // requests (SameSite=None): only the origin check and the form token
+    // stand in the way.
+    let cookie = session_cookie(&server, OWNER_EMAIL, OWNER_PASSWORD).await;
+    assert!(!cookie.is_empty());
+    let api = server
+        .client()
+        .patch(server.at("/rest/me"))
+        .header("cookie", &cookie)
+        .header("origin", "https://evil.example")
+        .json(&json!({"email": OWNER_EMAIL, "firstName": "Evil", "lastName": "Corp"}))
+        .send()
+        .await?;
+    assert_eq!(api.status(), StatusCode::FORBIDDEN);
+    for extra in [Some(("sec-fetch-site", "cross-site")), None] {
+        let mut request = server
+            .client()
+            .post(server.at("/settings/personal"))
+            .header("cookie", &cookie)
+            .form(&[
+                ("email", OWNER_EMAIL),
+                ("firstName", "Evil"),
+                ("lastName", "Corp"),
+            ]);
+        if let Some((name, value)) = extra {
+            request = request.header(name, value);
+        }
+        assert_eq!(request.send().await?.status(), StatusCode::FORBIDDEN);
+    }
+    let me = body(
+        server
+            .client()
+            .get(server.at("/rest/me"))
+            .header("cookie", &cookie)
+            .send()
+            .await?,
+    )
+    .await;
+    assert_eq!(me["data"]["firstName"], "Olive");
+    Ok(())
+}
+
+async fn two_factor_set_up_shows_one_secret_until_it_is_enabled_or_renewed(db: Db) -> TestResult {
+    let server = TestServer::start(db).await;
+    let owner = server.owner().await;
+    let qr = |client: Client| {
+        let url = server.at("/rest/mfa/qr");
+        async move { body(client.get(url).send().await.unwrap()).await["data"].clone() }
+    };
+    let first = qr(owner.clone()).await;
+    let again = qr(owner.clone()).await;
+    assert_eq!(first["secret"], again["secret"], "the app scanned this one");
+    assert_eq!(first["recoveryCodes"], again["recoveryCodes"]);
+    let renewed = body(
+        owner
+            .post(server.at("/rest/mfa/qr/renew"))
+            .json(&json!({}))
+            .send()
+            .await?,
+    )
+    .await["data"]
+        .clone();
+    assert_ne!(renewed["secret"], first["secret"]);
+    assert_eq!(qr(owner.clone()).await["secret"], renewed["secret"]);
+    let secret = renewed["secret"].as_str().unwrap_or_default();
+    let stale = owner
+        .post(server.at("/rest/mfa/enable"))
+        .json(&json!({"mfaCode": code_at(&server, first["secret"].as_str().unwrap_or_default())}))
+        .send()
+        .await?;
+    assert_eq!(
+        stale.status(),
+        StatusCode::BAD_REQUEST,
+        "the old secret is gone"
+    );
+    server.advance_minutes(1);
+    let enabled = owner
+        .post(server.at("/rest/mfa/enable"))
+        .json(&json!({"mfaCode": code_at(&server, secret)}))
+        .send()
+        .await?;
+    assert_eq!(enabled.status(), StatusCode::OK);
+    // The codes shown are the ones that work.
+    let code = renewed["recoveryCodes"][0].as_str().unwrap_or_default();
+    let signed_in = server
+        .client()
+        .post(server.at("/rest/login"))
+        .json(&json!({"emailOrLdapLoginId": OWNER_EMAIL, "password": OWNER_PASSWORD, "mfaRecoveryCode": code}))
+        .send()
+        .await?;
+    assert_eq!(signed_in.status(), StatusCode::OK);
+    Ok(())
+}
+
 on_both_databases!(
+    page_forms_need_the_form_token_of_their_own_session,
+    with_samesite_none_another_site_still_cannot_change_anything,
+    two_factor_set_up_shows_one_secret_until_it_is_enabled_or_renewed,
     setting_up_an_open_instance_revokes_what_was_made_meanwhile_and_says_so,
     a_reset_leaves_nothing_of_the_old_accounts_usable,
     project_members_see_each_other_as_the_user_list_shows_members,
