@@ -30,8 +30,9 @@ pub enum Error {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
-    #[error("{0}")]
-    TooManyRequests(String),
+    /// Too many attempts: try again after `retry_after` seconds.
+    #[error("{message}")]
+    TooManyRequests { message: String, retry_after: u64 },
     /// Two-factor authentication is on and no code came (n8n's code 998).
     #[error("{0}")]
     MfaRequired(String),
@@ -65,6 +66,13 @@ impl Error {
     }
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::NotFound(message.into())
+    }
+    /// Refused until `seconds` have passed; the message says so.
+    pub fn slow_down(seconds: u64) -> Self {
+        Self::TooManyRequests {
+            message: format!("Too many attempts. Please wait {seconds} seconds and try again."),
+            retry_after: seconds,
+        }
     }
 }
 

@@ -120,9 +120,19 @@ pub trait UserStore {
     async fn transfer_ownership(&self, from: UserId, to: UserId, now: Millis) -> StoreResult<bool>;
     /// Replaces a hash with a stronger one without touching sessions.
     async fn rehash_password(&self, id: UserId, password_hash: &str) -> StoreResult<()>;
-    /// `usher user-management:reset`: every user but the owner deleted, the
-    /// owner emptied back to a shell, every session ended, set-up not skipped.
-    async fn reset_user_management(&self, now: Millis) -> StoreResult<()>;
+    /// `usher user-management:reset`, in one transaction: every user's work
+    /// moved to the owner's personal project, every user deleted (the owner
+    /// too) with their sessions, API keys, links, invitations and second
+    /// factors, and an empty owner shell with the id `new_owner` holding the
+    /// owner's projects; set-up not skipped.
+    async fn reset_user_management(&self, new_owner: UserId, now: Millis) -> StoreResult<()>;
+    /// When an instance that was open (set-up skipped) gets its owner: every
+    /// API key and every pending invitation (its pending user with it) is
+    /// deleted, in one transaction. How many of each.
+    async fn revoke_open_access(&self) -> StoreResult<(u64, u64)>;
+    /// A user whose address looks like `email` (the same skeleton) but is
+    /// not `email` itself.
+    async fn user_looking_like(&self, email: &Email) -> StoreResult<Option<User>>;
 }
 
 /// An invitation: a link's token hash, for one pending user.
@@ -198,6 +208,8 @@ pub trait ResetStore {
         password_hash: &str,
         now: Millis,
     ) -> StoreResult<Option<User>>;
+    /// Makes the link unusable (too many wrong codes were tried with it).
+    async fn void_reset(&self, token_hash: &str) -> StoreResult<()>;
 }
 
 /// Which workflows or credentials to list: all, or those in the projects a
@@ -338,8 +350,14 @@ pub trait MfaStore {
         code_hashes: &[String],
     ) -> StoreResult<()>;
     async fn pending_mfa_secret(&self, user: UserId) -> StoreResult<Option<String>>;
-    /// Turns MFA on with the pending secret and codes, in one transaction.
-    async fn confirm_mfa(&self, user: UserId, now: Millis) -> StoreResult<bool>;
+    /// Turns MFA on with `sealed_secret` (the pending one's secret) and the
+    /// pending codes, in one transaction; false when nothing was pending.
+    async fn confirm_mfa(
+        &self,
+        user: UserId,
+        sealed_secret: &str,
+        now: Millis,
+    ) -> StoreResult<bool>;
     async fn mfa_secret(&self, user: UserId) -> StoreResult<Option<String>>;
     /// Turns MFA off: secret, codes and flag go, in one transaction.
     async fn disable_mfa(&self, user: UserId, now: Millis) -> StoreResult<()>;
@@ -386,6 +404,9 @@ pub trait GuardStore {
         window_start: Millis,
         expires_at: Millis,
     ) -> StoreResult<i64>;
+    /// Takes one back from the counter `key` of the window starting at
+    /// `window_start` (an attempt that turned out right).
+    async fn forgive_hit(&self, key: &str, window_start: Millis) -> StoreResult<()>;
     async fn purge_expired(&self, now: Millis) -> StoreResult<()>;
 }
 
@@ -393,6 +414,7 @@ pub trait GuardStore {
 pub trait SettingStore {
     async fn setting(&self, key: &str) -> StoreResult<Option<String>>;
     async fn put_setting(&self, key: &str, value: &str) -> StoreResult<()>;
+    async fn delete_setting(&self, key: &str) -> StoreResult<()>;
 }
 
 /// Which audit events to list; empty strings match everything.
@@ -447,4 +469,7 @@ pub mod keys {
     pub const INVITE_TEMPLATE: &str = "email.invite.template";
     /// "true" when the owner requires two-factor authentication for everyone.
     pub const MFA_REQUIRED: &str = "mfa.required";
+    /// What was made while the instance was open, in words (a JSON list),
+    /// shown to the owner after set-up until dismissed.
+    pub const OPEN_PERIOD_REPORT: &str = "setup.openPeriodReport";
 }

@@ -23,6 +23,8 @@ pub struct ApiError {
     pub hint: Option<String>,
     /// n8n's own codes where scripts rely on them (998: MFA needed).
     pub code: Option<u16>,
+    /// For 429: seconds until a new attempt is counted (`Retry-After`).
+    pub retry_after: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -42,6 +44,7 @@ impl ApiError {
             message: message.into(),
             hint: None,
             code: None,
+            retry_after: None,
         }
     }
 
@@ -72,7 +75,14 @@ impl From<Error> for ApiError {
             Error::Forbidden(_) => StatusCode::FORBIDDEN,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::Conflict(_) => StatusCode::CONFLICT,
-            Error::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            Error::TooManyRequests {
+                message,
+                retry_after,
+            } => {
+                let mut error = Self::new(StatusCode::TOO_MANY_REQUESTS, message.clone());
+                error.retry_after = Some(*retry_after);
+                return error;
+            }
             Error::MfaRequired(message) => {
                 let mut error = Self::new(StatusCode::UNAUTHORIZED, message.clone());
                 error.code = Some(998);
@@ -112,6 +122,11 @@ impl IntoResponse for ApiError {
             request_id,
         };
         let mut response = (self.status, Json(body)).into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, seconds.into());
+        }
         response.extensions_mut().insert(self);
         response
     }

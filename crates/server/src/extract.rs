@@ -104,7 +104,15 @@ impl FromRequestParts<AppState> for ClientOrigin {
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_owned();
-        Ok(ClientOrigin(Origin { ip, user_agent }))
+        let device = session_token(
+            &parts.headers,
+            &device_cookie_name(&state.settings().cookie),
+        );
+        Ok(ClientOrigin(Origin {
+            ip,
+            user_agent,
+            device,
+        }))
     }
 }
 
@@ -203,7 +211,10 @@ impl Hold {
                     (&Method::GET, "/rest/mfa/qr")
                         | (
                             &Method::POST,
-                            "/rest/mfa/enable" | "/settings/mfa/start" | "/settings/mfa/enable"
+                            "/rest/mfa/enable"
+                                | "/rest/mfa/qr/renew"
+                                | "/settings/mfa/start"
+                                | "/settings/mfa/enable"
                         )
                         | (_, "/settings/mfa")
                 ),
@@ -253,19 +264,42 @@ pub fn session_cookie(
     token: &str,
     max_age: i64,
 ) -> Option<HeaderValue> {
+    cookie(settings, &settings.name, base_path, token, max_age)
+}
+
+/// How long a browser keeps its device cookie.
+pub const DEVICE_COOKIE_SECONDS: i64 = 365 * 24 * 3600;
+
+/// The device cookie's name: the session cookie's, with `-device`.
+pub fn device_cookie_name(settings: &CookieSettings) -> String {
+    format!("{}-device", settings.name)
+}
+
+/// `Set-Cookie` for one of Usher's cookies, with the session cookie's
+/// flags: HttpOnly, Secure and SameSite as set.
+pub fn cookie(
+    settings: &CookieSettings,
+    name: &str,
+    base_path: &str,
+    value: &str,
+    max_age: impl Into<Option<i64>>,
+) -> Option<HeaderValue> {
     let same_site = match settings.same_site {
         SameSite::Lax => cookie::SameSite::Lax,
         SameSite::Strict => cookie::SameSite::Strict,
         SameSite::None => cookie::SameSite::None,
     };
     let path = if base_path.is_empty() { "/" } else { base_path };
-    let cookie = cookie::Cookie::build((settings.name.as_str(), token))
+    let mut cookie = cookie::Cookie::build((name, value))
         .path(path)
         .http_only(true)
         .secure(settings.secure)
         .same_site(same_site)
-        .max_age(cookie::time::Duration::seconds(max_age.max(0)))
         .build();
+    // None: a cookie for as long as the browser runs.
+    if let Some(max_age) = max_age.into() {
+        cookie.set_max_age(cookie::time::Duration::seconds(max_age.max(0)));
+    }
     HeaderValue::from_str(&cookie.to_string()).ok()
 }
 

@@ -13,10 +13,12 @@ pub mod cli;
 mod error;
 mod extract;
 mod health;
+mod input;
 mod mail;
 mod pages;
 mod request_id;
 mod rest;
+mod security;
 pub mod settings;
 mod state;
 
@@ -160,6 +162,7 @@ fn load_or_create_key(folder: &Path) -> Result<Secret, String> {
     }
     std::fs::create_dir_all(folder)
         .map_err(|e| format!("cannot create {}: {e}", folder.display()))?;
+    private_folder(folder).map_err(|e| format!("cannot make {} private: {e}", folder.display()))?;
     let mut bytes = [0u8; 32];
     rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
     let key = base64::engine::general_purpose::STANDARD.encode(bytes);
@@ -179,6 +182,18 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     file.write_all(contents.as_bytes())
 }
 
+/// The data folder is its owner's only (0700), whatever the umask.
+#[cfg(unix)]
+fn private_folder(folder: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(folder, std::fs::Permissions::from_mode(0o700))
+}
+
+#[cfg(not(unix))]
+fn private_folder(_: &Path) -> std::io::Result<()> {
+    Ok(())
+}
+
 #[cfg(not(unix))]
 fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     std::fs::write(path, contents)
@@ -194,13 +209,22 @@ fn app(state: AppState) -> Router {
         .nest("/rest", rest)
         .merge(pages::router(&state))
         .fallback(pages::not_found)
-        .layer(session);
+        .layer(session)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            security::form_tokens,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            security::same_origin,
+        ));
     let routes = Router::new()
         .nest("/api/v1", api_v1::router(&state))
         .merge(health::router())
         .merge(pages::assets_router())
         .merge(with_session);
     let base = state.settings().base_path.clone();
+    let input_state = state.clone();
     let routes = routes.with_state(state);
     // Under N8N_PATH the routes see paths with the prefix taken off, so both
     // `/team` and `/team/` reach the home page.
@@ -213,6 +237,8 @@ fn app(state: AppState) -> Router {
     };
     routes
         .layer(DefaultBodyLimit::max(1024 * 1024))
+        .layer(middleware::from_fn_with_state(input_state, input::layer))
+        .layer(middleware::from_fn(security::headers))
         .layer(middleware::from_fn(request_id::layer))
 }
 

@@ -59,9 +59,24 @@ impl AppState {
         self.0.store.close().await;
     }
 
-    /// A `Set-Cookie` for a new session.
-    pub(crate) fn session_cookie(&self, session: &SignedIn) -> Option<HeaderValue> {
+    /// The `Set-Cookie`s of a new session: the session itself, and the
+    /// device cookie that lets this browser's later sign-in attempts count
+    /// apart from strangers' (`usher_domain::service::throttle`).
+    pub(crate) fn session_cookie(&self, session: &SignedIn) -> Vec<HeaderValue> {
+        let settings = self.settings();
+        let device = session.device.as_ref().and_then(|device| {
+            extract::cookie(
+                &settings.cookie,
+                &extract::device_cookie_name(&settings.cookie),
+                &settings.base_path,
+                device.expose(),
+                extract::DEVICE_COOKIE_SECONDS,
+            )
+        });
         self.renewed_cookie(session.token.expose(), session.expires_at)
+            .into_iter()
+            .chain(device)
+            .collect()
     }
 
     /// A `Set-Cookie` that clears the session cookie.
@@ -75,6 +90,15 @@ impl AppState {
         let settings = self.settings();
         let max_age = seconds_until(until, self.usher().now());
         extract::session_cookie(&settings.cookie, &settings.base_path, token, max_age)
+    }
+
+    /// Whether a request path (as it arrives, with N8N_PATH) is `/rest` or
+    /// `/api`, answered in JSON, rather than a page.
+    pub(crate) fn is_api_path(&self, path: &str) -> bool {
+        let inner = path
+            .strip_prefix(self.settings().base_path.as_str())
+            .unwrap_or(path);
+        inner.starts_with("/rest/") || inner.starts_with("/api/")
     }
 
     /// A path inside Usher, with N8N_PATH in front: for links and redirects.

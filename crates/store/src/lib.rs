@@ -22,6 +22,7 @@
 mod api_keys;
 mod cache;
 pub mod config;
+mod files;
 mod invitations;
 mod mfa;
 mod misc;
@@ -69,7 +70,12 @@ pub async fn connect(config: &DbConfig) -> Result<SqlStore, String> {
             (Db::Postgres(db), cache)
         }
     };
-    Ok(SqlStore { db, cache })
+    let store = SqlStore { db, cache };
+    store
+        .fill_email_skeletons()
+        .await
+        .map_err(|e| format!("cannot prepare the users table: {e}"))?;
+    Ok(store)
 }
 
 /// A new, empty store of its own in memory (SQLite), migrated like a file,

@@ -45,17 +45,23 @@ impl MfaStore for SqlStore {
         Ok(found.and_then(|(secret,)| secret))
     }
 
-    async fn confirm_mfa(&self, user: UserId, now: Millis) -> StoreResult<bool> {
+    async fn confirm_mfa(
+        &self,
+        user: UserId,
+        sealed_secret: &str,
+        now: Millis,
+    ) -> StoreResult<bool> {
         let mut write = self.auth_write().await?;
         let confirmed = write
             .execute(
                 Sql::new(
-                    "UPDATE users SET mfa_secret = mfa_pending_secret, mfa_pending_secret = NULL, \
+                    "UPDATE users SET mfa_secret = $3, mfa_pending_secret = NULL, \
                      mfa_enabled = 1, updated_at = $1 \
                      WHERE id = $2 AND mfa_pending_secret IS NOT NULL",
                 )
                 .bind(now)
-                .bind(user),
+                .bind(user)
+                .bind(sealed_secret),
             )
             .await?;
         if confirmed == 0 {

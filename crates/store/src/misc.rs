@@ -34,6 +34,19 @@ impl GuardStore for SqlStore {
         Ok(count.map_or(0, |(count,)| count))
     }
 
+    async fn forgive_hit(&self, key: &str, window_start: Millis) -> StoreResult<()> {
+        self.execute(
+            Sql::new(
+                "UPDATE rate_limits SET count = count - 1 \
+                 WHERE key = $1 AND window_start = $2 AND count > 0",
+            )
+            .bind(key)
+            .bind(window_start),
+        )
+        .await
+        .map(drop)
+    }
+
     async fn purge_expired(&self, now: Millis) -> StoreResult<()> {
         for sql in [
             "DELETE FROM rate_limits WHERE expires_at <= $1",
@@ -66,6 +79,12 @@ impl SettingStore for SqlStore {
         )
         .await
         .map(drop)
+    }
+
+    async fn delete_setting(&self, key: &str) -> StoreResult<()> {
+        self.execute(Sql::new("DELETE FROM settings WHERE key = $1").bind(key))
+            .await
+            .map(drop)
     }
 }
 
@@ -126,16 +145,18 @@ impl AuditStore for SqlStore {
         limit: i64,
         offset: i64,
     ) -> StoreResult<(Vec<AuditEvent>, i64)> {
-        // Static statements: an empty filter value matches every row.
-        let person = filter.person.trim().to_lowercase();
-        let action = filter.action.trim();
+        // Static statements: an empty filter value matches every row. The
+        // values are matched as typed: `%`, `_` and `\` in them are escaped.
+        let person = like_literal(&filter.person.trim().to_lowercase());
+        let action = like_literal(filter.action.trim());
+        let action = action.as_str();
         let total: Option<(i64,)> = self
             .fetch_optional(
                 Sql::new(
                     "SELECT COUNT(*) FROM audit_events \
-                     WHERE ($1 = '' OR action LIKE $1 || '%') \
-                     AND ($2 = '' OR LOWER(COALESCE(actor_email, '')) LIKE '%' || $2 || '%' \
-                          OR LOWER(COALESCE(target, '')) LIKE '%' || $2 || '%')",
+                     WHERE ($1 = '' OR action LIKE $1 || '%' ESCAPE '\\') \
+                     AND ($2 = '' OR LOWER(COALESCE(actor_email, '')) LIKE '%' || $2 || '%' ESCAPE '\\' \
+                          OR LOWER(COALESCE(target, '')) LIKE '%' || $2 || '%' ESCAPE '\\')",
                 )
                 .bind(action)
                 .bind(person.as_str()),
@@ -145,9 +166,9 @@ impl AuditStore for SqlStore {
             .fetch_all(
                 Sql::new(
                     "SELECT * FROM audit_events \
-                     WHERE ($1 = '' OR action LIKE $1 || '%') \
-                     AND ($2 = '' OR LOWER(COALESCE(actor_email, '')) LIKE '%' || $2 || '%' \
-                          OR LOWER(COALESCE(target, '')) LIKE '%' || $2 || '%') \
+                     WHERE ($1 = '' OR action LIKE $1 || '%' ESCAPE '\\') \
+                     AND ($2 = '' OR LOWER(COALESCE(actor_email, '')) LIKE '%' || $2 || '%' ESCAPE '\\' \
+                          OR LOWER(COALESCE(target, '')) LIKE '%' || $2 || '%' ESCAPE '\\') \
                      ORDER BY at DESC, id DESC LIMIT $3 OFFSET $4",
                 )
                 .bind(action)
@@ -169,6 +190,13 @@ impl Store for SqlStore {
     async fn ping(&self) -> StoreResult<()> {
         self.db.ping().await
     }
+}
+
+/// `text` for a `LIKE … ESCAPE '\'` pattern that matches it literally.
+fn like_literal(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
 }
 
 #[cfg(test)]

@@ -117,4 +117,10 @@ impl ResetStore for SqlStore {
         write.commit().await?;
         Ok(Some(user))
     }
+
+    async fn void_reset(&self, token_hash: &str) -> StoreResult<()> {
+        self.execute(Sql::new("DELETE FROM password_resets WHERE token_hash = $1").bind(token_hash))
+            .await
+            .map(drop)
+    }
 }

@@ -68,14 +68,15 @@ impl UserStore for SqlStore {
     }
 
     async fn claim_owner(&self, claim: &OwnerClaim) -> StoreResult<Option<User>> {
-        // One statement: only the request that finds the shell still empty
-        // fills it.
+        // One conditional statement: only the request that finds the shell
+        // still empty fills it.
         let mut write = self.auth_write().await?;
         let row: Option<UserRow> = write
             .fetch_optional(
                 Sql::new(
                     "UPDATE users SET email = $1, first_name = $2, last_name = $3, \
-                     password_hash = $4, password_change_required = 0, updated_at = $5 \
+                     password_hash = $4, password_change_required = 0, updated_at = $5, \
+                     email_skeleton = $7 \
                      WHERE role = $6 AND email IS NULL RETURNING *",
                 )
                 .bind(claim.email.as_str())
@@ -83,11 +84,23 @@ impl UserStore for SqlStore {
                 .bind(&claim.last_name)
                 .bind(&claim.password_hash)
                 .bind(claim.now)
-                .bind(Role::Owner.as_str()),
+                .bind(Role::Owner.as_str())
+                .bind(claim.email.skeleton()),
             )
             .await?;
+        let Some(owner) = rows::maybe_user(row)? else {
+            return Ok(None);
+        };
+        // Nothing made for the row before it had an owner opens it now: no
+        // reset link, no session.
+        for statement in [
+            "DELETE FROM password_resets WHERE user_id = $1",
+            "DELETE FROM sessions WHERE user_id = $1",
+        ] {
+            write.execute(Sql::new(statement).bind(owner.id)).await?;
+        }
         write.commit().await?;
-        rows::maybe_user(row)
+        Ok(Some(owner))
     }
 
     async fn insert_user(&self, user: &User) -> StoreResult<()> {
@@ -129,14 +142,15 @@ impl UserStore for SqlStore {
         let row: Option<UserRow> = write
             .fetch_optional(
                 Sql::new(
-                    "UPDATE users SET email = $1, first_name = $2, last_name = $3, updated_at = $4 \
-                     WHERE id = $5 RETURNING *",
+                    "UPDATE users SET email = $1, first_name = $2, last_name = $3, updated_at = $4, \
+                     email_skeleton = $6 WHERE id = $5 RETURNING *",
                 )
                 .bind(change.email.as_str())
                 .bind(&change.first_name)
                 .bind(&change.last_name)
                 .bind(change.now)
-                .bind(id),
+                .bind(id)
+                .bind(change.email.skeleton()),
             )
             .await?;
         if old_email.as_deref() != Some(change.email.as_str()) {
@@ -234,31 +248,163 @@ impl UserStore for SqlStore {
         write.commit().await
     }
 
-    async fn reset_user_management(&self, now: Millis) -> StoreResult<()> {
+    async fn user_looking_like(&self, email: &Email) -> StoreResult<Option<User>> {
+        let row: Option<UserRow> = self
+            .fetch_optional(
+                Sql::new(
+                    "SELECT * FROM users WHERE email_skeleton = $1 AND email <> $2 \
+                     ORDER BY created_at LIMIT 1",
+                )
+                .bind(email.skeleton())
+                .bind(email.as_str()),
+            )
+            .await?;
+        rows::maybe_user(row)
+    }
+
+    async fn revoke_open_access(&self) -> StoreResult<(u64, u64)> {
         let mut write = self.auth_write().await?;
-        for statement in [
-            "DELETE FROM sessions",
-            "DELETE FROM users WHERE role <> 'global:owner'",
-            "DELETE FROM settings WHERE key = 'userManagement.setupSkipped'",
-        ] {
-            write.execute(Sql::new(statement)).await?;
-        }
+        let keys = write.execute(Sql::new("DELETE FROM api_keys")).await?;
+        let invitations = write
+            .execute(Sql::new(
+                "DELETE FROM users WHERE password_hash IS NULL AND role <> 'global:owner' \
+                 AND id IN (SELECT user_id FROM invitations)",
+            ))
+            .await?;
+        write.commit().await?;
+        Ok((keys, invitations))
+    }
+
+    async fn reset_user_management(&self, new_owner: UserId, now: Millis) -> StoreResult<()> {
+        // In one transaction, so that a failure leaves the instance as it
+        // was. The owner shell gets a new id: whatever was keyed to the old
+        // owner (API keys, reset links, sessions, two-factor secrets and
+        // recovery codes, challenges) goes with the old row, by cascade, and
+        // nothing held by someone from before can reach the new owner.
+        let mut write = self.auth_write().await?;
+        let new = new_owner.to_string();
         write
             .execute(
                 Sql::new(
-                    "UPDATE users SET email = NULL, first_name = '', last_name = '', \
-                     password_hash = NULL, password_change_required = 0, mfa_enabled = 0, \
-                     mfa_secret = NULL, mfa_pending_secret = NULL, \
-                     updated_at = $1 WHERE role = 'global:owner'",
+                    "INSERT INTO users (id, role, created_at, updated_at) \
+                     VALUES ($1, 'global:member', $2, $2)",
                 )
+                .bind(new.as_str())
                 .bind(now),
             )
+            .await?;
+        let old: Option<(String,)> = write
+            .fetch_optional(Sql::new("SELECT id FROM users WHERE role = 'global:owner'"))
+            .await?;
+        let old = old.map(|(id,)| id).unwrap_or_default();
+        // The owner's personal project (and team memberships) pass to the
+        // new shell; everyone else's work joins the owner's personal project,
+        // made for the new shell if the owner had none.
+        write
+            .execute(
+                Sql::new("UPDATE projects SET personal_owner_id = $1 WHERE personal_owner_id = $2")
+                    .bind(new.as_str())
+                    .bind(old.as_str()),
+            )
+            .await?;
+        let personal: Option<(String,)> = write
+            .fetch_optional(
+                Sql::new("SELECT id FROM projects WHERE personal_owner_id = $1").bind(new.as_str()),
+            )
+            .await?;
+        let personal = match personal {
+            Some((id,)) => id,
+            None => {
+                let id = uuid::Uuid::now_v7().to_string();
+                write
+                    .execute(
+                        Sql::new(
+                            "INSERT INTO projects (id, name, kind, personal_owner_id, created_at, updated_at) \
+                             VALUES ($1, 'Owner', 'personal', $2, $3, $3)",
+                        )
+                        .bind(id.as_str())
+                        .bind(new.as_str())
+                        .bind(now),
+                    )
+                    .await?;
+                write
+                    .execute(
+                        Sql::new(
+                            "INSERT INTO project_members (project_id, user_id, role) \
+                             VALUES ($1, $2, 'project:personalOwner')",
+                        )
+                        .bind(id.as_str())
+                        .bind(new.as_str()),
+                    )
+                    .await?;
+                id
+            }
+        };
+        for table in [
+            "UPDATE workflows SET project_id = $1 WHERE project_id IN \
+             (SELECT id FROM projects WHERE kind = 'personal' AND id <> $1)",
+            "UPDATE credentials SET project_id = $1 WHERE project_id IN \
+             (SELECT id FROM projects WHERE kind = 'personal' AND id <> $1)",
+        ] {
+            write
+                .execute(Sql::new(table).bind(personal.as_str()))
+                .await?;
+        }
+        write
+            .execute(
+                Sql::new("UPDATE project_members SET user_id = $1 WHERE user_id = $2")
+                    .bind(new.as_str())
+                    .bind(old.as_str()),
+            )
+            .await?;
+        for statement in [
+            // Everyone but the new shell, the old owner included; their
+            // sessions, keys, links, invitations, second factors and
+            // memberships go by cascade.
+            "DELETE FROM users WHERE id <> $1",
+            "UPDATE users SET role = 'global:owner' WHERE id = $1",
+        ] {
+            write
+                .execute(Sql::new(statement).bind(new.as_str()))
+                .await?;
+        }
+        write
+            .execute(Sql::new(
+                "DELETE FROM settings WHERE key = 'userManagement.setupSkipped'",
+            ))
             .await?;
         write.commit().await
     }
 }
 
 impl SqlStore {
+    /// Gives rows from before migration 0008 their email's skeleton, which
+    /// only Rust can make. Run at start; a no-op once done.
+    pub(crate) async fn fill_email_skeletons(&self) -> StoreResult<()> {
+        let missing: Vec<(String, String)> = self
+            .fetch_all(Sql::new(
+                "SELECT id, email FROM users WHERE email IS NOT NULL AND email_skeleton IS NULL",
+            ))
+            .await?;
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let mut write = self.auth_write().await?;
+        for (id, email) in &missing {
+            let skeleton = Email::parse(email)
+                .map(|e| e.skeleton())
+                .unwrap_or_default();
+            write
+                .execute(
+                    Sql::new("UPDATE users SET email_skeleton = $1 WHERE id = $2")
+                        .bind(skeleton)
+                        .bind(id.as_str()),
+                )
+                .await?;
+        }
+        write.commit().await
+    }
+
     /// A user by id or email, from memory when the cache holds it (see
     /// [`crate::cache`]).
     pub(crate) async fn cached_user(&self, target: &UserRef) -> StoreResult<Option<User>> {
@@ -315,7 +461,8 @@ pub(crate) async fn insert_user(write: &mut AuthWrite, user: &User) -> StoreResu
             Sql::new(
                 "INSERT INTO users (id, email, first_name, last_name, role, password_hash, \
                  password_change_required, mfa_enabled, invited_by, invited_at, created_at, \
-                 updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                 updated_at, email_skeleton) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
             )
             .bind(user.id)
             .bind(user.email.as_ref().map(Email::as_str))
@@ -328,7 +475,8 @@ pub(crate) async fn insert_user(write: &mut AuthWrite, user: &User) -> StoreResu
             .bind(user.invited_by)
             .bind(user.invited_at)
             .bind(user.created_at)
-            .bind(user.updated_at),
+            .bind(user.updated_at)
+            .bind(user.email.as_ref().map(Email::skeleton)),
         )
         .await
         .map(drop)

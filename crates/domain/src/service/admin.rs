@@ -7,11 +7,10 @@ use super::Usher;
 impl Usher {
     /// Back to the first-run state; see `UserStore::reset_user_management`.
     pub async fn reset_user_management(&self) -> Result<()> {
-        self.store.reset_user_management(self.now()).await?;
-        let origin = crate::model::Origin {
-            ip: "command line".into(),
-            user_agent: String::new(),
-        };
+        self.store
+            .reset_user_management(crate::model::UserId::new(), self.now())
+            .await?;
+        let origin = crate::model::Origin::command_line();
         self.audit(
             None,
             "user_management.reset",

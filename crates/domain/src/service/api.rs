@@ -111,6 +111,12 @@ impl Usher {
         if label.is_empty() || label.chars().count() > 50 {
             return Err(Error::field("label", "A label is 1 to 50 characters long."));
         }
+        if label.chars().any(char::is_control) {
+            return Err(Error::field(
+                "label",
+                "A label cannot contain control characters (tabs, line breaks).",
+            ));
+        }
         Ok(label.to_owned())
     }
 

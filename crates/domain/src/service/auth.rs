@@ -9,7 +9,7 @@ use crate::{
     token,
 };
 
-use super::Usher;
+use super::{Usher, throttle::Limit};
 
 pub const WRONG_CREDENTIALS: &str = "Wrong username or password. Do you have caps lock on?";
 pub const ALREADY_SET_UP: &str = "Instance owner already setup";
@@ -28,6 +28,9 @@ pub struct SignedIn {
     pub user: User,
     pub token: Secret,
     pub expires_at: Millis,
+    /// A device cookie for this browser and user: its later sign-in
+    /// attempts are counted apart from strangers' (see [`super::throttle`]).
+    pub device: Option<Secret>,
 }
 
 /// Who is making a request.
@@ -67,8 +70,14 @@ impl Instance {
 }
 
 /// Limits on sign-in attempts, as n8n has them.
-pub(super) const LOGIN_PER_EMAIL: (i64, Millis) = (5, MINUTE);
-const LOGIN_PER_IP: (i64, Millis) = (1000, 5 * MINUTE);
+pub(super) const LOGIN_PER_EMAIL: Limit = Limit {
+    attempts: 5,
+    window: MINUTE,
+};
+const LOGIN_PER_IP: Limit = Limit {
+    attempts: 1000,
+    window: 5 * MINUTE,
+};
 
 impl Usher {
     /// Run once at start-up: makes sure the owner shell exists.
@@ -106,10 +115,12 @@ impl Usher {
     #[tracing::instrument(skip_all, err(level = "info"))]
     pub async fn setup_owner(&self, input: OwnerSetup, origin: &Origin) -> Result<SignedIn> {
         self.user_management_enabled()?;
-        if self.instance().await?.owner_set_up {
+        let instance = self.instance().await?;
+        if instance.owner_set_up {
             return Err(Error::invalid(ALREADY_SET_UP));
         }
         let email = Email::parse(&input.email)?;
+        self.refuse_look_alike(&email, None).await?;
         let first_name = Name::first(&input.first_name)?;
         let last_name = Name::last(&input.last_name)?;
         self.config.password_policy.check(&input.password)?;
@@ -130,6 +141,9 @@ impl Usher {
             .ok_or_else(|| Error::invalid(ALREADY_SET_UP))?;
         self.audit(Some(&owner), "owner.setup", Some(&owner), "", origin)
             .await;
+        if instance.setup_skipped {
+            self.close_open_period(&owner, origin).await?;
+        }
         self.start_session(owner, origin).await
     }
 
@@ -159,7 +173,7 @@ impl Usher {
         let email_key = email
             .as_ref()
             .map_or_else(|| login.trim().to_lowercase(), |e| e.to_string());
-        self.throttle(&format!("login:email:{email_key}"), LOGIN_PER_EMAIL)
+        self.throttle(&self.login_key(&email_key, origin), LOGIN_PER_EMAIL)
             .await?;
         self.throttle(&format!("login:ip:{}", origin.ip), LOGIN_PER_IP)
             .await?;
@@ -195,23 +209,6 @@ impl Usher {
         self.start_session(user, origin).await
     }
 
-    /// Counts one attempt against `key`; refuses once the window's limit is passed.
-    pub(super) async fn throttle(&self, key: &str, (limit, window): (i64, Millis)) -> Result<()> {
-        let now = self.now();
-        let window_start = now - now.rem_euclid(window);
-        let count = self
-            .store
-            .count_hit(key, window_start, window_start + window)
-            .await?;
-        if count > limit {
-            let wait = ((window_start + window - now + 999) / 1000).max(1);
-            return Err(Error::TooManyRequests(format!(
-                "Too many attempts. Please wait {wait} seconds and try again."
-            )));
-        }
-        Ok(())
-    }
-
     pub(super) async fn start_session(&self, user: User, origin: &Origin) -> Result<SignedIn> {
         let token = token::generate();
         let now = self.now();
@@ -224,10 +221,12 @@ impl Usher {
             user_agent: origin.user_agent.chars().take(512).collect(),
         };
         self.store.insert_session(&session).await?;
+        let device = self.device_token(&user);
         Ok(SignedIn {
             user,
             token: token.secret,
             expires_at: session.expires_at,
+            device,
         })
     }
 

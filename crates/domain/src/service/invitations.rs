@@ -121,6 +121,7 @@ impl Usher {
         origin: &Origin,
     ) -> Result<Invited> {
         let email = Email::parse(email)?;
+        self.refuse_look_alike(&email, None).await?;
         let already = || Error::Conflict(format!("{email} already has an account."));
         let now = self.now();
         let token = token::generate();

@@ -41,6 +41,7 @@ impl Usher {
             return Err(Error::invalid("Set up the owner account first."));
         }
         let email = Email::parse(&update.email)?;
+        self.refuse_look_alike(&email, Some(user.id)).await?;
         let first_name = Name::first(&update.first_name)?;
         let last_name = Name::last(&update.last_name)?;
         let email_changed = user.email.as_ref() != Some(&email);
@@ -122,12 +123,16 @@ impl Usher {
         Ok(())
     }
 
+    /// Within the user's limit of wrong answers (see [`super::throttle`]).
     async fn check_current_password(&self, user: &User, password: &Secret) -> Result<()> {
-        let verified = self
-            .hasher
-            .verify(password, user.password_hash.as_deref())
-            .await?;
-        if verified.matches {
+        let check = async {
+            let verified = self
+                .hasher
+                .verify(password, user.password_hash.as_deref())
+                .await?;
+            Ok(verified.matches)
+        };
+        if self.guarded(user.id, check).await? {
             Ok(())
         } else {
             Err(Error::field("currentPassword", WRONG_CURRENT_PASSWORD))

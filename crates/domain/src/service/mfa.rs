@@ -41,6 +41,13 @@ pub struct MfaSetup {
     pub recovery_codes: Vec<Secret>,
 }
 
+/// A set-up under way, as it is kept (sealed) until confirmed.
+#[derive(serde::Deserialize)]
+struct Pending {
+    secret: String,
+    codes: Vec<String>,
+}
+
 /// A second factor as given at sign-in.
 #[derive(Debug, Default, Clone)]
 pub struct SecondFactor {
@@ -76,18 +83,21 @@ fn totp(secret: &[u8], account: &str) -> Result<Totp> {
         .map_err(|e| Error::Internal(format!("totp: {e}")))
 }
 
+/// Letters and digits that cannot be mistaken for one another (no l, o, 0,
+/// 1): 32 of them, 5 bits a character.
+const RECOVERY_ALPHABET: &[u8; 32] = b"abcdefghijkmnpqrstuvwxyz23456789";
+
 fn recovery_code() -> Secret {
-    // 80 bits in three groups of base32, easy to read out and type.
-    const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyz23456789";
-    let bytes = token::generate().secret;
+    // 80 bits: 16 characters, each drawn uniformly from the 32 (a random
+    // byte's low 5 bits), in four groups easy to read out and type.
+    let mut bytes = [0u8; 16];
+    rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
     let chars: Vec<char> = bytes
-        .expose()
-        .bytes()
-        .take(15)
-        .map(|b| char::from(ALPHABET[usize::from(b) % ALPHABET.len()]))
+        .iter()
+        .map(|b| char::from(RECOVERY_ALPHABET[usize::from(b & 31)]))
         .collect();
     let text: String = chars
-        .chunks(5)
+        .chunks(4)
         .map(|c| c.iter().collect::<String>())
         .collect::<Vec<_>>()
         .join("-");
@@ -120,30 +130,66 @@ impl Usher {
             .map_err(|e| Error::Internal(format!("totp secret: {e:?}")))
     }
 
-    /// `GET /rest/mfa/qr`: a new secret and recovery codes, pending until
-    /// confirmed with a code.
+    /// `GET /rest/mfa/qr`: the secret and recovery codes being set up,
+    /// pending until confirmed with a code. The same ones every time until
+    /// then (asking again, or a second tab, shows what the app scanned
+    /// already), unless [`Self::renew_mfa_setup`] makes new ones.
     pub async fn start_mfa_setup(&self, actor: &Actor) -> Result<MfaSetup> {
         self.mfa_feature()?;
+        Self::not_enrolled(actor)?;
+        if let Some(sealed) = self.store.pending_mfa_secret(actor.user.id).await?
+            && let Some(pending) = self.open_pending(&sealed)
+        {
+            return self.mfa_setup(actor, pending.secret, pending.codes);
+        }
+        self.renew_mfa_setup(actor).await
+    }
+
+    /// A new secret and new recovery codes for a set-up under way; the
+    /// earlier ones stop counting.
+    pub async fn renew_mfa_setup(&self, actor: &Actor) -> Result<MfaSetup> {
+        self.mfa_feature()?;
+        Self::not_enrolled(actor)?;
+        let base32 = totp_rs::Secret::generate().to_base32();
+        let codes: Vec<String> = (0..RECOVERY_CODES)
+            .map(|_| recovery_code().expose().to_owned())
+            .collect();
+        let hashes: Vec<String> = codes.iter().map(|c| recovery_hash(c)).collect();
+        // The pending set-up keeps its codes (sealed) to show them again;
+        // only their hashes outlive it.
+        let pending = serde_json::json!({"secret": base32, "codes": codes}).to_string();
+        self.store
+            .set_pending_mfa(actor.user.id, &self.cipher()?.seal(&pending)?, &hashes)
+            .await?;
+        self.mfa_setup(actor, base32, codes)
+    }
+
+    fn not_enrolled(actor: &Actor) -> Result<()> {
         if actor.user.mfa_enabled {
             return Err(Error::invalid(
                 "Two-factor authentication is on already. Turn it off first to set up a new device.",
             ));
         }
-        let secret = totp_rs::Secret::generate();
-        let base32 = secret.to_base32();
-        let bytes = secret.as_ref().to_vec();
+        Ok(())
+    }
+
+    /// A sealed pending set-up; None if it cannot be read (one sealed by an
+    /// earlier version holds only the secret: a new one is made).
+    fn open_pending(&self, sealed: &str) -> Option<Pending> {
+        serde_json::from_str(&self.cipher().ok()?.open(sealed).ok()?).ok()
+    }
+
+    fn mfa_setup(&self, actor: &Actor, secret: String, codes: Vec<String>) -> Result<MfaSetup> {
+        let bytes = totp_rs::Secret::try_from_base32(&secret)
+            .map(|s| s.as_ref().to_vec())
+            .map_err(|e| Error::Internal(format!("totp secret: {e:?}")))?;
         let otpauth_url = totp(&bytes, &Self::account(&actor.user))?
             .to_url()
             .map_err(|e| Error::Internal(format!("otpauth: {e}")))?;
-        let codes: Vec<Secret> = (0..RECOVERY_CODES).map(|_| recovery_code()).collect();
-        let hashes: Vec<String> = codes.iter().map(|c| recovery_hash(c.expose())).collect();
-        self.store
-            .set_pending_mfa(actor.user.id, &self.cipher()?.seal(&base32)?, &hashes)
-            .await?;
         Ok(MfaSetup {
-            secret: base32,
+            secret,
             otpauth_url,
-            recovery_codes: codes,
+            recovery_codes: codes.into_iter().map(Secret::new).collect(),
         })
     }
 
@@ -157,13 +203,25 @@ impl Usher {
             .ok_or_else(|| {
                 Error::invalid("Start the set-up first: there is no secret to confirm.")
             })?;
-        let secret = self.open_secret(&sealed).await?;
-        if !self.accept_code(&actor.user, &secret, code).await? {
+        let pending = self.open_pending(&sealed).ok_or_else(|| {
+            Error::invalid("Start the set-up again: the secret being set up cannot be read.")
+        })?;
+        let secret = totp_rs::Secret::try_from_base32(&pending.secret)
+            .map(|s| s.as_ref().to_vec())
+            .map_err(|e| Error::Internal(format!("totp secret: {e:?}")))?;
+        let right = self
+            .guarded(actor.user.id, self.accept_code(&actor.user, &secret, code))
+            .await?;
+        if !right {
             return Err(Error::MfaCodeRejected(format!(
                 "{INVALID_CODE} Check the time on your phone and try the newest code."
             )));
         }
-        self.store.confirm_mfa(actor.user.id, self.now()).await?;
+        // Only the secret goes on: the codes live on as hashes.
+        let sealed_secret = self.cipher()?.seal(&pending.secret)?;
+        self.store
+            .confirm_mfa(actor.user.id, &sealed_secret, self.now())
+            .await?;
         self.audit(
             Some(&actor.user),
             "mfa.enabled",
@@ -189,28 +247,32 @@ impl Usher {
             .await?)
     }
 
-    /// A code or a recovery code for a user with MFA on.
+    /// A code or a recovery code for a user with MFA on, within the user's
+    /// limit of wrong answers (see [`super::throttle`]).
     async fn check_second_factor(&self, user: &User, factor: &SecondFactor) -> Result<bool> {
-        if let Some(code) = factor.code.as_deref().filter(|c| !c.trim().is_empty()) {
-            let sealed = self
-                .store
-                .mfa_secret(user.id)
-                .await?
-                .ok_or_else(|| Error::Internal("mfa on without a secret".into()))?;
-            let secret = self.open_secret(&sealed).await?;
-            return self.accept_code(user, &secret, code).await;
-        }
-        if let Some(code) = factor
-            .recovery_code
-            .as_deref()
-            .filter(|c| !c.trim().is_empty())
-        {
-            return Ok(self
-                .store
-                .use_recovery_code(user.id, &recovery_hash(code), self.now())
-                .await?);
-        }
-        Ok(false)
+        self.guarded(user.id, async {
+            if let Some(code) = factor.code.as_deref().filter(|c| !c.trim().is_empty()) {
+                let sealed = self
+                    .store
+                    .mfa_secret(user.id)
+                    .await?
+                    .ok_or_else(|| Error::Internal("mfa on without a secret".into()))?;
+                let secret = self.open_secret(&sealed).await?;
+                return self.accept_code(user, &secret, code).await;
+            }
+            if let Some(code) = factor
+                .recovery_code
+                .as_deref()
+                .filter(|c| !c.trim().is_empty())
+            {
+                return Ok(self
+                    .store
+                    .use_recovery_code(user.id, &recovery_hash(code), self.now())
+                    .await?);
+            }
+            Ok(false)
+        })
+        .await
     }
 
     /// For every action MFA protects: no factor asks for one (998), a wrong
@@ -357,10 +419,7 @@ impl Usher {
             )));
         }
         self.store.disable_mfa(user.id, self.now()).await?;
-        let origin = Origin {
-            ip: "command line".into(),
-            user_agent: String::new(),
-        };
+        let origin = crate::model::Origin::command_line();
         self.audit(
             None,
             "mfa.disabled",
@@ -425,7 +484,7 @@ impl Usher {
             .map(|e| e.to_string())
             .unwrap_or_default();
         self.throttle(
-            &format!("login:email:{email}"),
+            &self.login_key(&email, origin),
             super::auth::LOGIN_PER_EMAIL,
         )
         .await?;
@@ -476,10 +535,40 @@ mod tests {
         Ok(())
     }
 
+    /// 80 bits as the comment says: every character of the alphabet turns
+    /// up about equally often, in every position.
+    #[test]
+    fn recovery_code_characters_are_uniform_over_the_alphabet() {
+        let mut seen = [[0u32; 32]; 16];
+        let draws = 4000;
+        for _ in 0..draws {
+            let code = recovery_code();
+            let letters = code.expose().replace('-', "");
+            for (position, c) in letters.bytes().enumerate() {
+                let index = RECOVERY_ALPHABET
+                    .iter()
+                    .position(|&a| a == c)
+                    .unwrap_or_else(|| panic!("{c} is not in the alphabet"));
+                seen[position][index] += 1;
+            }
+        }
+        // Expected 125 per cell; a uniform draw stays well inside 60..200,
+        // the old byte-of-base64 mapping never drew five of the letters.
+        for (position, counts) in seen.iter().enumerate() {
+            for (index, &count) in counts.iter().enumerate() {
+                assert!(
+                    (60..200).contains(&count),
+                    "position {position}: '{}' drawn {count} times of {draws}",
+                    char::from(RECOVERY_ALPHABET[index])
+                );
+            }
+        }
+    }
+
     #[test]
     fn recovery_codes_are_readable_unique_and_forgiving_to_type() {
         let code = recovery_code();
-        assert_eq!(code.expose().len(), 17);
+        assert_eq!(code.expose().len(), 19, "xxxx-xxxx-xxxx-xxxx");
         assert_ne!(code, recovery_code());
         assert_eq!(
             recovery_hash(code.expose()),

@@ -20,16 +20,19 @@ pub mod invitations;
 pub mod me;
 pub mod mfa;
 pub mod onboarding;
+pub mod open_period;
 pub mod recovery;
 pub mod resources;
 pub mod roles;
+pub mod throttle;
 
 use std::sync::Arc;
 
 use crate::{
+    Error, Result,
     clock::{Clock, HOUR, Millis},
     mail::Mailer,
-    model::{Origin, User, UserId},
+    model::{Email, Origin, User, UserId},
     password::{PasswordHasher, PasswordPolicy},
     store::{AuditEvent, Store},
 };
@@ -193,5 +196,38 @@ impl Usher {
         if let Err(error) = self.store.record(&event).await {
             tracing::error!(%error, action, "could not write an audit event");
         }
+    }
+
+    /// Refuses an address that looks like another user's (the same UTS #39
+    /// skeleton, say `ann@exаmple.com` with a Cyrillic а beside
+    /// `ann@example.com`): someone who got it could pass for them. `who` is
+    /// the user the address is for, if they exist already.
+    pub(super) async fn refuse_look_alike(&self, email: &Email, who: Option<UserId>) -> Result<()> {
+        match self.store.user_looking_like(email).await? {
+            Some(other) if Some(other.id) != who => {
+                let theirs = other.email.map(|e| e.to_string()).unwrap_or_default();
+                Err(Error::field(
+                    "email",
+                    format!(
+                        "{email} looks like the address of an existing user, {theirs}: \
+                         use another address, or the one that is already there."
+                    ),
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The token the page forms of whoever holds `binding` carry (the hash
+    /// of a session, or a cookie of its own before sign-in): a tag with the
+    /// instance key, so nothing is stored and every instance checks it.
+    pub fn form_token(&self, binding: &str) -> Result<String> {
+        Ok(self.cipher()?.tag("form-token", binding))
+    }
+
+    /// Whether a form came with the token of `binding`.
+    pub fn form_token_matches(&self, binding: &str, token: &str) -> bool {
+        self.cipher()
+            .is_ok_and(|cipher| cipher.check_tag("form-token", binding, token))
     }
 }

@@ -83,6 +83,7 @@ impl Usher {
         origin: &Origin,
     ) -> Result<Created> {
         let email = Email::parse(&new.email)?;
+        self.refuse_look_alike(&email, None).await?;
         let optional = |text: &str, parse: fn(&str) -> Result<Name>| -> Result<String> {
             if text.trim().is_empty() {
                 Ok(String::new())

@@ -20,11 +20,20 @@ use crate::{
 use super::{
     Usher,
     auth::{Actor, SignedIn},
+    throttle::Limit,
 };
 
 pub const RESET_LIFETIME: Millis = 20 * MINUTE;
-const FORGOT_PER_EMAIL: (i64, Millis) = (3, HOUR);
-const FORGOT_PER_IP: (i64, Millis) = (5, 5 * MINUTE);
+/// Wrong two-factor codes after which a reset link stops working.
+pub const RESET_WRONG_CODES: i64 = 10;
+const FORGOT_PER_EMAIL: Limit = Limit {
+    attempts: 3,
+    window: HOUR,
+};
+const FORGOT_PER_IP: Limit = Limit {
+    attempts: 5,
+    window: 5 * MINUTE,
+};
 
 pub const NO_EMAIL: &str = "Password reset by email is not set up on this instance. Ask the owner \
      or an admin for a reset link.";
@@ -126,13 +135,36 @@ impl Usher {
     ) -> Result<SignedIn> {
         let user = self.resolve_password_reset(token).await?;
         self.config.password_policy.check(password)?;
-        // A reset by email must not get round the second factor.
-        self.require_second_factor(&user, factor, Error::Unauthorized)
-            .await?;
-        let hash = self.hasher.hash(password).await?;
+        // A reset by email must not get round the second factor, and a link
+        // is not a way to guess it: past RESET_WRONG_CODES wrong codes the
+        // link stops working (on top of the user's limit per window).
+        let hash = token::hash(token);
+        let checked = self
+            .require_second_factor(&user, factor, Error::Unauthorized)
+            .await;
+        if let Err(Error::Unauthorized(_)) = &checked {
+            let now = self.now();
+            let wrong = self
+                .store
+                .count_hit(&format!("reset-codes:{hash}"), 0, now + RESET_LIFETIME)
+                .await?;
+            if wrong >= RESET_WRONG_CODES {
+                self.store.void_reset(&hash).await?;
+                self.audit(
+                    None,
+                    "password_reset.voided",
+                    Some(&user),
+                    format!("{wrong} wrong two-factor codes"),
+                    origin,
+                )
+                .await;
+            }
+        }
+        checked?;
+        let password_hash = self.hasher.hash(password).await?;
         let user = self
             .store
-            .consume_reset(&token::hash(token), &hash, self.now())
+            .consume_reset(&hash, &password_hash, self.now())
             .await?
             .ok_or_else(|| Error::not_found(LINK_NOT_VALID))?;
         self.audit(
@@ -221,10 +253,7 @@ impl Usher {
             .filter(|u| !u.is_pending())
             .ok_or_else(|| Error::not_found(format!("No active user has the email {email}.")))?;
         let link = self.new_reset_link(&user).await?;
-        let origin = Origin {
-            ip: "command line".into(),
-            user_agent: String::new(),
-        };
+        let origin = crate::model::Origin::command_line();
         self.audit(
             None,
             "password_reset.link_created",

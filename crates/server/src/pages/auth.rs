@@ -26,7 +26,7 @@ pub fn router() -> Router<AppState> {
         .route("/setup/skip", post(view_setup_skip))
         .route("/signin", get(view_signin_get).post(view_signin_post))
         .route("/signin/code", post(view_signin_code_post))
-        .route("/signout", get(view_signout))
+        .route("/signout", get(view_signout_get).post(view_signout_post))
 }
 
 #[derive(Template, WebTemplate)]
@@ -230,9 +230,26 @@ async fn view_signin_code_post(
     })
 }
 
+#[derive(Template, WebTemplate)]
+#[template(path = "pages/signout.html")]
+struct SignoutPage {
+    layout: Layout,
+    signed_in: bool,
+}
+
+/// A button, not an action: nothing changes on a GET (a link or an image on
+/// another site could sign people out otherwise).
+async fn view_signout_get(page: Page) -> Result {
+    Ok(SignoutPage {
+        signed_in: page.identity.actor.is_some_and(|a| a.session.is_some()),
+        layout: page.layout,
+    }
+    .into_response())
+}
+
 /// Ends the session for good (the cookie is cleared and the session row
 /// deleted, so the old cookie fails on every instance).
-async fn view_signout(
+async fn view_signout_post(
     State(state): State<AppState>,
     page: Page,
     ClientOrigin(origin): ClientOrigin,

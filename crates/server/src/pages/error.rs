@@ -122,6 +122,12 @@ pub async fn show_errors(State(state): State<AppState>, request: Request, next: 
     error_page(&state, identity.as_ref(), error, extras)
 }
 
+/// The error page for an answer made before the pages' routes (the input
+/// and origin checks), where nobody is known yet.
+pub fn error_page_without_visitor(state: &AppState, error: ApiError) -> Response {
+    error_page(state, None, error, Extras::default())
+}
+
 fn error_page(
     state: &AppState,
     identity: Option<&Identity>,
@@ -155,11 +161,7 @@ fn error_page(
 
 /// Unknown paths: JSON under `/rest` and `/api`, a page elsewhere.
 pub async fn not_found(State(state): State<AppState>, request: Request) -> Response {
-    let path = request.uri().path();
-    let inner = path
-        .strip_prefix(state.settings().base_path.as_str())
-        .unwrap_or(path);
-    if inner.starts_with("/rest/") || inner.starts_with("/api/") {
+    if state.is_api_path(request.uri().path()) {
         return ApiError::not_found().into_response();
     }
     let error = ApiError::new(StatusCode::NOT_FOUND, "There is no page at this address.");

@@ -1,22 +1,40 @@
-//! `/`: the home page, a welcome with the way to everything else.
+//! `/`: the home page, a welcome with the way to everything else, and after
+//! set-up of an instance that was open, what was made in that time.
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::response::IntoResponse;
+use axum::{
+    extract::State,
+    response::{IntoResponse, Redirect},
+};
 
 use super::{Layout, Result, SignedInPage};
+use crate::AppState;
 
 #[derive(Template, WebTemplate)]
 #[template(path = "pages/home.html")]
 struct HomePage {
     layout: Layout,
     first_name: String,
+    /// What was made while the instance was open (set-up skipped).
+    open_period: Option<Vec<String>>,
 }
 
-pub async fn view_home_get(page: SignedInPage) -> Result {
+pub async fn view_home_get(State(state): State<AppState>, page: SignedInPage) -> Result {
+    let open_period = state.usher().open_period_report(&page.actor).await?;
     Ok(HomePage {
         layout: page.layout,
         first_name: page.actor.user.first_name,
+        open_period,
     }
     .into_response())
+}
+
+/// The owner has read what was made while the instance was open.
+pub async fn view_home_dismiss(State(state): State<AppState>, page: SignedInPage) -> Result {
+    state
+        .usher()
+        .dismiss_open_period_report(&page.actor)
+        .await?;
+    Ok(Redirect::to(&state.path("/")).into_response())
 }

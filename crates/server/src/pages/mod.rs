@@ -49,7 +49,7 @@ use usher_domain::{clock::rfc3339, service::auth::Identity};
 
 use crate::AppState;
 
-pub use error::{PageError, not_found};
+pub use error::{PageError, error_page_without_visitor, not_found};
 pub use form::{Form, Shown};
 pub use page::{Page, SignedInPage};
 
@@ -57,7 +57,10 @@ pub use page::{Page, SignedInPage};
 pub type Result<T = Response, E = PageError> = std::result::Result<T, E>;
 
 pub fn router(state: &AppState) -> Router<AppState> {
-    let mut router = Router::new().route("/", get(home::view_home_get));
+    let mut router = Router::new().route("/", get(home::view_home_get)).route(
+        "/open-period/dismiss",
+        axum::routing::post(home::view_home_dismiss),
+    );
     if !state.settings().user_management_disabled {
         router = router
             .merge(auth::router())
@@ -118,6 +121,8 @@ pub struct Layout {
     pub settle_at: Option<String>,
     /// The owner and admins read the audit log.
     pub can_audit: bool,
+    /// The token every form of the page carries (`security::form_tokens`).
+    pub form_token: String,
 }
 
 impl Layout {
@@ -142,6 +147,7 @@ impl Layout {
             settle_at: None,
             can_audit: actor.is_some_and(|a| a.user.role.manages_users())
                 && instance.is_some_and(|i| i.owner_set_up),
+            form_token: crate::security::form_token(),
         }
     }
 
@@ -163,11 +169,42 @@ pub fn password_rules(state: &AppState) -> String {
     )
 }
 
-/// Only paths inside Usher are followed after sign-in (no open redirect).
-/// `target` is a path inside Usher without N8N_PATH (as `page` writes it).
+/// Where to go after sign-in (or anywhere else a `redirect` value is
+/// followed): `target` is a path inside Usher without N8N_PATH, as the page
+/// extractor writes it. It is parsed as a URL against the base URL, as a browser would
+/// parse it, and followed only when it stays on Usher's origin; anything with
+/// a control character or whitespace (browsers drop tabs and line breaks from
+/// URLs, which turns `/\t/evil.example` into `//evil.example`) or that fails
+/// to parse leads home. Never an open redirect, never a 500.
 pub fn safe_redirect(state: &AppState, target: &str) -> String {
-    let inside = target.starts_with('/') && !target.starts_with("//") && !target.contains('\\');
-    state.path(if inside { target } else { "/" })
+    let settings = state.settings();
+    local_redirect(&settings.base_url, &settings.base_path, target)
+}
+
+fn local_redirect(base_url: &str, base_path: &str, target: &str) -> String {
+    let home = format!("{base_path}/");
+    let refused = !target.starts_with('/')
+        // A scheme-relative URL, however the base path would wrap it.
+        || target.starts_with("//")
+        || target.starts_with("/\\")
+        || target.chars().any(|c| c.is_control() || c.is_whitespace());
+    if refused {
+        return home;
+    }
+    let Ok(base) = url::Url::parse(base_url) else {
+        return home;
+    };
+    match base.join(&format!("{base_path}{target}")) {
+        Ok(url) if url.origin() == base.origin() && url.path().starts_with(&home) => {
+            let mut local = url.path().to_owned();
+            if let Some(query) = url.query() {
+                local.push('?');
+                local.push_str(query);
+            }
+            local
+        }
+        _ => home,
+    }
 }
 
 /// Percent-encodes all but RFC 3986's unreserved characters and `keep`
@@ -187,4 +224,36 @@ pub fn percent_encode(text: &str, keep: &[u8]) -> String {
 /// A date as the pages show it: `2026-11-30`.
 pub fn day(millis: i64) -> String {
     rfc3339(millis).chars().take(10).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redirects_stay_on_usher_s_origin_and_never_fail() {
+        let base = "https://usher.example.com/team";
+        for (target, expected) in [
+            ("/settings/users", "/team/settings/users"),
+            ("/projects/1?done=1", "/team/projects/1?done=1"),
+            ("/", "/team/"),
+            ("//evil.example", "/team/"),
+            ("/\\evil.example", "/team/"),
+            ("/\t/evil.example", "/team/"),
+            ("/\n/x", "/team/"),
+            ("/ /x", "/team/"),
+            ("/../../x", "/team/"),
+            ("https://evil.example/", "/team/"),
+            ("javascript:alert(1)", "/team/"),
+            ("", "/team/"),
+        ] {
+            assert_eq!(
+                local_redirect(base, "/team", target),
+                expected,
+                "{target:?}"
+            );
+        }
+        assert_eq!(local_redirect("http://localhost:5678", "", "/x"), "/x");
+        assert_eq!(local_redirect("http://localhost:5678", "", "//x"), "/");
+    }
 }

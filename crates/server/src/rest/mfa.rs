@@ -8,6 +8,7 @@ use axum::{
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
+use usher_domain::service::mfa::MfaSetup;
 
 use super::{Data, data};
 use crate::{
@@ -19,6 +20,7 @@ use crate::{
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/mfa/qr", get(qr))
+        .route("/mfa/qr/renew", post(renew))
         .route("/mfa/enable", post(enable))
         .route("/mfa/disable", post(disable))
         .route("/mfa/verify", post(verify))
@@ -26,10 +28,23 @@ pub fn router() -> Router<AppState> {
         .route("/mfa/enforce-mfa", post(enforce))
 }
 
-/// A new secret (`qrCode` is the otpauth URI, as n8n names it) and ten
-/// recovery codes, pending until `enable`.
+/// The secret being set up (`qrCode` is the otpauth URI, as n8n names it)
+/// and ten recovery codes, pending until `enable`: the same ones on every
+/// call until then.
 async fn qr(State(state): State<AppState>, SignedIn(actor): SignedIn) -> Result<Json<Data<Value>>> {
-    let setup = state.usher().start_mfa_setup(&actor).await?;
+    setup_json(state.usher().start_mfa_setup(&actor).await?)
+}
+
+/// Usher's own: a new secret and codes for a set-up under way (the app
+/// scanned the old one on a lost phone, say).
+async fn renew(
+    State(state): State<AppState>,
+    SignedIn(actor): SignedIn,
+) -> Result<Json<Data<Value>>> {
+    setup_json(state.usher().renew_mfa_setup(&actor).await?)
+}
+
+fn setup_json(setup: MfaSetup) -> Result<Json<Data<Value>>> {
     Ok(data(json!({
         "secret": setup.secret,
         "qrCode": setup.otpauth_url,

@@ -52,9 +52,12 @@ pub fn data<T: Serialize>(value: T) -> Json<Data<T>> {
 }
 
 /// A response with a session cookie set (or cleared, with max_age 0).
-pub fn with_cookie(response: impl IntoResponse, cookie: Option<HeaderValue>) -> Response {
+pub fn with_cookie(
+    response: impl IntoResponse,
+    cookies: impl IntoIterator<Item = HeaderValue>,
+) -> Response {
     let mut response = response.into_response();
-    if let Some(cookie) = cookie {
+    for cookie in cookies {
         response
             .headers_mut()
             .append(axum::http::header::SET_COOKIE, cookie);
@@ -95,6 +98,24 @@ pub struct UserJson {
     pub password_change_required: bool,
     pub created_at: String,
     pub updated_at: String,
+}
+
+/// A user as `viewer` may see them, wherever `/rest` shows another person
+/// (the user list, a project's members): the owner and admins, and the user
+/// themself, see everything; a member sees what n8n shows members of other
+/// users (id, email, names, role), never MFA state, flags or dates.
+pub fn user_seen_by(viewer: &usher_domain::service::auth::Actor, user: &User) -> serde_json::Value {
+    let full = serde_json::to_value(UserJson::from(user)).unwrap_or_default();
+    if usher_domain::service::Usher::sees_full_profile(viewer, user) {
+        return full;
+    }
+    serde_json::json!({
+        "id": full["id"],
+        "email": full["email"],
+        "firstName": full["firstName"],
+        "lastName": full["lastName"],
+        "role": full["role"],
+    })
 }
 
 impl From<&User> for UserJson {

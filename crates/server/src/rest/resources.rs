@@ -15,7 +15,7 @@ use usher_domain::{
     service::resources::{Access, CredentialChange, CredentialView, WorkflowChange, WorkflowView},
 };
 
-use super::{Data, UserJson, data};
+use super::{Data, data};
 use crate::{
     AppState,
     error::Result,
@@ -402,7 +402,7 @@ async fn get_project(
         members
             .iter()
             .map(|(user, role)| {
-                let mut member = serde_json::to_value(UserJson::from(user)).unwrap_or_default();
+                let mut member = super::user_seen_by(&actor, user);
                 member["projectRole"] = json!(role.as_str());
                 member
             })

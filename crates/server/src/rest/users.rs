@@ -3,9 +3,7 @@
 use axum::{Router, extract::State, routing::get};
 use serde::Serialize;
 
-use usher_domain::service::Usher;
-
-use super::{Data, UserJson, data};
+use super::{Data, data};
 use crate::{
     AppState,
     error::Result,
@@ -29,21 +27,7 @@ async fn list_users(
     let users = state.usher().users(&actor).await?;
     let items: Vec<serde_json::Value> = users
         .iter()
-        .map(|user| {
-            let full = serde_json::to_value(UserJson::from(user)).unwrap_or_default();
-            if Usher::sees_full_profile(&actor, user) {
-                full
-            } else {
-                // What n8n shows a member of other users.
-                serde_json::json!({
-                    "id": full["id"],
-                    "email": full["email"],
-                    "firstName": full["firstName"],
-                    "lastName": full["lastName"],
-                    "role": full["role"],
-                })
-            }
-        })
+        .map(|user| super::user_seen_by(&actor, user))
         .collect();
     Ok(data(UserList {
         count: items.len(),

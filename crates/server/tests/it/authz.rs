@@ -89,6 +89,7 @@ const TABLE: &[(&str, &str, [Outcome; 5])] = &[
     ("PATCH",  "/rest/me",                                [Deny,  Deny,  Allow, Allow, Allow]),
     ("PATCH",  "/rest/me/password",                       [Deny,  Allow, Allow, Allow, Allow]),
     ("GET",    "/rest/mfa/qr",                            [Deny,  Deny,  Allow, Allow, Allow]),
+    ("POST",   "/rest/mfa/qr/renew",                      [Deny,  Deny,  Allow, Allow, Allow]),
     ("POST",   "/rest/mfa/enable",                        [Deny,  Deny,  Allow, Allow, Allow]), // 400: nothing to confirm
     ("POST",   "/rest/mfa/disable",                       [Deny,  Deny,  Allow, Allow, Allow]), // 400: not on
     ("POST",   "/rest/mfa/verify",                        [Deny,  Deny,  Allow, Allow, Allow]), // 400: not on

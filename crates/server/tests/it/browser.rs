@@ -813,6 +813,57 @@ async fn a_user_enrols_in_two_factor_and_signs_in_with_a_code() -> TestResult {
 }
 
 /// The workflows table's row for the workflow `name`.
+/// Another website's page posts a form to Usher in the signed-in owner's
+/// browser: Usher refuses it, and nothing changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_form_posted_from_another_website_is_refused() -> TestResult {
+    let server = TestServer::start(Db::Sqlite).await;
+    server.owner().await;
+    let mut browser = Browser::open("cross_site").await?;
+    browser.sign_in_as_owner(&server).await?;
+
+    // A page of another origin (localhost, not 127.0.0.1, and another
+    // port) whose form sends itself to Usher as soon as it loads.
+    let evil = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let evil_port = evil.local_addr()?.port();
+    let target = server.at("/settings/personal");
+    let page = format!(
+        "<!doctype html><html lang=\"en\"><title>Win a prize</title><body>\
+         <form id=\"f\" method=\"post\" action=\"{target}\">\
+         <input name=\"email\" value=\"{OWNER_EMAIL}\">\
+         <input name=\"firstName\" value=\"Pwned\"><input name=\"lastName\" value=\"X\">\
+         </form><script>document.getElementById('f').submit()</script></body></html>"
+    );
+    let serving = tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        while let Ok((mut socket, _)) = evil.accept().await {
+            let mut request = [0u8; 4096];
+            let _ = socket.read(&mut request).await;
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{page}",
+                page.len()
+            );
+            let _ = socket.write_all(answer.as_bytes()).await;
+        }
+    });
+    browser
+        .goto(&format!("http://localhost:{evil_port}/prize"))
+        .await?;
+    let message = browser.appears("#error-message").await?.text().await?;
+    assert!(message.contains("came from another website"), "{message}");
+    assert_eq!(browser.path().await?, "/settings/personal");
+    browser.shoot("refused").await?;
+    serving.abort();
+
+    // The owner's name is as it was.
+    browser.goto(&server.at("/settings/personal")).await?;
+    assert_eq!(
+        browser.value("#profile-form input[name=firstName]").await?,
+        "Olive"
+    );
+    browser.finish(server).await
+}
+
 fn workflow_row(name: &str) -> String {
     format!("#workflows-table tr[data-name='{name}']")
 }

@@ -199,15 +199,19 @@ async fn behind_a_reverse_proxy_path_every_link_and_redirect_carries_the_path(
         location(&signin),
         "/team/signin?redirect=/settings/personal"
     );
-    let response = client
-        .post(server.at("/signin"))
-        .form(&[
+    let response = page_form(
+        &server,
+        &client,
+        "/signin",
+        &[
             ("email", OWNER_EMAIL),
             ("password", OWNER_PASSWORD),
             ("redirect", "/settings/personal"),
-        ])
-        .send()
-        .await?;
+        ],
+    )
+    .await
+    .send()
+    .await?;
     assert_eq!(location(&response), "/team/settings/personal");
     let cookie = response
         .headers()

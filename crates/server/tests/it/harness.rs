@@ -502,6 +502,91 @@ pub fn code_at(server: &TestServer, secret: &str) -> String {
         .to_string()
 }
 
+/// Enrols the signed-in `client`; returns the secret and the recovery codes.
+pub async fn enrol(server: &TestServer, client: &Client) -> (String, Vec<String>) {
+    let qr = body(
+        client
+            .get(server.at("/rest/mfa/qr"))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}")),
+    )
+    .await;
+    let secret = qr["data"]["secret"].as_str().unwrap_or_default().to_owned();
+    assert!(
+        qr["data"]["qrCode"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("otpauth://totp/")
+    );
+    let codes: Vec<String> = qr["data"]["recoveryCodes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c.as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(codes.len(), 10);
+    let enabled = client
+        .post(server.at("/rest/mfa/enable"))
+        .json(&json!({"mfaCode": code_at(server, &secret)}))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(enabled.status(), StatusCode::OK);
+    // The code just used is spent: later calls in a test use the next window.
+    server.advance_minutes(1);
+    (secret, codes)
+}
+
+/// A new API key of the signed-in `client`, as shown once.
+pub async fn new_key(server: &TestServer, client: &Client, label: &str, scopes: &[&str]) -> String {
+    let created = client
+        .post(server.at("/rest/api-keys"))
+        .json(&json!({"label": label, "scopes": scopes, "expiresAt": null}))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("key: {e}"));
+    assert_eq!(created.status(), StatusCode::OK, "key creation failed");
+    body(created).await["data"]["rawApiKey"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// The form token the pages show `client` (in every page's
+/// `<meta name="usher-form-token">`), as a browser's forms carry it.
+pub async fn form_token(server: &TestServer, client: &Client) -> String {
+    // Any page will do; `/signout` shows one to everyone, whatever holds
+    // them (a temporary password, two-factor set-up).
+    let page = client
+        .get(server.at("/signout"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("a page for the form token: {e}"))
+        .text()
+        .await
+        .unwrap_or_default();
+    page.split(r#"<meta name="usher-form-token" content=""#)
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no form token on the page: {page}"))
+        .to_owned()
+}
+
+/// A post of a page's form by `client`, with the form token, as a browser
+/// sends it.
+pub async fn page_form(
+    server: &TestServer,
+    client: &Client,
+    path: &str,
+    fields: &[(&str, &str)],
+) -> reqwest::RequestBuilder {
+    let token = form_token(server, client).await;
+    let mut all: Vec<(&str, &str)> = fields.to_vec();
+    all.push(("_csrf", &token));
+    client.post(server.at(path)).form(&all)
+}
+
 /// The JSON body, or a panic that shows what came instead.
 pub async fn body(response: reqwest::Response) -> Value {
     let status = response.status();

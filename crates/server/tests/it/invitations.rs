@@ -384,16 +384,20 @@ async fn invitations_by_email_in_plain_starttls_and_implicit_tls_arrive_and_thei
         let client = server.client();
         let page = client.get(&link).send().await?.text().await?;
         assert!(page.contains("Olive Owner has invited you"), "{page}");
-        let joined = client
-            .post(server.at("/signup"))
-            .form(&[
+        let joined = page_form(
+            &server,
+            &client,
+            "/signup",
+            &[
                 ("token", token_of(&link).as_str()),
                 ("firstName", "Ivy"),
                 ("lastName", "Invitee"),
                 ("password", "Ivy1password"),
-            ])
-            .send()
-            .await?;
+            ],
+        )
+        .await
+        .send()
+        .await?;
         assert_eq!(joined.status(), StatusCode::SEE_OTHER);
         let me = body(client.get(server.at("/rest/login")).send().await?).await;
         assert_eq!(me["data"]["email"], "ivy@example.com");
@@ -537,33 +541,41 @@ async fn the_owner_edits_the_invitation_email_and_a_broken_template_is_refused(
     let sink = SmtpSink::start(Security::Plain, Some((SMTP_USER, SMTP_PASSWORD))).await;
     let server = TestServer::start_with_mail(db, &sink, Security::Plain, &[]).await;
     let owner = server.owner().await;
-    let broken = owner
-        .post(server.at("/settings/email"))
-        .form(&[
+    let broken = page_form(
+        &server,
+        &owner,
+        "/settings/email",
+        &[
             ("subject", "Join us"),
             ("html", "{{#if x}}never closed {{inviteAcceptUrl}}"),
-        ])
-        .send()
-        .await?
-        .text()
-        .await?;
+        ],
+    )
+    .await
+    .send()
+    .await?
+    .text()
+    .await?;
     assert!(
         broken.contains("The message is not a valid template"),
         "{broken}"
     );
-    let saved = owner
-        .post(server.at("/settings/email"))
-        .form(&[
+    let saved = page_form(
+        &server,
+        &owner,
+        "/settings/email",
+        &[
             ("subject", "Come and join {{inviterName}}"),
             (
                 "html",
                 "<p>Here: <a href=\"{{inviteAcceptUrl}}\">join</a></p>",
             ),
-        ])
-        .send()
-        .await?
-        .text()
-        .await?;
+        ],
+    )
+    .await
+    .send()
+    .await?
+    .text()
+    .await?;
     assert!(saved.contains("Saved"), "{saved}");
     invite(&server, &owner, json!([{"email": "ivy@example.com"}])).await;
     let message = sink.next_message(WAIT).await;

@@ -21,5 +21,6 @@ mod resources;
 mod roles;
 mod rules;
 mod schemathesis;
+mod security;
 mod sessions;
 mod setup;

@@ -8,42 +8,6 @@ use usher_domain::model::Role;
 use crate::harness::*;
 use crate::on_both_databases;
 
-/// Enrols the signed-in `client`; returns the secret and the recovery codes.
-async fn enrol(server: &TestServer, client: &Client) -> (String, Vec<String>) {
-    let qr = body(
-        client
-            .get(server.at("/rest/mfa/qr"))
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{e}")),
-    )
-    .await;
-    let secret = qr["data"]["secret"].as_str().unwrap_or_default().to_owned();
-    assert!(
-        qr["data"]["qrCode"]
-            .as_str()
-            .unwrap_or_default()
-            .starts_with("otpauth://totp/")
-    );
-    let codes: Vec<String> = qr["data"]["recoveryCodes"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|c| c.as_str().map(str::to_owned))
-        .collect();
-    assert_eq!(codes.len(), 10);
-    let enabled = client
-        .post(server.at("/rest/mfa/enable"))
-        .json(&json!({"mfaCode": code_at(server, &secret)}))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(enabled.status(), StatusCode::OK);
-    // The code just used is spent: later calls in a test use the next window.
-    server.advance_minutes(1);
-    (secret, codes)
-}
-
 async fn login_with(
     server: &TestServer,
     email: &str,
@@ -434,13 +398,17 @@ async fn the_signin_page_asks_for_the_code_second_and_counts_wrong_codes(db: Db)
     let (secret, _) = enrol(&server, &owner).await;
     server.align_to_window(60_000);
     let client = server.client();
-    let first = client
-        .post(server.at("/signin"))
-        .form(&[("email", OWNER_EMAIL), ("password", OWNER_PASSWORD)])
-        .send()
-        .await?
-        .text()
-        .await?;
+    let first = page_form(
+        &server,
+        &client,
+        "/signin",
+        &[("email", OWNER_EMAIL), ("password", OWNER_PASSWORD)],
+    )
+    .await
+    .send()
+    .await?
+    .text()
+    .await?;
     assert!(first.contains("id=\"code-form\""), "{first}");
     let challenge = first
         .split("name=\"challenge\" value=\"")
@@ -448,22 +416,30 @@ async fn the_signin_page_asks_for_the_code_second_and_counts_wrong_codes(db: Db)
         .and_then(|r| r.split('"').next())
         .unwrap_or_default()
         .to_owned();
-    let wrong = client
-        .post(server.at("/signin/code"))
-        .form(&[("challenge", challenge.as_str()), ("mfaCode", "000000")])
-        .send()
-        .await?
-        .text()
-        .await?;
+    let wrong = page_form(
+        &server,
+        &client,
+        "/signin/code",
+        &[("challenge", challenge.as_str()), ("mfaCode", "000000")],
+    )
+    .await
+    .send()
+    .await?
+    .text()
+    .await?;
     assert!(wrong.contains("Invalid two-factor code."), "{wrong}");
-    let right = client
-        .post(server.at("/signin/code"))
-        .form(&[
+    let right = page_form(
+        &server,
+        &client,
+        "/signin/code",
+        &[
             ("challenge", challenge.as_str()),
             ("mfaCode", code_at(&server, &secret).as_str()),
-        ])
-        .send()
-        .await?;
+        ],
+    )
+    .await
+    .send()
+    .await?;
     assert_eq!(right.status(), StatusCode::SEE_OTHER);
     assert_eq!(
         client.get(server.at("/rest/me")).send().await?.status(),
@@ -506,8 +482,8 @@ on_both_databases!(
 async fn a_mistyped_code_during_set_up_keeps_the_scanned_secret() -> TestResult {
     let server = TestServer::start(Db::Sqlite).await;
     let owner = server.owner().await;
-    let page = owner
-        .post(server.at("/settings/mfa/start"))
+    let page = page_form(&server, &owner, "/settings/mfa/start", &[])
+        .await
         .send()
         .await?
         .text()
@@ -525,33 +501,41 @@ async fn a_mistyped_code_during_set_up_keeps_the_scanned_secret() -> TestResult 
         .unwrap_or_default()
         .to_owned();
     assert!(page.contains("<svg"), "a QR code is drawn");
-    let typo = owner
-        .post(server.at("/settings/mfa/enable"))
-        .form(&[
+    let typo = page_form(
+        &server,
+        &owner,
+        "/settings/mfa/enable",
+        &[
             ("mfaCode", "000000"),
             ("secret", secret.as_str()),
             ("codes", codes.as_str()),
-        ])
-        .send()
-        .await?
-        .text()
-        .await?;
+        ],
+    )
+    .await
+    .send()
+    .await?
+    .text()
+    .await?;
     assert!(typo.contains("Invalid two-factor code."), "{typo}");
     assert!(
         typo.contains(&format!("data-secret=\"{secret}\"")),
         "the same secret again"
     );
-    let right = owner
-        .post(server.at("/settings/mfa/enable"))
-        .form(&[
+    let right = page_form(
+        &server,
+        &owner,
+        "/settings/mfa/enable",
+        &[
             ("mfaCode", code_at(&server, &secret).as_str()),
             ("secret", secret.as_str()),
             ("codes", codes.as_str()),
-        ])
-        .send()
-        .await?
-        .text()
-        .await?;
+        ],
+    )
+    .await
+    .send()
+    .await?
+    .text()
+    .await?;
     assert!(right.contains("id=\"recovery-codes-text\""), "{right}");
     Ok(())
 }

@@ -52,30 +52,37 @@ async fn a_user_created_directly_must_replace_the_temporary_password_before_anyt
     let page = bea.get(server.at("/settings/personal")).send().await?;
     assert_eq!(location(&page), "/set-password");
 
-    let same = bea
-        .post(server.at("/set-password"))
-        .form(&[("password", temporary.as_str())])
-        .send()
-        .await?
-        .text()
-        .await?;
+    let same = page_form(
+        &server,
+        &bea,
+        "/set-password",
+        &[("password", temporary.as_str())],
+    )
+    .await
+    .send()
+    .await?
+    .text()
+    .await?;
     assert!(
         same.contains("Choose a password different from the temporary one."),
         "{same}"
     );
-    let weak = bea
-        .post(server.at("/set-password"))
-        .form(&[("password", "weak")])
+    let weak = page_form(&server, &bea, "/set-password", &[("password", "weak")])
+        .await
         .send()
         .await?
         .text()
         .await?;
     assert!(weak.contains("Password must contain at least 1 number."));
-    let done = bea
-        .post(server.at("/set-password"))
-        .form(&[("password", "Bea1password")])
-        .send()
-        .await?;
+    let done = page_form(
+        &server,
+        &bea,
+        "/set-password",
+        &[("password", "Bea1password")],
+    )
+    .await
+    .send()
+    .await?;
     assert_eq!(done.status(), StatusCode::SEE_OTHER);
     assert_eq!(
         bea.get(server.at("/rest/users")).send().await?.status(),
@@ -157,16 +164,20 @@ async fn members_cannot_create_users_and_emails_stay_unique(db: Db) -> TestResul
 async fn the_users_page_shows_links_to_copy_temporary_passwords_and_a_csv(db: Db) -> TestResult {
     let server = TestServer::start(db).await;
     let owner = server.owner().await;
-    let invited = owner
-        .post(server.at("/settings/users/invite"))
-        .form(&[
+    let invited = page_form(
+        &server,
+        &owner,
+        "/settings/users/invite",
+        &[
             ("emails", "ivy@example.com, kim@example.com"),
             ("role", "global:member"),
-        ])
-        .send()
-        .await?
-        .text()
-        .await?;
+        ],
+    )
+    .await
+    .send()
+    .await?
+    .text()
+    .await?;
     assert!(invited.contains("Email is not set up on this instance"));
     assert_eq!(
         invited.matches("class=\"invite-link\"").count(),
@@ -177,16 +188,20 @@ async fn the_users_page_shows_links_to_copy_temporary_passwords_and_a_csv(db: Db
     assert!(invited.contains("Pending: invited"));
     assert!(invited.contains(" by Olive Owner"));
 
-    let created = owner
-        .post(server.at("/settings/users/create"))
-        .form(&[
+    let created = page_form(
+        &server,
+        &owner,
+        "/settings/users/create",
+        &[
             ("lines", "bea@example.com, Bea, Lee\ncal@example.com"),
             ("role", "global:admin"),
-        ])
-        .send()
-        .await?
-        .text()
-        .await?;
+        ],
+    )
+    .await
+    .send()
+    .await?
+    .text()
+    .await?;
     assert_eq!(
         created.matches("class=\"temp-password\"").count(),
         2,
@@ -202,12 +217,17 @@ async fn the_users_page_shows_links_to_copy_temporary_passwords_and_a_csv(db: Db
         .and_then(|i| i.iter().find(|u| u["email"] == "ivy@example.com").cloned())
         .unwrap_or_default();
     let id = ivy["id"].as_str().unwrap_or_default().to_owned();
-    let revoked = owner
-        .post(server.at(&format!("/settings/users/{id}/revoke")))
-        .send()
-        .await?
-        .text()
-        .await?;
+    let revoked = page_form(
+        &server,
+        &owner,
+        &format!("/settings/users/{id}/revoke"),
+        &[],
+    )
+    .await
+    .send()
+    .await?
+    .text()
+    .await?;
     assert!(revoked.contains("The invitation is withdrawn"));
     assert!(!revoked.contains("ivy@example.com"));
     Ok(())

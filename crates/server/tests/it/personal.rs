@@ -192,30 +192,38 @@ async fn the_personal_settings_page_saves_names_and_shows_errors_beside_fields(
         .text()
         .await?;
     assert!(page.contains(r#"value="Olive""#));
-    let saved = owner
-        .post(server.at("/settings/personal"))
-        .form(&[
+    let saved = page_form(
+        &server,
+        &owner,
+        "/settings/personal",
+        &[
             ("firstName", "Liv"),
             ("lastName", "Owner"),
             ("email", OWNER_EMAIL),
             ("currentPassword", ""),
-        ])
-        .send()
-        .await?
-        .text()
-        .await?;
+        ],
+    )
+    .await
+    .send()
+    .await?
+    .text()
+    .await?;
     assert!(saved.contains("Your details are saved."));
     assert!(saved.contains(r#"<span id="who-name">Liv Owner</span>"#));
-    let refused = owner
-        .post(server.at("/settings/personal/password"))
-        .form(&[
+    let refused = page_form(
+        &server,
+        &owner,
+        "/settings/personal/password",
+        &[
             ("currentPassword", OWNER_PASSWORD),
             ("newPassword", "short"),
-        ])
-        .send()
-        .await?
-        .text()
-        .await?;
+        ],
+    )
+    .await
+    .send()
+    .await?
+    .text()
+    .await?;
     assert!(refused.contains(r#"id="newPassword-error""#), "{refused}");
     Ok(())
 }

@@ -17,20 +17,6 @@ const ALL_SCOPES: [&str; 5] = [
     "user:delete",
 ];
 
-async fn new_key(server: &TestServer, client: &Client, label: &str, scopes: &[&str]) -> String {
-    let created = client
-        .post(server.at("/rest/api-keys"))
-        .json(&json!({"label": label, "scopes": scopes, "expiresAt": null}))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("key: {e}"));
-    assert_eq!(created.status(), StatusCode::OK, "key creation failed");
-    body(created).await["data"]["rawApiKey"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned()
-}
-
 fn api(server: &TestServer, method: &str, path: &str, key: &str) -> reqwest::RequestBuilder {
     Client::new()
         .request(
@@ -510,18 +496,22 @@ async fn the_openapi_document_and_its_page_are_served_and_the_api_can_be_turned_
 async fn the_api_page_makes_a_key_shows_it_once_and_deletes_it(db: Db) -> TestResult {
     let server = TestServer::start(db).await;
     let owner = server.owner().await;
-    let made = owner
-        .post(server.at("/settings/api"))
-        .form(&[
+    let made = page_form(
+        &server,
+        &owner,
+        "/settings/api",
+        &[
             ("label", "Deploys"),
             ("scope", "user:read"),
             ("scope", "user:list"),
             ("expires", "30"),
-        ])
-        .send()
-        .await?
-        .text()
-        .await?;
+        ],
+    )
+    .await
+    .send()
+    .await?
+    .text()
+    .await?;
     let raw = made
         .split("id=\"new-api-key\"")
         .next()
@@ -546,8 +536,8 @@ async fn the_api_page_makes_a_key_shows_it_once_and_deletes_it(db: Db) -> TestRe
         .as_str()
         .unwrap_or_default()
         .to_owned();
-    let deleted = owner
-        .post(server.at(&format!("/settings/api/{id}/delete")))
+    let deleted = page_form(&server, &owner, &format!("/settings/api/{id}/delete"), &[])
+        .await
         .send()
         .await?
         .text()

@@ -295,12 +295,17 @@ async fn admins_reset_members_by_link_or_by_force_but_not_the_owner(db: Db) -> T
             .await?;
         assert_eq!(refused.status(), StatusCode::FORBIDDEN, "{path}");
     }
-    let page = admin
-        .post(server.at(&format!("/settings/users/{owner_id}/force-reset")))
-        .send()
-        .await?
-        .text()
-        .await?;
+    let page = page_form(
+        &server,
+        &admin,
+        &format!("/settings/users/{owner_id}/force-reset"),
+        &[],
+    )
+    .await
+    .send()
+    .await?
+    .text()
+    .await?;
     assert!(
         page.contains("Only the owner can reset the owner"),
         "{page}"

@@ -283,27 +283,39 @@ async fn the_users_page_changes_roles_and_hands_over_ownership(db: Db) -> TestRe
     let mia = server
         .add_user("mia@example.com", "Member1pass", Role::Member)
         .await;
-    let page = owner
-        .post(server.at(&format!("/settings/users/{}/role", mia.id)))
-        .form(&[("role", "global:admin")])
-        .send()
-        .await?
-        .text()
-        .await?;
+    let page = page_form(
+        &server,
+        &owner,
+        &format!("/settings/users/{}/role", mia.id),
+        &[("role", "global:admin")],
+    )
+    .await
+    .send()
+    .await?
+    .text()
+    .await?;
     assert!(page.contains("Mia Member is now admin."), "{page}");
-    let wrong = owner
-        .post(server.at(&format!("/settings/users/{}/make-owner", mia.id)))
-        .form(&[("password", "nope")])
-        .send()
-        .await?
-        .text()
-        .await?;
+    let wrong = page_form(
+        &server,
+        &owner,
+        &format!("/settings/users/{}/make-owner", mia.id),
+        &[("password", "nope")],
+    )
+    .await
+    .send()
+    .await?
+    .text()
+    .await?;
     assert!(wrong.contains("Provided current password is incorrect."));
-    let done = owner
-        .post(server.at(&format!("/settings/users/{}/make-owner", mia.id)))
-        .form(&[("password", OWNER_PASSWORD)])
-        .send()
-        .await?;
+    let done = page_form(
+        &server,
+        &owner,
+        &format!("/settings/users/{}/make-owner", mia.id),
+        &[("password", OWNER_PASSWORD)],
+    )
+    .await
+    .send()
+    .await?;
     assert_eq!(
         location(&done),
         format!("/settings/users/{}?transferred=1", mia.id)

@@ -135,22 +135,36 @@ async fn signing_out_ends_the_session_for_good_also_on_another_instance(db: Db) 
     Ok(())
 }
 
-async fn the_signout_page_ends_the_session_and_leads_to_signin(db: Db) -> TestResult {
+async fn the_signout_page_asks_and_its_button_ends_the_session(db: Db) -> TestResult {
     let server = TestServer::start(db).await;
     server.owner().await;
     let cookie = session_cookie(&server, OWNER_EMAIL, OWNER_PASSWORD).await;
-    let out = server
-        .client()
-        .get(server.at("/signout"))
-        .header("cookie", &cookie)
+    let with_session = |request: reqwest::RequestBuilder| request.header("cookie", &cookie);
+    // A GET changes nothing (a link on another site could sign people out):
+    // it shows the button, with the session's form token.
+    let asked = with_session(server.client().get(server.at("/signout")))
+        .send()
+        .await?
+        .text()
+        .await?;
+    assert!(asked.contains(r#"id="signout-confirm""#), "{asked}");
+    let still = with_session(server.client().get(server.at("/rest/login")))
+        .send()
+        .await?;
+    assert_eq!(still.status(), StatusCode::OK, "still signed in");
+    let token = asked
+        .split(r#"name="_csrf" value=""#)
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_default();
+    let out = with_session(server.client().post(server.at("/signout")))
+        .form(&[("_csrf", token)])
         .send()
         .await?;
     assert_eq!(out.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&out), "/signin?signedOut=1");
-    let replay = server
-        .client()
-        .get(server.at("/settings/personal"))
-        .header("cookie", &cookie)
+    // The old cookie opens nothing any more.
+    let replay = with_session(server.client().get(server.at("/settings/personal")))
         .send()
         .await?;
     assert_eq!(location(&replay), "/signin?redirect=/settings/personal");
@@ -161,33 +175,44 @@ async fn signing_in_on_the_page_follows_the_redirect_only_inside_usher(db: Db) -
     let server = TestServer::start(db).await;
     server.owner().await;
     let client = server.client();
-    let response = client
-        .post(server.at("/signin"))
-        .form(&[
+    let response = page_form(
+        &server,
+        &client,
+        "/signin",
+        &[
             ("email", OWNER_EMAIL),
             ("password", OWNER_PASSWORD),
             ("redirect", "/settings/personal"),
-        ])
-        .send()
-        .await?;
+        ],
+    )
+    .await
+    .send()
+    .await?;
     assert_eq!(location(&response), "/settings/personal");
     let other = server.client();
-    let response = other
-        .post(server.at("/signin"))
-        .form(&[
+    let response = page_form(
+        &server,
+        &other,
+        "/signin",
+        &[
             ("email", OWNER_EMAIL),
             ("password", OWNER_PASSWORD),
             ("redirect", "//evil.example.com/"),
-        ])
-        .send()
-        .await?;
+        ],
+    )
+    .await
+    .send()
+    .await?;
     assert_eq!(location(&response), "/");
-    let wrong = server
-        .client()
-        .post(server.at("/signin"))
-        .form(&[("email", OWNER_EMAIL), ("password", "nope")])
-        .send()
-        .await?;
+    let wrong = page_form(
+        &server,
+        &server.client(),
+        "/signin",
+        &[("email", OWNER_EMAIL), ("password", "nope")],
+    )
+    .await
+    .send()
+    .await?;
     assert_eq!(wrong.status(), StatusCode::OK);
     assert!(wrong.text().await?.contains(WRONG));
     Ok(())
@@ -388,7 +413,7 @@ on_both_databases!(
     signing_in_ignores_the_case_of_the_email_and_sets_the_session_cookie,
     the_session_token_is_stored_only_as_its_hash,
     signing_out_ends_the_session_for_good_also_on_another_instance,
-    the_signout_page_ends_the_session_and_leads_to_signin,
+    the_signout_page_asks_and_its_button_ends_the_session,
     signing_in_on_the_page_follows_the_redirect_only_inside_usher,
     sessions_slide_when_a_quarter_of_their_lifetime_is_left_and_expire_after_it,
     a_session_without_refresh_expires_after_its_lifetime,

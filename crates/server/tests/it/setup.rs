@@ -142,16 +142,20 @@ async fn the_setup_page_shows_policy_messages_beside_the_password_and_keeps_the_
 ) -> TestResult {
     let server = TestServer::start(db).await;
     let client = server.client();
-    let response = client
-        .post(server.at("/setup"))
-        .form(&[
+    let response = page_form(
+        &server,
+        &client,
+        "/setup",
+        &[
             ("email", "olive@example.com"),
             ("firstName", "Olive"),
             ("lastName", "Owner"),
             ("password", "weak"),
-        ])
-        .send()
-        .await?;
+        ],
+    )
+    .await
+    .send()
+    .await?;
     assert_eq!(response.status(), StatusCode::OK);
     let html = response.text().await?;
     assert!(html.contains(r#"id="password-error""#), "{html}");
@@ -162,16 +166,20 @@ async fn the_setup_page_shows_policy_messages_beside_the_password_and_keeps_the_
         "a password must never be echoed back"
     );
 
-    let response = client
-        .post(server.at("/setup"))
-        .form(&[
+    let response = page_form(
+        &server,
+        &client,
+        "/setup",
+        &[
             ("email", "olive@example.com"),
             ("firstName", "Olive"),
             ("lastName", "Owner"),
             ("password", OWNER_PASSWORD),
-        ])
-        .send()
-        .await?;
+        ],
+    )
+    .await
+    .send()
+    .await?;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&response), "/");
     let home = client.get(server.at("/")).send().await?.text().await?;
@@ -184,7 +192,10 @@ async fn skipping_setup_opens_the_instance_with_a_warning_and_setup_stays_possib
 ) -> TestResult {
     let server = TestServer::start(db).await;
     let client = server.client();
-    let skip = client.post(server.at("/setup/skip")).send().await?;
+    let skip = page_form(&server, &client, "/setup/skip", &[])
+        .await
+        .send()
+        .await?;
     assert_eq!(skip.status(), StatusCode::SEE_OTHER);
 
     let stranger = server.client();

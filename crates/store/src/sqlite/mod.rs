@@ -70,10 +70,7 @@ impl managed::Manager for Connector {
 /// it.
 pub(crate) async fn open_file(path: &Path) -> Result<(Db, Arc<AuthCache>), String> {
     let cannot = |e: String| format!("cannot open SQLite database {}: {e}", path.display());
-    if let Some(folder) = path.parent() {
-        std::fs::create_dir_all(folder)
-            .map_err(|e| format!("cannot create {}: {e}", folder.display()))?;
-    }
+    crate::files::private_sqlite_files(path)?;
     let options = SqliteConnectOptions::new()
         .filename(path)
         .create_if_missing(true)

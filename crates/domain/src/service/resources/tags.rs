@@ -88,5 +88,11 @@ fn tag_name(text: &str) -> Result<String> {
             "A tag name is 1 to 24 characters long.",
         ));
     }
+    if name.chars().any(char::is_control) {
+        return Err(Error::field(
+            "name",
+            "A tag name cannot contain control characters (tabs, line breaks).",
+        ));
+    }
     Ok(name.to_owned())
 }

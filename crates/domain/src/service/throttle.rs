@@ -1,0 +1,121 @@
+//! Every check of something a person must know or hold is counted here, in
+//! the database, so that every instance shares the counts:
+//!
+//! - [`Usher::throttle`] counts every attempt against a key (sign-in per
+//!   email and per address, password reset requests) and refuses past a
+//!   limit per window;
+//! - [`Usher::guarded`] runs one check of a secret a *known* user presents (a
+//!   two-factor code, a recovery code, the current password) and counts only
+//!   the wrong answers, per user: after [`WRONG_SECRETS`] wrong answers in
+//!   its window, every check of that user's secrets is refused with 429 until
+//!   the window ends, whichever route asked. Each attempt takes its place in
+//!   the count *before* it is checked and gives it back only when it was
+//!   right, so that many guesses sent at once cannot all slip under the
+//!   limit;
+//! - sign-in attempts are counted per email, except from a browser that
+//!   signed in as that user before: it shows a *device cookie* (OWASP's
+//!   advice against targeted lock-out) and its attempts count against that
+//!   cookie only, so a stranger sending wrong passwords for the owner's
+//!   email cannot keep the owner out.
+
+use crate::{
+    Error, Result,
+    clock::{MINUTE, Millis},
+    model::{Origin, User, UserId},
+    secret::Secret,
+    token,
+};
+
+use super::Usher;
+
+/// How many attempts a window allows.
+#[derive(Clone, Copy, Debug)]
+pub struct Limit {
+    pub attempts: i64,
+    pub window: Millis,
+}
+
+/// Wrong two-factor codes, recovery codes and current passwords, per user.
+pub const WRONG_SECRETS: Limit = Limit {
+    attempts: 5,
+    window: 5 * MINUTE,
+};
+
+/// A place taken in a window's count.
+struct Slot {
+    key: String,
+    window_start: Millis,
+}
+
+impl Usher {
+    /// Counts one attempt against `key`; refuses once the window's limit is
+    /// passed.
+    pub(super) async fn throttle(&self, key: &str, limit: Limit) -> Result<()> {
+        self.take_slot(key.to_owned(), limit).await.map(drop)
+    }
+
+    async fn take_slot(&self, key: String, limit: Limit) -> Result<Slot> {
+        let now = self.now();
+        let window_start = now - now.rem_euclid(limit.window);
+        let window_end = window_start + limit.window;
+        let count = self.store.count_hit(&key, window_start, window_end).await?;
+        if count > limit.attempts {
+            let wait = u64::try_from((window_end - now + 999) / 1000).unwrap_or(1);
+            return Err(Error::slow_down(wait.max(1)));
+        }
+        Ok(Slot { key, window_start })
+    }
+
+    /// Runs `check`, a check of a secret that `user` presents, within the
+    /// user's [`WRONG_SECRETS`] limit; a right answer does not count.
+    pub(super) async fn guarded(
+        &self,
+        user: UserId,
+        check: impl Future<Output = Result<bool>>,
+    ) -> Result<bool> {
+        let slot = self
+            .take_slot(format!("secret:{user}"), WRONG_SECRETS)
+            .await?;
+        let right = check.await?;
+        if right {
+            self.store.forgive_hit(&slot.key, slot.window_start).await?;
+        }
+        Ok(right)
+    }
+
+    /// The counter a sign-in attempt for `login` (an email, lower-cased)
+    /// goes to: its device cookie's, when the browser shows a valid one for
+    /// that login, else the login's own, which strangers share.
+    pub(super) fn login_key(&self, login: &str, origin: &Origin) -> String {
+        match self.trusted_device(login, origin) {
+            Some(device) => format!("login:device:{device}"),
+            None => format!("login:email:{login}"),
+        }
+    }
+
+    /// A device cookie for a browser that just signed in as `user`: the
+    /// email and a random id, sealed with the instance key (so it cannot
+    /// be forged or read), kept by the browser.
+    pub(super) fn device_token(&self, user: &User) -> Option<Secret> {
+        let email = user.email.as_ref()?;
+        let id = token::generate().hash;
+        let sealed = self
+            .cipher()
+            .ok()?
+            .seal(&format!("{DEVICE}{email}\n{id}"))
+            .ok()?;
+        Some(Secret::new(sealed))
+    }
+
+    /// The id of the device cookie `origin` shows, if it is one of ours
+    /// and was made for `login`.
+    fn trusted_device(&self, login: &str, origin: &Origin) -> Option<String> {
+        let plain = self.cipher().ok()?.open(origin.device.as_deref()?).ok()?;
+        let (email, id) = plain.strip_prefix(DEVICE)?.split_once('\n')?;
+        (email == login).then(|| id.to_owned())
+    }
+}
+
+/// What a sealed device cookie starts with, so that no other sealed value
+/// passes for one.
+const DEVICE: &str = "device:";
