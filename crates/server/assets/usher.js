@@ -1,5 +1,35 @@
 // Small progressive enhancements; every page works without this file.
 
+document.documentElement.classList.add("js");
+
+// On a phone the navigation folds behind the Menu button.
+const menuButton = document.querySelector(".menu-button");
+const siteNav = document.getElementById("site-nav");
+if (menuButton && siteNav) {
+  menuButton.hidden = false;
+  menuButton.addEventListener("click", () => {
+    const open = siteNav.classList.toggle("open");
+    menuButton.setAttribute("aria-expanded", String(open));
+  });
+}
+
+// Links marked data-dialog open that <dialog> instead of leading to the
+// page with the same form (which is where they lead without script).
+document.addEventListener("click", (event) => {
+  const opener = event.target.closest("[data-dialog]");
+  if (!opener) return;
+  const dialog = document.getElementById(opener.dataset.dialog);
+  if (!dialog || typeof dialog.showModal !== "function") return;
+  event.preventDefault();
+  dialog.showModal();
+  const first = dialog.querySelector("input, select, textarea, button");
+  if (first) first.focus();
+});
+document.addEventListener("click", (event) => {
+  const closer = event.target.closest("[data-close-dialog]");
+  if (closer) closer.closest("dialog").close();
+});
+
 // After a form post answered with a page, show the page's own address, so
 // that reloading does not post (and invite, or reset) again.
 const settleAt = document.body.dataset.settleAt;
@@ -29,8 +59,22 @@ document.addEventListener("click", (event) => {
   }
 });
 
-// Forms that do something hard to undo ask first.
+// Forms that do something hard to undo ask first. Without script the
+// server asks instead, on a page of its own; with it, the answer goes along
+// as confirmed=yes so that the server does not ask again.
 document.addEventListener("submit", (event) => {
-  const question = event.target.dataset && event.target.dataset.confirm;
-  if (question && !window.confirm(question)) event.preventDefault();
+  const form = event.target;
+  const question = form.dataset && form.dataset.confirm;
+  if (!question) return;
+  if (!window.confirm(question)) {
+    event.preventDefault();
+    return;
+  }
+  if (!form.querySelector("input[name=confirmed]")) {
+    const yes = document.createElement("input");
+    yes.type = "hidden";
+    yes.name = "confirmed";
+    yes.value = "yes";
+    form.appendChild(yes);
+  }
 });

@@ -230,4 +230,16 @@ impl Usher {
         self.cipher()
             .is_ok_and(|cipher| cipher.check_tag("form-token", binding, token))
     }
+
+    /// `text` sealed with the instance key, to hand to a browser and take
+    /// back later (what a page shows after a redirect): nobody else can
+    /// write it, nobody can read it.
+    pub fn seal_for_browser(&self, text: &str) -> Result<String> {
+        self.cipher()?.seal(text)
+    }
+
+    /// What [`Self::seal_for_browser`] sealed.
+    pub fn open_for_browser(&self, sealed: &str) -> Result<String> {
+        self.cipher()?.open(sealed)
+    }
 }

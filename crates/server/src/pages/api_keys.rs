@@ -10,7 +10,11 @@ use axum::{
 };
 use usher_domain::{model::ApiKeyId, service::api::scopes_for};
 
-use super::{Layout, Result, Shown, SignedInPage, day};
+use super::{
+    Layout, Result, Shown, SignedInPage,
+    confirm::{self, Confirmation},
+    day, done,
+};
 use crate::{
     AppState,
     extract::{ClientOrigin, Id},
@@ -75,8 +79,15 @@ async fn render(state: &AppState, page: SignedInPage, shown: Shown<Option<String
     .into_response())
 }
 
+/// What the page shows once after a key is made: the key itself.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct NewKey {
+    key: String,
+}
+
 async fn view_api_get(State(state): State<AppState>, page: SignedInPage) -> Result {
-    render(&state, page, Shown::default()).await
+    let new_key = super::flash::once::<NewKey>().map(|new| new.key);
+    render(&state, page, Shown::default().with(new_key)).await
 }
 
 async fn view_api_post(
@@ -104,11 +115,17 @@ async fn view_api_post(
         .usher()
         .create_api_key(&page.actor, &value("label"), scopes, expires, &origin)
         .await;
-    let shown = Shown::of(created, |created| {
-        Shown::notice("Copy the key now: it is not shown again.")
-            .with(Some(created.raw.expose().to_owned()))
-    });
-    render(&state, page, shown).await
+    match created {
+        Ok(created) => Ok(done(
+            &state,
+            "/settings/api",
+            "Copy the key now: it is not shown again.",
+            NewKey {
+                key: created.raw.expose().to_owned(),
+            },
+        )),
+        Err(error) => render(&state, page, Shown::refused(error)).await,
+    }
 }
 
 async fn view_api_delete(
@@ -116,15 +133,32 @@ async fn view_api_delete(
     page: SignedInPage,
     ClientOrigin(origin): ClientOrigin,
     Id(id): Id<ApiKeyId>,
+    axum::Form(form): axum::Form<Confirmation>,
 ) -> Result {
+    if !form.confirmed() {
+        return Ok(confirm::ask(
+            page.layout,
+            "Delete this API key?",
+            "Scripts that use it stop working at once. This cannot be undone.",
+            "Delete key",
+            &format!("/settings/api/{id}/delete"),
+            "/settings/api",
+            &form,
+        ));
+    }
     // The service still takes text: service/api.rs moves to ApiKeyId with
     // the storage work.
     let deleted = state
         .usher()
         .delete_api_key(&page.actor, &id.to_string(), &origin)
         .await;
-    let shown = Shown::of(deleted, |()| {
-        Shown::notice("The key is deleted; calls with it now fail.")
-    });
-    render(&state, page, shown).await
+    match deleted {
+        Ok(()) => Ok(done(
+            &state,
+            "/settings/api",
+            "The key is deleted; calls with it now fail.",
+            (),
+        )),
+        Err(error) => render(&state, page, Shown::refused(error)).await,
+    }
 }

@@ -54,6 +54,9 @@ impl<T: Default> Shown<T> {
 pub struct Form {
     values: HashMap<&'static str, String>,
     errors: HashMap<&'static str, String>,
+    /// The field of the first error, which gets the focus when the page
+    /// shows again.
+    first_error: Option<&'static str>,
     /// An error that belongs to no one field.
     pub general: Option<String>,
 }
@@ -70,6 +73,8 @@ struct Field<'a> {
     error: Option<&'a str>,
     hint: &'a str,
     required: bool,
+    /// The first field with an error: focused when the page shows.
+    focus: bool,
 }
 
 impl Form {
@@ -90,6 +95,7 @@ impl Form {
         let message = ApiError::from(error).message;
         match field {
             Some(field) => {
+                self.first_error.get_or_insert(field);
                 self.errors.insert(field, message);
             }
             None => self.general = Some(message),
@@ -168,6 +174,7 @@ impl Form {
             error: self.errors.get(name).map(String::as_str),
             hint,
             required,
+            focus: self.first_error == Some(name),
         }
         .render()
         .unwrap_or_default()

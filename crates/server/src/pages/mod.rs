@@ -25,8 +25,10 @@
 mod api_keys;
 mod audit;
 mod auth;
+pub(crate) mod confirm;
 mod email;
 mod error;
+mod flash;
 mod form;
 mod home;
 mod mfa;
@@ -50,6 +52,7 @@ use usher_domain::{clock::rfc3339, service::auth::Identity};
 use crate::AppState;
 
 pub use error::{PageError, error_page_without_visitor, not_found};
+pub use flash::done;
 pub use form::{Form, Shown};
 pub use page::{Page, SignedInPage};
 
@@ -75,10 +78,15 @@ pub fn router(state: &AppState) -> Router<AppState> {
             .merge(email::router())
             .merge(resources::router());
     }
-    router.layer(middleware::from_fn_with_state(
-        state.clone(),
-        error::show_errors,
-    ))
+    router
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            error::show_errors,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            flash::context,
+        ))
 }
 
 /// Static files, compiled into the binary.
@@ -91,6 +99,14 @@ pub fn assets_router() -> Router<AppState> {
         .route(
             "/assets/usher.js",
             get(|| async { asset("text/javascript", include_str!("../../assets/usher.js")) }),
+        )
+        .route(
+            "/favicon.svg",
+            get(|| async { asset("image/svg+xml", include_str!("../../assets/favicon.svg")) }),
+        )
+        .route(
+            "/favicon.ico",
+            get(|| async { asset("image/svg+xml", include_str!("../../assets/favicon.svg")) }),
         )
 }
 
@@ -123,6 +139,14 @@ pub struct Layout {
     pub can_audit: bool,
     /// The token every form of the page carries (`security::form_tokens`).
     pub form_token: String,
+    /// The path of this page inside Usher, for the navigation to mark.
+    pub here: String,
+    /// What the form that led here says it did (`flash`).
+    pub notice: Option<String>,
+    /// The signed-in person's initials, for the avatar in the navigation.
+    pub initials: String,
+    /// The owner and admins manage users (invitations, the email's wording).
+    pub manages_users: bool,
 }
 
 impl Layout {
@@ -148,7 +172,24 @@ impl Layout {
             can_audit: actor.is_some_and(|a| a.user.role.manages_users())
                 && instance.is_some_and(|i| i.owner_set_up),
             form_token: crate::security::form_token(),
+            here: flash::here(),
+            notice: flash::notice(),
+            initials: actor.map(|a| initials(&a.user)).unwrap_or_default(),
+            manages_users: actor.is_some_and(|a| a.user.role.manages_users()),
         }
+    }
+
+    /// Whether this page is `section` or a page under it, for the
+    /// navigation's `aria-current`.
+    pub fn is(&self, section: &str) -> bool {
+        if section == "/" {
+            return self.here == "/" || self.here.is_empty();
+        }
+        self.here == section
+            || self
+                .here
+                .strip_prefix(section)
+                .is_some_and(|rest| rest.starts_with('/'))
     }
 
     /// The layout of the page at `path` (inside Usher), which the address
@@ -159,6 +200,23 @@ impl Layout {
             ..self.clone()
         }
     }
+}
+
+/// Up to two letters for an avatar: of the names, else of the email.
+pub fn initials(user: &usher_domain::model::User) -> String {
+    let from_names: String = [&user.first_name, &user.last_name]
+        .iter()
+        .filter_map(|n| n.chars().next())
+        .flat_map(char::to_uppercase)
+        .collect();
+    if !from_names.is_empty() {
+        return from_names;
+    }
+    user.email
+        .as_ref()
+        .and_then(|e| e.as_str().chars().next())
+        .map(|c| c.to_uppercase().collect())
+        .unwrap_or_else(|| "?".to_owned())
 }
 
 /// The password policy in words, shown under every new-password field.

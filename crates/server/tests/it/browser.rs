@@ -112,7 +112,7 @@ async fn a_new_owner_sets_up_changes_their_name_signs_out_and_back_in() -> TestR
     browser.shoot("name-changed").await?;
 
     // The name stays changed on the next page too.
-    browser.find(".topbar a.brand").await?.click().await?;
+    browser.find(".sidebar a.brand").await?.click().await?;
     browser.assert_home_as("Oriana Owner").await?;
     assert_eq!(browser.text("main h1").await?, "Welcome, Oriana");
 
@@ -1015,7 +1015,7 @@ impl Browser {
 
     /// Clicks the top bar's link to `path`.
     async fn follow_top_bar(&self, path: &str) -> Outcome<()> {
-        self.find(&format!(".topbar nav a[href$='{path}']"))
+        self.find(&format!("#site-nav a[href$='{path}']"))
             .await?
             .click()
             .await?;
@@ -1132,7 +1132,7 @@ impl Browser {
         assert_eq!(self.title().await?, "Choose a new password · Usher");
         assert_eq!(self.text("#who-name").await?, name);
         assert_eq!(self.text("#signout").await?, "Sign out");
-        self.assert_absent(".topbar nav a", "the top bar offers links")
+        self.assert_absent("#site-nav a", "the navigation offers links")
             .await
     }
 
@@ -1272,6 +1272,7 @@ impl ChromeDriver {
                 "--disable-sync",
                 "--disable-dev-shm-usage",
                 "--window-size=1280,1200",
+                "--hide-scrollbars",
                 format!("--user-data-dir={}", profile.display()),
             ],
         });
@@ -1349,9 +1350,11 @@ impl Camera {
             .to_string()
     }
 
-    /// Saves what the browser shows as the next numbered PNG, after checking
-    /// that no two elements on the page share an id (a label would then lead
-    /// to the wrong field).
+    /// Saves what the browser shows as the next numbered PNG, at the
+    /// desktop width and again at a phone's (390 px), after checking at each
+    /// width that the page has no serious or critical accessibility
+    /// violation (axe-core), nothing scrolls sideways, and no two elements
+    /// share an id (a label would then lead to the wrong field).
     async fn shoot(&mut self, browser: &Client, name: &str) -> Outcome<()> {
         let repeated = browser
             .execute(
@@ -1360,18 +1363,70 @@ impl Camera {
                 vec![],
             )
             .await?;
-        assert_eq!(
-            repeated,
-            json!([]),
-            "ids used twice on {}",
-            browser.current_url().await?
-        );
+        let url = browser.current_url().await?;
+        assert_eq!(repeated, json!([]), "ids used twice on {url}");
         self.count += 1;
-        let png = browser.screenshot().await?;
-        std::fs::write(
-            self.folder.join(format!("{:02}-{name}.png", self.count)),
-            png,
-        )?;
+        for (width, height, suffix) in [(DESKTOP.0, DESKTOP.1, ""), (PHONE.0, PHONE.1, "-phone")] {
+            browser.set_window_size(width, height).await?;
+            accessible(browser, &format!("{url} at {width}px")).await?;
+            let overflow = browser
+                .execute(
+                    "return document.documentElement.scrollWidth - document.documentElement.clientWidth;",
+                    vec![],
+                )
+                .await?;
+            assert!(
+                overflow.as_i64().unwrap_or(0) <= 0,
+                "{url} scrolls sideways by {overflow}px at {width}px"
+            );
+            let png = browser.screenshot().await?;
+            std::fs::write(
+                self.folder
+                    .join(format!("{:02}-{name}{suffix}.png", self.count)),
+                png,
+            )?;
+        }
+        browser.set_window_size(DESKTOP.0, DESKTOP.1).await?;
         Ok(())
     }
+}
+
+/// The window sizes every screenshot is taken at.
+const DESKTOP: (u32, u32) = (1280, 1200);
+const PHONE: (u32, u32) = (390, 844);
+
+/// axe-core, as `scripts/test` installs it (npm, pinned by
+/// crates/server/tests/browser/package-lock.json): read once per test.
+fn axe_source() -> &'static str {
+    static SOURCE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SOURCE.get_or_init(|| {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/browser/node_modules/axe-core/axe.min.js"
+        );
+        std::fs::read_to_string(path).unwrap_or_else(|e| {
+            panic!(
+                "axe-core is needed for the browser tests and {path} cannot be read ({e}). \
+                 Run scripts/test, or: cd crates/server/tests/browser && npm ci"
+            )
+        })
+    })
+}
+
+/// Runs axe-core on the page and fails on any serious or critical
+/// violation, naming the rule and the elements.
+async fn accessible(browser: &Client, what: &str) -> Outcome<()> {
+    browser.execute(axe_source(), vec![]).await?;
+    let found = browser
+        .execute_async(
+            "const done = arguments[arguments.length - 1];\n\
+             axe.run(document, {resultTypes: ['violations']}).then(r => done(\n\
+               r.violations.filter(v => v.impact === 'serious' || v.impact === 'critical')\n\
+                 .map(v => `${v.impact} ${v.id}: ${v.help} (${v.nodes.map(n => n.target.join(' ')).join('; ')})`)\n\
+             ), e => done(['axe failed: ' + e]));",
+            vec![],
+        )
+        .await?;
+    assert_eq!(found, json!([]), "accessibility on {what}");
+    Ok(())
 }

@@ -587,6 +587,35 @@ pub async fn page_form(
     client.post(server.at(path)).form(&all)
 }
 
+/// What a browser shows after a form's answer: the page a redirect (Post/
+/// Redirect/Get) leads to, fetched by the same client, or the page itself.
+pub async fn shown_after(
+    server: &TestServer,
+    client: &Client,
+    response: reqwest::Response,
+) -> (StatusCode, String) {
+    let response = if response.status() == StatusCode::SEE_OTHER {
+        let to = location(&response);
+        let url = match to.strip_prefix(server.url.trim_end_matches('/')) {
+            Some(_) => to,
+            None => format!(
+                "{}{}",
+                server.url.split('/').take(3).collect::<Vec<_>>().join("/"),
+                to
+            ),
+        };
+        client
+            .get(url)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("following the redirect: {e}"))
+    } else {
+        response
+    };
+    let status = response.status();
+    (status, response.text().await.unwrap_or_default())
+}
+
 /// The JSON body, or a panic that shows what came instead.
 pub async fn body(response: reqwest::Response) -> Value {
     let status = response.status();

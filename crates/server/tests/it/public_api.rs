@@ -509,9 +509,9 @@ async fn the_api_page_makes_a_key_shows_it_once_and_deletes_it(db: Db) -> TestRe
     )
     .await
     .send()
-    .await?
-    .text()
     .await?;
+    assert_eq!(made.status(), StatusCode::SEE_OTHER, "Post/Redirect/Get");
+    let (_, made) = shown_after(&server, &owner, made).await;
     let raw = made
         .split("id=\"new-api-key\"")
         .next()
@@ -536,13 +536,19 @@ async fn the_api_page_makes_a_key_shows_it_once_and_deletes_it(db: Db) -> TestRe
         .as_str()
         .unwrap_or_default()
         .to_owned();
-    let deleted = page_form(&server, &owner, &format!("/settings/api/{id}/delete"), &[])
+    let path = format!("/settings/api/{id}/delete");
+    let asked = page_form(&server, &owner, &path, &[]).await.send().await?;
+    let (_, asked) = shown_after(&server, &owner, asked).await;
+    assert!(
+        asked.contains("Delete this API key?"),
+        "asks first: {asked}"
+    );
+    let deleted = page_form(&server, &owner, &path, &[("confirmed", "yes")])
         .await
         .send()
-        .await?
-        .text()
         .await?;
-    assert!(deleted.contains("The key is deleted"));
+    let (_, deleted) = shown_after(&server, &owner, deleted).await;
+    assert!(deleted.contains("The key is deleted"), "{deleted}");
     assert_eq!(
         api(&server, "GET", "/users", &raw).send().await?.status(),
         StatusCode::UNAUTHORIZED

@@ -53,7 +53,8 @@ async fn post_form(
         .unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
-/// A form post answered with a page: its text.
+/// A form post: the text of the page the browser shows after it (the
+/// page a redirect leads to, or the page that came back).
 async fn post_page(
     server: &TestServer,
     client: &Client,
@@ -61,8 +62,9 @@ async fn post_page(
     form: &[(&str, &str)],
 ) -> String {
     let response = post_form(server, client, path, form).await;
-    assert_eq!(response.status(), StatusCode::OK, "{path}");
-    response.text().await.unwrap_or_default()
+    let (status, text) = shown_after(server, client, response).await;
+    assert_eq!(status, StatusCode::OK, "{path}");
+    text
 }
 
 /// The id of the item called `name` in a `/rest` list.
@@ -471,7 +473,13 @@ async fn members_see_no_tag_delete_button_and_cannot_delete_tags(db: Db) -> Test
     );
     assert!(seen.contains("id=\"tag-form\""), "{seen}");
 
-    let refused = post_page(&server, &ann, &format!("/home/tags/{tag}/delete"), &[]).await;
+    let refused = post_page(
+        &server,
+        &ann,
+        &format!("/home/tags/{tag}/delete"),
+        &[("confirmed", "yes")],
+    )
+    .await;
     assert!(
         refused.contains("Only the owner and admins can delete tags."),
         "{refused}"
@@ -506,7 +514,18 @@ async fn members_see_no_tag_delete_button_and_cannot_delete_tags(db: Db) -> Test
         renamed.contains("The tag is now called money."),
         "{renamed}"
     );
-    let deleted = post_page(&server, &owner, &format!("/home/tags/{tag}/delete"), &[]).await;
+    let asked = post_page(&server, &owner, &format!("/home/tags/{tag}/delete"), &[]).await;
+    assert!(
+        asked.contains("Delete the tag money?"),
+        "asks first: {asked}"
+    );
+    let deleted = post_page(
+        &server,
+        &owner,
+        &format!("/home/tags/{tag}/delete"),
+        &[("confirmed", "yes")],
+    )
+    .await;
     assert!(deleted.contains("The tag is deleted."), "{deleted}");
     assert!(deleted.contains("id=\"tags-empty\""), "{deleted}");
     Ok(())

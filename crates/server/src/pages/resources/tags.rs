@@ -14,7 +14,11 @@ use super::{NameForm, Shown, Typed};
 use crate::{
     AppState,
     extract::{ClientOrigin, Id},
-    pages::{Form, Layout, Result, SignedInPage, day},
+    pages::{
+        Form, Layout, Result, SignedInPage,
+        confirm::{self, Confirmation},
+        day, done,
+    },
 };
 
 pub fn router() -> Router<AppState> {
@@ -74,13 +78,20 @@ async fn view_tags_create(
     page: SignedInPage,
     axum::Form(input): axum::Form<NameForm>,
 ) -> Result {
-    let shown = match state.usher().create_tag(&page.actor, &input.name).await {
-        Ok(tag) => Shown::notice(format!("The tag {} is created.", tag.name)),
-        Err(error) => Shown::default().with(Typed::form(
-            Form::default().with("name", input.name).error(error, &[]),
+    match state.usher().create_tag(&page.actor, &input.name).await {
+        Ok(tag) => Ok(done(
+            &state,
+            "/home/tags",
+            format!("The tag {} is created.", tag.name),
+            (),
         )),
-    };
-    tags_page(&state, page, shown).await
+        Err(error) => {
+            let shown = Shown::default().with(Typed::form(
+                Form::default().with("name", input.name).error(error, &[]),
+            ));
+            tags_page(&state, page, shown).await
+        }
+    }
 }
 
 async fn view_tags_rename(
@@ -89,11 +100,15 @@ async fn view_tags_rename(
     Id(id): Id<TagId>,
     axum::Form(input): axum::Form<NameForm>,
 ) -> Result {
-    let result = state.usher().rename_tag(&page.actor, id, &input.name).await;
-    let shown = Shown::of(result, |()| {
-        Shown::notice(format!("The tag is now called {}.", input.name.trim()))
-    });
-    tags_page(&state, page, shown).await
+    match state.usher().rename_tag(&page.actor, id, &input.name).await {
+        Ok(()) => Ok(done(
+            &state,
+            "/home/tags",
+            format!("The tag is now called {}.", input.name.trim()),
+            (),
+        )),
+        Err(error) => tags_page(&state, page, Shown::refused(error)).await,
+    }
 }
 
 async fn view_tags_delete(
@@ -101,8 +116,27 @@ async fn view_tags_delete(
     page: SignedInPage,
     ClientOrigin(origin): ClientOrigin,
     Id(id): Id<TagId>,
+    axum::Form(form): axum::Form<Confirmation>,
 ) -> Result {
-    let result = state.usher().delete_tag(&page.actor, id, &origin).await;
-    let shown = Shown::of(result, |()| Shown::notice("The tag is deleted."));
-    tags_page(&state, page, shown).await
+    if !form.confirmed() {
+        let tags = state.usher().tags(&page.actor).await?;
+        let name = tags
+            .iter()
+            .find(|t| t.id == id)
+            .map(|t| t.name.clone())
+            .unwrap_or_default();
+        return Ok(confirm::ask(
+            page.layout,
+            format!("Delete the tag {name}?"),
+            "It goes from every workflow that has it. This cannot be undone.",
+            "Delete tag",
+            &format!("/home/tags/{id}/delete"),
+            "/home/tags",
+            &form,
+        ));
+    }
+    match state.usher().delete_tag(&page.actor, id, &origin).await {
+        Ok(()) => Ok(done(&state, "/home/tags", "The tag is deleted.", ())),
+        Err(error) => tags_page(&state, page, Shown::refused(error)).await,
+    }
 }
