@@ -357,7 +357,7 @@ impl Usher {
         if target.role == Role::Owner {
             return Err(Error::forbidden("Instance owner cannot be deleted."));
         }
-        let keep = self.store.personal_project(&actor.user, self.now()).await?;
+        let keep = self.personal_project_of(&actor.user).await?;
         self.delete_user(&actor, target.id, Some(&keep.id.to_string()), origin)
             .await
     }

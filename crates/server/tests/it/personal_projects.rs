@@ -1,0 +1,310 @@
+//! Personal projects as n8n has them: every user has one from the moment
+//! their row exists, named `First Last <email>` and kept so.
+
+use reqwest::{Client, StatusCode};
+use serde_json::{Value, json};
+use usher_domain::{
+    model::{Role, UserId},
+    resources::Project,
+    store::{ProjectStore as _, UserStore as _},
+};
+
+use crate::harness::*;
+use crate::on_both_databases;
+
+const ALL_SCOPES: [&str; 5] = [
+    "user:read",
+    "user:list",
+    "user:create",
+    "user:changeRole",
+    "user:delete",
+];
+
+/// The personal project the store holds for `user`.
+async fn stored_project(server: &TestServer, user: &str) -> Project {
+    let id: UserId = user.parse().unwrap_or_else(|e| panic!("{user}: {e}"));
+    server
+        .store
+        .personal_project(id)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|| panic!("{user} has no personal project"))
+}
+
+/// The id of the user with this email, read as the owner sees it.
+async fn id_of(server: &TestServer, email: &str) -> String {
+    let email = usher_domain::model::Email::parse(email).unwrap_or_else(|e| panic!("{e}"));
+    server
+        .store
+        .user_by_email(&email)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .map(|u| u.id.to_string())
+        .unwrap_or_else(|| panic!("no user {email}"))
+}
+
+async fn get(server: &TestServer, client: &Client, path: &str) -> reqwest::Response {
+    client
+        .get(server.at(path))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn api(
+    server: &TestServer,
+    method: reqwest::Method,
+    path: &str,
+    key: &str,
+) -> reqwest::RequestBuilder {
+    Client::new()
+        .request(method, server.at(&format!("/api/v1{path}")))
+        .header("X-N8N-API-KEY", key)
+}
+
+/// The emails `/api/v1/users?projectId=` lists for `project`.
+async fn api_members(server: &TestServer, key: &str, project: &str) -> Vec<String> {
+    let page = body(
+        api(
+            server,
+            reqwest::Method::GET,
+            &format!("/users?projectId={project}"),
+            key,
+        )
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}")),
+    )
+    .await;
+    page["data"]
+        .as_array()
+        .map(|users| {
+            users
+                .iter()
+                .filter_map(|u| u["email"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The members of a project as the owner sees them: (email, project role).
+async fn members(server: &TestServer, owner: &Client, project: &Project) -> Vec<(Value, Value)> {
+    let shown = body(get(server, owner, &format!("/rest/projects/{}", project.id)).await).await;
+    shown["data"]["members"]
+        .as_array()
+        .map(|all| {
+            all.iter()
+                .map(|m| (m["email"].clone(), m["projectRole"].clone()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+async fn a_user_made_any_way_has_a_personal_project_with_n8ns_name_at_once(db: Db) -> TestResult {
+    let server = TestServer::start(db).await;
+
+    // The owner shell has one before set-up, under n8n's name for a user
+    // without an email; set-up renames it and keeps it.
+    let shell = server.store.owner().await?.ok_or("no owner shell")?;
+    let before = stored_project(&server, &shell.id.to_string()).await;
+    assert_eq!(before.name, "Unnamed Project");
+    let owner = server.owner().await;
+    let after = stored_project(&server, &shell.id.to_string()).await;
+    assert_eq!(after.id, before.id);
+    assert_eq!(after.name, "Olive Owner <owner@example.com>");
+    assert_eq!(
+        members(&server, &owner, &after).await,
+        vec![(json!("owner@example.com"), json!("project:personalOwner"))]
+    );
+
+    // Invited: `<email>` while pending, then named by the accepted names.
+    let invited = body(
+        owner
+            .post(server.at("/rest/invitations"))
+            .json(&json!([{"email": "ivy@example.com"}]))
+            .send()
+            .await?,
+    )
+    .await;
+    let ivy = invited["data"][0]["user"]["id"]
+        .as_str()
+        .ok_or("no invited user")?
+        .to_owned();
+    let pending = stored_project(&server, &ivy).await;
+    assert_eq!(pending.name, "<ivy@example.com>");
+    assert_eq!(
+        members(&server, &owner, &pending).await,
+        vec![(json!("ivy@example.com"), json!("project:personalOwner"))]
+    );
+    let token = invited["data"][0]["user"]["inviteAcceptUrl"]
+        .as_str()
+        .and_then(|url| url.split("token=").nth(1))
+        .ok_or("no invitation link")?
+        .to_owned();
+    let accepted = server
+        .client()
+        .post(server.at("/rest/invitations/accept"))
+        .json(&json!({"token": token, "firstName": "Ivy", "lastName": "Invitee", "password": "Ivy1password"}))
+        .send()
+        .await?;
+    assert_eq!(accepted.status(), StatusCode::OK);
+    let active = stored_project(&server, &ivy).await;
+    assert_eq!(active.id, pending.id);
+    assert_eq!(active.name, "Ivy Invitee <ivy@example.com>");
+
+    // Created directly: n8n wants both names, one alone gives `<email>`.
+    let created = body(
+        owner
+            .post(server.at("/rest/users"))
+            .json(&json!({"users": [
+                {"email": "bea@example.com", "firstName": "Bea"},
+                {"email": "cy@example.com", "firstName": "Cy", "lastName": "Young"}
+            ], "onboarding": "basic"}))
+            .send()
+            .await?,
+    )
+    .await;
+    for (at, name) in [(0, "<bea@example.com>"), (1, "Cy Young <cy@example.com>")] {
+        let id = created["data"][at]["user"]["id"]
+            .as_str()
+            .ok_or("no created user")?;
+        assert_eq!(stored_project(&server, id).await.name, name);
+    }
+
+    // Through the public API.
+    let key = new_key(&server, &owner, "k", &ALL_SCOPES).await;
+    let made = body(
+        api(&server, reqwest::Method::POST, "/users", &key)
+            .json(&json!([{"email": "dee@example.com", "role": "global:member"}]))
+            .send()
+            .await?,
+    )
+    .await;
+    let dee = made[0]["user"]["id"].as_str().ok_or("no API user")?;
+    let dee_project = stored_project(&server, dee).await;
+    assert_eq!(dee_project.name, "<dee@example.com>");
+    assert_eq!(
+        api_members(&server, &key, &dee_project.id.to_string()).await,
+        vec!["dee@example.com"]
+    );
+
+    // And added to the store directly (what the tests' harness does).
+    let mia = server
+        .add_user("mia@example.com", "Member1pass", Role::Member)
+        .await;
+    assert_eq!(
+        stored_project(&server, &mia.id.to_string()).await.name,
+        "Mia Member <mia@example.com>"
+    );
+    Ok(())
+}
+
+async fn changing_names_or_email_renames_the_personal_project(db: Db) -> TestResult {
+    let server = TestServer::start(db).await;
+    let owner = server.owner().await;
+    let owner_id = id_of(&server, "owner@example.com").await;
+    let before = stored_project(&server, &owner_id).await;
+    assert_eq!(before.name, "Olive Owner <owner@example.com>");
+
+    server.advance_minutes(1);
+    let renamed = owner
+        .patch(server.at("/rest/me"))
+        .json(&json!({"email": "owner@example.com", "firstName": "Oriana", "lastName": "Owens"}))
+        .send()
+        .await?;
+    assert_eq!(renamed.status(), StatusCode::OK);
+    let after = stored_project(&server, &owner_id).await;
+    assert_eq!(after.id, before.id);
+    assert_eq!(after.name, "Oriana Owens <owner@example.com>");
+    assert!(after.updated_at > before.updated_at);
+
+    let moved = owner
+        .patch(server.at("/rest/me"))
+        .json(&json!({"email": "oriana@example.com", "firstName": "Oriana", "lastName": "Owens", "currentPassword": OWNER_PASSWORD}))
+        .send()
+        .await?;
+    assert_eq!(moved.status(), StatusCode::OK);
+    assert_eq!(
+        stored_project(&server, &owner_id).await.name,
+        "Oriana Owens <oriana@example.com>"
+    );
+    Ok(())
+}
+
+async fn a_database_from_before_gets_personal_projects_with_n8ns_names_at_start(
+    db: Db,
+) -> TestResult {
+    let server = TestServer::start(db).await;
+    let owner = server.owner().await;
+    let ann = server
+        .add_user("ann@example.com", "Member1pass", Role::Member)
+        .await;
+    owner
+        .post(server.at("/rest/invitations"))
+        .json(&json!([{"email": "ivy@example.com"}]))
+        .send()
+        .await?;
+    let ivy = id_of(&server, "ivy@example.com").await;
+    let owner_id = id_of(&server, "owner@example.com").await;
+    let owner_project = stored_project(&server, &owner_id).await.id;
+
+    // As an older Usher left it: personal projects made only when first
+    // needed (Ann and Ivy never needed one), named after the email.
+    for sql in [
+        "DELETE FROM project_members WHERE project_id IN \
+         (SELECT id FROM projects WHERE personal_owner_id <> (SELECT id FROM users WHERE role = 'global:owner'))",
+        "DELETE FROM projects WHERE personal_owner_id <> (SELECT id FROM users WHERE role = 'global:owner')",
+        "UPDATE projects SET name = 'owner@example.com' WHERE kind = 'personal'",
+    ] {
+        server.storage.execute_sql(sql).await;
+    }
+    assert!(server.store.personal_project(ann.id).await?.is_none());
+
+    // The next start fills them in, once: a second start changes nothing.
+    let next = server.sibling(&[]).await;
+    let owner_after = stored_project(&next, &owner_id).await;
+    assert_eq!(owner_after.id, owner_project, "kept, only renamed");
+    assert_eq!(owner_after.name, "Olive Owner <owner@example.com>");
+    let ann_project = stored_project(&next, &ann.id.to_string()).await;
+    assert_eq!(ann_project.name, "Mia Member <ann@example.com>");
+    assert_eq!(stored_project(&next, &ivy).await.name, "<ivy@example.com>");
+    assert_eq!(
+        members(&next, &owner, &ann_project).await,
+        vec![(json!("ann@example.com"), json!("project:personalOwner"))]
+    );
+    let third = next.sibling(&[]).await;
+    assert_eq!(
+        stored_project(&third, &ann.id.to_string()).await.id,
+        ann_project.id
+    );
+    Ok(())
+}
+
+async fn a_reset_leaves_the_new_shell_the_owners_project_unnamed(db: Db) -> TestResult {
+    let server = TestServer::start(db).await;
+    let owner = server.owner().await;
+    owner
+        .post(server.at("/rest/workflows"))
+        .json(&json!({"name": "Owner flow"}))
+        .send()
+        .await?;
+    let before = stored_project(&server, &id_of(&server, "owner@example.com").await).await;
+    server.state.usher().reset_user_management().await?;
+    let shell = server.store.owner().await?.ok_or("no owner shell")?;
+    let after = stored_project(&server, &shell.id.to_string()).await;
+    assert_eq!(after.id, before.id, "the owner's work stays in it");
+    assert_eq!(after.name, "Unnamed Project");
+    server.owner().await;
+    assert_eq!(
+        stored_project(&server, &shell.id.to_string()).await.name,
+        "Olive Owner <owner@example.com>"
+    );
+    Ok(())
+}
+
+on_both_databases!(
+    a_user_made_any_way_has_a_personal_project_with_n8ns_name_at_once,
+    changing_names_or_email_renames_the_personal_project,
+    a_database_from_before_gets_personal_projects_with_n8ns_names_at_start,
+    a_reset_leaves_the_new_shell_the_owners_project_unnamed
+);
