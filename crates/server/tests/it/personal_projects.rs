@@ -1,5 +1,6 @@
 //! Personal projects as n8n has them: every user has one from the moment
-//! their row exists, named `First Last <email>` and kept so.
+//! their row exists, named `First Last <email>` and kept so; the caller's
+//! own at `/rest/projects/personal`.
 
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
@@ -231,6 +232,106 @@ async fn changing_names_or_email_renames_the_personal_project(db: Db) -> TestRes
     Ok(())
 }
 
+async fn the_callers_personal_project_answers_in_n8ns_shape_and_is_listed(db: Db) -> TestResult {
+    let server = TestServer::start(db).await;
+    let owner = server.owner().await;
+    let ann = server
+        .add_user("ann@example.com", "Member1pass", Role::Member)
+        .await;
+    server
+        .add_user("ben@example.com", "Member1pass", Role::Member)
+        .await;
+    let ann_client = server.signed_in("ann@example.com", "Member1pass").await;
+
+    let answer = get(&server, &ann_client, "/rest/projects/personal").await;
+    assert_eq!(answer.status(), StatusCode::OK);
+    let mut answer = body(answer).await;
+    let project = stored_project(&server, &ann.id.to_string()).await;
+    let data = answer["data"].as_object_mut().ok_or("no data")?;
+    for time in ["createdAt", "updatedAt"] {
+        let stamp = data.remove(time).ok_or(time)?;
+        assert!(
+            stamp.as_str().is_some_and(|s| s.ends_with('Z')),
+            "{time}: {stamp}"
+        );
+    }
+    assert_eq!(
+        answer,
+        json!({"data": {
+            "id": project.id.to_string(),
+            "name": "Mia Member <ann@example.com>",
+            "type": "personal",
+            "projectRelations": [{
+                "id": ann.id.to_string(),
+                "email": "ann@example.com",
+                "firstName": "Mia",
+                "lastName": "Member",
+                "role": "project:personalOwner"
+            }]
+        }})
+    );
+    assert_eq!(
+        get(&server, &server.client(), "/rest/projects/personal")
+            .await
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+
+    // Listed for its owner with their role, and for the owner with all.
+    let listed = body(get(&server, &ann_client, "/rest/projects").await).await;
+    assert_eq!(
+        listed["data"].as_array().map(|all| all
+            .iter()
+            .map(|p| (p["id"].clone(), p["type"].clone(), p["role"].clone()))
+            .collect::<Vec<_>>()),
+        Some(vec![(
+            json!(project.id.to_string()),
+            json!("personal"),
+            json!("project:personalOwner")
+        )])
+    );
+    let everyone = body(get(&server, &owner, "/rest/projects").await).await;
+    let mut names: Vec<&str> = everyone["data"]
+        .as_array()
+        .map(|all| all.iter().filter_map(|p| p["name"].as_str()).collect())
+        .unwrap_or_default();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        vec![
+            "Mia Member <ann@example.com>",
+            "Mia Member <ben@example.com>",
+            "Olive Owner <owner@example.com>"
+        ]
+    );
+
+    // The public API lists the owner of a personal project by its id.
+    let key = new_key(&server, &owner, "k", &ALL_SCOPES).await;
+    assert_eq!(
+        api_members(&server, &key, &project.id.to_string()).await,
+        vec!["ann@example.com"]
+    );
+    Ok(())
+}
+
+async fn an_open_instance_has_the_owner_shells_unnamed_project(db: Db) -> TestResult {
+    let server = TestServer::start(db).await;
+    let client = server.client();
+    let skip = page_form(&server, &client, "/setup/skip", &[])
+        .await
+        .send()
+        .await?;
+    assert_eq!(skip.status(), StatusCode::SEE_OTHER);
+    let shell = server.store.owner().await?.ok_or("no owner shell")?;
+    let answer = body(get(&server, &server.client(), "/rest/projects/personal").await).await;
+    assert_eq!(answer["data"]["name"], "Unnamed Project");
+    assert_eq!(
+        answer["data"]["projectRelations"],
+        json!([{"id": shell.id.to_string(), "email": null, "firstName": "", "lastName": "", "role": "project:personalOwner"}])
+    );
+    Ok(())
+}
+
 async fn a_database_from_before_gets_personal_projects_with_n8ns_names_at_start(
     db: Db,
 ) -> TestResult {
@@ -305,6 +406,8 @@ async fn a_reset_leaves_the_new_shell_the_owners_project_unnamed(db: Db) -> Test
 on_both_databases!(
     a_user_made_any_way_has_a_personal_project_with_n8ns_name_at_once,
     changing_names_or_email_renames_the_personal_project,
+    the_callers_personal_project_answers_in_n8ns_shape_and_is_listed,
+    an_open_instance_has_the_owner_shells_unnamed_project,
     a_database_from_before_gets_personal_projects_with_n8ns_names_at_start,
     a_reset_leaves_the_new_shell_the_owners_project_unnamed
 );

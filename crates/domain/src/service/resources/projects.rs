@@ -29,6 +29,17 @@ impl Usher {
             .collect())
     }
 
+    /// `GET /rest/projects/personal`: the actor's own personal project and
+    /// its members (its owner alone).
+    pub async fn own_personal_project(
+        &self,
+        actor: &Actor,
+    ) -> Result<(Project, Vec<(User, ProjectRole)>)> {
+        let project = self.personal_project_of(&actor.user).await?;
+        let members = self.store.members(project.id).await?;
+        Ok((project, members))
+    }
+
     pub async fn create_project(
         &self,
         actor: &Actor,
