@@ -1,6 +1,7 @@
 //! Personal projects as n8n has them: every user has one from the moment
 //! their row exists, named `First Last <email>` and kept so; the caller's
-//! own at `/rest/projects/personal`.
+//! own at `/rest/projects/personal`; and deleting a user with n8n's rules
+//! for yourself, the owner, users there are not and where the work goes.
 
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
@@ -20,6 +21,8 @@ const ALL_SCOPES: [&str; 5] = [
     "user:changeRole",
     "user:delete",
 ];
+/// A well-formed id that names nothing.
+const UNKNOWN: &str = "0190e8a4-0000-7000-8000-000000000000";
 
 /// The personal project the store holds for `user`.
 async fn stored_project(server: &TestServer, user: &str) -> Project {
@@ -47,6 +50,14 @@ async fn id_of(server: &TestServer, email: &str) -> String {
 async fn get(server: &TestServer, client: &Client, path: &str) -> reqwest::Response {
     client
         .get(server.at(path))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+async fn delete(server: &TestServer, client: &Client, path: &str) -> reqwest::Response {
+    client
+        .delete(server.at(path))
         .send()
         .await
         .unwrap_or_else(|e| panic!("{path}: {e}"))
@@ -332,6 +343,184 @@ async fn an_open_instance_has_the_owner_shells_unnamed_project(db: Db) -> TestRe
     Ok(())
 }
 
+async fn deleting_a_user_on_rest_follows_n8ns_rules(db: Db) -> TestResult {
+    let server = TestServer::start(db).await;
+    let owner = server.owner().await;
+    server
+        .add_user("ada@example.com", "Admin1pass", Role::Admin)
+        .await;
+    server
+        .add_user("ann@example.com", "Member1pass", Role::Member)
+        .await;
+    server
+        .add_user("ben@example.com", "Member1pass", Role::Member)
+        .await;
+    let admin = server.signed_in("ada@example.com", "Admin1pass").await;
+    let ben = server.signed_in("ben@example.com", "Member1pass").await;
+    let made = ben
+        .post(server.at("/rest/workflows"))
+        .json(&json!({"name": "Ben flow"}))
+        .send()
+        .await?;
+    assert_eq!(made.status(), StatusCode::OK);
+    let (owner_id, ada_id, ann_id, ben_id) = (
+        id_of(&server, "owner@example.com").await,
+        id_of(&server, "ada@example.com").await,
+        id_of(&server, "ann@example.com").await,
+        id_of(&server, "ben@example.com").await,
+    );
+    let ben_project = stored_project(&server, &ben_id).await.id;
+    let ann_project = stored_project(&server, &ann_id).await.id;
+
+    // Yourself: 400, the owner too (n8n checks this first).
+    for (client, myself) in [(&admin, &ada_id), (&owner, &owner_id)] {
+        let refused = delete(&server, client, &format!("/rest/users/{myself}")).await;
+        assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            body(refused).await["message"],
+            "Cannot delete your own user"
+        );
+    }
+    let the_owner = delete(&server, &admin, &format!("/rest/users/{owner_id}")).await;
+    assert_eq!(the_owner.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        body(the_owner).await["message"],
+        "Instance owner cannot be deleted."
+    );
+    assert_eq!(
+        delete(&server, &owner, &format!("/rest/users/{UNKNOWN}"))
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+
+    // Into the deleted user's own personal project: 400, and nothing moves.
+    let own = delete(
+        &server,
+        &owner,
+        &format!("/rest/users/{ben_id}?transferId={ben_project}"),
+    )
+    .await;
+    assert_eq!(own.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        get(&server, &ben, "/rest/me").await.status(),
+        StatusCode::OK,
+        "Ben is still there"
+    );
+
+    // Into another user's personal project: everything moves.
+    let moved = delete(
+        &server,
+        &owner,
+        &format!("/rest/users/{ben_id}?transferId={ann_project}"),
+    )
+    .await;
+    assert_eq!(body(moved).await, json!({"data": {"success": true}}));
+    let flows = body(get(&server, &owner, "/rest/workflows").await).await;
+    assert_eq!(flows["data"][0]["name"], "Ben flow");
+    assert_eq!(flows["data"][0]["projectId"], ann_project.to_string());
+    assert!(
+        server
+            .store
+            .personal_project(ben_id.parse()?)
+            .await?
+            .is_none(),
+        "Ben's personal project went with him"
+    );
+    let again = delete(&server, &owner, &format!("/rest/users/{ben_id}")).await;
+    assert_eq!(again.status(), StatusCode::NOT_FOUND);
+
+    // Into a team project: also allowed.
+    let team = body(
+        owner
+            .post(server.at("/rest/projects"))
+            .json(&json!({"name": "Team"}))
+            .send()
+            .await?,
+    )
+    .await["data"]["id"]
+        .as_str()
+        .ok_or("no team")?
+        .to_owned();
+    let into_team = delete(
+        &server,
+        &admin,
+        &format!("/rest/users/{ann_id}?transferId={team}"),
+    )
+    .await;
+    assert_eq!(body(into_team).await, json!({"data": {"success": true}}));
+    let flows = body(get(&server, &owner, "/rest/workflows").await).await;
+    assert_eq!(flows["data"][0]["projectId"], team);
+    Ok(())
+}
+
+async fn deleting_a_user_on_the_public_api_follows_the_same_rules(db: Db) -> TestResult {
+    let server = TestServer::start(db).await;
+    let owner = server.owner().await;
+    server
+        .add_user("ada@example.com", "Admin1pass", Role::Admin)
+        .await;
+    server
+        .add_user("mia@example.com", "Member1pass", Role::Member)
+        .await;
+    let admin = server.signed_in("ada@example.com", "Admin1pass").await;
+    let mia = server.signed_in("mia@example.com", "Member1pass").await;
+    mia.post(server.at("/rest/workflows"))
+        .json(&json!({"name": "Mia flow"}))
+        .send()
+        .await?;
+    let owner_key = new_key(&server, &owner, "o", &ALL_SCOPES).await;
+    let admin_key = new_key(&server, &admin, "a", &ALL_SCOPES).await;
+    let (owner_id, ada_id, mia_id) = (
+        id_of(&server, "owner@example.com").await,
+        id_of(&server, "ada@example.com").await,
+        id_of(&server, "mia@example.com").await,
+    );
+    let delete = |key: &str, target: &str| {
+        api(
+            &server,
+            reqwest::Method::DELETE,
+            &format!("/users/{target}"),
+            key,
+        )
+        .send()
+    };
+
+    for (key, myself) in [(&owner_key, &owner_id), (&admin_key, &ada_id)] {
+        let refused = delete(key, myself).await?;
+        assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            body(refused).await["message"],
+            "Cannot delete your own user"
+        );
+    }
+    // By email too: it is the same user.
+    let by_email = delete(&admin_key, "ada@example.com").await?;
+    assert_eq!(by_email.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        delete(&admin_key, &owner_id).await?.status(),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        delete(&admin_key, UNKNOWN).await?.status(),
+        StatusCode::NOT_FOUND
+    );
+
+    assert_eq!(
+        delete(&admin_key, &mia_id).await?.status(),
+        StatusCode::NO_CONTENT
+    );
+    let ada_project = stored_project(&server, &ada_id).await;
+    let flows = body(get(&server, &owner, "/rest/workflows").await).await;
+    assert_eq!(flows["data"][0]["name"], "Mia flow");
+    assert_eq!(flows["data"][0]["projectId"], ada_project.id.to_string());
+    assert_eq!(
+        delete(&admin_key, &mia_id).await?.status(),
+        StatusCode::NOT_FOUND
+    );
+    Ok(())
+}
+
 async fn a_database_from_before_gets_personal_projects_with_n8ns_names_at_start(
     db: Db,
 ) -> TestResult {
@@ -408,6 +597,8 @@ on_both_databases!(
     changing_names_or_email_renames_the_personal_project,
     the_callers_personal_project_answers_in_n8ns_shape_and_is_listed,
     an_open_instance_has_the_owner_shells_unnamed_project,
+    deleting_a_user_on_rest_follows_n8ns_rules,
+    deleting_a_user_on_the_public_api_follows_the_same_rules,
     a_database_from_before_gets_personal_projects_with_n8ns_names_at_start,
     a_reset_leaves_the_new_shell_the_owners_project_unnamed
 );
