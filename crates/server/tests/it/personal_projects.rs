@@ -343,26 +343,38 @@ async fn an_open_instance_has_the_owner_shells_unnamed_project(db: Db) -> TestRe
     Ok(())
 }
 
-async fn deleting_a_user_on_rest_follows_n8ns_rules(db: Db) -> TestResult {
-    let server = TestServer::start(db).await;
+/// The owner and admin Ada, signed in, and the members `members`; the last
+/// of them, signed in too, has the workflow `flow` in their personal
+/// project. (owner, admin, last member)
+async fn team_with_a_flow(
+    server: &TestServer,
+    members: &[&str],
+    flow: &str,
+) -> (Client, Client, Client) {
     let owner = server.owner().await;
     server
         .add_user("ada@example.com", "Admin1pass", Role::Admin)
         .await;
-    server
-        .add_user("ann@example.com", "Member1pass", Role::Member)
-        .await;
-    server
-        .add_user("ben@example.com", "Member1pass", Role::Member)
-        .await;
+    for member in members {
+        server.add_user(member, "Member1pass", Role::Member).await;
+    }
     let admin = server.signed_in("ada@example.com", "Admin1pass").await;
-    let ben = server.signed_in("ben@example.com", "Member1pass").await;
-    let made = ben
+    let last = members.last().unwrap_or_else(|| panic!("no members"));
+    let member = server.signed_in(last, "Member1pass").await;
+    let made = member
         .post(server.at("/rest/workflows"))
-        .json(&json!({"name": "Ben flow"}))
+        .json(&json!({ "name": flow }))
         .send()
-        .await?;
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(made.status(), StatusCode::OK);
+    (owner, admin, member)
+}
+
+async fn deleting_a_user_on_rest_follows_n8ns_rules(db: Db) -> TestResult {
+    let server = TestServer::start(db).await;
+    let (owner, admin, ben) =
+        team_with_a_flow(&server, &["ann@example.com", "ben@example.com"], "Ben flow").await;
     let (owner_id, ada_id, ann_id, ben_id) = (
         id_of(&server, "owner@example.com").await,
         id_of(&server, "ada@example.com").await,
@@ -456,19 +468,7 @@ async fn deleting_a_user_on_rest_follows_n8ns_rules(db: Db) -> TestResult {
 
 async fn deleting_a_user_on_the_public_api_follows_the_same_rules(db: Db) -> TestResult {
     let server = TestServer::start(db).await;
-    let owner = server.owner().await;
-    server
-        .add_user("ada@example.com", "Admin1pass", Role::Admin)
-        .await;
-    server
-        .add_user("mia@example.com", "Member1pass", Role::Member)
-        .await;
-    let admin = server.signed_in("ada@example.com", "Admin1pass").await;
-    let mia = server.signed_in("mia@example.com", "Member1pass").await;
-    mia.post(server.at("/rest/workflows"))
-        .json(&json!({"name": "Mia flow"}))
-        .send()
-        .await?;
+    let (owner, admin, _) = team_with_a_flow(&server, &["mia@example.com"], "Mia flow").await;
     let owner_key = new_key(&server, &owner, "o", &ALL_SCOPES).await;
     let admin_key = new_key(&server, &admin, "a", &ALL_SCOPES).await;
     let (owner_id, ada_id, mia_id) = (
