@@ -270,6 +270,16 @@ impl User {
         self.role == Role::Owner && self.email.is_none()
     }
 
+    /// The name of the user's personal project (see
+    /// [`crate::resources::personal_project_name`]).
+    pub fn personal_project_name(&self) -> String {
+        crate::resources::personal_project_name(
+            &self.first_name,
+            &self.last_name,
+            self.email.as_ref().map(Email::as_str),
+        )
+    }
+
     pub fn display_name(&self) -> String {
         let full = format!("{} {}", self.first_name, self.last_name);
         let full = full.trim();

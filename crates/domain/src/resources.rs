@@ -109,6 +109,26 @@ pub struct Project {
     pub updated_at: Millis,
 }
 
+/// What n8n calls a project that has no user with an email yet: in Usher,
+/// the owner shell's (before set-up, and again after
+/// `usher user-management:reset`).
+pub const UNNAMED_PROJECT: &str = "Unnamed Project";
+
+/// A personal project's name, as n8n makes it (`User.createPersonalProjectName`):
+/// `First Last <email>` when both names are there, `<email>` while either is
+/// empty, and [`UNNAMED_PROJECT`] without an email. The store names every
+/// personal project with this, when it makes the project and in the same
+/// transaction as any change to the names or the email.
+pub fn personal_project_name(first_name: &str, last_name: &str, email: Option<&str>) -> String {
+    match email {
+        Some(email) if !first_name.is_empty() && !last_name.is_empty() => {
+            format!("{first_name} {last_name} <{email}>")
+        }
+        Some(email) => format!("<{email}>"),
+        None => UNNAMED_PROJECT.to_owned(),
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Tag {
     pub id: TagId,
@@ -162,4 +182,23 @@ pub fn resource_name(field: &'static str, what: &str, text: &str) -> Result<Stri
         ));
     }
     Ok(name.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn personal_projects_are_named_as_n8n_names_them() {
+        let email = Some("ann@example.com");
+        assert_eq!(
+            personal_project_name("Ann", "Lee", email),
+            "Ann Lee <ann@example.com>"
+        );
+        // n8n wants both names; one alone gives the address only.
+        assert_eq!(personal_project_name("", "", email), "<ann@example.com>");
+        assert_eq!(personal_project_name("Ann", "", email), "<ann@example.com>");
+        assert_eq!(personal_project_name("", "Lee", email), "<ann@example.com>");
+        assert_eq!(personal_project_name("Ann", "Lee", None), UNNAMED_PROJECT);
+    }
 }

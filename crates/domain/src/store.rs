@@ -78,23 +78,26 @@ pub struct AuditEvent {
 
 #[async_trait]
 pub trait UserStore {
-    /// Creates the empty owner shell unless an owner exists (idempotent, also
-    /// when several instances start at once).
+    /// Creates the empty owner shell, with its personal project, unless an
+    /// owner exists (idempotent, also when several instances start at once).
     async fn ensure_owner_shell(&self, id: UserId, now: Millis) -> StoreResult<()>;
     async fn setup_state(&self) -> StoreResult<SetupState>;
     async fn owner(&self) -> StoreResult<Option<User>>;
-    /// Fills the owner shell. None when it was already filled: of several
-    /// set-ups at once exactly one gets Some.
+    /// Fills the owner shell and renames its personal project after the
+    /// owner. None when it was already filled: of several set-ups at once
+    /// exactly one gets Some.
     async fn claim_owner(&self, claim: &OwnerClaim) -> StoreResult<Option<User>>;
-    /// Adds a user; Conflict when the email is taken.
+    /// Adds a user with their personal project, in one transaction;
+    /// Conflict when the email is taken.
     async fn insert_user(&self, user: &User) -> StoreResult<()>;
     async fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>>;
     async fn user_by_email(&self, email: &Email) -> StoreResult<Option<User>>;
     /// Every user with an email (the owner shell is left out), oldest first.
     async fn list_users(&self) -> StoreResult<Vec<User>>;
-    /// Changes names and email; when the email changes, ends the user's
-    /// sessions other than `keep_session` and voids their password reset
-    /// links, in the same transaction.
+    /// Changes names and email and renames the user's personal project;
+    /// when the email changes, ends the user's sessions other than
+    /// `keep_session` and voids their password reset links, in the same
+    /// transaction.
     async fn update_profile(
         &self,
         id: UserId,
@@ -124,7 +127,8 @@ pub trait UserStore {
     /// moved to the owner's personal project, every user deleted (the owner
     /// too) with their sessions, API keys, links, invitations and second
     /// factors, and an empty owner shell with the id `new_owner` holding the
-    /// owner's projects; set-up not skipped.
+    /// owner's projects (the personal one renamed for a shell); set-up not
+    /// skipped.
     async fn reset_user_management(&self, new_owner: UserId, now: Millis) -> StoreResult<()>;
     /// When an instance that was open (set-up skipped) gets its owner: every
     /// API key and every pending invitation (its pending user with it) is
@@ -157,8 +161,8 @@ pub struct Acceptance {
 
 #[async_trait]
 pub trait InvitationStore {
-    /// Stores `user` as a new pending user with `invitation`, in one
-    /// transaction; Conflict when the email is taken.
+    /// Stores `user` as a new pending user, with their personal project and
+    /// `invitation`, in one transaction; Conflict when the email is taken.
     async fn insert_invited_user(&self, user: &User, invitation: &Invitation) -> StoreResult<()>;
     /// Replaces the pending user's invitations with `invitation` (resend: the
     /// old link stops working). False when the user is no longer pending.
@@ -169,9 +173,10 @@ pub trait InvitationStore {
         &self,
         token_hash: &str,
     ) -> StoreResult<Option<(Invitation, User, Option<User>)>>;
-    /// Marks the invitation used and activates its user, in one transaction.
-    /// None when it was used, expired or withdrawn: of several accepts at
-    /// once, exactly one gets the user.
+    /// Marks the invitation used, activates its user and renames their
+    /// personal project after the names given, in one transaction. None
+    /// when it was used, expired or withdrawn: of several accepts at once,
+    /// exactly one gets the user.
     async fn accept_invitation(
         &self,
         token_hash: &str,
@@ -222,12 +227,10 @@ pub enum Visible {
 
 #[async_trait]
 pub trait ProjectStore {
-    /// The user's personal project, made (with its owner membership) the
-    /// first time it is asked for.
-    async fn personal_project(&self, user: &User, now: Millis) -> StoreResult<Project>;
-    /// Active users (with an email and a password) who have no personal
-    /// project yet.
-    async fn users_without_personal_project(&self) -> StoreResult<Vec<User>>;
+    /// The user's personal project. Every user has one from the moment
+    /// their row exists (the store makes it in the transaction that inserts
+    /// the row), so None means there is no such user.
+    async fn personal_project(&self, user: UserId) -> StoreResult<Option<Project>>;
     async fn project(&self, id: ProjectId) -> StoreResult<Option<Project>>;
     /// Projects the user belongs to, with their role in each.
     async fn projects_of(&self, user: UserId) -> StoreResult<Vec<(Project, ProjectRole)>>;

@@ -9,6 +9,7 @@ use usher_domain::{
 
 use crate::{
     SqlStore,
+    projects::rename_personal_project,
     rows::{self, UserRow},
     sql::Sql,
     users::insert_user,
@@ -167,8 +168,16 @@ impl InvitationStore for SqlStore {
         let Some(row) = row else {
             return Ok(None);
         };
+        let user = User::try_from(row)?;
+        rename_personal_project(
+            &mut write,
+            user.id,
+            &user.personal_project_name(),
+            acceptance.now,
+        )
+        .await?;
         write.commit().await?;
-        User::try_from(row).map(Some)
+        Ok(Some(user))
     }
 
     async fn delete_pending_user(&self, id: UserId) -> StoreResult<bool> {

@@ -75,6 +75,10 @@ pub async fn connect(config: &DbConfig) -> Result<SqlStore, String> {
         .fill_email_skeletons()
         .await
         .map_err(|e| format!("cannot prepare the users table: {e}"))?;
+    store
+        .fill_personal_projects()
+        .await
+        .map_err(|e| format!("cannot give every user a personal project: {e}"))?;
     Ok(store)
 }
 

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use usher_domain::{
     clock::Millis,
     model::{User, UserId},
-    resources::{Project, ProjectId, ProjectKind, ProjectRole},
+    resources::{Project, ProjectId, ProjectKind, ProjectRole, personal_project_name},
     store::{ProjectStore, StoreError, StoreResult},
 };
 
@@ -12,6 +12,7 @@ use crate::{
     SqlStore,
     rows::{self, UserRow},
     sql::Sql,
+    write::Statements,
 };
 
 /// A row of `projects`.
@@ -71,59 +72,131 @@ fn projects(found: Vec<ProjectRow>) -> StoreResult<Vec<Project>> {
     found.into_iter().map(Project::try_from).collect()
 }
 
-#[async_trait]
-impl ProjectStore for SqlStore {
-    async fn personal_project(&self, user: &User, now: Millis) -> StoreResult<Project> {
-        let id = ProjectId::new();
-        let name = user
-            .email
-            .as_ref()
-            .map_or_else(|| "Owner".to_owned(), |e| e.to_string());
-        let mut write = self.write().await?;
-        // Made once: the unique owner column turns a second insert into a no-op.
-        write
-            .execute(
-                Sql::new(
-                    "INSERT INTO projects (id, name, kind, personal_owner_id, created_at, updated_at) \
-                     VALUES ($1, $2, 'personal', $3, $4, $4) ON CONFLICT DO NOTHING",
-                )
-                .bind(id.0)
-                .bind(name)
-                .bind(user.id)
-                .bind(now),
+/// Makes `user`'s personal project and their `project:personalOwner`
+/// membership, inside the caller's transaction: the one that inserts the
+/// user's row, so that no user is ever without one. A no-op for a user who
+/// has one (the owner column is unique), so that instances filling in
+/// projects for an existing database at once do not clash.
+pub(crate) async fn add_personal_project(
+    write: &mut impl Statements,
+    user: UserId,
+    name: &str,
+    now: Millis,
+) -> StoreResult<()> {
+    write
+        .execute(
+            Sql::new(
+                "INSERT INTO projects (id, name, kind, personal_owner_id, created_at, updated_at) \
+                 VALUES ($1, $2, 'personal', $3, $4, $4) ON CONFLICT DO NOTHING",
             )
-            .await?;
-        let row: Option<ProjectRow> = write
-            .fetch_optional(
-                Sql::new("SELECT * FROM projects WHERE personal_owner_id = $1").bind(user.id),
+            .bind(ProjectId::new().0)
+            .bind(name)
+            .bind(user)
+            .bind(now),
+        )
+        .await?;
+    // The project found by its owner, whichever insert made it.
+    write
+        .execute(
+            Sql::new(
+                "INSERT INTO project_members (project_id, user_id, role) \
+                 SELECT id, personal_owner_id, 'project:personalOwner' FROM projects \
+                 WHERE personal_owner_id = $1 ON CONFLICT DO NOTHING",
             )
-            .await?;
-        let found = row
-            .map(Project::try_from)
-            .transpose()?
-            .ok_or_else(|| StoreError::Backend("the personal project was not made".into()))?;
-        write
-            .execute(
-                Sql::new(
-                    "INSERT INTO project_members (project_id, user_id, role) \
-                     VALUES ($1, $2, 'project:personalOwner') ON CONFLICT DO NOTHING",
-                )
-                .bind(found.id.0)
-                .bind(user.id),
-            )
-            .await?;
-        write.commit().await?;
-        Ok(found)
-    }
+            .bind(user),
+        )
+        .await?;
+    Ok(())
+}
 
-    async fn users_without_personal_project(&self) -> StoreResult<Vec<User>> {
-        let found = self
+/// Gives `user`'s personal project the name `name`, inside the caller's
+/// transaction: the one that changes the names or email it is made of.
+pub(crate) async fn rename_personal_project(
+    write: &mut impl Statements,
+    user: UserId,
+    name: &str,
+    now: Millis,
+) -> StoreResult<()> {
+    write
+        .execute(
+            Sql::new(
+                "UPDATE projects SET name = $1, updated_at = $2 \
+                 WHERE personal_owner_id = $3 AND name <> $1",
+            )
+            .bind(name)
+            .bind(now)
+            .bind(user),
+        )
+        .await
+        .map(drop)
+}
+
+/// A user and their personal project's name, if they have one: what the
+/// fill at start-up compares.
+#[derive(sqlx::FromRow)]
+struct NamingRow {
+    id: String,
+    first_name: String,
+    last_name: String,
+    email: Option<String>,
+    created_at: i64,
+    updated_at: i64,
+    project_name: Option<String>,
+    project_updated_at: Option<i64>,
+}
+
+impl SqlStore {
+    /// Gives every user without a personal project one, and every personal
+    /// project n8n's name for it: for databases from before personal
+    /// projects were made with their users (they were made when first
+    /// needed, named after the email). Run at start, like
+    /// `fill_email_skeletons`, because project ids are UUID v7 made in Rust;
+    /// a no-op once done. It keeps no clock: a new project dates from its
+    /// user's creation, a renamed one from the user's last change (which
+    /// is what made the old name stale).
+    pub(crate) async fn fill_personal_projects(&self) -> StoreResult<()> {
+        let found: Vec<NamingRow> = self
             .fetch_all(Sql::new(
-                "SELECT * FROM users WHERE email IS NOT NULL AND password_hash IS NOT NULL \
-                 AND NOT EXISTS (SELECT 1 FROM projects p WHERE p.personal_owner_id = users.id)",
+                "SELECT u.id, u.first_name, u.last_name, u.email, u.created_at, u.updated_at, \
+                 p.name AS project_name, p.updated_at AS project_updated_at \
+                 FROM users u LEFT JOIN projects p ON p.personal_owner_id = u.id",
             ))
             .await?;
-        rows::users(found)
+        let due: Vec<(NamingRow, String)> = found
+            .into_iter()
+            .map(|row| {
+                let name =
+                    personal_project_name(&row.first_name, &row.last_name, row.email.as_deref());
+                (row, name)
+            })
+            .filter(|(row, name)| row.project_name.as_ref() != Some(name))
+            .collect();
+        if due.is_empty() {
+            return Ok(());
+        }
+        let mut write = self.write().await?;
+        for (row, name) in &due {
+            let user = rows::user_id(&row.id)?;
+            match row.project_updated_at {
+                None => add_personal_project(&mut write, user, name, row.created_at).await?,
+                Some(at) => {
+                    rename_personal_project(&mut write, user, name, at.max(row.updated_at)).await?;
+                }
+            }
+        }
+        write.commit().await
+    }
+}
+
+#[async_trait]
+impl ProjectStore for SqlStore {
+    async fn personal_project(&self, user: UserId) -> StoreResult<Option<Project>> {
+        let row: Option<ProjectRow> = self
+            .fetch_optional(
+                Sql::new("SELECT * FROM projects WHERE personal_owner_id = $1").bind(user),
+            )
+            .await?;
+        row.map(Project::try_from).transpose()
     }
 
     async fn project(&self, id: ProjectId) -> StoreResult<Option<Project>> {

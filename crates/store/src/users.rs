@@ -4,12 +4,16 @@ use async_trait::async_trait;
 use usher_domain::{
     clock::Millis,
     model::{Email, Role, User, UserId},
-    store::{OwnerClaim, ProfileChange, SetupState, StoreResult, UserRef, UserStore, keys},
+    resources::UNNAMED_PROJECT,
+    store::{
+        OwnerClaim, ProfileChange, SetupState, StoreError, StoreResult, UserRef, UserStore, keys,
+    },
 };
 
 use crate::{
     SqlStore,
     cache::Lookup,
+    projects::{add_personal_project, rename_personal_project},
     rows::{self, UserRow},
     sql::Sql,
     write::AuthWrite,
@@ -21,7 +25,7 @@ impl UserStore for SqlStore {
         // The partial unique index on the owner role makes this a no-op when
         // an owner exists, also when several instances start together.
         let mut write = self.auth_write().await?;
-        write
+        let inserted = write
             .execute(
                 Sql::new(
                     "INSERT INTO users (id, role, created_at, updated_at) VALUES ($1, $2, $3, $3) \
@@ -32,6 +36,9 @@ impl UserStore for SqlStore {
                 .bind(now),
             )
             .await?;
+        if inserted > 0 {
+            add_personal_project(&mut write, id, UNNAMED_PROJECT, now).await?;
+        }
         write.commit().await
     }
 
@@ -91,6 +98,13 @@ impl UserStore for SqlStore {
         let Some(owner) = rows::maybe_user(row)? else {
             return Ok(None);
         };
+        rename_personal_project(
+            &mut write,
+            owner.id,
+            &owner.personal_project_name(),
+            claim.now,
+        )
+        .await?;
         // Nothing made for the row before it had an owner opens it now: no
         // reset link, no session.
         for statement in [
@@ -153,11 +167,16 @@ impl UserStore for SqlStore {
                 .bind(change.email.skeleton()),
             )
             .await?;
+        let user = rows::maybe_user(row)?;
+        if let Some(user) = &user {
+            rename_personal_project(&mut write, id, &user.personal_project_name(), change.now)
+                .await?;
+        }
         if old_email.as_deref() != Some(change.email.as_str()) {
             end_sessions(&mut write, id, keep_session).await?;
         }
         write.commit().await?;
-        rows::maybe_user(row)
+        Ok(user)
     }
 
     async fn set_password(
@@ -282,14 +301,13 @@ impl UserStore for SqlStore {
         // recovery codes, challenges) goes with the old row, by cascade, and
         // nothing held by someone from before can reach the new owner.
         let mut write = self.auth_write().await?;
-        let new = new_owner.to_string();
         write
             .execute(
                 Sql::new(
                     "INSERT INTO users (id, role, created_at, updated_at) \
                      VALUES ($1, 'global:member', $2, $2)",
                 )
-                .bind(new.as_str())
+                .bind(new_owner)
                 .bind(now),
             )
             .await?;
@@ -297,49 +315,28 @@ impl UserStore for SqlStore {
             .fetch_optional(Sql::new("SELECT id FROM users WHERE role = 'global:owner'"))
             .await?;
         let old = old.map(|(id,)| id).unwrap_or_default();
-        // The owner's personal project (and team memberships) pass to the
-        // new shell; everyone else's work joins the owner's personal project,
-        // made for the new shell if the owner had none.
-        write
-            .execute(
-                Sql::new("UPDATE projects SET personal_owner_id = $1 WHERE personal_owner_id = $2")
-                    .bind(new.as_str())
-                    .bind(old.as_str()),
-            )
-            .await?;
+        // The owner's personal project and team memberships pass to the new
+        // shell (which has none yet), the personal project renamed for a
+        // shell (the names and email it was named after are gone); a database
+        // whose owner had none gets one here. Everyone else's work joins it.
+        for statement in [
+            "UPDATE projects SET personal_owner_id = $1 WHERE personal_owner_id = $2",
+            "UPDATE project_members SET user_id = $1 WHERE user_id = $2",
+        ] {
+            write
+                .execute(Sql::new(statement).bind(new_owner).bind(old.as_str()))
+                .await?;
+        }
+        add_personal_project(&mut write, new_owner, UNNAMED_PROJECT, now).await?;
+        rename_personal_project(&mut write, new_owner, UNNAMED_PROJECT, now).await?;
         let personal: Option<(String,)> = write
             .fetch_optional(
-                Sql::new("SELECT id FROM projects WHERE personal_owner_id = $1").bind(new.as_str()),
+                Sql::new("SELECT id FROM projects WHERE personal_owner_id = $1").bind(new_owner),
             )
             .await?;
-        let personal = match personal {
-            Some((id,)) => id,
-            None => {
-                let id = uuid::Uuid::now_v7().to_string();
-                write
-                    .execute(
-                        Sql::new(
-                            "INSERT INTO projects (id, name, kind, personal_owner_id, created_at, updated_at) \
-                             VALUES ($1, 'Owner', 'personal', $2, $3, $3)",
-                        )
-                        .bind(id.as_str())
-                        .bind(new.as_str())
-                        .bind(now),
-                    )
-                    .await?;
-                write
-                    .execute(
-                        Sql::new(
-                            "INSERT INTO project_members (project_id, user_id, role) \
-                             VALUES ($1, $2, 'project:personalOwner')",
-                        )
-                        .bind(id.as_str())
-                        .bind(new.as_str()),
-                    )
-                    .await?;
-                id
-            }
-        };
+        let personal = personal
+            .map(|(id,)| id)
+            .ok_or_else(|| StoreError::Backend("the owner shell has no personal project".into()))?;
         for table in [
             "UPDATE workflows SET project_id = $1 WHERE project_id IN \
              (SELECT id FROM projects WHERE kind = 'personal' AND id <> $1)",
@@ -350,13 +347,6 @@ impl UserStore for SqlStore {
                 .execute(Sql::new(table).bind(personal.as_str()))
                 .await?;
         }
-        write
-            .execute(
-                Sql::new("UPDATE project_members SET user_id = $1 WHERE user_id = $2")
-                    .bind(new.as_str())
-                    .bind(old.as_str()),
-            )
-            .await?;
         for statement in [
             // Everyone but the new shell, the old owner included; their
             // sessions, keys, links, invitations, second factors and
@@ -364,9 +354,7 @@ impl UserStore for SqlStore {
             "DELETE FROM users WHERE id <> $1",
             "UPDATE users SET role = 'global:owner' WHERE id = $1",
         ] {
-            write
-                .execute(Sql::new(statement).bind(new.as_str()))
-                .await?;
+            write.execute(Sql::new(statement).bind(new_owner)).await?;
         }
         write
             .execute(Sql::new(
@@ -454,7 +442,9 @@ pub(crate) async fn end_sessions(
     Ok(())
 }
 
-/// `INSERT` of a whole user, inside the caller's transaction.
+/// `INSERT` of a whole user with their personal project, inside the
+/// caller's transaction: every path that adds a user row (direct creation,
+/// invitation) goes through here, so none can leave one without it.
 pub(crate) async fn insert_user(write: &mut AuthWrite, user: &User) -> StoreResult<()> {
     write
         .execute(
@@ -478,6 +468,12 @@ pub(crate) async fn insert_user(write: &mut AuthWrite, user: &User) -> StoreResu
             .bind(user.updated_at)
             .bind(user.email.as_ref().map(Email::skeleton)),
         )
-        .await
-        .map(drop)
+        .await?;
+    add_personal_project(
+        write,
+        user.id,
+        &user.personal_project_name(),
+        user.created_at,
+    )
+    .await
 }

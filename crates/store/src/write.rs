@@ -105,14 +105,6 @@ impl AuthWrite {
 }
 
 impl Write {
-    pub(crate) async fn fetch_optional<R: Record>(
-        &mut self,
-        sql: Sql<'_>,
-    ) -> StoreResult<Option<R>> {
-        refuse_auth_write(&sql)?;
-        self.tx.fetch_optional(&sql).await
-    }
-
     /// Runs a statement; how many rows it changed.
     pub(crate) async fn execute(&mut self, sql: Sql<'_>) -> StoreResult<u64> {
         refuse_auth_write(&sql)?;

@@ -340,8 +340,9 @@ impl Usher {
         self.invite(&actor, requests, origin).await
     }
 
-    /// Deletes a user. Their workflows and credentials are not lost: they go
-    /// to the personal project of the key's user (the public API has no
+    /// Deletes a user, with the rules of `delete_user` (yourself is 400, the
+    /// owner 403). Their workflows and credentials are not lost: they go to
+    /// the personal project of the key's user (the public API has no
     /// transfer choice).
     pub async fn public_delete_user(
         &self,
@@ -351,13 +352,7 @@ impl Usher {
     ) -> Result<()> {
         let actor = caller.require("user:delete")?;
         let target = self.user_by_id_or_email(id_or_email).await?;
-        if target.id == actor.user.id {
-            return Err(Error::forbidden("You cannot delete yourself."));
-        }
-        if target.role == Role::Owner {
-            return Err(Error::forbidden("Instance owner cannot be deleted."));
-        }
-        let keep = self.store.personal_project(&actor.user, self.now()).await?;
+        let keep = self.personal_project_of(&actor.user).await?;
         self.delete_user(&actor, target.id, Some(&keep.id.to_string()), origin)
             .await
     }

@@ -9,6 +9,9 @@ use crate::{
 
 use super::{Usher, auth::Actor, invitations::NOT_ASSIGNABLE};
 
+/// n8n's answer to deleting yourself, on `/rest` and `/api/v1` alike.
+pub const CANNOT_DELETE_YOURSELF: &str = "Cannot delete your own user";
+
 impl Usher {
     /// `PATCH /rest/users/<id>/role`: owner and admins; the owner's role is
     /// not changed this way, nobody becomes owner this way, and nobody
@@ -110,10 +113,12 @@ impl Usher {
         self.existing_user(to).await
     }
 
-    /// Deletes a user (spec 000, "Manage users"). A pending user is simply
-    /// removed. An active user's workflows and credentials go to the project
-    /// `transfer_to`, or are deleted with them when it is None: all of them,
-    /// or none, in one transaction. Their sessions end with them.
+    /// Deletes a user (spec 000, "Manage users"), in n8n's order of
+    /// checks: yourself (400), then a user there is not (404), then the
+    /// owner (403). The user's personal project's workflows and credentials
+    /// go to the project `transfer_to` (a team project, or another user's
+    /// personal project), or are deleted with them when it is None: all of
+    /// them, or none, in one transaction. Their sessions end with them.
     pub async fn delete_user(
         &self,
         actor: &Actor,
@@ -122,14 +127,12 @@ impl Usher {
         origin: &Origin,
     ) -> Result<()> {
         actor.user.role.require_user_manager()?;
+        if id == actor.user.id {
+            return Err(Error::invalid(CANNOT_DELETE_YOURSELF));
+        }
         let target = self.existing_user(id).await?;
         if target.role == Role::Owner {
             return Err(Error::forbidden("Instance owner cannot be deleted."));
-        }
-        if target.id == actor.user.id {
-            return Err(Error::invalid(
-                "You cannot delete yourself. Ask the owner or another admin.",
-            ));
         }
         let transfer = match transfer_to.map(str::trim).filter(|t| !t.is_empty()) {
             None => None,

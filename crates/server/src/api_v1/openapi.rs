@@ -128,7 +128,7 @@ pub fn spec(base_url: &str) -> Value {
                 },
                 "delete": {
                     "tags": ["User"], "operationId": "deleteUser", "summary": "Delete a user",
-                    "description": "Delete a user from your instance (key scope user:delete). Their workflows and credentials go to the key user's personal project. Not the owner, not oneself (403).",
+                    "description": "Delete a user from your instance (key scope user:delete). Their workflows and credentials go to the key user's personal project. Not the owner (403), not oneself (400, as n8n answers).",
                     "parameters": [{"$ref": "#/components/parameters/userIdentifier"}],
                     "responses": {"204": {"description": "Operation successful."}, "400": error, "401": error, "403": error, "404": error}
                 }

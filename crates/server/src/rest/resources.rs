@@ -47,6 +47,7 @@ pub fn router() -> Router<AppState> {
             axum::routing::patch(rename_tag).delete(delete_tag),
         )
         .route("/projects", get(list_projects).post(create_project))
+        .route("/projects/personal", get(get_personal_project))
         .route(
             "/projects/{id}",
             get(get_project)
@@ -369,6 +370,29 @@ async fn list_projects(
             })
             .collect(),
     ))
+}
+
+/// `GET /rest/projects/personal`: the caller's personal project in n8n's
+/// shape, its owner under `projectRelations`.
+async fn get_personal_project(
+    State(state): State<AppState>,
+    SignedIn(actor): SignedIn,
+) -> Result<Json<Data<Value>>> {
+    let (project, members) = state.usher().own_personal_project(&actor).await?;
+    let mut value = project_json(&project);
+    value["projectRelations"] = members
+        .iter()
+        .map(|(user, role)| {
+            json!({
+                "id": user.id.to_string(),
+                "email": user.email.as_ref().map(|e| e.to_string()),
+                "firstName": user.first_name,
+                "lastName": user.last_name,
+                "role": role.as_str(),
+            })
+        })
+        .collect();
+    Ok(data(value))
 }
 
 #[derive(Deserialize)]

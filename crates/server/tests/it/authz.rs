@@ -132,6 +132,7 @@ const TABLE: &[(&str, &str, [Outcome; 5])] = &[
     ("PATCH",  "/rest/tags/{id}",                         [Deny,  Deny,  Deny,  Allow, Allow]),
     ("DELETE", "/rest/tags/{id}",                         [Deny,  Deny,  Deny,  Allow, Allow]),
     ("GET",    "/rest/projects",                          [Deny,  Deny,  Allow, Allow, Allow]),
+    ("GET",    "/rest/projects/personal",                 [Deny,  Deny,  Allow, Allow, Allow]),
     ("POST",   "/rest/projects",                          [Deny,  Deny,  Deny,  Allow, Allow]),
     ("GET",    "/rest/projects/{id}",                     [Deny,  Deny,  Allow, Allow, Allow]),
     ("PATCH",  "/rest/projects/{id}",                     [Deny,  Deny,  Allow, Allow, Allow]),

@@ -14,6 +14,7 @@ mod mail_sink;
 mod mfa;
 mod onboarding;
 mod personal;
+mod personal_projects;
 mod public_api;
 mod recovery;
 mod resource_pages;

@@ -76,8 +76,17 @@ impl Usher {
     async fn target_project(&self, actor: &Actor, project: Option<ProjectId>) -> Result<Project> {
         match project {
             Some(id) => Ok(self.project_with_access(actor, id, Access::Write).await?.0),
-            None => Ok(self.store.personal_project(&actor.user, self.now()).await?),
+            None => self.personal_project_of(&actor.user).await,
         }
+    }
+
+    /// A user's personal project. The store makes it with the user's row, so
+    /// a user without one is a broken database, not a case to handle.
+    pub(crate) async fn personal_project_of(&self, user: &User) -> Result<Project> {
+        self.store
+            .personal_project(user.id)
+            .await?
+            .ok_or_else(|| Error::Internal(format!("user {} has no personal project", user.id)))
     }
 
     fn visible(actor: &Actor) -> Visible {

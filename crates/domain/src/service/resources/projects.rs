@@ -1,6 +1,7 @@
-//! Projects: team projects made by the owner and admins, personal projects
-//! made when first needed, their members, and where a leaving user's work
-//! can go.
+//! Projects: team projects made by the owner and admins, the personal
+//! project every user has from the moment their row exists (the store makes
+//! it with the row and renames it with the user), their members, and where
+//! a leaving user's work can go.
 
 use crate::{
     Error, Result,
@@ -14,10 +15,6 @@ use crate::service::{Usher, auth::Actor};
 impl Usher {
     /// The projects the actor may see, with their own role where they have one.
     pub async fn projects(&self, actor: &Actor) -> Result<Vec<(Project, Option<ProjectRole>)>> {
-        // Make sure the actor's own project exists before listing.
-        if !actor.user.is_owner_shell() {
-            self.store.personal_project(&actor.user, self.now()).await?;
-        }
         let mine = self.store.projects_of(actor.user.id).await?;
         if !actor.user.role.manages_users() {
             return Ok(mine.into_iter().map(|(p, r)| (p, Some(r))).collect());
@@ -30,6 +27,17 @@ impl Usher {
                 (p, role)
             })
             .collect())
+    }
+
+    /// `GET /rest/projects/personal`: the actor's own personal project and
+    /// its members (its owner alone).
+    pub async fn own_personal_project(
+        &self,
+        actor: &Actor,
+    ) -> Result<(Project, Vec<(User, ProjectRole)>)> {
+        let project = self.personal_project_of(&actor.user).await?;
+        let members = self.store.members(project.id).await?;
+        Ok((project, members))
     }
 
     pub async fn create_project(
@@ -195,17 +203,10 @@ impl Usher {
         Ok(())
     }
 
-    /// Where a leaving user's work can go: every team project and the
-    /// personal project of every other active user (made now for those who
-    /// never needed one yet: one query finds them, usually none).
+    /// Where a leaving user's work can go: every team project and every
+    /// other user's personal project.
     pub async fn transfer_targets(&self, actor: &Actor, leaving: UserId) -> Result<Vec<Project>> {
         actor.user.role.require_user_manager()?;
-        let now = self.now();
-        for user in self.store.users_without_personal_project().await? {
-            if user.id != leaving {
-                self.store.personal_project(&user, now).await?;
-            }
-        }
         Ok(self
             .store
             .all_projects()

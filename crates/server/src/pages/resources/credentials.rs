@@ -11,7 +11,7 @@ use axum::{
 use serde::Deserialize;
 use usher_domain::{Error, resources::CredentialId, service::resources::Access};
 
-use super::{ProjectOption, Shown, Typed, project_label, writable_projects};
+use super::{ProjectOption, Shown, Typed, notice_label, project_label, writable_projects};
 use crate::{
     AppState,
     error::ApiError,
@@ -130,7 +130,8 @@ async fn view_credentials_create(
     let shown = match result {
         Ok(view) => Shown::notice(format!(
             "The credential {} is created in {}.",
-            view.credential.name, view.project.name
+            view.credential.name,
+            notice_label(&state, &page.actor, &view.project).await?
         )),
         Err(error) => {
             let form = Form::default()

@@ -71,6 +71,20 @@ pub(super) fn project_label(project: &Project, everyone: &[User]) -> String {
         .unwrap_or_else(|| project.name.clone())
 }
 
+/// [`project_label`] for a notice about something made in `project`: the
+/// name the lists show, not the personal project's stored (n8n) name.
+pub(super) async fn notice_label(
+    state: &AppState,
+    actor: &Actor,
+    project: &Project,
+) -> usher_domain::Result<String> {
+    if project.personal_owner.is_none() {
+        return Ok(project.name.clone());
+    }
+    let everyone = state.usher().users(actor).await?;
+    Ok(project_label(project, &everyone))
+}
+
 pub(super) fn kind_label(kind: ProjectKind) -> &'static str {
     match kind {
         ProjectKind::Personal => "Personal",

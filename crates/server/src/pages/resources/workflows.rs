@@ -17,7 +17,7 @@ use usher_domain::{
 };
 
 use super::{
-    DoneQuery, NameForm, ProjectOption, Shown, Typed, access_label, project_label,
+    DoneQuery, NameForm, ProjectOption, Shown, Typed, access_label, notice_label, project_label,
     writable_projects,
 };
 use crate::{
@@ -139,7 +139,8 @@ async fn view_workflows_create(
     let shown = match result {
         Ok(view) => Shown::notice(format!(
             "The workflow {} is created in {}.",
-            view.workflow.name, view.project.name
+            view.workflow.name,
+            notice_label(&state, &page.actor, &view.project).await?
         )),
         Err(error) => Shown::default().with(Typed {
             form: Some(Form::default().with("name", input.name).error(error, &[])),
