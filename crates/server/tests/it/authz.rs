@@ -227,7 +227,7 @@ fn request(method: &str, pattern: &str, ids: &Ids) -> (String, Option<Value>) {
         ("POST", "/rest/projects/{id}/members") => {
             json!({"userId": ids.tom, "role": "project:viewer"})
         }
-        ("POST", "/rest/api-keys") => json!({"label": "New key"}),
+        ("POST", "/rest/api-keys") => json!({"label": "New key", "scopes": [], "expiresAt": null}),
         // false: the owner's call must not make every later caller enrol.
         ("POST", "/rest/mfa/enforce-mfa") => json!({"enforce": false}),
         ("PATCH", "/rest/api-keys/{id}") => json!({"label": "Renamed key"}),
@@ -356,7 +356,7 @@ async fn world(db: Db, caller: Caller) -> (TestServer, Client, Ids) {
                     &client,
                     Method::POST,
                     "/rest/api-keys",
-                    json!({"label": label, "scopes": scopes}),
+                    json!({"label": label, "scopes": scopes, "expiresAt": null}),
                 )
             };
             let first = key("Key").await;
