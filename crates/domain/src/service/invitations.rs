@@ -83,6 +83,10 @@ impl Usher {
         origin: &Origin,
     ) -> Result<Vec<Invited>> {
         actor.user.role.require_user_manager()?;
+        // Nobody to invite is nothing to do: n8n answers `[]` with `[]`.
+        if requests.is_empty() {
+            return Ok(Vec::new());
+        }
         check_batch(requests.len())?;
         if self.config.invite_links_email_only && !self.mailer.is_configured() {
             return Err(Error::invalid(

@@ -13,6 +13,8 @@ use axum::{
     http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
 };
+use std::str::FromStr;
+
 use serde::{Deserialize, Deserializer, de::DeserializeOwned};
 use serde_json::error::Category;
 
@@ -118,11 +120,12 @@ fn refusal(path: &str, error: &serde_json::Error) -> String {
     {
         return format!("{subject} must have {expected}.");
     }
-    // A field's own check (a custom deserializer) speaks for itself.
+    // A field's own check (`parsed`) speaks for itself, in a sentence.
+    let end = if text.ends_with('.') { "" } else { "." };
     if at_root {
-        format!("The request body does not have the expected fields: {text}.")
+        format!("The request body does not have the expected fields: {text}{end}")
     } else {
-        format!("{path}: {text}.")
+        format!("{path}: {text}{end}")
     }
 }
 
@@ -162,6 +165,19 @@ where
     Option::<T>::deserialize(deserializer)
 }
 
+/// For a field the domain parses where it arrives (`Email`):
+/// `#[serde(deserialize_with = "parsed")]`. The domain's refusal is the
+/// 400, after the field's path (`[1].email: 'x' is not a valid email
+/// address.`), and nothing else in the body is acted on.
+pub fn parsed<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: FromStr<Err = usher_domain::Error>,
+{
+    let text = String::deserialize(deserializer)?;
+    text.parse().map_err(serde::de::Error::custom)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -181,6 +197,13 @@ mod tests {
     struct Invite {
         email: String,
         role: Option<String>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct Address {
+        #[serde(deserialize_with = "parsed")]
+        email: usher_domain::model::Email,
     }
 
     fn message<T: DeserializeOwned + std::fmt::Debug>(body: &str) -> String {
@@ -223,6 +246,10 @@ mod tests {
         assert_eq!(
             message::<Vec<Invite>>(r#"{"email": "a@x.io"}"#),
             "The request body must be a list."
+        );
+        assert_eq!(
+            message::<Vec<Address>>(r#"[{"email": "a@x.io"}, {"email": "bad"}]"#),
+            "[1].email: 'bad' is not a valid email address."
         );
     }
 

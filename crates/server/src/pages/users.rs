@@ -251,14 +251,23 @@ async fn view_users_invite(
     axum::Form(form): axum::Form<InviteForm>,
 ) -> Result {
     let role = Some(form.role).filter(|r| !r.is_empty());
-    let requests = split_emails(&form.emails)
+    let requests: Vec<InviteRequest> = split_emails(&form.emails)
         .into_iter()
         .map(|email| InviteRequest {
             email,
             role: role.clone(),
         })
         .collect();
-    let invited = state.usher().invite(&page.actor, requests, &origin).await;
+    let invited = if requests.is_empty() {
+        // The service takes an empty list as nothing to do (n8n's `[]`);
+        // on the form it is a form sent blank.
+        Err(usher_domain::Error::field(
+            "emails",
+            "Add at least one email address.",
+        ))
+    } else {
+        state.usher().invite(&page.actor, requests, &origin).await
+    };
     let shown = Shown::of(invited, |invited| {
         Shown::default().with(Added::invited(invited))
     });

@@ -10,7 +10,7 @@ use axum::{
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use usher_domain::{
-    model::UserId,
+    model::{Email, UserId},
     secret::Secret,
     service::{
         invitations::{InviteRequest, Invited},
@@ -22,7 +22,7 @@ use super::{Data, UserJson, auth::signed_in, data};
 use crate::{
     AppState,
     error::{ApiError, Result},
-    extract::{ClientOrigin, Id, Json, SignedIn},
+    extract::{ClientOrigin, Id, Json, SignedIn, parsed},
 };
 
 pub fn router() -> Router<AppState> {
@@ -36,9 +36,13 @@ pub fn router() -> Router<AppState> {
         .route("/users/{id}/invite-link", post(invite_link))
 }
 
+/// n8n's `InviteUsersRequestDto`: every address is checked before anyone
+/// is invited, so one that is not an address refuses the whole request
+/// (400 naming it) and nobody is made.
 #[derive(Deserialize)]
 struct InviteBody {
-    email: String,
+    #[serde(deserialize_with = "parsed")]
+    email: Email,
     role: Option<String>,
 }
 
@@ -75,7 +79,7 @@ async fn invite(
     let requests = body
         .into_iter()
         .map(|b| InviteRequest {
-            email: b.email,
+            email: b.email.to_string(),
             role: b.role,
         })
         .collect();

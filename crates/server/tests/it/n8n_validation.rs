@@ -90,4 +90,44 @@ async fn an_api_key_needs_label_scopes_and_expires_at_which_may_be_null_but_not_
     Ok(())
 }
 
-on_both_databases!(an_api_key_needs_label_scopes_and_expires_at_which_may_be_null_but_not_past);
+async fn one_address_that_is_not_an_address_refuses_the_whole_invitation(db: Db) -> TestResult {
+    let server = TestServer::start(db).await;
+    let owner = server.owner().await;
+    let refused = post(
+        &server,
+        &owner,
+        "/rest/invitations",
+        json!([{"email": "ann@example.com"}, {"email": "not-an-email"}]),
+    )
+    .await;
+    assert_eq!(
+        answer(refused).await,
+        (
+            StatusCode::BAD_REQUEST,
+            "[1].email: 'not-an-email' is not a valid email address.".to_owned()
+        )
+    );
+    let missing = post(
+        &server,
+        &owner,
+        "/rest/invitations",
+        json!([{"email": "ann@example.com"}, {"role": "global:admin"}]),
+    )
+    .await;
+    assert_eq!(
+        answer(missing).await,
+        (StatusCode::BAD_REQUEST, "[1].email is required.".to_owned())
+    );
+    let users = body(owner.get(server.at("/rest/users")).send().await?).await;
+    assert_eq!(users["data"]["count"], 1, "nobody was invited: {users}");
+
+    let nobody = post(&server, &owner, "/rest/invitations", json!([])).await;
+    assert_eq!(nobody.status(), StatusCode::OK);
+    assert_eq!(body(nobody).await, json!({"data": []}));
+    Ok(())
+}
+
+on_both_databases!(
+    an_api_key_needs_label_scopes_and_expires_at_which_may_be_null_but_not_past,
+    one_address_that_is_not_an_address_refuses_the_whole_invitation,
+);
