@@ -21,6 +21,9 @@ use super::{
 
 pub const NOT_ASSIGNABLE: &str = "This global role value is not assignable";
 pub const ALREADY_ACCEPTED: &str = "This invite has been accepted already";
+/// n8n's words for a link that cannot be an invitation (no token, or not a
+/// token's shape): 400, where a well-formed unknown token is 404.
+pub const INVALID_INVITE_URL: &str = "Invalid invite URL";
 
 #[derive(Clone, Debug)]
 pub struct InviteRequest {
@@ -329,6 +332,9 @@ impl Usher {
     /// What an invitation link leads to, or why it leads nowhere.
     pub async fn resolve_invitation(&self, token: &str) -> Result<InvitationView> {
         self.user_management_enabled()?;
+        if !token::is_well_formed(token) {
+            return Err(Error::invalid(INVALID_INVITE_URL));
+        }
         let Some((invitation, invitee, inviter)) =
             self.store.invitation(&token::hash(token)).await?
         else {

@@ -137,6 +137,9 @@ async fn resolve(
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct AcceptBody {
+    /// Left out, it is a link without its token: n8n's "Invalid invite
+    /// URL" (the service's), not "token is required.".
+    #[serde(default)]
     token: String,
     first_name: String,
     last_name: String,

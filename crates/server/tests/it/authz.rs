@@ -78,9 +78,9 @@ const TABLE: &[(&str, &str, [Outcome; 5])] = &[
     ("GET",    "/api/v1/docs",                            [Allow, Allow, Allow, Allow, Allow]),
     ("GET",    "/api/v1/docs/",                           [Allow, Allow, Allow, Allow, Allow]),
     ("POST",   "/rest/forgot-password",                   [Allow, Deny,  Allow, Allow, Allow]), // * 400: incomplete body
-    ("GET",    "/rest/resolve-password-token",            [Allow, Deny,  Allow, Allow, Allow]), // * 404: no such token
+    ("GET",    "/rest/resolve-password-token",            [Allow, Deny,  Allow, Allow, Allow]), // * 400: no token
     ("POST",   "/rest/change-password",                   [Allow, Deny,  Allow, Allow, Allow]), // * 400: incomplete body
-    ("GET",    "/rest/resolve-signup-token",              [Allow, Deny,  Allow, Allow, Allow]), // * 404: no such token
+    ("GET",    "/rest/resolve-signup-token",              [Allow, Deny,  Allow, Allow, Allow]), // * 400: no token
     ("POST",   "/rest/invitations/accept",                [Allow, Deny,  Allow, Allow, Allow]), // * 400: incomplete body
 
     // One's own account.

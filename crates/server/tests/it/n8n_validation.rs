@@ -127,7 +127,109 @@ async fn one_address_that_is_not_an_address_refuses_the_whole_invitation(db: Db)
     Ok(())
 }
 
+/// A token of the right shape (43 characters of URL-safe base64) that no
+/// link carries.
+const UNKNOWN_TOKEN: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+
+async fn a_missing_or_malformed_invitation_token_is_400_and_an_unknown_one_404(
+    db: Db,
+) -> TestResult {
+    let server = TestServer::start(db).await;
+    server.owner().await;
+    let client = server.client();
+    let cut_short = &UNKNOWN_TOKEN[..20];
+    for query in [
+        String::new(),
+        "?token=".to_owned(),
+        format!("?token={cut_short}"),
+        format!("?token={UNKNOWN_TOKEN}x"),
+        "?token=not%20a%20token%20at%20all%20not%20a%20token%20at%20a".to_owned(),
+    ] {
+        let resolved = client
+            .get(server.at(&format!("/rest/resolve-signup-token{query}")))
+            .send()
+            .await?;
+        assert_eq!(
+            answer(resolved).await,
+            (StatusCode::BAD_REQUEST, "Invalid invite URL".to_owned()),
+            "{query}"
+        );
+    }
+    let unknown = client
+        .get(server.at(&format!("/rest/resolve-signup-token?token={UNKNOWN_TOKEN}")))
+        .send()
+        .await?;
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+
+    let joining = json!({"firstName": "Ivy", "lastName": "Invitee", "password": "Ivy1password"});
+    for token in [None, Some(cut_short)] {
+        let mut sent = joining.clone();
+        if let Some(token) = token {
+            sent["token"] = json!(token);
+        }
+        let accepted = post(&server, &client, "/rest/invitations/accept", sent).await;
+        assert_eq!(
+            answer(accepted).await,
+            (StatusCode::BAD_REQUEST, "Invalid invite URL".to_owned()),
+            "{token:?}"
+        );
+    }
+    let mut sent = joining;
+    sent["token"] = json!(UNKNOWN_TOKEN);
+    let accepted = post(&server, &client, "/rest/invitations/accept", sent).await;
+    assert_eq!(accepted.status(), StatusCode::NOT_FOUND);
+    Ok(())
+}
+
+async fn a_reset_token_shorter_than_a_real_one_is_400_and_an_unknown_one_404(db: Db) -> TestResult {
+    let server = TestServer::start(db).await;
+    server.owner().await;
+    let client = server.client();
+    let invalid = "Invalid password reset link: the token in it is incomplete or damaged. \
+                   Copy the whole link, or ask for a new one.";
+    for query in ["", "?token=", "?token=abcdefghij"] {
+        let resolved = client
+            .get(server.at(&format!("/rest/resolve-password-token{query}")))
+            .send()
+            .await?;
+        assert_eq!(
+            answer(resolved).await,
+            (StatusCode::BAD_REQUEST, invalid.to_owned()),
+            "{query}"
+        );
+    }
+    let changed = post(
+        &server,
+        &client,
+        "/rest/change-password",
+        json!({"token": "abcdefghij", "password": "New1password"}),
+    )
+    .await;
+    assert_eq!(
+        answer(changed).await,
+        (StatusCode::BAD_REQUEST, invalid.to_owned())
+    );
+    let unknown = client
+        .get(server.at(&format!(
+            "/rest/resolve-password-token?token={UNKNOWN_TOKEN}"
+        )))
+        .send()
+        .await?;
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+    let changed = post(
+        &server,
+        &client,
+        "/rest/change-password",
+        json!({"token": UNKNOWN_TOKEN, "password": "New1password"}),
+    )
+    .await;
+    assert_eq!(changed.status(), StatusCode::NOT_FOUND);
+    Ok(())
+}
+
 on_both_databases!(
     an_api_key_needs_label_scopes_and_expires_at_which_may_be_null_but_not_past,
     one_address_that_is_not_an_address_refuses_the_whole_invitation,
+    a_missing_or_malformed_invitation_token_is_400_and_an_unknown_one_404,
+    a_reset_token_shorter_than_a_real_one_is_400_and_an_unknown_one_404,
 );
