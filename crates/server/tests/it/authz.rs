@@ -65,7 +65,7 @@ const TABLE: &[(&str, &str, [Outcome; 5])] = &[
     ("POST",   "/rest/owner/setup",                       [Allow, Deny,  Allow, Allow, Allow]), // * 400: set up already
     ("POST",   "/rest/owner/skip-setup",                  [Allow, Deny,  Allow, Allow, Allow]), // * 400: set up already
     ("POST",   "/rest/login",                             [Allow, Deny,  Allow, Allow, Allow]), // * 400: incomplete body
-    ("POST",   "/rest/logout",                            [Allow, Allow, Allow, Allow, Allow]),
+    ("POST",   "/rest/logout",                            [Deny,  Allow, Allow, Allow, Allow]), // n8n: 401 without a session
     // /api/v1: each caller sends their own API key, with every scope their
     // role may grant (a member's key can have none); anonymous and pending
     // callers have no key.

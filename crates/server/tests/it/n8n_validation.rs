@@ -227,9 +227,35 @@ async fn a_reset_token_shorter_than_a_real_one_is_400_and_an_unknown_one_404(db:
     Ok(())
 }
 
+async fn signing_out_without_a_session_is_401(db: Db) -> TestResult {
+    let server = TestServer::start(db).await;
+    let owner = server.owner().await;
+    let nobody = post(&server, &server.client(), "/rest/logout", json!({})).await;
+    assert_eq!(nobody.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(body(nobody).await["code"], 401);
+    let stale = server
+        .client()
+        .post(server.at("/rest/logout"))
+        .header("cookie", "n8n-auth=no-such-session")
+        .send()
+        .await?;
+    assert_eq!(stale.status(), StatusCode::UNAUTHORIZED);
+
+    let out = post(&server, &owner, "/rest/logout", json!({})).await;
+    assert_eq!(body(out).await, json!({"data": {"loggedOut": true}}));
+    let again = post(&server, &owner, "/rest/logout", json!({})).await;
+    assert_eq!(
+        again.status(),
+        StatusCode::UNAUTHORIZED,
+        "the session ended"
+    );
+    Ok(())
+}
+
 on_both_databases!(
     an_api_key_needs_label_scopes_and_expires_at_which_may_be_null_but_not_past,
     one_address_that_is_not_an_address_refuses_the_whole_invitation,
     a_missing_or_malformed_invitation_token_is_400_and_an_unknown_one_404,
     a_reset_token_shorter_than_a_real_one_is_400_and_an_unknown_one_404,
+    signing_out_without_a_session_is_401,
 );
