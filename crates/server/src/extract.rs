@@ -162,6 +162,7 @@ impl Hold {
                         | (
                             &Method::POST,
                             "/rest/mfa/enable"
+                                | "/rest/mfa/can-enable"
                                 | "/rest/mfa/qr/renew"
                                 | "/settings/mfa/start"
                                 | "/settings/mfa/enable"

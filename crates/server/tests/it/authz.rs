@@ -88,6 +88,7 @@ const TABLE: &[(&str, &str, [Outcome; 5])] = &[
     ("GET",    "/rest/me",                                [Deny,  Allow, Allow, Allow, Allow]),
     ("PATCH",  "/rest/me",                                [Deny,  Deny,  Allow, Allow, Allow]),
     ("PATCH",  "/rest/me/password",                       [Deny,  Allow, Allow, Allow, Allow]),
+    ("POST",   "/rest/mfa/can-enable",                    [Deny,  Deny,  Allow, Allow, Allow]),
     ("GET",    "/rest/mfa/qr",                            [Deny,  Deny,  Allow, Allow, Allow]),
     ("POST",   "/rest/mfa/qr/renew",                      [Deny,  Deny,  Allow, Allow, Allow]),
     ("POST",   "/rest/mfa/enable",                        [Deny,  Deny,  Allow, Allow, Allow]), // 400: nothing to confirm

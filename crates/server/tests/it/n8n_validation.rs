@@ -252,10 +252,45 @@ async fn signing_out_without_a_session_is_401(db: Db) -> TestResult {
     Ok(())
 }
 
+async fn can_enable_answers_empty_until_enrolled_and_says_why_not(db: Db) -> TestResult {
+    let server = TestServer::start(db).await;
+    let owner = server.owner().await;
+    let anonymous = post(&server, &server.client(), "/rest/mfa/can-enable", json!({})).await;
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    let may = post(&server, &owner, "/rest/mfa/can-enable", json!({})).await;
+    assert_eq!(may.status(), StatusCode::OK);
+    assert_eq!(body(may).await, json!({"data": {}}));
+
+    enrol(&server, &owner).await;
+    let enrolled = post(&server, &owner, "/rest/mfa/can-enable", json!({})).await;
+    assert_eq!(
+        answer(enrolled).await,
+        (
+            StatusCode::BAD_REQUEST,
+            "Two-factor authentication is on already. Turn it off first to set up a new device."
+                .to_owned()
+        )
+    );
+
+    let off = TestServer::start_with(db, &[("N8N_MFA_ENABLED", "false")]).await;
+    let owner = off.owner().await;
+    let refused = post(&off, &owner, "/rest/mfa/can-enable", json!({})).await;
+    assert_eq!(
+        answer(refused).await,
+        (
+            StatusCode::NOT_FOUND,
+            "Two-factor authentication is turned off on this instance (N8N_MFA_ENABLED)."
+                .to_owned()
+        )
+    );
+    Ok(())
+}
+
 on_both_databases!(
     an_api_key_needs_label_scopes_and_expires_at_which_may_be_null_but_not_past,
     one_address_that_is_not_an_address_refuses_the_whole_invitation,
     a_missing_or_malformed_invitation_token_is_400_and_an_unknown_one_404,
     a_reset_token_shorter_than_a_real_one_is_400_and_an_unknown_one_404,
     signing_out_without_a_session_is_401,
+    can_enable_answers_empty_until_enrolled_and_says_why_not,
 );
