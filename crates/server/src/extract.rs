@@ -8,7 +8,7 @@ use std::{net::SocketAddr, str::FromStr};
 
 mod json;
 
-pub use json::{Json, nullable, parsed};
+pub use json::{Json, from_param, nullable, parsed};
 
 use axum::{
     extract::{ConnectInfo, FromRequestParts, RawPathParams, Request, State},

@@ -5,7 +5,8 @@
 //! A body struct says what n8n's schema says: a field without a default is
 //! required, `Option` is "may be left out", and [`nullable`] is "must be
 //! there, may be null" (`expiresAt`). This module turns serde's refusal
-//! into the sentence, once for every route.
+//! into the sentence, once for every route, and for query parameters that
+//! carry JSON ([`from_param`]).
 
 use axum::{
     body::Bytes,
@@ -64,68 +65,124 @@ fn is_json(headers: &HeaderMap) -> bool {
 
 /// The body read into `T`, or the 400 that says what is wrong with it.
 fn from_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    from_json(bytes, None)
+}
+
+/// A query parameter that carries JSON (`filter={…}`), read and refused as
+/// a body is, with the parameter's name in front of each field
+/// (`filter.isOwner must be true or false.`).
+pub fn from_param<T: DeserializeOwned>(name: &str, text: &str) -> Result<T, ApiError> {
+    from_json(text.as_bytes(), Some(name))
+}
+
+/// JSON read into `T`: the body (`root` None) or a parameter's value.
+fn from_json<T: DeserializeOwned>(bytes: &[u8], root: Option<&str>) -> Result<T, ApiError> {
     let mut json = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut json).map_err(|error| {
-        let path = error.path().to_string();
-        ApiError::new(StatusCode::BAD_REQUEST, refusal(&path, error.inner()))
+        let place = Place::new(root, &error.path().to_string());
+        ApiError::new(StatusCode::BAD_REQUEST, place.refusal(error.inner()))
     })?;
     // Anything after the value (`{} x`) makes it not JSON.
     json.end()
-        .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, NOT_JSON))?;
+        .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, not_json(root)))?;
     Ok(value)
 }
 
 const NOT_JSON: &str = "The request body is not valid JSON.";
 
-/// The sentence for serde's refusal of the value at `path` (`.` for the
-/// body itself, `[0].email` inside, as `input.rs` names fields).
-fn refusal(path: &str, error: &serde_json::Error) -> String {
-    if !matches!(error.classify(), Category::Data) {
-        return NOT_JSON.to_owned();
+fn not_json(root: Option<&str>) -> String {
+    root.map_or_else(
+        || NOT_JSON.to_owned(),
+        |name| format!("{name} is not valid JSON."),
+    )
+}
+
+/// Where serde refused a value: the body itself, or a field in it named as
+/// `input.rs` names fields (`[0].email`, `filter.ids[2]`).
+struct Place<'a> {
+    root: Option<&'a str>,
+    /// None: the whole body.
+    path: Option<String>,
+}
+
+impl<'a> Place<'a> {
+    fn new(root: Option<&'a str>, path: &str) -> Self {
+        // serde_path_to_error writes the top as ".".
+        let inner = (path != ".").then_some(path);
+        let path = match (root, inner) {
+            (None, inner) => inner.map(str::to_owned),
+            (Some(root), None) => Some(root.to_owned()),
+            (Some(root), Some(inner)) if inner.starts_with('[') => Some(format!("{root}{inner}")),
+            (Some(root), Some(inner)) => Some(format!("{root}.{inner}")),
+        };
+        Self { root, path }
     }
-    // serde_json ends its text with the position; the path says more.
-    let text = error.to_string();
-    let suffix = format!(" at line {} column {}", error.line(), error.column());
-    let text = text.strip_suffix(&suffix).unwrap_or(&text);
-    let at_root = path == ".";
-    let subject = if at_root { "The request body" } else { path };
-    let inside = |field: &str| {
-        if at_root {
-            field.to_owned()
-        } else {
-            format!("{path}.{field}")
+
+    /// How a sentence about this value begins.
+    fn subject(&self) -> &str {
+        self.path.as_deref().unwrap_or("The request body")
+    }
+
+    /// A field of this value.
+    fn field(&self, name: &str) -> String {
+        match &self.path {
+            None => name.to_owned(),
+            Some(path) => format!("{path}.{name}"),
         }
-    };
-    if let Some(field) = between(text, "missing field `", "`") {
-        return format!("{} is required.", inside(field));
     }
-    if let Some(field) = between(text, "duplicate field `", "`") {
-        return format!("{} is given twice; give it once.", inside(field));
-    }
-    if let Some(rest) = text
-        .strip_prefix("invalid type: ")
-        .or_else(|| text.strip_prefix("invalid value: "))
-        && let Some((_, expected)) = rest.split_once(", expected ")
-    {
-        return format!("{subject} must be {}.", in_words(expected));
-    }
-    if let Some(rest) = text.strip_prefix("unknown variant `")
-        && let Some((given, expected)) = rest.split_once("`, expected ")
-    {
-        let choices = expected.trim_start_matches("one of ").replace('`', "");
-        return format!("{subject} must be one of {choices}, not '{given}'.");
-    }
-    if let Some(rest) = text.strip_prefix("invalid length ")
-        && let Some((_, expected)) = rest.split_once(", expected ")
-    {
-        return format!("{subject} must have {expected}.");
-    }
-    // A field's own check (`parsed`) speaks for itself, in a sentence.
-    let end = if text.ends_with('.') { "" } else { "." };
-    if at_root {
-        format!("The request body does not have the expected fields: {text}{end}")
-    } else {
-        format!("{path}: {text}{end}")
+
+    /// The sentence for serde's refusal of this value.
+    fn refusal(&self, error: &serde_json::Error) -> String {
+        if !matches!(error.classify(), Category::Data) {
+            return not_json(self.root);
+        }
+        // serde_json ends its text with the position; the path says more.
+        let text = error.to_string();
+        let suffix = format!(" at line {} column {}", error.line(), error.column());
+        let text = text.strip_suffix(&suffix).unwrap_or(&text);
+        let subject = self.subject();
+        if let Some(field) = between(text, "missing field `", "`") {
+            return format!("{} is required.", self.field(field));
+        }
+        if let Some(field) = between(text, "duplicate field `", "`") {
+            return format!("{} is given twice; give it once.", self.field(field));
+        }
+        // The path already ends with the unknown field.
+        if let Some(rest) = text.strip_prefix("unknown field `")
+            && let Some((_, expected)) = rest.split_once("`, expected ")
+        {
+            let choices = expected.trim_start_matches("one of ").replace('`', "");
+            return format!("{subject} is not known here: use {choices}.");
+        }
+        if let Some(rest) = text
+            .strip_prefix("invalid type: ")
+            .or_else(|| text.strip_prefix("invalid value: "))
+            && let Some((_, expected)) = rest.split_once(", expected ")
+        {
+            return format!("{subject} must be {}.", in_words(expected));
+        }
+        if let Some(rest) = text.strip_prefix("unknown variant `")
+            && let Some((given, expected)) = rest.split_once("`, expected ")
+        {
+            let choices = expected.trim_start_matches("one of ").replace('`', "");
+            return format!("{subject} must be one of {choices}, not '{given}'.");
+        }
+        if let Some(rest) = text.strip_prefix("invalid length ")
+            && let Some((_, expected)) = rest.split_once(", expected ")
+        {
+            // serde takes a struct from a list of its fields too; what a
+            // person sent as a list, an object was wanted for.
+            if expected.starts_with("struct ") {
+                return format!("{subject} must be an object.");
+            }
+            return format!("{subject} must have {expected}.");
+        }
+        // A field's own check (`parsed`) speaks for itself, in a sentence.
+        let end = if text.ends_with('.') { "" } else { "." };
+        match &self.path {
+            None => format!("The request body does not have the expected fields: {text}{end}"),
+            Some(path) => format!("{path}: {text}{end}"),
+        }
     }
 }
 
@@ -250,6 +307,36 @@ mod tests {
         assert_eq!(
             message::<Vec<Address>>(r#"[{"email": "a@x.io"}, {"email": "bad"}]"#),
             "[1].email: 'bad' is not a valid email address."
+        );
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Filter {
+        is_owner: Option<bool>,
+        ids: Option<Vec<String>>,
+    }
+
+    #[test]
+    fn a_parameter_of_json_is_refused_under_its_name() {
+        let refused = |text: &str| match from_param::<Filter>("filter", text) {
+            Ok(value) => panic!("{text} was taken: {value:?}"),
+            Err(error) => error.message,
+        };
+        assert_eq!(refused("{bad"), "filter is not valid JSON.");
+        assert_eq!(refused("[]"), "filter must be an object.");
+        assert_eq!(
+            refused(r#"{"isOwner": "yes"}"#),
+            "filter.isOwner must be true or false."
+        );
+        assert_eq!(
+            refused(r#"{"ids": [1]}"#),
+            "filter.ids[0] must be a string."
+        );
+        assert_eq!(
+            refused(r#"{"role": "x"}"#),
+            "filter.role is not known here: use isOwner or ids."
         );
     }
 

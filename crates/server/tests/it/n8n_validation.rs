@@ -286,7 +286,192 @@ async fn can_enable_answers_empty_until_enrolled_and_says_why_not(db: Db) -> Tes
     Ok(())
 }
 
+/// The emails of a `GET /rest/users` answer, in order, and its count.
+async fn listed(server: &TestServer, client: &Client, query: &str) -> (Vec<String>, Value) {
+    let response = client
+        .get(server.at(&format!("/rest/users{query}")))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{query}: {e}"));
+    assert_eq!(response.status(), StatusCode::OK, "{query}");
+    let answer = body(response).await;
+    let emails = answer["data"]["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|u| u["email"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    (emails, answer["data"]["count"].clone())
+}
+
+async fn the_user_list_takes_n8ns_filter_order_page_and_fields(db: Db) -> TestResult {
+    let server = TestServer::start(db).await;
+    let owner = server.owner().await;
+    let people = json!([
+        {"email": "zoe@example.com", "firstName": "Zoe", "lastName": "Adams", "role": "global:admin"},
+        {"email": "bob@example.com", "firstName": "Bob", "lastName": "Young", "role": "global:member"},
+        {"email": "amy@example.com", "firstName": "Amy", "lastName": "Young", "role": "global:member"},
+    ]);
+    let made = post(
+        &server,
+        &owner,
+        "/rest/users",
+        json!({"users": people, "onboarding": "basic"}),
+    )
+    .await;
+    assert_eq!(made.status(), StatusCode::OK);
+    let ids: Vec<String> = body(made).await["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| c["user"]["id"].as_str().unwrap_or_default().to_owned())
+        .collect();
+
+    let all = [
+        OWNER_EMAIL,
+        "zoe@example.com",
+        "bob@example.com",
+        "amy@example.com",
+    ];
+    assert_eq!(
+        listed(&server, &owner, "").await,
+        (all.map(String::from).to_vec(), json!(4))
+    );
+    let cases: [(&str, &[&str]); 8] = [
+        (
+            r#"?filter={"email":"BOB@example.com"}"#,
+            &["bob@example.com"],
+        ),
+        (
+            r#"?filter={"lastName":"Young"}"#,
+            &["bob@example.com", "amy@example.com"],
+        ),
+        (r#"?filter={"firstName":"Zoe","lastName":"Young"}"#, &[]),
+        (r#"?filter={"isOwner":true}"#, &[OWNER_EMAIL]),
+        (
+            r#"?filter={"fullText":"YOU"}"#,
+            &["bob@example.com", "amy@example.com"],
+        ),
+        (
+            "?sortBy[]=lastName:desc&sortBy[]=firstName:asc",
+            &[
+                "amy@example.com",
+                "bob@example.com",
+                OWNER_EMAIL,
+                "zoe@example.com",
+            ],
+        ),
+        (
+            "?sortBy=role:asc&sortBy=email:desc",
+            &[
+                OWNER_EMAIL,
+                "zoe@example.com",
+                "bob@example.com",
+                "amy@example.com",
+            ],
+        ),
+        (
+            "?sortBy[]=email:asc&take=2&skip=1",
+            &["bob@example.com", OWNER_EMAIL],
+        ),
+    ];
+    for (query, expected) in cases {
+        let (emails, _) = listed(&server, &owner, &query.replace('"', "%22")).await;
+        assert_eq!(emails, expected, "{query}");
+    }
+    let (_, count) = listed(&server, &owner, "?take=1").await;
+    assert_eq!(count, 4, "count is of every match, not of the page");
+    let by_id = format!(r#"?filter={{"ids":["{}","not-an-id"]}}"#, ids[2]).replace('"', "%22");
+    assert_eq!(listed(&server, &owner, &by_id).await.0, ["amy@example.com"]);
+    let (emails, _) = listed(&server, &owner, "?take=-1").await;
+    assert_eq!(emails.len(), 4);
+
+    let selected = body(
+        owner
+            .get(server.at("/rest/users?select[]=email&select[]=disabled&take=1"))
+            .send()
+            .await?,
+    )
+    .await;
+    assert_eq!(
+        selected["data"]["items"][0],
+        json!({"id": selected["data"]["items"][0]["id"], "email": OWNER_EMAIL, "disabled": false})
+    );
+    Ok(())
+}
+
+async fn a_user_list_parameter_that_does_not_fit_is_400_naming_it(db: Db) -> TestResult {
+    let server = TestServer::start(db).await;
+    let owner = server.owner().await;
+    let sort_choices = "sortBy must be one of: firstName:asc, firstName:desc, lastName:asc, \
+                        lastName:desc, email:asc, email:desc, role:asc, role:desc, mfaEnabled:asc, \
+                        mfaEnabled:desc.";
+    let cases = [
+        ("filter=%7Bbad", "filter is not valid JSON."),
+        ("filter=%5B%5D", "filter must be an object."),
+        (
+            "filter=%7B%22isOwner%22:%22yes%22%7D",
+            "filter.isOwner must be true or false.",
+        ),
+        (
+            "filter=%7B%22password%22:%22x%22%7D",
+            "filter.password is not known here: use email, firstName, lastName, isOwner, \
+             mfaEnabled, fullText, ids.",
+        ),
+        ("sortBy[]=email", sort_choices),
+        ("sortBy[]=password:asc", sort_choices),
+        ("sortBy=email:up", sort_choices),
+        (
+            "take=ten",
+            "take must be a whole number: how many users to show (at most 50), or -1 for all of them.",
+        ),
+        ("skip=-1", "skip must be a whole number, 0 or more."),
+        (
+            "select[]=password",
+            "select must name fields of a user: id, email, firstName, lastName, role, \
+             mfaEnabled, disabled, isOwner, isPending, passwordChangeRequired, createdAt, \
+             updatedAt.",
+        ),
+    ];
+    for (query, expected) in cases {
+        let refused = owner
+            .get(server.at(&format!("/rest/users?{query}")))
+            .send()
+            .await?;
+        assert_eq!(
+            answer(refused).await,
+            (StatusCode::BAD_REQUEST, expected.to_owned()),
+            "{query}"
+        );
+    }
+
+    // Members list too, but cannot learn others' two-factor state by
+    // filtering or sorting on it.
+    server
+        .add_user(
+            "mia@example.com",
+            "Member1pass",
+            usher_domain::model::Role::Member,
+        )
+        .await;
+    let member = server.signed_in("mia@example.com", "Member1pass").await;
+    assert_eq!(listed(&server, &member, "?sortBy[]=email:asc").await.1, 2);
+    for query in [
+        "filter=%7B%22mfaEnabled%22:true%7D",
+        "sortBy[]=mfaEnabled:desc",
+    ] {
+        let refused = member
+            .get(server.at(&format!("/rest/users?{query}")))
+            .send()
+            .await?;
+        assert_eq!(refused.status(), StatusCode::FORBIDDEN, "{query}");
+    }
+    Ok(())
+}
+
 on_both_databases!(
+    the_user_list_takes_n8ns_filter_order_page_and_fields,
+    a_user_list_parameter_that_does_not_fit_is_400_naming_it,
     an_api_key_needs_label_scopes_and_expires_at_which_may_be_null_but_not_past,
     one_address_that_is_not_an_address_refuses_the_whole_invitation,
     a_missing_or_malformed_invitation_token_is_400_and_an_unknown_one_404,
