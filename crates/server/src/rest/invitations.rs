@@ -1,5 +1,7 @@
-//! Invitations: invite, resend, new link, withdraw, resolve, accept; and
-//! users created directly with a temporary password (basic onboarding).
+//! Invitations: invite, resend and copy the link (the same link until it is
+//! used, withdrawn, replaced or expires), make a new link, withdraw,
+//! resolve, accept; and users created directly with a temporary password
+//! (basic onboarding).
 
 use axum::{
     Router,
@@ -34,6 +36,7 @@ pub fn router() -> Router<AppState> {
         .route("/users", post(create_users))
         .route("/users/{id}/reinvite", post(reinvite))
         .route("/users/{id}/invite-link", post(invite_link))
+        .route("/users/{id}/invite-link/renew", post(renew_invite_link))
 }
 
 /// n8n's `InviteUsersRequestDto`: every address is checked before anyone
@@ -97,14 +100,30 @@ async fn reinvite(
     Ok(data(InviteResult::from(invited)))
 }
 
+/// The link that works now, again; `newLink` is true when it could not be
+/// shown again (an invitation from before links were kept) and a new one
+/// replaced it.
 async fn invite_link(
     State(state): State<AppState>,
     SignedIn(actor): SignedIn,
     Id(id): Id<UserId>,
     ClientOrigin(origin): ClientOrigin,
 ) -> Result<Json<Data<Value>>> {
-    let invited = state.usher().new_invite_link(&actor, id, &origin).await?;
-    Ok(data(json!({"link": invited.accept_url})))
+    let invited = state.usher().invite_link(&actor, id, &origin).await?;
+    Ok(data(
+        json!({"link": invited.accept_url, "newLink": invited.new_link}),
+    ))
+}
+
+/// A new link; the earlier ones stop working. Answered as a resend is.
+async fn renew_invite_link(
+    State(state): State<AppState>,
+    SignedIn(actor): SignedIn,
+    Id(id): Id<UserId>,
+    ClientOrigin(origin): ClientOrigin,
+) -> Result<Json<Data<InviteResult>>> {
+    let invited = state.usher().renew_invite_link(&actor, id, &origin).await?;
+    Ok(data(InviteResult::from(invited)))
 }
 
 async fn revoke(

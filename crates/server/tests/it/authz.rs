@@ -114,6 +114,7 @@ const TABLE: &[(&str, &str, [Outcome; 5])] = &[
     ("DELETE", "/rest/invitations/{id}",                  [Deny,  Deny,  Deny,  Allow, Allow]),
     ("POST",   "/rest/users/{id}/reinvite",               [Deny,  Deny,  Deny,  Allow, Allow]),
     ("POST",   "/rest/users/{id}/invite-link",            [Deny,  Deny,  Deny,  Allow, Allow]),
+    ("POST",   "/rest/users/{id}/invite-link/renew",      [Deny,  Deny,  Deny,  Allow, Allow]),
     ("GET",    "/rest/audit",                             [Deny,  Deny,  Deny,  Allow, Allow]),
     ("POST",   "/rest/owner/transfer",                    [Deny,  Deny,  Deny,  Deny,  Allow]), // owner: 400, wrong password
 
@@ -180,7 +181,12 @@ fn request(method: &str, pattern: &str, ids: &Ids) -> (String, Option<Value>) {
     let id = match (method, pattern) {
         ("DELETE", "/rest/users/{id}" | "/api/v1/users/{id}") => &ids.dan,
         (_, p) if p.starts_with("/api/v1/users/{id}") => &ids.tom,
-        ("POST", "/rest/users/{id}/reinvite" | "/rest/users/{id}/invite-link") => &ids.ivy,
+        (
+            "POST",
+            "/rest/users/{id}/reinvite"
+            | "/rest/users/{id}/invite-link"
+            | "/rest/users/{id}/invite-link/renew",
+        ) => &ids.ivy,
         (_, p) if p.starts_with("/rest/users/{id}") => &ids.tom,
         ("DELETE", "/rest/invitations/{id}") => &ids.ivo,
         ("DELETE", "/rest/projects/{id}") => &ids.scratch,

@@ -469,6 +469,319 @@ async fn a_user_list_parameter_that_does_not_fit_is_400_naming_it(db: Db) -> Tes
     Ok(())
 }
 
+// ------------------------------------------------ invitation links that stay
+
+/// Invites `email` and returns the pending user's id and link.
+async fn invited(server: &TestServer, owner: &Client, email: &str) -> (String, String) {
+    let answer = body(
+        post(
+            server,
+            owner,
+            "/rest/invitations",
+            json!([{"email": email}]),
+        )
+        .await,
+    )
+    .await;
+    let user = &answer["data"][0]["user"];
+    let text = |v: &Value| v.as_str().unwrap_or_else(|| panic!("{answer}")).to_owned();
+    (text(&user["id"]), text(&user["inviteAcceptUrl"]))
+}
+
+fn token_of(link: &str) -> &str {
+    link.split("token=").nth(1).unwrap_or_default()
+}
+
+async fn resolves(server: &TestServer, link: &str) -> StatusCode {
+    let path = format!("/rest/resolve-signup-token?token={}", token_of(link));
+    server
+        .client()
+        .get(server.at(&path))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{path}: {e}"))
+        .status()
+}
+
+/// The link `POST /rest/users/{id}/invite-link` shows, and whether it is new.
+async fn copied(server: &TestServer, owner: &Client, id: &str) -> (String, bool) {
+    let answer = body(
+        post(
+            server,
+            owner,
+            &format!("/rest/users/{id}/invite-link"),
+            json!({}),
+        )
+        .await,
+    )
+    .await;
+    (
+        answer["data"]["link"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+        answer["data"]["newLink"].as_bool().unwrap_or_default(),
+    )
+}
+
+async fn an_invitation_link_stays_the_same_until_a_new_one_is_made(db: Db) -> TestResult {
+    let server = TestServer::start(db).await;
+    let owner = server.owner().await;
+    let (id, link) = invited(&server, &owner, "ivy@example.com").await;
+    let (again_id, again) = invited(&server, &owner, "ivy@example.com").await;
+    assert_eq!(
+        (again_id.as_str(), again.as_str()),
+        (id.as_str(), link.as_str())
+    );
+    let resent = body(
+        post(
+            &server,
+            &owner,
+            &format!("/rest/users/{id}/reinvite"),
+            json!({}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(resent["data"]["user"]["inviteAcceptUrl"], link.as_str());
+    assert_eq!(copied(&server, &owner, &id).await, (link.clone(), false));
+    assert_eq!(
+        resolves(&server, &link).await,
+        StatusCode::OK,
+        "the first link still works"
+    );
+
+    let renewed = post(
+        &server,
+        &owner,
+        &format!("/rest/users/{id}/invite-link/renew"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(renewed.status(), StatusCode::OK);
+    let renewed = body(renewed).await;
+    let new = renewed["data"]["user"]["inviteAcceptUrl"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert_ne!(new, link);
+    assert_eq!(renewed["data"]["user"]["id"], id.as_str());
+    assert_eq!(
+        resolves(&server, &link).await,
+        StatusCode::NOT_FOUND,
+        "only renewing voids"
+    );
+    assert_eq!(resolves(&server, &new).await, StatusCode::OK);
+    assert_eq!(copied(&server, &owner, &id).await, (new.clone(), false));
+
+    let joined = post(
+        &server,
+        &server.client(),
+        "/rest/invitations/accept",
+        json!({"token": token_of(&new), "firstName": "Ivy", "lastName": "Invitee", "password": "Ivy1password"}),
+    )
+    .await;
+    assert_eq!(joined.status(), StatusCode::OK);
+    let resent = post(
+        &server,
+        &owner,
+        &format!("/rest/users/{id}/reinvite"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        answer(resent).await,
+        (
+            StatusCode::BAD_REQUEST,
+            "This user has accepted the invitation already.".to_owned()
+        )
+    );
+    Ok(())
+}
+
+async fn the_database_keeps_the_invitation_token_sealed_not_readable(db: Db) -> TestResult {
+    use usher_domain::store::InvitationStore as _;
+    let server = TestServer::start(db).await;
+    let owner = server.owner().await;
+    let (id, link) = invited(&server, &owner, "ivy@example.com").await;
+    let token = token_of(&link);
+    let stored = server
+        .store
+        .live_invitation(id.parse()?, server.state.usher().now())
+        .await?
+        .unwrap_or_else(|| panic!("no invitation stored"));
+    let sealed = stored.sealed_token.unwrap_or_default();
+    assert!(sealed.starts_with("v1:"), "{sealed}");
+    assert!(!sealed.contains(token) && !stored.token_hash.contains(token));
+    assert_eq!(stored.token_hash, usher_domain::token::hash(token));
+    Ok(())
+}
+
+async fn an_invitation_made_before_tokens_were_kept_works_and_copying_it_makes_a_new_link(
+    db: Db,
+) -> TestResult {
+    let server = TestServer::start(db).await;
+    let owner = server.owner().await;
+    let (id, link) = invited(&server, &owner, "ivy@example.com").await;
+    server
+        .storage
+        .execute_sql("UPDATE invitations SET sealed_token = NULL")
+        .await;
+    assert_eq!(
+        resolves(&server, &link).await,
+        StatusCode::OK,
+        "the old link works"
+    );
+    let (new, is_new) = copied(&server, &owner, &id).await;
+    assert!(is_new, "the answer says the link is new");
+    assert_ne!(new, link);
+    assert_eq!(resolves(&server, &link).await, StatusCode::NOT_FOUND);
+    assert_eq!(
+        copied(&server, &owner, &id).await,
+        (new, false),
+        "kept from now on"
+    );
+    Ok(())
+}
+
+async fn resending_an_expired_invitation_makes_a_new_link(db: Db) -> TestResult {
+    let server = TestServer::start_with(db, &[("N8N_INVITE_LINK_EXPIRY_HOURS", "1")]).await;
+    let owner = server.owner().await;
+    let (id, link) = invited(&server, &owner, "ivy@example.com").await;
+    server.advance_minutes(61);
+    let resent = body(
+        post(
+            &server,
+            &owner,
+            &format!("/rest/users/{id}/reinvite"),
+            json!({}),
+        )
+        .await,
+    )
+    .await;
+    let new = resent["data"]["user"]["inviteAcceptUrl"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert_ne!(new, link);
+    assert_eq!(resolves(&server, &new).await, StatusCode::OK);
+    Ok(())
+}
+
+async fn resend_emails_the_same_link_and_a_new_link_is_emailed_too(db: Db) -> TestResult {
+    use crate::mail_sink::{Security, SmtpSink};
+    let wait = std::time::Duration::from_secs(10);
+    let sink = SmtpSink::start(Security::Plain, Some((SMTP_USER, SMTP_PASSWORD))).await;
+    let server = TestServer::start_with_mail(db, &sink, Security::Plain, &[]).await;
+    let owner = server.owner().await;
+    let (id, link) = invited(&server, &owner, "ivy@example.com").await;
+    assert_eq!(
+        sink.next_message(wait)
+            .await
+            .link("/signup?token=")
+            .as_deref(),
+        Some(link.as_str())
+    );
+    post(
+        &server,
+        &owner,
+        &format!("/rest/users/{id}/reinvite"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        sink.next_message(wait)
+            .await
+            .link("/signup?token=")
+            .as_deref(),
+        Some(link.as_str()),
+        "resend sends the same link"
+    );
+    post(
+        &server,
+        &owner,
+        &format!("/rest/users/{id}/invite-link/renew"),
+        json!({}),
+    )
+    .await;
+    let renewed = sink
+        .next_message(wait)
+        .await
+        .link("/signup?token=")
+        .unwrap_or_default();
+    assert_ne!(renewed, link);
+    assert_eq!(resolves(&server, &renewed).await, StatusCode::OK);
+    Ok(())
+}
+
+/// The invitation link a users page shows.
+fn shown_link(page: &str) -> String {
+    page.split(r#"class="invite-link" "#)
+        .next()
+        .and_then(|before| before.rsplit(r#"value=""#).next())
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_default()
+        .replace("&amp;", "&")
+}
+
+async fn the_users_page_copies_the_same_link_and_makes_a_new_one_on_request(db: Db) -> TestResult {
+    let server = TestServer::start(db).await;
+    let owner = server.owner().await;
+    let (id, link) = invited(&server, &owner, "ivy@example.com").await;
+    let list = owner
+        .get(server.at("/settings/users"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    assert!(
+        list.contains(&format!("/settings/users/{id}/link/renew")),
+        "{list}"
+    );
+    assert!(list.contains(">Make a new link</button>"));
+
+    let copy = page_form(&server, &owner, &format!("/settings/users/{id}/link"), &[])
+        .await
+        .send()
+        .await?
+        .text()
+        .await?;
+    assert_eq!(shown_link(&copy), link, "{copy}");
+    assert!(
+        copy.contains("the same link as before, which still works"),
+        "{copy}"
+    );
+
+    let renew = page_form(
+        &server,
+        &owner,
+        &format!("/settings/users/{id}/link/renew"),
+        &[],
+    )
+    .await
+    .send()
+    .await?
+    .text()
+    .await?;
+    let new = shown_link(&renew);
+    assert!(new.contains("/signup?token=") && new != link, "{renew}");
+    assert!(
+        renew.contains("earlier links for this person no longer work"),
+        "{renew}"
+    );
+    assert_eq!(resolves(&server, &link).await, StatusCode::NOT_FOUND);
+    Ok(())
+}
+
+on_both_databases!(
+    an_invitation_link_stays_the_same_until_a_new_one_is_made,
+    the_database_keeps_the_invitation_token_sealed_not_readable,
+    an_invitation_made_before_tokens_were_kept_works_and_copying_it_makes_a_new_link,
+    resending_an_expired_invitation_makes_a_new_link,
+    resend_emails_the_same_link_and_a_new_link_is_emailed_too,
+    the_users_page_copies_the_same_link_and_makes_a_new_one_on_request,
+);
+
 on_both_databases!(
     the_user_list_takes_n8ns_filter_order_page_and_fields,
     a_user_list_parameter_that_does_not_fit_is_400_naming_it,
