@@ -329,10 +329,7 @@ async fn view_users_resend(
         .usher()
         .resend_invitation(&page.actor, id, &origin)
         .await;
-    let shown = Shown::of(sent, |invited| {
-        Shown::default().with(Added::invited(vec![invited]))
-    });
-    render(&state, page, shown).await
+    render_link(&state, page, sent).await
 }
 
 /// The link to copy, without an email: the one sent before, which still
@@ -343,17 +340,8 @@ async fn view_users_link(
     ClientOrigin(origin): ClientOrigin,
     Id(id): Id<UserId>,
 ) -> Result {
-    let shown = state.usher().invite_link(&page.actor, id, &origin).await;
-    let shown = Shown::of(shown, |invited| {
-        Shown::notice(if invited.new_link {
-            "This invitation was made before links could be shown again, so a new link is \
-             below; the one sent before no longer works."
-        } else {
-            "The invitation link is below: the same link as before, which still works."
-        })
-        .with(Added::invited(vec![invited]))
-    });
-    render(&state, page, shown).await
+    let link = state.usher().invite_link(&page.actor, id, &origin).await;
+    render_link(&state, page, link).await
 }
 
 /// "Make a new link": the earlier links stop working.
@@ -367,13 +355,26 @@ async fn view_users_renew(
         .usher()
         .renew_invite_link(&page.actor, id, &origin)
         .await;
-    let shown = Shown::of(made, |invited| {
-        Shown::notice(
-            "A new invitation link is made; earlier links for this person no longer work.",
-        )
+    render_link(&state, page, made).await
+}
+
+/// The page after an action on one invitation: its link, and whether it is
+/// the one sent before or a new one (which voided the old: made on request,
+/// or because the old one could not be shown again).
+async fn render_link(
+    state: &AppState,
+    page: SignedInPage,
+    done: usher_domain::Result<Invited>,
+) -> Result {
+    let shown = Shown::of(done, |invited| {
+        Shown::notice(if invited.new_link {
+            "A new invitation link is made; earlier links for this person no longer work."
+        } else {
+            "The invitation link is the same link as before, which still works."
+        })
         .with(Added::invited(vec![invited]))
     });
-    render(&state, page, shown).await
+    render(state, page, shown).await
 }
 
 async fn view_users_revoke(

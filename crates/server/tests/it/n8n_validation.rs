@@ -3,6 +3,7 @@
 
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
+use usher_domain::model::Role;
 
 use crate::harness::*;
 use crate::on_both_databases;
@@ -448,11 +449,7 @@ async fn a_user_list_parameter_that_does_not_fit_is_400_naming_it(db: Db) -> Tes
     // Members list too, but cannot learn others' two-factor state by
     // filtering or sorting on it.
     server
-        .add_user(
-            "mia@example.com",
-            "Member1pass",
-            usher_domain::model::Role::Member,
-        )
+        .add_user("mia@example.com", "Member1pass", Role::Member)
         .await;
     let member = server.signed_in("mia@example.com", "Member1pass").await;
     assert_eq!(listed(&server, &member, "?sortBy[]=email:asc").await.1, 2);
@@ -486,6 +483,29 @@ async fn invited(server: &TestServer, owner: &Client, email: &str) -> (String, S
     let user = &answer["data"][0]["user"];
     let text = |v: &Value| v.as_str().unwrap_or_else(|| panic!("{answer}")).to_owned();
     (text(&user["id"]), text(&user["inviteAcceptUrl"]))
+}
+
+/// `POST /rest/users/{id}/<action>` (`reinvite`, `invite-link/renew`):
+/// the status and the link in the answer.
+async fn on_invitation(
+    server: &TestServer,
+    owner: &Client,
+    id: &str,
+    action: &str,
+) -> (StatusCode, String) {
+    let response = post(
+        server,
+        owner,
+        &format!("/rest/users/{id}/{action}"),
+        json!({}),
+    )
+    .await;
+    let status = response.status();
+    let link = body(response).await["data"]["user"]["inviteAcceptUrl"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    (status, link)
 }
 
 fn token_of(link: &str) -> &str {
@@ -528,22 +548,14 @@ async fn an_invitation_link_stays_the_same_until_a_new_one_is_made(db: Db) -> Te
     let server = TestServer::start(db).await;
     let owner = server.owner().await;
     let (id, link) = invited(&server, &owner, "ivy@example.com").await;
-    let (again_id, again) = invited(&server, &owner, "ivy@example.com").await;
     assert_eq!(
-        (again_id.as_str(), again.as_str()),
-        (id.as_str(), link.as_str())
+        invited(&server, &owner, "ivy@example.com").await,
+        (id.clone(), link.clone())
     );
-    let resent = body(
-        post(
-            &server,
-            &owner,
-            &format!("/rest/users/{id}/reinvite"),
-            json!({}),
-        )
-        .await,
-    )
-    .await;
-    assert_eq!(resent["data"]["user"]["inviteAcceptUrl"], link.as_str());
+    assert_eq!(
+        on_invitation(&server, &owner, &id, "reinvite").await,
+        (StatusCode::OK, link.clone())
+    );
     assert_eq!(copied(&server, &owner, &id).await, (link.clone(), false));
     assert_eq!(
         resolves(&server, &link).await,
@@ -551,21 +563,9 @@ async fn an_invitation_link_stays_the_same_until_a_new_one_is_made(db: Db) -> Te
         "the first link still works"
     );
 
-    let renewed = post(
-        &server,
-        &owner,
-        &format!("/rest/users/{id}/invite-link/renew"),
-        json!({}),
-    )
-    .await;
-    assert_eq!(renewed.status(), StatusCode::OK);
-    let renewed = body(renewed).await;
-    let new = renewed["data"]["user"]["inviteAcceptUrl"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    assert_ne!(new, link);
-    assert_eq!(renewed["data"]["user"]["id"], id.as_str());
+    let (status, new) = on_invitation(&server, &owner, &id, "invite-link/renew").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(new.contains("/signup?token=") && new != link, "{new}");
     assert_eq!(
         resolves(&server, &link).await,
         StatusCode::NOT_FOUND,
@@ -649,20 +649,7 @@ async fn resending_an_expired_invitation_makes_a_new_link(db: Db) -> TestResult 
     let owner = server.owner().await;
     let (id, link) = invited(&server, &owner, "ivy@example.com").await;
     server.advance_minutes(61);
-    let resent = body(
-        post(
-            &server,
-            &owner,
-            &format!("/rest/users/{id}/reinvite"),
-            json!({}),
-        )
-        .await,
-    )
-    .await;
-    let new = resent["data"]["user"]["inviteAcceptUrl"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let (_, new) = on_invitation(&server, &owner, &id, "reinvite").await;
     assert_ne!(new, link);
     assert_eq!(resolves(&server, &new).await, StatusCode::OK);
     Ok(())
@@ -674,54 +661,42 @@ async fn resend_emails_the_same_link_and_a_new_link_is_emailed_too(db: Db) -> Te
     let sink = SmtpSink::start(Security::Plain, Some((SMTP_USER, SMTP_PASSWORD))).await;
     let server = TestServer::start_with_mail(db, &sink, Security::Plain, &[]).await;
     let owner = server.owner().await;
+    let emailed = || async {
+        sink.next_message(wait)
+            .await
+            .link("/signup?token=")
+            .unwrap_or_default()
+    };
     let (id, link) = invited(&server, &owner, "ivy@example.com").await;
-    assert_eq!(
-        sink.next_message(wait)
-            .await
-            .link("/signup?token=")
-            .as_deref(),
-        Some(link.as_str())
-    );
-    post(
-        &server,
-        &owner,
-        &format!("/rest/users/{id}/reinvite"),
-        json!({}),
-    )
-    .await;
-    assert_eq!(
-        sink.next_message(wait)
-            .await
-            .link("/signup?token=")
-            .as_deref(),
-        Some(link.as_str()),
-        "resend sends the same link"
-    );
-    post(
-        &server,
-        &owner,
-        &format!("/rest/users/{id}/invite-link/renew"),
-        json!({}),
-    )
-    .await;
-    let renewed = sink
-        .next_message(wait)
-        .await
-        .link("/signup?token=")
-        .unwrap_or_default();
+    assert_eq!(emailed().await, link);
+    on_invitation(&server, &owner, &id, "reinvite").await;
+    assert_eq!(emailed().await, link, "resend sends the same link");
+    on_invitation(&server, &owner, &id, "invite-link/renew").await;
+    let renewed = emailed().await;
     assert_ne!(renewed, link);
     assert_eq!(resolves(&server, &renewed).await, StatusCode::OK);
     Ok(())
 }
 
-/// The invitation link a users page shows.
-fn shown_link(page: &str) -> String {
-    page.split(r#"class="invite-link" "#)
+/// The users page after posting one of its forms, and the invitation link
+/// it shows.
+async fn users_page_after(server: &TestServer, owner: &Client, path: &str) -> (String, String) {
+    let page = page_form(server, owner, path, &[])
+        .await
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{path}: {e}"))
+        .text()
+        .await
+        .unwrap_or_default();
+    let link = page
+        .split(r#"class="invite-link" "#)
         .next()
         .and_then(|before| before.rsplit(r#"value=""#).next())
         .and_then(|rest| rest.split('"').next())
         .unwrap_or_default()
-        .replace("&amp;", "&")
+        .replace("&amp;", "&");
+    (page, link)
 }
 
 async fn the_users_page_copies_the_same_link_and_makes_a_new_one_on_request(db: Db) -> TestResult {
@@ -740,30 +715,16 @@ async fn the_users_page_copies_the_same_link_and_makes_a_new_one_on_request(db: 
     );
     assert!(list.contains(">Make a new link</button>"));
 
-    let copy = page_form(&server, &owner, &format!("/settings/users/{id}/link"), &[])
-        .await
-        .send()
-        .await?
-        .text()
-        .await?;
-    assert_eq!(shown_link(&copy), link, "{copy}");
+    let (copy, shown) =
+        users_page_after(&server, &owner, &format!("/settings/users/{id}/link")).await;
+    assert_eq!(shown, link, "{copy}");
     assert!(
         copy.contains("the same link as before, which still works"),
         "{copy}"
     );
 
-    let renew = page_form(
-        &server,
-        &owner,
-        &format!("/settings/users/{id}/link/renew"),
-        &[],
-    )
-    .await
-    .send()
-    .await?
-    .text()
-    .await?;
-    let new = shown_link(&renew);
+    let (renew, new) =
+        users_page_after(&server, &owner, &format!("/settings/users/{id}/link/renew")).await;
     assert!(new.contains("/signup?token=") && new != link, "{renew}");
     assert!(
         renew.contains("earlier links for this person no longer work"),
