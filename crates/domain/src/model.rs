@@ -151,6 +151,16 @@ impl fmt::Display for Email {
     }
 }
 
+/// [`Email::parse`], for request schemas that parse a field where it
+/// arrives.
+impl std::str::FromStr for Email {
+    type Err = Error;
+
+    fn from_str(text: &str) -> Result<Self> {
+        Self::parse(text)
+    }
+}
+
 /// A first or last name: trimmed, at most 32 characters (n8n's limit).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Name(String);

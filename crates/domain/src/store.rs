@@ -139,7 +139,8 @@ pub trait UserStore {
     async fn user_looking_like(&self, email: &Email) -> StoreResult<Option<User>>;
 }
 
-/// An invitation: a link's token hash, for one pending user.
+/// An invitation: a link's token hash, for one pending user, and the token
+/// sealed with the instance key so that the same link can be shown again.
 #[derive(Clone, Debug)]
 pub struct Invitation {
     pub token_hash: String,
@@ -148,6 +149,9 @@ pub struct Invitation {
     pub created_at: Millis,
     pub expires_at: Millis,
     pub used_at: Option<Millis>,
+    /// The token, sealed (`Cipher::seal`); None for invitations made before
+    /// tokens were kept, whose links cannot be shown again.
+    pub sealed_token: Option<String>,
 }
 
 /// What an accepted invitation writes into the pending user.
@@ -164,9 +168,13 @@ pub trait InvitationStore {
     /// Stores `user` as a new pending user, with their personal project and
     /// `invitation`, in one transaction; Conflict when the email is taken.
     async fn insert_invited_user(&self, user: &User, invitation: &Invitation) -> StoreResult<()>;
-    /// Replaces the pending user's invitations with `invitation` (resend: the
-    /// old link stops working). False when the user is no longer pending.
+    /// Replaces the pending user's invitations with `invitation` (a new
+    /// link: the old one stops working). False when the user is no longer
+    /// pending.
     async fn replace_invitation(&self, invitation: &Invitation, now: Millis) -> StoreResult<bool>;
+    /// The pending user's invitation whose link still works at `now`
+    /// (unused, unexpired), if there is one.
+    async fn live_invitation(&self, user: UserId, now: Millis) -> StoreResult<Option<Invitation>>;
     /// The invitation with this token hash (used or not), its pending user
     /// and its inviter.
     async fn invitation(

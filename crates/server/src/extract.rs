@@ -6,16 +6,16 @@
 
 use std::{net::SocketAddr, str::FromStr};
 
+mod json;
+
+pub use json::{Json, from_param, nullable, parsed};
+
 use axum::{
-    extract::{
-        ConnectInfo, FromRequest, FromRequestParts, RawPathParams, Request, State,
-        rejection::JsonRejection,
-    },
+    extract::{ConnectInfo, FromRequestParts, RawPathParams, Request, State},
     http::{HeaderMap, HeaderValue, Method, StatusCode, header, request::Parts},
     middleware::Next,
     response::{IntoResponse, Redirect, Response},
 };
-use serde::de::DeserializeOwned;
 use usher_domain::{
     model::Origin,
     service::{
@@ -30,56 +30,6 @@ use crate::{
     error::ApiError,
     settings::{CookieSettings, SameSite},
 };
-
-/// `axum::Json`, but bad input gets Usher's error body: 400 for JSON that
-/// does not parse or fit, 415 for another content type, 413 past the limit.
-pub struct Json<T>(pub T);
-
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
-    type Rejection = ApiError;
-
-    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(request, state).await {
-            Ok(axum::Json(value)) => Ok(Json(value)),
-            Err(rejection) => Err(json_rejection(rejection)),
-        }
-    }
-}
-
-fn json_rejection(rejection: JsonRejection) -> ApiError {
-    match rejection {
-        JsonRejection::JsonDataError(e) => {
-            let detail = e.body_text();
-            let detail = detail
-                .split_once(": ")
-                .map_or(detail.as_str(), |(_, rest)| rest)
-                .to_owned();
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                format!("The request body does not have the expected fields: {detail}."),
-            )
-        }
-        JsonRejection::JsonSyntaxError(_) => ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "The request body is not valid JSON.",
-        ),
-        JsonRejection::MissingJsonContentType(_) => ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "Send the request body as JSON, with the header Content-Type: application/json.",
-        ),
-        other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "The request body is larger than 1 MiB.",
-        ),
-        other => ApiError::new(other.status(), "The request body could not be read."),
-    }
-}
-
-impl<T: serde::Serialize> IntoResponse for Json<T> {
-    fn into_response(self) -> Response {
-        axum::Json(self.0).into_response()
-    }
-}
 
 /// Where the request came from: the peer address, or with N8N_PROXY_HOPS set,
 /// the address the trusted proxies recorded in X-Forwarded-For.
@@ -212,6 +162,7 @@ impl Hold {
                         | (
                             &Method::POST,
                             "/rest/mfa/enable"
+                                | "/rest/mfa/can-enable"
                                 | "/rest/mfa/qr/renew"
                                 | "/settings/mfa/start"
                                 | "/settings/mfa/enable"

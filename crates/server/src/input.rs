@@ -76,14 +76,31 @@ fn body_kind(request: &Request) -> BodyKind {
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_ascii_lowercase();
-    let essence = content_type.split(';').next().unwrap_or_default().trim();
-    if essence == "application/x-www-form-urlencoded" {
+    if essence(&content_type) == "application/x-www-form-urlencoded" {
         BodyKind::Form
-    } else if essence == "application/json" || essence.ends_with("+json") {
+    } else if is_json_type(&content_type) {
         BodyKind::Json
     } else {
         BodyKind::Other
     }
+}
+
+/// The media type of a `Content-Type` value, without its parameters.
+fn essence(content_type: &str) -> String {
+    content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase()
+}
+
+/// Whether a `Content-Type` says JSON (`application/json`, or a type with
+/// `+json`): what this check reads as JSON, the `Json` extractor takes.
+pub fn is_json_type(content_type: &str) -> bool {
+    let essence = essence(content_type);
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 /// A character no field takes: C0 controls but tab, line feed and carriage

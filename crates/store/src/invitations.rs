@@ -28,6 +28,7 @@ struct InvitationRow {
     invitation_created_at: i64,
     invitation_expires_at: i64,
     invitation_used_at: Option<i64>,
+    invitation_sealed_token: Option<String>,
 }
 
 impl TryFrom<InvitationRow> for (Invitation, User) {
@@ -45,6 +46,7 @@ impl TryFrom<InvitationRow> for (Invitation, User) {
             created_at: row.invitation_created_at,
             expires_at: row.invitation_expires_at,
             used_at: row.invitation_used_at,
+            sealed_token: row.invitation_sealed_token,
         };
         Ok((invitation, User::try_from(row.user)?))
     }
@@ -55,14 +57,16 @@ async fn insert_invitation(write: &mut AuthWrite, invitation: &Invitation) -> St
     write
         .execute(
             Sql::new(
-                "INSERT INTO invitations (token_hash, user_id, inviter_id, created_at, expires_at) \
-                 VALUES ($1, $2, $3, $4, $5)",
+                "INSERT INTO invitations \
+                 (token_hash, user_id, inviter_id, created_at, expires_at, sealed_token) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
             )
             .bind(&invitation.token_hash)
             .bind(invitation.user_id)
             .bind(invitation.inviter_id)
             .bind(invitation.created_at)
-            .bind(invitation.expires_at),
+            .bind(invitation.expires_at)
+            .bind(invitation.sealed_token.as_deref()),
         )
         .await
         .map(drop)
@@ -113,7 +117,7 @@ impl InvitationStore for SqlStore {
                     "SELECT u.*, i.token_hash AS invitation_token_hash, \
                      i.user_id AS invitation_user_id, i.inviter_id AS invitation_inviter_id, \
                      i.created_at AS invitation_created_at, i.expires_at AS invitation_expires_at, \
-                     i.used_at AS invitation_used_at \
+                     i.used_at AS invitation_used_at, i.sealed_token AS invitation_sealed_token \
                      FROM invitations i JOIN users u ON u.id = i.user_id WHERE i.token_hash = $1",
                 )
                 .bind(token_hash),
@@ -128,6 +132,26 @@ impl InvitationStore for SqlStore {
             None => None,
         };
         Ok(Some((invitation, invitee, inviter)))
+    }
+
+    async fn live_invitation(&self, user: UserId, now: Millis) -> StoreResult<Option<Invitation>> {
+        let row: Option<InvitationRow> = self
+            .fetch_optional(
+                Sql::new(
+                    "SELECT u.*, i.token_hash AS invitation_token_hash, \
+                     i.user_id AS invitation_user_id, i.inviter_id AS invitation_inviter_id, \
+                     i.created_at AS invitation_created_at, i.expires_at AS invitation_expires_at, \
+                     i.used_at AS invitation_used_at, i.sealed_token AS invitation_sealed_token \
+                     FROM invitations i JOIN users u ON u.id = i.user_id \
+                     WHERE i.user_id = $1 AND i.used_at IS NULL AND i.expires_at > $2 \
+                     ORDER BY i.created_at DESC LIMIT 1",
+                )
+                .bind(user)
+                .bind(now),
+            )
+            .await?;
+        row.map(|row| <(Invitation, User)>::try_from(row).map(|(invitation, _)| invitation))
+            .transpose()
     }
 
     async fn accept_invitation(

@@ -136,7 +136,7 @@ impl Usher {
         if expires_at.is_some_and(|at| at <= now) {
             return Err(Error::field(
                 "expiresAt",
-                "The expiry must be in the future.",
+                "expiresAt must be in the future (Unix seconds), or null for a key that does not expire.",
             ));
         }
         let raw = format!("{KEY_PREFIX}{}", token::generate().secret.expose());

@@ -1,12 +1,18 @@
 //! Inviting people by email or link, resending, withdrawing, accepting.
 //!
 //! An invited person is a pending user (no password yet) with one live
-//! invitation. The link's token is stored only as a hash, so a link can be
-//! shown when it is made and never again: "resend" and "new link" make a new
-//! token, and the old link stops working.
+//! invitation. A link stays valid until it is accepted, withdrawn, replaced
+//! or expires: inviting a pending user again, "resend" and "copy invite
+//! link" give the same link again. The store looks links up by the token's
+//! hash and keeps the token itself sealed with the instance key, so it can
+//! be shown again while a copy of the database opens nothing. Making a new
+//! link is its own action ([`Usher::renew_invite_link`]), and only it voids
+//! the old one; so does asking for the link of an invitation made before
+//! tokens were kept, which cannot be shown again ([`Invited::new_link`]).
 
 use crate::{
     Error, Result,
+    clock::Millis,
     mail::InviteMail,
     model::{Email, Name, Origin, Role, User, UserId},
     secret::Secret,
@@ -21,6 +27,9 @@ use super::{
 
 pub const NOT_ASSIGNABLE: &str = "This global role value is not assignable";
 pub const ALREADY_ACCEPTED: &str = "This invite has been accepted already";
+/// n8n's words for a link that cannot be an invitation (no token, or not a
+/// token's shape): 400, where a well-formed unknown token is 404.
+pub const INVALID_INVITE_URL: &str = "Invalid invite URL";
 
 #[derive(Clone, Debug)]
 pub struct InviteRequest {
@@ -40,6 +49,19 @@ pub struct Invited {
     pub accept_url: Option<String>,
     /// Why this email was not invited, or why its email did not go out.
     pub error: Option<String>,
+    /// Until when the link works.
+    pub expires_at: Option<Millis>,
+    /// The link was made by this request and an earlier one of this person
+    /// stopped working (a new link, or one that could not be shown again).
+    pub new_link: bool,
+}
+
+/// A pending user's link, as it is handed out.
+struct Link {
+    token: Secret,
+    expires_at: Millis,
+    /// It replaced an earlier link, which stopped working.
+    replaced: bool,
 }
 
 /// What the accept page shows before asking for names and a password.
@@ -83,6 +105,10 @@ impl Usher {
         origin: &Origin,
     ) -> Result<Vec<Invited>> {
         actor.user.role.require_user_manager()?;
+        // Nobody to invite is nothing to do: n8n answers `[]` with `[]`.
+        if requests.is_empty() {
+            return Ok(Vec::new());
+        }
         check_batch(requests.len())?;
         if self.config.invite_links_email_only && !self.mailer.is_configured() {
             return Err(Error::invalid(
@@ -106,6 +132,8 @@ impl Usher {
                     email_sent: false,
                     accept_url: None,
                     error: Some(refused.to_string()),
+                    expires_at: None,
+                    new_link: false,
                 },
             };
             outcomes.push(outcome);
@@ -123,19 +151,16 @@ impl Usher {
         let email = Email::parse(email)?;
         self.refuse_look_alike(&email, None).await?;
         let already = || Error::Conflict(format!("{email} already has an account."));
-        let now = self.now();
-        let token = token::generate();
-        let user = match self.store.user_by_email(&email).await? {
+        let (user, link) = match self.store.user_by_email(&email).await? {
             Some(user) if !user.is_pending() => return Err(already()),
-            // Invited before: this is "resend", and the user keeps its id.
+            // Invited before: this is "resend", with the same link, and the
+            // user keeps its id.
             Some(user) => {
-                let invitation = self.new_invitation(actor, user.id, token.hash);
-                if !self.store.replace_invitation(&invitation, now).await? {
-                    return Err(already());
-                }
-                user
+                let link = self.current_link(actor, &user).await?;
+                (user, link)
             }
             None => {
+                let now = self.now();
                 let user = User {
                     id: UserId::new(),
                     email: Some(email.clone()),
@@ -150,7 +175,7 @@ impl Usher {
                     created_at: now,
                     updated_at: now,
                 };
-                let invitation = self.new_invitation(actor, user.id, token.hash);
+                let (invitation, link) = self.new_invitation(actor, user.id, false)?;
                 self.store
                     .insert_invited_user(&user, &invitation)
                     .await
@@ -158,22 +183,76 @@ impl Usher {
                         Error::Conflict(_) => already(),
                         other => other,
                     })?;
-                user
+                (user, link)
             }
         };
-        Ok(self.deliver(actor, user, &token.secret, true, origin).await)
+        Ok(self.deliver(actor, user, link, true, origin).await)
     }
 
-    fn new_invitation(&self, actor: &Actor, user_id: UserId, token_hash: String) -> Invitation {
+    /// A new invitation for `user_id`, its token sealed to be shown again,
+    /// and its link.
+    fn new_invitation(
+        &self,
+        actor: &Actor,
+        user_id: UserId,
+        replaces: bool,
+    ) -> Result<(Invitation, Link)> {
+        let token = token::generate();
         let now = self.now();
-        Invitation {
-            token_hash,
+        let invitation = Invitation {
+            sealed_token: Some(self.cipher()?.seal(token.secret.expose())?),
+            token_hash: token.hash,
             user_id,
             inviter_id: Some(actor.user.id),
             created_at: now,
             expires_at: now + self.config.invite_lifetime,
             used_at: None,
+        };
+        let link = Link {
+            token: token.secret,
+            expires_at: invitation.expires_at,
+            replaced: replaces,
+        };
+        Ok((invitation, link))
+    }
+
+    /// The pending user's link that works now, when it can be shown again;
+    /// else (none works, or it was made before tokens were kept, or sealed
+    /// under another instance key) a new one, which voids the old.
+    async fn current_link(&self, actor: &Actor, user: &User) -> Result<Link> {
+        if let Some(invitation) = self.store.live_invitation(user.id, self.now()).await?
+            && let Some(token) = self.unseal(&invitation)
+        {
+            return Ok(Link {
+                token,
+                expires_at: invitation.expires_at,
+                replaced: false,
+            });
         }
+        self.replace_link(actor, user).await
+    }
+
+    /// The token of a stored invitation, if it was kept and opens to the
+    /// token whose hash the row is found by.
+    fn unseal(&self, invitation: &Invitation) -> Option<Secret> {
+        let sealed = invitation.sealed_token.as_deref()?;
+        let token = self.cipher().ok()?.open(sealed).ok()?;
+        (token::hash(&token) == invitation.token_hash).then(|| Secret::new(token))
+    }
+
+    /// A new link for a pending user; earlier ones stop working.
+    async fn replace_link(&self, actor: &Actor, user: &User) -> Result<Link> {
+        let (invitation, link) = self.new_invitation(actor, user.id, true)?;
+        if !self
+            .store
+            .replace_invitation(&invitation, self.now())
+            .await?
+        {
+            return Err(Error::invalid(
+                "This user has accepted the invitation already.",
+            ));
+        }
+        Ok(link)
     }
 
     /// Emails the link when `send` and email is set up, and says what happened.
@@ -181,11 +260,11 @@ impl Usher {
         &self,
         actor: &Actor,
         user: User,
-        secret: &Secret,
+        link: Link,
         send: bool,
         origin: &Origin,
     ) -> Invited {
-        let accept_url = self.link(&format!("/signup?token={}", secret.expose()));
+        let accept_url = self.link(&format!("/signup?token={}", link.token.expose()));
         let email = user
             .email
             .clone()
@@ -236,6 +315,8 @@ impl Usher {
             email_sent,
             accept_url: (!self.config.invite_links_email_only).then_some(accept_url),
             error,
+            expires_at: Some(link.expires_at),
+            new_link: link.replaced,
         }
     }
 
@@ -251,51 +332,62 @@ impl Usher {
         }
     }
 
-    /// Sends a new invitation to a pending user; the old link stops working.
+    /// "Resend invite": emails a pending user the link that works now (the
+    /// same one as before, unless it cannot be shown again).
     pub async fn resend_invitation(
         &self,
         actor: &Actor,
         id: UserId,
         origin: &Origin,
     ) -> Result<Invited> {
-        self.renew_invitation(actor, id, true, origin).await
+        let user = self.pending_user(actor, id).await?;
+        let link = self.current_link(actor, &user).await?;
+        Ok(self.deliver(actor, user, link, true, origin).await)
     }
 
-    /// A new link for a pending user, without email; the old link stops working.
-    pub async fn new_invite_link(
+    /// "Copy invite link": the pending user's link that works now, without
+    /// an email (a new one only when it cannot be shown again; the answer
+    /// says so).
+    pub async fn invite_link(&self, actor: &Actor, id: UserId, origin: &Origin) -> Result<Invited> {
+        self.links_shown()?;
+        let user = self.pending_user(actor, id).await?;
+        let link = self.current_link(actor, &user).await?;
+        Ok(self.deliver(actor, user, link, false, origin).await)
+    }
+
+    /// "Make a new link": the pending user's earlier links stop working and
+    /// a new one is made, emailed when email is set up and shown unless
+    /// links go by email only. For a link that was passed to the wrong
+    /// person, or lost.
+    pub async fn renew_invite_link(
         &self,
         actor: &Actor,
         id: UserId,
         origin: &Origin,
     ) -> Result<Invited> {
+        let user = self.pending_user(actor, id).await?;
+        if self.config.invite_links_email_only && !self.mailer.is_configured() {
+            self.links_shown()?;
+        }
+        let link = self.replace_link(actor, &user).await?;
+        self.audit(
+            Some(&actor.user),
+            "invitation.link_renewed",
+            Some(&user),
+            "earlier links void",
+            origin,
+        )
+        .await;
+        Ok(self.deliver(actor, user, link, true, origin).await)
+    }
+
+    fn links_shown(&self) -> Result<()> {
         if self.config.invite_links_email_only {
             return Err(Error::forbidden(
                 "Invitation links are sent by email only on this instance (N8N_INVITE_LINKS_EMAIL_ONLY).",
             ));
         }
-        self.renew_invitation(actor, id, false, origin).await
-    }
-
-    async fn renew_invitation(
-        &self,
-        actor: &Actor,
-        id: UserId,
-        send: bool,
-        origin: &Origin,
-    ) -> Result<Invited> {
-        let user = self.pending_user(actor, id).await?;
-        let token = token::generate();
-        let invitation = self.new_invitation(actor, user.id, token.hash);
-        if !self
-            .store
-            .replace_invitation(&invitation, self.now())
-            .await?
-        {
-            return Err(Error::invalid(
-                "This user has accepted the invitation already.",
-            ));
-        }
-        Ok(self.deliver(actor, user, &token.secret, send, origin).await)
+        Ok(())
     }
 
     /// Withdraws an invitation: the pending user is removed.
@@ -325,6 +417,9 @@ impl Usher {
     /// What an invitation link leads to, or why it leads nowhere.
     pub async fn resolve_invitation(&self, token: &str) -> Result<InvitationView> {
         self.user_management_enabled()?;
+        if !token::is_well_formed(token) {
+            return Err(Error::invalid(INVALID_INVITE_URL));
+        }
         let Some((invitation, invitee, inviter)) =
             self.store.invitation(&token::hash(token)).await?
         else {

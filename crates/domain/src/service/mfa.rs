@@ -130,13 +130,21 @@ impl Usher {
             .map_err(|e| Error::Internal(format!("totp secret: {e:?}")))
     }
 
+    /// `POST /rest/mfa/can-enable`: whether the caller may set up
+    /// two-factor authentication now, with the reason when not: the feature
+    /// is on (N8N_MFA_ENABLED) and they have none yet. The same checks
+    /// start every set-up.
+    pub fn can_enable_mfa(&self, actor: &Actor) -> Result<()> {
+        self.mfa_feature()?;
+        Self::not_enrolled(actor)
+    }
+
     /// `GET /rest/mfa/qr`: the secret and recovery codes being set up,
     /// pending until confirmed with a code. The same ones every time until
     /// then (asking again, or a second tab, shows what the app scanned
     /// already), unless [`Self::renew_mfa_setup`] makes new ones.
     pub async fn start_mfa_setup(&self, actor: &Actor) -> Result<MfaSetup> {
-        self.mfa_feature()?;
-        Self::not_enrolled(actor)?;
+        self.can_enable_mfa(actor)?;
         if let Some(sealed) = self.store.pending_mfa_secret(actor.user.id).await?
             && let Some(pending) = self.open_pending(&sealed)
         {
@@ -148,8 +156,7 @@ impl Usher {
     /// A new secret and new recovery codes for a set-up under way; the
     /// earlier ones stop counting.
     pub async fn renew_mfa_setup(&self, actor: &Actor) -> Result<MfaSetup> {
-        self.mfa_feature()?;
-        Self::not_enrolled(actor)?;
+        self.can_enable_mfa(actor)?;
         let base32 = totp_rs::Secret::generate().to_base32();
         let codes: Vec<String> = (0..RECOVERY_CODES)
             .map(|_| recovery_code().expose().to_owned())

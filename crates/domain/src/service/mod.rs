@@ -7,6 +7,7 @@
 //! - [`invitations`]: inviting, resending, withdrawing and accepting;
 //! - [`resources`]: projects, workflows, credentials, tags, and their rules;
 //! - [`roles`]: global roles, handing over ownership, the audit log;
+//! - [`user_list`]: the user list with n8n's filter, order and pages;
 //! - [`recovery`]: password reset by email, by admins, by the operator;
 //! - [`onboarding`]: users created with a temporary password, and the
 //!   password change it forces;
@@ -25,6 +26,7 @@ pub mod recovery;
 pub mod resources;
 pub mod roles;
 pub mod throttle;
+pub mod user_list;
 
 use std::sync::Arc;
 

@@ -40,6 +40,11 @@ pub const NO_EMAIL: &str = "Password reset by email is not set up on this instan
 pub const LINK_NOT_VALID: &str = "This password reset link is not valid: it has been used, has \
      expired (links last 20 minutes) or was replaced by a newer one. Ask for a new one.";
 
+/// A link whose token cannot be one (missing, cut short): 400, where a
+/// well-formed token that names no live link is 404 ([`LINK_NOT_VALID`]).
+pub const INVALID_RESET_URL: &str = "Invalid password reset link: the token in it is \
+     incomplete or damaged. Copy the whole link, or ask for a new one.";
+
 impl Usher {
     /// "Forgot password": the same answer for every email.
     pub async fn forgot_password(&self, email: &str, origin: &Origin) -> Result<()> {
@@ -111,6 +116,9 @@ impl Usher {
     /// Whether a reset link can still be used, and for whom.
     pub async fn resolve_password_reset(&self, token: &str) -> Result<User> {
         self.user_management_enabled()?;
+        if !token::is_well_formed(token) {
+            return Err(Error::field("token", INVALID_RESET_URL));
+        }
         match self.store.reset(&token::hash(token)).await? {
             Some((reset, user))
                 if reset.used_at.is_none()

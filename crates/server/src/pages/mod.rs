@@ -284,6 +284,12 @@ pub fn day(millis: i64) -> String {
     rfc3339(millis).chars().take(10).collect()
 }
 
+/// A moment to the minute, in UTC (`2026-11-30 23:32 UTC`).
+pub fn moment(millis: i64) -> String {
+    let minute: String = rfc3339(millis).chars().take(16).collect();
+    format!("{} UTC", minute.replace('T', " "))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

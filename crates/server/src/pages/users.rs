@@ -18,7 +18,7 @@ use usher_domain::{
     },
 };
 
-use super::{Layout, Result, Shown, SignedInPage, day, percent_encode};
+use super::{Layout, Result, Shown, SignedInPage, day, moment, percent_encode};
 use crate::{
     AppState,
     extract::{ClientOrigin, Id},
@@ -31,6 +31,7 @@ pub fn router() -> Router<AppState> {
         .route("/settings/users/create", post(view_users_create))
         .route("/settings/users/{id}/resend", post(view_users_resend))
         .route("/settings/users/{id}/link", post(view_users_link))
+        .route("/settings/users/{id}/link/renew", post(view_users_renew))
         .route("/settings/users/{id}/revoke", post(view_users_revoke))
 }
 
@@ -47,6 +48,8 @@ struct InvitedRow {
     email: String,
     email_sent: bool,
     link: Option<String>,
+    /// Until when the link works, in words.
+    until: String,
     error: Option<String>,
 }
 
@@ -65,7 +68,6 @@ struct UsersPage {
     is_owner: bool,
     mail_configured: bool,
     links_allowed: bool,
-    invite_hours: i64,
     users: Vec<UserRow>,
     invited: Vec<InvitedRow>,
     created: Vec<CreatedRow>,
@@ -175,7 +177,6 @@ async fn render(state: &AppState, page: SignedInPage, shown: Shown<Added>) -> Re
         is_owner: actor.user.role == Role::Owner,
         mail_configured: state.usher().mail_configured(),
         links_allowed: !state.settings().mail.invite_links_email_only,
-        invite_hours: state.settings().mail.invite_lifetime_hours,
         users,
         invited: added
             .invited
@@ -184,6 +185,7 @@ async fn render(state: &AppState, page: SignedInPage, shown: Shown<Added>) -> Re
                 email: i.email,
                 email_sent: i.email_sent,
                 link: i.accept_url,
+                until: i.expires_at.map(moment).unwrap_or_default(),
                 error: i.error,
             })
             .collect(),
@@ -251,14 +253,23 @@ async fn view_users_invite(
     axum::Form(form): axum::Form<InviteForm>,
 ) -> Result {
     let role = Some(form.role).filter(|r| !r.is_empty());
-    let requests = split_emails(&form.emails)
+    let requests: Vec<InviteRequest> = split_emails(&form.emails)
         .into_iter()
         .map(|email| InviteRequest {
             email,
             role: role.clone(),
         })
         .collect();
-    let invited = state.usher().invite(&page.actor, requests, &origin).await;
+    let invited = if requests.is_empty() {
+        // The service takes an empty list as nothing to do (n8n's `[]`);
+        // on the form it is a form sent blank.
+        Err(usher_domain::Error::field(
+            "emails",
+            "Add at least one email address.",
+        ))
+    } else {
+        state.usher().invite(&page.actor, requests, &origin).await
+    };
     let shown = Shown::of(invited, |invited| {
         Shown::default().with(Added::invited(invited))
     });
@@ -307,7 +318,7 @@ async fn view_users_create(
     render(&state, page, shown).await
 }
 
-/// Sends a pending user a new invitation; the old link stops working.
+/// Emails a pending user their link again (the same one).
 async fn view_users_resend(
     State(state): State<AppState>,
     page: SignedInPage,
@@ -318,14 +329,23 @@ async fn view_users_resend(
         .usher()
         .resend_invitation(&page.actor, id, &origin)
         .await;
-    let shown = Shown::of(sent, |invited| {
-        Shown::default().with(Added::invited(vec![invited]))
-    });
-    render(&state, page, shown).await
+    render_link(&state, page, sent).await
 }
 
-/// A new invitation link to copy, without an email.
+/// The link to copy, without an email: the one sent before, which still
+/// works, unless it cannot be shown again.
 async fn view_users_link(
+    State(state): State<AppState>,
+    page: SignedInPage,
+    ClientOrigin(origin): ClientOrigin,
+    Id(id): Id<UserId>,
+) -> Result {
+    let link = state.usher().invite_link(&page.actor, id, &origin).await;
+    render_link(&state, page, link).await
+}
+
+/// "Make a new link": the earlier links stop working.
+async fn view_users_renew(
     State(state): State<AppState>,
     page: SignedInPage,
     ClientOrigin(origin): ClientOrigin,
@@ -333,15 +353,28 @@ async fn view_users_link(
 ) -> Result {
     let made = state
         .usher()
-        .new_invite_link(&page.actor, id, &origin)
+        .renew_invite_link(&page.actor, id, &origin)
         .await;
-    let shown = Shown::of(made, |invited| {
-        Shown::notice(
-            "A new invitation link is below; earlier links for this person no longer work.",
-        )
+    render_link(&state, page, made).await
+}
+
+/// The page after an action on one invitation: its link, and whether it is
+/// the one sent before or a new one (which voided the old: made on request,
+/// or because the old one could not be shown again).
+async fn render_link(
+    state: &AppState,
+    page: SignedInPage,
+    done: usher_domain::Result<Invited>,
+) -> Result {
+    let shown = Shown::of(done, |invited| {
+        Shown::notice(if invited.new_link {
+            "A new invitation link is made; earlier links for this person no longer work."
+        } else {
+            "The invitation link is the same link as before, which still works."
+        })
         .with(Added::invited(vec![invited]))
     });
-    render(&state, page, shown).await
+    render(state, page, shown).await
 }
 
 async fn view_users_revoke(

@@ -9,7 +9,7 @@ use super::{Data, data};
 use crate::{
     AppState,
     error::Result,
-    extract::{ClientOrigin, Id, Json, SignedIn},
+    extract::{ClientOrigin, Id, Json, SignedIn, nullable},
 };
 
 pub fn router() -> Router<AppState> {
@@ -54,21 +54,30 @@ async fn list(
     ))
 }
 
+/// n8n's `CreateApiKeyRequestDto`: every field is required, and
+/// `expiresAt` may be null (a key that does not expire) but not left out.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct KeyBody {
+struct NewKeyBody {
     label: String,
-    #[serde(default)]
     scopes: Vec<String>,
     /// Unix seconds, or null for a key that does not expire.
+    #[serde(deserialize_with = "nullable")]
     expires_at: Option<i64>,
+}
+
+/// n8n's `UpdateApiKeyRequestDto`: label and scopes.
+#[derive(Deserialize)]
+struct KeyBody {
+    label: String,
+    scopes: Vec<String>,
 }
 
 async fn create(
     State(state): State<AppState>,
     SignedIn(actor): SignedIn,
     ClientOrigin(origin): ClientOrigin,
-    Json(body): Json<KeyBody>,
+    Json(body): Json<NewKeyBody>,
 ) -> Result<Json<Data<Value>>> {
     let created = state
         .usher()

@@ -109,14 +109,14 @@ struct LoggedOut {
     logged_out: bool,
 }
 
+/// Signing out needs someone signed in: without a session it is 401, as
+/// in n8n, so a script learns that its cookie was no good.
 async fn logout(
     State(state): State<AppState>,
     ClientOrigin(origin): ClientOrigin,
-    Who(identity): Who,
+    SignedIn(actor): SignedIn,
 ) -> Result<Response> {
-    if let Some(actor) = &identity.actor {
-        state.usher().logout(actor, &origin).await?;
-    }
+    state.usher().logout(&actor, &origin).await?;
     Ok(with_cookie(
         data(LoggedOut { logged_out: true }),
         state.clear_cookie(),

@@ -1,5 +1,7 @@
-//! Invitations: invite, resend, new link, withdraw, resolve, accept; and
-//! users created directly with a temporary password (basic onboarding).
+//! Invitations: invite, resend and copy the link (the same link until it is
+//! used, withdrawn, replaced or expires), make a new link, withdraw,
+//! resolve, accept; and users created directly with a temporary password
+//! (basic onboarding).
 
 use axum::{
     Router,
@@ -10,7 +12,7 @@ use axum::{
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use usher_domain::{
-    model::UserId,
+    model::{Email, UserId},
     secret::Secret,
     service::{
         invitations::{InviteRequest, Invited},
@@ -22,7 +24,7 @@ use super::{Data, UserJson, auth::signed_in, data};
 use crate::{
     AppState,
     error::{ApiError, Result},
-    extract::{ClientOrigin, Id, Json, SignedIn},
+    extract::{ClientOrigin, Id, Json, SignedIn, parsed},
 };
 
 pub fn router() -> Router<AppState> {
@@ -34,11 +36,16 @@ pub fn router() -> Router<AppState> {
         .route("/users", post(create_users))
         .route("/users/{id}/reinvite", post(reinvite))
         .route("/users/{id}/invite-link", post(invite_link))
+        .route("/users/{id}/invite-link/renew", post(renew_invite_link))
 }
 
+/// n8n's `InviteUsersRequestDto`: every address is checked before anyone
+/// is invited, so one that is not an address refuses the whole request
+/// (400 naming it) and nobody is made.
 #[derive(Deserialize)]
 struct InviteBody {
-    email: String,
+    #[serde(deserialize_with = "parsed")]
+    email: Email,
     role: Option<String>,
 }
 
@@ -75,7 +82,7 @@ async fn invite(
     let requests = body
         .into_iter()
         .map(|b| InviteRequest {
-            email: b.email,
+            email: b.email.to_string(),
             role: b.role,
         })
         .collect();
@@ -93,14 +100,30 @@ async fn reinvite(
     Ok(data(InviteResult::from(invited)))
 }
 
+/// The link that works now, again; `newLink` is true when it could not be
+/// shown again (an invitation from before links were kept) and a new one
+/// replaced it.
 async fn invite_link(
     State(state): State<AppState>,
     SignedIn(actor): SignedIn,
     Id(id): Id<UserId>,
     ClientOrigin(origin): ClientOrigin,
 ) -> Result<Json<Data<Value>>> {
-    let invited = state.usher().new_invite_link(&actor, id, &origin).await?;
-    Ok(data(json!({"link": invited.accept_url})))
+    let invited = state.usher().invite_link(&actor, id, &origin).await?;
+    Ok(data(
+        json!({"link": invited.accept_url, "newLink": invited.new_link}),
+    ))
+}
+
+/// A new link; the earlier ones stop working. Answered as a resend is.
+async fn renew_invite_link(
+    State(state): State<AppState>,
+    SignedIn(actor): SignedIn,
+    Id(id): Id<UserId>,
+    ClientOrigin(origin): ClientOrigin,
+) -> Result<Json<Data<InviteResult>>> {
+    let invited = state.usher().renew_invite_link(&actor, id, &origin).await?;
+    Ok(data(InviteResult::from(invited)))
 }
 
 async fn revoke(
@@ -133,6 +156,9 @@ async fn resolve(
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct AcceptBody {
+    /// Left out, it is a link without its token: n8n's "Invalid invite
+    /// URL" (the service's), not "token is required.".
+    #[serde(default)]
     token: String,
     first_name: String,
     last_name: String,

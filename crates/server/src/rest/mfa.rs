@@ -19,6 +19,7 @@ use crate::{
 
 pub fn router() -> Router<AppState> {
     Router::new()
+        .route("/mfa/can-enable", post(can_enable))
         .route("/mfa/qr", get(qr))
         .route("/mfa/qr/renew", post(renew))
         .route("/mfa/enable", post(enable))
@@ -26,6 +27,16 @@ pub fn router() -> Router<AppState> {
         .route("/mfa/verify", post(verify))
         .route("/mfa/recovery-codes", post(recovery_codes))
         .route("/mfa/enforce-mfa", post(enforce))
+}
+
+/// n8n's question before a set-up: `{}` when the caller may enrol, else
+/// the reason (404 with the feature off, 400 when enrolled already).
+async fn can_enable(
+    State(state): State<AppState>,
+    SignedIn(actor): SignedIn,
+) -> Result<Json<Data<Value>>> {
+    state.usher().can_enable_mfa(&actor)?;
+    Ok(data(json!({})))
 }
 
 /// The secret being set up (`qrCode` is the otpauth URI, as n8n names it)

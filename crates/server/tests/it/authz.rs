@@ -65,7 +65,7 @@ const TABLE: &[(&str, &str, [Outcome; 5])] = &[
     ("POST",   "/rest/owner/setup",                       [Allow, Deny,  Allow, Allow, Allow]), // * 400: set up already
     ("POST",   "/rest/owner/skip-setup",                  [Allow, Deny,  Allow, Allow, Allow]), // * 400: set up already
     ("POST",   "/rest/login",                             [Allow, Deny,  Allow, Allow, Allow]), // * 400: incomplete body
-    ("POST",   "/rest/logout",                            [Allow, Allow, Allow, Allow, Allow]),
+    ("POST",   "/rest/logout",                            [Deny,  Allow, Allow, Allow, Allow]), // n8n: 401 without a session
     // /api/v1: each caller sends their own API key, with every scope their
     // role may grant (a member's key can have none); anonymous and pending
     // callers have no key.
@@ -78,9 +78,9 @@ const TABLE: &[(&str, &str, [Outcome; 5])] = &[
     ("GET",    "/api/v1/docs",                            [Allow, Allow, Allow, Allow, Allow]),
     ("GET",    "/api/v1/docs/",                           [Allow, Allow, Allow, Allow, Allow]),
     ("POST",   "/rest/forgot-password",                   [Allow, Deny,  Allow, Allow, Allow]), // * 400: incomplete body
-    ("GET",    "/rest/resolve-password-token",            [Allow, Deny,  Allow, Allow, Allow]), // * 404: no such token
+    ("GET",    "/rest/resolve-password-token",            [Allow, Deny,  Allow, Allow, Allow]), // * 400: no token
     ("POST",   "/rest/change-password",                   [Allow, Deny,  Allow, Allow, Allow]), // * 400: incomplete body
-    ("GET",    "/rest/resolve-signup-token",              [Allow, Deny,  Allow, Allow, Allow]), // * 404: no such token
+    ("GET",    "/rest/resolve-signup-token",              [Allow, Deny,  Allow, Allow, Allow]), // * 400: no token
     ("POST",   "/rest/invitations/accept",                [Allow, Deny,  Allow, Allow, Allow]), // * 400: incomplete body
 
     // One's own account.
@@ -88,6 +88,7 @@ const TABLE: &[(&str, &str, [Outcome; 5])] = &[
     ("GET",    "/rest/me",                                [Deny,  Allow, Allow, Allow, Allow]),
     ("PATCH",  "/rest/me",                                [Deny,  Deny,  Allow, Allow, Allow]),
     ("PATCH",  "/rest/me/password",                       [Deny,  Allow, Allow, Allow, Allow]),
+    ("POST",   "/rest/mfa/can-enable",                    [Deny,  Deny,  Allow, Allow, Allow]),
     ("GET",    "/rest/mfa/qr",                            [Deny,  Deny,  Allow, Allow, Allow]),
     ("POST",   "/rest/mfa/qr/renew",                      [Deny,  Deny,  Allow, Allow, Allow]),
     ("POST",   "/rest/mfa/enable",                        [Deny,  Deny,  Allow, Allow, Allow]), // 400: nothing to confirm
@@ -113,6 +114,7 @@ const TABLE: &[(&str, &str, [Outcome; 5])] = &[
     ("DELETE", "/rest/invitations/{id}",                  [Deny,  Deny,  Deny,  Allow, Allow]),
     ("POST",   "/rest/users/{id}/reinvite",               [Deny,  Deny,  Deny,  Allow, Allow]),
     ("POST",   "/rest/users/{id}/invite-link",            [Deny,  Deny,  Deny,  Allow, Allow]),
+    ("POST",   "/rest/users/{id}/invite-link/renew",      [Deny,  Deny,  Deny,  Allow, Allow]),
     ("GET",    "/rest/audit",                             [Deny,  Deny,  Deny,  Allow, Allow]),
     ("POST",   "/rest/owner/transfer",                    [Deny,  Deny,  Deny,  Deny,  Allow]), // owner: 400, wrong password
 
@@ -180,7 +182,12 @@ fn request(method: &str, pattern: &str, ids: &Ids) -> (String, Option<Value>) {
     let id = match (method, pattern) {
         ("DELETE", "/rest/users/{id}" | "/api/v1/users/{id}") => &ids.dan,
         (_, p) if p.starts_with("/api/v1/users/{id}") => &ids.tom,
-        ("POST", "/rest/users/{id}/reinvite" | "/rest/users/{id}/invite-link") => &ids.ivy,
+        (
+            "POST",
+            "/rest/users/{id}/reinvite"
+            | "/rest/users/{id}/invite-link"
+            | "/rest/users/{id}/invite-link/renew",
+        ) => &ids.ivy,
         (_, p) if p.starts_with("/rest/users/{id}") => &ids.tom,
         ("DELETE", "/rest/invitations/{id}") => &ids.ivo,
         ("DELETE", "/rest/projects/{id}") => &ids.scratch,
@@ -228,7 +235,7 @@ fn request(method: &str, pattern: &str, ids: &Ids) -> (String, Option<Value>) {
         ("POST", "/rest/projects/{id}/members") => {
             json!({"userId": ids.tom, "role": "project:viewer"})
         }
-        ("POST", "/rest/api-keys") => json!({"label": "New key"}),
+        ("POST", "/rest/api-keys") => json!({"label": "New key", "scopes": [], "expiresAt": null}),
         // false: the owner's call must not make every later caller enrol.
         ("POST", "/rest/mfa/enforce-mfa") => json!({"enforce": false}),
         ("PATCH", "/rest/api-keys/{id}") => json!({"label": "Renamed key"}),
@@ -357,7 +364,7 @@ async fn world(db: Db, caller: Caller) -> (TestServer, Client, Ids) {
                     &client,
                     Method::POST,
                     "/rest/api-keys",
-                    json!({"label": label, "scopes": scopes}),
+                    json!({"label": label, "scopes": scopes, "expiresAt": null}),
                 )
             };
             let first = key("Key").await;

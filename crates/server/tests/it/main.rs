@@ -12,6 +12,7 @@ mod errors;
 mod invitations;
 mod mail_sink;
 mod mfa;
+mod n8n_validation;
 mod onboarding;
 mod personal;
 mod personal_projects;

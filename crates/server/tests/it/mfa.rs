@@ -344,7 +344,7 @@ async fn mfa_enabled_shows_in_both_apis_and_the_setting_hides_enrolment_only(db:
     let key = body(
         owner
             .post(server.at("/rest/api-keys"))
-            .json(&json!({"label": "k", "scopes": ["user:read"]}))
+            .json(&json!({"label": "k", "scopes": ["user:read"], "expiresAt": null}))
             .send()
             .await?,
     )

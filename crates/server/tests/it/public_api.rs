@@ -44,13 +44,13 @@ async fn keys_are_shown_once_scoped_by_role_and_listed_masked(db: Db) -> TestRes
 
     let twin = owner
         .post(server.at("/rest/api-keys"))
-        .json(&json!({"label": "CI", "scopes": ["user:read"]}))
+        .json(&json!({"label": "CI", "scopes": ["user:read"], "expiresAt": null}))
         .send()
         .await?;
     assert_eq!(twin.status(), StatusCode::CONFLICT);
     let long = owner
         .post(server.at("/rest/api-keys"))
-        .json(&json!({"label": "x".repeat(51), "scopes": ["user:read"]}))
+        .json(&json!({"label": "x".repeat(51), "scopes": ["user:read"], "expiresAt": null}))
         .send()
         .await?;
     assert_eq!(long.status(), StatusCode::BAD_REQUEST);
@@ -77,7 +77,7 @@ async fn keys_are_shown_once_scoped_by_role_and_listed_masked(db: Db) -> TestRes
     );
     let refused = member
         .post(server.at("/rest/api-keys"))
-        .json(&json!({"label": "mine", "scopes": ["user:list"]}))
+        .json(&json!({"label": "mine", "scopes": ["user:list"], "expiresAt": null}))
         .send()
         .await?;
     assert_eq!(

@@ -39,7 +39,7 @@ async fn schemathesis_finds_no_server_error_and_no_answer_that_breaks_the_schema
     }
     let created = owner
         .post(server.at("/rest/api-keys"))
-        .json(&json!({"label": "schemathesis", "scopes": ["user:read", "user:list", "user:create", "user:changeRole", "user:delete"]}))
+        .json(&json!({"label": "schemathesis", "scopes": ["user:read", "user:list", "user:create", "user:changeRole", "user:delete"], "expiresAt": null}))
         .send()
         .await?;
     let key = body(created).await["data"]["rawApiKey"]
