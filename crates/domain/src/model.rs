@@ -126,7 +126,12 @@ impl Email {
         let (local, domain) = self.0.split_once('@').unwrap_or((&self.0, ""));
         let (unicode, _) = idna::domain_to_unicode(domain);
         let shown = format!("{local}@{unicode}");
-        unicode_security::confusable_detection::skeleton(&shown).collect()
+        // Skeletons are made of case-sensitive prototypes ("0" becomes "O"),
+        // and addresses are lower-cased: fold the case after mapping, or
+        // `0wner@` would not meet `owner@`.
+        unicode_security::confusable_detection::skeleton(&shown)
+            .collect::<String>()
+            .to_lowercase()
     }
 }
 
@@ -392,6 +397,8 @@ mod tests {
         assert!(Email::parse("jоhn@example.com").is_err());
         assert_eq!(skeleton("ann@example.com"), skeleton("ann@exаmple.com"));
         assert_eq!(skeleton("mary@example.com"), skeleton("rnary@example.com"));
+        assert_eq!(skeleton("owner@example.com"), skeleton("0wner@example.com"));
+        assert_eq!(skeleton("owner@example.com"), skeleton("owner@example.c0m"));
         assert_ne!(skeleton("ann@example.com"), skeleton("anne@example.com"));
     }
 

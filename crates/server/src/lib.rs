@@ -153,7 +153,14 @@ fn setting(name: &'static str) -> impl Fn(String) -> StartError {
 fn load_or_create_key(folder: &Path) -> Result<Secret, String> {
     let path = folder.join("encryption-key");
     match std::fs::read_to_string(&path) {
-        Ok(key) if !key.trim().is_empty() => return Ok(Secret::new(key.trim())),
+        Ok(key) if !key.trim().is_empty() => {
+            // A key file from before, or copied in by hand, is narrowed to
+            // its owner too.
+            if let Err(e) = private_file(&path).and_then(|()| private_folder(folder)) {
+                tracing::warn!(path = %path.display(), error = %e, "cannot make the key file private");
+            }
+            return Ok(Secret::new(key.trim()));
+        }
         Ok(_) => return Err(format!("{} is empty", path.display())),
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
             return Err(format!("cannot read {}: {e}", path.display()));
@@ -194,6 +201,17 @@ fn private_folder(_: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+#[cfg(unix)]
+fn private_file(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+}
+
+#[cfg(not(unix))]
+fn private_file(_: &Path) -> std::io::Result<()> {
+    Ok(())
+}
+
 #[cfg(not(unix))]
 fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     std::fs::write(path, contents)
@@ -225,6 +243,7 @@ fn app(state: AppState) -> Router {
         .merge(with_session);
     let base = state.settings().base_path.clone();
     let input_state = state.clone();
+    let host_state = state.clone();
     let routes = routes.with_state(state);
     // Under N8N_PATH the routes see paths with the prefix taken off, so both
     // `/team` and `/team/` reach the home page.
@@ -238,6 +257,10 @@ fn app(state: AppState) -> Router {
     routes
         .layer(DefaultBodyLimit::max(1024 * 1024))
         .layer(middleware::from_fn_with_state(input_state, input::layer))
+        .layer(middleware::from_fn_with_state(
+            host_state,
+            security::known_host,
+        ))
         .layer(middleware::from_fn(security::headers))
         .layer(middleware::from_fn(request_id::layer))
 }

@@ -10,6 +10,10 @@
 //! - [`same_origin`]: a state-changing request (anything but GET, HEAD and
 //!   OPTIONS) to the pages or `/rest` that a browser says comes from another
 //!   origin is refused with 403, before any handler runs;
+//! - [`known_host`]: a request addressed to a host name Usher does not go by
+//!   is refused (421) before anything else, so a page on another site whose
+//!   name was pointed at Usher's address (DNS rebinding) cannot use it, even
+//!   while set-up is skipped or user management is off;
 //! - [`form_tokens`]: every state-changing request to a page must carry the
 //!   form token of its session (or, before sign-in, of a cookie of its own),
 //!   which every page form holds in a hidden `_csrf` field; the layout gets
@@ -64,18 +68,133 @@ pub async fn headers(request: Request, next: Next) -> Response {
 /// addressed to). Requests without `Origin` or `Sec-Fetch-Site` (scripts,
 /// old browsers) pass: the form token and `SameSite` cover those.
 pub async fn same_origin(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    let inner = path
+        .strip_prefix(state.settings().base_path.as_str())
+        .unwrap_or(path);
+    let is_api = state.is_api_path(path);
     let safe = matches!(
         *request.method(),
         Method::GET | Method::HEAD | Method::OPTIONS
-    );
-    if safe || !cross_origin(request.headers(), &state.settings().base_url) {
+    ) && !changes_state_on_get(inner);
+    if safe {
         return next.run(request).await;
     }
-    if state.is_api_path(request.uri().path()) {
-        ApiError::new(StatusCode::FORBIDDEN, CROSS_ORIGIN).into_response()
-    } else {
-        refuse(&state, StatusCode::FORBIDDEN, CROSS_ORIGIN)
+    if cross_origin(request.headers(), &state.settings().base_url) {
+        return if is_api {
+            ApiError::new(StatusCode::FORBIDDEN, CROSS_ORIGIN).into_response()
+        } else {
+            refuse(&state, StatusCode::FORBIDDEN, CROSS_ORIGIN)
+        };
     }
+    // `/rest` takes JSON or nothing: a form another site posts (which an old
+    // browser may send without Origin) is neither.
+    if is_api && !json_or_nothing(request.headers()) {
+        return ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Send the request body as JSON, with the header Content-Type: application/json.",
+        )
+        .into_response();
+    }
+    next.run(request).await
+}
+
+/// n8n's contract has two GETs under `/rest` that change something (the
+/// first asks for a two-factor secret, the second makes a reset link):
+/// they get the cross-origin check of a POST.
+fn changes_state_on_get(inner: &str) -> bool {
+    inner == "/rest/mfa/qr"
+        || (inner.starts_with("/rest/users/") && inner.ends_with("/password-reset-link"))
+}
+
+/// Whether a request's body is JSON, or there is no body type at all.
+fn json_or_nothing(headers: &HeaderMap) -> bool {
+    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+        return true;
+    };
+    let essence = value
+        .to_str()
+        .unwrap_or_default()
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json" || essence.ends_with("+json")
+}
+
+/// Paths any host name may reach: health checks for orchestrators, and the
+/// forward-authentication endpoints, which proxies call with the protected
+/// tool's host name.
+const ANY_HOST: &[&str] = &["/healthz", "/api/authz/"];
+
+/// Refuses a request addressed to a host name that is not Usher's: the base
+/// URL's, one in N8N_ALLOWED_HOSTS, an IP address, `localhost`, or a name
+/// without a dot (a container or machine name on a private network, which
+/// no page on the internet can be given). A DNS rebinding attack needs a
+/// public name of the attacker's, which is none of these.
+pub async fn known_host(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    let inner = path
+        .strip_prefix(state.settings().base_path.as_str())
+        .unwrap_or(path);
+    if ANY_HOST.iter().any(|p| inner.starts_with(p)) {
+        return next.run(request).await;
+    }
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(host_name)
+        .unwrap_or_default();
+    let settings = state.settings();
+    if host.is_empty() || host_allowed(&host, &settings.base_url, &settings.allowed_hosts) {
+        return next.run(request).await;
+    }
+    let error = ApiError::new(
+        StatusCode::MISDIRECTED_REQUEST,
+        format!(
+            "This Usher answers for {}, not for {host}. If {host} is Usher's own name, \
+             set N8N_EDITOR_BASE_URL (or N8N_HOST) to it, or add it to N8N_ALLOWED_HOSTS.",
+            origin_of(&settings.base_url).unwrap_or_default()
+        ),
+    );
+    if state.is_api_path(inner) {
+        error.into_response()
+    } else {
+        pages::error_page_without_visitor(&state, error)
+    }
+}
+
+/// The host name of a `Host` header, lower-cased, without port, brackets or
+/// a trailing dot.
+fn host_name(header: &str) -> String {
+    let header = header.trim();
+    let name = if let Some(rest) = header.strip_prefix('[') {
+        rest.split(']').next().unwrap_or_default()
+    } else {
+        header.rsplit_once(':').map_or(header, |(name, port)| {
+            if port.bytes().all(|b| b.is_ascii_digit()) {
+                name
+            } else {
+                header
+            }
+        })
+    };
+    name.trim_end_matches('.').to_ascii_lowercase()
+}
+
+fn host_allowed(host: &str, base_url: &str, allowed: &[String]) -> bool {
+    let base = url::Url::parse(base_url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
+        .unwrap_or_default();
+    host == base.trim_start_matches('[').trim_end_matches(']')
+        || host.parse::<std::net::IpAddr>().is_ok()
+        || host == "localhost"
+        || host.ends_with(".localhost")
+        || !host.contains('.')
+        || allowed.iter().any(|a| a == "*" || a == host)
 }
 
 pub const FORM_EXPIRED: &str = "This form has expired, or it came from another website. \
@@ -252,6 +371,31 @@ mod tests {
             }
         }
         assert!(forms > 20, "only {forms} forms found");
+    }
+
+    #[test]
+    fn only_usher_s_names_and_private_ones_are_answered() {
+        let base = "https://usher.example.com";
+        let allowed = vec!["sso.example.org".to_owned()];
+        for (header, ok) in [
+            ("usher.example.com", true),
+            ("USHER.example.com.:443", true),
+            ("127.0.0.1:5678", true),
+            ("[::1]:5678", true),
+            ("localhost:5678", true),
+            ("app.localhost", true),
+            ("usher:5678", true),
+            ("sso.example.org", true),
+            ("rebind.attacker.example:5678", false),
+            ("usher.example.com.evil.example", false),
+        ] {
+            assert_eq!(
+                host_allowed(&host_name(header), base, &allowed),
+                ok,
+                "{header}"
+            );
+        }
+        assert!(host_allowed("anything.example", base, &["*".to_owned()]));
     }
 
     #[test]

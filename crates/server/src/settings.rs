@@ -40,6 +40,9 @@ pub struct Settings {
     pub public_api_disabled: bool,
     /// N8N_MFA_ENABLED: two-factor authentication can be set up.
     pub mfa_enabled: bool,
+    /// N8N_ALLOWED_HOSTS (Usher's): host names besides the base URL's that
+    /// requests may be addressed to; `*` allows any.
+    pub allowed_hosts: Vec<String>,
 }
 
 /// Email: SMTP (optional) and the templates that replace the built-in ones.
@@ -331,6 +334,12 @@ impl Settings {
             mail: MailSettings::from_env(env)?,
             public_api_disabled: env.bool("N8N_PUBLIC_API_DISABLED", false)?,
             mfa_enabled: env.bool("N8N_MFA_ENABLED", true)?,
+            allowed_hosts: env
+                .string("N8N_ALLOWED_HOSTS", "")?
+                .split(',')
+                .map(|h| h.trim().trim_end_matches('.').to_ascii_lowercase())
+                .filter(|h| !h.is_empty())
+                .collect(),
         })
     }
 }
@@ -498,6 +507,7 @@ pub const KNOWN: &[&str] = &[
     "N8N_AUTH_COOKIE_NAME",
     "N8N_PASSWORD_MIN_LENGTH",
     "N8N_PROXY_HOPS",
+    "N8N_ALLOWED_HOSTS",
     "N8N_EMAIL_MODE",
     "N8N_SMTP_EMAIL_MODE",
     "N8N_SMTP_HOST",

@@ -83,7 +83,8 @@ impl UserStore for SqlStore {
                 Sql::new(
                     "UPDATE users SET email = $1, first_name = $2, last_name = $3, \
                      password_hash = $4, password_change_required = 0, updated_at = $5, \
-                     email_skeleton = $7 \
+                     email_skeleton = $7, mfa_enabled = 0, mfa_secret = NULL, \
+                     mfa_pending_secret = NULL \
                      WHERE role = $6 AND email IS NULL RETURNING *",
                 )
                 .bind(claim.email.as_str())
@@ -110,6 +111,9 @@ impl UserStore for SqlStore {
         for statement in [
             "DELETE FROM password_resets WHERE user_id = $1",
             "DELETE FROM sessions WHERE user_id = $1",
+            "DELETE FROM mfa_recovery_codes WHERE user_id = $1",
+            "DELETE FROM mfa_used_steps WHERE user_id = $1",
+            "DELETE FROM login_challenges WHERE user_id = $1",
         ] {
             write.execute(Sql::new(statement).bind(owner.id)).await?;
         }
@@ -283,15 +287,27 @@ impl UserStore for SqlStore {
 
     async fn revoke_open_access(&self) -> StoreResult<(u64, u64)> {
         let mut write = self.auth_write().await?;
-        let keys = write.execute(Sql::new("DELETE FROM api_keys")).await?;
+        let api_keys = write.execute(Sql::new("DELETE FROM api_keys")).await?;
         let invitations = write
             .execute(Sql::new(
                 "DELETE FROM users WHERE password_hash IS NULL AND role <> 'global:owner' \
                  AND id IN (SELECT user_id FROM invitations)",
             ))
             .await?;
+        // Every session of that time (of users who accepted an invitation,
+        // or were added directly), and every setting then written (the
+        // invitation email's wording, MFA enforcement): only the instance's
+        // own key fingerprint and the set-up flags are the instance's.
+        write.execute(Sql::new("DELETE FROM sessions")).await?;
+        write
+            .execute(
+                Sql::new("DELETE FROM settings WHERE key <> $1 AND key <> $2")
+                    .bind(keys::KEY_FINGERPRINT)
+                    .bind(keys::SETUP_SKIPPED),
+            )
+            .await?;
         write.commit().await?;
-        Ok((keys, invitations))
+        Ok((api_keys, invitations))
     }
 
     async fn reset_user_management(&self, new_owner: UserId, now: Millis) -> StoreResult<()> {
@@ -356,10 +372,11 @@ impl UserStore for SqlStore {
         ] {
             write.execute(Sql::new(statement).bind(new_owner)).await?;
         }
+        // Back to the first run: no setting survives (the invitation email's
+        // wording, MFA enforcement, reports) but the instance key's
+        // fingerprint, which belongs to the instance, not to its users.
         write
-            .execute(Sql::new(
-                "DELETE FROM settings WHERE key = 'userManagement.setupSkipped'",
-            ))
+            .execute(Sql::new("DELETE FROM settings WHERE key <> $1").bind(keys::KEY_FINGERPRINT))
             .await?;
         write.commit().await
     }

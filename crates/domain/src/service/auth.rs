@@ -173,15 +173,17 @@ impl Usher {
         let email_key = email
             .as_ref()
             .map_or_else(|| login.trim().to_lowercase(), |e| e.to_string());
-        self.throttle(&self.login_key(&email_key, origin), LOGIN_PER_EMAIL)
-            .await?;
-        self.throttle(&format!("login:ip:{}", origin.ip), LOGIN_PER_IP)
-            .await?;
-
         let user = match &email {
             Some(email) => self.store.user_by_email(email).await?,
             None => None,
         };
+        self.throttle(
+            &self.login_key(&email_key, user.as_ref(), origin),
+            LOGIN_PER_EMAIL,
+        )
+        .await?;
+        self.throttle(&format!("login:ip:{}", origin.ip), LOGIN_PER_IP)
+            .await?;
         // Unknown and pending users cost one hash verification too, so the
         // answer's timing does not tell whether an account exists.
         let hash = user.as_ref().and_then(|u| u.password_hash.as_deref());

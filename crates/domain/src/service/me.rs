@@ -53,7 +53,8 @@ impl Usher {
                     "Enter your current password to change your email address.",
                 ));
             }
-            self.check_current_password(user, &password).await?;
+            self.check_current_password(user, &password, "currentPassword")
+                .await?;
             self.require_second_factor(user, &update.factor, |message| {
                 Error::field("mfaCode", message)
             })
@@ -104,7 +105,8 @@ impl Usher {
         origin: &Origin,
     ) -> Result<()> {
         let user = &actor.user;
-        self.check_current_password(user, current).await?;
+        self.check_current_password(user, current, "currentPassword")
+            .await?;
         self.require_second_factor(user, factor, |message| Error::field("mfaCode", message))
             .await?;
         self.config.password_policy.check(new)?;
@@ -121,21 +123,5 @@ impl Usher {
         self.audit(Some(user), "user.password_changed", Some(user), "", origin)
             .await;
         Ok(())
-    }
-
-    /// Within the user's limit of wrong answers (see [`super::throttle`]).
-    async fn check_current_password(&self, user: &User, password: &Secret) -> Result<()> {
-        let check = async {
-            let verified = self
-                .hasher
-                .verify(password, user.password_hash.as_deref())
-                .await?;
-            Ok(verified.matches)
-        };
-        if self.guarded(user.id, check).await? {
-            Ok(())
-        } else {
-            Err(Error::field("currentPassword", WRONG_CURRENT_PASSWORD))
-        }
     }
 }

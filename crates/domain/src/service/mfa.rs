@@ -171,7 +171,16 @@ impl Usher {
         self.mfa_setup(actor, base32, codes)
     }
 
+    /// Enrolment is for a signed-in account: not for the owner shell that
+    /// everyone acts as while set-up is skipped (whoever passes by would
+    /// choose the real owner's second factor), nor without a session.
     fn not_enrolled(actor: &Actor) -> Result<()> {
+        if actor.session.is_none() || actor.user.is_owner_shell() {
+            return Err(Error::forbidden(
+                "Two-factor authentication is for signed-in accounts: set up the owner account \
+                 and sign in first.",
+            ));
+        }
         if actor.user.mfa_enabled {
             return Err(Error::invalid(
                 "Two-factor authentication is on already. Turn it off first to set up a new device.",
@@ -203,6 +212,7 @@ impl Usher {
     /// `POST /rest/mfa/enable`: a current code confirms the pending set-up.
     pub async fn enable_mfa(&self, actor: &Actor, code: &str, origin: &Origin) -> Result<()> {
         self.mfa_feature()?;
+        Self::not_enrolled(actor)?;
         let sealed = self
             .store
             .pending_mfa_secret(actor.user.id)
@@ -491,7 +501,7 @@ impl Usher {
             .map(|e| e.to_string())
             .unwrap_or_default();
         self.throttle(
-            &self.login_key(&email, origin),
+            &self.login_key(&email, Some(&user), origin),
             super::auth::LOGIN_PER_EMAIL,
         )
         .await?;

@@ -37,22 +37,30 @@ impl Usher {
             .rev()
             .collect();
         let (keys_revoked, invitations_revoked) = self.store.revoke_open_access().await?;
+        let revoked = format!(
+            "{} and {} made while the instance was open",
+            count(keys_revoked, "API key", "API keys"),
+            count(
+                invitations_revoked,
+                "pending invitation",
+                "pending invitations"
+            ),
+        );
         self.audit(
             Some(owner),
             "owner.open_access_revoked",
             None,
-            format!(
-                "{} and {} made while the instance was open",
-                count(keys_revoked, "API key", "API keys"),
-                count(
-                    invitations_revoked,
-                    "pending invitation",
-                    "pending invitations"
-                ),
-            ),
+            revoked.clone(),
             origin,
         )
         .await;
+        // What was revoked first, then what was made, oldest first.
+        let made: Vec<String> = std::iter::once(format!(
+            "Revoked now: {revoked}, every session of that time, and every setting then \
+             changed (such as the invitation email's wording)."
+        ))
+        .chain(made)
+        .collect();
         let report = serde_json::to_string(&made)
             .map_err(|e| crate::Error::Internal(format!("report: {e}")))?;
         self.store
@@ -93,8 +101,13 @@ fn in_words(event: &AuditEvent) -> String {
     let target = event.target.as_deref().unwrap_or_default();
     let detail = event.detail.as_str();
     match event.action.as_str() {
-        "api_key.created" => format!("An API key, “{detail}”, was made. It is revoked now."),
-        "invitation.sent" => format!("{target} was invited. The invitation is revoked now."),
+        "api_key.created" => format!("An API key, “{detail}”, was made."),
+        "invitation.sent" => format!("{target} was invited."),
+        "invitation.accepted" => {
+            format!("{target} accepted an invitation and has an account: check it.")
+        }
+        "settings.invite_email" => "The invitation email's wording was changed.".to_owned(),
+        "mfa.enabled" => format!("Two-factor authentication was set up for {target}."),
         "user.created" => format!("{target} was added with a temporary password."),
         "workflow.created" => format!("The workflow {detail} was created."),
         "credential.created" => format!("The credential {detail} was created."),

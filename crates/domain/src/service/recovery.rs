@@ -52,17 +52,17 @@ impl Usher {
         if !self.mailer.is_configured() {
             return Err(Error::invalid(NO_EMAIL));
         }
-        let key = email.trim().to_lowercase();
-        self.throttle(&format!("forgot:email:{key}"), FORGOT_PER_EMAIL)
-            .await?;
+        // Counted by the address as stored (IDNA, lower case), so that
+        // `ann@ｅxample.com` counts as `ann@example.com`; what does not
+        // parse counts by the per-address limit only.
+        let parsed = Email::parse(email);
+        if let Ok(email) = &parsed {
+            self.throttle(&format!("forgot:email:{email}"), FORGOT_PER_EMAIL)
+                .await?;
+        }
         self.throttle(&format!("forgot:ip:{}", origin.ip), FORGOT_PER_IP)
             .await?;
-        let Ok(email) = Email::parse(email) else {
-            return Err(Error::field(
-                "email",
-                format!("'{}' is not a valid email address.", email.trim()),
-            ));
-        };
+        let email = parsed?;
         let usher = self.clone();
         let origin = origin.clone();
         tokio::spawn(async move {

@@ -75,14 +75,8 @@ impl Usher {
                 "Only the signed-in owner can hand over ownership.",
             ));
         }
-        if !self
-            .hasher
-            .verify(password, actor.user.password_hash.as_deref())
-            .await?
-            .matches
-        {
-            return Err(Error::field("password", super::me::WRONG_CURRENT_PASSWORD));
-        }
+        self.check_current_password(&actor.user, password, "password")
+            .await?;
         let target = self.existing_user(to).await?;
         if target.id == actor.user.id {
             return Err(Error::invalid("You are the owner already."));

@@ -85,37 +85,126 @@ impl Usher {
 
     /// The counter a sign-in attempt for `login` (an email, lower-cased)
     /// goes to: its device cookie's, when the browser shows a valid one for
-    /// that login, else the login's own, which strangers share.
-    pub(super) fn login_key(&self, login: &str, origin: &Origin) -> String {
-        match self.trusted_device(login, origin) {
+    /// that login and `user` (its account, if there is one), else the
+    /// login's own, which strangers share.
+    pub(super) fn login_key(&self, login: &str, user: Option<&User>, origin: &Origin) -> String {
+        match user.and_then(|user| self.trusted_device(login, user, origin)) {
             Some(device) => format!("login:device:{device}"),
             None => format!("login:email:{login}"),
         }
     }
 
     /// A device cookie for a browser that just signed in as `user`: the
-    /// email and a random id, sealed with the instance key (so it cannot
-    /// be forged or read), kept by the browser.
+    /// email, a random id, when it was made and a fingerprint of the
+    /// password it was made with, sealed with the instance key (so it
+    /// cannot be forged or read), kept by the browser.
     pub(super) fn device_token(&self, user: &User) -> Option<Secret> {
         let email = user.email.as_ref()?;
         let id = token::generate().hash;
+        let now = self.now();
+        let password = password_fingerprint(user);
         let sealed = self
             .cipher()
             .ok()?
-            .seal(&format!("{DEVICE}{email}\n{id}"))
+            .seal(&format!("{DEVICE}{email}\n{id}\n{now}\n{password}"))
             .ok()?;
         Some(Secret::new(sealed))
     }
 
-    /// The id of the device cookie `origin` shows, if it is one of ours
-    /// and was made for `login`.
-    fn trusted_device(&self, login: &str, origin: &Origin) -> Option<String> {
+    /// The id of the device cookie `origin` shows, if it is one of ours,
+    /// was made for `login`, within [`DEVICE_LIFETIME`], and with the
+    /// password `user` has now (a password change or reset ends every
+    /// device's standing).
+    fn trusted_device(&self, login: &str, user: &User, origin: &Origin) -> Option<String> {
         let plain = self.cipher().ok()?.open(origin.device.as_deref()?).ok()?;
-        let (email, id) = plain.strip_prefix(DEVICE)?.split_once('\n')?;
-        (email == login).then(|| id.to_owned())
+        let mut parts = plain.strip_prefix(DEVICE)?.split('\n');
+        let (email, id, made, password) =
+            (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+        let made: Millis = made.parse().ok()?;
+        let fresh = self.now() - made < DEVICE_LIFETIME;
+        (email == login && fresh && password == password_fingerprint(user)).then(|| id.to_owned())
+    }
+
+    /// The one check of a signed-in user's current password (changing the
+    /// password or the email, handing over ownership), within the user's
+    /// [`WRONG_SECRETS`] limit; a wrong one is refused naming `field`.
+    pub(super) async fn check_current_password(
+        &self,
+        user: &User,
+        password: &Secret,
+        field: &'static str,
+    ) -> Result<()> {
+        let check = async {
+            let verified = self
+                .hasher
+                .verify(password, user.password_hash.as_deref())
+                .await?;
+            Ok(verified.matches)
+        };
+        if self.guarded(user.id, check).await? {
+            Ok(())
+        } else {
+            Err(Error::field(field, super::me::WRONG_CURRENT_PASSWORD))
+        }
     }
 }
 
 /// What a sealed device cookie starts with, so that no other sealed value
 /// passes for one.
-const DEVICE: &str = "device:";
+const DEVICE: &str = "device:v2:";
+
+/// How long a device cookie counts: as long as the browser keeps it.
+const DEVICE_LIFETIME: Millis = 365 * 24 * 60 * MINUTE;
+
+/// Which password a device cookie was made with: a few bytes of a hash of
+/// the stored hash, nothing a copy of the cookie could be checked against.
+fn password_fingerprint(user: &User) -> String {
+    use sha2::Digest as _;
+    let hash = user.password_hash.as_deref().unwrap_or_default();
+    hex::encode(&sha2::Sha256::digest(format!("usher-device:{hash}"))[..8])
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every check of a password goes through this module (or sign-in,
+    /// which has its own counters): a new `hasher.verify` elsewhere would be
+    /// a way to guess without limit.
+    #[test]
+    fn passwords_are_checked_only_under_a_limit() {
+        let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/service");
+        let mut folders = vec![folder];
+        while let Some(folder) = folders.pop() {
+            for entry in std::fs::read_dir(&folder).unwrap_or_else(|e| panic!("{e}")) {
+                let path = entry.unwrap_or_else(|e| panic!("{e}")).path();
+                if path.is_dir() {
+                    folders.push(path);
+                    continue;
+                }
+                let name = path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .unwrap_or_default();
+                let text = std::fs::read_to_string(&path).unwrap_or_default();
+                // The code, not its tests.
+                let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+                let verifies = code.matches(".verify(").count();
+                let allowed = match name {
+                    // check_current_password
+                    "throttle.rs" => 1,
+                    // login, after its per-email and per-address counters
+                    "auth.rs" => 1,
+                    // the new password must differ from the temporary one,
+                    // which the session's holder signed in with: nothing to
+                    // guess there
+                    "onboarding.rs" => 1,
+                    _ => 0,
+                };
+                assert!(
+                    verifies <= allowed,
+                    "{}: a password is checked outside the limits",
+                    path.display()
+                );
+            }
+        }
+    }
+}

@@ -242,6 +242,8 @@ pub fn safe_redirect(state: &AppState, target: &str) -> String {
 fn local_redirect(base_url: &str, base_path: &str, target: &str) -> String {
     let home = format!("{base_path}/");
     let refused = !target.starts_with('/')
+        // Longer than any page of Usher's: a header a proxy would refuse.
+        || target.len() > 2048
         // A scheme-relative URL, however the base path would wrap it.
         || target.starts_with("//")
         || target.starts_with("/\\")
@@ -253,7 +255,13 @@ fn local_redirect(base_url: &str, base_path: &str, target: &str) -> String {
         return home;
     };
     match base.join(&format!("{base_path}{target}")) {
-        Ok(url) if url.origin() == base.origin() && url.path().starts_with(&home) => {
+        // What the browser will make of it, after `..` and `.`: a path that
+        // then starts with `//` would leave Usher's origin.
+        Ok(url)
+            if url.origin() == base.origin()
+                && url.path().starts_with(&home)
+                && !url.path().starts_with("//") =>
+        {
             let mut local = url.path().to_owned();
             if let Some(query) = url.query() {
                 local.push('?');
@@ -307,6 +315,7 @@ mod tests {
             ("/\n/x", "/team/"),
             ("/ /x", "/team/"),
             ("/../../x", "/team/"),
+            ("/..//evil.com", "/team/"),
             ("https://evil.example/", "/team/"),
             ("javascript:alert(1)", "/team/"),
             ("", "/team/"),
@@ -319,5 +328,27 @@ mod tests {
         }
         assert_eq!(local_redirect("http://localhost:5678", "", "/x"), "/x");
         assert_eq!(local_redirect("http://localhost:5678", "", "//x"), "/");
+        for sneaky in [
+            "/..//evil.com",
+            "/a/..//evil.com",
+            "/%2e%2e//evil.com",
+            "/.//evil.com",
+            "/x/../\\evil.com",
+            "/.//evil.com:8080/x",
+        ] {
+            assert_eq!(
+                local_redirect("http://localhost:5678", "", sneaky),
+                "/",
+                "{sneaky}"
+            );
+        }
+        assert_eq!(
+            local_redirect(
+                "http://localhost:5678",
+                "",
+                &format!("/{}", "a".repeat(3000))
+            ),
+            "/"
+        );
     }
 }

@@ -377,6 +377,8 @@ async fn sign_in_never_redirects_away_from_usher(db: Db) -> TestResult {
         ("//evil.example/", "/"),
         ("/\\evil.example", "/"),
         ("https://evil.example/", "/"),
+        ("/..//evil.example", "/"),
+        ("/%2e%2e//evil.example", "/"),
     ] {
         // Six sign-ins: each in a minute of its own, under the limit.
         server.advance_minutes(1);
@@ -642,8 +644,37 @@ async fn setting_up_an_open_instance_revokes_what_was_made_meanwhile_and_says_so
         .send()
         .await?;
     assert_eq!(made.status(), StatusCode::OK);
+    // The passer-by cannot choose the real owner's second factor.
+    let enrol = passer_by.get(server.at("/rest/mfa/qr")).send().await?;
+    assert_eq!(enrol.status(), StatusCode::FORBIDDEN);
+    // ... and the invitation email's wording they write does not survive.
+    let wording = page_form(
+        &server,
+        &passer_by,
+        "/settings/email",
+        &[
+            ("subject", "Join us"),
+            ("html", "<a href=\"{{inviteAcceptUrl}}\">join</a><img src=\"http://evil.example/?u={{inviteAcceptUrl}}\">"),
+        ],
+    )
+    .await
+    .send()
+    .await?;
+    assert!(wording.status().is_success() || wording.status().is_redirection());
 
     let owner = server.owner().await;
+    let me = body(owner.get(server.at("/rest/login")).send().await?).await;
+    assert_eq!(me["data"]["mfaEnabled"], false);
+    let email_page = owner
+        .get(server.at("/settings/email"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    assert!(
+        !email_page.contains("evil.example"),
+        "the wording is back to Usher's"
+    );
 
     let listed = Client::new()
         .get(server.at("/api/v1/users"))
@@ -841,7 +872,175 @@ async fn two_factor_set_up_shows_one_secret_until_it_is_enabled_or_renewed(db: D
     Ok(())
 }
 
+async fn handing_over_ownership_checks_the_password_within_the_limit(db: Db) -> TestResult {
+    let server = TestServer::start(db).await;
+    server.owner().await;
+    let owner = server.signed_in(OWNER_EMAIL, OWNER_PASSWORD).await;
+    let mia = server
+        .add_user(MEMBER_EMAIL, MEMBER_PASSWORD, Role::Admin)
+        .await;
+    server.align_to_window(5 * MINUTE);
+    for _ in 0..5 {
+        let wrong = owner
+            .post(server.at("/rest/owner/transfer"))
+            .json(&json!({"newOwnerId": mia.id.to_string(), "password": "Guess1password"}))
+            .send()
+            .await?;
+        assert_eq!(wrong.status(), StatusCode::BAD_REQUEST);
+    }
+    let right = owner
+        .post(server.at("/rest/owner/transfer"))
+        .json(&json!({"newOwnerId": mia.id.to_string(), "password": OWNER_PASSWORD}))
+        .send()
+        .await?;
+    assert_eq!(
+        right.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "no yes/no oracle"
+    );
+    Ok(())
+}
+
+async fn a_device_cookie_stops_counting_when_the_password_changes(db: Db) -> TestResult {
+    let server = TestServer::start(db).await;
+    server.owner().await;
+    server
+        .add_user(MEMBER_EMAIL, MEMBER_PASSWORD, Role::Member)
+        .await;
+    let old_device = server.signed_in(MEMBER_EMAIL, MEMBER_PASSWORD).await;
+    let member = server.signed_in(MEMBER_EMAIL, MEMBER_PASSWORD).await;
+    let changed = member
+        .patch(server.at("/rest/me/password"))
+        .json(&json!({"currentPassword": MEMBER_PASSWORD, "newPassword": "Changed1password"}))
+        .send()
+        .await?;
+    assert_eq!(changed.status(), StatusCode::OK);
+    server.align_to_window(MINUTE);
+    // The old device cookie is a stranger's now: it shares the email's 5.
+    for _ in 0..5 {
+        let wrong = login(&old_device, &server, MEMBER_EMAIL, "Guess1password").await;
+        assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    }
+    let stranger = login(&server.client(), &server, MEMBER_EMAIL, "Guess1password").await;
+    assert_eq!(stranger.status(), StatusCode::TOO_MANY_REQUESTS);
+    Ok(())
+}
+
+async fn rest_takes_json_or_nothing_and_its_state_changing_gets_refuse_other_sites(
+    db: Db,
+) -> TestResult {
+    let server = TestServer::start(db).await;
+    let owner = server.owner().await;
+    let renew = owner
+        .post(server.at("/rest/mfa/qr/renew"))
+        .header("content-type", "text/plain")
+        .body("{}")
+        .send()
+        .await?;
+    assert_eq!(renew.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let bodiless = owner.post(server.at("/rest/mfa/qr/renew")).send().await?;
+    assert_eq!(bodiless.status(), StatusCode::OK, "a script without a body");
+    let mia = server
+        .add_user(MEMBER_EMAIL, MEMBER_PASSWORD, Role::Member)
+        .await;
+    for path in [
+        "/rest/mfa/qr".to_owned(),
+        format!("/rest/users/{}/password-reset-link", mia.id),
+    ] {
+        let cross = owner
+            .get(server.at(&path))
+            .header("sec-fetch-site", "cross-site")
+            .send()
+            .await?;
+        assert_eq!(cross.status(), StatusCode::FORBIDDEN, "{path}");
+    }
+    Ok(())
+}
+
+async fn reset_requests_count_per_address_as_stored(db: Db) -> TestResult {
+    let sink = crate::mail_sink::SmtpSink::start(
+        crate::mail_sink::Security::Plain,
+        Some((SMTP_USER, SMTP_PASSWORD)),
+    )
+    .await;
+    let server =
+        TestServer::start_with_mail(db, &sink, crate::mail_sink::Security::Plain, &[]).await;
+    server.owner().await;
+    server.align_to_window(60 * MINUTE);
+    let ask = |email: &'static str| {
+        let client = server.client();
+        let url = server.at("/rest/forgot-password");
+        async move {
+            client
+                .post(url)
+                .json(&json!({"email": email}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    for _ in 0..3 {
+        assert_eq!(ask(OWNER_EMAIL).await, StatusCode::OK);
+    }
+    // The same inbox, written with fullwidth letters in the domain.
+    assert_eq!(
+        ask("owner@ｅxample.com").await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    Ok(())
+}
+
+async fn requests_for_another_host_name_are_refused(db: Db) -> TestResult {
+    let server = TestServer::start(db).await;
+    let client = server.client();
+    let skip = client
+        .post(server.at("/rest/owner/skip-setup"))
+        .header("host", "rebind.attacker.example")
+        .header("origin", "http://rebind.attacker.example")
+        .header("sec-fetch-site", "same-origin")
+        .json(&json!({}))
+        .send()
+        .await?;
+    assert_eq!(skip.status(), StatusCode::MISDIRECTED_REQUEST);
+    let answer = body(skip).await;
+    assert!(
+        answer["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("N8N_ALLOWED_HOSTS")
+    );
+    let page = client
+        .get(server.at("/setup"))
+        .header("host", "rebind.attacker.example")
+        .send()
+        .await?;
+    assert_eq!(page.status(), StatusCode::MISDIRECTED_REQUEST);
+    let health = client
+        .get(server.at("/healthz"))
+        .header("host", "rebind.attacker.example")
+        .send()
+        .await?;
+    assert_eq!(health.status(), StatusCode::OK);
+    // A name the operator allows.
+    let allowed =
+        TestServer::start_with(db, &[("N8N_ALLOWED_HOSTS", "usher.internal.example")]).await;
+    let fine = allowed
+        .client()
+        .get(allowed.at("/setup"))
+        .header("host", "usher.internal.example")
+        .send()
+        .await?;
+    assert_eq!(fine.status(), StatusCode::OK);
+    Ok(())
+}
+
 on_both_databases!(
+    handing_over_ownership_checks_the_password_within_the_limit,
+    a_device_cookie_stops_counting_when_the_password_changes,
+    rest_takes_json_or_nothing_and_its_state_changing_gets_refuse_other_sites,
+    reset_requests_count_per_address_as_stored,
+    requests_for_another_host_name_are_refused,
     page_forms_need_the_form_token_of_their_own_session,
     with_samesite_none_another_site_still_cannot_change_anything,
     two_factor_set_up_shows_one_secret_until_it_is_enabled_or_renewed,
