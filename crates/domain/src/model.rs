@@ -273,6 +273,9 @@ pub struct User {
     pub invited_at: Option<Millis>,
     pub created_at: Millis,
     pub updated_at: Millis,
+    /// When they last used a session (stamped at most once a day, as
+    /// n8n's `lastActiveAt`); None for never.
+    pub last_active_at: Option<Millis>,
 }
 
 impl User {

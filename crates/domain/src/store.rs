@@ -137,7 +137,63 @@ pub trait UserStore {
     /// A user whose address looks like `email` (the same skeleton) but is
     /// not `email` itself.
     async fn user_looking_like(&self, email: &Email) -> StoreResult<Option<User>>;
+    /// One page of the users page's list (every user with an email): the
+    /// ones that match, in the order asked, after the cursor when given;
+    /// `search.limit` at most; each with its key in that order, for the
+    /// cursor of the next page (the database's own lower-casing of the
+    /// name, which is not Rust's).
+    async fn search_users(&self, search: &UserSearch) -> StoreResult<Vec<(User, OrderKey)>>;
+    /// Records that the user was active at `now`, unless that was recorded
+    /// since `since` already (at most one write a day per user).
+    async fn touch_user(&self, id: UserId, now: Millis, since: Millis) -> StoreResult<()>;
 }
+
+/// What the users page's list can be ordered by; each walks an index of
+/// (key, id), so a page costs the same wherever it starts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum UserOrder {
+    /// The name shown (the email when there is none), in any case.
+    #[default]
+    Name,
+    Email,
+    Created,
+    LastActive,
+}
+
+/// A state to filter the list by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UserStatus {
+    /// Signed up (has a password).
+    Active,
+    /// Invited, not signed up yet.
+    Pending,
+    /// Must choose a new password at the next sign-in.
+    MustChangePassword,
+    /// Has two-factor authentication on.
+    TwoFactor,
+}
+
+/// Where a page starts: after (or, read backwards, before) this key and id.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OrderKey {
+    Text(String),
+    Number(Millis),
+}
+
+/// The users page's query, as the store runs it.
+#[derive(Clone, Debug, Default)]
+pub struct UserSearch {
+    /// Lower-cased; part of the name shown or of the email. Empty: everyone.
+    pub text: String,
+    pub role: Option<Role>,
+    pub status: Option<UserStatus>,
+    pub order: UserOrder,
+    pub descending: bool,
+    /// Rows after this (key, id) in the order asked.
+    pub after: Option<(OrderKey, UserId)>,
+    pub limit: i64,
+}
+
 
 /// An invitation: a link's token hash, for one pending user, and the token
 /// sealed with the instance key so that the same link can be shown again.

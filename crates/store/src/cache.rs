@@ -287,6 +287,7 @@ pub(crate) mod tests {
             invited_at: None,
             created_at: 1,
             updated_at: 1,
+            last_active_at: None,
         };
         let key = ApiKey {
             id: uuid::Uuid::now_v7(),

@@ -34,6 +34,7 @@ mod sessions;
 mod sql;
 mod sqlite;
 mod tx;
+mod user_search;
 mod users;
 mod workflows;
 mod write;

@@ -29,6 +29,8 @@ pub(crate) struct UserRow {
     invited_at: Option<i64>,
     created_at: i64,
     updated_at: i64,
+    /// 0 for never (a NULL would sort at opposite ends on the two databases).
+    last_active_at: i64,
 }
 
 impl TryFrom<UserRow> for User {
@@ -55,6 +57,7 @@ impl TryFrom<UserRow> for User {
             invited_at: row.invited_at,
             created_at: row.created_at,
             updated_at: row.updated_at,
+            last_active_at: Some(row.last_active_at).filter(|at| *at > 0),
         })
     }
 }

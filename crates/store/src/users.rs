@@ -6,7 +6,8 @@ use usher_domain::{
     model::{Email, Role, User, UserId},
     resources::UNNAMED_PROJECT,
     store::{
-        OwnerClaim, ProfileChange, SetupState, StoreError, StoreResult, UserRef, UserStore, keys,
+        OrderKey, OwnerClaim, ProfileChange, SetupState, StoreError, StoreResult, UserRef,
+        UserSearch, UserStore, keys,
     },
 };
 
@@ -133,6 +134,25 @@ impl UserStore for SqlStore {
 
     async fn user_by_email(&self, email: &Email) -> StoreResult<Option<User>> {
         self.cached_user(&UserRef::Email(email.clone())).await
+    }
+
+    async fn search_users(&self, search: &UserSearch) -> StoreResult<Vec<(User, OrderKey)>> {
+        self.search_user_page(search).await
+    }
+
+    async fn touch_user(&self, id: UserId, now: Millis, since: Millis) -> StoreResult<()> {
+        // Through the write guard like every change to users, so that every
+        // instance's cache learns the new time; at most once a day a user.
+        let mut write = self.auth_write().await?;
+        write
+            .execute(
+                Sql::new("UPDATE users SET last_active_at = $1 WHERE id = $2 AND last_active_at < $3")
+                    .bind(now)
+                    .bind(id)
+                    .bind(since),
+            )
+            .await?;
+        write.commit().await
     }
 
     async fn list_users(&self) -> StoreResult<Vec<User>> {

@@ -252,12 +252,19 @@ impl Usher {
         };
         let hash = token::hash(token);
         let now = self.now();
-        let Some((session, user)) = self.store.session(&hash, now).await? else {
+        let Some((session, mut user)) = self.store.session(&hash, now).await? else {
             return Ok(Identity {
                 instance,
                 actor: None,
             });
         };
+        // Last active, to the day (as n8n's lastActiveAt): one write a day
+        // a user, not one a request.
+        let today = now - now.rem_euclid(DAY);
+        if user.last_active_at.unwrap_or(0) < today {
+            self.store.touch_user(user.id, now, today).await?;
+            user.last_active_at = Some(now);
+        }
         let mut refreshed_until = None;
         let threshold = self.config.sessions.refresh_when_left;
         if threshold.is_some_and(|left| session.expires_at - now < left) {
@@ -286,6 +293,9 @@ impl Usher {
         Ok(())
     }
 }
+
+/// A day in milliseconds.
+const DAY: i64 = 86_400_000;
 
 impl Role {
     /// What a role may not do is decided here, once.

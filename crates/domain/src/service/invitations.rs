@@ -174,6 +174,7 @@ impl Usher {
                     invited_at: Some(now),
                     created_at: now,
                     updated_at: now,
+                    last_active_at: None,
                 };
                 let (invitation, link) = self.new_invitation(actor, user.id, false)?;
                 self.store

@@ -108,6 +108,7 @@ impl Usher {
             invited_at: None,
             created_at: now,
             updated_at: now,
+            last_active_at: None,
         };
         self.store
             .insert_user(&user)

@@ -437,6 +437,7 @@ impl TestServer {
             invited_at: None,
             created_at: now,
             updated_at: now,
+            last_active_at: None,
         };
         self.store
             .insert_user(&user)

@@ -55,6 +55,7 @@ async fn person(store: &dyn Store, email: &str, role: Role) -> Actor {
         invited_at: None,
         created_at: now,
         updated_at: now,
+        last_active_at: None,
     };
     store.insert_user(&user).await.unwrap();
     Actor {
