@@ -299,6 +299,10 @@ pub trait ProjectStore {
     /// Projects the user belongs to, with their role in each.
     async fn projects_of(&self, user: UserId) -> StoreResult<Vec<(Project, ProjectRole)>>;
     async fn all_projects(&self) -> StoreResult<Vec<Project>>;
+    /// The team projects alone, by name (not every user's personal one).
+    async fn team_projects(&self) -> StoreResult<Vec<Project>>;
+    /// How many workflows and credentials a project holds.
+    async fn count_work(&self, project: ProjectId) -> StoreResult<(i64, i64)>;
     /// A new team project with its first admin, in one transaction.
     async fn insert_project(&self, project: &Project, admin: UserId) -> StoreResult<()>;
     async fn rename_project(&self, id: ProjectId, name: &str, now: Millis) -> StoreResult<bool>;

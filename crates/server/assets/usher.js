@@ -78,3 +78,76 @@ document.addEventListener("submit", (event) => {
     form.appendChild(yes);
   }
 });
+
+// ---- users pages (issue 15): each works without this block ----------------
+
+// A select marked data-autosubmit sends its form when changed (the role of a
+// row, the list's filters); its Save button is then not needed.
+document.querySelectorAll("select[data-autosubmit]").forEach((select) => {
+  const form = select.form;
+  if (!form) return;
+  form.querySelectorAll(".autosubmit-save").forEach((b) => { b.hidden = true; });
+  select.addEventListener("change", () => form.requestSubmit());
+});
+
+// Buttons that post a shared form (form="row-action") ask first when they
+// carry data-confirm; the server asks instead without script.
+document.addEventListener("submit", (event) => {
+  const button = event.submitter;
+  const question = button && button.dataset && button.dataset.confirm;
+  if (!question || (event.target.dataset && event.target.dataset.confirm)) return;
+  if (!window.confirm(question)) {
+    event.preventDefault();
+    return;
+  }
+  const form = event.target;
+  if (!form.querySelector("input[name=confirmed]")) {
+    const yes = document.createElement("input");
+    yes.type = "hidden";
+    yes.name = "confirmed";
+    yes.value = "yes";
+    form.appendChild(yes);
+  }
+});
+
+// The "…" menus: one open at a time, closed by Escape or a click elsewhere.
+document.addEventListener("click", (event) => {
+  document.querySelectorAll("details.row-menu[open]").forEach((menu) => {
+    if (!menu.contains(event.target)) menu.open = false;
+  });
+});
+document.addEventListener("keydown", (event) => {
+  if (event.key !== "Escape") return;
+  document.querySelectorAll("details.row-menu[open]").forEach((menu) => {
+    menu.open = false;
+    menu.querySelector("summary").focus();
+  });
+});
+
+// The transfer field searches people as one types: its datalist is filled
+// from the same search the list uses (a few matches, never everyone).
+document.querySelectorAll("form[data-people]").forEach((form) => {
+  const input = form.querySelector("input[list]");
+  const list = input && document.getElementById(input.getAttribute("list"));
+  if (!list) return;
+  const fixed = Array.from(list.options).map((o) => o.cloneNode(true));
+  let timer;
+  input.addEventListener("input", () => {
+    clearTimeout(timer);
+    const text = input.value.trim();
+    if (text.length < 2) return;
+    timer = setTimeout(async () => {
+      const url = form.dataset.people + "?q=" + encodeURIComponent(text);
+      const answer = await fetch(url, { credentials: "same-origin" });
+      if (!answer.ok) return;
+      const people = await answer.json();
+      list.replaceChildren(...fixed.map((o) => o.cloneNode(true)));
+      for (const person of people) {
+        const option = document.createElement("option");
+        option.value = person.value;
+        option.textContent = person.label;
+        list.appendChild(option);
+      }
+    }, 150);
+  });
+});

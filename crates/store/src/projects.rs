@@ -230,6 +230,28 @@ impl ProjectStore for SqlStore {
         projects(found)
     }
 
+    async fn team_projects(&self) -> StoreResult<Vec<Project>> {
+        let found = self
+            .fetch_all(Sql::new(
+                "SELECT * FROM projects WHERE personal_owner_id IS NULL ORDER BY name, id",
+            ))
+            .await?;
+        projects(found)
+    }
+
+    async fn count_work(&self, project: ProjectId) -> StoreResult<(i64, i64)> {
+        let counts: Option<(i64, i64)> = self
+            .fetch_optional(
+                Sql::new(
+                    "SELECT (SELECT COUNT(*) FROM workflows WHERE project_id = $1), \
+                            (SELECT COUNT(*) FROM credentials WHERE project_id = $1)",
+                )
+                .bind(project.0),
+            )
+            .await?;
+        Ok(counts.unwrap_or_default())
+    }
+
     async fn insert_project(&self, project: &Project, admin: UserId) -> StoreResult<()> {
         let mut write = self.write().await?;
         write

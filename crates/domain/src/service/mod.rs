@@ -26,6 +26,7 @@ pub mod recovery;
 pub mod resources;
 pub mod roles;
 pub mod throttle;
+pub mod user_actions;
 pub mod user_browse;
 pub mod user_list;
 

@@ -1,16 +1,22 @@
-//! A user's page, `/settings/users/<id>`: their role and project roles,
-//! password resets by admins, handing over ownership, and deleting them with
-//! their work.
+//! A user's page, `/settings/users/<id>`: who they are, their role and
+//! project roles, a password reset link, and at the bottom a danger zone
+//! (force a reset, remove two-factor, hand over ownership, delete with
+//! their work), each action asking first and answering with a redirect
+//! whose notice names the person.
+//!
+//! The page reads the one user, never the whole list: it stays as fast
+//! with a hundred thousand users as with ten. The person who takes a
+//! leaving user's work is found by a search (`find_people`), not a list.
 
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::{
-    Router,
+    Json, Router,
     extract::{Query, State},
-    response::{IntoResponse, Redirect},
+    response::IntoResponse,
     routing::{get, post},
 };
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use usher_domain::{
     Error,
     model::{Role, User, UserId},
@@ -21,7 +27,9 @@ use usher_domain::{
 
 use super::{
     Layout, Result, Shown, SignedInPage,
-    resources::{ProjectOption, kind_label, project_label},
+    confirm::{self, Confirmation},
+    day, done, flash, initials,
+    resources::kind_label,
     users,
 };
 use crate::{
@@ -49,7 +57,16 @@ pub fn router() -> Router<AppState> {
             "/settings/users/{id}/project-role",
             post(view_user_project_role),
         )
+        .route("/settings/users/{id}/two-factor", post(view_user_two_factor))
         .route("/settings/users/{id}/delete", post(view_user_delete))
+        .route("/settings/users/{id}/people", get(view_user_people))
+}
+
+/// A person offered for a "pick a person" field.
+struct PersonOption {
+    /// What the field takes: their email.
+    value: String,
+    label: String,
 }
 
 #[derive(Template, WebTemplate)]
@@ -59,40 +76,64 @@ struct UserPage {
     id: String,
     name: String,
     email: String,
+    initials: String,
     role: &'static str,
     status: String,
+    last_active: String,
+    created: String,
     role_name: &'static str,
+    owner: bool,
+    mfa: bool,
+    must_change: bool,
     can_reset: bool,
     can_change_role: bool,
     can_make_owner: bool,
+    can_remove_mfa: bool,
     reset_link: Option<String>,
     temporary_password: Option<String>,
     notice: Option<String>,
     error: Option<String>,
-    /// Their project roles, and the projects their work could go to.
+    /// Their project roles, and the team projects their work could go to.
     work: UserWork,
     pending: bool,
     /// Not for the owner, nor for oneself.
     can_delete: bool,
+    /// The delete form as typed, and the people it could mean.
+    delete: DeleteForm,
+    candidates: Vec<PersonOption>,
 }
 
 /// What an admin's reset shows once: a reset link, or a temporary password.
-#[derive(Default)]
+#[derive(Default, Serialize, Deserialize)]
 struct Reset {
+    #[serde(default)]
     link: Option<String>,
+    #[serde(default)]
     temporary_password: Option<String>,
 }
 
+/// What a refused delete shows again.
+#[derive(Default)]
+struct Again {
+    delete: DeleteForm,
+    candidates: Vec<PersonOption>,
+}
+
 /// The page of user `id`, for the owner and admins.
-async fn render(state: &AppState, page: SignedInPage, id: UserId, shown: Shown<Reset>) -> Result {
+async fn render(
+    state: &AppState,
+    page: SignedInPage,
+    id: UserId,
+    shown: Shown<Reset>,
+    again: Again,
+) -> Result {
     let actor = &page.actor;
-    actor.user.role.require_user_manager()?;
-    let everyone = state.usher().users(actor).await?;
-    let user = everyone
-        .iter()
-        .find(|u| u.id == id)
-        .ok_or_else(|| Error::not_found("There is no such user."))?;
-    let work = user_work(state, actor, user, &everyone).await?;
+    let usher = state.usher();
+    let user = usher.user_for_admin(actor, id).await?;
+    let work = user_work(state, actor, &user).await?;
+    let acting_owner = actor.user.role == Role::Owner;
+    let is_self = user.id == actor.user.id;
+    let owner = user.role == Role::Owner;
     Ok(UserPage {
         layout: page.layout.at(&format!("/settings/users/{id}")),
         id: id.to_string(),
@@ -102,43 +143,61 @@ async fn render(state: &AppState, page: SignedInPage, id: UserId, shown: Shown<R
             .as_ref()
             .map(|e| e.to_string())
             .unwrap_or_default(),
+        initials: initials(&user),
         role: user.role.label(),
-        status: users::status(user, &everyone),
+        status: users::status(&user, &[]),
+        last_active: users::last_active(&user, usher.now()),
+        created: day(user.created_at),
         role_name: user.role.as_str(),
-        can_reset: !user.is_pending()
-            && (user.role != Role::Owner || actor.user.role == Role::Owner),
-        can_change_role: user.role != Role::Owner && user.id != actor.user.id,
-        can_make_owner: actor.user.role == Role::Owner
-            && user.id != actor.user.id
-            && !user.is_pending(),
+        owner,
+        mfa: user.mfa_enabled,
+        must_change: user.password_change_required,
+        can_reset: !user.is_pending() && !is_self && (!owner || acting_owner),
+        can_change_role: !owner && !is_self,
+        can_make_owner: acting_owner && !is_self && !user.is_pending(),
+        can_remove_mfa: user.mfa_enabled && !is_self && (!owner || acting_owner),
         reset_link: shown.with.link,
         temporary_password: shown.with.temporary_password,
         notice: shown.notice,
         error: shown.error,
         work,
         pending: user.is_pending(),
-        can_delete: user.role != Role::Owner && user.id != actor.user.id,
+        can_delete: !owner && !is_self,
+        delete: again.delete,
+        candidates: again.candidates,
     }
     .into_response())
-}
-
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct UserQuery {
-    transferred: Option<String>,
 }
 
 async fn view_user_get(
     State(state): State<AppState>,
     page: SignedInPage,
     Id(id): Id<UserId>,
-    Query(query): Query<UserQuery>,
 ) -> Result {
-    let shown = match query.transferred {
-        Some(_) => Shown::notice("This user is now the owner; you are an admin."),
-        None => Shown::default(),
-    };
-    render(&state, page, id, shown).await
+    let reset = flash::once::<Reset>().unwrap_or_default();
+    render(&state, page, id, Shown::default().with(reset), Again::default()).await
+}
+
+/// The user's name for a notice ("Ann Lee"), or their email.
+async fn name_of(state: &AppState, actor: &Actor, id: UserId) -> String {
+    state
+        .usher()
+        .user_for_admin(actor, id)
+        .await
+        .map(|u| u.display_name())
+        .unwrap_or_else(|_| "The user".to_owned())
+}
+
+fn user_path(id: UserId) -> String {
+    format!("/settings/users/{id}")
+}
+
+/// The list's forms send `back`, the list as it was; the page's own don't.
+#[derive(Deserialize, Serialize, Default)]
+#[serde(default)]
+struct ActionForm {
+    back: String,
+    confirmed: Option<String>,
 }
 
 async fn view_user_reset_link(
@@ -146,18 +205,31 @@ async fn view_user_reset_link(
     page: SignedInPage,
     ClientOrigin(origin): ClientOrigin,
     Id(id): Id<UserId>,
+    axum::Form(_form): axum::Form<ActionForm>,
 ) -> Result {
     let link = state
         .usher()
         .password_reset_link(&page.actor, id, &origin)
         .await;
-    let shown = Shown::of(link, |link| {
-        Shown::default().with(Reset {
-            link: Some(link),
-            ..Reset::default()
-        })
-    });
-    render(&state, page, id, shown).await
+    match link {
+        Ok(link) => {
+            let name = name_of(&state, &page.actor, id).await;
+            Ok(done(
+                &state,
+                &user_path(id),
+                format!("A password reset link for {name} is ready to copy below."),
+                Reset {
+                    link: Some(link),
+                    ..Reset::default()
+                },
+            ))
+        }
+        Err(error) => refused(&state, page, id, error).await,
+    }
+}
+
+async fn refused(state: &AppState, page: SignedInPage, id: UserId, error: Error) -> Result {
+    render(state, page, id, Shown::refused(error), Again::default()).await
 }
 
 async fn view_user_force_reset(
@@ -165,24 +237,73 @@ async fn view_user_force_reset(
     page: SignedInPage,
     ClientOrigin(origin): ClientOrigin,
     Id(id): Id<UserId>,
+    axum::Form(form): axum::Form<ActionForm>,
 ) -> Result {
+    let name = name_of(&state, &page.actor, id).await;
+    if form.confirmed.as_deref() != Some("yes") {
+        return Ok(confirm::ask(
+            page.layout,
+            format!("Reset {name}'s password now?"),
+            "They are signed out everywhere and get a temporary password, which you pass on.",
+            "Reset password",
+            &format!("/settings/users/{id}/force-reset"),
+            &user_path(id),
+            &form,
+        ));
+    }
     let reset = state
         .usher()
         .force_password_reset(&page.actor, id, &origin)
         .await;
-    let shown = Shown::of(reset, |password| {
-        Shown::notice("The password is reset.").with(Reset {
-            temporary_password: Some(password.expose().to_owned()),
-            ..Reset::default()
-        })
-    });
-    render(&state, page, id, shown).await
+    match reset {
+        Ok(password) => Ok(done(
+            &state,
+            &user_path(id),
+            format!("{name}'s password is reset; they are signed out everywhere."),
+            Reset {
+                temporary_password: Some(password.expose().to_owned()),
+                ..Reset::default()
+            },
+        )),
+        Err(error) => refused(&state, page, id, error).await,
+    }
+}
+
+async fn view_user_two_factor(
+    State(state): State<AppState>,
+    page: SignedInPage,
+    ClientOrigin(origin): ClientOrigin,
+    Id(id): Id<UserId>,
+    axum::Form(form): axum::Form<Confirmation>,
+) -> Result {
+    let name = name_of(&state, &page.actor, id).await;
+    if !form.confirmed() {
+        return Ok(confirm::ask(
+            page.layout,
+            format!("Remove {name}'s two-factor authentication?"),
+            "They sign in with their password alone until they set it up again.",
+            "Remove two-factor",
+            &format!("/settings/users/{id}/two-factor"),
+            &user_path(id),
+            &form,
+        ));
+    }
+    match state.usher().remove_two_factor(&page.actor, id, &origin).await {
+        Ok(()) => Ok(done(
+            &state,
+            &user_path(id),
+            format!("{name}'s two-factor authentication is removed."),
+            (),
+        )),
+        Err(error) => refused(&state, page, id, error).await,
+    }
 }
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
 struct RoleForm {
     role: String,
+    back: String,
 }
 
 async fn view_user_role(
@@ -196,14 +317,23 @@ async fn view_user_role(
         .usher()
         .change_role(&page.actor, id, &form.role, &origin)
         .await;
-    let shown = Shown::of(changed, |user| {
-        Shown::notice(format!(
-            "{} is now {}.",
-            user.display_name(),
-            user.role.label().to_lowercase()
-        ))
-    });
-    render(&state, page, id, shown).await
+    match changed {
+        Ok(user) => Ok(done(
+            &state,
+            &users::back_to(&form.back, &user_path(id)),
+            format!(
+                "{} is now {}.",
+                user.display_name(),
+                match user.role {
+                    Role::Admin => "an admin",
+                    Role::Member => "a member",
+                    Role::Owner => "the owner",
+                }
+            ),
+            (),
+        )),
+        Err(error) => refused(&state, page, id, error).await,
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -212,6 +342,8 @@ struct OwnerForm {
     password: Secret,
 }
 
+/// Hands over ownership. Typing one's password is the confirmation, with
+/// or without script (the browser asks too).
 async fn view_user_make_owner(
     State(state): State<AppState>,
     page: SignedInPage,
@@ -224,12 +356,16 @@ async fn view_user_make_owner(
         .transfer_ownership(&page.actor, id, &form.password, &origin)
         .await;
     match transferred {
-        // The old owner is an admin now: a fresh page shows that standing.
-        Ok(_) => Ok(
-            Redirect::to(&state.path(&format!("/settings/users/{id}?transferred=1")))
-                .into_response(),
-        ),
-        Err(error) => render(&state, page, id, Shown::refused(error)).await,
+        Ok(_) => {
+            let name = name_of(&state, &page.actor, id).await;
+            Ok(done(
+                &state,
+                &user_path(id),
+                format!("{name} is now the owner; you are an admin."),
+                (),
+            ))
+        }
+        Err(error) => refused(&state, page, id, error).await,
     }
 }
 
@@ -253,70 +389,266 @@ async fn view_user_project_role(
         let usher = state.usher();
         usher
             .set_project_member(&page.actor, project, id, &form.role, &origin)
-            .await
+            .await?;
+        usher.project(&page.actor, project).await
     };
-    let shown = Shown::of(saved.await, |()| {
-        Shown::notice("The project role is saved.")
-    });
-    render(&state, page, id, shown).await
+    match saved.await {
+        Ok(project) => {
+            let name = name_of(&state, &page.actor, id).await;
+            let role = form.role.strip_prefix("project:").unwrap_or(&form.role);
+            Ok(done(
+                &state,
+                &user_path(id),
+                format!("{name} is now {role} in {}.", project.0.name),
+                (),
+            ))
+        }
+        Err(error) => refused(&state, page, id, error).await,
+    }
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Serialize, Default, Clone)]
 #[serde(default, rename_all = "camelCase")]
 struct DeleteForm {
     /// `transfer` (to `transfer_to`) or `delete`; nothing for a pending user.
     mode: String,
+    /// The email of the person who takes the work, a team project's name,
+    /// or a project's id.
     transfer_to: String,
+    /// One of the people listed when the text matched several: wins over
+    /// the text.
+    transfer_pick: String,
+    confirmed: Option<String>,
+}
+
+/// Where a leaving user's work goes, from what was typed: a person's email
+/// (their personal project), a team project's name or id. None with the
+/// people the text could mean, when it names no one exactly.
+async fn transfer_target(
+    state: &AppState,
+    actor: &Actor,
+    leaving: UserId,
+    typed: &str,
+) -> usher_domain::Result<std::result::Result<(Project, String), Vec<User>>> {
+    let usher = state.usher();
+    let typed = typed.trim();
+    if let Ok(project) = typed.parse() {
+        let (project, _, _) = usher.project(actor, project).await?;
+        let label = project_label(state, actor, &project).await;
+        return Ok(Ok((project, label)));
+    }
+    let people = usher.find_people(actor, typed, 10).await?;
+    let exact = people.iter().find(|u| {
+        u.email
+            .as_ref()
+            .is_some_and(|e| e.as_str().eq_ignore_ascii_case(typed))
+    });
+    if let Some(person) = exact {
+        if person.id == leaving {
+            return Err(Error::field(
+                "transferTo",
+                "Choose someone else: their own project goes with them.",
+            ));
+        }
+        let project = usher.personal_project_for_admin(actor, person.id).await?;
+        return Ok(Ok((project, person.display_name())));
+    }
+    let team = usher
+        .team_projects(actor)
+        .await?
+        .into_iter()
+        .find(|p| p.name.eq_ignore_ascii_case(typed));
+    if let Some(project) = team {
+        let label = project.name.clone();
+        return Ok(Ok((project, label)));
+    }
+    Ok(Err(people.into_iter().filter(|u| u.id != leaving).collect()))
+}
+
+/// A project as a person reads it: a team project's name, or the name of
+/// the person whose personal project it is.
+async fn project_label(state: &AppState, actor: &Actor, project: &Project) -> String {
+    match project.personal_owner {
+        Some(owner) => format!("{} (personal)", name_of(state, actor, owner).await),
+        None => project.name.clone(),
+    }
+}
+
+/// "4 workflows and 1 credential".
+fn work_words(workflows: i64, credentials: i64) -> String {
+    let plural = |n: i64, one: &str| {
+        if n == 1 {
+            format!("1 {one}")
+        } else {
+            format!("{n} {one}s")
+        }
+    };
+    format!(
+        "{} and {}",
+        plural(workflows, "workflow"),
+        plural(credentials, "credential")
+    )
 }
 
 /// Deletes the user, with their work transferred or deleted as chosen, and
-/// goes back to the list of users.
+/// goes back to the list of users with a notice that says what became of
+/// their work.
 async fn view_user_delete(
     State(state): State<AppState>,
     page: SignedInPage,
     ClientOrigin(origin): ClientOrigin,
     Id(id): Id<UserId>,
-    axum::Form(form): axum::Form<DeleteForm>,
+    axum::Form(mut form): axum::Form<DeleteForm>,
 ) -> Result {
-    let pending = match state.usher().users(&page.actor).await {
-        Ok(everyone) => everyone
+    if !form.transfer_pick.is_empty() {
+        form.transfer_to = std::mem::take(&mut form.transfer_pick);
+    }
+    let usher = state.usher();
+    let user = usher.user_for_admin(&page.actor, id).await?;
+    let name = user.display_name();
+    let again = |error: &str, candidates: Vec<User>| Again {
+        delete: form.clone(),
+        candidates: candidates
             .iter()
-            .find(|u| u.id == id)
-            .is_some_and(|u| u.is_pending()),
-        Err(error) => {
-            return render(&state, page, id, Shown::refused(error)).await;
-        }
-    };
+            .filter_map(|u| {
+                u.email.as_ref().map(|e| PersonOption {
+                    value: e.to_string(),
+                    label: format!("{} ({e})", u.display_name()),
+                })
+            })
+            .collect(),
+    }
+    .with_error(error);
     // An active user's work is transferred or deleted only as chosen: a
-    // transfer without a project must not become a deletion.
-    let (transfer_to, done) = match (pending, form.mode.as_str()) {
-        (true, _) => (None, "pending"),
-        (false, "transfer") if !form.transfer_to.trim().is_empty() => {
-            (Some(form.transfer_to.as_str()), "transferred")
+    // transfer to no one must not become a deletion.
+    let (project, what) = match (user.is_pending(), form.mode.as_str()) {
+        (true, _) => (None, String::new()),
+        (false, "transfer") if form.transfer_to.trim().is_empty() => {
+            let (again, error) = again("Type the email of the person who takes their work, or a team project's name.", vec![]);
+            return render(&state, page, id, Shown::error(error), again).await;
         }
         (false, "transfer") => {
-            let refused =
-                Shown::error("Choose the project that takes their workflows and credentials.");
-            return render(&state, page, id, refused).await;
+            match transfer_target(&state, &page.actor, id, &form.transfer_to).await {
+                Ok(Ok((project, label))) => (Some(project), label),
+                Ok(Err(people)) => {
+                    let message = if people.is_empty() {
+                        format!("No one matches “{}”. Type their email.", form.transfer_to.trim())
+                    } else {
+                        format!("“{}” could be several people: choose one.", form.transfer_to.trim())
+                    };
+                    let (again, error) = again(&message, people);
+                    return render(&state, page, id, Shown::error(error), again).await;
+                }
+                Err(error) => {
+                    let message = crate::error::ApiError::from(error).message;
+                    let (again, error) = again(&message, vec![]);
+                    return render(&state, page, id, Shown::error(error), again).await;
+                }
+            }
         }
-        (false, "delete") => (None, "deleted"),
+        (false, "delete") => (None, String::new()),
         (false, _) => {
-            let refused = Shown::error(
+            let (again, error) = again(
                 "Choose whether their workflows and credentials are transferred or deleted.",
+                vec![],
             );
-            return render(&state, page, id, refused).await;
+            return render(&state, page, id, Shown::error(error), again).await;
         }
     };
-    let deleted = state
-        .usher()
-        .delete_user(&page.actor, id, transfer_to, &origin)
-        .await;
-    match deleted {
-        Ok(()) => Ok(
-            Redirect::to(&state.path(&format!("/settings/users?deleted={done}"))).into_response(),
-        ),
-        Err(error) => render(&state, page, id, Shown::refused(error)).await,
+    let personal = if user.is_pending() {
+        None
+    } else {
+        usher.personal_project_for_admin(&page.actor, id).await.ok()
+    };
+    let (workflows, credentials) = match &personal {
+        Some(p) => usher.count_work(&page.actor, p.id).await?,
+        None => (0, 0),
+    };
+    let work = work_words(workflows, credentials);
+    let notice = match (&project, user.is_pending()) {
+        (_, true) => format!("{name} is deleted; their invitation no longer works."),
+        (Some(_), false) => format!("{name} is deleted; their {work} now belong to {what}."),
+        (None, false) => format!("{name} is deleted, with their {work}."),
+    };
+    if form.confirmed.as_deref() != Some("yes") {
+        let detail = match (&project, user.is_pending()) {
+            (_, true) => "Their invitation stops working.".to_owned(),
+            (Some(_), false) => format!("Their {work} go to {what}. This cannot be undone."),
+            (None, false) => format!("Their {work} are deleted too. This cannot be undone."),
+        };
+        let mut form = form.clone();
+        if let Some(project) = &project {
+            // The confirmation names the project, not the text typed.
+            form.transfer_to = project.id.to_string();
+        }
+        return Ok(confirm::ask(
+            page.layout,
+            format!("Delete {name}?"),
+            detail,
+            "Delete user",
+            &format!("/settings/users/{id}/delete"),
+            &user_path(id),
+            &form,
+        ));
     }
+    let transfer = project.as_ref().map(|p| p.id.to_string());
+    match usher
+        .delete_user(&page.actor, id, transfer.as_deref(), &origin)
+        .await
+    {
+        Ok(()) => Ok(done(&state, "/settings/users", notice, ())),
+        Err(error) => {
+            let message = crate::error::ApiError::from(error).message;
+            let (again, error) = again(&message, vec![]);
+            render(&state, page, id, Shown::error(error), again).await
+        }
+    }
+}
+
+impl Again {
+    fn with_error(self, error: &str) -> (Self, String) {
+        (self, error.to_owned())
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct PeopleQuery {
+    q: String,
+}
+
+#[derive(Serialize)]
+struct Person {
+    value: String,
+    label: String,
+}
+
+/// People matching `q`, for the transfer field's suggestions (the page's
+/// script fills its datalist from here; without script the form's answer
+/// lists them instead).
+async fn view_user_people(
+    State(state): State<AppState>,
+    page: SignedInPage,
+    Id(id): Id<UserId>,
+    Query(query): Query<PeopleQuery>,
+) -> Result {
+    page.actor.user.role.require_user_manager()?;
+    let people = if query.q.trim().is_empty() {
+        Vec::new()
+    } else {
+        state.usher().find_people(&page.actor, &query.q, 10).await?
+    };
+    let people: Vec<Person> = people
+        .into_iter()
+        .filter(|u| u.id != id && !u.is_pending())
+        .filter_map(|u| {
+            u.email.as_ref().map(|e| Person {
+                value: e.to_string(),
+                label: u.display_name(),
+            })
+        })
+        .collect();
+    Ok(Json(people).into_response())
 }
 
 // ------------------------------------------------- their projects and work
@@ -329,58 +661,64 @@ struct RoleRow {
     role: &'static str,
 }
 
+/// A team project, to give the user a role in or to take their work.
+struct TeamOption {
+    id: String,
+    name: String,
+}
+
 /// What a user's page shows of their projects and offers for their work.
 #[derive(Default)]
 struct UserWork {
     roles: Vec<RoleRow>,
-    /// Team projects, to give the user a role in.
-    team_projects: Vec<ProjectOption>,
-    /// Other users' personal projects, where their work may go when they are
-    /// deleted (team projects are the other choice).
-    personal_projects: Vec<ProjectOption>,
+    team_projects: Vec<TeamOption>,
 }
 
-/// The user's projects, and the projects that could take their work.
+/// The user's projects, and the team projects that could take their work.
 async fn user_work(
     state: &AppState,
     actor: &Actor,
     user: &User,
-    everyone: &[User],
 ) -> usher_domain::Result<UserWork> {
     let usher = state.usher();
-    let mut roles: Vec<RoleRow> = usher
-        .project_roles_of(actor, user.id)
-        .await?
-        .iter()
-        .map(|(project, role)| RoleRow {
+    let mut roles = Vec::new();
+    for (project, role) in usher.project_roles_of(actor, user.id).await? {
+        let label = if project.personal_owner == Some(user.id) {
+            format!("{} (personal)", user.display_name())
+        } else {
+            project_label(state, actor, &project).await
+        };
+        roles.push(RoleRow {
             project_id: project.id.to_string(),
-            project: project_label(project, everyone),
+            project: label,
             kind: kind_label(project.kind),
             role: role.label(),
+        });
+    }
+    roles.sort_by_key(|r| (r.kind, r.project.to_lowercase()));
+    let team_projects = usher
+        .team_projects(actor)
+        .await?
+        .into_iter()
+        .filter(|p| p.kind == ProjectKind::Team)
+        .map(|p| TeamOption {
+            id: p.id.to_string(),
+            name: p.name,
         })
         .collect();
-    roles.sort_by_key(|r| (r.kind, r.project.to_lowercase()));
-    let option = |project: &Project| ProjectOption {
-        id: project.id.to_string(),
-        label: project_label(project, everyone),
-        selected: false,
-    };
-    let projects = usher.transfer_targets(actor, user.id).await?;
-    let mut team_projects: Vec<ProjectOption> = projects
-        .iter()
-        .filter(|p| p.kind == ProjectKind::Team)
-        .map(option)
-        .collect();
-    team_projects.sort_by_key(|p| p.label.to_lowercase());
-    let mut personal_projects: Vec<ProjectOption> = projects
-        .iter()
-        .filter(|p| p.kind == ProjectKind::Personal)
-        .map(option)
-        .collect();
-    personal_projects.sort_by_key(|p| p.label.to_lowercase());
     Ok(UserWork {
         roles,
         team_projects,
-        personal_projects,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn work_is_counted_in_words() {
+        assert_eq!(work_words(4, 1), "4 workflows and 1 credential");
+        assert_eq!(work_words(1, 0), "1 workflow and 0 credentials");
+    }
 }
