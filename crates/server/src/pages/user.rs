@@ -434,7 +434,16 @@ async fn transfer_target(
     let typed = typed.trim();
     if let Ok(project) = typed.parse() {
         let (project, _, _) = usher.project(actor, project).await?;
-        let label = project_label(state, actor, &project).await;
+        if project.personal_owner == Some(leaving) {
+            return Err(Error::invalid(
+                "Choose another user's project to transfer to: this one goes with the user.",
+            ));
+        }
+        // The person, when it is someone's own project: their work goes to them.
+        let label = match project.personal_owner {
+            Some(owner) => name_of(state, actor, owner).await,
+            None => project.name.clone(),
+        };
         return Ok(Ok((project, label)));
     }
     let people = usher.find_people(actor, typed, 10).await?;

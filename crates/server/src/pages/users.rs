@@ -602,6 +602,15 @@ async fn view_users_invite(
     } else {
         state.usher().invite(&page.actor, requests, &origin).await
     };
+    // No one invited: the form again, as typed, with each reason.
+    let invited = invited.and_then(|invited| {
+        if invited.iter().all(|i| i.user.is_none()) {
+            let reasons: Vec<String> = invited.into_iter().filter_map(|i| i.error).collect();
+            Err(usher_domain::Error::field("emails", reasons.join(" ")))
+        } else {
+            Ok(invited)
+        }
+    });
     match invited {
         Ok(invited) => {
             let added = Added::invited(invited);

@@ -26,3 +26,4 @@ mod schemathesis;
 mod security;
 mod sessions;
 mod setup;
+mod users_page;
