@@ -194,7 +194,6 @@ pub struct UserSearch {
     pub limit: i64,
 }
 
-
 /// An invitation: a link's token hash, for one pending user, and the token
 /// sealed with the instance key so that the same link can be shown again.
 #[derive(Clone, Debug)]

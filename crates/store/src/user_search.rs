@@ -147,7 +147,9 @@ impl SqlStore {
                         user.email
                             .as_ref()
                             .map(|e| e.as_str().to_owned())
-                            .ok_or_else(|| StoreError::Backend("a listed user has no email".into()))?,
+                            .ok_or_else(|| {
+                                StoreError::Backend("a listed user has no email".into())
+                            })?,
                     ),
                     UserOrder::Created => OrderKey::Number(user.created_at),
                     UserOrder::LastActive => OrderKey::Number(user.last_active_at.unwrap_or(0)),

@@ -146,10 +146,12 @@ impl UserStore for SqlStore {
         let mut write = self.auth_write().await?;
         write
             .execute(
-                Sql::new("UPDATE users SET last_active_at = $1 WHERE id = $2 AND last_active_at < $3")
-                    .bind(now)
-                    .bind(id)
-                    .bind(since),
+                Sql::new(
+                    "UPDATE users SET last_active_at = $1 WHERE id = $2 AND last_active_at < $3",
+                )
+                .bind(now)
+                .bind(id)
+                .bind(since),
             )
             .await?;
         write.commit().await

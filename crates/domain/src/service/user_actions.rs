@@ -14,7 +14,12 @@ impl Usher {
     /// Turns two-factor authentication off for `id`. The owner and admins,
     /// not for themselves (their own page asks for a code), and only the
     /// owner for the owner.
-    pub async fn remove_two_factor(&self, actor: &Actor, id: UserId, origin: &Origin) -> Result<()> {
+    pub async fn remove_two_factor(
+        &self,
+        actor: &Actor,
+        id: UserId,
+        origin: &Origin,
+    ) -> Result<()> {
         actor.user.role.require_user_manager()?;
         if id == actor.user.id {
             return Err(Error::invalid(

@@ -100,7 +100,10 @@ impl Usher {
             // Came back from a later page: that page follows this one.
             (last, first.filter(|_| more))
         } else {
-            (last.filter(|_| more), first.filter(|_| browse.after.is_some()))
+            (
+                last.filter(|_| more),
+                first.filter(|_| browse.after.is_some()),
+            )
         };
         Ok(Browsed {
             users: found.into_iter().map(|(user, _)| user).collect(),

@@ -57,7 +57,10 @@ pub fn router() -> Router<AppState> {
             "/settings/users/{id}/project-role",
             post(view_user_project_role),
         )
-        .route("/settings/users/{id}/two-factor", post(view_user_two_factor))
+        .route(
+            "/settings/users/{id}/two-factor",
+            post(view_user_two_factor),
+        )
         .route("/settings/users/{id}/delete", post(view_user_delete))
         .route("/settings/users/{id}/people", get(view_user_people))
 }
@@ -175,7 +178,14 @@ async fn view_user_get(
     Id(id): Id<UserId>,
 ) -> Result {
     let reset = flash::once::<Reset>().unwrap_or_default();
-    render(&state, page, id, Shown::default().with(reset), Again::default()).await
+    render(
+        &state,
+        page,
+        id,
+        Shown::default().with(reset),
+        Again::default(),
+    )
+    .await
 }
 
 /// The user's name for a notice ("Ann Lee"), or their email.
@@ -288,7 +298,11 @@ async fn view_user_two_factor(
             &form,
         ));
     }
-    match state.usher().remove_two_factor(&page.actor, id, &origin).await {
+    match state
+        .usher()
+        .remove_two_factor(&page.actor, id, &origin)
+        .await
+    {
         Ok(()) => Ok(done(
             &state,
             &user_path(id),
@@ -471,7 +485,10 @@ async fn transfer_target(
         let label = project.name.clone();
         return Ok(Ok((project, label)));
     }
-    Ok(Err(people.into_iter().filter(|u| u.id != leaving).collect()))
+    Ok(Err(people
+        .into_iter()
+        .filter(|u| u.id != leaving)
+        .collect()))
 }
 
 /// A project as a person reads it: a team project's name, or the name of
@@ -515,25 +532,30 @@ async fn view_user_delete(
     let usher = state.usher();
     let user = usher.user_for_admin(&page.actor, id).await?;
     let name = user.display_name();
-    let again = |error: &str, candidates: Vec<User>| Again {
-        delete: form.clone(),
-        candidates: candidates
-            .iter()
-            .filter_map(|u| {
-                u.email.as_ref().map(|e| PersonOption {
-                    value: e.to_string(),
-                    label: format!("{} ({e})", u.display_name()),
+    let again = |error: &str, candidates: Vec<User>| {
+        Again {
+            delete: form.clone(),
+            candidates: candidates
+                .iter()
+                .filter_map(|u| {
+                    u.email.as_ref().map(|e| PersonOption {
+                        value: e.to_string(),
+                        label: format!("{} ({e})", u.display_name()),
+                    })
                 })
-            })
-            .collect(),
-    }
-    .with_error(error);
+                .collect(),
+        }
+        .with_error(error)
+    };
     // An active user's work is transferred or deleted only as chosen: a
     // transfer to no one must not become a deletion.
     let (project, what) = match (user.is_pending(), form.mode.as_str()) {
         (true, _) => (None, String::new()),
         (false, "transfer") if form.transfer_to.trim().is_empty() => {
-            let (again, error) = again("Type the email of the person who takes their work, or a team project's name.", vec![]);
+            let (again, error) = again(
+                "Type the email of the person who takes their work, or a team project's name.",
+                vec![],
+            );
             return render(&state, page, id, Shown::error(error), again).await;
         }
         (false, "transfer") => {
@@ -541,9 +563,15 @@ async fn view_user_delete(
                 Ok(Ok((project, label))) => (Some(project), label),
                 Ok(Err(people)) => {
                     let message = if people.is_empty() {
-                        format!("No one matches “{}”. Type their email.", form.transfer_to.trim())
+                        format!(
+                            "No one matches “{}”. Type their email.",
+                            form.transfer_to.trim()
+                        )
                     } else {
-                        format!("“{}” could be several people: choose one.", form.transfer_to.trim())
+                        format!(
+                            "“{}” could be several people: choose one.",
+                            form.transfer_to.trim()
+                        )
                     };
                     let (again, error) = again(&message, people);
                     return render(&state, page, id, Shown::error(error), again).await;
@@ -684,11 +712,7 @@ struct UserWork {
 }
 
 /// The user's projects, and the team projects that could take their work.
-async fn user_work(
-    state: &AppState,
-    actor: &Actor,
-    user: &User,
-) -> usher_domain::Result<UserWork> {
+async fn user_work(state: &AppState, actor: &Actor, user: &User) -> usher_domain::Result<UserWork> {
     let usher = state.usher();
     let mut roles = Vec::new();
     for (project, role) in usher.project_roles_of(actor, user.id).await? {

@@ -400,7 +400,11 @@ fn user_row(actor: &usher_domain::service::auth::Actor, user: &User, now: i64) -
         id: user.id.to_string(),
         has_name: !name.is_empty(),
         name: user.display_name(),
-        email: user.email.as_ref().map(|e| e.to_string()).unwrap_or_default(),
+        email: user
+            .email
+            .as_ref()
+            .map(|e| e.to_string())
+            .unwrap_or_default(),
         initials: initials(user),
         role: user.role.label(),
         role_name: user.role.as_str(),
@@ -454,7 +458,10 @@ async fn render(
     } = shown;
     let csv = csv_of(&added.created);
     let back = query
-        .link("", browse.after.as_ref().map(|c| ("after", encode_cursor(c))))
+        .link(
+            "",
+            browse.after.as_ref().map(|c| ("after", encode_cursor(c))),
+        )
         .to_owned();
     Ok(UsersPage {
         layout: page.layout.clone().at(&back),
@@ -571,9 +578,7 @@ fn invited_notice(invited: &[InvitedRow]) -> String {
         many => format!("{} people are invited.", many.len()),
     };
     if failed > 0 {
-        notice.push_str(&format!(
-            " {failed} could not be: see below."
-        ));
+        notice.push_str(&format!(" {failed} could not be: see below."));
     }
     notice
 }
@@ -856,7 +861,14 @@ async fn view_users_revoke(
         )),
         Err(error) => {
             let query = ListQuery::default();
-            render(&state, page, &query, Shown::refused(error), Typed::default()).await
+            render(
+                &state,
+                page,
+                &query,
+                Shown::refused(error),
+                Typed::default(),
+            )
+            .await
         }
     }
 }
@@ -891,15 +903,30 @@ mod tests {
             let cursor = (key, id);
             assert_eq!(decode_cursor(&encode_cursor(&cursor)), Some(cursor));
         }
-        for bad in ["", ".", "x.y", "dA.not-an-id", "!!!.0190a5a0-0000-7000-8000-000000000001"] {
+        for bad in [
+            "",
+            ".",
+            "x.y",
+            "dA.not-an-id",
+            "!!!.0190a5a0-0000-7000-8000-000000000001",
+        ] {
             assert_eq!(decode_cursor(bad), None, "{bad}");
         }
     }
 
     #[test]
     fn forms_go_back_only_to_the_users_pages() {
-        assert_eq!(back_to("/settings/users?q=ann&role=admin", "/x"), "/settings/users?q=ann&role=admin");
-        for bad in ["//evil.example", "/settings/users//evil", "https://evil", "/settings/users?q=\n", "/home"] {
+        assert_eq!(
+            back_to("/settings/users?q=ann&role=admin", "/x"),
+            "/settings/users?q=ann&role=admin"
+        );
+        for bad in [
+            "//evil.example",
+            "/settings/users//evil",
+            "https://evil",
+            "/settings/users?q=\n",
+            "/home",
+        ] {
             assert_eq!(back_to(bad, "/settings/users"), "/settings/users", "{bad}");
         }
     }

@@ -147,8 +147,11 @@ async fn an_invited_person_follows_the_emailed_link_accepts_and_is_signed_in() -
     // The owner signs in and opens Users from the top bar.
     browser.sign_in_as_owner(&server).await?;
     browser.follow_top_bar("/settings/users").await?;
-    browser.appears("#invite-form").await?;
+    browser.appears("#users-table").await?;
     assert_eq!(browser.path().await?, "/settings/users");
+    // "Invite" opens the form in a dialog.
+    browser.click("invite-users").await?;
+    browser.appears("#invite-dialog[open] #invite-form").await?;
     assert_eq!(
         browser.text("#invite-form .hint").await?,
         "Each person gets an email with a link to join."
@@ -171,14 +174,14 @@ async fn an_invited_person_follows_the_emailed_link_accepts_and_is_signed_in() -
     assert!(results.contains("Invitation email sent."), "{results}");
     let ivy_row = user_row("ivy@example.com");
     assert_eq!(
-        browser.text(&format!("{ivy_row} td:nth-child(3)")).await?,
-        "Admin"
+        browser
+            .value(&format!("{ivy_row} select[name=role]"))
+            .await?,
+        "global:admin"
     );
-    let status = browser.text(&format!("{ivy_row} td.status")).await?;
-    assert!(
-        status.starts_with("Pending: invited") && status.ends_with(" by Olive Owner"),
-        "{status}"
-    );
+    browser
+        .appears(&format!("{ivy_row} .badge.pending"))
+        .await?;
     browser.shoot("invitation-sent").await?;
 
     let link = emailed_link(&sink, &server, "ivy@example.com", "/signup?token=").await?;
@@ -231,15 +234,18 @@ async fn an_invited_person_follows_the_emailed_link_accepts_and_is_signed_in() -
     browser.follow_top_bar("/settings/users").await?;
     browser.appears("#users-table").await?;
     assert_eq!(
-        browser.text(&format!("{ivy_row} td:nth-child(1)")).await?,
+        browser.text(&format!("{ivy_row} .user-link")).await?,
         "Ivy Invitee"
     );
+    // Admins do not change their own role from the list.
     assert_eq!(
-        browser.text(&format!("{ivy_row} td:nth-child(3)")).await?,
+        browser.text(&format!("{ivy_row} td:nth-child(2)")).await?,
         "Admin"
     );
-    let status = browser.text(&format!("{ivy_row} td.status")).await?;
-    assert!(status.starts_with("Active since "), "{status}");
+    assert_eq!(
+        browser.text(&format!("{ivy_row} td.badges")).await?,
+        "Active"
+    );
     browser.shoot("joined-as-admin").await?;
 
     // The link works once: a second visit says it was used.
@@ -266,7 +272,9 @@ async fn a_user_added_directly_must_choose_a_password_at_first_sign_in() -> Test
     // The owner adds Bea directly and gets her temporary password.
     browser.sign_in_as_owner(&server).await?;
     browser.follow_top_bar("/settings/users").await?;
-    browser.appears("#create-form").await?;
+    browser.appears("#users-table").await?;
+    browser.click("add-users").await?;
+    browser.appears("#add-dialog[open] #create-form").await?;
     browser.shoot("users").await?;
     browser
         .type_into("#create-lines", "bea@example.com, Bea, Lee")
@@ -283,12 +291,12 @@ async fn a_user_added_directly_must_choose_a_password_at_first_sign_in() -> Test
     assert!(href.contains("bea%40example.com"), "{href}");
     let bea_row = user_row("bea@example.com");
     assert_eq!(
-        browser.text(&format!("{bea_row} td:nth-child(1)")).await?,
+        browser.text(&format!("{bea_row} .user-link")).await?,
         "Bea Lee"
     );
     assert_eq!(
-        browser.text(&format!("{bea_row} td.status")).await?,
-        MUST_CHOOSE
+        browser.text(&format!("{bea_row} td.badges")).await?,
+        "Must change password"
     );
     browser.shoot("temporary-password").await?;
 
@@ -457,10 +465,13 @@ async fn an_admin_forces_a_password_reset_and_the_user_must_choose_a_new_one() -
     browser.click("force-reset-button").await?;
     // The page asks first: a forced reset signs Mia out everywhere.
     let question = browser.client.get_alert_text().await?;
-    assert!(question.contains("mia@example.com"), "{question}");
+    assert!(question.contains("Mia Member"), "{question}");
     browser.client.accept_alert().await?;
     let temporary = browser.temporary_password("#temporary-password").await?;
-    assert_eq!(browser.text("#notice").await?, "The password is reset.");
+    assert_eq!(
+        browser.text("#notice").await?,
+        "Mia Member's password is reset; they are signed out everywhere."
+    );
     let facts = browser.text(".facts").await?;
     assert!(facts.contains(MUST_CHOOSE), "{facts}");
     assert_eq!(browser.path().await?, mia_page);
@@ -638,12 +649,9 @@ async fn a_member_sees_only_their_work_and_the_owner_deletes_a_user_with_transfe
         .map(|(p, _)| p.id.to_string())
         .ok_or("Ann has no personal project")?;
     browser.click("delete-transfer").await?;
-    browser
-        .find("#transfer-to")
-        .await?
-        .select_by_label("ann@example.com")
-        .await?;
-    assert_eq!(browser.value("#transfer-to").await?, ann_project);
+    // The person is typed (searched), not picked from a list of everyone.
+    browser.type_into("#transfer-to", "ann@example.com").await?;
+    assert!(!ann_project.is_empty());
     browser
         .client
         .execute(
@@ -662,7 +670,7 @@ async fn a_member_sees_only_their_work_and_the_owner_deletes_a_user_with_transfe
     let notice = browser.appears("#notice").await?;
     assert_eq!(
         notice.text().await?,
-        "The user is deleted; their workflows and credentials were transferred."
+        "Mia Member is deleted; their 1 workflow and 0 credentials now belong to Mia Member."
     );
     assert_eq!(browser.path().await?, "/settings/users");
     browser
@@ -1428,5 +1436,347 @@ async fn accessible(browser: &Client, what: &str) -> Outcome<()> {
         )
         .await?;
     assert_eq!(found, json!([]), "accessibility on {what}");
+    Ok(())
+}
+
+// ---- the users pages (issue 15) ---------------------------------------------
+
+/// The href of the link `css` (relative to the server, as served).
+async fn href_of(browser: &Browser, css: &str) -> Outcome<String> {
+    browser.attribute(css, "href").await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_users_list_comes_first_and_invite_opens_a_dialog_or_a_page_without_script()
+-> TestResult {
+    let server = TestServer::start(Db::Sqlite).await;
+    server.owner().await;
+    crate::users_page::seed_users(&server, Db::Sqlite, "team", 12).await;
+    let mut browser = Browser::open("users_invite").await?;
+    browser.sign_in_as_owner(&server).await?;
+    browser.follow_top_bar("/settings/users").await?;
+
+    // The list is the page: the table starts near the top, no form above it.
+    let table = browser.appears("#users-table").await?;
+    let top = browser
+        .client
+        .execute(
+            "return document.getElementById('users-table').getBoundingClientRect().top;",
+            vec![],
+        )
+        .await?;
+    assert!(
+        top.as_f64().unwrap_or(1e9) < 300.0,
+        "the table starts at {top}"
+    );
+    assert!(table.text().await?.contains("team00001@example.com"));
+    browser.shoot("users-list").await?;
+
+    // With script, Invite opens a dialog; Cancel closes it.
+    browser.click("invite-users").await?;
+    browser.appears("#invite-dialog[open]").await?;
+    browser.shoot("invite-dialog").await?;
+    browser
+        .find("#invite-dialog [data-close-dialog]")
+        .await?
+        .click()
+        .await?;
+    browser
+        .assert_absent("#invite-dialog[open]", "the dialog stays open")
+        .await?;
+    assert_eq!(browser.path().await?, "/settings/users");
+    browser.click("invite-users").await?;
+    browser.appears("#invite-dialog[open]").await?;
+    browser
+        .type_into("#invite-emails", "ivy@example.com, kim@example.com")
+        .await?;
+    browser.click("invite-submit").await?;
+    let notice = browser.appears("#notice").await?.text().await?;
+    assert_eq!(notice, "2 people are invited.");
+    assert_eq!(browser.path().await?, "/settings/users");
+    browser.appears("#invite-results input.invite-link").await?;
+    browser.shoot("invited").await?;
+    // A reload shows the list, not the links again, and invites no one twice.
+    browser.client.refresh().await?;
+    browser.appears("#users-table").await?;
+    browser
+        .assert_absent("#invite-results", "the links show again on reload")
+        .await?;
+
+    // Without script the same button is a link to a page with the form; a
+    // refused form keeps what was typed and ties the error to the field.
+    let invite_page = href_of(&browser, "#invite-users").await?;
+    assert_eq!(invite_page, "/settings/users/invite");
+    browser.goto(&server.at(&invite_page)).await?;
+    browser.appears("#invite-form").await?;
+    assert_eq!(browser.title().await?, "Invite users · Usher");
+    browser
+        .type_into("#invite-emails", "not an address")
+        .await?;
+    browser.click("invite-submit").await?;
+    browser.appears("#invite-error").await?;
+    assert_eq!(browser.value("#invite-emails").await?, "not an address");
+    browser.shoot("invite-page-refused").await?;
+
+    let add_page = "/settings/users/add";
+    browser.goto(&server.at(add_page)).await?;
+    browser.appears("#create-form").await?;
+    browser
+        .type_into("#create-lines", "lea@example.com, Lea, Stone")
+        .await?;
+    browser.click("create-submit").await?;
+    browser
+        .appears("#created-results input.temp-password")
+        .await?;
+    assert_eq!(
+        browser.text("#notice").await?,
+        "lea@example.com is added: pass on the temporary password below."
+    );
+    browser.shoot("added").await?;
+    browser.finish(server).await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_row_s_menu_and_role_dropdown_act_on_that_user() -> TestResult {
+    let server = TestServer::start(Db::Sqlite).await;
+    server.owner().await;
+    let mia = server
+        .add_user("mia@example.com", "Member1pass", Role::Member)
+        .await;
+    let mut browser = Browser::open("users_rows").await?;
+    browser.sign_in_as_owner(&server).await?;
+    browser.goto(&server.at("/settings/users?q=mia")).await?;
+    let mia_row = user_row("mia@example.com");
+    browser.appears(&mia_row).await?;
+
+    // The role dropdown sends its form when changed; the list stays as it was.
+    browser
+        .find(&format!("{mia_row} select[name=role]"))
+        .await?
+        .select_by_value("global:admin")
+        .await?;
+    let notice = browser.appears("#notice").await?.text().await?;
+    assert_eq!(notice, "Mia Member is now an admin.");
+    assert_eq!(browser.client.current_url().await?.query(), Some("q=mia"));
+    assert_eq!(
+        browser
+            .value(&format!("{mia_row} select[name=role]"))
+            .await?,
+        "global:admin"
+    );
+    browser.shoot("role-changed").await?;
+
+    // The "…" menu opens without script (a <details>) with n8n's actions.
+    browser
+        .find(&format!("{mia_row} details.row-menu summary"))
+        .await?
+        .click()
+        .await?;
+    let menu = browser
+        .appears(&format!("{mia_row} details.row-menu[open] .menu"))
+        .await?
+        .text()
+        .await?;
+    for action in [
+        "Open",
+        "Copy password reset link",
+        "Force password reset",
+        "Delete…",
+    ] {
+        assert!(menu.contains(action), "{action} is missing from {menu:?}");
+    }
+    browser.shoot("row-menu").await?;
+
+    // Force reset from the menu asks first, then shows the password once on
+    // Mia's page.
+    browser
+        .find(&format!(
+            "{mia_row} .menu button[formaction$='/force-reset']"
+        ))
+        .await?
+        .click()
+        .await?;
+    let question = browser.client.get_alert_text().await?;
+    assert!(question.contains("Mia Member"), "{question}");
+    browser.client.accept_alert().await?;
+    browser.temporary_password("#temporary-password").await?;
+    assert_eq!(browser.path().await?, format!("/settings/users/{}", mia.id));
+    browser.shoot("forced-from-menu").await?;
+
+    // Delete in the menu leads to the danger zone of the user's page.
+    browser.goto(&server.at("/settings/users?q=mia")).await?;
+    let delete = href_of(&browser, &format!("{mia_row} .menu a.danger-text")).await?;
+    browser.goto(&server.at(&delete)).await?;
+    browser.appears("#danger-zone #delete-user-form").await?;
+    browser
+        .client
+        .execute(
+            "document.getElementById('danger-zone').scrollIntoView()",
+            vec![],
+        )
+        .await?;
+    browser.shoot("danger-zone").await?;
+    browser.finish(server).await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_user_hands_their_work_to_someone_found_by_a_search() -> TestResult {
+    let server = TestServer::start(Db::Sqlite).await;
+    server.owner().await;
+    let ann = server
+        .add_user("ann@example.com", "Member1pass", Role::Member)
+        .await;
+    for email in ["bob.marsh@example.com", "bob.stone@example.com"] {
+        server.add_user(email, "Member1pass", Role::Member).await;
+    }
+    for (email, first, last) in [
+        ("ann@example.com", "Ann", "Lee"),
+        ("bob.marsh@example.com", "Bob", "Marsh"),
+        ("bob.stone@example.com", "Bob", "Stone"),
+    ] {
+        server
+            .storage
+            .execute_sql(&format!(
+                "UPDATE users SET first_name = '{first}', last_name = '{last}' WHERE email = '{email}'"
+            ))
+            .await;
+    }
+    let ann_api = server.signed_in("ann@example.com", "Member1pass").await;
+    let made = ann_api
+        .post(server.at("/rest/workflows"))
+        .json(&json!({"name": "Ann flow"}))
+        .send()
+        .await?;
+    assert_eq!(made.status(), reqwest::StatusCode::OK);
+    let mut browser = Browser::open("users_transfer").await?;
+    browser.sign_in_as_owner(&server).await?;
+    browser
+        .goto(&server.at(&format!("/settings/users/{}", ann.id)))
+        .await?;
+    browser.appears("#transfer-to").await?;
+
+    // Typing searches: the suggestions are the people who match.
+    browser.type_into("#transfer-to", "bob").await?;
+    let found = browser
+        .client
+        .wait()
+        .at_most(PATIENCE)
+        .for_element(Locator::Css(
+            "#transfer-people option[value='bob.stone@example.com']",
+        ))
+        .await;
+    assert!(found.is_ok(), "no suggestion for bob");
+    browser
+        .client
+        .execute(
+            "document.getElementById('danger-zone').scrollIntoView()",
+            vec![],
+        )
+        .await?;
+    browser.shoot("transfer-search").await?;
+
+    // "bob" fits two people: the page lists them (this works without script).
+    browser.click("delete-user").await?;
+    browser.client.accept_alert().await?;
+    browser.appears("#transfer-candidates").await?;
+    assert_eq!(browser.value("#transfer-to").await?, "bob");
+    browser.shoot("transfer-candidates").await?;
+    browser
+        .find("#transfer-candidates input[value='bob.marsh@example.com']")
+        .await?
+        .click()
+        .await?;
+    browser.click("delete-user").await?;
+    browser.client.accept_alert().await?;
+    let notice = browser.appears("#notice").await?.text().await?;
+    assert_eq!(
+        notice,
+        "Ann Lee is deleted; their 1 workflow and 0 credentials now belong to Bob Marsh."
+    );
+    assert_eq!(browser.path().await?, "/settings/users");
+    browser.shoot("deleted-with-transfer").await?;
+    browser.finish(server).await?;
+    Ok(())
+}
+
+/// A hundred thousand users, seeded in the database in a second or two: the
+/// list stays small and quick to search, filter and page, and any user
+/// opens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_thousand_users_are_searched_filtered_paged_and_opened() -> TestResult {
+    let server = TestServer::start(Db::Sqlite).await;
+    server.owner().await;
+    let started = Instant::now();
+    crate::users_page::seed_users(&server, Db::Sqlite, "many", 100_000).await;
+    server
+        .storage
+        .execute_sql("UPDATE users SET role = 'global:admin' WHERE email LIKE 'many%0@example.com'")
+        .await;
+    println!("seeded 100,000 users in {:?}", started.elapsed());
+    let mut browser = Browser::open("users_100k").await?;
+    browser.sign_in_as_owner(&server).await?;
+    browser.follow_top_bar("/settings/users").await?;
+    browser.appears("#users-table").await?;
+    let size = browser
+        .client
+        .execute("return document.documentElement.outerHTML.length;", vec![])
+        .await?;
+    assert!(size.as_u64().unwrap_or(u64::MAX) < 100_000, "{size} bytes");
+    let rows = browser
+        .client
+        .execute(
+            "return document.querySelectorAll('#users-table tbody tr').length;",
+            vec![],
+        )
+        .await?;
+    assert_eq!(rows, json!(50));
+    browser.shoot("first-page").await?;
+
+    // Search.
+    browser.type_into("#user-search", "many04242").await?;
+    browser.click("filter-apply").await?;
+    browser.appears(&user_row("many04242@example.com")).await?;
+    assert_eq!(
+        browser.client.current_url().await?.query(),
+        Some("q=many04242&role=&status=&sort=name")
+    );
+    browser.shoot("search").await?;
+
+    // Filter: admins, newest first (the selects send the form themselves).
+    browser.goto(&server.at("/settings/users")).await?;
+    browser.appears("#filter-role").await?;
+    browser
+        .find("#filter-role")
+        .await?
+        .select_by_value("admin")
+        .await?;
+    browser.appears(&user_row("many00010@example.com")).await?;
+    browser
+        .find("#filter-sort")
+        .await?
+        .select_by_value("-created")
+        .await?;
+    browser.appears(&user_row("many99990@example.com")).await?;
+    browser.shoot("filtered").await?;
+
+    // Next page, kept filtered.
+    browser.click("page-next").await?;
+    browser.appears(&user_row("many99490@example.com")).await?;
+    browser.appears("#page-previous").await?;
+    browser.shoot("next-page").await?;
+
+    // Open a user.
+    browser
+        .find(&format!("{} .user-link", user_row("many99490@example.com")))
+        .await?
+        .click()
+        .await?;
+    browser.appears("#danger-zone").await?;
+    assert_eq!(browser.text("#user-email").await?, "many99490@example.com");
+    browser.shoot("user").await?;
+    println!("walked in {:?}", started.elapsed());
+    browser.finish(server).await?;
     Ok(())
 }

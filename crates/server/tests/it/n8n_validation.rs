@@ -712,7 +712,10 @@ async fn the_users_page_copies_the_same_link_and_makes_a_new_one_on_request(db: 
         list.contains(&format!("/settings/users/{id}/link/renew")),
         "{list}"
     );
-    assert!(list.contains(&format!("/settings/users/{id}/link\"")), "{list}");
+    assert!(
+        list.contains(&format!("/settings/users/{id}/link\"")),
+        "{list}"
+    );
 
     let (copy, shown) =
         users_page_after(&server, &owner, &format!("/settings/users/{id}/link")).await;
@@ -725,10 +728,7 @@ async fn the_users_page_copies_the_same_link_and_makes_a_new_one_on_request(db: 
     let (renew, new) =
         users_page_after(&server, &owner, &format!("/settings/users/{id}/link/renew")).await;
     assert!(new.contains("/signup?token=") && new != link, "{renew}");
-    assert!(
-        renew.contains("earlier links no longer work"),
-        "{renew}"
-    );
+    assert!(renew.contains("earlier links no longer work"), "{renew}");
     assert_eq!(resolves(&server, &link).await, StatusCode::NOT_FOUND);
     Ok(())
 }

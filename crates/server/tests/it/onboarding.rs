@@ -187,9 +187,21 @@ async fn the_users_page_shows_links_to_copy_temporary_passwords_and_a_csv(db: Db
         "{invited}"
     );
     assert!(invited.contains("data-copy=\"invite-link-1\""));
-    assert!(invited.contains("class=\"badge pending\">Pending"), "{invited}");
-    let again = owner.get(server.at("/settings/users")).send().await?.text().await?;
-    assert_eq!(again.matches("class=\"invite-link\"").count(), 0, "shown once");
+    assert!(
+        invited.contains("class=\"badge pending\">Pending"),
+        "{invited}"
+    );
+    let again = owner
+        .get(server.at("/settings/users"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    assert_eq!(
+        again.matches("class=\"invite-link\"").count(),
+        0,
+        "shown once"
+    );
 
     let created = page_form(
         &server,
@@ -211,7 +223,10 @@ async fn the_users_page_shows_links_to_copy_temporary_passwords_and_a_csv(db: Db
     );
     assert!(created.contains("id=\"csv-download\""));
     assert!(created.contains("data:text/csv;charset=utf-8,email%2Cfirst%20name"));
-    assert!(created.contains(">Must change password</span>"), "{created}");
+    assert!(
+        created.contains(">Must change password</span>"),
+        "{created}"
+    );
 
     let users = body(owner.get(server.at("/rest/users")).send().await?).await;
     let ivy = users["data"]["items"]
@@ -229,8 +244,14 @@ async fn the_users_page_shows_links_to_copy_temporary_passwords_and_a_csv(db: Db
     .send()
     .await?;
     let (_, revoked) = shown_after(&server, &owner, revoked).await;
-    assert!(revoked.contains("The invitation for ivy@example.com is withdrawn"), "{revoked}");
-    assert!(!revoked.contains("data-email=\"ivy@example.com\""), "{revoked}");
+    assert!(
+        revoked.contains("The invitation for ivy@example.com is withdrawn"),
+        "{revoked}"
+    );
+    assert!(
+        !revoked.contains("data-email=\"ivy@example.com\""),
+        "{revoked}"
+    );
     Ok(())
 }
 

@@ -779,8 +779,14 @@ async fn deleting_a_user_with_transfer_from_the_user_page_moves_their_workflows(
         .await;
     let (_, offered) = page(&server, &owner, &ben_page).await;
     // The person who takes the work is searched for, never listed.
-    assert!(!offered.contains("\">cam@example.com</option>"), "{offered}");
-    assert!(offered.contains("id=\"transfer-to\" name=\"transferTo\""), "{offered}");
+    assert!(
+        !offered.contains("\">cam@example.com</option>"),
+        "{offered}"
+    );
+    assert!(
+        offered.contains("id=\"transfer-to\" name=\"transferTo\""),
+        "{offered}"
+    );
     assert!(offered.contains("id=\"delete-user-form\""), "{offered}");
     assert!(
         offered.contains("data-confirm=\"Delete Mia Member (ben@example.com)?"),

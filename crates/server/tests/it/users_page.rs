@@ -95,7 +95,12 @@ async fn the_list_searches_filters_sorts_and_pages_by_keyset(db: Db) -> TestResu
     assert_eq!(third_rows.len(), 21, "walk00100 to walk00120");
     assert!(link(&third, "page-next").is_none());
     // Back one page is the second page again, and it links both ways.
-    let back = page(&server, &owner, &link(&third, "page-previous").expect("previous")).await;
+    let back = page(
+        &server,
+        &owner,
+        &link(&third, "page-previous").expect("previous"),
+    )
+    .await;
     assert_eq!(emails(&back), second_rows);
     assert!(link(&back, "page-first").is_some());
 
@@ -117,7 +122,10 @@ async fn the_list_searches_filters_sorts_and_pages_by_keyset(db: Db) -> TestResu
     assert_eq!(emails(&by_email_desc)[0], "walk00120@example.com");
     // The filters stay in the next page's address.
     let next = link(&newest, "page-next").expect("next");
-    assert!(next.contains("sort=-created") && next.contains("role=member"), "{next}");
+    assert!(
+        next.contains("sort=-created") && next.contains("role=member"),
+        "{next}"
+    );
     let newest_two = page(&server, &owner, &next).await;
     assert_eq!(emails(&newest_two)[0], "walk00071@example.com", "{next}");
 
@@ -159,7 +167,10 @@ async fn pending_users_show_badges_and_can_be_opened(db: Db) -> TestResult {
         .expect("the email links to the user's page")
         .to_owned();
     let opened = page(&server, &owner, &href).await;
-    assert!(opened.contains("id=\"user-name\">ivy@example.com<"), "{opened}");
+    assert!(
+        opened.contains("id=\"user-name\">ivy@example.com<"),
+        "{opened}"
+    );
     assert!(opened.contains("id=\"danger-zone\""));
 
     // The invite page without script keeps what was typed when refused.
@@ -340,7 +351,8 @@ async fn deleting_hands_the_work_to_a_person_found_by_search(db: Db) -> TestResu
     .await?;
     assert!(asked.contains("Delete Ann Lee?"), "{asked}");
     assert!(
-        asked.contains("Their 1 workflow and 0 credentials go to Bob Marsh. This cannot be undone."),
+        asked
+            .contains("Their 1 workflow and 0 credentials go to Bob Marsh. This cannot be undone."),
         "{asked}"
     );
     let project = asked
@@ -366,7 +378,9 @@ async fn deleting_hands_the_work_to_a_person_found_by_search(db: Db) -> TestResu
     assert_eq!(location(&deleted), "/settings/users");
     let (_, list) = shown_after(&server, &owner, deleted).await;
     assert!(
-        list.contains("Ann Lee is deleted; their 1 workflow and 0 credentials now belong to Bob Marsh."),
+        list.contains(
+            "Ann Lee is deleted; their 1 workflow and 0 credentials now belong to Bob Marsh."
+        ),
         "{list}"
     );
     assert!(!list.contains("data-email=\"ann@example.com\""));
