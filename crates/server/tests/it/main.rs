@@ -14,6 +14,7 @@ mod mail_sink;
 mod mfa;
 mod n8n_validation;
 mod onboarding;
+mod pages_forms;
 mod personal;
 mod personal_projects;
 mod public_api;
