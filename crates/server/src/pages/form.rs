@@ -87,6 +87,9 @@ impl PasswordRules {
     /// Which rules a refusal's message (n8n's messages, joined) says are
     /// broken; None when it is about something else.
     fn broken(message: &str) -> Option<[bool; 3]> {
+        if !message.starts_with("Password must") {
+            return None;
+        }
         let broken = [
             message.contains("characters long"),
             message.contains("at least 1 number"),

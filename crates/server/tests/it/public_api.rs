@@ -540,7 +540,7 @@ async fn the_api_page_makes_a_key_shows_it_once_and_deletes_it(db: Db) -> TestRe
     let asked = page_form(&server, &owner, &path, &[]).await.send().await?;
     let (_, asked) = shown_after(&server, &owner, asked).await;
     assert!(
-        asked.contains("Delete this API key?"),
+        asked.contains("Delete the API key “"),
         "asks first: {asked}"
     );
     let deleted = page_form(&server, &owner, &path, &[("confirmed", "yes")])
@@ -548,7 +548,7 @@ async fn the_api_page_makes_a_key_shows_it_once_and_deletes_it(db: Db) -> TestRe
         .send()
         .await?;
     let (_, deleted) = shown_after(&server, &owner, deleted).await;
-    assert!(deleted.contains("The key is deleted"), "{deleted}");
+    assert!(deleted.contains("” is deleted; calls with it now fail."), "{deleted}");
     assert_eq!(
         api(&server, "GET", "/users", &raw).send().await?.status(),
         StatusCode::UNAUTHORIZED

@@ -307,7 +307,7 @@ async fn a_project_viewer_gets_no_edit_forms_and_cannot_edit(db: Db) -> TestResu
     // The project page: members and workflows, but no member forms.
     let (_, project) = page(&server, &ann, &format!("/projects/{billing}")).await;
     assert!(
-        project.contains("<td class=\"role\">Viewer</td>"),
+        project.contains("<td class=\"role\" data-label=\"Role\">Viewer</td>"),
         "{project}"
     );
     assert!(project.contains("data-name=\"Billing flow\""), "{project}");
@@ -333,7 +333,7 @@ async fn a_project_viewer_gets_no_edit_forms_and_cannot_edit(db: Db) -> TestResu
         );
     }
     assert!(
-        editable.contains("data-confirm=\"Delete the workflow Billing flow?"),
+        editable.contains("data-confirm=\"Delete the workflow “Billing flow”?"),
         "{editable}"
     );
     Ok(())
@@ -455,7 +455,7 @@ async fn members_see_no_tag_delete_button_and_cannot_delete_tags(db: Db) -> Test
     let server = TestServer::start(db).await;
     let (owner, (_, ann), _) = team(&server).await;
     let created = post_page(&server, &ann, "/home/tags", &[("name", "finance")]).await;
-    assert!(created.contains("The tag finance is created."), "{created}");
+    assert!(created.contains("Tag “finance” is created."), "{created}");
     let again = post_page(&server, &ann, "/home/tags", &[("name", "finance")]).await;
     assert!(
         again.contains("A tag named &#39;finance&#39; exists already.")
@@ -803,7 +803,10 @@ async fn deleting_a_user_with_transfer_from_the_user_page_moves_their_workflows(
         .add_user("cam@example.com", "Member1pass", Role::Member)
         .await;
     let (_, offered) = page(&server, &owner, &ben_page).await;
-    assert!(offered.contains("\">cam@example.com</option>"), "{offered}");
+    assert!(
+        offered.contains("\">Mia Member (personal, cam@example.com)</option>"),
+        "{offered}"
+    );
     assert!(offered.contains("id=\"delete-user-form\""), "{offered}");
     assert!(
         offered.contains("data-confirm=\"Delete Mia Member (ben@example.com)?"),
@@ -811,7 +814,7 @@ async fn deleting_a_user_with_transfer_from_the_user_page_moves_their_workflows(
     );
     assert!(
         offered.contains(&format!(
-            "<option value=\"{ann_project}\">ann@example.com</option>"
+            "<option value=\"{ann_project}\">Mia Member (personal, ann@example.com)</option>"
         )),
         "{offered}"
     );

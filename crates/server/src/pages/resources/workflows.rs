@@ -345,7 +345,8 @@ async fn view_workflow_delete(
 ) -> Result {
     let view = state.usher().workflow(&page.actor, id).await?;
     let name = view.workflow.name;
-    if !form.confirmed() {
+    // Who may not delete it is not asked: the service refuses.
+    if view.access >= Access::Write && !form.confirmed() {
         return Ok(confirm::ask(
             page.layout,
             format!("Delete the workflow “{name}”?"),
