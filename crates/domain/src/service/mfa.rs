@@ -163,7 +163,9 @@ impl Usher {
             return Ok(None);
         };
         match self.open_pending(&sealed) {
-            Some(pending) => self.mfa_setup(actor, pending.secret, pending.codes).map(Some),
+            Some(pending) => self
+                .mfa_setup(actor, pending.secret, pending.codes)
+                .map(Some),
             None => Ok(None),
         }
     }

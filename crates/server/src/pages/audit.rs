@@ -216,9 +216,9 @@ fn in_words(action: &str, who: Option<&str>, whom: Option<&str>, detail: &str) -
         "password_reset.link_created" => own("made a password reset link"),
         "password_reset.forced" => format!("{who} forced a password reset for {whom}"),
         "password_reset.completed" => format!("{whom} chose a new password with a reset link"),
-        "password_reset.voided" => with_detail(format!(
-            "The password reset link of {whom} was voided"
-        )),
+        "password_reset.voided" => {
+            with_detail(format!("The password reset link of {whom} was voided"))
+        }
         "mfa.enabled" => own("turned on two-factor authentication"),
         "mfa.disabled" => own("turned off two-factor authentication"),
         "mfa.recovery_codes_regenerated" => own("made new recovery codes"),

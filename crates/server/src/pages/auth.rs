@@ -128,10 +128,7 @@ struct SigninQuery {
     signed_out: Option<String>,
 }
 
-async fn view_signin_get(
-    page: Page,
-    Query(query): Query<SigninQuery>,
-) -> Result {
+async fn view_signin_get(page: Page, Query(query): Query<SigninQuery>) -> Result {
     page.require_signed_out()?;
     let mut signin = SigninPage::new(page.layout, Form::default(), query.redirect);
     signin.notice = query.signed_out.map(|_| "You are signed out.".to_owned());

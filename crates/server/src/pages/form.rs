@@ -8,7 +8,6 @@ use std::collections::HashMap;
 use askama::Template;
 use usher_domain::Error;
 
-
 /// What a post adds to the page it shows next: a notice that it was done,
 /// or the reason it was not, and `with`, what else that page shows for it
 /// (a new key, a set-up under way, a form as typed).

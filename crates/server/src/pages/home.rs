@@ -3,10 +3,7 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::{
-    extract::State,
-    response::IntoResponse,
-};
+use axum::{extract::State, response::IntoResponse};
 
 use super::{Layout, Result, SignedInPage};
 use crate::AppState;

@@ -16,11 +16,7 @@ use usher_domain::{
     service::mfa::{MfaSetup, SecondFactor},
 };
 
-use super::{
-    Layout, Result, Shown, SignedInPage,
-    confirm,
-    done,
-};
+use super::{Layout, Result, Shown, SignedInPage, confirm, done};
 use crate::{AppState, extract::ClientOrigin};
 
 pub fn router() -> Router<AppState> {

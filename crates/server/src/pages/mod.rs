@@ -118,7 +118,11 @@ fn page_of_action(action: &str) -> String {
         }
     }
     // An item's page: `/projects/<id>`, `/workflows/<id>`, `/settings/users/<id>`.
-    for (item, depth) in [("/projects/", 3), ("/workflows/", 3), ("/settings/users/", 4)] {
+    for (item, depth) in [
+        ("/projects/", 3),
+        ("/workflows/", 3),
+        ("/settings/users/", 4),
+    ] {
         if parent.starts_with(item) {
             return segments
                 .iter()

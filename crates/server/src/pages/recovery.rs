@@ -70,7 +70,12 @@ async fn view_forgot_post(
                 "If an account uses {}, a link to choose a new password is on its way.",
                 input.email.trim()
             );
-            return Ok(done(&state, "/forgot-password", notice, Sent { sent: true }));
+            return Ok(done(
+                &state,
+                "/forgot-password",
+                notice,
+                Sent { sent: true },
+            ));
         }
         Err(error) => Form::default().with("email", input.email).error(error, &[]),
     };

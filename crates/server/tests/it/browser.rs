@@ -885,10 +885,16 @@ async fn every_page_is_in_the_menu_marked_where_you_are_and_fits_a_phone() -> Te
         .add_user("ann@example.com", "Member1pass", Role::Member)
         .await;
     for (path, body) in [
-        ("/rest/workflows", json!({"name": "Billing with a rather long name to wrap"})),
+        (
+            "/rest/workflows",
+            json!({"name": "Billing with a rather long name to wrap"}),
+        ),
         ("/rest/tags", json!({"name": "finance"})),
         ("/rest/projects", json!({"name": "Team"})),
-        ("/rest/credentials", json!({"name": "Stripe", "type": "stripeApi", "data": {}})),
+        (
+            "/rest/credentials",
+            json!({"name": "Stripe", "type": "stripeApi", "data": {}}),
+        ),
     ] {
         let made = owner.post(server.at(path)).json(&body).send().await?;
         assert!(made.status().is_success(), "{path}: {}", made.status());
@@ -926,7 +932,11 @@ async fn every_page_is_in_the_menu_marked_where_you_are_and_fits_a_phone() -> Te
 
     // The pages under them keep their section marked.
     browser.follow_top_bar("/home/workflows").await?;
-    browser.find("#workflows-table td.name a").await?.click().await?;
+    browser
+        .find("#workflows-table td.name a")
+        .await?
+        .click()
+        .await?;
     browser.appears("#danger-zone").await?;
     browser
         .appears("#site-nav a[aria-current=page][href$='/home/workflows']")
@@ -985,15 +995,23 @@ async fn forms_redirect_keep_what_was_typed_and_ask_before_danger() -> TestResul
     browser.follow_top_bar("/home/tags").await?;
     browser.type_into("#tag-name", "finance").await?;
     browser.click("tag-create").await?;
-    assert_eq!(browser.appears("#flash").await?.text().await?, "Tag “finance” is created.");
+    assert_eq!(
+        browser.appears("#flash").await?.text().await?,
+        "Tag “finance” is created."
+    );
     assert_eq!(browser.path().await?, "/home/tags");
     browser.shoot("tag-created").await?;
     browser.client.refresh().await?;
     browser.appears("#tags-table").await?;
-    browser.assert_absent("#flash", "the notice after a reload").await?;
+    browser
+        .assert_absent("#flash", "the notice after a reload")
+        .await?;
     let rows = browser
         .client
-        .execute("return document.querySelectorAll('#tags-table tbody tr').length", vec![])
+        .execute(
+            "return document.querySelectorAll('#tags-table tbody tr').length",
+            vec![],
+        )
         .await?;
     assert_eq!(rows, json!(1));
 
@@ -1032,7 +1050,11 @@ async fn forms_redirect_keep_what_was_typed_and_ask_before_danger() -> TestResul
         browser.appears("#flash").await?.text().await?,
         "Workflow “Billing” is created in Olive Owner (personal)."
     );
-    browser.find(&format!("{} a", workflow_row("Billing"))).await?.click().await?;
+    browser
+        .find(&format!("{} a", workflow_row("Billing")))
+        .await?
+        .click()
+        .await?;
     browser.appears("#danger-zone #workflow-delete").await?;
     browser.click("workflow-delete").await?;
     let question = browser.client.get_alert_text().await?;
@@ -1052,7 +1074,10 @@ async fn forms_redirect_keep_what_was_typed_and_ask_before_danger() -> TestResul
     // The audit log in words, the code a filter.
     browser.follow_top_bar("/settings/audit").await?;
     let words = browser.appears("#audit-table").await?.text().await?;
-    assert!(words.contains("Olive Owner deleted the workflow “Billing”"), "{words}");
+    assert!(
+        words.contains("Olive Owner deleted the workflow “Billing”"),
+        "{words}"
+    );
     browser.shoot("audit-log").await?;
     browser
         .find("#audit-table tr[data-action='workflow.deleted'] a.code-link")
@@ -1060,7 +1085,10 @@ async fn forms_redirect_keep_what_was_typed_and_ask_before_danger() -> TestResul
         .click()
         .await?;
     browser.appears("#audit-count").await?;
-    assert_eq!(browser.text("#audit-count").await?, "1 event, showing 1 to 1.");
+    assert_eq!(
+        browser.text("#audit-count").await?,
+        "1 event, showing 1 to 1."
+    );
     browser.shoot("audit-filtered").await?;
     browser.finish(server).await
 }

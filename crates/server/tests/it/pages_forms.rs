@@ -37,7 +37,14 @@ async fn post(
 
 /// The id of the item called `name` in a `/rest` list.
 async fn id_named(server: &TestServer, client: &Client, path: &str, name: &str) -> String {
-    let list = body(client.get(server.at(path)).send().await.unwrap_or_else(|e| panic!("{e}"))).await;
+    let list = body(
+        client
+            .get(server.at(path))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}")),
+    )
+    .await;
     list["data"]
         .as_array()
         .and_then(|items| items.iter().find(|i| i["name"] == name))
@@ -62,16 +69,17 @@ async fn done_once(
     assert_eq!(location(&response), next, "{path}");
     let (status, shown) = shown_after(server, client, response).await;
     assert_eq!(status, StatusCode::OK, "{path}");
-    assert!(shown.contains(notice), "{path}: {notice:?} is not on {shown}");
+    assert!(
+        shown.contains(notice),
+        "{path}: {notice:?} is not on {shown}"
+    );
     let (status, reloaded) = get(server, client, next).await;
     assert_eq!(status, StatusCode::OK);
     assert!(!reloaded.contains(notice), "{path}: the notice shows twice");
     reloaded
 }
 
-async fn every_form_redirects_names_its_subject_and_a_reload_repeats_nothing(
-    db: Db,
-) -> TestResult {
+async fn every_form_redirects_names_its_subject_and_a_reload_repeats_nothing(db: Db) -> TestResult {
     let server = TestServer::start(db).await;
     let owner = server.owner().await;
 
@@ -79,7 +87,11 @@ async fn every_form_redirects_names_its_subject_and_a_reload_repeats_nothing(
         &server,
         &owner,
         "/settings/personal",
-        &[("firstName", "Liv"), ("lastName", "Owner"), ("email", OWNER_EMAIL)],
+        &[
+            ("firstName", "Liv"),
+            ("lastName", "Owner"),
+            ("email", OWNER_EMAIL),
+        ],
         "/settings/personal",
         "Your details are saved: Liv Owner, owner@example.com.",
     )
@@ -88,7 +100,10 @@ async fn every_form_redirects_names_its_subject_and_a_reload_repeats_nothing(
         &server,
         &owner,
         "/settings/personal/password",
-        &[("currentPassword", OWNER_PASSWORD), ("newPassword", "Renewed1password")],
+        &[
+            ("currentPassword", OWNER_PASSWORD),
+            ("newPassword", "Renewed1password"),
+        ],
         "/settings/personal",
         "Your password is changed.",
     )
@@ -127,7 +142,12 @@ async fn every_form_redirects_names_its_subject_and_a_reload_repeats_nothing(
         &server,
         &owner,
         "/home/credentials",
-        &[("name", "Stripe"), ("type", "stripeApi"), ("projectId", ""), ("data", "{}")],
+        &[
+            ("name", "Stripe"),
+            ("type", "stripeApi"),
+            ("projectId", ""),
+            ("data", "{}"),
+        ],
         "/home/credentials",
         "Credential “Stripe” is created in Liv Owner (personal).",
     )
@@ -136,7 +156,10 @@ async fn every_form_redirects_names_its_subject_and_a_reload_repeats_nothing(
         &server,
         &owner,
         "/settings/email",
-        &[("subject", "Join us"), ("html", "<a href=\"{{inviteAcceptUrl}}\">join</a>")],
+        &[
+            ("subject", "Join us"),
+            ("html", "<a href=\"{{inviteAcceptUrl}}\">join</a>"),
+        ],
         "/settings/email",
         "The invitation email “Join us” is saved",
     )
@@ -168,7 +191,11 @@ async fn every_form_redirects_names_its_subject_and_a_reload_repeats_nothing(
 
     // The audit log has each action once.
     let (_, audit) = get(&server, &owner, "/settings/audit?action=workflow.created").await;
-    assert_eq!(audit.matches("data-action=\"workflow.created\"").count(), 1, "{audit}");
+    assert_eq!(
+        audit.matches("data-action=\"workflow.created\"").count(),
+        1,
+        "{audit}"
+    );
     Ok(())
 }
 
@@ -199,8 +226,14 @@ async fn a_get_on_a_form_s_address_shows_the_page_instead_of_405(db: Db) -> Test
         ("/settings/email/reset", "/settings/email"),
         (&format!("/home/tags/{tag}/rename") as &str, "/home/tags"),
         (&format!("/home/tags/{tag}/delete"), "/home/tags"),
-        (&format!("/workflows/{flow}/delete"), &format!("/workflows/{flow}")),
-        (&format!("/workflows/{flow}/tags"), &format!("/workflows/{flow}")),
+        (
+            &format!("/workflows/{flow}/delete"),
+            &format!("/workflows/{flow}"),
+        ),
+        (
+            &format!("/workflows/{flow}/tags"),
+            &format!("/workflows/{flow}"),
+        ),
         ("/open-period/dismiss", "/"),
     ] {
         let response = owner.get(server.at(action)).send().await?;
@@ -217,14 +250,15 @@ async fn a_get_on_a_form_s_address_shows_the_page_instead_of_405(db: Db) -> Test
     let response = stranger.get(server.at("/signin/code")).send().await?;
     assert_eq!(location(&response), "/signin", "{}", response.status());
     // Other methods are not led anywhere.
-    let response = owner.delete(server.at("/settings/mfa/start")).send().await?;
+    let response = owner
+        .delete(server.at("/settings/mfa/start"))
+        .send()
+        .await?;
     assert!(response.status().is_client_error(), "{}", response.status());
     Ok(())
 }
 
-async fn dangerous_actions_ask_first_without_script_and_act_once_confirmed(
-    db: Db,
-) -> TestResult {
+async fn dangerous_actions_ask_first_without_script_and_act_once_confirmed(db: Db) -> TestResult {
     let server = TestServer::start(db).await;
     let owner = server.owner().await;
     let ann = server
@@ -256,7 +290,10 @@ async fn dangerous_actions_ask_first_without_script_and_act_once_confirmed(
         assert_eq!(asked.status(), StatusCode::OK);
         let asked = asked.text().await?;
         assert!(asked.contains(question), "{asked}");
-        assert!(asked.contains("name=\"confirmed\" value=\"yes\""), "{asked}");
+        assert!(
+            asked.contains("name=\"confirmed\" value=\"yes\""),
+            "{asked}"
+        );
         assert!(asked.contains(&format!("action=\"{action}\"")), "{asked}");
     }
     // Nothing happened yet.
@@ -270,18 +307,36 @@ async fn dangerous_actions_ask_first_without_script_and_act_once_confirmed(
     )
     .await;
     let (_, shown) = shown_after(&server, &owner, removed).await;
-    assert!(shown.contains("Mia Member is removed from “Team”."), "{shown}");
-    let deleted = post(&server, &owner, &format!("{project}/delete"), &[("confirmed", "yes")]).await;
+    assert!(
+        shown.contains("Mia Member is removed from “Team”."),
+        "{shown}"
+    );
+    let deleted = post(
+        &server,
+        &owner,
+        &format!("{project}/delete"),
+        &[("confirmed", "yes")],
+    )
+    .await;
     assert_eq!(location(&deleted), "/projects");
     let (_, shown) = shown_after(&server, &owner, deleted).await;
     assert!(shown.contains("Project “Team” is deleted"), "{shown}");
 
     // Requiring two-factor for everyone asks first too; making it optional
     // does not.
-    let asked = post(&server, &owner, "/settings/mfa/enforce", &[("enforce", "true")]).await;
+    let asked = post(
+        &server,
+        &owner,
+        "/settings/mfa/enforce",
+        &[("enforce", "true")],
+    )
+    .await;
     assert_eq!(asked.status(), StatusCode::OK);
     let asked = asked.text().await?;
-    assert!(asked.contains("Require two-factor authentication for everyone?"), "{asked}");
+    assert!(
+        asked.contains("Require two-factor authentication for everyone?"),
+        "{asked}"
+    );
     assert!(asked.contains("name=\"enforce\" value=\"true\""), "{asked}");
     let (_, mfa) = get(&server, &owner, "/settings/mfa").await;
     assert!(mfa.contains("id=\"enforce-on\""), "not required yet: {mfa}");
@@ -312,9 +367,16 @@ async fn a_failed_form_keeps_what_was_typed_but_no_password_with_the_error_besid
     assert!(html.contains("value=\"Typed\""), "{html}");
     assert!(html.contains("value=\"new@example.com\""), "{html}");
     assert!(!html.contains("Wrong1password"), "a password is echoed");
-    assert!(html.contains("aria-describedby=\"currentPassword-error"), "{html}");
+    assert!(
+        html.contains("aria-describedby=\"currentPassword-error"),
+        "{html}"
+    );
     assert_eq!(html.matches(" autofocus").count(), 1, "{html}");
-    assert_eq!(html.matches("class=\"error\"").count(), 1, "one message: {html}");
+    assert_eq!(
+        html.matches("class=\"error\"").count(),
+        1,
+        "one message: {html}"
+    );
 
     // Bad JSON in a credential: name, type and data kept, the error beside
     // the data.
@@ -322,7 +384,12 @@ async fn a_failed_form_keeps_what_was_typed_but_no_password_with_the_error_besid
         &server,
         &owner,
         "/home/credentials",
-        &[("name", "Stripe"), ("type", "stripeApi"), ("projectId", ""), ("data", "{oops")],
+        &[
+            ("name", "Stripe"),
+            ("type", "stripeApi"),
+            ("projectId", ""),
+            ("data", "{oops"),
+        ],
     )
     .await;
     let html = refused.text().await?;
@@ -348,9 +415,7 @@ async fn a_failed_form_keeps_what_was_typed_but_no_password_with_the_error_besid
     Ok(())
 }
 
-async fn a_weak_password_shows_the_policy_once_with_what_is_missing_marked(
-    db: Db,
-) -> TestResult {
+async fn a_weak_password_shows_the_policy_once_with_what_is_missing_marked(db: Db) -> TestResult {
     let server = TestServer::start(db).await;
     let owner = server.owner().await;
     let (_, page) = get(&server, &owner, "/settings/personal").await;
@@ -361,17 +426,25 @@ async fn a_weak_password_shows_the_policy_once_with_what_is_missing_marked(
         &server,
         &owner,
         "/settings/personal/password",
-        &[("currentPassword", OWNER_PASSWORD), ("newPassword", "lowercase1")],
+        &[
+            ("currentPassword", OWNER_PASSWORD),
+            ("newPassword", "lowercase1"),
+        ],
     )
     .await;
     let html = refused.text().await?;
     // Only the capital letter is missing, and that is said once.
     assert_eq!(html.matches("class=\"missing\"").count(), 1, "{html}");
     assert!(
-        html.contains("<span class=\"visually-hidden\">Missing: </span>At least one capital letter"),
+        html.contains(
+            "<span class=\"visually-hidden\">Missing: </span>At least one capital letter"
+        ),
         "{html}"
     );
-    assert!(!html.contains("Password must contain"), "the policy twice: {html}");
+    assert!(
+        !html.contains("Password must contain"),
+        "the policy twice: {html}"
+    );
     assert_eq!(html.matches("id=\"newPassword-policy\"").count(), 1);
     assert!(
         html.contains("aria-describedby=\"newPassword-error newPassword-policy\""),
@@ -403,8 +476,15 @@ async fn the_audit_log_reads_in_words_and_filters_by_code(db: Db) -> TestResult 
         "{log}"
     );
     let (_, filtered) = get(&server, &owner, "/settings/audit?action=user.role_changed").await;
-    assert_eq!(filtered.matches("<tr data-action=").count(), 1, "{filtered}");
-    assert!(filtered.contains("<option value=\"user.role_changed\" selected>"), "{filtered}");
+    assert_eq!(
+        filtered.matches("<tr data-action=").count(),
+        1,
+        "{filtered}"
+    );
+    assert!(
+        filtered.contains("<option value=\"user.role_changed\" selected>"),
+        "{filtered}"
+    );
     Ok(())
 }
 
@@ -417,7 +497,10 @@ async fn a_page_shown_over_a_throttle_answers_429_with_retry_after(db: Db) -> Te
             &server,
             &owner,
             "/settings/personal/password",
-            &[("currentPassword", "Wrong1password"), ("newPassword", "Renewed1password")],
+            &[
+                ("currentPassword", "Wrong1password"),
+                ("newPassword", "Renewed1password"),
+            ],
         )
         .await;
         if response.status() != StatusCode::OK {

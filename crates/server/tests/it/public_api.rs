@@ -548,7 +548,10 @@ async fn the_api_page_makes_a_key_shows_it_once_and_deletes_it(db: Db) -> TestRe
         .send()
         .await?;
     let (_, deleted) = shown_after(&server, &owner, deleted).await;
-    assert!(deleted.contains("” is deleted; calls with it now fail."), "{deleted}");
+    assert!(
+        deleted.contains("” is deleted; calls with it now fail."),
+        "{deleted}"
+    );
     assert_eq!(
         api(&server, "GET", "/users", &raw).send().await?.status(),
         StatusCode::UNAUTHORIZED

@@ -149,7 +149,10 @@ async fn a_member_sees_only_their_own_and_their_projects_workflows(db: Db) -> Te
     // Ann creates hers on the page, in her personal project (the default).
     let (_, form) = page(&server, &ann, "/home/workflows").await;
     assert!(form.contains("id=\"workflows-empty\""), "{form}");
-    assert!(form.contains("Mia Member (personal, ann@example.com)</option>"), "{form}");
+    assert!(
+        form.contains("Mia Member (personal, ann@example.com)</option>"),
+        "{form}"
+    );
     let created = post_page(
         &server,
         &ann,
@@ -158,7 +161,8 @@ async fn a_member_sees_only_their_own_and_their_projects_workflows(db: Db) -> Te
     )
     .await;
     assert!(
-        created.contains("Workflow “Ann flow” is created in Mia Member (personal, ann@example.com)."),
+        created
+            .contains("Workflow “Ann flow” is created in Mia Member (personal, ann@example.com)."),
         "{created}"
     );
     assert!(created.contains("data-settle-at=\"/home/workflows\""));
@@ -383,7 +387,10 @@ async fn the_workflow_page_renames_activates_tags_and_deletes(db: Db) -> TestRes
         &[("active", "true")],
     )
     .await;
-    assert!(active.contains("Workflow “Invoices” is active."), "{active}");
+    assert!(
+        active.contains("Workflow “Invoices” is active."),
+        "{active}"
+    );
     assert!(
         active.contains("id=\"workflow-status\">Active</dd>"),
         "{active}"
@@ -395,7 +402,10 @@ async fn the_workflow_page_renames_activates_tags_and_deletes(db: Db) -> TestRes
         &[("tag", billing.as_str()), ("tag", nightly.as_str())],
     )
     .await;
-    assert!(tagged.contains("Workflow “Invoices” is tagged billing, nightly."), "{tagged}");
+    assert!(
+        tagged.contains("Workflow “Invoices” is tagged billing, nightly."),
+        "{tagged}"
+    );
     assert!(
         tagged.contains("id=\"workflow-tags\">billing, nightly</dd>"),
         "{tagged}"
@@ -655,7 +665,10 @@ async fn credentials_are_listed_without_their_data_and_bad_json_is_shown_beside_
         &[("confirmed", "yes")],
     )
     .await;
-    assert!(deleted.contains("Credential “Stripe” is deleted."), "{deleted}");
+    assert!(
+        deleted.contains("Credential “Stripe” is deleted."),
+        "{deleted}"
+    );
     assert!(!deleted.contains("data-name=\"Stripe\""), "{deleted}");
     Ok(())
 }

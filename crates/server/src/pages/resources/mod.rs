@@ -159,4 +159,3 @@ async fn writable_projects(
 pub(super) struct NameForm {
     pub name: String,
 }
-

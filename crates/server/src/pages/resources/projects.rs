@@ -281,10 +281,7 @@ async fn view_project_member(
     match result {
         Ok(user) => {
             let (project, person) = names(&state, &page, id, Some(user)).await?;
-            let notice = format!(
-                "{person} is {} of “{project}”.",
-                role_label(&input.role)
-            );
+            let notice = format!("{person} is {} of “{project}”.", role_label(&input.role));
             Ok(done(&state, &format!("/projects/{id}"), notice, ()))
         }
         Err(error) => project_page(&state, page, id, Shown::refused(error)).await,
