@@ -166,6 +166,8 @@ impl Checks {
                     match segment {
                         Segment::Literal(literal) if literal == text => {}
                         Segment::Literal(_) => return None,
+                        // As the router: a parameter is never empty.
+                        Segment::Param(_) if text.is_empty() => return None,
                         Segment::Param(name) => values.push((
                             name.as_str(),
                             percent_decode_str(text).decode_utf8_lossy().into_owned(),
