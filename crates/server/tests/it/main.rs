@@ -5,6 +5,7 @@
 
 mod harness;
 
+mod api_validation;
 mod authz;
 mod browser;
 mod cli;
