@@ -153,6 +153,23 @@ impl Usher {
         self.renew_mfa_setup(actor).await
     }
 
+    /// The set-up under way, as [`Self::start_mfa_setup`] showed it, or
+    /// None; reads only, so that a page can show it again on a GET.
+    pub async fn pending_mfa_setup(&self, actor: &Actor) -> Result<Option<MfaSetup>> {
+        if actor.user.mfa_enabled || Self::not_enrolled(actor).is_err() {
+            return Ok(None);
+        }
+        let Some(sealed) = self.store.pending_mfa_secret(actor.user.id).await? else {
+            return Ok(None);
+        };
+        match self.open_pending(&sealed) {
+            Some(pending) => self
+                .mfa_setup(actor, pending.secret, pending.codes)
+                .map(Some),
+            None => Ok(None),
+        }
+    }
+
     /// A new secret and new recovery codes for a set-up under way; the
     /// earlier ones stop counting.
     pub async fn renew_mfa_setup(&self, actor: &Actor) -> Result<MfaSetup> {

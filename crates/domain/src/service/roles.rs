@@ -186,4 +186,42 @@ impl Usher {
         }
         Ok(self.store.audit_events(filter, limit, offset).await?)
     }
+
+    /// The names of the people `events` mention, for the log in words:
+    /// keyed by the actor's id and by the target as the event keeps it
+    /// (an email, or an id where there was none). People deleted since are
+    /// missing; the page shows what the event kept instead.
+    pub async fn audit_names(
+        &self,
+        actor: &Actor,
+        events: &[AuditEvent],
+    ) -> Result<std::collections::HashMap<String, String>> {
+        actor.user.role.require_user_manager()?;
+        let mut names = std::collections::HashMap::new();
+        for event in events {
+            if let Some(id) = event.actor_id
+                && !names.contains_key(&id.to_string())
+                && let Some(user) = self.store.user_by_id(id).await?
+            {
+                names.insert(id.to_string(), user.display_name());
+            }
+            let Some(target) = event.target.as_deref() else {
+                continue;
+            };
+            if names.contains_key(target) {
+                continue;
+            }
+            let user = match UserId::parse(target) {
+                Some(id) => self.store.user_by_id(id).await?,
+                None => match crate::model::Email::parse(target) {
+                    Ok(email) => self.store.user_by_email(&email).await?,
+                    Err(_) => None,
+                },
+            };
+            if let Some(user) = user {
+                names.insert(target.to_owned(), user.display_name());
+            }
+        }
+        Ok(names)
+    }
 }

@@ -2,18 +2,23 @@
 //! `X-N8N-API-KEY: <key>` or `Authorization: Bearer <key>`. Answers are not
 //! wrapped in `{"data": …}`, as in n8n; errors have Usher's one shape.
 //!
-//! - [`openapi`]: the OpenAPI 3 document of these operations and its page.
+//! - [`openapi`]: the OpenAPI 3 document of these operations (JSON and
+//!   YAML) and its page.
+//! - [`validate`]: the layer that refuses, before any handler, what the
+//!   document does not allow (n8n's validator's answers).
 //!
 //! People make their keys on `/settings/api` (`pages::api_keys`).
 
 pub mod openapi;
+pub mod validate;
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::Arc};
 
 use axum::{
     Router,
     extract::{FromRequestParts, Path, Query, State},
     http::{StatusCode, header, request::Parts},
+    middleware,
     response::{IntoResponse, Response},
     routing::{get, patch},
 };
@@ -35,13 +40,22 @@ pub fn router(state: &AppState) -> Router<AppState> {
     if state.settings().public_api_disabled {
         return Router::new();
     }
+    // The checks come from the very document `/openapi.json` serves.
+    let checks = Arc::new(validate::Checks::from_document(openapi::spec(
+        &state.settings().base_url,
+    )));
+    let layer_state = state.clone();
     Router::new()
         .route("/users", get(list_users).post(create_users))
         .route("/users/{id}", get(get_user).delete(delete_user))
         .route("/users/{id}/role", patch(change_role))
         .route("/openapi.json", get(openapi::document))
+        .route("/openapi.yml", get(openapi::yaml_document))
         .route("/docs", get(openapi::page))
         .route("/docs/", get(openapi::page))
+        .layer(middleware::from_fn(move |request, next| {
+            validate::layer(layer_state.clone(), checks.clone(), request, next)
+        }))
 }
 
 /// The API key the request presents, as `X-N8N-API-KEY: <key>` or
@@ -78,6 +92,11 @@ impl FromRequestParts<AppState> for Caller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
+        // The validator looked the key up already, for every operation of
+        // the document.
+        if let Some(validate::Verified(caller)) = parts.extensions.remove() {
+            return Ok(Caller(caller));
+        }
         let Ok(PresentedKey(key)) = PresentedKey::from_request_parts(parts, state).await;
         let caller = state.usher().api_caller(key.as_deref()).await?;
         Ok(Caller(caller))
@@ -124,40 +143,36 @@ struct PublicUserPage<'a> {
     next_cursor: Option<String>,
 }
 
-fn bad(message: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, message)
+/// A query number. The validator let through only what the document
+/// allows (a number, whole, in range), so anything else is its default.
+fn number(query: &HashMap<String, String>, name: &str, default: i64) -> i64 {
+    query
+        .get(name)
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|n| n.is_finite())
+        .map_or(default, |n| n as i64)
 }
 
-/// A query number, as the spec types them (`number`): whole and in range.
-fn number(query: &HashMap<String, String>, name: &str, default: i64) -> Result<i64> {
-    match query.get(name).map(|v| v.trim()).filter(|v| !v.is_empty()) {
-        None => Ok(default),
-        Some(text) => match text.parse::<f64>() {
-            Ok(n) if n.fract() == 0.0 && n.abs() < 1e12 => Ok(n as i64),
-            _ => Err(bad(format!("{name} must be a whole number, not {text:?}."))),
-        },
-    }
+fn flag(query: &HashMap<String, String>, name: &str) -> bool {
+    query.get(name).is_some_and(|v| v == "true")
 }
 
-fn flag(query: &HashMap<String, String>, name: &str) -> Result<bool> {
-    match query.get(name).map(|v| v.trim()) {
-        None | Some("") | Some("false") => Ok(false),
-        Some("true") => Ok(true),
-        Some(other) => Err(bad(format!("{name} must be true or false, not {other:?}."))),
-    }
-}
+/// The page size when none is asked for, and for `limit=0` (as n8n).
+const DEFAULT_LIMIT: i64 = 100;
 
 async fn list_users(
     State(state): State<AppState>,
     Caller(caller): Caller,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response> {
-    let limit = number(&query, "limit", 100)?;
-    if limit > 250 {
-        return Err(bad("limit must be at most 250."));
-    }
-    let offset = number(&query, "offset", 0)?;
-    let include_role = flag(&query, "includeRole")?;
+    // n8n answers `limit=0` with the default page, and a cursor that keeps
+    // the 0 and so never moves on; this one is made for the page given.
+    let limit = match number(&query, "limit", DEFAULT_LIMIT) {
+        0 => DEFAULT_LIMIT,
+        limit => limit,
+    };
+    let offset = number(&query, "offset", 0);
+    let include_role = flag(&query, "includeRole");
     let page = state
         .usher()
         .public_users(
@@ -226,7 +241,7 @@ async fn get_user(
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response> {
     let user = state.usher().public_user(&caller, &id).await?;
-    let include_role = flag(&query, "includeRole")?;
+    let include_role = flag(&query, "includeRole");
     Ok(Json(PublicUser::of(&user, include_role)).into_response())
 }
 

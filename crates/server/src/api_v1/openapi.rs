@@ -1,13 +1,19 @@
-//! The OpenAPI 3 document of `/api/v1`, and a page that shows it, both
-//! served by the binary (no CDN). It follows the fragments of spec 003, and
-//! says where Usher's answers differ from them (see `description`s).
+//! The OpenAPI 3 document of `/api/v1` (as JSON and, as n8n serves it, as
+//! YAML), and a page that shows it, all served by the binary (no CDN). It
+//! follows the fragments of spec 003, and says where Usher's answers differ
+//! from them (see `description`s). It is also what `validate` checks each
+//! request against: change the document and the checks follow.
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::{extract::State, response::IntoResponse};
+use axum::{
+    extract::State,
+    http::{StatusCode, header},
+    response::{IntoResponse, Response},
+};
 use serde_json::{Value, json};
 
-use crate::{AppState, extract::Json};
+use crate::{AppState, error::ApiError, extract::Json};
 
 /// The document. Built once per request: it is small, and it carries the
 /// instance's own base URL.
@@ -29,8 +35,8 @@ pub fn spec(base_url: &str) -> Value {
                 "BearerAuth": {"type": "http", "scheme": "bearer"}
             },
             "parameters": {
-                "limit": {"name": "limit", "in": "query", "description": "The maximum number of items to return.", "required": false, "schema": {"type": "number", "default": 100, "minimum": 1, "maximum": 250}},
-                "offset": {"name": "offset", "in": "query", "description": "The number of items to skip before starting to collect the result set (ignored with a cursor).", "required": false, "schema": {"type": "number", "default": 0, "minimum": 0}},
+                "limit": {"name": "limit", "in": "query", "description": "The maximum number of items to return. 0 is the default page, as in n8n (whose nextCursor then never advances; Usher's does).", "required": false, "schema": {"type": "number", "default": 100, "minimum": 0, "maximum": 250, "multipleOf": 1}},
+                "offset": {"name": "offset", "in": "query", "description": "The number of items to skip before starting to collect the result set (ignored with a cursor).", "required": false, "schema": {"type": "number", "default": 0, "minimum": 0, "multipleOf": 1}},
                 "cursor": {"name": "cursor", "in": "query", "description": "Paginate by setting the cursor parameter to the nextCursor attribute returned by the previous request's response.", "required": false, "style": "form", "schema": {"type": "string"}},
                 "includeRole": {"name": "includeRole", "in": "query", "description": "Whether to include the user's role or not.", "required": false, "schema": {"type": "boolean", "default": false}},
                 "userIdentifier": {"name": "id", "in": "path", "description": "The ID or email of the user.", "required": true, "schema": {"type": "string"}}
@@ -151,6 +157,21 @@ pub fn spec(base_url: &str) -> Value {
 
 pub async fn document(State(state): State<AppState>) -> Json<Value> {
     Json(spec(&state.settings().base_url))
+}
+
+/// The same document as YAML (`/openapi.yml`, n8n's address for it).
+pub async fn yaml_document(State(state): State<AppState>) -> Response {
+    match serde_norway::to_string(&spec(&state.settings().base_url)) {
+        Ok(text) => ([(header::CONTENT_TYPE, "application/yaml")], text).into_response(),
+        Err(error) => {
+            tracing::error!(%error, "the OpenAPI document did not turn into YAML");
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "The document could not be written as YAML.",
+            )
+            .into_response()
+        }
+    }
 }
 
 struct Operation {

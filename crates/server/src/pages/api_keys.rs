@@ -119,7 +119,10 @@ async fn view_api_post(
         Ok(created) => Ok(done(
             &state,
             "/settings/api",
-            "Copy the key now: it is not shown again.",
+            format!(
+                "API key “{}” is created. Copy it now: it is not shown again.",
+                value("label").trim()
+            ),
             NewKey {
                 key: created.raw.expose().to_owned(),
             },
@@ -135,10 +138,18 @@ async fn view_api_delete(
     Id(id): Id<ApiKeyId>,
     axum::Form(form): axum::Form<Confirmation>,
 ) -> Result {
+    let label = state
+        .usher()
+        .api_keys(&page.actor)
+        .await?
+        .into_iter()
+        .find(|k| k.id.to_string() == id.to_string())
+        .map(|k| k.label)
+        .unwrap_or_default();
     if !form.confirmed() {
         return Ok(confirm::ask(
             page.layout,
-            "Delete this API key?",
+            format!("Delete the API key “{label}”?"),
             "Scripts that use it stop working at once. This cannot be undone.",
             "Delete key",
             &format!("/settings/api/{id}/delete"),
@@ -156,7 +167,7 @@ async fn view_api_delete(
         Ok(()) => Ok(done(
             &state,
             "/settings/api",
-            "The key is deleted; calls with it now fail.",
+            format!("API key “{label}” is deleted; calls with it now fail."),
             (),
         )),
         Err(error) => render(&state, page, Shown::refused(error)).await,

@@ -17,8 +17,8 @@ use usher_domain::{
     },
 };
 
-use super::{Form, Layout, Page, Result, password_rules, safe_redirect};
-use crate::{AppState, error::ApiError, extract::ClientOrigin, rest::with_cookie};
+use super::{Form, Layout, Page, Result, done, password_rules, safe_redirect};
+use crate::{AppState, extract::ClientOrigin, rest::with_cookie};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -34,7 +34,7 @@ pub fn router() -> Router<AppState> {
 struct SetupPage {
     layout: Layout,
     form: Form,
-    password_rules: String,
+    password_rules: super::PasswordRules,
 }
 
 async fn view_setup_get(State(state): State<AppState>, page: Page) -> Result {
@@ -75,7 +75,12 @@ async fn view_setup_post(
     };
     Ok(match state.usher().setup_owner(setup, &origin).await {
         Ok(session) => with_cookie(
-            Redirect::to(&state.path("/")),
+            done(
+                &state,
+                "/",
+                "Your owner account is set up. Invite people from Users.",
+                (),
+            ),
             state.session_cookie(&session),
         ),
         Err(error) => SetupPage {
@@ -102,18 +107,15 @@ struct SigninPage {
     form: Form,
     redirect: String,
     notice: Option<String>,
-    /// "Forgot your password?" only where it can work.
-    mail_configured: bool,
 }
 
 impl SigninPage {
-    fn new(state: &AppState, layout: Layout, form: Form, redirect: String) -> Self {
+    fn new(layout: Layout, form: Form, redirect: String) -> Self {
         Self {
             layout,
             form,
             redirect,
             notice: None,
-            mail_configured: state.usher().mail_configured(),
         }
     }
 }
@@ -126,13 +128,9 @@ struct SigninQuery {
     signed_out: Option<String>,
 }
 
-async fn view_signin_get(
-    State(state): State<AppState>,
-    page: Page,
-    Query(query): Query<SigninQuery>,
-) -> Result {
+async fn view_signin_get(page: Page, Query(query): Query<SigninQuery>) -> Result {
     page.require_signed_out()?;
-    let mut signin = SigninPage::new(&state, page.layout, Form::default(), query.redirect);
+    let mut signin = SigninPage::new(page.layout, Form::default(), query.redirect);
     signin.notice = query.signed_out.map(|_| "You are signed out.".to_owned());
     Ok(signin.into_response())
 }
@@ -169,10 +167,8 @@ async fn view_signin_post(
         }
         .into_response(),
         Err(error) => {
-            let form = Form::default()
-                .with("email", input.email)
-                .general_error(ApiError::from(error).message);
-            SigninPage::new(&state, page.layout, form, input.redirect).into_response()
+            let form = Form::default().with("email", input.email).error(error, &[]);
+            SigninPage::new(page.layout, form, input.redirect).into_response()
         }
     })
 }
@@ -218,11 +214,11 @@ async fn view_signin_code_post(
         // The challenge has lapsed: back to the start.
         Err(usher_domain::Error::Unauthorized(message)) if message.contains("took too long") => {
             let form = Form::default().general_error(message);
-            SigninPage::new(&state, page.layout, form, input.redirect).into_response()
+            SigninPage::new(page.layout, form, input.redirect).into_response()
         }
         Err(error) => SigninCodePage {
             layout: page.layout,
-            form: Form::default().general_error(ApiError::from(error).message),
+            form: Form::default().error(error, &[]),
             challenge: input.challenge,
             redirect: input.redirect,
         }

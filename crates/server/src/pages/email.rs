@@ -10,7 +10,7 @@ use axum::{
 };
 use serde::Deserialize;
 
-use super::{Layout, Result, Shown, SignedInPage};
+use super::{Layout, Result, Shown, SignedInPage, done};
 use crate::{AppState, extract::ClientOrigin, mail};
 
 pub fn router() -> Router<AppState> {
@@ -50,7 +50,7 @@ async fn render(
         }
     };
     Ok(EmailPage {
-        layout: page.layout,
+        layout: page.layout.at("/settings/email"),
         subject,
         html,
         notice: shown.notice,
@@ -86,8 +86,11 @@ async fn view_email_post(
         .usher()
         .save_invite_wording(&page.actor, wording, &origin)
         .await?;
-    let notice = "Saved: invitations from now on use this email.";
-    render(&state, page, Shown::notice(notice)).await
+    let notice = format!(
+        "The invitation email “{}” is saved: invitations from now on use it.",
+        form.subject.trim()
+    );
+    Ok(done(&state, "/settings/email", notice, ()))
 }
 
 async fn view_email_reset(
@@ -100,5 +103,5 @@ async fn view_email_reset(
         .save_invite_wording(&page.actor, None, &origin)
         .await?;
     let notice = "Invitations use the standard email again.";
-    render(&state, page, Shown::notice(notice)).await
+    Ok(done(&state, "/settings/email", notice, ()))
 }

@@ -8,6 +8,15 @@
 //! included), and [`show_errors`], which has the state and the visitor, draws
 //! the page. The message is the one `/rest` would give, with the status that
 //! fits; never a stack trace.
+//!
+//! A refusal shown inside the page it was asked from (a form drawn again
+//! with its error) is still a refusal: [`refused`] notes it, and the same
+//! layer gives the page the status it would have had as an error. Only
+//! "slow down" is carried over (429 with `Retry-After`), so that a throttle
+//! reads the same to a script whether it hit `/rest` or a page; a form's
+//! other mistakes stay 200, as browsers and n8n's pages expect.
+
+use std::cell::Cell;
 
 use askama::Template;
 use askama_web::WebTemplate;
@@ -107,12 +116,41 @@ struct ErrorPage {
     next: Option<(String, String)>,
 }
 
+tokio::task_local! {
+    /// Seconds to wait, when a refusal shown in a page was "slow down".
+    static SLOW_DOWN: Cell<Option<u64>>;
+}
+
+/// The message of a refusal a page shows beside its form; a throttle's is
+/// remembered, so that [`show_errors`] answers 429 with `Retry-After`.
+pub fn refused(error: usher_domain::Error) -> String {
+    let error = ApiError::from(error);
+    if let Some(seconds) = error.retry_after {
+        let _ = SLOW_DOWN.try_with(|slow| slow.set(Some(seconds)));
+    }
+    error.message
+}
+
 /// The layer over the pages: an answer that carries an error becomes the
-/// error page, with the visitor's layout and the error's status.
+/// error page, with the visitor's layout and the error's status; a page
+/// that shows a throttle's refusal gets 429.
 pub async fn show_errors(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let identity = request.extensions().get::<Identity>().cloned();
-    let mut response = next.run(request).await;
+    let (slow_down, mut response) = SLOW_DOWN
+        .scope(Cell::new(None), async {
+            let response = next.run(request).await;
+            (SLOW_DOWN.with(Cell::get), response)
+        })
+        .await;
     let Some(error) = response.extensions_mut().remove::<ApiError>() else {
+        if let Some(seconds) = slow_down
+            && response.status().is_success()
+        {
+            *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, seconds.into());
+        }
         return response;
     };
     let extras = response
@@ -149,6 +187,7 @@ fn error_page(
         .is_server_error()
         .then(crate::request_id::current)
         .flatten();
+    let retry_after = error.retry_after;
     let page = ErrorPage {
         layout: Layout::new(state, identity),
         heading,
@@ -156,7 +195,13 @@ fn error_page(
         request_id,
         next: extras.next.map(|(path, label)| (state.path(&path), label)),
     };
-    (error.status, page).into_response()
+    let mut response = (error.status, page).into_response();
+    if let Some(seconds) = retry_after {
+        response
+            .headers_mut()
+            .insert(axum::http::header::RETRY_AFTER, seconds.into());
+    }
+    response
 }
 
 /// Unknown paths: JSON under `/rest` and `/api`, a page elsewhere.

@@ -8,8 +8,6 @@ use std::collections::HashMap;
 use askama::Template;
 use usher_domain::Error;
 
-use crate::error::ApiError;
-
 /// What a post adds to the page it shows next: a notice that it was done,
 /// or the reason it was not, and `with`, what else that page shows for it
 /// (a new key, a set-up under way, a form as typed).
@@ -35,9 +33,10 @@ impl<T: Default> Shown<T> {
         }
     }
 
-    /// The services' refusal, in their words.
+    /// The services' refusal, in their words (a throttle's makes the page
+    /// a 429: [`super::error::refused`]).
     pub fn refused(error: Error) -> Self {
-        Self::error(ApiError::from(error).message)
+        Self::error(super::error::refused(error))
     }
 
     /// What `done` makes of a success; the services' refusal otherwise.
@@ -59,6 +58,56 @@ pub struct Form {
     first_error: Option<&'static str>,
     /// An error that belongs to no one field.
     pub general: Option<String>,
+    /// For a new password the policy refused: which of its rules the
+    /// password breaks (see [`PasswordRules`]).
+    policy: HashMap<&'static str, [bool; 3]>,
+}
+
+/// The password policy, as the list under every new-password field shows
+/// it: the length, a number, a capital letter (n8n's rules and order).
+#[derive(Clone, Copy)]
+pub struct PasswordRules {
+    pub min_length: usize,
+}
+
+impl PasswordRules {
+    fn texts(self) -> [String; 3] {
+        [
+            format!(
+                "{} to {} characters",
+                self.min_length,
+                usher_domain::password::MAX_LENGTH
+            ),
+            "At least one number".to_owned(),
+            "At least one capital letter".to_owned(),
+        ]
+    }
+
+    /// Which rules a refusal's message (n8n's messages, joined) says are
+    /// broken; None when it is about something else.
+    fn broken(message: &str) -> Option<[bool; 3]> {
+        if !message.starts_with("Password must") {
+            return None;
+        }
+        let broken = [
+            message.contains("characters long"),
+            message.contains("at least 1 number"),
+            message.contains("at least 1 uppercase"),
+        ];
+        broken.contains(&true).then_some(broken)
+    }
+}
+
+#[derive(Template)]
+#[template(path = "partials/password_field.html")]
+struct PasswordField<'a> {
+    name: &'a str,
+    id: &'a str,
+    label: &'a str,
+    error: Option<&'a str>,
+    /// Each rule, and whether the password typed broke it.
+    rules: Vec<(String, bool)>,
+    focus: bool,
 }
 
 #[derive(Template)]
@@ -92,15 +141,41 @@ impl Form {
                 .find(|(from, _)| *from == f)
                 .map_or(f, |(_, to)| *to)
         });
-        let message = ApiError::from(error).message;
+        let message = super::error::refused(error);
         match field {
             Some(field) => {
                 self.first_error.get_or_insert(field);
+                // The policy shows once, as the list under the field with
+                // what is missing marked, not again as a sentence.
+                let message = match PasswordRules::broken(&message) {
+                    Some(broken) => {
+                        self.policy.insert(field, broken);
+                        "This password is too weak: it needs what is marked below.".to_owned()
+                    }
+                    None => message,
+                };
                 self.errors.insert(field, message);
             }
             None => self.general = Some(message),
         }
         self
+    }
+
+    /// A new password's field, with the policy as a list under it (what a
+    /// refused password lacked marked); `id` may differ from `name` where a
+    /// page has two forms.
+    pub fn new_password(&self, name: &str, id: &str, label: &str, rules: &PasswordRules) -> String {
+        let broken = self.policy.get(name).copied().unwrap_or_default();
+        PasswordField {
+            name,
+            id,
+            label,
+            error: self.errors.get(name).map(String::as_str),
+            rules: rules.texts().into_iter().zip(broken).collect(),
+            focus: self.first_error == Some(name),
+        }
+        .render()
+        .unwrap_or_default()
     }
 
     pub fn general_error(mut self, message: impl Into<String>) -> Self {

@@ -3,10 +3,7 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::{
-    extract::State,
-    response::{IntoResponse, Redirect},
-};
+use axum::{extract::State, response::IntoResponse};
 
 use super::{Layout, Result, SignedInPage};
 use crate::AppState;
@@ -36,5 +33,10 @@ pub async fn view_home_dismiss(State(state): State<AppState>, page: SignedInPage
         .usher()
         .dismiss_open_period_report(&page.actor)
         .await?;
-    Ok(Redirect::to(&state.path("/")).into_response())
+    Ok(super::done(
+        &state,
+        "/",
+        "The report of the open time is dismissed; the audit log keeps the details.",
+        (),
+    ))
 }

@@ -10,10 +10,13 @@ use axum::{
     routing::{get, post},
 };
 use qrcode::{QrCode, render::svg};
-use serde::Deserialize;
-use usher_domain::{model::Role, service::mfa::SecondFactor};
+use serde::{Deserialize, Serialize};
+use usher_domain::{
+    model::Role,
+    service::mfa::{MfaSetup, SecondFactor},
+};
 
-use super::{Layout, Result, Shown, SignedInPage};
+use super::{Layout, Result, Shown, SignedInPage, confirm, done};
 use crate::{AppState, extract::ClientOrigin};
 
 pub fn router() -> Router<AppState> {
@@ -97,13 +100,43 @@ async fn render(state: &AppState, page: SignedInPage, shown: Shown<Once>) -> Res
     .into_response())
 }
 
+/// What the page shows once after a form: recovery codes just made.
+#[derive(Serialize, Deserialize)]
+struct NewCodes {
+    codes: Vec<String>,
+}
+
+/// The page: a set-up under way shows its QR code again (a reload or a
+/// visit later keeps the secret the phone may have scanned already), and
+/// recovery codes just made show once.
 async fn view_mfa_get(State(state): State<AppState>, page: SignedInPage) -> Result {
     let notice = page
         .actor
         .must_enrol_mfa(page.instance.mfa_required)
         .then_some("This instance requires two-factor authentication: set it up to go on.");
-    let shown = notice.map(Shown::notice).unwrap_or_default();
+    let mut shown: Shown<Once> = notice.map(Shown::notice).unwrap_or_default();
+    if let Some(new) = super::flash::once::<NewCodes>() {
+        shown.with.codes = new.codes;
+    }
+    if let Some(setup) = state.usher().pending_mfa_setup(&page.actor).await? {
+        match drawn(setup) {
+            Ok(setup) => shown.with.setup = Some(setup),
+            Err(error) => shown.error = Some(error),
+        }
+    }
     render(&state, page, shown).await
+}
+
+/// A set-up as the page draws it, or why the QR code could not be drawn.
+fn drawn(setup: MfaSetup) -> Result<Setup, String> {
+    let codes = setup
+        .recovery_codes
+        .iter()
+        .map(|c| c.expose().to_owned())
+        .collect::<Vec<_>>()
+        .join("\n");
+    Setup::new(&setup.otpauth_url, setup.secret, codes)
+        .map_err(|e| format!("The QR code could not be drawn ({e}). Try again."))
 }
 
 fn qr_svg(url: &str) -> Result<String, String> {
@@ -115,27 +148,20 @@ fn qr_svg(url: &str) -> Result<String, String> {
         .build())
 }
 
+/// Starts (or goes on with) a set-up; the page then shows it.
 async fn view_mfa_start(State(state): State<AppState>, page: SignedInPage) -> Result {
-    let started = state.usher().start_mfa_setup(&page.actor).await;
-    let shown = Shown::of(started, |setup| {
-        let codes = setup
-            .recovery_codes
-            .iter()
-            .map(|c| c.expose().to_owned())
-            .collect::<Vec<_>>()
-            .join("\n");
-        match Setup::new(&setup.otpauth_url, setup.secret, codes) {
-            Ok(setup) => Shown::default().with(Once {
-                setup: Some(setup),
-                ..Once::default()
-            }),
-            Err(e) => Shown::error(format!("The QR code could not be drawn ({e}). Try again.")),
-        }
-    });
-    render(&state, page, shown).await
+    match state.usher().start_mfa_setup(&page.actor).await {
+        Ok(_) => Ok(done(
+            &state,
+            "/settings/mfa",
+            "Scan the QR code with your authenticator app, then enter the code it shows.",
+            (),
+        )),
+        Err(error) => render(&state, page, Shown::refused(error)).await,
+    }
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Serialize, Default)]
 #[serde(default, rename_all = "camelCase")]
 struct CodeForm {
     mfa_code: String,
@@ -146,9 +172,15 @@ struct CodeForm {
     /// the phone has scanned already.
     secret: String,
     enforce: String,
+    /// `yes` once the dangerous action is confirmed (see [`confirm`]).
+    confirmed: String,
 }
 
 impl CodeForm {
+    fn confirmed(&self) -> bool {
+        self.confirmed == "yes"
+    }
+
     fn factor(&self) -> SecondFactor {
         SecondFactor {
             code: Some(self.mfa_code.clone()),
@@ -170,8 +202,14 @@ async fn view_mfa_enable(
     let shown = match enabled {
         Ok(()) => {
             let codes = form.codes.lines().map(str::trim).filter(|c| !c.is_empty());
-            Shown::notice("Two-factor authentication is on. Keep these recovery codes somewhere safe: each works once, and they are not shown again.")
-                .with(Once { codes: codes.map(str::to_owned).collect(), ..Once::default() })
+            return Ok(done(
+                &state,
+                "/settings/mfa",
+                "Two-factor authentication is on. Keep these recovery codes somewhere safe: each works once, and they are not shown again.",
+                NewCodes {
+                    codes: codes.map(str::to_owned).collect(),
+                },
+            ));
         }
         Err(error) => {
             // The same secret again: the app has it already.
@@ -195,14 +233,33 @@ async fn view_mfa_disable(
     ClientOrigin(origin): ClientOrigin,
     axum::Form(form): axum::Form<CodeForm>,
 ) -> Result {
+    if !form.confirmed() {
+        return Ok(confirm::ask(
+            page.layout,
+            "Turn off two-factor authentication?",
+            "Signing in will need only your password. Your recovery codes stop working.",
+            "Turn it off",
+            "/settings/mfa/disable",
+            "/settings/mfa",
+            &form,
+        ));
+    }
     let disabled = state
         .usher()
         .disable_mfa(&page.actor, &form.factor(), &origin)
         .await;
-    let shown = Shown::of(disabled, |()| {
-        Shown::notice("Two-factor authentication is off.")
-    });
-    render(&state, page, shown).await
+    match disabled {
+        Ok(()) => Ok(done(
+            &state,
+            "/settings/mfa",
+            format!(
+                "Two-factor authentication is off for {}.",
+                page.actor.user.display_name()
+            ),
+            (),
+        )),
+        Err(error) => render(&state, page, Shown::refused(error)).await,
+    }
 }
 
 async fn view_mfa_codes(
@@ -215,13 +272,17 @@ async fn view_mfa_codes(
         .usher()
         .regenerate_recovery_codes(&page.actor, &form.factor(), &origin)
         .await;
-    let shown = Shown::of(codes, |codes| {
-        Shown::notice("New recovery codes: the old ones no longer work.").with(Once {
-            codes: codes.iter().map(|c| c.expose().to_owned()).collect(),
-            ..Once::default()
-        })
-    });
-    render(&state, page, shown).await
+    match codes {
+        Ok(codes) => Ok(done(
+            &state,
+            "/settings/mfa",
+            "New recovery codes: the old ones no longer work.",
+            NewCodes {
+                codes: codes.iter().map(|c| c.expose().to_owned()).collect(),
+            },
+        )),
+        Err(error) => render(&state, page, Shown::refused(error)).await,
+    }
 }
 
 async fn view_mfa_enforce(
@@ -231,16 +292,40 @@ async fn view_mfa_enforce(
     axum::Form(form): axum::Form<CodeForm>,
 ) -> Result {
     let required = form.enforce == "true";
+    if required && !form.confirmed() {
+        return Ok(confirm::ask(
+            page.layout,
+            "Require two-factor authentication for everyone?",
+            "Everyone without it must set it up before they can do anything else, from their next request on.",
+            "Require it",
+            "/settings/mfa/enforce",
+            "/settings/mfa",
+            &EnforceForm {
+                enforce: form.enforce,
+            },
+        ));
+    }
     let enforced = state
         .usher()
         .require_mfa_for_everyone(&page.actor, required, &origin)
         .await;
-    let shown = Shown::of(enforced, |()| {
-        Shown::notice(if required {
-            "Everyone must now use two-factor authentication; those without it set it up at their next request."
-        } else {
-            "Two-factor authentication is optional again."
-        })
-    });
-    render(&state, page, shown).await
+    match enforced {
+        Ok(()) => Ok(done(
+            &state,
+            "/settings/mfa",
+            if required {
+                "Everyone must now use two-factor authentication; those without it set it up at their next request."
+            } else {
+                "Two-factor authentication is optional again."
+            },
+            (),
+        )),
+        Err(error) => render(&state, page, Shown::refused(error)).await,
+    }
+}
+
+/// What the confirm step of requiring two-factor posts again.
+#[derive(Serialize)]
+struct EnforceForm {
+    enforce: String,
 }

@@ -42,18 +42,19 @@ mod users;
 
 use axum::{
     Router,
-    http::header,
+    extract::{Request, State},
+    http::{Method, StatusCode, header},
     middleware,
-    response::{IntoResponse, Response},
+    response::{IntoResponse, Redirect, Response},
     routing::get,
 };
 use usher_domain::{clock::rfc3339, service::auth::Identity};
 
 use crate::AppState;
 
-pub use error::{PageError, error_page_without_visitor, not_found};
+pub use error::{PageError, error_page_without_visitor, not_found, refused};
 pub use flash::done;
-pub use form::{Form, Shown};
+pub use form::{Form, PasswordRules, Shown};
 pub use page::{Page, SignedInPage};
 
 /// A page handler's answer.
@@ -79,6 +80,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
             .merge(resources::router());
     }
     router
+        .method_not_allowed_fallback(view_action_get)
         .layer(middleware::from_fn_with_state(
             state.clone(),
             error::show_errors,
@@ -87,6 +89,53 @@ pub fn router(state: &AppState) -> Router<AppState> {
             state.clone(),
             flash::context,
         ))
+}
+
+/// A GET of a form's address (Enter in the address bar after a post, a
+/// bookmark, a link pasted from the history) shows the page the form is on
+/// instead of "405 Method Not Allowed": nothing is done, since the action is
+/// only ever a POST. Other methods still get 405.
+async fn view_action_get(State(state): State<AppState>, request: Request) -> Response {
+    if request.method() != Method::GET && request.method() != Method::HEAD {
+        return StatusCode::METHOD_NOT_ALLOWED.into_response();
+    }
+    let base = &state.settings().base_path;
+    let path = request.uri().path();
+    let inside = path.strip_prefix(base.as_str()).unwrap_or(path);
+    Redirect::to(&state.path(&page_of_action(inside))).into_response()
+}
+
+/// The page whose form posts to `action` (a path inside Usher): the path
+/// without its last segment, or the list or item page above it where that
+/// is not a page of its own.
+fn page_of_action(action: &str) -> String {
+    let mut segments: Vec<&str> = action.trim_end_matches('/').split('/').collect();
+    segments.pop();
+    let parent = segments.join("/");
+    for list in ["/home/tags", "/home/credentials", "/settings/api"] {
+        if parent == list || parent.starts_with(&format!("{list}/")) {
+            return list.to_owned();
+        }
+    }
+    // An item's page: `/projects/<id>`, `/workflows/<id>`, `/settings/users/<id>`.
+    for (item, depth) in [
+        ("/projects/", 3),
+        ("/workflows/", 3),
+        ("/settings/users/", 4),
+    ] {
+        if parent.starts_with(item) {
+            return segments
+                .iter()
+                .take(depth)
+                .copied()
+                .collect::<Vec<_>>()
+                .join("/");
+        }
+    }
+    match parent.as_str() {
+        "" | "/open-period" => "/".to_owned(),
+        _ => parent,
+    }
 }
 
 /// Static files, compiled into the binary.
@@ -219,12 +268,11 @@ pub fn initials(user: &usher_domain::model::User) -> String {
         .unwrap_or_else(|| "?".to_owned())
 }
 
-/// The password policy in words, shown under every new-password field.
-pub fn password_rules(state: &AppState) -> String {
-    format!(
-        "{} to 64 characters, at least one number and one capital letter.",
-        state.settings().password_min_length
-    )
+/// The password policy, shown as a list under every new-password field.
+pub fn password_rules(state: &AppState) -> PasswordRules {
+    PasswordRules {
+        min_length: state.settings().password_min_length,
+    }
 }
 
 /// Where to go after sign-in (or anywhere else a `redirect` value is
@@ -301,6 +349,27 @@ pub fn moment(millis: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_form_s_address_leads_to_the_page_the_form_is_on() {
+        for (action, page) in [
+            ("/settings/personal/password", "/settings/personal"),
+            ("/settings/mfa/disable", "/settings/mfa"),
+            ("/settings/email/reset", "/settings/email"),
+            ("/settings/api/0193/delete", "/settings/api"),
+            ("/home/tags/0193/rename", "/home/tags"),
+            ("/home/credentials/0193/delete", "/home/credentials"),
+            ("/workflows/0193/delete", "/workflows/0193"),
+            ("/projects/0193/members", "/projects/0193"),
+            ("/projects/0193/members/0194/remove", "/projects/0193"),
+            ("/settings/users/0193/delete", "/settings/users/0193"),
+            ("/signin/code", "/signin"),
+            ("/setup/skip", "/setup"),
+            ("/open-period/dismiss", "/"),
+        ] {
+            assert_eq!(page_of_action(action), page, "{action}");
+        }
+    }
 
     #[test]
     fn redirects_stay_on_usher_s_origin_and_never_fail() {

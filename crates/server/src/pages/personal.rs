@@ -15,7 +15,7 @@ use usher_domain::{
     service::{me::ProfileUpdate, mfa::SecondFactor},
 };
 
-use super::{Form, Layout, Result, SignedInPage, password_rules};
+use super::{Form, Layout, Result, SignedInPage, done, password_rules};
 use crate::{AppState, extract::ClientOrigin};
 
 pub fn router() -> Router<AppState> {
@@ -36,8 +36,7 @@ struct PersonalPage {
     layout: Layout,
     profile: Form,
     password: Form,
-    notice: Option<String>,
-    password_rules: String,
+    password_rules: super::PasswordRules,
     mfa_enabled: bool,
 }
 
@@ -45,10 +44,9 @@ impl PersonalPage {
     fn new(state: &AppState, page: SignedInPage) -> Self {
         let user = page.actor.user;
         Self {
-            layout: page.layout,
+            layout: page.layout.at("/settings/personal"),
             profile: profile_form(&user),
             password: Form::default(),
-            notice: None,
             password_rules: password_rules(state),
             mfa_enabled: user.mfa_enabled,
         }
@@ -102,16 +100,23 @@ async fn view_personal_post(
         .usher()
         .update_profile(&page.actor, update, &origin)
         .await;
-    let mut shown = PersonalPage::new(&state, page);
     match updated {
-        Ok(user) => {
-            shown.profile = profile_form(&user);
-            shown.layout.who = Some(user.display_name());
-            shown.notice = Some("Your details are saved.".to_owned());
+        Ok(user) => Ok(done(
+            &state,
+            "/settings/personal",
+            format!(
+                "Your details are saved: {}, {}.",
+                user.display_name(),
+                user.email.map(|e| e.to_string()).unwrap_or_default()
+            ),
+            (),
+        )),
+        Err(error) => {
+            let mut shown = PersonalPage::new(&state, page);
+            shown.profile = form.error(error, &[]);
+            Ok(shown.into_response())
         }
-        Err(error) => shown.profile = form.error(error, &[]),
     }
-    Ok(shown.into_response())
 }
 
 #[derive(Deserialize, Default)]
@@ -142,15 +147,17 @@ async fn view_personal_password_post(
             &origin,
         )
         .await;
-    let mut shown = PersonalPage::new(&state, page);
     match changed {
-        Ok(()) => {
-            shown.notice = Some(
-                "Your password is changed. Other sessions of yours have been signed out."
-                    .to_owned(),
-            )
+        Ok(()) => Ok(done(
+            &state,
+            "/settings/personal",
+            "Your password is changed. Other sessions of yours have been signed out.",
+            (),
+        )),
+        Err(error) => {
+            let mut shown = PersonalPage::new(&state, page);
+            shown.password = Form::default().error(error, &[("password", "newPassword")]);
+            Ok(shown.into_response())
         }
-        Err(error) => shown.password = Form::default().error(error, &[("password", "newPassword")]),
     }
-    Ok(shown.into_response())
 }

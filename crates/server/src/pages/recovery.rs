@@ -6,13 +6,13 @@ use askama_web::WebTemplate;
 use axum::{
     Router,
     extract::{Query, State},
-    response::{IntoResponse, Redirect},
+    response::IntoResponse,
     routing::get,
 };
 use serde::Deserialize;
 use usher_domain::{secret::Secret, service::mfa::SecondFactor};
 
-use super::{Form, Layout, Page, PageError, Result, password_rules};
+use super::{Form, Layout, Page, PageError, Result, done, password_rules};
 use crate::{AppState, error::ApiError, extract::ClientOrigin, rest::with_cookie};
 
 pub fn router() -> Router<AppState> {
@@ -36,12 +36,18 @@ struct ForgotPage {
     sent: bool,
 }
 
+/// What the page shows once after a request: that it was sent.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Sent {
+    sent: bool,
+}
+
 async fn view_forgot_get(State(state): State<AppState>, page: Page) -> Result {
     Ok(ForgotPage {
         layout: page.layout,
         form: Form::default(),
         mail_configured: state.usher().mail_configured(),
-        sent: false,
+        sent: super::flash::once::<Sent>().is_some_and(|s| s.sent),
     }
     .into_response())
 }
@@ -58,18 +64,26 @@ async fn view_forgot_post(
     ClientOrigin(origin): ClientOrigin,
     axum::Form(input): axum::Form<ForgotForm>,
 ) -> Result {
-    let (sent, form) = match state.usher().forgot_password(&input.email, &origin).await {
-        Ok(()) => (true, Form::default()),
-        Err(error) => (
-            false,
-            Form::default().with("email", input.email).error(error, &[]),
-        ),
+    let form = match state.usher().forgot_password(&input.email, &origin).await {
+        Ok(()) => {
+            let notice = format!(
+                "If an account uses {}, a link to choose a new password is on its way.",
+                input.email.trim()
+            );
+            return Ok(done(
+                &state,
+                "/forgot-password",
+                notice,
+                Sent { sent: true },
+            ));
+        }
+        Err(error) => Form::default().with("email", input.email).error(error, &[]),
     };
     Ok(ForgotPage {
         layout: page.layout.at("/forgot-password"),
         form,
         mail_configured: state.usher().mail_configured(),
-        sent,
+        sent: false,
     }
     .into_response())
 }
@@ -81,7 +95,7 @@ struct ChangePage {
     form: Form,
     token: String,
     email: String,
-    password_rules: String,
+    password_rules: super::PasswordRules,
 }
 
 #[derive(Deserialize, Default)]
@@ -155,7 +169,15 @@ async fn view_change_post(
         .await;
     match reset {
         Ok(session) => Ok(with_cookie(
-            Redirect::to(&state.path("/")),
+            done(
+                &state,
+                "/",
+                format!(
+                    "The password of {} is changed; you are signed in, and signed out everywhere else.",
+                    session.user.display_name()
+                ),
+                (),
+            ),
             state.session_cookie(&session),
         )),
         Err(error) => {

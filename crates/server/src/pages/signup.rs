@@ -12,7 +12,7 @@ use axum::{
 use serde::Deserialize;
 use usher_domain::{secret::Secret, service::invitations::ALREADY_ACCEPTED};
 
-use super::{Form, Layout, Page, PageError, Result, password_rules};
+use super::{Form, Layout, Page, PageError, Result, done, password_rules};
 use crate::{AppState, error::ApiError, extract::ClientOrigin, rest::with_cookie};
 
 pub fn router() -> Router<AppState> {
@@ -32,7 +32,7 @@ struct SignupPage {
     token: String,
     inviter: String,
     email: String,
-    password_rules: String,
+    password_rules: super::PasswordRules,
 }
 
 #[derive(Deserialize, Default)]
@@ -104,7 +104,15 @@ async fn view_signup_post(
         .await;
     match accepted {
         Ok(session) => Ok(with_cookie(
-            Redirect::to(&state.path("/")),
+            done(
+                &state,
+                "/",
+                format!(
+                    "Welcome, {}: your account is set up.",
+                    session.user.display_name()
+                ),
+                (),
+            ),
             state.session_cookie(&session),
         )),
         Err(error) => {
@@ -122,7 +130,7 @@ async fn view_signup_post(
 struct SetPasswordPage {
     layout: Layout,
     form: Form,
-    password_rules: String,
+    password_rules: super::PasswordRules,
 }
 
 /// Only for a person with a temporary password; anyone else goes home.
@@ -159,7 +167,7 @@ async fn view_set_password_post(
         .replace_temporary_password(actor, &input.password, &origin)
         .await;
     Ok(match replaced {
-        Ok(()) => Redirect::to(&state.path("/")).into_response(),
+        Ok(()) => done(&state, "/", "Your new password is saved.", ()),
         Err(error) => SetPasswordPage {
             layout: page.layout,
             form: Form::default().error(error, &[]),

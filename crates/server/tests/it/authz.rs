@@ -75,6 +75,7 @@ const TABLE: &[(&str, &str, [Outcome; 5])] = &[
     ("DELETE", "/api/v1/users/{id}",                      [Deny,  Deny,  Deny,  Allow, Allow]),
     ("PATCH",  "/api/v1/users/{id}/role",                 [Deny,  Deny,  Deny,  Allow, Allow]),
     ("GET",    "/api/v1/openapi.json",                    [Allow, Allow, Allow, Allow, Allow]),
+    ("GET",    "/api/v1/openapi.yml",                     [Allow, Allow, Allow, Allow, Allow]),
     ("GET",    "/api/v1/docs",                            [Allow, Allow, Allow, Allow, Allow]),
     ("GET",    "/api/v1/docs/",                           [Allow, Allow, Allow, Allow, Allow]),
     ("POST",   "/rest/forgot-password",                   [Allow, Deny,  Allow, Allow, Allow]), // * 400: incomplete body

@@ -5,6 +5,7 @@
 
 mod harness;
 
+mod api_validation;
 mod authz;
 mod browser;
 mod cli;
@@ -14,6 +15,7 @@ mod mail_sink;
 mod mfa;
 mod n8n_validation;
 mod onboarding;
+mod pages_forms;
 mod personal;
 mod personal_projects;
 mod public_api;

@@ -482,12 +482,12 @@ on_both_databases!(
 async fn a_mistyped_code_during_set_up_keeps_the_scanned_secret() -> TestResult {
     let server = TestServer::start(Db::Sqlite).await;
     let owner = server.owner().await;
-    let page = page_form(&server, &owner, "/settings/mfa/start", &[])
+    let started = page_form(&server, &owner, "/settings/mfa/start", &[])
         .await
         .send()
-        .await?
-        .text()
         .await?;
+    // Post/Redirect/Get: the page shows the set-up under way.
+    let (_, page) = shown_after(&server, &owner, started).await;
     let secret = page
         .split("data-secret=\"")
         .nth(1)
@@ -533,9 +533,8 @@ async fn a_mistyped_code_during_set_up_keeps_the_scanned_secret() -> TestResult 
     )
     .await
     .send()
-    .await?
-    .text()
     .await?;
+    let (_, right) = shown_after(&server, &owner, right).await;
     assert!(right.contains("id=\"recovery-codes-text\""), "{right}");
     Ok(())
 }

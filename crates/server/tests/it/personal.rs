@@ -205,10 +205,11 @@ async fn the_personal_settings_page_saves_names_and_shows_errors_beside_fields(
     )
     .await
     .send()
-    .await?
-    .text()
     .await?;
-    assert!(saved.contains("Your details are saved."));
+    // Post/Redirect/Get: the page after the redirect says what was saved.
+    assert_eq!(saved.status(), StatusCode::SEE_OTHER);
+    let (_, saved) = shown_after(&server, &owner, saved).await;
+    assert!(saved.contains("Your details are saved: Liv Owner, owner@example.com."));
     assert!(saved.contains(r#"<span id="who-name">Liv Owner</span>"#));
     let refused = page_form(
         &server,

@@ -268,11 +268,11 @@ async fn listing_users_pages_by_cursor_and_checks_its_parameters(db: Db) -> Test
     assert_eq!(plain["nextCursor"], Value::Null);
 
     for (query, message) in [
-        ("limit=251", "limit must be at most 250."),
-        ("limit=0", "limit must be a whole number from 1 to 250."),
-        ("limit=abc", "limit must be a whole number, not \"abc\"."),
+        // n8n's validator's words (more in api_validation.rs).
+        ("limit=251", "request/query/limit must be <= 250"),
+        ("limit=abc", "request/query/limit must be number"),
         ("cursor=not-a-cursor", "An invalid cursor was provided"),
-        ("offset=-1", "offset cannot be negative."),
+        ("offset=-1", "request/query/offset must be >= 0"),
     ] {
         let answer = api(&server, "GET", &format!("/users?{query}"), &key)
             .send()
@@ -393,7 +393,7 @@ async fn single_users_are_found_by_id_or_email_invited_changed_and_deleted(db: D
     );
 
     let invited = api(&server, "POST", "/users", &key)
-        .json(&json!([{"email": "ivy@example.com", "role": "global:member"}, {"email": "bad"}]))
+        .json(&json!([{"email": "ivy@example.com", "role": "global:member"}]))
         .send()
         .await?;
     assert_eq!(invited.status(), StatusCode::OK);
@@ -406,7 +406,7 @@ async fn single_users_are_found_by_id_or_email_invited_changed_and_deleted(db: D
             .contains("/signup?token=")
     );
     assert_eq!(invited[0]["error"], "");
-    assert_eq!(invited[1]["error"], "'bad' is not a valid email address.");
+    // A bad address refuses the whole request (api_validation.rs).
     let bad_role = api(&server, "POST", "/users", &key)
         .json(&json!([{"email": "x@example.com", "role": "global:owner"}]))
         .send()
@@ -540,7 +540,7 @@ async fn the_api_page_makes_a_key_shows_it_once_and_deletes_it(db: Db) -> TestRe
     let asked = page_form(&server, &owner, &path, &[]).await.send().await?;
     let (_, asked) = shown_after(&server, &owner, asked).await;
     assert!(
-        asked.contains("Delete this API key?"),
+        asked.contains("Delete the API key “"),
         "asks first: {asked}"
     );
     let deleted = page_form(&server, &owner, &path, &[("confirmed", "yes")])
@@ -548,7 +548,10 @@ async fn the_api_page_makes_a_key_shows_it_once_and_deletes_it(db: Db) -> TestRe
         .send()
         .await?;
     let (_, deleted) = shown_after(&server, &owner, deleted).await;
-    assert!(deleted.contains("The key is deleted"), "{deleted}");
+    assert!(
+        deleted.contains("” is deleted; calls with it now fail."),
+        "{deleted}"
+    );
     assert_eq!(
         api(&server, "GET", "/users", &raw).send().await?.status(),
         StatusCode::UNAUTHORIZED

@@ -115,12 +115,13 @@ async fn create_project(server: &TestServer, owner: &Client, name: &str) -> Stri
     let to = location(&created);
     let id = to
         .strip_prefix("/projects/")
-        .and_then(|rest| rest.strip_suffix("?created=1"))
         .unwrap_or_else(|| panic!("the project page is not next: {to}"))
         .to_owned();
-    let (_, shown) = page(server, owner, &to).await;
+    let (_, shown) = shown_after(server, owner, created).await;
     assert!(
-        shown.contains("The project is created. Add its members below."),
+        shown.contains(&format!(
+            "Project “{name}” is created. Add its members below."
+        )),
         "{shown}"
     );
     id
@@ -131,8 +132,9 @@ fn cell(page: &str, name: &str, class: &str) -> Option<String> {
     let row_start = page.find(&format!("data-name=\"{name}\""))?;
     let row = &page[row_start..];
     let row = &row[..row.find("</tr>")?];
-    let start = row.find(&format!("<td class=\"{class}\">"))? + class.len() + 13;
+    let start = row.find(&format!("<td class=\"{class}\""))?;
     let text = &row[start..];
+    let text = &text[text.find('>')? + 1..];
     Some(text[..text.find("</td>")?].to_owned())
 }
 
@@ -147,7 +149,10 @@ async fn a_member_sees_only_their_own_and_their_projects_workflows(db: Db) -> Te
     // Ann creates hers on the page, in her personal project (the default).
     let (_, form) = page(&server, &ann, "/home/workflows").await;
     assert!(form.contains("id=\"workflows-empty\""), "{form}");
-    assert!(form.contains("ann@example.com (yours)</option>"), "{form}");
+    assert!(
+        form.contains("Mia Member (personal, ann@example.com)</option>"),
+        "{form}"
+    );
     let created = post_page(
         &server,
         &ann,
@@ -156,7 +161,8 @@ async fn a_member_sees_only_their_own_and_their_projects_workflows(db: Db) -> Te
     )
     .await;
     assert!(
-        created.contains("The workflow Ann flow is created in ann@example.com."),
+        created
+            .contains("Workflow “Ann flow” is created in Mia Member (personal, ann@example.com)."),
         "{created}"
     );
     assert!(created.contains("data-settle-at=\"/home/workflows\""));
@@ -177,7 +183,7 @@ async fn a_member_sees_only_their_own_and_their_projects_workflows(db: Db) -> Te
     )
     .await;
     assert!(
-        in_billing.contains("The workflow Billing flow is created in Billing."),
+        in_billing.contains("Workflow “Billing flow” is created in Billing."),
         "{in_billing}"
     );
     let member = post_page(
@@ -191,7 +197,7 @@ async fn a_member_sees_only_their_own_and_their_projects_workflows(db: Db) -> Te
     )
     .await;
     assert!(
-        member.contains("Saved: the member is viewer of this project."),
+        member.contains("Mia Member is viewer of “Billing”."),
         "{member}"
     );
 
@@ -211,11 +217,11 @@ async fn a_member_sees_only_their_own_and_their_projects_workflows(db: Db) -> Te
     assert_eq!(rows(&all), 3, "{all}");
     assert_eq!(
         cell(&all, "Ann flow", "owner").as_deref(),
-        Some("ann@example.com")
+        Some("Mia Member (personal, ann@example.com)")
     );
     assert_eq!(
         cell(&all, "Ben flow", "owner").as_deref(),
-        Some("ben@example.com")
+        Some("Mia Member (personal, ben@example.com)")
     );
     assert_eq!(
         cell(&all, "Billing flow", "owner").as_deref(),
@@ -305,7 +311,7 @@ async fn a_project_viewer_gets_no_edit_forms_and_cannot_edit(db: Db) -> TestResu
     // The project page: members and workflows, but no member forms.
     let (_, project) = page(&server, &ann, &format!("/projects/{billing}")).await;
     assert!(
-        project.contains("<td class=\"role\">Viewer</td>"),
+        project.contains("<td class=\"role\" data-label=\"Role\">Viewer</td>"),
         "{project}"
     );
     assert!(project.contains("data-name=\"Billing flow\""), "{project}");
@@ -331,7 +337,7 @@ async fn a_project_viewer_gets_no_edit_forms_and_cannot_edit(db: Db) -> TestResu
         );
     }
     assert!(
-        editable.contains("data-confirm=\"Delete the workflow Billing flow?"),
+        editable.contains("data-confirm=\"Delete the workflow “Billing flow”?"),
         "{editable}"
     );
     Ok(())
@@ -367,7 +373,7 @@ async fn the_workflow_page_renames_activates_tags_and_deletes(db: Db) -> TestRes
     )
     .await;
     assert!(
-        renamed.contains("The workflow is now called Invoices."),
+        renamed.contains("The workflow is now called “Invoices”."),
         "{renamed}"
     );
     assert!(
@@ -381,7 +387,10 @@ async fn the_workflow_page_renames_activates_tags_and_deletes(db: Db) -> TestRes
         &[("active", "true")],
     )
     .await;
-    assert!(active.contains("The workflow is active."), "{active}");
+    assert!(
+        active.contains("Workflow “Invoices” is active."),
+        "{active}"
+    );
     assert!(
         active.contains("id=\"workflow-status\">Active</dd>"),
         "{active}"
@@ -393,7 +402,10 @@ async fn the_workflow_page_renames_activates_tags_and_deletes(db: Db) -> TestRes
         &[("tag", billing.as_str()), ("tag", nightly.as_str())],
     )
     .await;
-    assert!(tagged.contains("The tags are saved."), "{tagged}");
+    assert!(
+        tagged.contains("Workflow “Invoices” is tagged billing, nightly."),
+        "{tagged}"
+    );
     assert!(
         tagged.contains("id=\"workflow-tags\">billing, nightly</dd>"),
         "{tagged}"
@@ -426,11 +438,23 @@ async fn the_workflow_page_renames_activates_tags_and_deletes(db: Db) -> TestRes
     assert_eq!(api["data"]["active"], true);
     assert_eq!(api["data"]["tags"].as_array().map(Vec::len), Some(1));
 
-    let deleted = post_form(&server, &ann, &format!("{path}/delete"), &[]).await;
+    // Asked first (without script), then deleted.
+    let asked = post_page(&server, &ann, &format!("{path}/delete"), &[]).await;
+    assert!(
+        asked.contains("Delete the workflow “Invoices”?"),
+        "asks first: {asked}"
+    );
+    let deleted = post_form(
+        &server,
+        &ann,
+        &format!("{path}/delete"),
+        &[("confirmed", "yes")],
+    )
+    .await;
     assert_eq!(deleted.status(), StatusCode::SEE_OTHER);
-    assert_eq!(location(&deleted), "/home/workflows?deleted=1");
-    let (_, list) = page(&server, &ann, "/home/workflows?deleted=1").await;
-    assert!(list.contains("The workflow is deleted."), "{list}");
+    assert_eq!(location(&deleted), "/home/workflows");
+    let (_, list) = shown_after(&server, &ann, deleted).await;
+    assert!(list.contains("Workflow “Invoices” is deleted."), "{list}");
     assert_eq!(rows(&list), 0);
     let (status, _) = page(&server, &ann, &path).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
@@ -441,7 +465,7 @@ async fn members_see_no_tag_delete_button_and_cannot_delete_tags(db: Db) -> Test
     let server = TestServer::start(db).await;
     let (owner, (_, ann), _) = team(&server).await;
     let created = post_page(&server, &ann, "/home/tags", &[("name", "finance")]).await;
-    assert!(created.contains("The tag finance is created."), "{created}");
+    assert!(created.contains("Tag “finance” is created."), "{created}");
     let again = post_page(&server, &ann, "/home/tags", &[("name", "finance")]).await;
     assert!(
         again.contains("A tag named &#39;finance&#39; exists already.")
@@ -511,12 +535,12 @@ async fn members_see_no_tag_delete_button_and_cannot_delete_tags(db: Db) -> Test
     )
     .await;
     assert!(
-        renamed.contains("The tag is now called money."),
+        renamed.contains("Tag “finance” is now called “money”."),
         "{renamed}"
     );
     let asked = post_page(&server, &owner, &format!("/home/tags/{tag}/delete"), &[]).await;
     assert!(
-        asked.contains("Delete the tag money?"),
+        asked.contains("Delete the tag “money”?"),
         "asks first: {asked}"
     );
     let deleted = post_page(
@@ -526,7 +550,7 @@ async fn members_see_no_tag_delete_button_and_cannot_delete_tags(db: Db) -> Test
         &[("confirmed", "yes")],
     )
     .await;
-    assert!(deleted.contains("The tag is deleted."), "{deleted}");
+    assert!(deleted.contains("Tag “money” is deleted."), "{deleted}");
     assert!(deleted.contains("id=\"tags-empty\""), "{deleted}");
     Ok(())
 }
@@ -589,7 +613,7 @@ async fn credentials_are_listed_without_their_data_and_bad_json_is_shown_beside_
     )
     .await;
     assert!(
-        made.contains("The credential Stripe is created in ann@example.com."),
+        made.contains("Credential “Stripe” is created in Mia Member (personal, ann@example.com)."),
         "{made}"
     );
     assert!(
@@ -608,7 +632,7 @@ async fn credentials_are_listed_without_their_data_and_bad_json_is_shown_beside_
     let (_, all) = page(&server, &owner, "/home/credentials").await;
     assert_eq!(
         cell(&all, "Stripe", "owner").as_deref(),
-        Some("ann@example.com")
+        Some("Mia Member (personal, ann@example.com)")
     );
     assert!(!all.contains("sk_live_secret"));
 
@@ -623,14 +647,28 @@ async fn credentials_are_listed_without_their_data_and_bad_json_is_shown_beside_
         refused.contains("You do not have access to this credential."),
         "{refused}"
     );
-    let deleted = post_page(
+    let asked = post_page(
         &server,
         &ann,
         &format!("/home/credentials/{id}/delete"),
         &[],
     )
     .await;
-    assert!(deleted.contains("The credential is deleted."), "{deleted}");
+    assert!(
+        asked.contains("Delete the credential “Stripe”?"),
+        "asks first: {asked}"
+    );
+    let deleted = post_page(
+        &server,
+        &ann,
+        &format!("/home/credentials/{id}/delete"),
+        &[("confirmed", "yes")],
+    )
+    .await;
+    assert!(
+        deleted.contains("Credential “Stripe” is deleted."),
+        "{deleted}"
+    );
     assert!(!deleted.contains("data-name=\"Stripe\""), "{deleted}");
     Ok(())
 }
@@ -675,7 +713,7 @@ async fn projects_are_made_by_admins_and_managed_from_their_page_and_the_users_p
     )
     .await;
     assert!(
-        added.contains("Saved: the member is editor of this project."),
+        added.contains("Mia Member is editor of “Billing”."),
         "{added}"
     );
     assert!(
@@ -721,11 +759,11 @@ async fn projects_are_made_by_admins_and_managed_from_their_page_and_the_users_p
         &server,
         &ann,
         &format!("{project_path}/members/{ben_id}/remove"),
-        &[],
+        &[("confirmed", "yes")],
     )
     .await;
     assert!(
-        removed.contains("The member is removed from the project."),
+        removed.contains("Mia Member is removed from “Billing”."),
         "{removed}"
     );
     let (status, gone) = page(&server, &ben, &project_path).await;
@@ -865,7 +903,7 @@ async fn deleting_a_user_with_transfer_from_the_user_page_moves_their_workflows(
     let (_, all) = page(&server, &owner, "/home/workflows").await;
     assert_eq!(
         cell(&all, "Ben flow", "owner").as_deref(),
-        Some("ann@example.com")
+        Some("Mia Member (personal, ann@example.com)")
     );
     let (_, keys) = page(&server, &ann, "/home/credentials").await;
     assert!(keys.contains("data-name=\"Ben key\""), "{keys}");

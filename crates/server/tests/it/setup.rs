@@ -159,7 +159,12 @@ async fn the_setup_page_shows_policy_messages_beside_the_password_and_keeps_the_
     assert_eq!(response.status(), StatusCode::OK);
     let html = response.text().await?;
     assert!(html.contains(r#"id="password-error""#), "{html}");
-    assert!(html.contains("Password must contain at least 1 number."));
+    // The policy once, as the list under the field, what is missing marked.
+    assert!(
+        html.contains(r#"<span class="visually-hidden">Missing: </span>At least one number"#),
+        "{html}"
+    );
+    assert!(!html.contains("Password must contain at least 1 number."));
     assert!(html.contains(r#"value="olive@example.com""#));
     assert!(
         !html.contains(r#"value="weak""#),

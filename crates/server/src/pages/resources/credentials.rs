@@ -14,9 +14,12 @@ use usher_domain::{Error, resources::CredentialId, service::resources::Access};
 use super::{ProjectOption, Shown, Typed, notice_label, project_label, writable_projects};
 use crate::{
     AppState,
-    error::ApiError,
     extract::{ClientOrigin, Id, optional_id},
-    pages::{Form, Layout, Result, SignedInPage, day},
+    pages::{
+        Form, Layout, Result, SignedInPage,
+        confirm::{self, Confirmation},
+        day, done, refused,
+    },
 };
 
 pub fn router() -> Router<AppState> {
@@ -128,17 +131,20 @@ async fn view_credentials_create(
     }
     .await;
     let shown = match result {
-        Ok(view) => Shown::notice(format!(
-            "The credential {} is created in {}.",
-            view.credential.name,
-            notice_label(&state, &page.actor, &view.project).await?
-        )),
+        Ok(view) => {
+            let notice = format!(
+                "Credential “{}” is created in {}.",
+                view.credential.name,
+                notice_label(&state, &page.actor, &view.project).await?
+            );
+            return Ok(done(&state, "/home/credentials", notice, ()));
+        }
         Err(error) => {
             let form = Form::default()
                 .with("name", input.name)
                 .with("type", input.kind);
             let (form, data_error) = if error.field_name() == Some("data") {
-                (form, Some(ApiError::from(error).message))
+                (form, Some(refused(error)))
             } else {
                 (form.error(error, &[]), None)
             };
@@ -158,11 +164,40 @@ async fn view_credentials_delete(
     page: SignedInPage,
     ClientOrigin(origin): ClientOrigin,
     Id(id): Id<CredentialId>,
+    axum::Form(form): axum::Form<Confirmation>,
 ) -> Result {
+    let name = state
+        .usher()
+        .credentials(&page.actor)
+        .await?
+        .into_iter()
+        .find(|view| view.credential.id == id)
+        .map(|view| view.credential.name);
+    // One the visitor cannot see is not asked about: the service refuses.
+    if let Some(name) = name.as_deref()
+        && !form.confirmed()
+    {
+        return Ok(confirm::ask(
+            page.layout,
+            format!("Delete the credential “{name}”?"),
+            "Workflows that use it stop working. This cannot be undone.",
+            "Delete credential",
+            &format!("/home/credentials/{id}/delete"),
+            "/home/credentials",
+            &form,
+        ));
+    }
     let result = state
         .usher()
         .delete_credential(&page.actor, id, &origin)
         .await;
-    let shown = Shown::of(result, |()| Shown::notice("The credential is deleted."));
-    credentials_page(&state, page, shown).await
+    match result {
+        Ok(()) => Ok(done(
+            &state,
+            "/home/credentials",
+            format!("Credential “{}” is deleted.", name.unwrap_or_default()),
+            (),
+        )),
+        Err(error) => credentials_page(&state, page, Shown::refused(error)).await,
+    }
 }

@@ -61,14 +61,25 @@ impl Typed {
     }
 }
 
-/// Who a project belongs to, in words: a personal project's user (by email),
-/// or a team project's name.
-pub(super) fn project_label(project: &Project, everyone: &[User]) -> String {
-    project
+/// A project in words, the same everywhere a project is named: a team
+/// project's name, or a personal project's person, `Ann Lee (personal)`
+/// (their email where they have no name yet, and beside the name where
+/// someone else has the same one: `Ann Lee (personal, ann@example.com)`).
+pub(crate) fn project_label(project: &Project, everyone: &[User]) -> String {
+    let Some(user) = project
         .personal_owner
         .and_then(|id| everyone.iter().find(|u| u.id == id))
-        .and_then(|u| u.email.as_ref().map(|e| e.to_string()))
-        .unwrap_or_else(|| project.name.clone())
+    else {
+        return project.name.clone();
+    };
+    let name = user.display_name();
+    let shared = everyone
+        .iter()
+        .any(|other| other.id != user.id && other.display_name() == name);
+    match &user.email {
+        Some(email) if shared => format!("{name} (personal, {email})"),
+        _ => format!("{name} (personal)"),
+    }
 }
 
 /// [`project_label`] for a notice about something made in `project`: the
@@ -132,11 +143,7 @@ async fn writable_projects(
         .iter()
         .map(|p| ProjectOption {
             id: p.id.to_string(),
-            label: if own(p) {
-                format!("{} (yours)", project_label(p, everyone))
-            } else {
-                project_label(p, everyone)
-            },
+            label: project_label(p, everyone),
             selected: match &chosen {
                 Some(id) => p.id.to_string() == *id,
                 None => own(p),
@@ -151,11 +158,4 @@ async fn writable_projects(
 #[serde(default)]
 pub(super) struct NameForm {
     pub name: String,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(default)]
-pub(super) struct DoneQuery {
-    pub deleted: Option<String>,
-    pub created: Option<String>,
 }

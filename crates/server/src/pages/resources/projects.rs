@@ -5,8 +5,8 @@ use askama::Template;
 use askama_web::WebTemplate;
 use axum::{
     Router,
-    extract::{Query, State},
-    response::{IntoResponse, Redirect},
+    extract::State,
+    response::IntoResponse,
     routing::{get, post},
 };
 use serde::Deserialize;
@@ -17,13 +17,17 @@ use usher_domain::{
 };
 
 use super::{
-    DoneQuery, NameForm, Shown, Typed, access_label, kind_label, project_label,
+    NameForm, Shown, Typed, access_label, kind_label, project_label,
     workflows::{WorkflowRow, workflow_rows},
 };
 use crate::{
     AppState,
     extract::{ClientOrigin, Id, Ids},
-    pages::{Form, Layout, PageError, Result, SignedInPage},
+    pages::{
+        Form, Layout, PageError, Result, SignedInPage,
+        confirm::{self, Confirmation},
+        done,
+    },
 };
 
 pub fn router() -> Router<AppState> {
@@ -38,6 +42,7 @@ pub fn router() -> Router<AppState> {
             "/projects/{id}/members/{user}/remove",
             post(view_project_remove),
         )
+        .route("/projects/{id}/delete", post(view_project_delete))
 }
 
 struct ProjectRow {
@@ -107,10 +112,15 @@ async fn view_projects_create(
         .await
     {
         // Its page is where members are added, the next thing to do.
-        Ok(project) => {
-            let created = format!("/projects/{}?created=1", project.id);
-            Ok(Redirect::to(&state.path(&created)).into_response())
-        }
+        Ok(project) => Ok(done(
+            &state,
+            &format!("/projects/{}", project.id),
+            format!(
+                "Project “{}” is created. Add its members below.",
+                project.name
+            ),
+            (),
+        )),
         Err(error) => {
             let shown = Shown::default().with(Typed::form(
                 Form::default().with("name", input.name).error(error, &[]),
@@ -143,6 +153,9 @@ struct ProjectPage {
     is_team: bool,
     access: &'static str,
     can_manage: bool,
+    /// A team project, for the owner and admins: the danger zone.
+    can_delete: bool,
+    workflow_count: usize,
     members: Vec<MemberRow>,
     candidates: Vec<UserOption>,
     workflows: Vec<WorkflowRow>,
@@ -201,6 +214,8 @@ async fn project_page(state: &AppState, page: SignedInPage, id: ProjectId, shown
         access: access_label(access),
         // Personal projects have one member: the service refuses others.
         can_manage: access >= Access::Manage && is_team,
+        can_delete: is_team && actor.user.role.manages_users(),
+        workflow_count: views.len(),
         members,
         candidates,
         workflows: workflow_rows(&views, &everyone),
@@ -214,13 +229,26 @@ async fn view_project_get(
     State(state): State<AppState>,
     page: SignedInPage,
     Id(id): Id<ProjectId>,
-    Query(query): Query<DoneQuery>,
 ) -> Result {
-    let shown = match query.created {
-        Some(_) => Shown::notice("The project is created. Add its members below."),
-        None => Shown::default(),
-    };
-    project_page(&state, page, id, shown).await
+    project_page(&state, page, id, Shown::default()).await
+}
+
+/// The project's name as the pages show it, and a person's name, for the
+/// notices and questions about them.
+async fn names(
+    state: &AppState,
+    page: &SignedInPage,
+    id: ProjectId,
+    user: Option<UserId>,
+) -> Result<(String, String)> {
+    let usher = state.usher();
+    let (project, _, _) = usher.project(&page.actor, id).await?;
+    let everyone = usher.users(&page.actor).await?;
+    let person = user
+        .and_then(|user| everyone.iter().find(|u| u.id == user))
+        .map(|u| u.display_name())
+        .unwrap_or_default();
+    Ok((project_label(&project, &everyone), person))
 }
 
 #[derive(Deserialize, Default)]
@@ -242,20 +270,22 @@ async fn view_project_member(
     axum::Form(input): axum::Form<MemberForm>,
 ) -> Result {
     let result = async {
-        let user = input.user_id.parse()?;
+        let user: UserId = input.user_id.parse()?;
         let usher = state.usher();
         usher
             .set_project_member(&page.actor, id, user, &input.role, &origin)
-            .await
+            .await?;
+        Ok(user)
     }
     .await;
-    let shown = Shown::of(result, |()| {
-        Shown::notice(format!(
-            "Saved: the member is {} of this project.",
-            role_label(&input.role)
-        ))
-    });
-    project_page(&state, page, id, shown).await
+    match result {
+        Ok(user) => {
+            let (project, person) = names(&state, &page, id, Some(user)).await?;
+            let notice = format!("{person} is {} of “{project}”.", role_label(&input.role));
+            Ok(done(&state, &format!("/projects/{id}"), notice, ()))
+        }
+        Err(error) => project_page(&state, page, id, Shown::refused(error)).await,
+    }
 }
 
 async fn view_project_remove(
@@ -263,13 +293,61 @@ async fn view_project_remove(
     page: SignedInPage,
     ClientOrigin(origin): ClientOrigin,
     Ids(id, user): Ids<ProjectId, UserId>,
+    axum::Form(form): axum::Form<Confirmation>,
 ) -> Result {
+    let (project, person) = names(&state, &page, id, Some(user)).await?;
+    if !form.confirmed() {
+        return Ok(confirm::ask(
+            page.layout,
+            format!("Remove {person} from “{project}”?"),
+            "They lose access to the project's workflows and credentials.",
+            "Remove",
+            &format!("/projects/{id}/members/{user}/remove"),
+            &format!("/projects/{id}"),
+            &form,
+        ));
+    }
     let result = state
         .usher()
         .remove_project_member(&page.actor, id, user, &origin)
         .await;
-    let shown = Shown::of(result, |()| {
-        Shown::notice("The member is removed from the project.")
-    });
-    project_page(&state, page, id, shown).await
+    match result {
+        Ok(()) => Ok(done(
+            &state,
+            &format!("/projects/{id}"),
+            format!("{person} is removed from “{project}”."),
+            (),
+        )),
+        Err(error) => project_page(&state, page, id, Shown::refused(error)).await,
+    }
+}
+
+async fn view_project_delete(
+    State(state): State<AppState>,
+    page: SignedInPage,
+    ClientOrigin(origin): ClientOrigin,
+    Id(id): Id<ProjectId>,
+    axum::Form(form): axum::Form<Confirmation>,
+) -> Result {
+    let (project, _) = names(&state, &page, id, None).await?;
+    if !form.confirmed() {
+        return Ok(confirm::ask(
+            page.layout,
+            format!("Delete the project “{project}”?"),
+            "Its workflows and credentials are deleted with it, for every member. This cannot be undone.",
+            "Delete project",
+            &format!("/projects/{id}/delete"),
+            &format!("/projects/{id}"),
+            &form,
+        ));
+    }
+    match state.usher().delete_project(&page.actor, id, &origin).await {
+        Ok(()) => Ok(done(
+            &state,
+            "/projects",
+            format!("Project “{project}” is deleted, with its workflows and credentials."),
+            (),
+        )),
+        Err(error) => project_page(&state, page, id, Shown::refused(error)).await,
+    }
 }

@@ -82,7 +82,7 @@ async fn view_tags_create(
         Ok(tag) => Ok(done(
             &state,
             "/home/tags",
-            format!("The tag {} is created.", tag.name),
+            format!("Tag “{}” is created.", tag.name),
             (),
         )),
         Err(error) => {
@@ -100,11 +100,12 @@ async fn view_tags_rename(
     Id(id): Id<TagId>,
     axum::Form(input): axum::Form<NameForm>,
 ) -> Result {
+    let before = tag_name(&state, &page, id).await?;
     match state.usher().rename_tag(&page.actor, id, &input.name).await {
         Ok(()) => Ok(done(
             &state,
             "/home/tags",
-            format!("The tag is now called {}.", input.name.trim()),
+            format!("Tag “{before}” is now called “{}”.", input.name.trim()),
             (),
         )),
         Err(error) => tags_page(&state, page, Shown::refused(error)).await,
@@ -118,16 +119,11 @@ async fn view_tags_delete(
     Id(id): Id<TagId>,
     axum::Form(form): axum::Form<Confirmation>,
 ) -> Result {
+    let name = tag_name(&state, &page, id).await?;
     if !form.confirmed() {
-        let tags = state.usher().tags(&page.actor).await?;
-        let name = tags
-            .iter()
-            .find(|t| t.id == id)
-            .map(|t| t.name.clone())
-            .unwrap_or_default();
         return Ok(confirm::ask(
             page.layout,
-            format!("Delete the tag {name}?"),
+            format!("Delete the tag “{name}”?"),
             "It goes from every workflow that has it. This cannot be undone.",
             "Delete tag",
             &format!("/home/tags/{id}/delete"),
@@ -136,7 +132,22 @@ async fn view_tags_delete(
         ));
     }
     match state.usher().delete_tag(&page.actor, id, &origin).await {
-        Ok(()) => Ok(done(&state, "/home/tags", "The tag is deleted.", ())),
+        Ok(()) => Ok(done(
+            &state,
+            "/home/tags",
+            format!("Tag “{name}” is deleted."),
+            (),
+        )),
         Err(error) => tags_page(&state, page, Shown::refused(error)).await,
     }
+}
+
+/// A tag's name, for the notices and questions about it.
+async fn tag_name(state: &AppState, page: &SignedInPage, id: TagId) -> Result<String> {
+    let tags = state.usher().tags(&page.actor).await?;
+    Ok(tags
+        .into_iter()
+        .find(|t| t.id == id)
+        .map(|t| t.name)
+        .unwrap_or_default())
 }

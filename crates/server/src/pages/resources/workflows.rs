@@ -4,8 +4,8 @@ use askama::Template;
 use askama_web::WebTemplate;
 use axum::{
     Router,
-    extract::{Query, State},
-    response::{IntoResponse, Redirect},
+    extract::State,
+    response::IntoResponse,
     routing::{get, post},
 };
 use serde::Deserialize;
@@ -17,13 +17,17 @@ use usher_domain::{
 };
 
 use super::{
-    DoneQuery, NameForm, ProjectOption, Shown, Typed, access_label, notice_label, project_label,
+    NameForm, ProjectOption, Shown, Typed, access_label, notice_label, project_label,
     writable_projects,
 };
 use crate::{
     AppState,
     extract::{ClientOrigin, Id, optional_id},
-    pages::{Form, Layout, PageError, Result, SignedInPage, day},
+    pages::{
+        Form, Layout, PageError, Result, SignedInPage,
+        confirm::{self, Confirmation},
+        day, done,
+    },
 };
 
 pub fn router() -> Router<AppState> {
@@ -102,16 +106,8 @@ async fn workflows_page(state: &AppState, page: SignedInPage, shown: Shown) -> R
     .into_response())
 }
 
-async fn view_workflows_get(
-    State(state): State<AppState>,
-    page: SignedInPage,
-    Query(query): Query<DoneQuery>,
-) -> Result {
-    let shown = match query.deleted {
-        Some(_) => Shown::notice("The workflow is deleted."),
-        None => Shown::default(),
-    };
-    workflows_page(&state, page, shown).await
+async fn view_workflows_get(State(state): State<AppState>, page: SignedInPage) -> Result {
+    workflows_page(&state, page, Shown::default()).await
 }
 
 #[derive(Deserialize, Default)]
@@ -137,11 +133,14 @@ async fn view_workflows_create(
     }
     .await;
     let shown = match result {
-        Ok(view) => Shown::notice(format!(
-            "The workflow {} is created in {}.",
-            view.workflow.name,
-            notice_label(&state, &page.actor, &view.project).await?
-        )),
+        Ok(view) => {
+            let notice = format!(
+                "Workflow “{}” is created in {}.",
+                view.workflow.name,
+                notice_label(&state, &page.actor, &view.project).await?
+            );
+            return Ok(done(&state, "/home/workflows", notice, ()));
+        }
         Err(error) => Shown::default().with(Typed {
             form: Some(Form::default().with("name", input.name).error(error, &[])),
             project: Some(input.project_id),
@@ -253,10 +252,10 @@ async fn view_workflow_rename(
         .update_workflow(&page.actor, id, change, &origin)
         .await
     {
-        Ok(view) => Shown::notice(format!(
-            "The workflow is now called {}.",
-            view.workflow.name
-        )),
+        Ok(view) => {
+            let notice = format!("The workflow is now called “{}”.", view.workflow.name);
+            return Ok(done(&state, &format!("/workflows/{id}"), notice, ()));
+        }
         Err(error @ Error::InvalidField { .. }) => Shown::default().with(Typed::form(
             Form::default().with("name", input.name).error(error, &[]),
         )),
@@ -286,14 +285,15 @@ async fn view_workflow_active(
         .usher()
         .update_workflow(&page.actor, id, change, &origin)
         .await;
-    let shown = Shown::of(result, |view| {
-        Shown::notice(if view.workflow.active {
-            "The workflow is active."
-        } else {
-            "The workflow is inactive."
-        })
-    });
-    workflow_page(&state, page, id, shown).await
+    match result {
+        Ok(view) => {
+            let w = &view.workflow;
+            let state_word = if w.active { "active" } else { "inactive" };
+            let notice = format!("Workflow “{}” is {state_word}.", w.name);
+            Ok(done(&state, &format!("/workflows/{id}"), notice, ()))
+        }
+        Err(error) => workflow_page(&state, page, id, Shown::refused(error)).await,
+    }
 }
 
 /// The checked tags: `tag=<id>` once per box (a list, which a struct form
@@ -321,14 +321,19 @@ async fn view_workflow_tags(
             .await
     }
     .await;
-    let shown = Shown::of(result, |view| {
-        Shown::notice(if view.workflow.tags.is_empty() {
-            "The workflow has no tags now."
-        } else {
-            "The tags are saved."
-        })
-    });
-    workflow_page(&state, page, id, shown).await
+    match result {
+        Ok(view) => {
+            let w = &view.workflow;
+            let names: Vec<&str> = w.tags.iter().map(|t| t.name.as_str()).collect();
+            let notice = if names.is_empty() {
+                format!("Workflow “{}” has no tags now.", w.name)
+            } else {
+                format!("Workflow “{}” is tagged {}.", w.name, names.join(", "))
+            };
+            Ok(done(&state, &format!("/workflows/{id}"), notice, ()))
+        }
+        Err(error) => workflow_page(&state, page, id, Shown::refused(error)).await,
+    }
 }
 
 async fn view_workflow_delete(
@@ -336,13 +341,33 @@ async fn view_workflow_delete(
     page: SignedInPage,
     ClientOrigin(origin): ClientOrigin,
     Id(id): Id<WorkflowId>,
+    axum::Form(form): axum::Form<Confirmation>,
 ) -> Result {
+    let view = state.usher().workflow(&page.actor, id).await?;
+    let name = view.workflow.name;
+    // Who may not delete it is not asked: the service refuses.
+    if view.access >= Access::Write && !form.confirmed() {
+        return Ok(confirm::ask(
+            page.layout,
+            format!("Delete the workflow “{name}”?"),
+            "It is gone for everyone who shares it. This cannot be undone.",
+            "Delete workflow",
+            &format!("/workflows/{id}/delete"),
+            &format!("/workflows/{id}"),
+            &form,
+        ));
+    }
     match state
         .usher()
         .delete_workflow(&page.actor, id, &origin)
         .await
     {
-        Ok(()) => Ok(Redirect::to(&state.path("/home/workflows?deleted=1")).into_response()),
+        Ok(()) => Ok(done(
+            &state,
+            "/home/workflows",
+            format!("Workflow “{name}” is deleted."),
+            (),
+        )),
         Err(error) => workflow_page(&state, page, id, Shown::refused(error)).await,
     }
 }
