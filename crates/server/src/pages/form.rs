@@ -39,11 +39,6 @@ impl<T: Default> Shown<T> {
         Self::error(super::error::refused(error))
     }
 
-    /// What `done` makes of a success; the services' refusal otherwise.
-    pub fn of<V>(result: usher_domain::Result<V>, done: impl FnOnce(V) -> Self) -> Self {
-        result.map_or_else(Self::refused, done)
-    }
-
     pub fn with(self, with: T) -> Self {
         Self { with, ..self }
     }
