@@ -301,7 +301,7 @@ async fn admins_reset_members_by_link_or_by_force_but_not_the_owner(db: Db) -> T
         &server,
         &admin,
         &format!("/settings/users/{owner_id}/force-reset"),
-        &[],
+        &[("confirmed", "yes")],
     )
     .await
     .send()

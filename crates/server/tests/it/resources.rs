@@ -731,13 +731,15 @@ async fn a_user_who_never_opened_anything_is_still_offered_as_a_transfer_target(
     server
         .add_user("quiet@example.com", "Member1pass", Role::Member)
         .await;
-    let page = owner
-        .get(server.at(&format!("/settings/users/{}", leaving.id)))
-        .send()
-        .await?
-        .text()
-        .await?;
-    assert!(page.contains("quiet@example.com"), "{page}");
+    // The transfer field searches people; one who never opened anything is found.
+    let found = body(
+        owner
+            .get(server.at(&format!("/settings/users/{}/people?q=quiet", leaving.id)))
+            .send()
+            .await?,
+    )
+    .await;
+    assert_eq!(found[0]["value"], "quiet@example.com", "{found}");
     Ok(())
 }
 
