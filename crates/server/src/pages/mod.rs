@@ -76,7 +76,8 @@ pub fn router(state: &AppState) -> Router<AppState> {
             .merge(user::router())
             .merge(audit::router())
             .merge(email::router())
-            .merge(resources::router());
+            .merge(resources::router())
+            .merge(crate::oidc::browser_router());
     }
     router
         .layer(middleware::from_fn_with_state(

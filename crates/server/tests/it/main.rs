@@ -5,6 +5,7 @@
 
 mod harness;
 
+mod apps;
 mod authz;
 mod browser;
 mod cli;
@@ -13,6 +14,7 @@ mod invitations;
 mod mail_sink;
 mod mfa;
 mod n8n_validation;
+mod oidc;
 mod onboarding;
 mod personal;
 mod personal_projects;
