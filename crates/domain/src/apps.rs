@@ -127,7 +127,10 @@ impl AppInput {
         }
         for (field, list) in [
             ("redirectUris", &mut self.redirect_uris),
-            ("postLogoutRedirectUris", &mut self.post_logout_redirect_uris),
+            (
+                "postLogoutRedirectUris",
+                &mut self.post_logout_redirect_uris,
+            ),
         ] {
             if list.len() > URIS_MAX {
                 return Err(Error::field(field, format!("At most {URIS_MAX} URIs.")));
@@ -160,7 +163,10 @@ impl AppInput {
             } else {
                 Err(Error::field(
                     field,
-                    format!("{role} is not one of this app's roles ({}).", roles.join(", ")),
+                    format!(
+                        "{role} is not one of this app's roles ({}).",
+                        roles.join(", ")
+                    ),
                 ))
             }
         };

@@ -37,7 +37,7 @@ use crate::{
     AppState,
     error::ApiError,
     extract::ClientOrigin,
-    pages::{Page, PageError, confirm, percent_encode},
+    pages::{self, Page, PageError, confirm, percent_encode},
     rest::with_cookie,
 };
 
@@ -176,7 +176,6 @@ fn client_auth(
         return Ok(ClientAuth {
             client_id: body_id,
             secret: body_secret,
-            basic: false,
         });
     };
     let malformed = || OAuthError {
@@ -210,7 +209,6 @@ fn client_auth(
     Ok(ClientAuth {
         client_id: Some(id),
         secret: Some(Secret::new(unescape(secret))),
-        basic: true,
     })
 }
 
@@ -317,7 +315,10 @@ async fn revoke(State(state): State<AppState>, headers: HeaderMap, body: Bytes) 
         let auth = client_auth(&headers, &mut fields)?;
         let token = fields.remove("token").unwrap_or_default();
         if token.is_empty() {
-            return Err(OAuthError::new("invalid_request", "Send the token to revoke."));
+            return Err(OAuthError::new(
+                "invalid_request",
+                "Send the token to revoke.",
+            ));
         }
         state.usher().revoke(&auth, &token).await
     };
@@ -346,10 +347,7 @@ async fn introspect(State(state): State<AppState>, headers: HeaderMap, body: Byt
 fn authorize_request(query: &str) -> Option<AuthorizeRequest> {
     let mut seen: HashMap<String, String> = HashMap::new();
     for (name, value) in form_urlencoded::parse(query.as_bytes()) {
-        if seen
-            .insert(name.into_owned(), value.into_owned())
-            .is_some()
-        {
+        if seen.insert(name.into_owned(), value.into_owned()).is_some() {
             return None;
         }
     }
@@ -412,21 +410,26 @@ async fn view_authorize_get(
             description,
             state: app_state,
         } => {
-            let mut pairs = vec![("error", error), ("error_description", description.as_str())];
+            let mut pairs = vec![
+                ("error", error),
+                ("error_description", description.as_str()),
+            ];
             if let Some(app_state) = app_state.as_deref() {
                 pairs.push(("state", app_state));
             }
             Redirect::to(&with_query(&redirect_uri, &pairs)).into_response()
         }
-        Authorize::SignIn { .. } => Redirect::to(&state.path(&format!(
-            "/signin?redirect={}",
-            percent_encode(&here, b"/")
-        )))
-        .into_response(),
+        Authorize::SignIn { .. } => {
+            Redirect::to(&state.path(&format!("/signin?redirect={}", percent_encode(&here, b"/"))))
+                .into_response()
+        }
         Authorize::SignInAgain { app } => confirm::ask(
             page.layout,
             format!("Sign in again to continue to {}", app.name),
-            format!("{} asks you to confirm who you are with a fresh sign-in.", app.name),
+            format!(
+                "{} asks you to confirm who you are with a fresh sign-in.",
+                app.name
+            ),
             "Sign in again",
             "/oidc/sign-in-again",
             "/",
@@ -455,7 +458,10 @@ async fn view_authorize_get(
                     ),
                 ),
                 heading: Some("Two-factor authentication needed".into()),
-                next: Some(("/settings/mfa".into(), "Set up two-factor authentication".into())),
+                next: Some((
+                    "/settings/mfa".into(),
+                    "Set up two-factor authentication".into(),
+                )),
             });
         }
         Authorize::Code {
@@ -506,7 +512,10 @@ async fn view_consent_post(
         .ok_or_else(|| bad_request("The sign-in request repeats a parameter."))?;
     state.usher().give_consent(actor, &request, &origin).await?;
     let back = query_without(&form.request, &["prompt"], &[]);
-    Ok(Redirect::to(&state.path(&format!("{AUTHORIZE}?{back}"))).into_response())
+    Ok(pages::onward(
+        &state,
+        &state.path(&format!("{AUTHORIZE}?{back}")),
+    ))
 }
 
 /// "Cancel" on the consent page: back to the app with `access_denied`.
@@ -637,5 +646,8 @@ async fn view_sign_out_post(
     let target = logout
         .redirect
         .unwrap_or_else(|| state.path("/signin?signedOut=1"));
-    Ok(with_cookie(Redirect::to(&target), state.clear_cookie()))
+    Ok(with_cookie(
+        pages::onward(&state, &target),
+        state.clear_cookie(),
+    ))
 }

@@ -40,6 +40,24 @@ impl Usher {
             .ok_or_else(|| Error::not_found(NO_SUCH_APP))
     }
 
+    /// Who and which team projects an app's access may name (owner and
+    /// admins, who see everyone).
+    pub async fn app_choices(
+        &self,
+        actor: &Actor,
+    ) -> Result<(Vec<crate::model::User>, Vec<crate::resources::Project>)> {
+        Self::require_app_manager(actor)?;
+        let users = self.store.list_users().await?;
+        let projects = self
+            .store
+            .all_projects()
+            .await?
+            .into_iter()
+            .filter(|p| p.kind == crate::resources::ProjectKind::Team)
+            .collect();
+        Ok((users, projects))
+    }
+
     /// The apps the signed-in person may open, with their role in each.
     pub async fn my_apps(&self, actor: &Actor) -> Result<Vec<(App, String)>> {
         Ok(self.store.apps_of(actor.user.id).await?)
@@ -123,12 +141,7 @@ impl Usher {
             updated_at: self.now(),
             ..old.clone()
         };
-        if !self
-            .store
-            .update_app(&app)
-            .await
-            .map_err(reference_error)?
-        {
+        if !self.store.update_app(&app).await.map_err(reference_error)? {
             return Err(Error::not_found(NO_SUCH_APP));
         }
         let client_secret = match (old.public, app.public) {

@@ -183,8 +183,6 @@ pub enum Authorize {
 pub struct ClientAuth {
     pub client_id: Option<String>,
     pub secret: Option<Secret>,
-    /// True when the credentials came in an `Authorization: Basic` header.
-    pub basic: bool,
 }
 
 #[derive(Debug, Default)]
@@ -353,8 +351,14 @@ impl Usher {
     /// stays published until the ID tokens it signed have expired.
     pub async fn rotate_signing_keys(&self, origin: &Origin) -> Result<String> {
         let kid = self.make_key(true).await?;
-        self.audit(None, "oidc.keys-rotated", None, format!("new key {kid}"), origin)
-            .await;
+        self.audit(
+            None,
+            "oidc.keys-rotated",
+            None,
+            format!("new key {kid}"),
+            origin,
+        )
+        .await;
         Ok(kid)
     }
 
@@ -367,7 +371,10 @@ impl Usher {
             .signing_keys()
             .await?
             .into_iter()
-            .filter(|k| k.retired_at.is_none_or(|at| now - at < RETIRED_KEY_PUBLISHED))
+            .filter(|k| {
+                k.retired_at
+                    .is_none_or(|at| now - at < RETIRED_KEY_PUBLISHED)
+            })
             .filter_map(|k| serde_json::from_str(&k.public_jwk).ok())
             .collect();
         Ok(json!({ "keys": keys }))
@@ -384,7 +391,9 @@ impl Usher {
             return Ok(Err("The sign-in link has no client_id.".into()));
         };
         let Some(app) = self.store.app_by_client_id(client_id).await? else {
-            return Ok(Err("The app that sent you here is not registered in Usher.".into()));
+            return Ok(Err(
+                "The app that sent you here is not registered in Usher.".into(),
+            ));
         };
         let Some(redirect_uri) = redirect_uri.filter(|r| !r.is_empty()) else {
             return Ok(Err(format!(
@@ -410,7 +419,10 @@ impl Usher {
         origin: &Origin,
     ) -> Result<Authorize> {
         let (app, redirect_uri) = match self
-            .app_for_redirect(request.client_id.as_deref(), request.redirect_uri.as_deref())
+            .app_for_redirect(
+                request.client_id.as_deref(),
+                request.redirect_uri.as_deref(),
+            )
             .await?
         {
             Ok(found) => found,
@@ -452,7 +464,10 @@ impl Usher {
                         .decode(challenge)
                         .is_ok() => {}
             (Some(_), Some("S256")) => {
-                return fail("invalid_request", "The code_challenge is not a S256 challenge.");
+                return fail(
+                    "invalid_request",
+                    "The code_challenge is not a S256 challenge.",
+                );
             }
             _ => {
                 return fail(
@@ -468,7 +483,9 @@ impl Usher {
             .split(' ')
             .filter(|p| !p.is_empty())
             .collect();
-        if prompts.iter().any(|p| !matches!(*p, "none" | "login" | "consent"))
+        if prompts
+            .iter()
+            .any(|p| !matches!(*p, "none" | "login" | "consent"))
             || (prompts.contains(&"none") && prompts.len() > 1)
         {
             return fail("invalid_request", "prompt takes none, login or consent.");
@@ -521,8 +538,14 @@ impl Usher {
         }
         let user = &actor.user;
         let Some(role) = self.store.app_role(app.id, user.id).await? else {
-            self.audit(Some(user), "app.signin-refused", None, app.name.clone(), origin)
-                .await;
+            self.audit(
+                Some(user),
+                "app.signin-refused",
+                None,
+                app.name.clone(),
+                origin,
+            )
+            .await;
             return fail(
                 "access_denied",
                 "You do not have access to this app. Ask an admin of Usher for it.",
@@ -538,7 +561,6 @@ impl Usher {
             return Ok(Authorize::SetUpMfa { app });
         }
         if app.third_party {
-            let scope = scopes.join(" ");
             let allowed = self.store.consent(app.id, user.id).await?;
             let covered = allowed
                 .as_deref()
@@ -547,7 +569,6 @@ impl Usher {
                 if prompt_none {
                     return fail("consent_required", "The app needs your consent first.");
                 }
-                let _ = scope;
                 return Ok(Authorize::Consent { app, scopes });
             }
         }
@@ -578,8 +599,14 @@ impl Usher {
                 },
             )
             .await?;
-        self.audit(Some(user), "app.signin", Some(user), app.name.clone(), origin)
-            .await;
+        self.audit(
+            Some(user),
+            "app.signin",
+            Some(user),
+            app.name.clone(),
+            origin,
+        )
+        .await;
         Ok(Authorize::Code {
             redirect_uri,
             code: code.secret,
@@ -601,7 +628,10 @@ impl Usher {
         origin: &Origin,
     ) -> Result<()> {
         let (app, _) = self
-            .app_for_redirect(request.client_id.as_deref(), request.redirect_uri.as_deref())
+            .app_for_redirect(
+                request.client_id.as_deref(),
+                request.redirect_uri.as_deref(),
+            )
             .await?
             .map_err(Error::invalid)?;
         let scope = granted_scopes(request.scope.as_deref().unwrap_or_default()).join(" ");
@@ -622,7 +652,10 @@ impl Usher {
     /// The redirect that tells the app the person declined.
     pub async fn deny_consent(&self, request: &AuthorizeRequest) -> Result<String> {
         let (_, redirect_uri) = self
-            .app_for_redirect(request.client_id.as_deref(), request.redirect_uri.as_deref())
+            .app_for_redirect(
+                request.client_id.as_deref(),
+                request.redirect_uri.as_deref(),
+            )
             .await?
             .map_err(Error::invalid)?;
         let mut pairs = vec![
@@ -642,7 +675,11 @@ impl Usher {
         let Some(client_id) = auth.client_id.as_deref().filter(|c| !c.is_empty()) else {
             return Err(OAuthError::invalid_client("No client_id was sent."));
         };
-        let app = self.store.app_by_client_id(client_id).await.map_err(Error::from)?;
+        let app = self
+            .store
+            .app_by_client_id(client_id)
+            .await
+            .map_err(Error::from)?;
         let unknown = || OAuthError::invalid_client("Unknown client or wrong client secret.");
         match (app, &auth.secret) {
             (Some(app), None) if app.public => Ok(app),
@@ -714,8 +751,12 @@ impl Usher {
         if stored.used_at.is_some() {
             // A code shown twice was stolen, or the first exchange was
             // lost: either way, what it issued goes.
-            self.store.revoke_grant(grant.id).await.map_err(Error::from)?;
-            self.audit_grant(&grant, "app.code-replayed", app, origin).await;
+            self.store
+                .revoke_grant(grant.id)
+                .await
+                .map_err(Error::from)?;
+            self.audit_grant(&grant, "app.code-replayed", app, origin)
+                .await;
             return Err(invalid());
         }
         if stored.expires_at <= now {
@@ -744,7 +785,10 @@ impl Usher {
             .map_err(Error::from)?
         {
             // Exchanged at the same moment elsewhere, or access lapsed.
-            self.store.revoke_grant(grant.id).await.map_err(Error::from)?;
+            self.store
+                .revoke_grant(grant.id)
+                .await
+                .map_err(Error::from)?;
             return Err(invalid());
         }
         self.finish_tokens(app, &grant, tokens, grant.nonce.as_deref())
@@ -776,7 +820,10 @@ impl Usher {
         if stored.used_at.is_some() {
             // Used twice: one copy is in the wrong hands. The whole family
             // goes.
-            self.store.revoke_grant(grant.id).await.map_err(Error::from)?;
+            self.store
+                .revoke_grant(grant.id)
+                .await
+                .map_err(Error::from)?;
             self.audit_grant(&grant, "app.refresh-reused", app, origin)
                 .await;
             return Err(invalid());
@@ -791,7 +838,10 @@ impl Usher {
             .await
             .map_err(Error::from)?
         {
-            self.store.revoke_grant(grant.id).await.map_err(Error::from)?;
+            self.store
+                .revoke_grant(grant.id)
+                .await
+                .map_err(Error::from)?;
             return Err(invalid());
         }
         self.finish_tokens(app, &grant, tokens, None).await
@@ -856,11 +906,7 @@ impl Usher {
 
     /// The claims about `user` that `scope` allows, as UserInfo and the ID
     /// token carry them.
-    async fn user_claims(
-        &self,
-        user: &User,
-        grant: &OidcGrant,
-    ) -> Result<Map<String, Value>> {
+    async fn user_claims(&self, user: &User, grant: &OidcGrant) -> Result<Map<String, Value>> {
         let mut claims = Map::new();
         claims.insert("sub".into(), json!(user.id.to_string()));
         if has_scope(&grant.scope, "profile") {
@@ -914,10 +960,7 @@ impl Usher {
             ("exp", json!(now + TOKEN_LIFETIME / 1000)),
             ("auth_time", json!(grant.auth_time / 1000)),
             ("at_hash", json!(b64(&digest[..16]))),
-            (
-                "amr",
-                json!(grant.amr.split(' ').collect::<Vec<_>>()),
-            ),
+            ("amr", json!(grant.amr.split(' ').collect::<Vec<_>>())),
         ] {
             claims.insert(name.into(), value);
         }
@@ -997,8 +1040,7 @@ impl Usher {
         let Some((stored, grant)) = found else {
             return Ok(inactive);
         };
-        if grant.app_id != app.id || stored.expires_at <= self.now() || stored.used_at.is_some()
-        {
+        if grant.app_id != app.id || stored.expires_at <= self.now() || stored.used_at.is_some() {
             return Ok(inactive);
         }
         let user = self
@@ -1104,8 +1146,8 @@ impl Usher {
         validation.validate_exp = false;
         validation.validate_aud = false;
         validation.required_spec_claims.clear();
-        let data = jsonwebtoken::decode::<Value>(jwt, &decoding, &validation)
-            .map_err(|_| refused())?;
+        let data =
+            jsonwebtoken::decode::<Value>(jwt, &decoding, &validation).map_err(|_| refused())?;
         data.claims["aud"]
             .as_str()
             .map(str::to_owned)

@@ -23,6 +23,7 @@
 //! - [`resources`]: workflows, credentials, tags and projects.
 
 mod api_keys;
+mod apps;
 mod audit;
 mod auth;
 pub(crate) mod confirm;
@@ -44,7 +45,7 @@ use axum::{
     Router,
     http::header,
     middleware,
-    response::{IntoResponse, Response},
+    response::{IntoResponse, Redirect, Response},
     routing::get,
 };
 use usher_domain::{clock::rfc3339, service::auth::Identity};
@@ -77,6 +78,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
             .merge(audit::router())
             .merge(email::router())
             .merge(resources::router())
+            .merge(apps::router())
             .merge(crate::oidc::browser_router());
     }
     router
@@ -271,6 +273,37 @@ fn local_redirect(base_url: &str, base_path: &str, target: &str) -> String {
             local
         }
         _ => home,
+    }
+}
+
+#[derive(askama::Template, askama_web::WebTemplate)]
+#[template(path = "pages/onward.html")]
+struct OnwardPage<'a> {
+    base: &'a str,
+    target: &'a str,
+}
+
+/// Where a form's post leads on. Browsers hold every redirect after a
+/// form's post to the page's `form-action 'self'`, so when the way on
+/// leaves Usher (an app's sign-out address) or goes through the
+/// authorization endpoint (which redirects to an app), it is a page that
+/// goes there by itself (a `Refresh` header, and a link) instead of a
+/// redirect. Anything else is an ordinary redirect.
+pub fn onward(state: &AppState, target: &str) -> Response {
+    let leaves =
+        !target.starts_with('/') || target.starts_with(&state.path(crate::oidc::AUTHORIZE));
+    let refresh = axum::http::HeaderValue::from_str(&format!("0; url={target}"));
+    match refresh {
+        Ok(refresh) if leaves => {
+            let mut response = OnwardPage {
+                base: &state.settings().base_path,
+                target,
+            }
+            .into_response();
+            response.headers_mut().insert("refresh", refresh);
+            response
+        }
+        _ => Redirect::to(target).into_response(),
     }
 }
 

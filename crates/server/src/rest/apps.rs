@@ -36,20 +36,18 @@ pub fn router() -> Router<AppState> {
 /// An app as listed: never its secret.
 pub(crate) fn app_json(app: &App) -> Value {
     let mapped = |id: String, role: &str| json!({"id": id, "role": role});
-    let access = if app.access.everyone
-        && app.access.projects.is_empty()
-        && app.access.users.is_empty()
-    {
-        json!("everyone")
-    } else {
-        json!({
-            "everyone": app.access.everyone,
-            "projects": app.access.projects.iter()
-                .map(|(id, role)| mapped(id.to_string(), role)).collect::<Vec<_>>(),
-            "users": app.access.users.iter()
-                .map(|(id, role)| mapped(id.to_string(), role)).collect::<Vec<_>>(),
-        })
-    };
+    let access =
+        if app.access.everyone && app.access.projects.is_empty() && app.access.users.is_empty() {
+            json!("everyone")
+        } else {
+            json!({
+                "everyone": app.access.everyone,
+                "projects": app.access.projects.iter()
+                    .map(|(id, role)| mapped(id.to_string(), role)).collect::<Vec<_>>(),
+                "users": app.access.users.iter()
+                    .map(|(id, role)| mapped(id.to_string(), role)).collect::<Vec<_>>(),
+            })
+        };
     json!({
         "id": app.id.to_string(),
         "name": app.name,
@@ -131,16 +129,14 @@ fn parse_access(value: &Value, default_role: &str) -> Result<Access, Error> {
             })
             .collect()
     };
-    let unknown = |what: &str, id: &str| {
-        Error::field(
-            "access",
-            format!("{id} is not the id of any {what}."),
-        )
-    };
+    let unknown =
+        |what: &str, id: &str| Error::field("access", format!("{id} is not the id of any {what}."));
     let projects = list("projects")?
         .into_iter()
         .map(|(id, role)| {
-            let parsed = id.parse::<ProjectId>().map_err(|_| unknown("project", &id))?;
+            let parsed = id
+                .parse::<ProjectId>()
+                .map_err(|_| unknown("project", &id))?;
             Ok((parsed, role))
         })
         .collect::<Result<Vec<_>, Error>>()?;
@@ -298,10 +294,7 @@ async fn renew_secret(
     Id(id): Id<AppId>,
     ClientOrigin(origin): ClientOrigin,
 ) -> Result<Json<Data<Value>>> {
-    let secret = state
-        .usher()
-        .renew_app_secret(&actor, id, &origin)
-        .await?;
+    let secret = state.usher().renew_app_secret(&actor, id, &origin).await?;
     Ok(data(json!({"clientSecret": secret.expose()})))
 }
 

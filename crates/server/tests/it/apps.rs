@@ -39,7 +39,10 @@ async fn the_owner_registers_an_app_and_sees_its_secret_once(db: Db) -> TestResu
         .await?;
     assert_eq!(created.status(), StatusCode::OK);
     let created = body(created).await;
-    let id = created["data"]["id"].as_str().unwrap_or_default().to_owned();
+    let id = created["data"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     let client_id = created["data"]["clientId"].as_str().unwrap_or_default();
     let secret = created["data"]["clientSecret"]
         .as_str()
@@ -55,11 +58,22 @@ async fn the_owner_registers_an_app_and_sees_its_secret_once(db: Db) -> TestResu
     let hash = stored.secret_hash.unwrap_or_default();
     assert!(!hash.is_empty() && !hash.contains(&secret));
     // Never shown again.
-    let read = body(owner.get(server.at(&format!("/rest/apps/{id}"))).send().await?).await;
+    let read = body(
+        owner
+            .get(server.at(&format!("/rest/apps/{id}")))
+            .send()
+            .await?,
+    )
+    .await;
     assert_eq!(read["data"]["name"], "Grafana");
     assert_eq!(read["data"]["roles"], json!(["Admin", "Power", "Basic"]));
     assert_eq!(read["data"]["access"], "everyone");
-    let listed = owner.get(server.at("/rest/apps")).send().await?.text().await?;
+    let listed = owner
+        .get(server.at("/rest/apps"))
+        .send()
+        .await?
+        .text()
+        .await?;
     assert!(!listed.contains(&secret) && listed.contains("Grafana"));
     let patched = owner
         .patch(server.at(&format!("/rest/apps/{id}")))
@@ -119,9 +133,7 @@ async fn members_may_not_manage_apps(db: Db) -> TestResult {
     server
         .add_user("mia@example.com", "Member1password", Role::Member)
         .await;
-    let member = server
-        .signed_in("mia@example.com", "Member1password")
-        .await;
+    let member = server.signed_in("mia@example.com", "Member1password").await;
     let created = member
         .post(server.at("/rest/apps"))
         .json(&app_body("Grafana", false, json!("everyone")))
@@ -132,11 +144,7 @@ async fn members_may_not_manage_apps(db: Db) -> TestResult {
     assert_eq!(listed.status(), StatusCode::FORBIDDEN);
     let mine = member.get(server.at("/rest/apps/mine")).send().await?;
     assert_eq!(mine.status(), StatusCode::OK);
-    let anonymous = server
-        .client()
-        .get(server.at("/rest/apps"))
-        .send()
-        .await?;
+    let anonymous = server.client().get(server.at("/rest/apps")).send().await?;
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
     Ok(())
 }
@@ -170,7 +178,11 @@ async fn bad_app_input_is_refused_naming_the_field(db: Db) -> TestResult {
             "Chief",
         ),
     ] {
-        let refused = owner.post(server.at("/rest/apps")).json(&sent).send().await?;
+        let refused = owner
+            .post(server.at("/rest/apps"))
+            .json(&sent)
+            .send()
+            .await?;
         assert_eq!(refused.status(), StatusCode::BAD_REQUEST, "{sent}");
         let message = body(refused).await["message"]
             .as_str()
@@ -227,9 +239,7 @@ async fn a_person_sees_the_apps_they_may_open_with_their_role(db: Db) -> TestRes
             .await?;
         assert_eq!(created.status(), StatusCode::OK, "{name}");
     }
-    let member = server
-        .signed_in("mia@example.com", "Member1password")
-        .await;
+    let member = server.signed_in("mia@example.com", "Member1password").await;
     let mine = body(member.get(server.at("/rest/apps/mine")).send().await?).await;
     let seen: Vec<(String, String)> = mine["data"]
         .as_array()

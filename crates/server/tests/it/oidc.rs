@@ -39,6 +39,7 @@ crate::on_both_databases!(
     logout_from_the_app_ends_the_usher_session,
     rotated_keys_keep_the_previous_one_published,
     third_party_apps_ask_for_consent_and_prompt_login_asks_again,
+    a_temporary_password_is_replaced_on_the_way_into_an_app,
 );
 
 const REDIRECT: &str = "http://rp.example.test/callback";
@@ -151,13 +152,128 @@ async fn rp_for(
     client_id: &str,
     secret: Option<&str>,
 ) -> Result<Rp, Box<dyn StdError>> {
+    rp_at(server, client_id, secret, REDIRECT).await
+}
+
+async fn rp_at(
+    server: &TestServer,
+    client_id: &str,
+    secret: Option<&str>,
+    redirect: &str,
+) -> Result<Rp, Box<dyn StdError>> {
     let metadata = discover(server).await?;
     Ok(CoreClient::from_provider_metadata(
         metadata,
         ClientId::new(client_id.to_owned()),
         secret.map(|s| ClientSecret::new(s.to_owned())),
     )
-    .set_redirect_uri(RedirectUrl::new(REDIRECT.to_owned())?))
+    .set_redirect_uri(RedirectUrl::new(redirect.to_owned())?))
+}
+
+/// A small app of the test's own (a relying party on a local port), for a
+/// browser to sign into: `/` starts the sign-in at Usher, `/callback`
+/// finishes it and shows who is signed in. The owner registers it for
+/// everyone. Returns its address.
+pub async fn serve_rp(server: &TestServer, owner: &Client) -> Result<String, Box<dyn StdError>> {
+    use std::sync::{Arc, Mutex};
+
+    use axum::{
+        extract::{Query, State},
+        response::{Html, IntoResponse, Redirect},
+    };
+
+    struct RpState {
+        rp: Rp,
+        now: usher_server::AppState,
+        pending: Mutex<Option<(String, Nonce, PkceCodeVerifier)>>,
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let callback = format!("{base}/callback");
+    let mut registration = app_body("Test app", false, json!("everyone"));
+    registration["launchUrl"] = json!(base);
+    registration["redirectUris"] = json!([callback]);
+    let created = body(
+        owner
+            .post(server.at("/rest/apps"))
+            .json(&registration)
+            .send()
+            .await?,
+    )
+    .await;
+    let rp = rp_at(
+        server,
+        created["data"]["clientId"].as_str().unwrap_or_default(),
+        created["data"]["clientSecret"].as_str(),
+        &callback,
+    )
+    .await?;
+    let state = Arc::new(RpState {
+        rp,
+        now: server.state.clone(),
+        pending: Mutex::new(None),
+    });
+    async fn begin(State(state): State<Arc<RpState>>) -> Redirect {
+        let started = start(&state.rp, &["profile", "email"]);
+        let url = started.url.clone();
+        *state.pending.lock().unwrap() = Some((
+            started.state.secret().clone(),
+            started.nonce,
+            started.verifier,
+        ));
+        Redirect::to(&url)
+    }
+    async fn finish(
+        State(state): State<Arc<RpState>>,
+        Query(query): Query<std::collections::HashMap<String, String>>,
+    ) -> axum::response::Response {
+        let Some((expected, nonce, verifier)) = state.pending.lock().unwrap().take() else {
+            return Html("<h1 id=\"rp-error\">no sign-in under way</h1>").into_response();
+        };
+        if query.get("state") != Some(&expected) {
+            return Html("<h1 id=\"rp-error\">wrong state</h1>").into_response();
+        }
+        let code = query.get("code").cloned().unwrap_or_default();
+        let tokens = match exchange(&state.rp, &code, &verifier).await {
+            Ok(tokens) => tokens,
+            Err(e) => return Html(format!("<h1 id=\"rp-error\">{e}</h1>")).into_response(),
+        };
+        let Some(id_token) = tokens.id_token() else {
+            return Html("<h1 id=\"rp-error\">no ID token</h1>").into_response();
+        };
+        let now = state.now.usher().now();
+        let verifier = state
+            .rp
+            .id_token_verifier()
+            .set_time_fn(move || chrono::DateTime::from_timestamp_millis(now).unwrap_or_default());
+        match id_token.claims(&verifier, &nonce) {
+            Ok(claims) => {
+                let email = claims.email().map(|e| e.to_string()).unwrap_or_default();
+                let amr: Vec<String> = claims
+                    .auth_method_refs()
+                    .into_iter()
+                    .flatten()
+                    .map(|a| a.to_string())
+                    .collect();
+                Html(format!(
+                    "<!doctype html><html lang=\"en\"><title>Test app</title>\
+                     <h1 id=\"rp-user\">Signed in as {email}</h1>\
+                     <p id=\"rp-amr\">{}</p></html>",
+                    amr.join(" ")
+                ))
+                .into_response()
+            }
+            Err(e) => Html(format!("<h1 id=\"rp-error\">{e}</h1>")).into_response(),
+        }
+    }
+    let app = axum::Router::new()
+        .route("/", axum::routing::get(begin))
+        .route("/callback", axum::routing::get(finish))
+        .with_state(state);
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok(base)
 }
 
 /// One authorization request as the RP makes it.
@@ -187,6 +303,53 @@ fn start(rp: &Rp, scopes: &[&str]) -> Started {
         nonce,
         verifier,
     }
+}
+
+/// Where a form's answer leads the browser: its redirect, or for a way
+/// on out of Usher's form pages, the page's `Refresh` target.
+fn onward(response: &reqwest::Response) -> String {
+    let refresh = response
+        .headers()
+        .get("refresh")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once("url="))
+        .map(|(_, url)| url.to_owned());
+    refresh.unwrap_or_else(|| location(response))
+}
+
+/// An attribute's value as the browser reads it (`&#38;`, `&amp;`).
+fn unescape_html(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find('&') {
+        out.push_str(&rest[..at]);
+        let tail = &rest[at..];
+        let end = tail.find(';').unwrap_or(0);
+        let entity = &tail[1..end.max(1)];
+        let decoded = match entity {
+            "amp" => Some('&'),
+            "quot" => Some('"'),
+            "lt" => Some('<'),
+            "gt" => Some('>'),
+            _ => entity
+                .strip_prefix("#x")
+                .and_then(|hex| u32::from_str_radix(hex, 16).ok())
+                .or_else(|| entity.strip_prefix('#').and_then(|d| d.parse().ok()))
+                .and_then(char::from_u32),
+        };
+        match decoded {
+            Some(c) if end > 0 => {
+                out.push(c);
+                rest = &tail[end + 1..];
+            }
+            _ => {
+                out.push('&');
+                rest = &tail[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// `url` with `pairs` as its query.
@@ -226,7 +389,10 @@ async fn visit(browser: &Client, url: &str) -> Result<String, Box<dyn StdError>>
 async fn code_for(browser: &Client, started: &Started) -> Result<String, Box<dyn StdError>> {
     let back = visit(browser, &started.url).await?;
     assert!(back.starts_with(REDIRECT), "{back}");
-    assert_eq!(param(&back, "state").as_deref(), Some(started.state.secret().as_str()));
+    assert_eq!(
+        param(&back, "state").as_deref(),
+        Some(started.state.secret().as_str())
+    );
     Ok(param(&back, "code").ok_or_else(|| format!("no code in {back}"))?)
 }
 
@@ -252,9 +418,9 @@ fn verified_claims(
     nonce: &Nonce,
 ) -> Result<Value, Box<dyn StdError>> {
     let now = server.state.usher().now();
-    let verifier = rp.id_token_verifier().set_time_fn(move || {
-        chrono::DateTime::from_timestamp_millis(now).unwrap_or_default()
-    });
+    let verifier = rp
+        .id_token_verifier()
+        .set_time_fn(move || chrono::DateTime::from_timestamp_millis(now).unwrap_or_default());
     token.claims(&verifier, nonce)?;
     payload(&token.to_string())
 }
@@ -337,9 +503,8 @@ async fn a_person_signs_into_an_app_with_code_and_pkce(db: Db) -> TestResult {
         );
     }
 
-    let info: UserInfoClaims<EmptyAdditionalClaims, CoreGenderClaim> = s
-        .rp
-        .user_info(
+    let info: UserInfoClaims<EmptyAdditionalClaims, CoreGenderClaim> =
+        s.rp.user_info(
             AccessToken::new(access.clone()),
             Some(openidconnect::SubjectIdentifier::new(s.mia.id.to_string())),
         )?
@@ -385,7 +550,10 @@ async fn a_person_signs_into_an_app_with_code_and_pkce(db: Db) -> TestResult {
         .send()
         .await?;
     assert_eq!(revoked.status(), StatusCode::OK);
-    assert_eq!(userinfo_status(server, &access).await?, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        userinfo_status(server, &access).await?,
+        StatusCode::UNAUTHORIZED
+    );
     let introspected = body(
         Client::new()
             .post(server.at("/oidc/introspect"))
@@ -415,35 +583,35 @@ async fn refresh_tokens_rotate_and_a_reused_one_revokes_the_family(db: Db) -> Te
     let code = code_for(&browser, &started).await?;
     let first = exchange(&s.rp, &code, &started.verifier).await?;
     let refresh = first.refresh_token().ok_or("no refresh token")?.clone();
-    let second = s
-        .rp
-        .exchange_refresh_token(&refresh)?
-        .request_async(&rp_http)
-        .await?;
+    let second =
+        s.rp.exchange_refresh_token(&refresh)?
+            .request_async(&rp_http)
+            .await?;
     let next_refresh = second.refresh_token().ok_or("no refresh token")?.clone();
     assert_ne!(next_refresh.secret(), refresh.secret(), "rotated");
     let id_token = second.id_token().ok_or("no ID token on refresh")?;
     let now = server.state.usher().now();
-    let verifier = s.rp.id_token_verifier().set_time_fn(move || {
-        chrono::DateTime::from_timestamp_millis(now).unwrap_or_default()
-    });
+    let verifier =
+        s.rp.id_token_verifier()
+            .set_time_fn(move || chrono::DateTime::from_timestamp_millis(now).unwrap_or_default());
     id_token.claims(&verifier, |_: Option<&Nonce>| Ok(()))?;
     let access = second.access_token().secret().clone();
     assert_eq!(userinfo_status(server, &access).await?, StatusCode::OK);
     // The first refresh token again: someone else has a copy. Everything
     // issued from that sign-in goes.
-    let reused = s
-        .rp
-        .exchange_refresh_token(&refresh)?
-        .request_async(&rp_http)
-        .await;
+    let reused =
+        s.rp.exchange_refresh_token(&refresh)?
+            .request_async(&rp_http)
+            .await;
     assert!(reused.is_err(), "a used refresh token was accepted");
-    assert_eq!(userinfo_status(server, &access).await?, StatusCode::UNAUTHORIZED);
-    let after = s
-        .rp
-        .exchange_refresh_token(&RefreshToken::new(next_refresh.secret().clone()))?
-        .request_async(&rp_http)
-        .await;
+    assert_eq!(
+        userinfo_status(server, &access).await?,
+        StatusCode::UNAUTHORIZED
+    );
+    let after =
+        s.rp.exchange_refresh_token(&RefreshToken::new(next_refresh.secret().clone()))?
+            .request_async(&rp_http)
+            .await;
     assert!(after.is_err(), "the family survived a reuse");
     Ok(())
 }
@@ -511,9 +679,7 @@ async fn authorization_errors_follow_rfc_6749(db: Db) -> TestResult {
             "unsupported_response_type",
         ),
         (
-            format!(
-                "{base}&{redirect}&code_challenge=abc&code_challenge_method=plain"
-            ),
+            format!("{base}&{redirect}&code_challenge=abc&code_challenge_method=plain"),
             "invalid_request",
         ),
     ] {
@@ -529,7 +695,10 @@ async fn authorization_errors_follow_rfc_6749(db: Db) -> TestResult {
     assert_eq!(param(&back, "error").as_deref(), Some("login_required"));
     // Without prompt=none: to Usher's sign-in page and back.
     let to_signin = visit(&anonymous, &started.url).await?;
-    assert!(to_signin.contains("/signin?redirect=%2Foidc%2Fauthorize"), "{to_signin}");
+    assert!(
+        to_signin.contains("/signin?redirect=/oidc/authorize%3F"),
+        "{to_signin}"
+    );
     // A person without access.
     let members_only = body(
         s.owner
@@ -539,8 +708,14 @@ async fn authorization_errors_follow_rfc_6749(db: Db) -> TestResult {
             .await?,
     )
     .await;
-    let rp = rp_for(server, members_only["data"]["clientId"].as_str().unwrap_or_default(), None)
-        .await?;
+    let rp = rp_for(
+        server,
+        members_only["data"]["clientId"]
+            .as_str()
+            .unwrap_or_default(),
+        None,
+    )
+    .await?;
     let started = start(&rp, &[]);
     let back = visit(&browser, &started.url).await?;
     assert_eq!(param(&back, "error").as_deref(), Some("access_denied"));
@@ -549,7 +724,10 @@ async fn authorization_errors_follow_rfc_6749(db: Db) -> TestResult {
     let started = start(&s.rp, &[]);
     let code = code_for(&browser, &started).await?;
     let wrong = PkceCodeVerifier::new("x".repeat(50));
-    assert!(exchange(&s.rp, &code, &wrong).await.is_err(), "PKCE mismatch accepted");
+    assert!(
+        exchange(&s.rp, &code, &wrong).await.is_err(),
+        "PKCE mismatch accepted"
+    );
     let started = start(&s.rp, &[]);
     let code = code_for(&browser, &started).await?;
     let tokens = exchange(&s.rp, &code, &started.verifier).await?;
@@ -617,7 +795,11 @@ async fn token_endpoint_refusals(db: Db) -> TestResult {
             .await?;
         statuses.push(response.status());
     }
-    assert_eq!(statuses.last(), Some(&StatusCode::TOO_MANY_REQUESTS), "{statuses:?}");
+    assert_eq!(
+        statuses.last(),
+        Some(&StatusCode::TOO_MANY_REQUESTS),
+        "{statuses:?}"
+    );
     // Other grant types are refused.
     let implicit = Client::new()
         .post(server.at("/oidc/token"))
@@ -640,17 +822,20 @@ async fn a_token_without_signature_is_refused(db: Db) -> TestResult {
     let none = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(r#"{"alg":"none"}"#);
     let forged: CoreIdToken = format!("{none}.{claims}.").parse()?;
     let now = server.state.usher().now();
-    let verifier = s.rp.id_token_verifier().set_time_fn(move || {
-        chrono::DateTime::from_timestamp_millis(now).unwrap_or_default()
-    });
+    let verifier =
+        s.rp.id_token_verifier()
+            .set_time_fn(move || chrono::DateTime::from_timestamp_millis(now).unwrap_or_default());
     assert!(forged.claims(&verifier, &started.nonce).is_err());
     // Usher refuses it too, as a logout hint.
     let hint = format!("{none}.{claims}.");
     let refused = browser
-        .get(with_pairs(&server.at("/oidc/end-session"), &[
-            ("id_token_hint", hint.as_str()),
-            ("post_logout_redirect_uri", SIGNED_OUT),
-        ]))
+        .get(with_pairs(
+            &server.at("/oidc/end-session"),
+            &[
+                ("id_token_hint", hint.as_str()),
+                ("post_logout_redirect_uri", SIGNED_OUT),
+            ],
+        ))
         .send()
         .await?;
     assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
@@ -676,7 +861,10 @@ async fn losing_access_revokes_tokens_at_once(db: Db) -> TestResult {
         .send()
         .await?;
     assert_eq!(demoted.status(), StatusCode::OK);
-    assert_eq!(userinfo_status(server, &access).await?, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        userinfo_status(server, &access).await?,
+        StatusCode::UNAUTHORIZED
+    );
     // Removed from the app.
     let tokens = sign_in().await?;
     let access = tokens.access_token().secret().clone();
@@ -686,7 +874,10 @@ async fn losing_access_revokes_tokens_at_once(db: Db) -> TestResult {
         .json(&json!({"access": {"users": []}}))
         .send()
         .await?;
-    assert_eq!(userinfo_status(server, &access).await?, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        userinfo_status(server, &access).await?,
+        StatusCode::UNAUTHORIZED
+    );
     let refresh = tokens.refresh_token().ok_or("no refresh token")?.clone();
     assert!(
         s.rp.exchange_refresh_token(&refresh)?
@@ -708,7 +899,11 @@ async fn losing_access_revokes_tokens_at_once(db: Db) -> TestResult {
         .parse()?;
     server
         .store
-        .set_member(project, s.mia.id, usher_domain::resources::ProjectRole::Editor)
+        .set_member(
+            project,
+            s.mia.id,
+            usher_domain::resources::ProjectRole::Editor,
+        )
         .await?;
     s.owner
         .patch(server.at(&format!("/rest/apps/{}", s.app_id)))
@@ -719,7 +914,10 @@ async fn losing_access_revokes_tokens_at_once(db: Db) -> TestResult {
     let access = tokens.access_token().secret().clone();
     assert_eq!(userinfo_status(server, &access).await?, StatusCode::OK);
     server.store.remove_member(project, s.mia.id).await?;
-    assert_eq!(userinfo_status(server, &access).await?, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        userinfo_status(server, &access).await?,
+        StatusCode::UNAUTHORIZED
+    );
     // A person deleted mid-session.
     s.owner
         .patch(server.at(&format!("/rest/apps/{}", s.app_id)))
@@ -735,7 +933,10 @@ async fn losing_access_revokes_tokens_at_once(db: Db) -> TestResult {
         .send()
         .await?;
     assert_eq!(deleted.status(), StatusCode::OK);
-    assert_eq!(userinfo_status(server, &access).await?, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        userinfo_status(server, &access).await?,
+        StatusCode::UNAUTHORIZED
+    );
     assert!(server.store.user_by_id(s.mia.id).await?.is_none());
     Ok(())
 }
@@ -749,25 +950,36 @@ async fn logout_from_the_app_ends_the_usher_session(db: Db) -> TestResult {
     let tokens = exchange(&s.rp, &code, &started.verifier).await?;
     let hint = tokens.id_token().ok_or("no ID token")?.to_string();
     let end_session = format!("{}/oidc/end-session", server.url);
-    let metadata = discover(server).await?;
-    let named: Value = serde_json::to_value(&metadata)?;
+    let named = body(
+        Client::new()
+            .get(server.at("/.well-known/openid-configuration"))
+            .send()
+            .await?,
+    )
+    .await;
     assert_eq!(named["end_session_endpoint"], end_session.as_str());
     // An address the app did not register: refused.
     let refused = browser
-        .get(with_pairs(&end_session, &[
-            ("id_token_hint", hint.as_str()),
-            ("post_logout_redirect_uri", "http://evil.example/"),
-        ]))
+        .get(with_pairs(
+            &end_session,
+            &[
+                ("id_token_hint", hint.as_str()),
+                ("post_logout_redirect_uri", "http://evil.example/"),
+            ],
+        ))
         .send()
         .await?;
     assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
     // The page asks, then the post ends the session and goes back.
     let asked = browser
-        .get(with_pairs(&end_session, &[
-            ("id_token_hint", hint.as_str()),
-            ("post_logout_redirect_uri", SIGNED_OUT),
-            ("state", "bye"),
-        ]))
+        .get(with_pairs(
+            &end_session,
+            &[
+                ("id_token_hint", hint.as_str()),
+                ("post_logout_redirect_uri", SIGNED_OUT),
+                ("state", "bye"),
+            ],
+        ))
         .send()
         .await?;
     assert_eq!(asked.status(), StatusCode::OK);
@@ -791,7 +1003,7 @@ async fn logout_from_the_app_ends_the_usher_session(db: Db) -> TestResult {
         ])
         .send()
         .await?;
-    assert_eq!(location(&done), format!("{SIGNED_OUT}?state=bye"));
+    assert_eq!(onward(&done), format!("{SIGNED_OUT}?state=bye"));
     let after = browser.get(server.at("/rest/login")).send().await?;
     assert_eq!(after.status(), StatusCode::UNAUTHORIZED);
     Ok(())
@@ -822,17 +1034,32 @@ async fn rotated_keys_keep_the_previous_one_published(db: Db) -> TestResult {
         .await?;
     assert_ne!(json!(new_kid), old_kid);
     let jwks = body(Client::new().get(server.at("/oidc/jwks")).send().await?).await;
-    let kids: Vec<&Value> = jwks["keys"].as_array().into_iter().flatten().map(|k| &k["kid"]).collect();
+    let kids: Vec<&Value> = jwks["keys"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|k| &k["kid"])
+        .collect();
     assert_eq!(kids.len(), 2, "{jwks}");
     assert!(kids.contains(&&old_kid) && kids.contains(&&json!(new_kid)));
     // An RP that fetches the JWKS now still verifies the old token, and the
     // new ones carry the new key.
     let rp = rp_for(server, &s.client_id, s.secret.as_deref()).await?;
-    verified_claims(server, &rp, before.id_token().ok_or("no ID token")?, &started.nonce)?;
+    verified_claims(
+        server,
+        &rp,
+        before.id_token().ok_or("no ID token")?,
+        &started.nonce,
+    )?;
     let started = start(&rp, &[]);
     let code = code_for(&browser, &started).await?;
     let after = exchange(&rp, &code, &started.verifier).await?;
-    verified_claims(server, &rp, after.id_token().ok_or("no ID token")?, &started.nonce)?;
+    verified_claims(
+        server,
+        &rp,
+        after.id_token().ok_or("no ID token")?,
+        &started.nonce,
+    )?;
     // Past the old key's last token, it leaves the JWKS.
     server.advance_minutes(26 * 60);
     let jwks = body(Client::new().get(server.at("/oidc/jwks")).send().await?).await;
@@ -858,17 +1085,26 @@ async fn third_party_apps_ask_for_consent_and_prompt_login_asks_again(db: Db) ->
         page.split(&format!(r#"name="{name}" value=""#))
             .nth(1)
             .and_then(|rest| rest.split('"').next())
-            .map(|v| v.replace("&amp;", "&").replace("&#x3D;", "=").replace("&#x2F;", "/"))
+            .map(unescape_html)
             .unwrap_or_default()
     };
     let request = field("request");
     let allowed = browser
         .post(server.at("/oidc/consent"))
-        .form(&[("_csrf", field("_csrf")), ("request", request), ("confirmed", "yes".into())])
+        .form(&[
+            ("_csrf", field("_csrf")),
+            ("request", request),
+            ("confirmed", "yes".into()),
+        ])
         .send()
         .await?;
-    let again = location(&allowed);
-    assert!(again.contains("/oidc/authorize?"), "{again}");
+    let again = onward(&allowed);
+    let status = allowed.status();
+    assert!(
+        again.contains("/oidc/authorize?"),
+        "{again} {status} {}",
+        allowed.text().await?
+    );
     let back = visit(&browser, &server.at(again.trim_start_matches(&server.url))).await?;
     assert!(param(&back, "code").is_some(), "{back}");
     // Allowed once: the next sign-in goes straight through.
@@ -890,5 +1126,49 @@ async fn third_party_apps_ask_for_consent_and_prompt_login_asks_again(db: Db) ->
         .text()
         .await?;
     assert!(audit.contains(MIA), "{audit}");
+    Ok(())
+}
+
+async fn a_temporary_password_is_replaced_on_the_way_into_an_app(db: Db) -> TestResult {
+    let s = setup(db, false, json!("everyone")).await?;
+    let server = &s.server;
+    let hash = server
+        .store
+        .user_by_id(s.mia.id)
+        .await?
+        .and_then(|u| u.password_hash)
+        .ok_or("no hash")?;
+    server
+        .store
+        .set_password(s.mia.id, &hash, true, server.state.usher().now(), None)
+        .await?;
+    let browser = server.signed_in(MIA, MIA_PASSWORD).await;
+    let started = start(&s.rp, &[]);
+    let held = visit(&browser, &started.url).await?;
+    assert!(
+        held.starts_with("/set-password?redirect=/oidc/authorize"),
+        "{held}"
+    );
+    let page = browser.get(server.at(&held)).send().await?.text().await?;
+    let field = |name: &str| {
+        page.split(&format!(r#"name="{name}" value=""#))
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .map(unescape_html)
+            .unwrap_or_default()
+    };
+    let chosen = browser
+        .post(server.at("/set-password"))
+        .form(&[
+            ("_csrf", field("_csrf")),
+            ("redirect", field("redirect")),
+            ("password", "Brand1newpassword".into()),
+        ])
+        .send()
+        .await?;
+    let back = onward(&chosen);
+    assert!(back.starts_with("/oidc/authorize?"), "{back}");
+    let to_app = visit(&browser, &server.at(&back)).await?;
+    assert!(param(&to_app, "code").is_some(), "{to_app}");
     Ok(())
 }
