@@ -7,7 +7,7 @@ use usher_domain::{
     store::{AppStore as _, ProjectStore as _, UserStore as _},
 };
 
-use crate::harness::{Db, TestResult, TestServer, body};
+use crate::harness::{Db, TestResult, TestServer, body, location, page_form, shown_after};
 
 crate::on_both_databases!(
     the_owner_registers_an_app_and_sees_its_secret_once,
@@ -15,6 +15,7 @@ crate::on_both_databases!(
     members_may_not_manage_apps,
     bad_app_input_is_refused_naming_the_field,
     a_person_sees_the_apps_they_may_open_with_their_role,
+    the_apps_pages_register_change_and_delete_an_app,
 );
 
 /// The contract's body for an app at `host`.
@@ -264,5 +265,83 @@ async fn a_person_sees_the_apps_they_may_open_with_their_role(db: Db) -> TestRes
         home.contains("Ops dashboard") && !home.contains("Owner&#x27;s tool"),
         "the home page lists the apps"
     );
+    Ok(())
+}
+
+async fn the_apps_pages_register_change_and_delete_an_app(db: Db) -> TestResult {
+    let server = TestServer::start(db).await;
+    let owner = server.owner().await;
+    let registered = page_form(
+        &server,
+        &owner,
+        "/settings/apps",
+        &[
+            ("name", "Outline"),
+            ("launch_url", "https://outline.example.test"),
+            ("redirect_uris", "https://outline.example.test/auth/oidc.callback"),
+            ("access", "everyone"),
+            ("default_role", "Basic"),
+        ],
+    )
+    .await
+    .send()
+    .await?;
+    assert_eq!(registered.status(), StatusCode::SEE_OTHER);
+    let app_page = location(&registered);
+    let (_, page) = shown_after(&server, &owner, registered).await;
+    assert!(page.contains("id=\"app-client-secret\""), "the secret is shown once");
+    let again = owner.get(server.at(&app_page)).send().await?.text().await?;
+    assert!(!again.contains("id=\"app-client-secret\""), "the secret is shown twice");
+    let id = app_page.rsplit('/').next().unwrap_or_default().to_owned();
+    // A refused change keeps the page and says why.
+    let refused = page_form(
+        &server,
+        &owner,
+        &app_page,
+        &[("name", "Outline"), ("launch_url", "ftp://x"), ("redirect_uris", "https://o.test/cb")],
+    )
+    .await
+    .send()
+    .await?;
+    assert_eq!(refused.status(), StatusCode::OK);
+    assert!(refused.text().await?.contains("launch URL"));
+    let changed = page_form(
+        &server,
+        &owner,
+        &app_page,
+        &[
+            ("name", "Outline wiki"),
+            ("launch_url", "https://outline.example.test"),
+            ("redirect_uris", "https://outline.example.test/auth/oidc.callback"),
+            ("access", "chosen"),
+            ("custom_roles", "Reader"),
+        ],
+    )
+    .await
+    .send()
+    .await?;
+    assert_eq!(changed.status(), StatusCode::SEE_OTHER);
+    let app = server.store.app(id.parse()?).await?.ok_or("gone")?;
+    assert_eq!(app.name, "Outline wiki");
+    assert!(!app.access.everyone);
+    assert_eq!(app.roles, ["Admin", "Power", "Basic", "Reader"]);
+    // Deleting asks first.
+    let asked = page_form(&server, &owner, &format!("{app_page}/delete"), &[])
+        .await
+        .send()
+        .await?;
+    assert_eq!(asked.status(), StatusCode::OK);
+    assert!(server.store.app(id.parse()?).await?.is_some());
+    let deleted = page_form(
+        &server,
+        &owner,
+        &format!("{app_page}/delete"),
+        &[("confirmed", "yes")],
+    )
+    .await
+    .send()
+    .await?;
+    assert_eq!(deleted.status(), StatusCode::SEE_OTHER);
+    assert!(server.store.app(id.parse()?).await?.is_none());
     Ok(())
 }

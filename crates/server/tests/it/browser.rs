@@ -848,6 +848,14 @@ async fn a_person_signs_into_an_app_through_usher_with_two_factor() -> TestResul
     assert!(browser.text("#my-apps").await?.contains("Test app"));
     browser.shoot("home-lists-the-app").await?;
 
+    // Settings → Apps lists it for the owner, and its page shows its form.
+    browser.follow_top_bar("/settings/apps").await?;
+    browser.appears("#apps-table").await?;
+    browser.shoot("apps").await?;
+    browser.find("#apps-table a").await?.click().await?;
+    browser.appears("#app-form").await?;
+    browser.shoot("app").await?;
+
     browser.finish(server).await?;
     Ok(())
 }
