@@ -278,7 +278,10 @@ async fn the_apps_pages_register_change_and_delete_an_app(db: Db) -> TestResult 
         &[
             ("name", "Outline"),
             ("launch_url", "https://outline.example.test"),
-            ("redirect_uris", "https://outline.example.test/auth/oidc.callback"),
+            (
+                "redirect_uris",
+                "https://outline.example.test/auth/oidc.callback",
+            ),
             ("access", "everyone"),
             ("default_role", "Basic"),
         ],
@@ -289,16 +292,26 @@ async fn the_apps_pages_register_change_and_delete_an_app(db: Db) -> TestResult 
     assert_eq!(registered.status(), StatusCode::SEE_OTHER);
     let app_page = location(&registered);
     let (_, page) = shown_after(&server, &owner, registered).await;
-    assert!(page.contains("id=\"app-client-secret\""), "the secret is shown once");
+    assert!(
+        page.contains("id=\"app-client-secret\""),
+        "the secret is shown once"
+    );
     let again = owner.get(server.at(&app_page)).send().await?.text().await?;
-    assert!(!again.contains("id=\"app-client-secret\""), "the secret is shown twice");
+    assert!(
+        !again.contains("id=\"app-client-secret\""),
+        "the secret is shown twice"
+    );
     let id = app_page.rsplit('/').next().unwrap_or_default().to_owned();
     // A refused change keeps the page and says why.
     let refused = page_form(
         &server,
         &owner,
         &app_page,
-        &[("name", "Outline"), ("launch_url", "ftp://x"), ("redirect_uris", "https://o.test/cb")],
+        &[
+            ("name", "Outline"),
+            ("launch_url", "ftp://x"),
+            ("redirect_uris", "https://o.test/cb"),
+        ],
     )
     .await
     .send()
@@ -312,7 +325,10 @@ async fn the_apps_pages_register_change_and_delete_an_app(db: Db) -> TestResult 
         &[
             ("name", "Outline wiki"),
             ("launch_url", "https://outline.example.test"),
-            ("redirect_uris", "https://outline.example.test/auth/oidc.callback"),
+            (
+                "redirect_uris",
+                "https://outline.example.test/auth/oidc.callback",
+            ),
             ("access", "chosen"),
             ("custom_roles", "Reader"),
         ],
