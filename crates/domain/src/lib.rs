@@ -5,11 +5,13 @@
 //! - [`password`]: the password policy and hashing off the async runtime;
 //! - [`token`]: random secrets that are stored only as hashes;
 //! - [`resources`]: projects, workflows, credentials and tags;
+//! - [`apps`]: apps people sign into through Usher (OpenID Connect);
 //! - [`store`]: the storage port the database crates implement;
 //! - [`mail`]: the mail port the server implements with SMTP;
 //! - [`service`]: the use cases (set-up, sign-in, sessions, personal settings)
 //!   that the pages, `/rest` and `/api/v1` all call.
 
+pub mod apps;
 pub mod cipher;
 pub mod clock;
 pub mod error;

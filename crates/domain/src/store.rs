@@ -6,6 +6,7 @@
 use async_trait::async_trait;
 
 use crate::{
+    apps::{App, AppId},
     clock::Millis,
     model::{Email, Role, User, UserId},
     resources::{
@@ -508,6 +509,142 @@ pub trait AuditStore {
     ) -> StoreResult<(Vec<AuditEvent>, i64)>;
 }
 
+#[async_trait]
+pub trait AppStore {
+    /// Conflict when the client id is taken.
+    async fn insert_app(&self, app: &App) -> StoreResult<()>;
+    /// Replaces the app's fields and access (not its client id or secret)
+    /// and, in the same transaction, revokes the grants of everyone whose
+    /// access or role it changed. False when there is no such app.
+    async fn update_app(&self, app: &App) -> StoreResult<bool>;
+    /// A new client secret hash (None: the app became public).
+    async fn set_app_secret(&self, id: AppId, secret_hash: Option<&str>) -> StoreResult<bool>;
+    /// Deletes the app with every grant, code and token it issued.
+    async fn delete_app(&self, id: AppId) -> StoreResult<bool>;
+    async fn app(&self, id: AppId) -> StoreResult<Option<App>>;
+    async fn app_by_client_id(&self, client_id: &str) -> StoreResult<Option<App>>;
+    /// Every app, by name.
+    async fn apps(&self) -> StoreResult<Vec<App>>;
+    /// The apps `user` may use, by name, with their role in each.
+    async fn apps_of(&self, user: UserId) -> StoreResult<Vec<(App, String)>>;
+    /// The user's role in the app, None without access (the rule in
+    /// [`crate::apps`]).
+    async fn app_role(&self, app: AppId, user: UserId) -> StoreResult<Option<String>>;
+}
+
+/// One sign-in of a person into an app. Its code and tokens go with it.
+#[derive(Clone, Debug)]
+pub struct OidcGrant {
+    pub id: uuid::Uuid,
+    pub app_id: AppId,
+    pub user_id: UserId,
+    /// The app role when it was issued: a change of role revokes it.
+    pub role: String,
+    pub scope: String,
+    pub nonce: Option<String>,
+    pub auth_time: Millis,
+    /// Space-separated `amr` values (`pwd`, `otp`).
+    pub amr: String,
+    pub created_at: Millis,
+    pub expires_at: Millis,
+}
+
+#[derive(Clone, Debug)]
+pub struct OidcCode {
+    pub code_hash: String,
+    pub grant_id: uuid::Uuid,
+    pub redirect_uri: String,
+    /// The PKCE S256 challenge, if the request had one.
+    pub code_challenge: Option<String>,
+    pub expires_at: Millis,
+    pub used_at: Option<Millis>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenKind {
+    Access,
+    Refresh,
+}
+
+impl TokenKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Access => "access",
+            Self::Refresh => "refresh",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct OidcToken {
+    pub token_hash: String,
+    pub grant_id: uuid::Uuid,
+    pub kind: TokenKind,
+    pub created_at: Millis,
+    pub expires_at: Millis,
+    /// When a refresh token was exchanged for the next one.
+    pub used_at: Option<Millis>,
+}
+
+/// An ID token signing key: the private half sealed with the instance key.
+#[derive(Clone, Debug)]
+pub struct SigningKey {
+    pub kid: String,
+    pub sealed_key: String,
+    /// The public key as a JWK (JSON text).
+    pub public_jwk: String,
+    pub created_at: Millis,
+    pub retired_at: Option<Millis>,
+}
+
+#[async_trait]
+pub trait OidcStore {
+    /// Every signing key, newest first.
+    async fn signing_keys(&self) -> StoreResult<Vec<SigningKey>>;
+    /// Adds a key; with `retire_at`, every other unretired key is retired
+    /// then, in the same transaction.
+    async fn insert_signing_key(
+        &self,
+        key: &SigningKey,
+        retire_at: Option<Millis>,
+    ) -> StoreResult<()>;
+    /// A grant and its code, in one transaction.
+    async fn insert_grant(&self, grant: &OidcGrant, code: &OidcCode) -> StoreResult<()>;
+    /// The code with this hash (used or not) and its grant.
+    async fn code(&self, code_hash: &str) -> StoreResult<Option<(OidcCode, OidcGrant)>>;
+    /// In one transaction: marks the code used, only if it is unused,
+    /// unexpired and its grant's role is still the user's role in the app,
+    /// and stores `tokens`. False when any of that failed.
+    async fn redeem_code(
+        &self,
+        code_hash: &str,
+        now: Millis,
+        tokens: &[OidcToken],
+    ) -> StoreResult<bool>;
+    /// In one transaction: marks the refresh token used, only if it is
+    /// unused and unexpired, and stores `tokens`. False otherwise.
+    async fn rotate_refresh(
+        &self,
+        token_hash: &str,
+        now: Millis,
+        tokens: &[OidcToken],
+    ) -> StoreResult<bool>;
+    /// The token with this hash (used or not, expired or not) and its grant.
+    async fn token(&self, token_hash: &str) -> StoreResult<Option<(OidcToken, OidcGrant)>>;
+    async fn delete_token(&self, token_hash: &str) -> StoreResult<()>;
+    /// Revokes a grant with its codes and tokens.
+    async fn revoke_grant(&self, id: uuid::Uuid) -> StoreResult<()>;
+    /// The scope the user allowed the app, if any.
+    async fn consent(&self, app: AppId, user: UserId) -> StoreResult<Option<String>>;
+    async fn put_consent(
+        &self,
+        app: AppId,
+        user: UserId,
+        scope: &str,
+        now: Millis,
+    ) -> StoreResult<()>;
+}
+
 /// Everything Usher stores.
 #[async_trait]
 pub trait Store:
@@ -522,6 +659,8 @@ pub trait Store:
     + GuardStore
     + SettingStore
     + AuditStore
+    + AppStore
+    + OidcStore
     + Send
     + Sync
     + 'static

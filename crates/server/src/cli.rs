@@ -51,6 +51,10 @@ enum Command {
         #[arg(long)]
         email: String,
     },
+    /// Make a new OpenID Connect signing key; the previous public key stays
+    /// published until the ID tokens it signed have expired.
+    #[command(name = "oidc:rotate-keys")]
+    OidcRotateKeys,
     /// Send a test email with the SMTP settings and print what the server said.
     #[command(name = "smtp:test")]
     SmtpTest {
@@ -83,6 +87,7 @@ pub fn run() -> ExitCode {
             Command::SmtpTest { to } => smtp_test(&to).await,
             Command::UserResetPassword { email } => reset_password_link(&email).await,
             Command::MfaDisable { email } => mfa_disable(&email).await,
+            Command::OidcRotateKeys => oidc_rotate_keys().await,
         }
     });
     match result {
@@ -219,6 +224,20 @@ async fn mfa_disable(email: &str) -> Result<(), StartError> {
     done.map_err(|e| StartError::Other(e.to_string()))?;
     println!(
         "Two-factor authentication is off for {email}. They sign in with their password and can set it up again."
+    );
+    Ok(())
+}
+
+async fn oidc_rotate_keys() -> Result<(), StartError> {
+    let state = crate::build(settings()?, Internals::default()).await?;
+    let done = state
+        .usher()
+        .rotate_signing_keys(&usher_domain::model::Origin::command_line())
+        .await;
+    state.close().await;
+    let kid = done.map_err(|e| StartError::Other(e.to_string()))?;
+    println!(
+        "New signing key {kid}. The previous public key stays in the JWKS until the ID tokens it signed have expired."
     );
     Ok(())
 }

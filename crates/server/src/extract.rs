@@ -106,7 +106,7 @@ pub async fn session_layer(
     if let Some(hold) = Hold::of(&identity)
         && !hold.allows(request.method(), request.uri().path())
     {
-        return hold.answer(&state, request.uri().path());
+        return hold.answer(&state, request.uri());
     }
     request.extensions_mut().insert(identity);
     let mut response = next.run(request).await;
@@ -174,7 +174,8 @@ impl Hold {
 
     /// Anything else: 403 with what to do under `/rest`; on pages, the page
     /// to do it on.
-    fn answer(self, state: &AppState, path: &str) -> Response {
+    fn answer(self, state: &AppState, uri: &axum::http::Uri) -> Response {
+        let path = uri.path();
         let (message, hint, page) = match self {
             Self::PasswordChange => (
                 CHANGE_REQUIRED,
@@ -191,6 +192,14 @@ impl Hold {
             ApiError::new(StatusCode::FORBIDDEN, message)
                 .with_hint(hint)
                 .into_response()
+        } else if matches!(self, Self::PasswordChange) && path == crate::oidc::AUTHORIZE {
+            // An app's sign-in goes on once the password is chosen.
+            let back = uri.path_and_query().map_or(path, |p| p.as_str());
+            let page = format!(
+                "{page}?redirect={}",
+                crate::pages::percent_encode(back, b"/")
+            );
+            Redirect::to(&state.path(&page)).into_response()
         } else {
             Redirect::to(&state.path(page)).into_response()
         }

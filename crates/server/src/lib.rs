@@ -15,6 +15,7 @@ mod extract;
 mod health;
 mod input;
 mod mail;
+mod oidc;
 mod pages;
 mod request_id;
 mod rest;
@@ -238,6 +239,7 @@ fn app(state: AppState) -> Router {
         ));
     let routes = Router::new()
         .nest("/api/v1", api_v1::router(&state))
+        .merge(oidc_routes(&state))
         .merge(health::router())
         .merge(pages::assets_router())
         .merge(with_session);
@@ -263,6 +265,16 @@ fn app(state: AppState) -> Router {
         ))
         .layer(middleware::from_fn(security::headers))
         .layer(middleware::from_fn(request_id::layer))
+}
+
+/// What apps call server to server: outside the session and form-token
+/// layers (see `oidc`).
+fn oidc_routes(state: &AppState) -> Router<AppState> {
+    if state.settings().user_management_disabled {
+        Router::new()
+    } else {
+        oidc::protocol_router()
+    }
 }
 
 async fn rest_not_found() -> error::ApiError {

@@ -16,10 +16,11 @@
 //! change users and API keys) and `tx` (the transaction under them),
 //! `cache` (keys and users in memory, and how each database keeps them
 //! fresh), `sqlite` and `postgres`, then the `Store` implementation by
-//! area: `users`, `api_keys`, `sessions`, `invitations`, `resets`, `mfa`,
+//! area: `users`, `api_keys`, `apps`, `sessions`, `invitations`, `resets`, `mfa`,
 //! `projects`, `workflows`, `misc`. docs/architecture.md tells why.
 
 mod api_keys;
+mod apps;
 mod cache;
 pub mod config;
 mod files;

@@ -52,6 +52,9 @@ impl GuardStore for SqlStore {
             "DELETE FROM rate_limits WHERE expires_at <= $1",
             "DELETE FROM sessions WHERE expires_at <= $1",
             "DELETE FROM login_challenges WHERE expires_at <= $1",
+            "DELETE FROM oidc_grants WHERE expires_at <= $1",
+            "DELETE FROM oidc_tokens WHERE expires_at <= $1",
+            "DELETE FROM oidc_codes WHERE expires_at <= $1 AND used_at IS NULL",
         ] {
             self.execute(Sql::new(sql).bind(now)).await?;
         }

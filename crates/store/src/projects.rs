@@ -308,6 +308,8 @@ impl ProjectStore for SqlStore {
         if deleted == 0 {
             return Ok(false);
         }
+        // Its members lose the apps they had through it.
+        crate::apps::revoke_lapsed(&mut write).await?;
         write.commit().await?;
         Ok(true)
     }
@@ -349,27 +351,36 @@ impl ProjectStore for SqlStore {
         user: UserId,
         role: ProjectRole,
     ) -> StoreResult<()> {
-        self.execute(
-            Sql::new(
-                "INSERT INTO project_members (project_id, user_id, role) VALUES ($1, $2, $3) \
-                 ON CONFLICT (project_id, user_id) DO UPDATE SET role = excluded.role",
+        // A new member may get another role in an app: their grants that
+        // no longer fit go in the same transaction.
+        let mut write = self.write().await?;
+        write
+            .execute(
+                Sql::new(
+                    "INSERT INTO project_members (project_id, user_id, role) VALUES ($1, $2, $3) \
+                     ON CONFLICT (project_id, user_id) DO UPDATE SET role = excluded.role",
+                )
+                .bind(project.0)
+                .bind(user)
+                .bind(role.as_str()),
             )
-            .bind(project.0)
-            .bind(user)
-            .bind(role.as_str()),
-        )
-        .await
-        .map(drop)
+            .await?;
+        crate::apps::revoke_lapsed_of_user(&mut write, user).await?;
+        write.commit().await
     }
 
     async fn remove_member(&self, project: ProjectId, user: UserId) -> StoreResult<bool> {
-        let removed = self
+        // Access to apps through this project ends with the membership.
+        let mut write = self.write().await?;
+        let removed = write
             .execute(
                 Sql::new("DELETE FROM project_members WHERE project_id = $1 AND user_id = $2")
                     .bind(project.0)
                     .bind(user),
             )
             .await?;
+        crate::apps::revoke_lapsed_of_user(&mut write, user).await?;
+        write.commit().await?;
         Ok(removed > 0)
     }
 

@@ -12,14 +12,18 @@
 //! - [`onboarding`]: users created with a temporary password, and the
 //!   password change it forces;
 //! - [`api`]: API keys and the public API v1's user operations;
-//! - [`admin`]: what operators run from the command line.
+//! - [`admin`]: what operators run from the command line;
+//! - [`apps`]: apps people sign into through Usher, and who may;
+//! - [`oidc`]: Usher as the apps' OpenID Connect provider.
 
 pub mod admin;
 pub mod api;
+pub mod apps;
 pub mod auth;
 pub mod invitations;
 pub mod me;
 pub mod mfa;
+pub mod oidc;
 pub mod onboarding;
 pub mod open_period;
 pub mod recovery;
@@ -115,6 +119,8 @@ pub struct Usher {
     hasher: PasswordHasher,
     clock: Arc<dyn Clock>,
     config: Config,
+    /// ID token signing keys opened from the store.
+    keys: oidc::KeyCache,
 }
 
 impl Usher {
@@ -132,6 +138,7 @@ impl Usher {
             hasher,
             clock,
             config,
+            keys: oidc::KeyCache::default(),
         }
     }
 

@@ -83,6 +83,22 @@ impl Usher {
         Ok(right)
     }
 
+    /// Runs `check`, a check of a secret counted against `key` (a client
+    /// secret, per client), within `limit`; a right answer does not count.
+    pub(super) async fn guarded_key(
+        &self,
+        key: String,
+        limit: Limit,
+        check: impl Future<Output = Result<bool>>,
+    ) -> Result<bool> {
+        let slot = self.take_slot(key, limit).await?;
+        let right = check.await?;
+        if right {
+            self.store.forgive_hit(&slot.key, slot.window_start).await?;
+        }
+        Ok(right)
+    }
+
     /// The counter a sign-in attempt for `login` (an email, lower-cased)
     /// goes to: its device cookie's, when the browser shows a valid one for
     /// that login and `user` (its account, if there is one), else the

@@ -157,7 +157,10 @@ async fn view_signin_post(
     Ok(match step {
         Ok(LoginStep::Done(session)) => {
             let target = safe_redirect(&state, &input.redirect);
-            with_cookie(Redirect::to(&target), state.session_cookie(&session))
+            with_cookie(
+                super::onward(&state, &target),
+                state.session_cookie(&session),
+            )
         }
         Ok(LoginStep::NeedsCode(challenge)) => SigninCodePage {
             layout: page.layout,
@@ -209,7 +212,10 @@ async fn view_signin_code_post(
     Ok(match finished {
         Ok(session) => {
             let target = safe_redirect(&state, &input.redirect);
-            with_cookie(Redirect::to(&target), state.session_cookie(&session))
+            with_cookie(
+                super::onward(&state, &target),
+                state.session_cookie(&session),
+            )
         }
         // The challenge has lapsed: back to the start.
         Err(usher_domain::Error::Unauthorized(message)) if message.contains("took too long") => {

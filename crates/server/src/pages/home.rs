@@ -15,14 +15,24 @@ struct HomePage {
     first_name: String,
     /// What was made while the instance was open (set-up skipped).
     open_period: Option<Vec<String>>,
+    /// The apps this person may open: (name, launch URL, role).
+    apps: Vec<(String, String, String)>,
 }
 
 pub async fn view_home_get(State(state): State<AppState>, page: SignedInPage) -> Result {
     let open_period = state.usher().open_period_report(&page.actor).await?;
+    let apps = state
+        .usher()
+        .my_apps(&page.actor)
+        .await?
+        .into_iter()
+        .map(|(app, role)| (app.name, app.launch_url, role))
+        .collect();
     Ok(HomePage {
         layout: page.layout,
         first_name: page.actor.user.first_name,
         open_period,
+        apps,
     }
     .into_response())
 }

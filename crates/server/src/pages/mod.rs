@@ -23,6 +23,7 @@
 //! - [`resources`]: workflows, credentials, tags and projects.
 
 mod api_keys;
+mod apps;
 mod audit;
 mod auth;
 pub(crate) mod confirm;
@@ -77,7 +78,9 @@ pub fn router(state: &AppState) -> Router<AppState> {
             .merge(user::router())
             .merge(audit::router())
             .merge(email::router())
-            .merge(resources::router());
+            .merge(resources::router())
+            .merge(apps::router())
+            .merge(crate::oidc::browser_router());
     }
     router
         .method_not_allowed_fallback(view_action_get)
@@ -318,6 +321,37 @@ fn local_redirect(base_url: &str, base_path: &str, target: &str) -> String {
             local
         }
         _ => home,
+    }
+}
+
+#[derive(askama::Template, askama_web::WebTemplate)]
+#[template(path = "pages/onward.html")]
+struct OnwardPage<'a> {
+    base: &'a str,
+    target: &'a str,
+}
+
+/// Where a form's post leads on. Browsers hold every redirect after a
+/// form's post to the page's `form-action 'self'`, so when the way on
+/// leaves Usher (an app's sign-out address) or goes through the
+/// authorization endpoint (which redirects to an app), it is a page that
+/// goes there by itself (a `Refresh` header, and a link) instead of a
+/// redirect. Anything else is an ordinary redirect.
+pub fn onward(state: &AppState, target: &str) -> Response {
+    let leaves =
+        !target.starts_with('/') || target.starts_with(&state.path(crate::oidc::AUTHORIZE));
+    let refresh = axum::http::HeaderValue::from_str(&format!("0; url={target}"));
+    match refresh {
+        Ok(refresh) if leaves => {
+            let mut response = OnwardPage {
+                base: &state.settings().base_path,
+                target,
+            }
+            .into_response();
+            response.headers_mut().insert("refresh", refresh);
+            response
+        }
+        _ => Redirect::to(target).into_response(),
     }
 }
 

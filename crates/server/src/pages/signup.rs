@@ -131,10 +131,22 @@ struct SetPasswordPage {
     layout: Layout,
     form: Form,
     password_rules: super::PasswordRules,
+    /// Where to go on afterwards (an app's sign-in), inside Usher.
+    redirect: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct SetPasswordQuery {
+    redirect: String,
 }
 
 /// Only for a person with a temporary password; anyone else goes home.
-async fn view_set_password_get(State(state): State<AppState>, page: Page) -> Result {
+async fn view_set_password_get(
+    State(state): State<AppState>,
+    page: Page,
+    axum::extract::Query(query): axum::extract::Query<SetPasswordQuery>,
+) -> Result {
     let held = page.identity.actor.as_ref();
     if !held.is_some_and(|actor| actor.must_change_password()) {
         return Ok(Redirect::to(&state.path("/")).into_response());
@@ -143,6 +155,7 @@ async fn view_set_password_get(State(state): State<AppState>, page: Page) -> Res
         layout: page.layout,
         form: Form::default(),
         password_rules: password_rules(&state),
+        redirect: query.redirect,
     }
     .into_response())
 }
@@ -151,6 +164,7 @@ async fn view_set_password_get(State(state): State<AppState>, page: Page) -> Res
 #[serde(default)]
 struct SetPasswordForm {
     password: Secret,
+    redirect: String,
 }
 
 async fn view_set_password_post(
@@ -167,11 +181,15 @@ async fn view_set_password_post(
         .replace_temporary_password(actor, &input.password, &origin)
         .await;
     Ok(match replaced {
+        Ok(()) if !input.redirect.is_empty() => {
+            super::onward(&state, &super::safe_redirect(&state, &input.redirect))
+        }
         Ok(()) => done(&state, "/", "Your new password is saved.", ()),
         Err(error) => SetPasswordPage {
             layout: page.layout,
             form: Form::default().error(error, &[]),
             password_rules: password_rules(&state),
+            redirect: input.redirect,
         }
         .into_response(),
     })

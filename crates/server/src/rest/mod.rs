@@ -5,6 +5,7 @@
 //! service and map the result.
 
 mod api_keys;
+pub(crate) mod apps;
 mod auth;
 mod invitations;
 mod me;
@@ -35,6 +36,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
             .merge(roles::router())
             .merge(resources::router())
             .merge(api_keys::router())
+            .merge(apps::router())
             .merge(mfa::router())
             .merge(users::router());
     }

@@ -102,6 +102,15 @@ const TABLE: &[(&str, &str, [Outcome; 5])] = &[
     ("GET",    "/rest/api-keys/scopes",                   [Deny,  Deny,  Allow, Allow, Allow]),
     ("PATCH",  "/rest/api-keys/{id}",                     [Deny,  Deny,  Allow, Allow, Allow]), // the caller's own key
     ("DELETE", "/rest/api-keys/{id}",                     [Deny,  Deny,  Allow, Allow, Allow]), // the caller's own key
+    // Apps: the owner and admins manage them (an unknown id: 404, allowed);
+    // everyone signed in sees the ones they may open.
+    ("GET",    "/rest/apps",                              [Deny,  Deny,  Deny,  Allow, Allow]),
+    ("POST",   "/rest/apps",                              [Deny,  Deny,  Deny,  Allow, Allow]), // 400: incomplete body
+    ("GET",    "/rest/apps/mine",                         [Deny,  Deny,  Allow, Allow, Allow]),
+    ("GET",    "/rest/apps/{id}",                         [Deny,  Deny,  Deny,  Allow, Allow]),
+    ("PATCH",  "/rest/apps/{id}",                         [Deny,  Deny,  Deny,  Allow, Allow]),
+    ("DELETE", "/rest/apps/{id}",                         [Deny,  Deny,  Deny,  Allow, Allow]),
+    ("POST",   "/rest/apps/{id}/secret",                  [Deny,  Deny,  Deny,  Allow, Allow]),
 
     // Users: everyone signed in sees the list; the owner and admins manage.
     ("GET",    "/rest/users",                             [Deny,  Deny,  Allow, Allow, Allow]),

@@ -827,6 +827,54 @@ async fn a_user_enrols_in_two_factor_and_signs_in_with_a_code() -> TestResult {
     Ok(())
 }
 
+/// A person with two-factor authentication signs into an app (a small
+/// relying party of the test's own) through Usher's pages: the app sends
+/// the browser to Usher, Usher asks for the password and the code, and the
+/// app shows who signed in, having checked the ID token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_signs_into_an_app_through_usher_with_two_factor() -> TestResult {
+    let server = TestServer::start(Db::Sqlite).await;
+    let owner = server.owner().await;
+    let (secret, _) = enrol(&server, &owner).await;
+    let rp = crate::oidc::serve_rp(&server, &owner).await?;
+    let mut browser = Browser::open("app_sign_in").await?;
+
+    // The app sends the browser to Usher, which asks the person to sign in.
+    browser.goto(&rp).await?;
+    browser.appears("#signin-form").await?;
+    assert_eq!(browser.path().await?, "/signin");
+    browser.shoot("app-sends-to-sign-in").await?;
+    browser.fill_sign_in(OWNER_EMAIL, OWNER_PASSWORD).await?;
+    browser.assert_asked_for_code().await?;
+    browser.submit_code(&code_at(&server, &secret)).await?;
+
+    // Back at the app, signed in, with both factors named.
+    let user = browser.appears("#rp-user").await?;
+    assert_eq!(user.text().await?, format!("Signed in as {OWNER_EMAIL}"));
+    assert_eq!(browser.text("#rp-amr").await?, "pwd otp");
+
+    // Signed in to Usher now: the next sign-in into the app asks nothing.
+    browser.goto(&rp).await?;
+    browser.appears("#rp-user").await?;
+
+    // The owner's home page lists the app.
+    browser.goto(&server.at("/")).await?;
+    browser.appears("#my-apps").await?;
+    assert!(browser.text("#my-apps").await?.contains("Test app"));
+    browser.shoot("home-lists-the-app").await?;
+
+    // Settings → Apps lists it for the owner, and its page shows its form.
+    browser.follow_top_bar("/settings/apps").await?;
+    browser.appears("#apps-table").await?;
+    browser.shoot("apps").await?;
+    browser.find("#apps-table a").await?.click().await?;
+    browser.appears("#app-form").await?;
+    browser.shoot("app").await?;
+
+    browser.finish(server).await?;
+    Ok(())
+}
+
 /// The workflows table's row for the workflow `name`.
 /// Another website's page posts a form to Usher in the signed-in owner's
 /// browser: Usher refuses it, and nothing changes.

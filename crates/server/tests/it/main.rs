@@ -6,6 +6,7 @@
 mod harness;
 
 mod api_validation;
+mod apps;
 mod authz;
 mod browser;
 mod cli;
@@ -14,6 +15,7 @@ mod invitations;
 mod mail_sink;
 mod mfa;
 mod n8n_validation;
+mod oidc;
 mod onboarding;
 mod pages_forms;
 mod personal;
