@@ -648,3 +648,28 @@ where
     }
     Ok(results)
 }
+
+/// A page: its status and text.
+pub async fn page(server: &TestServer, client: &Client, path: &str) -> (StatusCode, String) {
+    let response = client
+        .get(server.at(path))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{path}: {e}"));
+    let status = response.status();
+    (status, response.text().await.unwrap_or_default())
+}
+
+/// A page form posted with its form token; the answer as it comes.
+pub async fn post_form(
+    server: &TestServer,
+    client: &Client,
+    path: &str,
+    form: &[(&str, &str)],
+) -> reqwest::Response {
+    page_form(server, client, path, form)
+        .await
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{path}: {e}"))
+}

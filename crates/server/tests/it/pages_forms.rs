@@ -12,29 +12,6 @@ use usher_domain::model::Role;
 use crate::harness::*;
 use crate::on_both_databases;
 
-async fn get(server: &TestServer, client: &Client, path: &str) -> (StatusCode, String) {
-    let response = client
-        .get(server.at(path))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{path}: {e}"));
-    let status = response.status();
-    (status, response.text().await.unwrap_or_default())
-}
-
-async fn post(
-    server: &TestServer,
-    client: &Client,
-    path: &str,
-    form: &[(&str, &str)],
-) -> reqwest::Response {
-    page_form(server, client, path, form)
-        .await
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{path}: {e}"))
-}
-
 /// The id of the item called `name` in a `/rest` list.
 async fn id_named(server: &TestServer, client: &Client, path: &str, name: &str) -> String {
     let list = body(
@@ -64,7 +41,7 @@ async fn done_once(
     next: &str,
     notice: &str,
 ) -> String {
-    let response = post(server, client, path, form).await;
+    let response = post_form(server, client, path, form).await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER, "{path}");
     assert_eq!(location(&response), next, "{path}");
     let (status, shown) = shown_after(server, client, response).await;
@@ -73,7 +50,7 @@ async fn done_once(
         shown.contains(notice),
         "{path}: {notice:?} is not on {shown}"
     );
-    let (status, reloaded) = get(server, client, next).await;
+    let (status, reloaded) = page(server, client, next).await;
     assert_eq!(status, StatusCode::OK);
     assert!(!reloaded.contains(notice), "{path}: the notice shows twice");
     reloaded
@@ -183,14 +160,14 @@ async fn every_form_redirects_names_its_subject_and_a_reload_repeats_nothing(db:
     )
     .await;
     // The project page is next after creating one.
-    let created = post(&server, &owner, "/projects", &[("name", "Team")]).await;
+    let created = post_form(&server, &owner, "/projects", &[("name", "Team")]).await;
     assert_eq!(created.status(), StatusCode::SEE_OTHER);
     assert!(location(&created).starts_with("/projects/"));
     let (_, shown) = shown_after(&server, &owner, created).await;
     assert!(shown.contains("Project “Team” is created."), "{shown}");
 
     // The audit log has each action once.
-    let (_, audit) = get(&server, &owner, "/settings/audit?action=workflow.created").await;
+    let (_, audit) = page(&server, &owner, "/settings/audit?action=workflow.created").await;
     assert_eq!(
         audit.matches("data-action=\"workflow.created\"").count(),
         1,
@@ -264,20 +241,20 @@ async fn dangerous_actions_ask_first_without_script_and_act_once_confirmed(db: D
     let ann = server
         .add_user("ann@example.com", "Member1pass", Role::Member)
         .await;
-    let created = post(&server, &owner, "/projects", &[("name", "Team")]).await;
+    let created = post_form(&server, &owner, "/projects", &[("name", "Team")]).await;
     let project = location(&created);
-    post(
+    post_form(
         &server,
         &owner,
         &format!("{project}/members"),
         &[("userId", &ann.id.to_string()), ("role", "project:editor")],
     )
     .await;
-    let (_, page) = get(&server, &owner, &project).await;
-    // The danger zone is the last thing on the page.
-    let zone = page.find("id=\"danger-zone\"").ok_or("no danger zone")?;
-    assert!(page[zone..].contains("id=\"project-delete\""), "{page}");
-    assert!(!page[zone..].contains("id=\"member-form\""));
+    let (_, shown) = page(&server, &owner, &project).await;
+    // The danger zone is the last thing on the shown.
+    let zone = shown.find("id=\"danger-zone\"").ok_or("no danger zone")?;
+    assert!(shown[zone..].contains("id=\"project-delete\""), "{shown}");
+    assert!(!shown[zone..].contains("id=\"member-form\""));
 
     for (action, question) in [
         (
@@ -286,7 +263,7 @@ async fn dangerous_actions_ask_first_without_script_and_act_once_confirmed(db: D
         ),
         (format!("{project}/delete"), "Delete the project “Team”?"),
     ] {
-        let asked = post(&server, &owner, &action, &[]).await;
+        let asked = post_form(&server, &owner, &action, &[]).await;
         assert_eq!(asked.status(), StatusCode::OK);
         let asked = asked.text().await?;
         assert!(asked.contains(question), "{asked}");
@@ -297,9 +274,9 @@ async fn dangerous_actions_ask_first_without_script_and_act_once_confirmed(db: D
         assert!(asked.contains(&format!("action=\"{action}\"")), "{asked}");
     }
     // Nothing happened yet.
-    let (status, _) = get(&server, &owner, &project).await;
+    let (status, _) = page(&server, &owner, &project).await;
     assert_eq!(status, StatusCode::OK);
-    let removed = post(
+    let removed = post_form(
         &server,
         &owner,
         &format!("{project}/members/{}/remove", ann.id),
@@ -311,7 +288,7 @@ async fn dangerous_actions_ask_first_without_script_and_act_once_confirmed(db: D
         shown.contains("Mia Member is removed from “Team”."),
         "{shown}"
     );
-    let deleted = post(
+    let deleted = post_form(
         &server,
         &owner,
         &format!("{project}/delete"),
@@ -324,7 +301,7 @@ async fn dangerous_actions_ask_first_without_script_and_act_once_confirmed(db: D
 
     // Requiring two-factor for everyone asks first too; making it optional
     // does not.
-    let asked = post(
+    let asked = post_form(
         &server,
         &owner,
         "/settings/mfa/enforce",
@@ -338,7 +315,7 @@ async fn dangerous_actions_ask_first_without_script_and_act_once_confirmed(db: D
         "{asked}"
     );
     assert!(asked.contains("name=\"enforce\" value=\"true\""), "{asked}");
-    let (_, mfa) = get(&server, &owner, "/settings/mfa").await;
+    let (_, mfa) = page(&server, &owner, "/settings/mfa").await;
     assert!(mfa.contains("id=\"enforce-on\""), "not required yet: {mfa}");
     Ok(())
 }
@@ -350,7 +327,7 @@ async fn a_failed_form_keeps_what_was_typed_but_no_password_with_the_error_besid
     let owner = server.owner().await;
     // An email change needs the current password: the names typed stay,
     // the password does not, the error is tied to its field and focused.
-    let refused = post(
+    let refused = post_form(
         &server,
         &owner,
         "/settings/personal",
@@ -380,7 +357,7 @@ async fn a_failed_form_keeps_what_was_typed_but_no_password_with_the_error_besid
 
     // Bad JSON in a credential: name, type and data kept, the error beside
     // the data.
-    let refused = post(
+    let refused = post_form(
         &server,
         &owner,
         "/home/credentials",
@@ -402,7 +379,7 @@ async fn a_failed_form_keeps_what_was_typed_but_no_password_with_the_error_besid
 
     // A wrong sign-in keeps the email, never the password.
     let stranger = server.client();
-    let refused = post(
+    let refused = post_form(
         &server,
         &stranger,
         "/signin",
@@ -418,11 +395,11 @@ async fn a_failed_form_keeps_what_was_typed_but_no_password_with_the_error_besid
 async fn a_weak_password_shows_the_policy_once_with_what_is_missing_marked(db: Db) -> TestResult {
     let server = TestServer::start(db).await;
     let owner = server.owner().await;
-    let (_, page) = get(&server, &owner, "/settings/personal").await;
+    let (_, shown) = page(&server, &owner, "/settings/personal").await;
     // The policy is there before anything is typed, nothing marked.
-    assert!(page.contains("id=\"newPassword-policy\""), "{page}");
-    assert!(!page.contains("class=\"missing\""));
-    let refused = post(
+    assert!(shown.contains("id=\"newPassword-policy\""), "{shown}");
+    assert!(!shown.contains("class=\"missing\""));
+    let refused = post_form(
         &server,
         &owner,
         "/settings/personal/password",
@@ -465,7 +442,7 @@ async fn the_audit_log_reads_in_words_and_filters_by_code(db: Db) -> TestResult 
         .send()
         .await?;
     assert_eq!(changed.status(), StatusCode::OK);
-    let (_, log) = get(&server, &owner, "/settings/audit").await;
+    let (_, log) = page(&server, &owner, "/settings/audit").await;
     assert!(
         log.contains("Olive Owner changed the role of Mia Member from member to admin"),
         "{log}"
@@ -475,7 +452,7 @@ async fn the_audit_log_reads_in_words_and_filters_by_code(db: Db) -> TestResult 
         log.contains("href=\"/settings/audit?action=user.role_changed\""),
         "{log}"
     );
-    let (_, filtered) = get(&server, &owner, "/settings/audit?action=user.role_changed").await;
+    let (_, filtered) = page(&server, &owner, "/settings/audit?action=user.role_changed").await;
     assert_eq!(
         filtered.matches("<tr data-action=").count(),
         1,
@@ -493,7 +470,7 @@ async fn a_page_shown_over_a_throttle_answers_429_with_retry_after(db: Db) -> Te
     let owner = server.owner().await;
     let mut last = None;
     for _ in 0..8 {
-        let response = post(
+        let response = post_form(
             &server,
             &owner,
             "/settings/personal/password",

@@ -30,29 +30,6 @@ async fn team(server: &TestServer) -> (Client, (User, Client), (User, Client)) {
     )
 }
 
-async fn page(server: &TestServer, client: &Client, path: &str) -> (StatusCode, String) {
-    let response = client
-        .get(server.at(path))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{path}: {e}"));
-    let status = response.status();
-    (status, response.text().await.unwrap_or_default())
-}
-
-async fn post_form(
-    server: &TestServer,
-    client: &Client,
-    path: &str,
-    form: &[(&str, &str)],
-) -> reqwest::Response {
-    page_form(server, client, path, form)
-        .await
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{path}: {e}"))
-}
-
 /// A form post: the text of the page the browser shows after it (the
 /// page a redirect leads to, or the page that came back).
 async fn post_page(
