@@ -8,6 +8,7 @@
 //! is for everyone, the default role. The store applies that rule in SQL
 //! (`crates/store/src/apps.rs`), the only place it is written.
 
+pub use crate::forward_auth::ForwardAuth;
 use crate::{
     Error, Result,
     clock::Millis,
@@ -48,6 +49,8 @@ pub struct App {
     /// The built-in roles, then custom ones.
     pub roles: Vec<String>,
     pub access: Access,
+    /// The door a reverse proxy keeps with Usher (forward authentication).
+    pub forward_auth: Option<ForwardAuth>,
     pub created_at: Millis,
     pub updated_at: Millis,
 }
@@ -89,6 +92,9 @@ pub struct AppInput {
     /// Custom roles, beside the built-in ones.
     pub custom_roles: Vec<String>,
     pub access: Access,
+    /// Forward authentication; an app has OpenID Connect (redirect URIs),
+    /// forward authentication, or both.
+    pub forward_auth: Option<ForwardAuth>,
 }
 
 const NAME_MAX: usize = 64;
@@ -119,10 +125,11 @@ impl AppInput {
                 self.icon = Some(icon.to_owned());
             }
         }
-        if self.redirect_uris.is_empty() {
+        if self.redirect_uris.is_empty() && self.forward_auth.is_none() {
             return Err(Error::field(
                 "redirectUris",
-                "Give at least one redirect URI: where the app receives the sign-in.",
+                "Give at least one redirect URI (where the app receives the sign-in), \
+                 or the hosts a proxy protects with it (forward authentication).",
             ));
         }
         for (field, list) in [
@@ -176,6 +183,9 @@ impl AppInput {
         }
         for (_, role) in &self.access.users {
             known(role, "access")?;
+        }
+        if let Some(forward) = self.forward_auth.take() {
+            self.forward_auth = Some(forward.validate(&roles)?);
         }
         let mut seen = std::collections::HashSet::new();
         self.access.projects.retain(|(id, _)| seen.insert(*id));

@@ -35,6 +35,8 @@ pub struct Session {
     pub expires_at: Millis,
     pub ip: String,
     pub user_agent: String,
+    /// Signed in with a second factor (or enrolled in it during the session).
+    pub mfa: bool,
 }
 
 /// What the owner set-up writes into the owner shell.
@@ -645,6 +647,92 @@ pub trait OidcStore {
     ) -> StoreResult<()>;
 }
 
+/// A cookie forward authentication reads.
+#[derive(Clone, Copy, Debug)]
+pub enum ForwardCookie<'a> {
+    /// Usher's session cookie (on Usher's host, or for its cookie domain):
+    /// the session token's hash.
+    Session(&'a str),
+    /// A host-only cookie set on an app's host through `/.usher/`: its
+    /// token's hash.
+    Host(&'a str),
+}
+
+/// Who a forward-auth cookie names, and their place in one app: what the
+/// proxy's question is answered from, on every request.
+#[derive(Clone, Debug)]
+pub struct ForwardAccess {
+    pub user: User,
+    /// The Usher session (the cookie's own, or the one a host cookie hangs
+    /// on); ending it ends every host cookie made from it.
+    pub session_hash: String,
+    pub expires_at: Millis,
+    /// The session was signed in with a second factor.
+    pub mfa: bool,
+    /// For a host cookie: the `host[:port]` it was set on.
+    pub host: Option<String>,
+    /// The person's role in the app (the one rule of `crate::apps`); None:
+    /// no access.
+    pub role: Option<String>,
+    /// The names of the team projects they belong to, sorted.
+    pub groups: Vec<String>,
+}
+
+/// A single-use code that carries a signed-in session to an app's host
+/// outside the cookie domain (`/.usher/callback`).
+#[derive(Clone, Debug)]
+pub struct ForwardCode {
+    pub code_hash: String,
+    pub session_hash: String,
+    /// Where to go once the host cookie is set (checked against the app).
+    pub url: String,
+    /// The `host[:port]` the code may be redeemed on.
+    pub host: String,
+    /// SHA-256 of the state cookie the browser got on that host when it
+    /// set out, so a code works only in the browser that asked for it.
+    pub state_hash: String,
+    pub expires_at: Millis,
+}
+
+/// A host-only cookie's session on an app's host, hanging on an Usher
+/// session.
+#[derive(Clone, Debug)]
+pub struct HostSession {
+    pub token_hash: String,
+    pub session_hash: String,
+    pub host: String,
+    pub created_at: Millis,
+}
+
+/// Forward authentication. What it answers from is kept in memory by the
+/// store, as API keys are, and as exact: a change to sessions, users,
+/// apps, their access or projects is seen at once, on every instance.
+#[async_trait]
+pub trait ForwardAuthStore {
+    /// Every app with forward authentication.
+    async fn forward_apps(&self) -> StoreResult<std::sync::Arc<[App]>>;
+    /// The person behind `cookie` and their role in `app`; None when the
+    /// cookie names no live session.
+    async fn forward_access(
+        &self,
+        cookie: ForwardCookie<'_>,
+        app: AppId,
+        now: Millis,
+    ) -> StoreResult<Option<ForwardAccess>>;
+    async fn insert_forward_code(&self, code: &ForwardCode) -> StoreResult<()>;
+    /// Uses a code: of several uses, on any number of instances, one gets it,
+    /// and only before it expires.
+    async fn take_forward_code(
+        &self,
+        code_hash: &str,
+        now: Millis,
+    ) -> StoreResult<Option<ForwardCode>>;
+    /// Starts a host session; false when its Usher session ended meanwhile.
+    async fn insert_host_session(&self, session: &HostSession, now: Millis) -> StoreResult<bool>;
+    /// Marks a session as having proved a second factor (set up during it).
+    async fn mark_session_mfa(&self, token_hash: &str) -> StoreResult<()>;
+}
+
 /// Everything Usher stores.
 #[async_trait]
 pub trait Store:
@@ -661,6 +749,7 @@ pub trait Store:
     + AuditStore
     + AppStore
     + OidcStore
+    + ForwardAuthStore
     + Send
     + Sync
     + 'static

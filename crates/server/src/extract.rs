@@ -249,13 +249,21 @@ pub fn cookie(
         SameSite::Strict => cookie::SameSite::Strict,
         SameSite::None => cookie::SameSite::None,
     };
-    let path = if base_path.is_empty() { "/" } else { base_path };
+    // A cookie for a parent domain is for apps' hosts too, at any path.
+    let path = if base_path.is_empty() || settings.domain.is_some() {
+        "/"
+    } else {
+        base_path
+    };
     let mut cookie = cookie::Cookie::build((name, value))
         .path(path)
         .http_only(true)
         .secure(settings.secure)
         .same_site(same_site)
         .build();
+    if let Some(domain) = &settings.domain {
+        cookie.set_domain(domain.clone());
+    }
     // None: a cookie for as long as the browser runs.
     if let Some(max_age) = max_age.into() {
         cookie.set_max_age(cookie::time::Duration::seconds(max_age.max(0)));

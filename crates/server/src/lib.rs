@@ -12,6 +12,7 @@ mod api_v1;
 pub mod cli;
 mod error;
 mod extract;
+mod forward_auth;
 mod health;
 mod input;
 mod mail;
@@ -130,6 +131,7 @@ pub async fn build_on(
         },
         sessions: settings.sessions,
         user_management_disabled: settings.user_management_disabled,
+        cookie_domain: settings.cookie.domain.clone(),
     };
     let usher = Usher::new(store, mailer, hasher, internals.clock, config);
     usher
@@ -240,6 +242,7 @@ fn app(state: AppState) -> Router {
     let routes = Router::new()
         .nest("/api/v1", api_v1::router(&state))
         .merge(oidc_routes(&state))
+        .merge(forward_auth::router())
         .merge(health::router())
         .merge(pages::assets_router())
         .merge(with_session);

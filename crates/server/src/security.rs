@@ -126,7 +126,7 @@ fn json_or_nothing(headers: &HeaderMap) -> bool {
 /// Paths any host name may reach: health checks for orchestrators, and the
 /// forward-authentication endpoints, which proxies call with the protected
 /// tool's host name.
-const ANY_HOST: &[&str] = &["/healthz", "/api/authz/"];
+const ANY_HOST: &[&str] = &["/healthz", "/api/authz/", "/.usher/"];
 
 /// Refuses a request addressed to a host name that is not Usher's: the base
 /// URL's, one in N8N_ALLOWED_HOSTS, an IP address, `localhost`, or a name

@@ -86,6 +86,10 @@ pub struct CookieSettings {
     pub name: String,
     pub secure: bool,
     pub same_site: SameSite,
+    /// N8N_AUTH_COOKIE_DOMAIN (Usher's): the parent domain the cookies are
+    /// set for (`example.com`, without the leading dot), so that one sign-in
+    /// reaches apps behind a proxy on its other hosts; None: host-only.
+    pub domain: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -300,6 +304,8 @@ impl Settings {
             ));
         }
 
+        let cookie_domain = cookie_domain(&env.string("N8N_AUTH_COOKIE_DOMAIN", "")?, &base_url)?;
+
         let lifetime = env.int("N8N_USER_MANAGEMENT_JWT_DURATION_HOURS", 168, (1, 24 * 365))?;
         let refresh = env.int(
             "N8N_USER_MANAGEMENT_JWT_REFRESH_TIMEOUT_HOURS",
@@ -328,6 +334,7 @@ impl Settings {
                 name: cookie_name,
                 secure,
                 same_site,
+                domain: cookie_domain,
             },
             password_min_length: env.int("N8N_PASSWORD_MIN_LENGTH", 8, (8, 64))? as usize,
             proxy_hops: env.int("N8N_PROXY_HOPS", 0, (0, 16))? as usize,
@@ -482,6 +489,44 @@ fn normalise_path(path: &str) -> String {
     }
 }
 
+/// N8N_AUTH_COOKIE_DOMAIN: empty is none; else a domain name (a leading
+/// dot is allowed and dropped) that is Usher's own host or a parent of it,
+/// since a browser refuses a cookie for any other domain.
+fn cookie_domain(text: &str, base_url: &str) -> Result<Option<String>, SettingsError> {
+    let domain = text.trim().trim_start_matches('.').to_ascii_lowercase();
+    if domain.is_empty() {
+        return Ok(None);
+    }
+    let label_ok = |label: &str| {
+        !label.is_empty()
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    };
+    if !domain.contains('.') || !domain.split('.').all(label_ok) {
+        return Err(bad(
+            "N8N_AUTH_COOKIE_DOMAIN",
+            format!("{text:?} is not a domain name with a dot (example.com)."),
+        ));
+    }
+    let host = url::Url::parse(base_url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
+        .unwrap_or_default();
+    if host != domain && !host.ends_with(&format!(".{domain}")) {
+        return Err(bad(
+            "N8N_AUTH_COOKIE_DOMAIN",
+            format!(
+                "{domain} does not hold Usher's own host {host:?} (from the base URL), so \
+                 browsers would refuse the cookie."
+            ),
+        ));
+    }
+    Ok(Some(domain))
+}
+
 /// The names Usher reads, for the warning about misspelt variables.
 pub const KNOWN: &[&str] = &[
     "N8N_PORT",
@@ -505,6 +550,7 @@ pub const KNOWN: &[&str] = &[
     "N8N_SECURE_COOKIE",
     "N8N_SAMESITE_COOKIE",
     "N8N_AUTH_COOKIE_NAME",
+    "N8N_AUTH_COOKIE_DOMAIN",
     "N8N_PASSWORD_MIN_LENGTH",
     "N8N_PROXY_HOPS",
     "N8N_ALLOWED_HOSTS",

@@ -14,7 +14,7 @@
 
 use async_trait::async_trait;
 use usher_domain::{
-    apps::{Access, App, AppId},
+    apps::{Access, App, AppId, ForwardAuth},
     clock::Millis,
     model::UserId,
     resources::ProjectId,
@@ -28,7 +28,7 @@ use crate::{
     SqlStore,
     rows::{user_id, uuid},
     sql::Sql,
-    write::Write,
+    write::{AuthWrite, Statements, Write},
 };
 
 /// Revokes the grants of one app whose role is no longer the holder's.
@@ -67,14 +67,17 @@ const REVOKE_LAPSED: &str = "DELETE FROM oidc_grants \
 
 /// Runs the revocation that follows a change to a project's members or a
 /// project's deletion, in the transaction of that change.
-pub(crate) async fn revoke_lapsed_of_user(write: &mut Write, user: UserId) -> StoreResult<()> {
+pub(crate) async fn revoke_lapsed_of_user(
+    write: &mut impl Statements,
+    user: UserId,
+) -> StoreResult<()> {
     write
         .execute(Sql::new(REVOKE_LAPSED_OF_USER).bind(user))
         .await
         .map(drop)
 }
 
-pub(crate) async fn revoke_lapsed(write: &mut Write) -> StoreResult<()> {
+pub(crate) async fn revoke_lapsed(write: &mut impl Statements) -> StoreResult<()> {
     write.execute(Sql::new(REVOKE_LAPSED)).await.map(drop)
 }
 
@@ -96,6 +99,37 @@ struct AppRow {
     default_role: String,
     created_at: i64,
     updated_at: i64,
+    forward_hosts: String,
+    forward_public_paths: String,
+    forward_min_role: String,
+    forward_require_mfa: i64,
+}
+
+/// An app's forward authentication as its columns: no hosts, none.
+struct ForwardColumns {
+    hosts: Vec<String>,
+    public_paths: Vec<String>,
+    min_role: String,
+    require_mfa: bool,
+}
+
+impl ForwardColumns {
+    fn of(app: &App) -> Self {
+        match &app.forward_auth {
+            Some(f) => Self {
+                hosts: f.hosts.clone(),
+                public_paths: f.public_paths.clone(),
+                min_role: f.min_role.clone(),
+                require_mfa: f.require_mfa,
+            },
+            None => Self {
+                hosts: Vec::new(),
+                public_paths: Vec::new(),
+                min_role: usher_domain::apps::DEFAULT_ROLE.into(),
+                require_mfa: false,
+            },
+        }
+    }
 }
 
 /// An app row with the caller's role in it (`apps_of`).
@@ -162,6 +196,12 @@ impl AppRow {
                 projects,
                 users,
             },
+            forward_auth: (!self.forward_hosts.is_empty()).then(|| ForwardAuth {
+                hosts: lines(&self.forward_hosts),
+                public_paths: lines(&self.forward_public_paths),
+                min_role: self.forward_min_role,
+                require_mfa: self.forward_require_mfa != 0,
+            }),
             created_at: self.created_at,
             updated_at: self.updated_at,
         })
@@ -271,7 +311,7 @@ impl SqlStore {
 }
 
 /// Writes the app's access rows (after they were deleted).
-async fn write_access(write: &mut Write, app: &App) -> StoreResult<()> {
+async fn write_access(write: &mut AuthWrite, app: &App) -> StoreResult<()> {
     for (user, role) in &app.access.users {
         write
             .execute(
@@ -312,16 +352,18 @@ fn missing_reference(error: StoreError) -> StoreError {
 #[async_trait]
 impl AppStore for SqlStore {
     async fn insert_app(&self, app: &App) -> StoreResult<()> {
-        let mut write = self.write().await?;
+        let forward = ForwardColumns::of(app);
+        let mut write = self.auth_write().await?;
         write
             .execute(
                 Sql::new(
                     "INSERT INTO apps (id, name, launch_url, icon, client_id, secret_hash, \
                      public, third_party, require_mfa, redirect_uris, \
                      post_logout_redirect_uris, roles, everyone, default_role, created_at, \
-                     updated_at) \
+                     updated_at, forward_hosts, forward_public_paths, forward_min_role, \
+                     forward_require_mfa) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
-                     $15, $16)",
+                     $15, $16, $17, $18, $19, $20)",
                 )
                 .bind(app.id.0)
                 .bind(&app.name)
@@ -338,7 +380,11 @@ impl AppStore for SqlStore {
                 .bind(app.access.everyone)
                 .bind(&app.access.default_role)
                 .bind(app.created_at)
-                .bind(app.updated_at),
+                .bind(app.updated_at)
+                .bind(forward.hosts.join("\n"))
+                .bind(forward.public_paths.join("\n"))
+                .bind(&forward.min_role)
+                .bind(forward.require_mfa),
             )
             .await?;
         write_access(&mut write, app)
@@ -348,14 +394,17 @@ impl AppStore for SqlStore {
     }
 
     async fn update_app(&self, app: &App) -> StoreResult<bool> {
-        let mut write = self.write().await?;
+        let forward = ForwardColumns::of(app);
+        let mut write = self.auth_write().await?;
         let changed = write
             .execute(
                 Sql::new(
                     "UPDATE apps SET name = $2, launch_url = $3, icon = $4, public = $5, \
                      third_party = $6, require_mfa = $7, redirect_uris = $8, \
                      post_logout_redirect_uris = $9, roles = $10, everyone = $11, \
-                     default_role = $12, updated_at = $13 WHERE id = $1",
+                     default_role = $12, updated_at = $13, forward_hosts = $14, \
+                     forward_public_paths = $15, forward_min_role = $16, \
+                     forward_require_mfa = $17 WHERE id = $1",
                 )
                 .bind(app.id.0)
                 .bind(&app.name)
@@ -369,7 +418,11 @@ impl AppStore for SqlStore {
                 .bind(app.roles.join("\n"))
                 .bind(app.access.everyone)
                 .bind(&app.access.default_role)
-                .bind(app.updated_at),
+                .bind(app.updated_at)
+                .bind(forward.hosts.join("\n"))
+                .bind(forward.public_paths.join("\n"))
+                .bind(&forward.min_role)
+                .bind(forward.require_mfa),
             )
             .await?;
         if changed == 0 {
@@ -392,21 +445,25 @@ impl AppStore for SqlStore {
     }
 
     async fn set_app_secret(&self, id: AppId, secret_hash: Option<&str>) -> StoreResult<bool> {
-        let changed = self
+        let mut write = self.auth_write().await?;
+        let changed = write
             .execute(
                 Sql::new("UPDATE apps SET secret_hash = $2 WHERE id = $1")
                     .bind(id.0)
                     .bind(secret_hash),
             )
             .await?;
+        write.commit().await?;
         Ok(changed > 0)
     }
 
     async fn delete_app(&self, id: AppId) -> StoreResult<bool> {
         // Access rows, grants, codes, tokens and consents go with it.
-        let deleted = self
+        let mut write = self.auth_write().await?;
+        let deleted = write
             .execute(Sql::new("DELETE FROM apps WHERE id = $1").bind(id.0))
             .await?;
+        write.commit().await?;
         Ok(deleted > 0)
     }
 

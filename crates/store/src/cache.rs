@@ -31,9 +31,10 @@ use std::{
 };
 
 use usher_domain::{
+    apps::App,
     clock::Millis,
     model::{User, UserId},
-    store::{ApiKey, StoreResult, UserRef},
+    store::{ApiKey, ForwardAccess, StoreResult, UserRef},
 };
 
 /// How a database keeps this process's cache true to what is stored.
@@ -79,6 +80,10 @@ struct Entries {
     keys: HashMap<String, Arc<(ApiKey, User)>>,
     users: HashMap<UserId, Arc<User>>,
     emails: HashMap<String, UserId>,
+    /// Forward authentication: the apps with a door, and per cookie and
+    /// app, who the cookie names and their place in the app.
+    forward_apps: Option<Arc<[App]>>,
+    forward: HashMap<String, Arc<ForwardAccess>>,
 }
 
 impl Entries {
@@ -96,6 +101,8 @@ impl Entries {
         self.keys.clear();
         self.users.clear();
         self.emails.clear();
+        self.forward_apps = None;
+        self.forward.clear();
     }
 
     fn lookup<T>(&self, find: impl FnOnce(&Self) -> Option<T>) -> Lookup<T> {
@@ -161,6 +168,8 @@ impl AuthCache {
                 keys: HashMap::new(),
                 users: HashMap::new(),
                 emails: HashMap::new(),
+                forward_apps: None,
+                forward: HashMap::new(),
             }),
         }
     }
@@ -237,6 +246,38 @@ impl AuthCache {
         if entries.current(generation) {
             entries.keep_user(user);
         }
+    }
+
+    /// The apps with forward authentication.
+    pub(crate) fn forward_apps(&self) -> Lookup<Arc<[App]>> {
+        self.read().lookup(|entries| entries.forward_apps.clone())
+    }
+
+    pub(crate) fn keep_forward_apps(&self, generation: u64, apps: Arc<[App]>) {
+        let mut entries = self.lock();
+        if entries.current(generation) {
+            entries.forward_apps = Some(apps);
+        }
+    }
+
+    /// Who a forward-auth cookie names and their place in one app, under
+    /// `key` (the cookie's kind, hash and the app).
+    pub(crate) fn forward(&self, key: &str) -> Lookup<ForwardAccess> {
+        let found = self
+            .read()
+            .lookup(|entries| entries.forward.get(key).cloned());
+        found.map(|access| access.as_ref().clone())
+    }
+
+    pub(crate) fn keep_forward(&self, generation: u64, key: String, access: &ForwardAccess) {
+        let mut entries = self.lock();
+        if !entries.current(generation) {
+            return;
+        }
+        if entries.forward.len() >= CAPACITY {
+            entries.forward.clear();
+        }
+        entries.forward.insert(key, Arc::new(access.clone()));
     }
 
     /// Records a key's use, written to the database once a minute, so the

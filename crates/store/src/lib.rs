@@ -16,7 +16,7 @@
 //! change users and API keys) and `tx` (the transaction under them),
 //! `cache` (keys and users in memory, and how each database keeps them
 //! fresh), `sqlite` and `postgres`, then the `Store` implementation by
-//! area: `users`, `api_keys`, `apps`, `sessions`, `invitations`, `resets`, `mfa`,
+//! area: `users`, `api_keys`, `apps`, `forward_auth`, `sessions`, `invitations`, `resets`, `mfa`,
 //! `projects`, `workflows`, `misc`. docs/architecture.md tells why.
 
 mod api_keys;
@@ -24,6 +24,7 @@ mod apps;
 mod cache;
 pub mod config;
 mod files;
+mod forward_auth;
 mod invitations;
 mod mfa;
 mod misc;

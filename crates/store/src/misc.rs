@@ -50,7 +50,7 @@ impl GuardStore for SqlStore {
     async fn purge_expired(&self, now: Millis) -> StoreResult<()> {
         for sql in [
             "DELETE FROM rate_limits WHERE expires_at <= $1",
-            "DELETE FROM sessions WHERE expires_at <= $1",
+            "DELETE FROM forward_auth_codes WHERE expires_at <= $1",
             "DELETE FROM login_challenges WHERE expires_at <= $1",
             "DELETE FROM oidc_grants WHERE expires_at <= $1",
             "DELETE FROM oidc_tokens WHERE expires_at <= $1",
@@ -58,7 +58,13 @@ impl GuardStore for SqlStore {
         ] {
             self.execute(Sql::new(sql).bind(now)).await?;
         }
-        Ok(())
+        // Sessions go through the write guard (forward auth keeps them in
+        // memory); their host sessions go with them.
+        let mut write = self.auth_write().await?;
+        write
+            .execute(Sql::new("DELETE FROM sessions WHERE expires_at <= $1").bind(now))
+            .await?;
+        write.commit().await
     }
 }
 

@@ -12,7 +12,7 @@ use crate::{
     SqlStore,
     rows::{self, UserRow},
     sql::Sql,
-    write::Statements,
+    write::AuthWrite,
 };
 
 /// A row of `projects`.
@@ -78,7 +78,7 @@ fn projects(found: Vec<ProjectRow>) -> StoreResult<Vec<Project>> {
 /// has one (the owner column is unique), so that instances filling in
 /// projects for an existing database at once do not clash.
 pub(crate) async fn add_personal_project(
-    write: &mut impl Statements,
+    write: &mut AuthWrite,
     user: UserId,
     name: &str,
     now: Millis,
@@ -112,7 +112,7 @@ pub(crate) async fn add_personal_project(
 /// Gives `user`'s personal project the name `name`, inside the caller's
 /// transaction: the one that changes the names or email it is made of.
 pub(crate) async fn rename_personal_project(
-    write: &mut impl Statements,
+    write: &mut AuthWrite,
     user: UserId,
     name: &str,
     now: Millis,
@@ -174,7 +174,7 @@ impl SqlStore {
         if due.is_empty() {
             return Ok(());
         }
-        let mut write = self.write().await?;
+        let mut write = self.auth_write().await?;
         for (row, name) in &due {
             let user = rows::user_id(&row.id)?;
             match row.project_updated_at {
@@ -253,7 +253,7 @@ impl ProjectStore for SqlStore {
     }
 
     async fn insert_project(&self, project: &Project, admin: UserId) -> StoreResult<()> {
-        let mut write = self.write().await?;
+        let mut write = self.auth_write().await?;
         write
             .execute(
                 Sql::new(
@@ -281,7 +281,9 @@ impl ProjectStore for SqlStore {
     }
 
     async fn rename_project(&self, id: ProjectId, name: &str, now: Millis) -> StoreResult<bool> {
-        let renamed = self
+        // Project names are people's groups at apps' doors (forward auth).
+        let mut write = self.auth_write().await?;
+        let renamed = write
             .execute(
                 Sql::new(
                     "UPDATE projects SET name = $1, updated_at = $2 WHERE id = $3 AND kind = 'team'",
@@ -291,11 +293,12 @@ impl ProjectStore for SqlStore {
                 .bind(id.0),
             )
             .await?;
+        write.commit().await?;
         Ok(renamed > 0)
     }
 
     async fn delete_project(&self, id: ProjectId) -> StoreResult<bool> {
-        let mut write = self.write().await?;
+        let mut write = self.auth_write().await?;
         for sql in [
             "DELETE FROM workflows WHERE project_id = $1",
             "DELETE FROM credentials WHERE project_id = $1",
@@ -353,7 +356,7 @@ impl ProjectStore for SqlStore {
     ) -> StoreResult<()> {
         // A new member may get another role in an app: their grants that
         // no longer fit go in the same transaction.
-        let mut write = self.write().await?;
+        let mut write = self.auth_write().await?;
         write
             .execute(
                 Sql::new(
@@ -371,7 +374,7 @@ impl ProjectStore for SqlStore {
 
     async fn remove_member(&self, project: ProjectId, user: UserId) -> StoreResult<bool> {
         // Access to apps through this project ends with the membership.
-        let mut write = self.write().await?;
+        let mut write = self.auth_write().await?;
         let removed = write
             .execute(
                 Sql::new("DELETE FROM project_members WHERE project_id = $1 AND user_id = $2")

@@ -172,7 +172,18 @@ fn refuse_auth_write(sql: &Sql<'_>) -> StoreResult<()> {
 }
 
 /// The tables whose rows the cache holds.
-const CACHED_TABLES: [&str; 2] = ["USERS", "API_KEYS"];
+const CACHED_TABLES: [&str; 9] = [
+    "USERS",
+    "API_KEYS",
+    // What forward authentication answers from (crate::forward_auth).
+    "SESSIONS",
+    "FORWARD_AUTH_SESSIONS",
+    "APPS",
+    "APP_USERS",
+    "APP_PROJECTS",
+    "PROJECTS",
+    "PROJECT_MEMBERS",
+];
 
 /// Whether `sql` inserts into, updates, deletes from or truncates `users`
 /// or `api_keys`, anywhere in the statement (a subquery or CTE included).
@@ -227,7 +238,7 @@ mod tests {
         for sql in [
             "SELECT * FROM users WHERE id = $1",
             "SELECT u.* FROM api_keys k JOIN users u ON u.id = k.user_id",
-            "DELETE FROM sessions WHERE user_id IN (SELECT id FROM users)",
+            "DELETE FROM login_challenges WHERE user_id IN (SELECT id FROM users)",
             "UPDATE users_archive SET x = 1",
             "INSERT INTO user_settings (id) VALUES ($1)",
         ] {

@@ -90,6 +90,7 @@ impl Usher {
             post_logout_redirect_uris: input.post_logout_redirect_uris,
             roles,
             access: input.access,
+            forward_auth: input.forward_auth,
             created_at: now,
             updated_at: now,
         };
@@ -138,6 +139,7 @@ impl Usher {
             post_logout_redirect_uris: input.post_logout_redirect_uris,
             roles,
             access: input.access,
+            forward_auth: input.forward_auth,
             updated_at: self.now(),
             ..old.clone()
         };

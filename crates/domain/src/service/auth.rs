@@ -221,6 +221,8 @@ impl Usher {
             expires_at: now + self.config.sessions.lifetime,
             ip: origin.ip.clone(),
             user_agent: origin.user_agent.chars().take(512).collect(),
+            // Sign-in asks for the second factor whenever the person has one.
+            mfa: user.mfa_enabled,
         };
         self.store.insert_session(&session).await?;
         let device = self.device_token(&user);

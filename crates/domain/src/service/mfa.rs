@@ -256,6 +256,11 @@ impl Usher {
         self.store
             .confirm_mfa(actor.user.id, &sealed_secret, self.now())
             .await?;
+        // This session just proved the second factor: apps that ask for one
+        // (forward authentication) let it through without a new sign-in.
+        if let Some(session) = &actor.session {
+            self.store.mark_session_mfa(session).await?;
+        }
         self.audit(
             Some(&actor.user),
             "mfa.enabled",

@@ -14,12 +14,14 @@
 //! - [`api`]: API keys and the public API v1's user operations;
 //! - [`admin`]: what operators run from the command line;
 //! - [`apps`]: apps people sign into through Usher, and who may;
-//! - [`oidc`]: Usher as the apps' OpenID Connect provider.
+//! - [`oidc`]: Usher as the apps' OpenID Connect provider;
+//! - [`forward_auth`]: the answers reverse proxies ask for at apps' doors.
 
 pub mod admin;
 pub mod api;
 pub mod apps;
 pub mod auth;
+pub mod forward_auth;
 pub mod invitations;
 pub mod me;
 pub mod mfa;
@@ -92,6 +94,10 @@ pub struct Config {
     pub public_api_disabled: bool,
     /// N8N_MFA_ENABLED=false: no new enrolments (users with MFA keep it).
     pub mfa_disabled: bool,
+    /// N8N_AUTH_COOKIE_DOMAIN: the parent domain the session cookie is set
+    /// for (`example.com`), so forward authentication reads it on apps'
+    /// hosts there; None: Usher's host only.
+    pub cookie_domain: Option<String>,
 }
 
 impl Default for Config {
@@ -105,6 +111,7 @@ impl Default for Config {
             invite_links_email_only: false,
             public_api_disabled: false,
             mfa_disabled: false,
+            cookie_domain: None,
         }
     }
 }

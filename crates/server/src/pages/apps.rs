@@ -11,7 +11,7 @@ use axum::{
     routing::{get, post},
 };
 use usher_domain::{
-    apps::{Access, App, AppId, AppInput, BUILT_IN_ROLES},
+    apps::{Access, App, AppId, AppInput, BUILT_IN_ROLES, ForwardAuth},
     model::UserId,
     resources::ProjectId,
 };
@@ -82,6 +82,11 @@ struct Values {
     require_mfa: bool,
     everyone: bool,
     client_id: String,
+    /// Forward authentication: hosts and public paths one a line.
+    fa_hosts: String,
+    fa_public_paths: String,
+    fa_min_role: String,
+    fa_require_mfa: bool,
 }
 
 impl Values {
@@ -99,6 +104,21 @@ impl Values {
             require_mfa: app.require_mfa,
             everyone: app.access.everyone,
             client_id: app.client_id.clone(),
+            fa_hosts: app
+                .forward_auth
+                .as_ref()
+                .map(|f| f.hosts.join("\n"))
+                .unwrap_or_default(),
+            fa_public_paths: app
+                .forward_auth
+                .as_ref()
+                .map(|f| f.public_paths.join("\n"))
+                .unwrap_or_default(),
+            fa_min_role: app
+                .forward_auth
+                .as_ref()
+                .map_or_else(|| "Basic".to_owned(), |f| f.min_role.clone()),
+            fa_require_mfa: app.forward_auth.as_ref().is_some_and(|f| f.require_mfa),
         }
     }
 }
@@ -209,6 +229,7 @@ async fn view_apps_get(State(state): State<AppState>, page: SignedInPage) -> Res
     let values = Values {
         everyone: true,
         default_role: "Basic".into(),
+        fa_min_role: "Basic".into(),
         ..Values::default()
     };
     render(&state, page, None, values, Shown::default()).await
@@ -282,7 +303,21 @@ fn input_of(form: &[(String, String)]) -> (AppInput, Values) {
         require_mfa: flag("require_mfa"),
         everyone: value("access") == "everyone",
         client_id: String::new(),
+        fa_hosts: value("fa_hosts"),
+        fa_public_paths: value("fa_public_paths"),
+        fa_min_role: match value("fa_min_role") {
+            role if role.is_empty() => "Basic".to_owned(),
+            role => role,
+        },
+        fa_require_mfa: flag("fa_require_mfa"),
     };
+    let fa_hosts = lines("fa_hosts");
+    let forward_auth = (!fa_hosts.is_empty()).then(|| ForwardAuth {
+        hosts: fa_hosts,
+        public_paths: lines("fa_public_paths"),
+        min_role: values.fa_min_role.clone(),
+        require_mfa: values.fa_require_mfa,
+    });
     let input = AppInput {
         name: values.name.clone(),
         launch_url: values.launch_url.clone(),
@@ -299,6 +334,7 @@ fn input_of(form: &[(String, String)]) -> (AppInput, Values) {
             projects,
             users,
         },
+        forward_auth,
     };
     (input, values)
 }

@@ -128,7 +128,16 @@ struct SigninQuery {
     signed_out: Option<String>,
 }
 
-async fn view_signin_get(page: Page, Query(query): Query<SigninQuery>) -> Result {
+async fn view_signin_get(
+    State(state): State<AppState>,
+    page: Page,
+    Query(query): Query<SigninQuery>,
+) -> Result {
+    // Someone already signed in who follows a sign-in link with a way back
+    // (an app behind a proxy sends people here) goes on there at once.
+    if page.identity.actor.is_some() && !query.redirect.is_empty() {
+        return Ok(Redirect::to(&safe_redirect(&state, &query.redirect)).into_response());
+    }
     page.require_signed_out()?;
     let mut signin = SigninPage::new(page.layout, Form::default(), query.redirect);
     signin.notice = query.signed_out.map(|_| "You are signed out.".to_owned());

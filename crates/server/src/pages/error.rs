@@ -160,6 +160,27 @@ pub async fn show_errors(State(state): State<AppState>, request: Request, next: 
     error_page(&state, identity.as_ref(), error, extras)
 }
 
+/// The error page for an answer served on another host than Usher's (an
+/// app's, through its proxy: forward authentication): every link and asset
+/// points at Usher's base URL, and `next` is an absolute URL.
+pub fn error_page_elsewhere(
+    state: &AppState,
+    error: ApiError,
+    heading: String,
+    next: Option<(String, String)>,
+) -> Response {
+    let mut layout = Layout::new(state, None);
+    layout.base = state.settings().base_url.clone();
+    let page = ErrorPage {
+        layout,
+        heading,
+        message: error.message,
+        request_id: None,
+        next,
+    };
+    (error.status, page).into_response()
+}
+
 /// The error page for an answer made before the pages' routes (the input
 /// and origin checks), where nobody is known yet.
 pub fn error_page_without_visitor(state: &AppState, error: ApiError) -> Response {

@@ -53,7 +53,7 @@ use usher_domain::{clock::rfc3339, service::auth::Identity};
 
 use crate::AppState;
 
-pub use error::{PageError, error_page_without_visitor, not_found, refused};
+pub use error::{PageError, error_page_elsewhere, error_page_without_visitor, not_found, refused};
 pub use flash::done;
 pub use form::{Form, PasswordRules, Shown};
 pub use page::{Page, SignedInPage};
@@ -80,7 +80,8 @@ pub fn router(state: &AppState) -> Router<AppState> {
             .merge(email::router())
             .merge(resources::router())
             .merge(apps::router())
-            .merge(crate::oidc::browser_router());
+            .merge(crate::oidc::browser_router())
+            .merge(crate::forward_auth::browser_router());
     }
     router
         .method_not_allowed_fallback(view_action_get)

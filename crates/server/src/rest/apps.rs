@@ -6,13 +6,16 @@
 //! secret this once (none for a public app). Beside that: `icon`,
 //! `thirdParty`, `requireMfa`, `roles` (custom roles beside Admin, Power,
 //! Basic), `defaultRole`, and in `access` each id may be `{id, role}`.
+//! Forward authentication (docs/forward-auth.md) is `forwardAuth: {hosts,
+//! publicPaths, minRole, requireMfa}`, or `null` for none; an app has
+//! `redirectUris` (OpenID Connect), `forwardAuth`, or both.
 
 use axum::{Router, extract::State, routing::get};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use usher_domain::{
     Error,
-    apps::{Access, App, AppId, AppInput, BUILT_IN_ROLES, DEFAULT_ROLE},
+    apps::{Access, App, AppId, AppInput, BUILT_IN_ROLES, DEFAULT_ROLE, ForwardAuth},
     clock::rfc3339,
     model::UserId,
     resources::ProjectId,
@@ -62,6 +65,12 @@ pub(crate) fn app_json(app: &App) -> Value {
         "roles": app.roles,
         "defaultRole": app.access.default_role,
         "access": access,
+        "forwardAuth": app.forward_auth.as_ref().map(|f| json!({
+            "hosts": f.hosts,
+            "publicPaths": f.public_paths,
+            "minRole": f.min_role,
+            "requireMfa": f.require_mfa,
+        })),
         "createdAt": rfc3339(app.created_at),
         "updatedAt": rfc3339(app.updated_at),
     })
@@ -83,6 +92,52 @@ struct AppBody {
     roles: Option<Vec<String>>,
     default_role: Option<String>,
     access: Option<Value>,
+    /// Left out: as it was; `null`: none.
+    #[serde(default, deserialize_with = "present")]
+    forward_auth: Option<Option<ForwardAuthBody>>,
+}
+
+/// `forwardAuth`: in a PATCH, what is left out stays as it was.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ForwardAuthBody {
+    hosts: Option<Vec<String>>,
+    public_paths: Option<Vec<String>>,
+    min_role: Option<String>,
+    require_mfa: Option<bool>,
+}
+
+impl ForwardAuthBody {
+    fn into_forward_auth(self, old: Option<&ForwardAuth>) -> ForwardAuth {
+        ForwardAuth {
+            hosts: self
+                .hosts
+                .or_else(|| old.map(|o| o.hosts.clone()))
+                .unwrap_or_default(),
+            public_paths: self
+                .public_paths
+                .or_else(|| old.map(|o| o.public_paths.clone()))
+                .unwrap_or_default(),
+            min_role: self
+                .min_role
+                .or_else(|| old.map(|o| o.min_role.clone()))
+                .unwrap_or_else(|| DEFAULT_ROLE.to_owned()),
+            require_mfa: self
+                .require_mfa
+                .or(old.map(|o| o.require_mfa))
+                .unwrap_or(false),
+        }
+    }
+}
+
+/// A field that is there, `null` included: `Some(None)` for `null`, and
+/// (with `#[serde(default)]`) `None` when it is left out.
+fn present<'de, D, T>(deserializer: D) -> std::result::Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
 }
 
 /// `"everyone"`, or `{everyone?, projects: [id | {id, role}], users: [..]}`.
@@ -216,6 +271,13 @@ impl AppBody {
                 .unwrap_or(false),
             custom_roles,
             access,
+            forward_auth: match self.forward_auth {
+                Some(Some(body)) => {
+                    Some(body.into_forward_auth(old.and_then(|o| o.forward_auth.as_ref())))
+                }
+                Some(None) => None,
+                None => old.and_then(|o| o.forward_auth.clone()),
+            },
         })
     }
 }

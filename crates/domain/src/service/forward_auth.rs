@@ -1,0 +1,412 @@
+//! Forward authentication: a reverse proxy asks, for each request to a
+//! protected tool, whether to let it through and as whom
+//! ([`Usher::forward_auth`]); and the steps that give a browser a cookie
+//! on an app's host outside Usher's cookie domain ([`Usher::forward_start`],
+//! [`Usher::forward_continue`], [`Usher::forward_callback`]).
+//!
+//! The question is answered from the store's memory (as API keys are), so
+//! it costs no database round trip while nothing changed; the store keeps
+//! that memory exact (`ForwardAuthStore`).
+
+use crate::{
+    Error, Result,
+    apps::App,
+    clock::{MINUTE, Millis},
+    forward_auth::{Target, find_app, role_reaches},
+    secret::Secret,
+    service::auth::Actor,
+    store::{ForwardCode, ForwardCookie, HostSession},
+    token,
+};
+
+use super::Usher;
+
+/// What the proxy passes on to the tool (Authelia's header names).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Remote {
+    /// `Remote-User`: the email, as Authelia's users are known by.
+    pub user: String,
+    pub email: String,
+    pub name: String,
+    /// Team project names, comma-separated.
+    pub groups: String,
+    /// The person's app role.
+    pub role: String,
+}
+
+/// Why a signed-in person may not pass, in words, and where to go about it.
+#[derive(Clone, Debug)]
+pub struct Refusal {
+    /// The app's name, when the address belongs to one.
+    pub app: Option<String>,
+    pub message: String,
+    /// A page in Usher that helps (a path inside Usher) and its label.
+    pub link: Option<(String, String)>,
+}
+
+/// The answer to a proxy's question.
+#[derive(Clone, Debug)]
+pub enum ForwardAnswer {
+    /// Let through; with the person, or None on a public path.
+    Allowed(Option<Remote>),
+    /// Nobody is signed in: a browser goes to `sign_in` (absolute URL).
+    SignIn { sign_in: String },
+    /// Signed in, but not let through.
+    Refused(Refusal),
+}
+
+/// What the proxy asks: the address, and the cookies the browser sent.
+#[derive(Debug, Default)]
+pub struct ForwardQuestion<'a> {
+    pub session_cookie: Option<&'a str>,
+    pub host_cookie: Option<&'a str>,
+}
+
+/// How long a code that carries a session to an app's host lives.
+const CODE_LIFETIME: Millis = MINUTE;
+
+impl Usher {
+    /// The answer for a request to `target`.
+    pub async fn forward_auth(
+        &self,
+        target: &Target,
+        question: &ForwardQuestion<'_>,
+    ) -> Result<ForwardAnswer> {
+        if self.config.user_management_disabled {
+            return Ok(ForwardAnswer::Refused(Refusal {
+                app: None,
+                message: "User management is off in this Usher, so nobody can sign in to apps \
+                          through it."
+                    .into(),
+                link: None,
+            }));
+        }
+        let apps = self.store.forward_apps().await?;
+        let Some((app, public)) = find_app(&apps, target) else {
+            return Ok(ForwardAnswer::Refused(Refusal {
+                app: None,
+                message: format!(
+                    "No app in Usher covers {}{}. {}",
+                    host_port(target),
+                    target.path,
+                    self.who_to_ask("to add this address to an app").await?
+                ),
+                link: None,
+            }));
+        };
+        if public {
+            return Ok(ForwardAnswer::Allowed(None));
+        }
+        let now = self.now();
+        let cookies = [
+            question.session_cookie.map(|t| (true, token::hash(t))),
+            question.host_cookie.map(|t| (false, token::hash(t))),
+        ];
+        let mut found = None;
+        for (is_session, hash) in cookies.into_iter().flatten() {
+            let cookie = if is_session {
+                ForwardCookie::Session(&hash)
+            } else {
+                ForwardCookie::Host(&hash)
+            };
+            let Some(access) = self.store.forward_access(cookie, app.id, now).await? else {
+                continue;
+            };
+            // A host cookie works on the host it was set on, nowhere else.
+            if access
+                .host
+                .as_ref()
+                .is_none_or(|host| *host == host_port(target))
+            {
+                found = Some(access);
+                break;
+            }
+        }
+        let Some(access) = found else {
+            return Ok(ForwardAnswer::SignIn {
+                sign_in: self.sign_in_url(target),
+            });
+        };
+        let Some(forward) = &app.forward_auth else {
+            return Err(Error::Internal(
+                "an app without forward auth matched".into(),
+            ));
+        };
+        let refuse = |message: String, link: Option<(&str, &str)>| {
+            Ok(ForwardAnswer::Refused(Refusal {
+                app: Some(app.name.clone()),
+                message,
+                link: link.map(|(href, label)| (href.to_owned(), label.to_owned())),
+            }))
+        };
+        let user = &access.user;
+        if user.password_change_required {
+            return refuse(
+                "Choose your new password in Usher first, then open the app again.".into(),
+                Some(("/set-password", "Choose a password")),
+            );
+        }
+        let Some(role) = &access.role else {
+            return refuse(
+                format!(
+                    "You have no access to {}. {}",
+                    app.name,
+                    self.who_to_ask("for access").await?
+                ),
+                None,
+            );
+        };
+        if !role_reaches(&app.roles, role, &forward.min_role) {
+            return refuse(
+                format!(
+                    "{} needs the app role {} or above; yours is {role}. {}",
+                    app.name,
+                    forward.min_role,
+                    self.who_to_ask("for another role").await?
+                ),
+                None,
+            );
+        }
+        if forward.require_mfa && !user.mfa_enabled {
+            return refuse(
+                format!(
+                    "{} asks for two-factor authentication. Set it up in Usher, then open the \
+                     app again.",
+                    app.name
+                ),
+                Some(("/settings/mfa", "Set up two-factor authentication")),
+            );
+        }
+        if forward.require_mfa && !access.mfa {
+            return refuse(
+                format!(
+                    "{} asks for two-factor authentication, and you signed in without it. Sign \
+                     out of Usher and sign in again with your code.",
+                    app.name
+                ),
+                Some(("/signout", "Sign out")),
+            );
+        }
+        let email = user
+            .email
+            .as_ref()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        Ok(ForwardAnswer::Allowed(Some(Remote {
+            user: email.clone(),
+            email,
+            name: user.display_name(),
+            groups: access.groups.join(","),
+            role: role.clone(),
+        })))
+    }
+
+    /// "Ask the owner, Ada Lovelace (ada@example.com), or an admin …".
+    async fn who_to_ask(&self, what: &str) -> Result<String> {
+        let owner = self.store.owner().await?;
+        Ok(
+            match owner.and_then(|o| Some((o.display_name(), o.email?))) {
+                Some((name, email)) => {
+                    format!("Ask Usher's owner, {name} ({email}), or an admin {what}.")
+                }
+                None => format!("Ask Usher's owner or an admin {what}."),
+            },
+        )
+    }
+
+    /// Whether Usher's session cookie reaches `target`'s host: the cookie
+    /// domain covers it, or it is Usher's own host.
+    fn cookie_reaches(&self, target: &Target) -> bool {
+        if let Some(domain) = &self.config.cookie_domain {
+            let domain = domain.trim_start_matches('.');
+            if target.host == domain || target.host.ends_with(&format!(".{domain}")) {
+                return true;
+            }
+        }
+        base_host(&self.config.base_url).is_some_and(|base| base == target.host)
+    }
+
+    /// Where a browser that is not signed in goes: Usher's sign-in, which
+    /// then leads back to `target` (through `/.usher/` on the app's host
+    /// when Usher's cookie does not reach it).
+    fn sign_in_url(&self, target: &Target) -> String {
+        if self.cookie_reaches(target) {
+            let back = format!("/forward-auth/continue?rd={}", encode(&target.url));
+            format!("{}/signin?redirect={}", self.config.base_url, encode(&back))
+        } else {
+            format!(
+                "{}/.usher/start?rd={}",
+                target.origin(),
+                encode(&target.url)
+            )
+        }
+    }
+
+    /// The app `url` belongs to; an address no app covers is refused, so
+    /// no step of the way back is an open redirect.
+    async fn app_at(&self, url: &str) -> Result<(Target, App)> {
+        let not_an_app = || {
+            Error::invalid(
+                "That address does not belong to any app in Usher, so Usher does not lead there.",
+            )
+        };
+        let target = Target::from_url(url).map_err(|_| not_an_app())?;
+        let apps = self.store.forward_apps().await?;
+        let app = find_app(&apps, &target)
+            .map(|(app, _)| app.clone())
+            .ok_or_else(not_an_app)?;
+        Ok((target, app))
+    }
+
+    /// `/.usher/start` on an app's host (`host`, the request's Host): checks
+    /// where to return to, and gives the browser a state (kept in a cookie
+    /// on that host) and the sign-in address that leads back with it.
+    pub async fn forward_start(&self, host: &str, url: &str) -> Result<(Secret, bool, String)> {
+        let (target, _) = self.app_at(url).await?;
+        if !same_host(host, &host_port(&target)) {
+            return Err(Error::invalid(
+                "That address is on another host than this one, so Usher does not lead there.",
+            ));
+        }
+        let state = token::generate();
+        let back = format!(
+            "/forward-auth/continue?rd={}&state={}",
+            encode(&target.url),
+            state.hash
+        );
+        let sign_in = format!("{}/signin?redirect={}", self.config.base_url, encode(&back));
+        Ok((state.secret, target.https, sign_in))
+    }
+
+    /// `/forward-auth/continue`, signed in to Usher: where the browser goes
+    /// next. Straight back when Usher's cookie reaches the app's host; else
+    /// to `/.usher/callback` on that host with a single-use code.
+    pub async fn forward_continue(
+        &self,
+        actor: &Actor,
+        url: &str,
+        state: Option<&str>,
+    ) -> Result<String> {
+        let (target, _) = self.app_at(url).await?;
+        if self.cookie_reaches(&target) {
+            return Ok(target.url);
+        }
+        let Some(session) = &actor.session else {
+            return Err(Error::forbidden(
+                "Sign in with an account to open apps through Usher.",
+            ));
+        };
+        let state = state
+            .filter(|s| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()))
+            .ok_or_else(|| {
+                Error::invalid("This sign-in did not start at the app. Open the app again.")
+            })?;
+        let code = token::generate();
+        self.store
+            .insert_forward_code(&ForwardCode {
+                code_hash: code.hash,
+                session_hash: session.clone(),
+                url: target.url.clone(),
+                host: host_port(&target),
+                state_hash: state.to_ascii_lowercase(),
+                expires_at: self.now() + CODE_LIFETIME,
+            })
+            .await?;
+        Ok(format!(
+            "{}/.usher/callback?code={}",
+            target.origin(),
+            code.secret.expose()
+        ))
+    }
+
+    /// `/.usher/callback` on an app's host: uses the code once, in the
+    /// browser that set out (its state cookie), on the host it was made for,
+    /// and starts a host session there. Gives the host cookie's token,
+    /// whether the app is on https, and where to go.
+    pub async fn forward_callback(
+        &self,
+        host: &str,
+        code: &str,
+        state: Option<&str>,
+    ) -> Result<(Secret, bool, String)> {
+        let spent = || {
+            Error::invalid(
+                "This sign-in link has been used or has expired. Open the app again to sign in.",
+            )
+        };
+        if !token::is_well_formed(code) {
+            return Err(spent());
+        }
+        let now = self.now();
+        let found = self
+            .store
+            .take_forward_code(&token::hash(code), now)
+            .await?
+            .ok_or_else(spent)?;
+        let state_matches = state.is_some_and(|s| token::hash(s) == found.state_hash);
+        if !same_host(host, &found.host) || !state_matches {
+            return Err(Error::invalid(
+                "This sign-in link was made for another browser or host. Open the app again to \
+                 sign in.",
+            ));
+        }
+        let target = Target::from_url(&found.url)?;
+        let cookie = token::generate();
+        let started = self
+            .store
+            .insert_host_session(
+                &HostSession {
+                    token_hash: cookie.hash,
+                    session_hash: found.session_hash,
+                    host: found.host,
+                    created_at: now,
+                },
+                now,
+            )
+            .await?;
+        if !started {
+            return Err(Error::Unauthorized(
+                "Your Usher session ended. Open the app again to sign in.".into(),
+            ));
+        }
+        Ok((cookie.secret, target.https, found.url))
+    }
+}
+
+/// `host[:port]` of a target, as host cookies and codes are bound to.
+fn host_port(target: &Target) -> String {
+    match target.port {
+        Some(port) => format!("{}:{port}", target.host),
+        None => target.host.clone(),
+    }
+}
+
+/// Whether a request's `Host` is `expected` (`host[:port]`, lower-case).
+fn same_host(host: &str, expected: &str) -> bool {
+    host.trim()
+        .trim_end_matches('.')
+        .eq_ignore_ascii_case(expected)
+}
+
+fn base_host(base_url: &str) -> Option<String> {
+    let rest = base_url.split_once("://")?.1;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let host = match authority.rsplit_once(':') {
+        Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
+        _ => authority,
+    };
+    Some(host.to_ascii_lowercase())
+}
+
+/// Percent-encodes everything but unreserved characters, for a query value.
+fn encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() * 3 / 2);
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}

@@ -1,0 +1,405 @@
+//! Forward authentication over HTTP: what reverse proxies ask before each
+//! request to a tool they protect, and the steps that give a browser a
+//! cookie on an app's host. The rules are in
+//! `usher_domain::service::forward_auth`; this module reads the proxies'
+//! headers and writes their answers.
+//!
+//! - `GET /api/authz/forward-auth`: Caddy's `forward_auth` and Traefik's
+//!   `ForwardAuth` (`X-Forwarded-Method`, `-Proto`, `-Host`, `-Uri`);
+//! - `GET /api/authz/auth-request`: nginx's `auth_request`
+//!   (`X-Original-URL`, `X-Original-Method`); it answers 401 rather than a
+//!   redirect (nginx passes on only 2xx, 401 and 403), with the sign-in
+//!   address in `Location` for `error_page 401 =302 $that`;
+//! - `GET /.usher/start` and `GET /.usher/callback`: on an app's host (the
+//!   proxy routes `/.usher/` there to Usher), for hosts outside the cookie
+//!   domain: a state cookie when the browser sets out, and the host cookie
+//!   for a single-use code when it comes back;
+//! - `GET /forward-auth/continue`: a page of Usher's (signed in) that sends
+//!   the browser back to the app, with such a code when needed.
+//!
+//! The proxies' routes sit outside the session, same-origin and form-token
+//! layers: they are asked about requests to other hosts, and change
+//! nothing but cookies on the host they are asked for.
+
+use axum::{
+    Router,
+    extract::{Query, State},
+    http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use serde::Deserialize;
+use usher_domain::{
+    forward_auth::{Target, UNREADABLE},
+    service::forward_auth::{ForwardAnswer, ForwardQuestion, Refusal, Remote},
+};
+
+use crate::{
+    AppState,
+    error::ApiError,
+    extract::session_token,
+    pages::{PageError, SignedInPage, error_page_elsewhere},
+};
+
+pub const FORWARD_AUTH: &str = "/api/authz/forward-auth";
+pub const AUTH_REQUEST: &str = "/api/authz/auth-request";
+
+/// The headers an allowed answer carries, always all five (empty when
+/// there is nothing to say), so that a proxy that copies them overwrites
+/// whatever a client sent under those names.
+pub const REMOTE_HEADERS: [&str; 5] = [
+    "remote-user",
+    "remote-email",
+    "remote-name",
+    "remote-groups",
+    "remote-role",
+];
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(FORWARD_AUTH, get(forward_auth))
+        .route(AUTH_REQUEST, get(auth_request))
+        .route("/.usher/start", get(start))
+        .route("/.usher/callback", get(callback))
+}
+
+/// The page on Usher's host (session layer, signed in).
+pub fn browser_router() -> Router<AppState> {
+    Router::new().route("/forward-auth/continue", get(view_continue_get))
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+}
+
+/// The host cookie's name: the session cookie's, with `-host`.
+fn host_cookie_name(state: &AppState) -> String {
+    format!("{}-host", state.settings().cookie.name)
+}
+
+/// The state cookie's name: the session cookie's, with `-state`.
+fn state_cookie_name(state: &AppState) -> String {
+    format!("{}-state", state.settings().cookie.name)
+}
+
+/// Whether the request behind the question comes from a browser that can
+/// follow a redirect to a sign-in page: it asks for HTML, and the method
+/// can be repeated after sign-in.
+fn browser(headers: &HeaderMap, method: Option<&str>) -> bool {
+    let html = header(headers, "accept").is_some_and(|a| a.contains("text/html"));
+    let repeatable =
+        method.is_none_or(|m| m.eq_ignore_ascii_case("GET") || m.eq_ignore_ascii_case("HEAD"));
+    html && repeatable
+}
+
+/// Which proxy asks.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Proxy {
+    /// Caddy, Traefik: a redirect goes to the browser as it is.
+    Forward,
+    /// nginx: only 2xx, 401 and 403 mean something to `auth_request`.
+    AuthRequest,
+}
+
+async fn forward_auth(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let target = match (
+        header(&headers, "x-forwarded-host"),
+        header(&headers, "x-forwarded-uri"),
+    ) {
+        (Some(host), uri) => Target::new(
+            header(&headers, "x-forwarded-proto").unwrap_or("http"),
+            host,
+            uri.unwrap_or("/"),
+        ),
+        (None, _) => {
+            return ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "Usher needs the headers X-Forwarded-Proto, X-Forwarded-Host and \
+                 X-Forwarded-Uri from the proxy to tell which address this is about. See \
+                 docs/forward-auth.md.",
+            )
+            .into_response();
+        }
+    };
+    let method = header(&headers, "x-forwarded-method");
+    answer(&state, &headers, target, method, Proxy::Forward).await
+}
+
+async fn auth_request(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let Some(url) = header(&headers, "x-original-url") else {
+        return ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "Usher needs the header X-Original-URL from nginx to tell which address this is \
+             about. See docs/forward-auth.md.",
+        )
+        .into_response();
+    };
+    let method = header(&headers, "x-original-method");
+    answer(
+        &state,
+        &headers,
+        Target::from_url(url),
+        method,
+        Proxy::AuthRequest,
+    )
+    .await
+}
+
+async fn answer(
+    state: &AppState,
+    headers: &HeaderMap,
+    target: usher_domain::Result<Target>,
+    method: Option<&str>,
+    proxy: Proxy,
+) -> Response {
+    let target = match target {
+        Ok(target) => target,
+        Err(error) => return ApiError::from(error).into_response(),
+    };
+    let session = session_token(headers, &state.settings().cookie.name);
+    let host = session_token(headers, &host_cookie_name(state));
+    let question = ForwardQuestion {
+        session_cookie: session.as_deref(),
+        host_cookie: host.as_deref(),
+    };
+    let answer = match state.usher().forward_auth(&target, &question).await {
+        Ok(answer) => answer,
+        Err(error) => return ApiError::from(error).into_response(),
+    };
+    match answer {
+        ForwardAnswer::Allowed(remote) => allowed(remote.as_ref()),
+        ForwardAnswer::SignIn { sign_in } => {
+            if proxy == Proxy::Forward && browser(headers, method) {
+                return found(&sign_in);
+            }
+            let mut response = ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                format!("Sign in to Usher first: {sign_in}"),
+            )
+            .into_response();
+            if let Ok(location) = HeaderValue::from_str(&sign_in) {
+                response.headers_mut().insert(header::LOCATION, location);
+            }
+            response
+        }
+        ForwardAnswer::Refused(refusal) => {
+            if browser(headers, None) {
+                refused_page(state, refusal)
+            } else {
+                ApiError::new(StatusCode::FORBIDDEN, refusal.message).into_response()
+            }
+        }
+    }
+}
+
+fn allowed(remote: Option<&Remote>) -> Response {
+    let mut response = StatusCode::OK.into_response();
+    let Some(remote) = remote else {
+        return response;
+    };
+    let values = [
+        &remote.user,
+        &remote.email,
+        &remote.name,
+        &remote.groups,
+        &remote.role,
+    ];
+    for (name, value) in REMOTE_HEADERS.iter().zip(values) {
+        // Names may hold any Unicode: sent as their UTF-8 bytes, as
+        // Authelia sends them. A value no header can carry is sent empty.
+        let value =
+            HeaderValue::from_bytes(value.as_bytes()).unwrap_or(HeaderValue::from_static(""));
+        response
+            .headers_mut()
+            .insert(HeaderName::from_static(name), value);
+    }
+    response
+}
+
+/// The 403 page, shown on the app's host: it says which app and who to ask.
+fn refused_page(state: &AppState, refusal: Refusal) -> Response {
+    let heading = match &refusal.app {
+        Some(app) => format!("Not allowed into {app}"),
+        None => "Not allowed".to_owned(),
+    };
+    let base = state.settings().base_url.clone();
+    let next = refusal
+        .link
+        .map(|(path, label)| (format!("{base}{path}"), label));
+    elsewhere(
+        state,
+        error_page_elsewhere(
+            state,
+            ApiError::new(StatusCode::FORBIDDEN, refusal.message),
+            heading,
+            next,
+        ),
+    )
+}
+
+/// A page shown on an app's host loads its style and script from Usher.
+fn elsewhere(state: &AppState, mut response: Response) -> Response {
+    let origin = origin_of(&state.settings().base_url);
+    let policy = format!(
+        "default-src 'none'; script-src {origin}; style-src {origin}; img-src {origin} data:; \
+         base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    );
+    if let Ok(value) = HeaderValue::from_str(&policy) {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_SECURITY_POLICY, value);
+    }
+    response
+}
+
+fn origin_of(base_url: &str) -> String {
+    match base_url.split_once("://") {
+        Some((scheme, rest)) => {
+            let authority = rest.split('/').next().unwrap_or_default();
+            format!("{scheme}://{authority}")
+        }
+        None => base_url.to_owned(),
+    }
+}
+
+/// An error on an app's host, as a page.
+fn error_elsewhere(state: &AppState, error: usher_domain::Error) -> Response {
+    let error = ApiError::from(error);
+    let heading = if error.status.is_server_error() {
+        "Something went wrong"
+    } else {
+        "This did not work"
+    }
+    .to_owned();
+    elsewhere(state, error_page_elsewhere(state, error, heading, None))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct StartQuery {
+    rd: String,
+}
+
+/// The request's `Host`, as the proxy passed it on.
+fn request_host(headers: &HeaderMap) -> &str {
+    header(headers, "host").unwrap_or_default()
+}
+
+/// A cookie only for the app's host (no Domain): HttpOnly, SameSite=Lax
+/// (it must come along on the top-level navigation back from Usher), and
+/// Secure when the app is on https.
+fn host_only_cookie(
+    name: &str,
+    value: &str,
+    path: &'static str,
+    https: bool,
+    max_age: Option<i64>,
+) -> Option<HeaderValue> {
+    let mut cookie = cookie::Cookie::build((name, value))
+        .path(path)
+        .http_only(true)
+        .secure(https)
+        .same_site(cookie::SameSite::Lax)
+        .build();
+    if let Some(seconds) = max_age {
+        cookie.set_max_age(cookie::time::Duration::seconds(seconds));
+    }
+    HeaderValue::from_str(&cookie.to_string()).ok()
+}
+
+/// `/.usher/start?rd=<address>` on an app's host: keeps a state in a cookie
+/// on this host and goes to Usher's sign-in.
+async fn start(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<StartQuery>,
+) -> Response {
+    let host = request_host(&headers).to_owned();
+    match state.usher().forward_start(&host, &query.rd).await {
+        Ok((secret, https, sign_in)) => {
+            let mut response = found(&sign_in);
+            if let Some(cookie) = host_only_cookie(
+                &state_cookie_name(&state),
+                secret.expose(),
+                "/.usher/",
+                https,
+                Some(600),
+            ) {
+                response.headers_mut().append(header::SET_COOKIE, cookie);
+            }
+            response
+        }
+        Err(error) => error_elsewhere(&state, error),
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct CallbackQuery {
+    code: String,
+}
+
+/// `/.usher/callback?code=<code>` on an app's host: the host cookie for a
+/// code, then on to the address the code was made for.
+async fn callback(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<CallbackQuery>,
+) -> Response {
+    let host = request_host(&headers).to_owned();
+    let state_cookie = session_token(&headers, &state_cookie_name(&state));
+    let result = state
+        .usher()
+        .forward_callback(&host, &query.code, state_cookie.as_deref())
+        .await;
+    let clear_state = host_only_cookie(&state_cookie_name(&state), "", "/.usher/", false, Some(0));
+    let mut response = match result {
+        Ok((secret, https, url)) => {
+            let mut response = found(&url);
+            if let Some(cookie) =
+                host_only_cookie(&host_cookie_name(&state), secret.expose(), "/", https, None)
+            {
+                response.headers_mut().append(header::SET_COOKIE, cookie);
+            }
+            response
+        }
+        Err(error) => error_elsewhere(&state, error),
+    };
+    if let Some(clear) = clear_state {
+        response.headers_mut().append(header::SET_COOKIE, clear);
+    }
+    response
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ContinueQuery {
+    rd: String,
+    state: Option<String>,
+}
+
+/// `/forward-auth/continue?rd=<address>[&state=<hash>]`: signed in to Usher,
+/// back to the app (the address is checked against the apps' hosts).
+async fn view_continue_get(
+    State(state): State<AppState>,
+    page: SignedInPage,
+    Query(query): Query<ContinueQuery>,
+) -> Result<Response, PageError> {
+    let next = state
+        .usher()
+        .forward_continue(&page.actor, &query.rd, query.state.as_deref())
+        .await?;
+    Ok(found(&next))
+}
+
+/// `302 Found` to `url`, as proxies and browsers expect from a door.
+fn found(url: &str) -> Response {
+    match HeaderValue::from_str(url) {
+        Ok(location) => (StatusCode::FOUND, [(header::LOCATION, location)]).into_response(),
+        Err(_) => ApiError::new(StatusCode::BAD_REQUEST, UNREADABLE).into_response(),
+    }
+}
