@@ -198,16 +198,20 @@ async fn answer(
 
 fn allowed(remote: Option<&Remote>) -> Response {
     let mut response = StatusCode::OK.into_response();
-    let Some(remote) = remote else {
-        return response;
+    // On a public path, nobody: the five headers empty (a proxy that copies
+    // a header Usher leaves out may pass on the client's, or in Caddy 2.6
+    // the unfilled placeholder).
+    let nobody = String::new();
+    let values = match remote {
+        Some(remote) => [
+            &remote.user,
+            &remote.email,
+            &remote.name,
+            &remote.groups,
+            &remote.role,
+        ],
+        None => [&nobody; 5],
     };
-    let values = [
-        &remote.user,
-        &remote.email,
-        &remote.name,
-        &remote.groups,
-        &remote.role,
-    ];
     for (name, value) in REMOTE_HEADERS.iter().zip(values) {
         // Names may hold any Unicode: sent as their UTF-8 bytes, as
         // Authelia sends them. A value no header can carry is sent empty.

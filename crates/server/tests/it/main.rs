@@ -11,6 +11,7 @@ mod authz;
 mod browser;
 mod cli;
 mod errors;
+mod forward_auth;
 mod invitations;
 mod mail_sink;
 mod mfa;
