@@ -709,8 +709,9 @@ pub struct HostSession {
 /// apps, their access or projects is seen at once, on every instance.
 #[async_trait]
 pub trait ForwardAuthStore {
-    /// Every app with forward authentication.
-    async fn forward_apps(&self) -> StoreResult<std::sync::Arc<[App]>>;
+    /// Every app with forward authentication, and whether the owner
+    /// requires two-factor authentication of everyone.
+    async fn forward_apps(&self) -> StoreResult<(std::sync::Arc<[App]>, bool)>;
     /// The person behind `cookie` and their role in `app`; None when the
     /// cookie names no live session.
     async fn forward_access(

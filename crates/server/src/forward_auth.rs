@@ -43,6 +43,8 @@ use crate::{
 
 pub const FORWARD_AUTH: &str = "/api/authz/forward-auth";
 pub const AUTH_REQUEST: &str = "/api/authz/auth-request";
+/// Usher's page that leads back to the app after sign-in.
+pub const CONTINUE: &str = "/forward-auth/continue";
 
 /// The headers an allowed answer carries, always all five (empty when
 /// there is nothing to say), so that a proxy that copies them overwrites
@@ -65,7 +67,7 @@ pub fn router() -> Router<AppState> {
 
 /// The page on Usher's host (session layer, signed in).
 pub fn browser_router() -> Router<AppState> {
-    Router::new().route("/forward-auth/continue", get(view_continue_get))
+    Router::new().route(CONTINUE, get(view_continue_get))
 }
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {

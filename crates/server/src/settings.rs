@@ -624,6 +624,23 @@ mod tests {
     }
 
     #[test]
+    fn the_cookie_domain_must_hold_usher_s_own_host() -> Result<(), SettingsError> {
+        let base = ("N8N_EDITOR_BASE_URL", "https://auth.example.com");
+        let s = settings(&[base, ("N8N_AUTH_COOKIE_DOMAIN", ".Example.com")])?;
+        assert_eq!(s.cookie.domain.as_deref(), Some("example.com"));
+        assert_eq!(settings(&[base])?.cookie.domain, None);
+        for bad in ["other.com", "com", "exa mple.com", "-x.example.com"] {
+            let error = settings(&[base, ("N8N_AUTH_COOKIE_DOMAIN", bad)]).err();
+            assert_eq!(
+                error.map(|e| e.setting).as_deref(),
+                Some("N8N_AUTH_COOKIE_DOMAIN"),
+                "{bad}"
+            );
+        }
+        Ok(())
+    }
+
+    #[test]
     fn the_base_url_leaves_out_ports_80_and_443_and_carries_the_path() -> Result<(), SettingsError>
     {
         let s = settings(&[

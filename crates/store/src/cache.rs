@@ -82,7 +82,7 @@ struct Entries {
     emails: HashMap<String, UserId>,
     /// Forward authentication: the apps with a door, and per cookie and
     /// app, who the cookie names and their place in the app.
-    forward_apps: Option<Arc<[App]>>,
+    forward_apps: Option<(Arc<[App]>, bool)>,
     forward: HashMap<String, Arc<ForwardAccess>>,
 }
 
@@ -249,11 +249,12 @@ impl AuthCache {
     }
 
     /// The apps with forward authentication.
-    pub(crate) fn forward_apps(&self) -> Lookup<Arc<[App]>> {
+    /// With whether the owner requires two-factor of everyone.
+    pub(crate) fn forward_apps(&self) -> Lookup<(Arc<[App]>, bool)> {
         self.read().lookup(|entries| entries.forward_apps.clone())
     }
 
-    pub(crate) fn keep_forward_apps(&self, generation: u64, apps: Arc<[App]>) {
+    pub(crate) fn keep_forward_apps(&self, generation: u64, apps: (Arc<[App]>, bool)) {
         let mut entries = self.lock();
         if entries.current(generation) {
             entries.forward_apps = Some(apps);

@@ -18,7 +18,7 @@ use usher_domain::{
     clock::Millis,
     store::{
         AppStore, ForwardAccess, ForwardAuthStore, ForwardCode, ForwardCookie, HostSession,
-        StoreResult,
+        SettingStore, StoreResult, keys,
     },
 };
 
@@ -105,11 +105,11 @@ impl SqlStore {
 
 #[async_trait]
 impl ForwardAuthStore for SqlStore {
-    async fn forward_apps(&self) -> StoreResult<Arc<[App]>> {
+    async fn forward_apps(&self) -> StoreResult<(Arc<[App]>, bool)> {
         self.db.before_cached_read().await?;
         let lookup = self.cache.forward_apps();
-        if let Lookup::Hit(apps) = lookup {
-            return Ok(apps);
+        if let Lookup::Hit(found) = lookup {
+            return Ok(found);
         }
         let apps: Arc<[App]> = self
             .apps()
@@ -117,10 +117,12 @@ impl ForwardAuthStore for SqlStore {
             .into_iter()
             .filter(|app| app.forward_auth.is_some())
             .collect();
+        let mfa_required = self.setting(keys::MFA_REQUIRED).await?.as_deref() == Some("true");
         if let Lookup::Miss(generation) = lookup {
-            self.cache.keep_forward_apps(generation, apps.clone());
+            self.cache
+                .keep_forward_apps(generation, (apps.clone(), mfa_required));
         }
-        Ok(apps)
+        Ok((apps, mfa_required))
     }
 
     async fn forward_access(

@@ -77,23 +77,30 @@ impl SettingStore for SqlStore {
         Ok(row.map(|(value,)| value))
     }
 
+    // Whether everyone must have two-factor is a setting forward
+    // authentication answers from memory: settings change through the write
+    // guard.
     async fn put_setting(&self, key: &str, value: &str) -> StoreResult<()> {
-        self.execute(
-            Sql::new(
-                "INSERT INTO settings (key, value) VALUES ($1, $2) \
-                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        let mut write = self.auth_write().await?;
+        write
+            .execute(
+                Sql::new(
+                    "INSERT INTO settings (key, value) VALUES ($1, $2) \
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                )
+                .bind(key)
+                .bind(value),
             )
-            .bind(key)
-            .bind(value),
-        )
-        .await
-        .map(drop)
+            .await?;
+        write.commit().await
     }
 
     async fn delete_setting(&self, key: &str) -> StoreResult<()> {
-        self.execute(Sql::new("DELETE FROM settings WHERE key = $1").bind(key))
-            .await
-            .map(drop)
+        let mut write = self.auth_write().await?;
+        write
+            .execute(Sql::new("DELETE FROM settings WHERE key = $1").bind(key))
+            .await?;
+        write.commit().await
     }
 }
 

@@ -172,7 +172,7 @@ fn refuse_auth_write(sql: &Sql<'_>) -> StoreResult<()> {
 }
 
 /// The tables whose rows the cache holds.
-const CACHED_TABLES: [&str; 9] = [
+const CACHED_TABLES: [&str; 10] = [
     "USERS",
     "API_KEYS",
     // What forward authentication answers from (crate::forward_auth).
@@ -183,6 +183,7 @@ const CACHED_TABLES: [&str; 9] = [
     "APP_PROJECTS",
     "PROJECTS",
     "PROJECT_MEMBERS",
+    "SETTINGS",
 ];
 
 /// Whether `sql` inserts into, updates, deletes from or truncates `users`

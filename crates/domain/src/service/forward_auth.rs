@@ -81,15 +81,17 @@ impl Usher {
                 link: None,
             }));
         }
-        let apps = self.store.forward_apps().await?;
+        let (apps, mfa_required) = self.store.forward_apps().await?;
+        let mfa_required = mfa_required && !self.config.mfa_disabled;
         let Some((app, public)) = find_app(&apps, target) else {
+            // Anyone may see this: no names.
             return Ok(ForwardAnswer::Refused(Refusal {
                 app: None,
                 message: format!(
-                    "No app in Usher covers {}{}. {}",
+                    "No app in Usher covers {}{}. Ask Usher's owner or an admin to add this \
+                     address to an app.",
                     host_port(target),
                     target.path,
-                    self.who_to_ask("to add this address to an app").await?
                 ),
                 link: None,
             }));
@@ -165,6 +167,14 @@ impl Usher {
                     self.who_to_ask("for another role").await?
                 ),
                 None,
+            );
+        }
+        if mfa_required && !user.mfa_enabled {
+            return refuse(
+                "Usher asks everyone for two-factor authentication. Set it up in Usher, then \
+                 open the app again."
+                    .into(),
+                Some(("/settings/mfa", "Set up two-factor authentication")),
             );
         }
         if forward.require_mfa && !user.mfa_enabled {
@@ -251,7 +261,7 @@ impl Usher {
             )
         };
         let target = Target::from_url(url).map_err(|_| not_an_app())?;
-        let apps = self.store.forward_apps().await?;
+        let (apps, _) = self.store.forward_apps().await?;
         let app = find_app(&apps, &target)
             .map(|(app, _)| app.clone())
             .ok_or_else(not_an_app)?;
@@ -388,9 +398,14 @@ fn same_host(host: &str, expected: &str) -> bool {
         .eq_ignore_ascii_case(expected)
 }
 
+/// The base URL's host, when Usher's own cookie is for its whole host (no
+/// path under N8N_PATH, where the cookie's path is that path).
 fn base_host(base_url: &str) -> Option<String> {
     let rest = base_url.split_once("://")?.1;
-    let authority = rest.split(['/', '?', '#']).next()?;
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    if !path.is_empty() {
+        return None;
+    }
     let host = match authority.rsplit_once(':') {
         Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
         _ => authority,

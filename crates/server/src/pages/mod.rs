@@ -335,12 +335,14 @@ struct OnwardPage<'a> {
 /// Where a form's post leads on. Browsers hold every redirect after a
 /// form's post to the page's `form-action 'self'`, so when the way on
 /// leaves Usher (an app's sign-out address) or goes through the
-/// authorization endpoint (which redirects to an app), it is a page that
+/// authorization endpoint or forward authentication's way back (which
+/// redirect to an app), it is a page that
 /// goes there by itself (a `Refresh` header, and a link) instead of a
 /// redirect. Anything else is an ordinary redirect.
 pub fn onward(state: &AppState, target: &str) -> Response {
-    let leaves =
-        !target.starts_with('/') || target.starts_with(&state.path(crate::oidc::AUTHORIZE));
+    let leaves = !target.starts_with('/')
+        || target.starts_with(&state.path(crate::oidc::AUTHORIZE))
+        || target.starts_with(&state.path(crate::forward_auth::CONTINUE));
     let refresh = axum::http::HeaderValue::from_str(&format!("0; url={target}"));
     match refresh {
         Ok(refresh) if leaves => {

@@ -875,6 +875,69 @@ async fn a_person_signs_into_an_app_through_usher_with_two_factor() -> TestResul
     Ok(())
 }
 
+/// A person opens a tool behind Caddy on a host of its own: Caddy asks
+/// Usher, Usher's sign-in page appears, and after signing in the browser is
+/// back at the tool, which hears who it is; signing out of Usher signs out
+/// of the tool.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_signs_in_through_caddy_to_a_tool_and_back() -> TestResult {
+    use crate::forward_auth::{Kind, Proxy, Upstream};
+    let server = TestServer::start(Db::Sqlite).await;
+    let owner = server.owner().await;
+    let created = owner
+        .post(server.at("/rest/apps"))
+        .json(&json!({
+            "name": "Wiki",
+            "launchUrl": "http://app.usher.test/",
+            "access": "everyone",
+            "forwardAuth": {"hosts": ["app.usher.test"]},
+        }))
+        .send()
+        .await?;
+    assert!(created.status().is_success());
+    let usher: u16 = server.url.rsplit(':').next().unwrap_or_default().parse()?;
+    let upstream = Upstream::start().await;
+    let caddy = Proxy::start(Kind::Caddy, usher, upstream.port).await;
+    let mut browser = Browser::open_with(
+        "forward_auth",
+        &["--host-resolver-rules=MAP app.usher.test 127.0.0.1".to_owned()],
+    )
+    .await?;
+    let tool = caddy.at("app.usher.test", "/notes?page=2");
+    browser.goto(&tool).await?;
+    browser.appears("#signin-form").await?;
+    assert_eq!(browser.path().await?, "/signin");
+    browser.shoot("tool-sends-to-sign-in").await?;
+    browser.fill_sign_in(OWNER_EMAIL, OWNER_PASSWORD).await?;
+    // Back at the tool, at the page asked for, as the owner.
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let source = browser.client.source().await?;
+        if source.contains(&format!("\"remote-user\":\"{OWNER_EMAIL}\"")) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the tool did not hear who it is: {source}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let url = browser.client.current_url().await?;
+    assert_eq!(url.host_str(), Some("app.usher.test"));
+    assert_eq!(url.path(), "/notes");
+    // (No screenshot here: `shoot` checks accessibility, and this is the
+    // test's echoing tool, not a page of Usher's.)
+    assert_eq!(url.query(), Some("page=2"));
+    // Signed out of Usher: the tool sends the browser to sign in again.
+    browser.goto(&server.at("/")).await?;
+    browser.sign_out().await?;
+    browser.goto(&tool).await?;
+    browser.appears("#signin-form").await?;
+    drop(caddy);
+    browser.finish(server).await?;
+    Ok(())
+}
+
 /// The workflows table's row for the workflow `name`.
 /// Another website's page posts a form to Usher in the signed-in owner's
 /// browser: Usher refuses it, and nothing changes.
@@ -1192,10 +1255,15 @@ struct Browser {
 impl Browser {
     /// Starts everything; screenshots go to `target/screenshots/{shots}/`.
     async fn open(shots: &str) -> Outcome<Self> {
+        Self::open_with(shots, &[]).await
+    }
+
+    /// As [`Self::open`], with more Chromium arguments.
+    async fn open_with(shots: &str, args: &[String]) -> Outcome<Self> {
         let camera = Camera::new(shots)?;
         let driver = ChromeDriver::start().await;
         let profile = tempfile::tempdir()?;
-        let client = driver.browser(profile.path()).await;
+        let client = driver.browser(profile.path(), args).await;
         Ok(Self {
             client,
             camera,
@@ -1554,8 +1622,8 @@ impl ChromeDriver {
     }
 
     /// A fresh headless Chromium with its profile in `profile`.
-    async fn browser(&self, profile: &Path) -> Client {
-        let options = json!({
+    async fn browser(&self, profile: &Path, extra: &[String]) -> Client {
+        let mut options = json!({
             "binary": CHROMIUM,
             "args": [
                 "--headless",
@@ -1572,6 +1640,9 @@ impl ChromeDriver {
                 format!("--user-data-dir={}", profile.display()),
             ],
         });
+        if let Some(args) = options["args"].as_array_mut() {
+            args.extend(extra.iter().map(|a| json!(a)));
+        }
         let mut capabilities = serde_json::Map::new();
         capabilities.insert("browserName".into(), json!("chrome"));
         capabilities.insert("goog:chromeOptions".into(), options);

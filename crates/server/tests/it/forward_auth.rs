@@ -217,7 +217,9 @@ impl Proxy {
                 .stderr(log)
                 .process_group(0)
                 .spawn()
-                .unwrap_or_else(|e| panic!("cannot start {program} ({e}). Install it with: {INSTALL}"))
+                .unwrap_or_else(|e| {
+                    panic!("cannot start {program} ({e}). Install it with: {INSTALL}")
+                })
         };
         let mut proxy = Self {
             kind,
@@ -237,7 +239,10 @@ impl Proxy {
                     .unwrap_or_default();
                 let errors = std::fs::read_to_string(self._folder.path().join("error.log"))
                     .unwrap_or_default();
-                panic!("{:?} stopped at once ({exit}):\n{output}\n{errors}", self.kind);
+                panic!(
+                    "{:?} stopped at once ({exit}):\n{output}\n{errors}",
+                    self.kind
+                );
             }
             if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
                 .await
@@ -300,7 +305,10 @@ impl Door {
                 .unwrap_or_else(|e| panic!("{e}")),
         )
         .await;
-        let project_id = project["data"]["id"].as_str().unwrap_or_default().to_owned();
+        let project_id = project["data"]["id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
         let added = owner
             .post(server.at(&format!("/rest/projects/{project_id}/members")))
             .json(&json!({"userId": member.id.to_string(), "role": "project:viewer"}))
@@ -404,7 +412,11 @@ async fn sign_in_through(
     password: &str,
 ) -> reqwest::Response {
     let first = get(client, url, &[]).await;
-    assert_eq!(first.status(), StatusCode::FOUND, "{url} did not lead to sign-in");
+    assert_eq!(
+        first.status(),
+        StatusCode::FOUND,
+        "{url} did not lead to sign-in"
+    );
     let start = next_url(&first);
     assert!(start.contains("/.usher/start?rd="), "{start}");
     let to_usher = get(client, &start, &[]).await;
@@ -429,7 +441,11 @@ async fn sign_in_through(
 }
 
 async fn echoed(response: reqwest::Response) -> Value {
-    assert_eq!(response.status(), StatusCode::OK, "not through to the upstream");
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "not through to the upstream"
+    );
     response.json().await.unwrap_or_else(|e| panic!("{e}"))
 }
 
@@ -442,6 +458,7 @@ crate::on_both_databases!(
     signing_out_of_usher_signs_out_of_the_app_on_every_instance,
     a_person_removed_mid_session_is_refused_at_once,
     return_addresses_and_codes_cannot_be_bent,
+    with_a_cookie_domain_the_one_session_cookie_opens_apps_under_it,
 );
 
 async fn a_member_reaches_the_tool_as_themselves_and_forged_headers_do_not(db: Db) -> TestResult {
@@ -449,7 +466,8 @@ async fn a_member_reaches_the_tool_as_themselves_and_forged_headers_do_not(db: D
     for proxy in &door.proxies {
         let (client, _) = browser_client();
         let page = proxy.at("app.usher.test", "/notes?x=1");
-        let answer = echoed(sign_in_through(&door.server, &client, &page, MEMBER, PASSWORD).await).await;
+        let answer =
+            echoed(sign_in_through(&door.server, &client, &page, MEMBER, PASSWORD).await).await;
         assert_eq!(answer["uri"], "/notes?x=1", "{:?}", proxy.kind);
         let headers = &answer["headers"];
         assert_eq!(headers["remote-user"], MEMBER, "{:?}: {answer}", proxy.kind);
@@ -525,7 +543,11 @@ async fn someone_without_access_or_below_the_least_role_is_refused_with_a_page(
         let refused = sign_in_through(&door.server, &client, &page, STRANGER, PASSWORD).await;
         assert_eq!(refused.status(), StatusCode::FORBIDDEN, "{:?}", proxy.kind);
         let text = refused.text().await?;
-        assert!(text.contains("Not allowed into Wiki"), "{:?}: {text}", proxy.kind);
+        assert!(
+            text.contains("Not allowed into Wiki"),
+            "{:?}: {text}",
+            proxy.kind
+        );
         assert!(text.contains("You have no access to Wiki"), "{text}");
         assert!(text.contains(OWNER_EMAIL), "who to ask: {text}");
     }
@@ -573,7 +595,11 @@ async fn two_factor_is_asked_for_where_the_app_requires_it(db: Db) -> TestResult
     )
     .await;
     assert_eq!(vault["data"]["forwardAuth"]["requireMfa"], true, "{vault}");
-    assert_eq!(vault["data"]["redirectUris"], json!([]), "forward auth alone");
+    assert_eq!(
+        vault["data"]["redirectUris"],
+        json!([]),
+        "forward auth alone"
+    );
     // Without two-factor: told to set it up, through either proxy.
     let mut clients = Vec::new();
     for proxy in &door.proxies {
@@ -583,7 +609,10 @@ async fn two_factor_is_asked_for_where_the_app_requires_it(db: Db) -> TestResult
             sign_in_through(&door.server, &client, &page, OWNER_EMAIL, OWNER_PASSWORD).await;
         assert_eq!(refused.status(), StatusCode::FORBIDDEN, "{:?}", proxy.kind);
         let text = refused.text().await?;
-        assert!(text.contains("Vault asks for two-factor authentication. Set it up"), "{text}");
+        assert!(
+            text.contains("Vault asks for two-factor authentication. Set it up"),
+            "{text}"
+        );
         assert!(text.contains("/settings/mfa"), "{text}");
         clients.push((client, page));
     }
@@ -643,7 +672,10 @@ async fn public_paths_open_without_sign_in_and_without_anyones_name(db: Db) -> T
             get(
                 &client,
                 &proxy.at("app.usher.test", "/api/health/db"),
-                &[("Remote-User", "owner@example.com"), ("Remote-Role", "Admin")],
+                &[
+                    ("Remote-User", "owner@example.com"),
+                    ("Remote-Role", "Admin"),
+                ],
             )
             .await,
         )
@@ -658,9 +690,18 @@ async fn public_paths_open_without_sign_in_and_without_anyones_name(db: Db) -> T
             );
         }
         // A path made to look public is not.
-        for sneaky in ["/api/health/../admin", "/api/health/%2e%2e/admin", "/api/healthz"] {
+        for sneaky in [
+            "/api/health/../admin",
+            "/api/health/%2e%2e/admin",
+            "/api/healthz",
+        ] {
             let response = get(&client, &proxy.at("app.usher.test", sneaky), &[]).await;
-            assert_ne!(response.status(), StatusCode::OK, "{:?} {sneaky}", proxy.kind);
+            assert_ne!(
+                response.status(),
+                StatusCode::OK,
+                "{:?} {sneaky}",
+                proxy.kind
+            );
         }
     }
     Ok(())
@@ -686,7 +727,10 @@ async fn signing_out_of_usher_signs_out_of_the_app_on_every_instance(db: Db) -> 
         reqwest::Client::new()
             .get(server.at("/api/authz/forward-auth"))
             .header("x-forwarded-proto", "http")
-            .header("x-forwarded-host", format!("app.usher.test:{}", door.proxies[0].port))
+            .header(
+                "x-forwarded-host",
+                format!("app.usher.test:{}", door.proxies[0].port),
+            )
             .header("x-forwarded-uri", "/")
             .header("cookie", cookies.clone())
             .send()
@@ -772,7 +816,10 @@ async fn return_addresses_and_codes_cannot_be_bent(db: Db) -> TestResult {
     }
     // Signed in to Usher, continue leads only to apps' hosts.
     let owner = &door.owner;
-    for rd in ["http://evil.example/", "http://app.usher.test@evil.example/"] {
+    for rd in [
+        "http://evil.example/",
+        "http://app.usher.test@evil.example/",
+    ] {
         let response = owner
             .get(door.server.at(&format!(
                 "/forward-auth/continue?rd={}&state={}",
@@ -801,7 +848,12 @@ async fn return_addresses_and_codes_cannot_be_bent(db: Db) -> TestResult {
     assert_eq!(stolen.status(), StatusCode::BAD_REQUEST);
     let replay = get(&client, &callback, &[]).await;
     assert_eq!(replay.status(), StatusCode::BAD_REQUEST);
-    assert!(replay.text().await?.contains("has been used or has expired"));
+    assert!(
+        replay
+            .text()
+            .await?
+            .contains("has been used or has expired")
+    );
     Ok(())
 }
 
@@ -815,4 +867,84 @@ fn urlencode(text: &str) -> String {
             }
         })
         .collect()
+}
+
+async fn with_a_cookie_domain_the_one_session_cookie_opens_apps_under_it(db: Db) -> TestResult {
+    let server = TestServer::start_with(
+        db,
+        &[
+            ("N8N_EDITOR_BASE_URL", "http://auth.usher.test"),
+            ("N8N_AUTH_COOKIE_DOMAIN", "usher.test"),
+        ],
+    )
+    .await;
+    // The owner's client keeps no cookie for 127.0.0.1 (it is for
+    // usher.test): the test sends it by hand.
+    server.owner().await;
+    // The session cookie is for the whole domain.
+    let response = login(&server.client(), &server, OWNER_EMAIL, OWNER_PASSWORD).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let set_cookie = response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("n8n-auth="))
+        .unwrap_or_default()
+        .to_owned();
+    assert!(set_cookie.contains("Domain=usher.test"), "{set_cookie}");
+    assert!(
+        set_cookie.contains("Path=/;") || set_cookie.ends_with("Path=/"),
+        "{set_cookie}"
+    );
+    let cookie = set_cookie.split(';').next().unwrap_or_default().to_owned();
+    let created = reqwest::Client::new()
+        .post(server.at("/rest/apps"))
+        .header("cookie", cookie.clone())
+        .json(&json!({
+            "name": "Wiki",
+            "launchUrl": "http://app.usher.test/",
+            "access": "everyone",
+            "forwardAuth": {"hosts": ["app.usher.test"]},
+        }))
+        .send()
+        .await?;
+    assert_eq!(created.status(), StatusCode::OK);
+    let plain = Client::builder().redirect(Policy::none()).build()?;
+    let ask = |cookie: Option<&str>| {
+        let mut request = plain
+            .get(server.at("/api/authz/forward-auth"))
+            .header("accept", HTML)
+            .header("x-forwarded-proto", "http")
+            .header("x-forwarded-host", "app.usher.test")
+            .header("x-forwarded-uri", "/x?y=1");
+        if let Some(cookie) = cookie {
+            request = request.header("cookie", cookie.to_owned());
+        }
+        request.send()
+    };
+    let allowed = ask(Some(&cookie)).await?;
+    assert_eq!(allowed.status(), StatusCode::OK);
+    assert_eq!(allowed.headers()["remote-user"], OWNER_EMAIL);
+    assert_eq!(allowed.headers()["remote-name"], "Olive Owner");
+    assert_eq!(allowed.headers()["remote-role"], "Basic");
+    // Not signed in: straight to Usher's sign-in, and from there straight back.
+    let signed_out = ask(None).await?;
+    assert_eq!(signed_out.status(), StatusCode::FOUND);
+    let sign_in = location(&signed_out);
+    let back = "/forward-auth/continue?rd=http%3A%2F%2Fapp.usher.test%2Fx%3Fy%3D1";
+    assert_eq!(
+        sign_in,
+        format!("http://auth.usher.test/signin?redirect={}", urlencode(back))
+    );
+    let continued = reqwest::Client::builder()
+        .redirect(Policy::none())
+        .build()?
+        .get(server.at(back))
+        .header("cookie", cookie)
+        .send()
+        .await?;
+    assert_eq!(continued.status(), StatusCode::FOUND);
+    assert_eq!(location(&continued), "http://app.usher.test/x?y=1");
+    Ok(())
 }

@@ -58,6 +58,9 @@ CREATE TRIGGER app_projects_auth_changed
 CREATE TRIGGER projects_auth_changed
     AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON projects
     FOR EACH STATEMENT EXECUTE FUNCTION usher_auth_changed();
+CREATE TRIGGER settings_auth_changed
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON settings
+    FOR EACH STATEMENT EXECUTE FUNCTION usher_auth_changed();
 CREATE TRIGGER project_members_auth_changed
     AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON project_members
     FOR EACH STATEMENT EXECUTE FUNCTION usher_auth_changed();

@@ -1,0 +1,14 @@
+-- wrk script: GET /api/authz/forward-auth as Caddy's forward_auth asks it,
+-- for a signed-in person with access to the app (the allowed answer, which
+-- Usher gives from memory).
+local cookie = os.getenv("USHER_BENCH_COOKIE")
+request = function()
+  return wrk.format("GET", "/api/authz/forward-auth", {
+    ["Cookie"] = cookie,
+    ["Accept"] = "text/html",
+    ["X-Forwarded-Method"] = "GET",
+    ["X-Forwarded-Proto"] = "https",
+    ["X-Forwarded-Host"] = "wiki.bench.example",
+    ["X-Forwarded-Uri"] = "/dashboard?panel=3",
+  })
+end
