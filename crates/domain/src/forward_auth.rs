@@ -165,7 +165,7 @@ impl ForwardAuth {
         }
         self.public_paths = paths;
         self.min_role = self.min_role.trim().to_owned();
-        if !roles.iter().any(|r| *r == self.min_role) {
+        if !roles.contains(&self.min_role) {
             return Err(Error::field(
                 "forwardAuth",
                 format!(
