@@ -459,6 +459,7 @@ crate::on_both_databases!(
     a_person_removed_mid_session_is_refused_at_once,
     return_addresses_and_codes_cannot_be_bent,
     with_a_cookie_domain_the_one_session_cookie_opens_apps_under_it,
+    the_owners_two_factor_requirement_holds_at_every_door_at_once,
 );
 
 async fn a_member_reaches_the_tool_as_themselves_and_forged_headers_do_not(db: Db) -> TestResult {
@@ -946,5 +947,38 @@ async fn with_a_cookie_domain_the_one_session_cookie_opens_apps_under_it(db: Db)
         .await?;
     assert_eq!(continued.status(), StatusCode::FOUND);
     assert_eq!(location(&continued), "http://app.usher.test/x?y=1");
+    Ok(())
+}
+
+async fn the_owners_two_factor_requirement_holds_at_every_door_at_once(db: Db) -> TestResult {
+    let door = Door::open(db).await;
+    let mut clients = Vec::new();
+    for proxy in &door.proxies {
+        let (client, _) = browser_client();
+        let page = proxy.at("app.usher.test", "/");
+        echoed(sign_in_through(&door.server, &client, &page, MEMBER, PASSWORD).await).await;
+        clients.push((client, page));
+    }
+    let enforced = door
+        .owner
+        .post(door.server.at("/rest/mfa/enforce-mfa"))
+        .json(&json!({"enforce": true}))
+        .send()
+        .await?;
+    assert_eq!(
+        enforced.status(),
+        StatusCode::OK,
+        "{}",
+        body(enforced).await
+    );
+    for (client, page) in &clients {
+        let refused = get(client, page, &[]).await;
+        assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+        let text = refused.text().await?;
+        assert!(
+            text.contains("Usher asks everyone for two-factor authentication"),
+            "{text}"
+        );
+    }
     Ok(())
 }
