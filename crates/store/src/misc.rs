@@ -52,18 +52,21 @@ impl GuardStore for SqlStore {
             "DELETE FROM rate_limits WHERE expires_at <= $1",
             "DELETE FROM forward_auth_codes WHERE expires_at <= $1",
             "DELETE FROM login_challenges WHERE expires_at <= $1",
-            "DELETE FROM oidc_grants WHERE expires_at <= $1",
-            "DELETE FROM oidc_tokens WHERE expires_at <= $1",
             "DELETE FROM oidc_codes WHERE expires_at <= $1 AND used_at IS NULL",
         ] {
             self.execute(Sql::new(sql).bind(now)).await?;
         }
-        // Sessions go through the write guard (forward auth keeps them in
-        // memory); their host sessions go with them.
+        // Sessions, grants and tokens go through the write guard (the
+        // cache holds them); their host sessions, codes and tokens go with
+        // them.
         let mut write = self.auth_write().await?;
-        write
-            .execute(Sql::new("DELETE FROM sessions WHERE expires_at <= $1").bind(now))
-            .await?;
+        for sql in [
+            "DELETE FROM sessions WHERE expires_at <= $1",
+            "DELETE FROM oidc_grants WHERE expires_at <= $1",
+            "DELETE FROM oidc_tokens WHERE expires_at <= $1",
+        ] {
+            write.execute(Sql::new(sql).bind(now)).await?;
+        }
         write.commit().await
     }
 }
