@@ -29,7 +29,7 @@ use crate::{
     cache::Lookup,
     rows::{user_id, uuid},
     sql::Sql,
-    write::Statements,
+    write::{AuthWrite, Statements},
 };
 
 /// Revokes the grants of one app whose role is no longer the holder's.
@@ -69,7 +69,7 @@ const REVOKE_LAPSED: &str = "DELETE FROM oidc_grants \
 /// Runs the revocation that follows a change to a project's members or a
 /// project's deletion, in the transaction of that change.
 pub(crate) async fn revoke_lapsed_of_user(
-    write: &mut impl Statements,
+    write: &mut AuthWrite,
     user: UserId,
 ) -> StoreResult<()> {
     write
@@ -78,7 +78,7 @@ pub(crate) async fn revoke_lapsed_of_user(
         .map(drop)
 }
 
-pub(crate) async fn revoke_lapsed(write: &mut impl Statements) -> StoreResult<()> {
+pub(crate) async fn revoke_lapsed(write: &mut AuthWrite) -> StoreResult<()> {
     write.execute(Sql::new(REVOKE_LAPSED)).await.map(drop)
 }
 
@@ -312,7 +312,7 @@ impl SqlStore {
 }
 
 /// Writes the app's access rows (after they were deleted).
-async fn write_access(write: &mut impl Statements, app: &App) -> StoreResult<()> {
+async fn write_access(write: &mut AuthWrite, app: &App) -> StoreResult<()> {
     for (user, role) in &app.access.users {
         write
             .execute(
