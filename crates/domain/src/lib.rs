@@ -6,6 +6,7 @@
 //! - [`token`]: random secrets that are stored only as hashes;
 //! - [`resources`]: projects, workflows, credentials and tags;
 //! - [`apps`]: apps people sign into through Usher (OpenID Connect);
+//! - [`ldap`]: the company directory's settings and port;
 //! - [`store`]: the storage port the database crates implement;
 //! - [`mail`]: the mail port the server implements with SMTP;
 //! - [`service`]: the use cases (set-up, sign-in, sessions, personal settings)
@@ -15,6 +16,7 @@ pub mod apps;
 pub mod cipher;
 pub mod clock;
 pub mod error;
+pub mod ldap;
 pub mod mail;
 pub mod model;
 pub mod password;

@@ -14,6 +14,7 @@ mod error;
 mod extract;
 mod health;
 mod input;
+mod ldap;
 mod mail;
 mod oidc;
 mod pages;
@@ -136,7 +137,9 @@ pub async fn build_on(
         .prepare()
         .await
         .map_err(|e| StartError::Other(format!("database: {e}")))?;
-    let usher = usher.with_cipher(&encryption_key);
+    let usher = usher
+        .with_cipher(&encryption_key)
+        .with_directory(ldap::directory());
     usher
         .check_encryption_key(&encryption_key)
         .await

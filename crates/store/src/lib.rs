@@ -25,6 +25,7 @@ mod cache;
 pub mod config;
 mod files;
 mod invitations;
+mod ldap;
 mod mfa;
 mod misc;
 mod postgres;
