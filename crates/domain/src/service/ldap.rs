@@ -121,6 +121,24 @@ impl Usher {
         let stored = self.stored_ldap().await?;
         let mut config = input.trimmed();
         config.check(&|filter| self.directory.filter_ok(filter))?;
+        // The saved password goes only where it went before: sending it to
+        // another server or account (or accepting any certificate) needs it
+        // typed again, so that changing the address cannot collect it.
+        let moved = config.connection_url != stored.connection_url
+            || config.connection_port != stored.connection_port
+            || config.connection_security != stored.connection_security
+            || (config.allow_unauthorized_certs && !stored.allow_unauthorized_certs)
+            || config.binding_admin_dn != stored.binding_admin_dn;
+        if config.binding_admin_password == PASSWORD_PLACEHOLDER
+            && moved
+            && !stored.binding_admin_password.is_empty()
+        {
+            return Err(Error::field(
+                "bindingAdminPassword",
+                "Enter the binding admin password again: the server, the security or the \
+                 account it is sent to changed, and the saved one goes only where it went before.",
+            ));
+        }
         config.binding_admin_password = if config.binding_admin_password == PASSWORD_PLACEHOLDER {
             stored.binding_admin_password.clone()
         } else if config.binding_admin_password.is_empty() {
@@ -426,13 +444,9 @@ impl Usher {
     /// `POST /rest/ldap/sync`: one run now, on whichever instance is asked,
     /// unless one is running. A run that fails is recorded, and its reason
     /// is the answer.
-    pub async fn sync_ldap(
-        &self,
-        actor: &Actor,
-        mode: SyncMode,
-        origin: &Origin,
-    ) -> Result<SyncRun> {
+    pub async fn sync_ldap(&self, actor: &Actor, kind: &str, origin: &Origin) -> Result<SyncRun> {
         actor.user.role.require_user_manager()?;
+        let mode = SyncMode::parse(kind)?;
         let connection = self.saved_connection().await?;
         let lease_until = self.now() + lease_length(&connection.config);
         if !self

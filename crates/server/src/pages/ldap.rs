@@ -325,9 +325,13 @@ async fn view_ldap_sync(
     ClientOrigin(origin): ClientOrigin,
     axum::Form(input): axum::Form<SyncForm>,
 ) -> Result {
-    let mode = SyncMode::parse(&input.kind)?;
-    match state.usher().sync_ldap(&page.actor, mode, &origin).await {
+    match state
+        .usher()
+        .sync_ldap(&page.actor, &input.kind, &origin)
+        .await
+    {
         Ok(run) => {
+            let mode = SyncMode::parse(&run.run_mode).unwrap_or(SyncMode::Live);
             let what = match mode {
                 SyncMode::Dry => format!(
                     "Dry run, nothing changed: {} would be added, {} updated and {} disabled ({} entries in the directory).",
@@ -345,7 +349,7 @@ async fn view_ldap_sync(
             };
             Ok(done(&state, "/settings/ldap", notice, ()))
         }
-        Err(error @ (Error::Invalid(_) | Error::Conflict(_))) => {
+        Err(error @ (Error::Invalid(_) | Error::InvalidField { .. } | Error::Conflict(_))) => {
             render(&state, page, Shown::refused(error)).await
         }
         Err(other) => Err(other.into()),

@@ -17,9 +17,7 @@ use axum::{
 };
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
-use usher_domain::{
-    Error, clock::rfc3339, ldap::LdapConfig, service::ldap::SyncMode, store::SyncRun,
-};
+use usher_domain::{Error, clock::rfc3339, ldap::LdapConfig, store::SyncRun};
 
 use super::{Data, data};
 use crate::{
@@ -135,8 +133,11 @@ async fn test_connection(
     Ok(data(json!({"success": true})))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 struct SyncBody {
+    /// Checked by the service, after who may ask (so a member is told 403
+    /// whatever the body).
     #[serde(rename = "type")]
     kind: String,
 }
@@ -147,8 +148,7 @@ async fn sync(
     ClientOrigin(origin): ClientOrigin,
     Json(body): Json<SyncBody>,
 ) -> Result<Json<Data<Value>>> {
-    let mode = SyncMode::parse(&body.kind)?;
-    let run = state.usher().sync_ldap(&actor, mode, &origin).await?;
+    let run = state.usher().sync_ldap(&actor, &body.kind, &origin).await?;
     Ok(data(run_json(&run)))
 }
 

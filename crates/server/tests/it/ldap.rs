@@ -139,6 +139,25 @@ async fn settings_are_checked_saved_and_the_password_never_shown(db: Db) -> Test
     let kept = put_settings(&server, &owner, &read["data"]).await;
     assert_eq!(kept.status(), StatusCode::OK);
     assert_eq!(test_connection(&server, &owner).await.0, StatusCode::OK);
+    // The saved password is not sent to another server without being typed
+    // again (whoever changes the address must know it).
+    for (field, value) in [
+        ("connectionUrl", json!("ldap.attacker.example")),
+        ("connectionPort", json!(3890)),
+        ("allowUnauthorizedCerts", json!(true)),
+    ] {
+        let mut elsewhere = read["data"].clone();
+        elsewhere[field] = value;
+        let answer = body(put_settings(&server, &owner, &elsewhere).await).await;
+        assert_eq!(answer["code"], 400, "{field}");
+        assert!(
+            answer["message"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("Enter the binding admin password again"),
+            "{field}: {answer}"
+        );
+    }
     // Without a password, a binding DN would be an unauthenticated bind.
     let mut empty = settings(&directory);
     empty["bindingAdminPassword"] = json!("");

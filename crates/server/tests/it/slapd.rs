@@ -6,8 +6,9 @@
 //! make them. `scripts/test` installs both packages.
 //!
 //! The server is set up to accept unauthenticated binds (`allow
-//! bind_anon_cred`), as Active Directory does, so that a test of "an empty
-//! password is refused" fails if Usher ever sends one.
+//! bind_anon_dn`: a DN with an empty password binds, anonymously), as
+//! Active Directory does, so that a test of "an empty password is refused"
+//! fails if Usher ever sends one.
 
 use std::{
     io::Write as _,
@@ -106,7 +107,7 @@ impl Slapd {
              modulepath /usr/lib/ldap\n\
              moduleload back_mdb\n\
              pidfile {dir}/slapd.pid\n\
-             allow bind_anon_cred\n\
+             allow bind_anon_dn\n\
              TLSCertificateFile {dir}/cert.pem\n\
              TLSCertificateKeyFile {dir}/key.pem\n\
              database mdb\n\
