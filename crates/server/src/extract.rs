@@ -192,8 +192,9 @@ impl Hold {
             ApiError::new(StatusCode::FORBIDDEN, message)
                 .with_hint(hint)
                 .into_response()
-        } else if matches!(self, Self::PasswordChange) && path == crate::oidc::AUTHORIZE {
-            // An app's sign-in goes on once the password is chosen.
+        } else if path == crate::oidc::AUTHORIZE {
+            // An app's sign-in goes on once the password is chosen or
+            // two-factor is set up.
             let back = uri.path_and_query().map_or(path, |p| p.as_str());
             let page = format!(
                 "{page}?redirect={}",

@@ -420,8 +420,13 @@ async fn view_authorize_get(
             Redirect::to(&with_query(&redirect_uri, &pairs)).into_response()
         }
         Authorize::SignIn { .. } => {
-            Redirect::to(&state.path(&format!("/signin?redirect={}", percent_encode(&here, b"/"))))
-                .into_response()
+            let mut signin = format!("/signin?redirect={}", percent_encode(&here, b"/"));
+            // `login_hint`: the app knows who is signing in; the form starts
+            // with their address (they may change it).
+            if let Some(hint) = request.login_hint.as_deref().filter(|h| h.len() <= 320) {
+                signin.push_str(&format!("&email={}", percent_encode(hint, b"")));
+            }
+            Redirect::to(&state.path(&signin)).into_response()
         }
         Authorize::SignInAgain { app } => confirm::ask(
             page.layout,
@@ -453,13 +458,13 @@ async fn view_authorize_get(
                 error: ApiError::new(
                     StatusCode::FORBIDDEN,
                     format!(
-                        "{} requires two-factor authentication. Set it up, then open the app again.",
+                        "{} requires two-factor authentication. Set it up, then go on to the app.",
                         app.name
                     ),
                 ),
                 heading: Some("Two-factor authentication needed".into()),
                 next: Some((
-                    "/settings/mfa".into(),
+                    format!("/settings/mfa?redirect={}", percent_encode(&here, b"/")),
                     "Set up two-factor authentication".into(),
                 )),
             });

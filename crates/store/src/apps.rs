@@ -26,9 +26,10 @@ use usher_domain::{
 
 use crate::{
     SqlStore,
+    cache::Lookup,
     rows::{user_id, uuid},
     sql::Sql,
-    write::Write,
+    write::{AuthWrite, Statements},
 };
 
 /// Revokes the grants of one app whose role is no longer the holder's.
@@ -67,14 +68,14 @@ const REVOKE_LAPSED: &str = "DELETE FROM oidc_grants \
 
 /// Runs the revocation that follows a change to a project's members or a
 /// project's deletion, in the transaction of that change.
-pub(crate) async fn revoke_lapsed_of_user(write: &mut Write, user: UserId) -> StoreResult<()> {
+pub(crate) async fn revoke_lapsed_of_user(write: &mut AuthWrite, user: UserId) -> StoreResult<()> {
     write
         .execute(Sql::new(REVOKE_LAPSED_OF_USER).bind(user))
         .await
         .map(drop)
 }
 
-pub(crate) async fn revoke_lapsed(write: &mut Write) -> StoreResult<()> {
+pub(crate) async fn revoke_lapsed(write: &mut AuthWrite) -> StoreResult<()> {
     write.execute(Sql::new(REVOKE_LAPSED)).await.map(drop)
 }
 
@@ -271,7 +272,7 @@ impl SqlStore {
 }
 
 /// Writes the app's access rows (after they were deleted).
-async fn write_access(write: &mut Write, app: &App) -> StoreResult<()> {
+async fn write_access(write: &mut impl Statements, app: &App) -> StoreResult<()> {
     for (user, role) in &app.access.users {
         write
             .execute(
@@ -348,7 +349,8 @@ impl AppStore for SqlStore {
     }
 
     async fn update_app(&self, app: &App) -> StoreResult<bool> {
-        let mut write = self.write().await?;
+        // Revokes lapsed grants: a change the cache of tokens must hear of.
+        let mut write = self.auth_write().await?;
         let changed = write
             .execute(
                 Sql::new(
@@ -404,9 +406,11 @@ impl AppStore for SqlStore {
 
     async fn delete_app(&self, id: AppId) -> StoreResult<bool> {
         // Access rows, grants, codes, tokens and consents go with it.
-        let deleted = self
+        let mut write = self.auth_write().await?;
+        let deleted = write
             .execute(Sql::new("DELETE FROM apps WHERE id = $1").bind(id.0))
             .await?;
+        write.commit().await?;
         Ok(deleted > 0)
     }
 
@@ -491,7 +495,7 @@ fn token_kind(text: &str) -> StoreResult<TokenKind> {
     }
 }
 
-async fn insert_tokens(write: &mut Write, tokens: &[OidcToken]) -> StoreResult<()> {
+async fn insert_tokens(write: &mut impl Statements, tokens: &[OidcToken]) -> StoreResult<()> {
     for token in tokens {
         write
             .execute(
@@ -508,6 +512,32 @@ async fn insert_tokens(write: &mut Write, tokens: &[OidcToken]) -> StoreResult<(
             .await?;
     }
     Ok(())
+}
+
+impl SqlStore {
+    /// A token and its grant, from the database.
+    async fn read_token(&self, token_hash: &str) -> StoreResult<Option<(OidcToken, OidcGrant)>> {
+        let row: Option<TokenRow> = self
+            .fetch_optional(
+                Sql::new(
+                    "SELECT t.token_hash, t.grant_id, t.kind, t.created_at AS t_created_at, \
+                     t.expires_at AS t_expires_at, t.used_at, g.* FROM oidc_tokens t \
+                     JOIN oidc_grants g ON g.id = t.grant_id WHERE t.token_hash = $1",
+                )
+                .bind(token_hash),
+            )
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let token = OidcToken {
+            token_hash: row.token_hash,
+            grant_id: uuid(&row.grant_id, "grant")?,
+            kind: token_kind(&row.kind)?,
+            created_at: row.t_created_at,
+            expires_at: row.t_expires_at,
+            used_at: row.used_at,
+        };
+        Ok(Some((token, OidcGrant::try_from(row.grant)?)))
+    }
 }
 
 #[async_trait]
@@ -660,7 +690,8 @@ impl OidcStore for SqlStore {
         now: Millis,
         tokens: &[OidcToken],
     ) -> StoreResult<bool> {
-        let mut write = self.write().await?;
+        // Marks a token used: the cache of tokens must hear of it.
+        let mut write = self.auth_write().await?;
         let used = write
             .execute(
                 Sql::new(
@@ -680,38 +711,34 @@ impl OidcStore for SqlStore {
     }
 
     async fn token(&self, token_hash: &str) -> StoreResult<Option<(OidcToken, OidcGrant)>> {
-        let row: Option<TokenRow> = self
-            .fetch_optional(
-                Sql::new(
-                    "SELECT t.token_hash, t.grant_id, t.kind, t.created_at AS t_created_at, \
-                     t.expires_at AS t_expires_at, t.used_at, g.* FROM oidc_tokens t \
-                     JOIN oidc_grants g ON g.id = t.grant_id WHERE t.token_hash = $1",
-                )
-                .bind(token_hash),
-            )
-            .await?;
-        let Some(row) = row else { return Ok(None) };
-        let token = OidcToken {
-            token_hash: row.token_hash,
-            grant_id: uuid(&row.grant_id, "grant")?,
-            kind: token_kind(&row.kind)?,
-            created_at: row.t_created_at,
-            expires_at: row.t_expires_at,
-            used_at: row.used_at,
-        };
-        Ok(Some((token, OidcGrant::try_from(row.grant)?)))
+        // From memory when the cache holds it (crate::cache): UserInfo runs
+        // on every request of some apps.
+        self.db.before_cached_read().await?;
+        let lookup = self.cache.token(token_hash);
+        if let Lookup::Hit(found) = lookup {
+            return Ok(Some(found));
+        }
+        let found = self.read_token(token_hash).await?;
+        if let (Lookup::Miss(generation), Some((token, grant))) = (lookup, &found) {
+            self.cache.keep_token(generation, token, grant);
+        }
+        Ok(found)
     }
 
     async fn delete_token(&self, token_hash: &str) -> StoreResult<()> {
-        self.execute(Sql::new("DELETE FROM oidc_tokens WHERE token_hash = $1").bind(token_hash))
-            .await
-            .map(drop)
+        let mut write = self.auth_write().await?;
+        write
+            .execute(Sql::new("DELETE FROM oidc_tokens WHERE token_hash = $1").bind(token_hash))
+            .await?;
+        write.commit().await
     }
 
     async fn revoke_grant(&self, id: uuid::Uuid) -> StoreResult<()> {
-        self.execute(Sql::new("DELETE FROM oidc_grants WHERE id = $1").bind(id))
-            .await
-            .map(drop)
+        let mut write = self.auth_write().await?;
+        write
+            .execute(Sql::new("DELETE FROM oidc_grants WHERE id = $1").bind(id))
+            .await?;
+        write.commit().await
     }
 
     async fn consent(&self, app: AppId, user: UserId) -> StoreResult<Option<String>> {

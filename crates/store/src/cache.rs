@@ -1,5 +1,5 @@
-//! API keys in use and users, kept in memory, and the one interface by
-//! which each database keeps them true to what is stored.
+//! API keys in use, users and app tokens, kept in memory, and the one
+//! interface by which each database keeps them true to what is stored.
 //!
 //! Every public API request finds its key and the key's user, and most then
 //! read a user; the pages read the signed-in user's record again and again.
@@ -33,7 +33,7 @@ use std::{
 use usher_domain::{
     clock::Millis,
     model::{User, UserId},
-    store::{ApiKey, StoreResult, UserRef},
+    store::{ApiKey, OidcGrant, OidcToken, StoreResult, UserRef},
 };
 
 /// How a database keeps this process's cache true to what is stored.
@@ -79,6 +79,8 @@ struct Entries {
     keys: HashMap<String, Arc<(ApiKey, User)>>,
     users: HashMap<UserId, Arc<User>>,
     emails: HashMap<String, UserId>,
+    /// App tokens by hash, with their grants: UserInfo and introspection.
+    tokens: HashMap<String, Arc<(OidcToken, OidcGrant)>>,
 }
 
 impl Entries {
@@ -96,6 +98,7 @@ impl Entries {
         self.keys.clear();
         self.users.clear();
         self.emails.clear();
+        self.tokens.clear();
     }
 
     fn lookup<T>(&self, find: impl FnOnce(&Self) -> Option<T>) -> Lookup<T> {
@@ -161,6 +164,7 @@ impl AuthCache {
                 keys: HashMap::new(),
                 users: HashMap::new(),
                 emails: HashMap::new(),
+                tokens: HashMap::new(),
             }),
         }
     }
@@ -228,6 +232,30 @@ impl AuthCache {
             .keys
             .insert(key.key_hash.clone(), Arc::new((key.clone(), user.clone())));
         entries.keep_user(user);
+    }
+
+    /// The app token with this hash and its grant.
+    pub(crate) fn token(&self, token_hash: &str) -> Lookup<(OidcToken, OidcGrant)> {
+        let found = self
+            .read()
+            .lookup(|entries| entries.tokens.get(token_hash).cloned());
+        found.map(|found| found.as_ref().clone())
+    }
+
+    /// Keeps an app token and its grant read under `generation`, unless the
+    /// cache was emptied since.
+    pub(crate) fn keep_token(&self, generation: u64, token: &OidcToken, grant: &OidcGrant) {
+        let mut entries = self.lock();
+        if !entries.current(generation) {
+            return;
+        }
+        if entries.tokens.len() >= CAPACITY {
+            entries.tokens.clear();
+        }
+        entries.tokens.insert(
+            token.token_hash.clone(),
+            Arc::new((token.clone(), grant.clone())),
+        );
     }
 
     /// Keeps a user read under `generation`, unless the cache was emptied

@@ -295,7 +295,7 @@ impl ProjectStore for SqlStore {
     }
 
     async fn delete_project(&self, id: ProjectId) -> StoreResult<bool> {
-        let mut write = self.write().await?;
+        let mut write = self.auth_write().await?;
         for sql in [
             "DELETE FROM workflows WHERE project_id = $1",
             "DELETE FROM credentials WHERE project_id = $1",
@@ -353,7 +353,7 @@ impl ProjectStore for SqlStore {
     ) -> StoreResult<()> {
         // A new member may get another role in an app: their grants that
         // no longer fit go in the same transaction.
-        let mut write = self.write().await?;
+        let mut write = self.auth_write().await?;
         write
             .execute(
                 Sql::new(
@@ -371,7 +371,7 @@ impl ProjectStore for SqlStore {
 
     async fn remove_member(&self, project: ProjectId, user: UserId) -> StoreResult<bool> {
         // Access to apps through this project ends with the membership.
-        let mut write = self.write().await?;
+        let mut write = self.auth_write().await?;
         let removed = write
             .execute(
                 Sql::new("DELETE FROM project_members WHERE project_id = $1 AND user_id = $2")

@@ -1,5 +1,6 @@
-//! The write paths, and the rule that keeps the cache of keys and users
-//! exact: a change to `users` or `api_keys` runs only inside an
+//! The write paths, and the rule that keeps the cache of keys, users and
+//! app tokens exact: a change to `users`, `api_keys`, or the rows of
+//! `oidc_grants` and `oidc_tokens` runs only inside an
 //! [`AuthWrite`], whose [`commit`](AuthWrite::commit) runs the database's
 //! freshness step ([`crate::cache::Freshness::after_commit`]) and returns
 //! its error.
@@ -171,14 +172,31 @@ fn refuse_auth_write(sql: &Sql<'_>) -> StoreResult<()> {
     Ok(())
 }
 
-/// The tables whose rows the cache holds.
-const CACHED_TABLES: [&str; 2] = ["USERS", "API_KEYS"];
+/// The tables whose rows the cache holds, and whether an insert into them
+/// counts as a change: a new user or key can take an email or be looked
+/// up by what it replaced, but a new grant or token changes no answer the
+/// cache gave (nothing is cached for what does not exist). `apps` is here
+/// for its deletion only, which takes grants and tokens with it
+/// (`ON DELETE CASCADE`).
+const CACHED_TABLES: [(&str, Verbs); 5] = [
+    ("USERS", Verbs::All),
+    ("API_KEYS", Verbs::All),
+    ("OIDC_GRANTS", Verbs::NotInsert),
+    ("OIDC_TOKENS", Verbs::NotInsert),
+    ("APPS", Verbs::DeleteOnly),
+];
 
-/// Whether `sql` inserts into, updates, deletes from or truncates `users`
-/// or `api_keys`, anywhere in the statement (a subquery or CTE included).
-/// Words are compared without regard to case; `ONLY` and `TABLE` before the
-/// name are skipped. It runs before every statement, so it allocates
-/// nothing.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Verbs {
+    All,
+    NotInsert,
+    DeleteOnly,
+}
+
+/// Whether `sql` changes a row the cache may hold (see [`CACHED_TABLES`]),
+/// anywhere in the statement (a subquery or CTE included). Words are
+/// compared without regard to case; `ONLY` and `TABLE` before the name are
+/// skipped. It runs before every statement, so it allocates nothing.
 pub(crate) fn writes_auth_tables(sql: &str) -> bool {
     let words = || {
         sql.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
@@ -189,18 +207,25 @@ pub(crate) fn writes_auth_tables(sql: &str) -> bool {
     };
     words().enumerate().any(|(at, word)| {
         let mut next = words().skip(at + 1);
-        let writes = ["INTO", "UPDATE", "TRUNCATE"]
-            .iter()
-            .any(|verb| word.eq_ignore_ascii_case(verb))
-            || (word.eq_ignore_ascii_case("DELETE") && is(next.next(), "FROM"));
-        if !writes {
+        let deletes = (word.eq_ignore_ascii_case("DELETE") && is(next.next(), "FROM"))
+            || word.eq_ignore_ascii_case("TRUNCATE");
+        let inserts = word.eq_ignore_ascii_case("INTO");
+        let updates = word.eq_ignore_ascii_case("UPDATE");
+        if !(deletes || inserts || updates) {
             return false;
         }
         let mut table = next.next();
         if is(table, "ONLY") || is(table, "TABLE") {
             table = next.next();
         }
-        CACHED_TABLES.iter().any(|cached| is(table, cached))
+        CACHED_TABLES.iter().any(|(cached, verbs)| {
+            is(table, cached)
+                && match verbs {
+                    Verbs::All => true,
+                    Verbs::NotInsert => !inserts,
+                    Verbs::DeleteOnly => deletes,
+                }
+        })
     })
 }
 
@@ -230,8 +255,22 @@ mod tests {
             "DELETE FROM sessions WHERE user_id IN (SELECT id FROM users)",
             "UPDATE users_archive SET x = 1",
             "INSERT INTO user_settings (id) VALUES ($1)",
+            // A new grant or token, or a changed app, changes no cached
+            // answer.
+            "INSERT INTO oidc_tokens (token_hash) VALUES ($1)",
+            "INSERT INTO oidc_grants (id) VALUES ($1)",
+            "UPDATE apps SET name = $2 WHERE id = $1",
+            "INSERT INTO apps (id) VALUES ($1)",
         ] {
             assert!(!writes_auth_tables(sql), "{sql}");
+        }
+        for sql in [
+            "DELETE FROM oidc_grants WHERE id = $1",
+            "UPDATE oidc_tokens SET used_at = $2 WHERE token_hash = $1",
+            "DELETE FROM apps WHERE id = $1",
+            "TRUNCATE oidc_tokens",
+        ] {
+            assert!(writes_auth_tables(sql), "{sql}");
         }
     }
 

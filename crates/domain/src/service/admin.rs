@@ -73,6 +73,27 @@ impl Usher {
     pub async fn users(&self, _actor: &super::auth::Actor) -> Result<Vec<crate::model::User>> {
         Ok(self.store.list_users().await?)
     }
+
+    /// The people among `ids` who exist, for naming them (a personal
+    /// project's person): what [`Self::users`] would say of them, without
+    /// reading everyone. Each is read by id, which the store answers from
+    /// memory.
+    pub async fn users_named(
+        &self,
+        _actor: &super::auth::Actor,
+        ids: impl IntoIterator<Item = crate::model::UserId>,
+    ) -> Result<Vec<crate::model::User>> {
+        let mut ids: Vec<_> = ids.into_iter().collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut found = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(user) = self.store.user_by_id(id).await? {
+                found.push(user);
+            }
+        }
+        Ok(found)
+    }
 }
 
 /// The owner's own wording of the invitation email (Budibase: "customize the

@@ -751,12 +751,8 @@ impl Usher {
         if stored.used_at.is_some() {
             // A code shown twice was stolen, or the first exchange was
             // lost: either way, what it issued goes.
-            self.store
-                .revoke_grant(grant.id)
-                .await
-                .map_err(Error::from)?;
-            self.audit_grant(&grant, "app.code-replayed", app, origin)
-                .await;
+            self.revoke_reused(&grant, app, origin, Some("app.code-replayed"))
+                .await?;
             return Err(invalid());
         }
         if stored.expires_at <= now {
@@ -785,10 +781,7 @@ impl Usher {
             .map_err(Error::from)?
         {
             // Exchanged at the same moment elsewhere, or access lapsed.
-            self.store
-                .revoke_grant(grant.id)
-                .await
-                .map_err(Error::from)?;
+            self.revoke_reused(&grant, app, origin, None).await?;
             return Err(invalid());
         }
         self.finish_tokens(app, &grant, tokens, grant.nonce.as_deref())
@@ -820,12 +813,8 @@ impl Usher {
         if stored.used_at.is_some() {
             // Used twice: one copy is in the wrong hands. The whole family
             // goes.
-            self.store
-                .revoke_grant(grant.id)
-                .await
-                .map_err(Error::from)?;
-            self.audit_grant(&grant, "app.refresh-reused", app, origin)
-                .await;
+            self.revoke_reused(&grant, app, origin, Some("app.refresh-reused"))
+                .await?;
             return Err(invalid());
         }
         if stored.expires_at <= now {
@@ -838,19 +827,33 @@ impl Usher {
             .await
             .map_err(Error::from)?
         {
-            self.store
-                .revoke_grant(grant.id)
-                .await
-                .map_err(Error::from)?;
+            // Rotated at the same moment elsewhere, or access lapsed.
+            self.revoke_reused(&grant, app, origin, None).await?;
             return Err(invalid());
         }
         self.finish_tokens(app, &grant, tokens, None).await
     }
 
-    async fn audit_grant(&self, grant: &OidcGrant, action: &str, app: &App, origin: &Origin) {
-        let user = self.store.user_by_id(grant.user_id).await.ok().flatten();
-        self.audit(None, action, user.as_ref(), app.name.clone(), origin)
-            .await;
+    /// Revokes everything `grant` issued, when a code or refresh token was
+    /// presented twice (or raced with itself), and records `action` in the
+    /// audit log where it says someone replayed it.
+    async fn revoke_reused(
+        &self,
+        grant: &OidcGrant,
+        app: &App,
+        origin: &Origin,
+        action: Option<&str>,
+    ) -> OAuthResult<()> {
+        self.store
+            .revoke_grant(grant.id)
+            .await
+            .map_err(Error::from)?;
+        if let Some(action) = action {
+            let user = self.store.user_by_id(grant.user_id).await.ok().flatten();
+            self.audit(None, action, user.as_ref(), app.name.clone(), origin)
+                .await;
+        }
+        Ok(())
     }
 
     /// A new access and refresh token for the grant: the secrets, and the

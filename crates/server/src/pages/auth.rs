@@ -133,6 +133,8 @@ impl SigninPage {
 #[serde(default)]
 struct SigninQuery {
     redirect: String,
+    /// The address to start with (an app's `login_hint`).
+    email: String,
     #[serde(rename = "signedOut")]
     signed_out: Option<String>,
 }
@@ -143,7 +145,8 @@ async fn view_signin_get(
     Query(query): Query<SigninQuery>,
 ) -> Result {
     page.require_signed_out()?;
-    let mut signin = SigninPage::new(page.layout, Form::default(), query.redirect)
+    let form = Form::default().with("email", query.email);
+    let mut signin = SigninPage::new(page.layout, form, query.redirect)
         .with_ldap(&state)
         .await?;
     signin.notice = query.signed_out.map(|_| "You are signed out.".to_owned());

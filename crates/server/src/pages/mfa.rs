@@ -5,7 +5,7 @@ use askama::Template;
 use askama_web::WebTemplate;
 use axum::{
     Router,
-    extract::State,
+    extract::{Query, State},
     response::IntoResponse,
     routing::{get, post},
 };
@@ -16,7 +16,7 @@ use usher_domain::{
     service::mfa::{MfaSetup, SecondFactor},
 };
 
-use super::{Layout, Result, Shown, SignedInPage, confirm, done};
+use super::{Layout, Result, Shown, SignedInPage, confirm, done, percent_encode, safe_redirect};
 use crate::{AppState, extract::ClientOrigin};
 
 pub fn router() -> Router<AppState> {
@@ -41,6 +41,11 @@ struct MfaPage {
     setup: Option<Setup>,
     /// After enabling or regenerating: the codes, shown once.
     codes: Vec<String>,
+    /// Where the person was going when set-up was asked of them (an app's
+    /// sign-in): carried through the set-up, and offered once it is on.
+    redirect: String,
+    /// `redirect` as a safe link, once two-factor is on.
+    continue_to: Option<String>,
     notice: Option<String>,
     error: Option<String>,
 }
@@ -75,6 +80,7 @@ impl Setup {
 struct Once {
     setup: Option<Setup>,
     codes: Vec<String>,
+    redirect: String,
 }
 
 /// The page as the user stands now (their MFA flag is read afresh).
@@ -86,8 +92,12 @@ async fn render(state: &AppState, page: SignedInPage, shown: Shown<Once>) -> Res
         // Enrolment just finished: navigation is open again.
         layout.navigation = true;
     }
+    let redirect = shown.with.redirect;
+    let continue_to = (enabled && !redirect.is_empty()).then(|| safe_redirect(state, &redirect));
     Ok(MfaPage {
         layout,
+        redirect,
+        continue_to,
         enabled,
         feature_on: state.settings().mfa_enabled,
         required,
@@ -109,12 +119,17 @@ struct NewCodes {
 /// The page: a set-up under way shows its QR code again (a reload or a
 /// visit later keeps the secret the phone may have scanned already), and
 /// recovery codes just made show once.
-async fn view_mfa_get(State(state): State<AppState>, page: SignedInPage) -> Result {
+async fn view_mfa_get(
+    State(state): State<AppState>,
+    page: SignedInPage,
+    Query(query): Query<Onward>,
+) -> Result {
     let notice = page
         .actor
         .must_enrol_mfa(page.instance.mfa_required)
         .then_some("This instance requires two-factor authentication: set it up to go on.");
     let mut shown: Shown<Once> = notice.map(Shown::notice).unwrap_or_default();
+    shown.with.redirect = query.redirect;
     if let Some(new) = super::flash::once::<NewCodes>() {
         shown.with.codes = new.codes;
     }
@@ -148,16 +163,43 @@ fn qr_svg(url: &str) -> Result<String, String> {
         .build())
 }
 
+/// Where to go on to once two-factor is on (`?redirect=` on the page, a
+/// hidden field in its forms).
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Onward {
+    redirect: String,
+}
+
+/// The page again, still carrying where the person was going.
+fn page_path(redirect: &str) -> String {
+    if redirect.is_empty() {
+        "/settings/mfa".to_owned()
+    } else {
+        format!("/settings/mfa?redirect={}", percent_encode(redirect, b"/"))
+    }
+}
+
 /// Starts (or goes on with) a set-up; the page then shows it.
-async fn view_mfa_start(State(state): State<AppState>, page: SignedInPage) -> Result {
+async fn view_mfa_start(
+    State(state): State<AppState>,
+    page: SignedInPage,
+    axum::Form(form): axum::Form<Onward>,
+) -> Result {
     match state.usher().start_mfa_setup(&page.actor).await {
         Ok(_) => Ok(done(
             &state,
-            "/settings/mfa",
+            &page_path(&form.redirect),
             "Scan the QR code with your authenticator app, then enter the code it shows.",
             (),
         )),
-        Err(error) => render(&state, page, Shown::refused(error)).await,
+        Err(error) => {
+            let shown = Shown::refused(error).with(Once {
+                redirect: form.redirect,
+                ..Once::default()
+            });
+            render(&state, page, shown).await
+        }
     }
 }
 
@@ -174,6 +216,8 @@ struct CodeForm {
     enforce: String,
     /// `yes` once the dangerous action is confirmed (see [`confirm`]).
     confirmed: String,
+    /// Where the person was going (see [`Onward`]).
+    redirect: String,
 }
 
 impl CodeForm {
@@ -204,7 +248,7 @@ async fn view_mfa_enable(
             let codes = form.codes.lines().map(str::trim).filter(|c| !c.is_empty());
             return Ok(done(
                 &state,
-                "/settings/mfa",
+                &page_path(&form.redirect),
                 "Two-factor authentication is on. Keep these recovery codes somewhere safe: each works once, and they are not shown again.",
                 NewCodes {
                     codes: codes.map(str::to_owned).collect(),
@@ -220,6 +264,7 @@ async fn view_mfa_enable(
                 .and_then(|url| Setup::new(&url, form.secret.clone(), form.codes.clone()).ok());
             Shown::refused(error).with(Once {
                 setup,
+                redirect: form.redirect,
                 ..Once::default()
             })
         }

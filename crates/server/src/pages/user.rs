@@ -122,6 +122,80 @@ struct Again {
     candidates: Vec<PersonOption>,
 }
 
+/// What the viewer may do to a user, by the rules the services apply:
+/// the page shows a button, and a post without script its confirm step,
+/// only where the action can succeed. Each refusal is the sentence the
+/// page shows instead.
+struct Allowed {
+    reset: std::result::Result<(), String>,
+    remove_mfa: std::result::Result<(), String>,
+    delete: std::result::Result<(), String>,
+}
+
+fn allowed(viewer: &User, user: &User) -> Allowed {
+    let name = user.display_name();
+    let is_self = viewer.id == user.id;
+    let owner = user.role == Role::Owner;
+    let acting_owner = viewer.role == Role::Owner;
+    let rule = |refusals: &[(bool, String)]| match refusals.iter().find(|(when, _)| *when) {
+        Some((_, why)) => Err(why.clone()),
+        None => Ok(()),
+    };
+    Allowed {
+        reset: rule(&[
+            (
+                is_self,
+                "Change your own password on your personal settings page.".to_owned(),
+            ),
+            (
+                user.is_pending(),
+                format!(
+                    "{name} has not accepted their invitation yet: there is no password to reset."
+                ),
+            ),
+            (
+                owner && !acting_owner,
+                "Only the owner can reset the owner's password.".to_owned(),
+            ),
+        ]),
+        remove_mfa: rule(&[
+            (
+                is_self,
+                "Turn your own two-factor authentication off on your two-factor page.".to_owned(),
+            ),
+            (
+                !user.mfa_enabled,
+                format!("Two-factor authentication is not on for {name}."),
+            ),
+            (
+                owner && !acting_owner,
+                "Only the owner can remove the owner's two-factor authentication.".to_owned(),
+            ),
+        ]),
+        delete: rule(&[
+            (
+                is_self,
+                usher_domain::service::roles::CANNOT_DELETE_YOURSELF.to_owned(),
+            ),
+            (owner, "Instance owner cannot be deleted.".to_owned()),
+        ]),
+    }
+}
+
+/// Refuses before the confirm step when the viewer may not do it at all:
+/// nobody is asked "Are you sure?" about something that will be refused.
+async fn may(
+    state: &AppState,
+    actor: &Actor,
+    id: UserId,
+    rule: fn(&Allowed) -> &std::result::Result<(), String>,
+) -> std::result::Result<(), Error> {
+    let user = state.usher().user_for_admin(actor, id).await?;
+    rule(&allowed(&actor.user, &user))
+        .clone()
+        .map_err(Error::forbidden)
+}
+
 /// The page of user `id`, for the owner and admins.
 async fn render(
     state: &AppState,
@@ -137,6 +211,7 @@ async fn render(
     let acting_owner = actor.user.role == Role::Owner;
     let is_self = user.id == actor.user.id;
     let owner = user.role == Role::Owner;
+    let permits = allowed(&actor.user, &user);
     Ok(UserPage {
         layout: page.layout.at(&format!("/settings/users/{id}")),
         id: id.to_string(),
@@ -155,17 +230,17 @@ async fn render(
         owner,
         mfa: user.mfa_enabled,
         must_change: user.password_change_required,
-        can_reset: !user.is_pending() && !is_self && (!owner || acting_owner),
+        can_reset: permits.reset.is_ok(),
         can_change_role: !owner && !is_self,
         can_make_owner: acting_owner && !is_self && !user.is_pending(),
-        can_remove_mfa: user.mfa_enabled && !is_self && (!owner || acting_owner),
+        can_remove_mfa: permits.remove_mfa.is_ok(),
         reset_link: shown.with.link,
         temporary_password: shown.with.temporary_password,
         notice: shown.notice,
         error: shown.error,
         work,
         pending: user.is_pending(),
-        can_delete: !owner && !is_self,
+        can_delete: permits.delete.is_ok(),
         delete: again.delete,
         candidates: again.candidates,
     }
@@ -251,6 +326,9 @@ async fn view_user_force_reset(
 ) -> Result {
     let name = name_of(&state, &page.actor, id).await;
     if form.confirmed.as_deref() != Some("yes") {
+        if let Err(error) = may(&state, &page.actor, id, |a| &a.reset).await {
+            return refused(&state, page, id, error).await;
+        }
         return Ok(confirm::ask(
             page.layout,
             format!("Reset {name}'s password now?"),
@@ -288,6 +366,9 @@ async fn view_user_two_factor(
 ) -> Result {
     let name = name_of(&state, &page.actor, id).await;
     if !form.confirmed() {
+        if let Err(error) = may(&state, &page.actor, id, |a| &a.remove_mfa).await {
+            return refused(&state, page, id, error).await;
+        }
         return Ok(confirm::ask(
             page.layout,
             format!("Remove {name}'s two-factor authentication?"),
@@ -531,6 +612,9 @@ async fn view_user_delete(
     }
     let usher = state.usher();
     let user = usher.user_for_admin(&page.actor, id).await?;
+    if let Err(why) = allowed(&page.actor.user, &user).delete {
+        return refused(&state, page, id, Error::forbidden(why)).await;
+    }
     let name = user.display_name();
     let again = |error: &str, candidates: Vec<User>| {
         Again {

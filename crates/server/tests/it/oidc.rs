@@ -25,7 +25,7 @@ use usher_domain::{
 
 use crate::{
     apps::app_body,
-    harness::{Db, TestResult, TestServer, body, location},
+    harness::{Db, TestResult, TestServer, body, code_at, location, page_form},
 };
 
 crate::on_both_databases!(
@@ -36,10 +36,13 @@ crate::on_both_databases!(
     token_endpoint_refusals,
     a_token_without_signature_is_refused,
     losing_access_revokes_tokens_at_once,
+    another_instance_refuses_a_revoked_token_at_once,
     logout_from_the_app_ends_the_usher_session,
     rotated_keys_keep_the_previous_one_published,
     third_party_apps_ask_for_consent_and_prompt_login_asks_again,
     a_temporary_password_is_replaced_on_the_way_into_an_app,
+    two_factor_set_up_on_the_way_into_an_app_goes_on_to_it,
+    login_hint_fills_in_the_sign_in_form,
     a_directory_user_s_app_tokens_and_keys_end_when_they_leave_the_directory,
 );
 
@@ -1171,6 +1174,168 @@ async fn a_temporary_password_is_replaced_on_the_way_into_an_app(db: Db) -> Test
     assert!(back.starts_with("/oidc/authorize?"), "{back}");
     let to_app = visit(&browser, &server.at(&back)).await?;
     assert!(param(&to_app, "code").is_some(), "{to_app}");
+    Ok(())
+}
+
+async fn two_factor_set_up_on_the_way_into_an_app_goes_on_to_it(db: Db) -> TestResult {
+    let s = setup(db, false, json!("everyone")).await?;
+    let server = &s.server;
+    let enforced = s
+        .owner
+        .post(server.at("/rest/mfa/enforce-mfa"))
+        .json(&json!({"enforce": true}))
+        .send()
+        .await?;
+    assert_eq!(enforced.status(), StatusCode::OK);
+    let browser = server.signed_in(MIA, MIA_PASSWORD).await;
+    let started = start(&s.rp, &[]);
+    let held = visit(&browser, &started.url).await?;
+    assert!(
+        held.starts_with("/settings/mfa?redirect=/oidc/authorize"),
+        "{held}"
+    );
+    let redirect = param(&server.at(&held), "redirect").ok_or("no redirect")?;
+
+    // Set-up carries where she was going, and offers it once it is on.
+    let begun = page_form(
+        server,
+        &browser,
+        "/settings/mfa/start",
+        &[("redirect", redirect.as_str())],
+    )
+    .await
+    .send()
+    .await?;
+    let page_at = location(&begun);
+    assert!(page_at.starts_with("/settings/mfa?redirect="), "{page_at}");
+    let page = browser
+        .get(server.at(&page_at))
+        .send()
+        .await?
+        .text()
+        .await?;
+    let field = |name: &str| {
+        page.split(&format!(r#"name="{name}" value=""#))
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .map(unescape_html)
+            .unwrap_or_default()
+    };
+    assert_eq!(field("redirect"), redirect);
+    let secret = field("secret");
+    let code = code_at(server, &secret);
+    let enabled = page_form(
+        server,
+        &browser,
+        "/settings/mfa/enable",
+        &[
+            ("mfaCode", code.as_str()),
+            ("secret", secret.as_str()),
+            ("codes", field("codes").as_str()),
+            ("redirect", redirect.as_str()),
+        ],
+    )
+    .await
+    .send()
+    .await?;
+    let done_at = location(&enabled);
+    let done = browser
+        .get(server.at(&done_at))
+        .send()
+        .await?
+        .text()
+        .await?;
+    assert!(done.contains("id=\"recovery-codes\""), "{done}");
+    let onward = done
+        .split(r#"id="mfa-continue""#)
+        .next()
+        .and_then(|before| before.rsplit(r#"href=""#).next())
+        .and_then(|rest| rest.split('"').next())
+        .map(unescape_html)
+        .ok_or("no way on")?;
+    assert!(onward.starts_with("/oidc/authorize?"), "{onward}");
+    let to_app = visit(&browser, &server.at(&onward)).await?;
+    assert!(param(&to_app, "code").is_some(), "{to_app}");
+    Ok(())
+}
+
+async fn login_hint_fills_in_the_sign_in_form(db: Db) -> TestResult {
+    let s = setup(db, false, json!("everyone")).await?;
+    let server = &s.server;
+    let started = start(&s.rp, &[]);
+    let hinted = with_query_pair(&started.url, "login_hint", MIA);
+    let signed_out = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let to_signin = visit(&signed_out, &hinted).await?;
+    assert!(to_signin.starts_with("/signin?redirect="), "{to_signin}");
+    let page = signed_out
+        .get(server.at(&to_signin))
+        .send()
+        .await?
+        .text()
+        .await?;
+    assert!(page.contains(&format!(r#"value="{MIA}""#)), "{page}");
+    Ok(())
+}
+
+/// `url` with one more query parameter.
+fn with_query_pair(url: &str, name: &str, value: &str) -> String {
+    let mut url = url::Url::parse(url).unwrap_or_else(|e| panic!("{url}: {e}"));
+    url.query_pairs_mut().append_pair(name, value);
+    url.to_string()
+}
+
+/// UserInfo answers from memory (the store's cache of tokens), yet a token
+/// revoked on one instance is refused on every other at once.
+async fn another_instance_refuses_a_revoked_token_at_once(db: Db) -> TestResult {
+    let s = setup(db, false, json!("mia")).await?;
+    let server = &s.server;
+    let other = server.sibling(&[]).await;
+    let browser = server.signed_in(MIA, MIA_PASSWORD).await;
+    let sign_in = async || -> Result<CoreTokenResponse, Box<dyn StdError>> {
+        let started = start(&s.rp, &[]);
+        let code = code_for(&browser, &started).await?;
+        exchange(&s.rp, &code, &started.verifier).await
+    };
+    let tokens = sign_in().await?;
+    let access = tokens.access_token().secret().clone();
+    for _ in 0..3 {
+        assert_eq!(userinfo_status(&other, &access).await?, StatusCode::OK);
+    }
+    let removed = s
+        .owner
+        .patch(server.at(&format!("/rest/apps/{}", s.app_id)))
+        .json(&json!({"access": {"users": []}}))
+        .send()
+        .await?;
+    assert_eq!(removed.status(), StatusCode::OK);
+    assert_eq!(
+        userinfo_status(&other, &access).await?,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // Revoked by the app itself (RFC 7009) on one instance, refused on the
+    // other.
+    s.owner
+        .patch(server.at(&format!("/rest/apps/{}", s.app_id)))
+        .json(&json!({"access": "everyone"}))
+        .send()
+        .await?;
+    let tokens = sign_in().await?;
+    let access = tokens.access_token().secret().clone();
+    assert_eq!(userinfo_status(&other, &access).await?, StatusCode::OK);
+    let revoked = reqwest::Client::new()
+        .post(server.at("/oidc/revoke"))
+        .basic_auth(&s.client_id, s.secret.as_deref())
+        .form(&[("token", access.as_str())])
+        .send()
+        .await?;
+    assert_eq!(revoked.status(), StatusCode::OK);
+    assert_eq!(
+        userinfo_status(&other, &access).await?,
+        StatusCode::UNAUTHORIZED
+    );
     Ok(())
 }
 

@@ -173,6 +173,11 @@ async fn every_form_redirects_names_its_subject_and_a_reload_repeats_nothing(db:
         1,
         "{audit}"
     );
+    // In words, with the personal project named as the lists name it.
+    assert!(
+        audit.contains("created the workflow “Billing” in Liv Owner (personal)"),
+        "{audit}"
+    );
     Ok(())
 }
 

@@ -297,21 +297,26 @@ async fn admins_reset_members_by_link_or_by_force_but_not_the_owner(db: Db) -> T
             .await?;
         assert_eq!(refused.status(), StatusCode::FORBIDDEN, "{path}");
     }
-    let page = page_form(
-        &server,
-        &admin,
-        &format!("/settings/users/{owner_id}/force-reset"),
-        &[("confirmed", "yes")],
-    )
-    .await
-    .send()
-    .await?
-    .text()
-    .await?;
-    assert!(
-        page.contains("Only the owner can reset the owner"),
-        "{page}"
-    );
+    // Refused with or without the confirmation, never asked "Are you
+    // sure?" about something that will be refused.
+    for fields in [&[("confirmed", "yes")][..], &[]] {
+        let page = page_form(
+            &server,
+            &admin,
+            &format!("/settings/users/{owner_id}/force-reset"),
+            fields,
+        )
+        .await
+        .send()
+        .await?
+        .text()
+        .await?;
+        assert!(
+            page.contains("Only the owner can reset the owner"),
+            "{page}"
+        );
+        assert!(!page.contains("password now?"), "{page}");
+    }
 
     // A link, without SMTP.
     let link = body(

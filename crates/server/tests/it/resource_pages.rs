@@ -941,6 +941,7 @@ async fn deleting_a_pending_user_or_an_active_one_with_their_work(db: Db) -> Tes
 }
 
 on_both_databases!(
+    a_project_member_is_found_by_a_search_never_a_list_of_everyone,
     a_member_sees_only_their_own_and_their_projects_workflows,
     a_project_viewer_gets_no_edit_forms_and_cannot_edit,
     the_workflow_page_renames_activates_tags_and_deletes,
@@ -966,4 +967,85 @@ async fn id_of(server: &TestServer, client: &Client, email: &str) -> String {
         .and_then(|u| u["id"].as_str())
         .unwrap_or_default()
         .to_owned()
+}
+
+/// "Pick a person" is a search: the member field takes an email or a name,
+/// asks which one when the name fits several, and suggests a few matches,
+/// never everyone.
+async fn a_project_member_is_found_by_a_search_never_a_list_of_everyone(db: Db) -> TestResult {
+    let server = TestServer::start(db).await;
+    let (owner, _, _) = team(&server).await;
+    let id = create_project(&server, &owner, "Billing").await;
+    let path = format!("/projects/{id}");
+    let (_, shown) = page(&server, &owner, &path).await;
+    assert!(!shown.contains("<select id=\"member-user\""), "{shown}");
+    assert!(
+        !shown.contains("ann@example.com"),
+        "no list of everyone: {shown}"
+    );
+
+    let by_email = post_page(
+        &server,
+        &owner,
+        &format!("{path}/members"),
+        &[("person", "ben@example.com"), ("role", "project:viewer")],
+    )
+    .await;
+    assert!(
+        by_email.contains("Mia Member is viewer of “Billing”."),
+        "{by_email}"
+    );
+
+    // Ann and Ben are both Mia Member: which one?
+    let several = post_page(
+        &server,
+        &owner,
+        &format!("{path}/members"),
+        &[("person", "Mia Member"), ("role", "project:admin")],
+    )
+    .await;
+    assert!(
+        several.contains("“Mia Member” could be several people: choose one."),
+        "{several}"
+    );
+    assert!(
+        several.contains("Mia Member (ann@example.com)"),
+        "{several}"
+    );
+    assert!(
+        several.contains("Mia Member (ben@example.com)"),
+        "{several}"
+    );
+    assert!(
+        several.contains("value=\"project:admin\" selected"),
+        "the role chosen is kept: {several}"
+    );
+    assert!(several.contains("value=\"Mia Member\""), "{several}");
+
+    let nobody = post_page(
+        &server,
+        &owner,
+        &format!("{path}/members"),
+        &[("person", "zed@example.com"), ("role", "project:editor")],
+    )
+    .await;
+    assert!(
+        nobody.contains("No one matches “zed@example.com”. Type their email."),
+        "{nobody}"
+    );
+
+    let suggestions = body(
+        owner
+            .get(server.at(&format!("{path}/people?q=ann")))
+            .send()
+            .await?,
+    )
+    .await;
+    assert_eq!(
+        suggestions.as_array().map(Vec::len),
+        Some(1),
+        "{suggestions}"
+    );
+    assert_eq!(suggestions[0]["value"], "ann@example.com");
+    Ok(())
 }

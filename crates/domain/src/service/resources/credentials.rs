@@ -115,12 +115,14 @@ impl Usher {
             created_at: now,
             updated_at: now,
         };
+        // Named before the insert, so a failed lookup cannot follow a made one.
+        let place = self.audit_project_label(&project).await?;
         self.store.insert_credential(&credential).await?;
         self.audit(
             Some(&actor.user),
             "credential.created",
             None,
-            format!("{} in {}", credential.name, project.name),
+            format!("{} in {place}", credential.name),
             origin,
         )
         .await;

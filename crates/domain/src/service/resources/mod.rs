@@ -41,6 +41,19 @@ pub enum Access {
 }
 
 impl Usher {
+    /// A project as the audit log names it: a team project's name, or
+    /// `Ann Lee (personal)` for a personal one (never its stored n8n name,
+    /// `Ann Lee <ann@example.com>`, which reads as an address).
+    async fn audit_project_label(&self, project: &Project) -> Result<String> {
+        let Some(owner) = project.personal_owner else {
+            return Ok(project.name.clone());
+        };
+        Ok(match self.store.user_by_id(owner).await? {
+            Some(user) => format!("{} (personal)", user.display_name()),
+            None => project.name.clone(),
+        })
+    }
+
     /// The actor's access to `project`.
     pub async fn access(&self, user: &User, project: &Project) -> Result<Access> {
         if user.role.manages_users() {

@@ -103,12 +103,14 @@ impl Usher {
             created_at: now,
             updated_at: now,
         };
+        // Named before the insert, so a failed lookup cannot follow a made one.
+        let place = self.audit_project_label(&project).await?;
         self.store.insert_workflow(&workflow).await?;
         self.audit(
             Some(&actor.user),
             "workflow.created",
             None,
-            format!("{} in {}", workflow.name, project.name),
+            format!("{} in {place}", workflow.name),
             origin,
         )
         .await;

@@ -11,7 +11,9 @@ use axum::{
 use serde::Deserialize;
 use usher_domain::{Error, resources::CredentialId, service::resources::Access};
 
-use super::{ProjectOption, Shown, Typed, notice_label, project_label, writable_projects};
+use super::{
+    ProjectOption, Shown, Typed, notice_label, owners_of, project_label, writable_projects,
+};
 use crate::{
     AppState,
     extract::{ClientOrigin, Id, optional_id},
@@ -58,10 +60,9 @@ struct CredentialsPage {
 
 async fn credentials_page(state: &AppState, page: SignedInPage, shown: Shown) -> Result {
     let (usher, actor) = (state.usher(), &page.actor);
-    let everyone = usher.users(actor).await?;
     let views = usher.credentials(actor).await?;
-    let projects =
-        writable_projects(state, actor, &everyone, shown.with.project.as_deref()).await?;
+    let everyone = owners_of(state, actor, views.iter().map(|v| &v.project)).await?;
+    let projects = writable_projects(state, actor, shown.with.project.as_deref()).await?;
     let mut rows: Vec<CredentialRow> = views
         .iter()
         .map(|view| {
@@ -153,6 +154,7 @@ async fn view_credentials_create(
                 project: Some(input.project_id),
                 data: Some(input.data),
                 data_error,
+                ..Typed::default()
             })
         }
     };

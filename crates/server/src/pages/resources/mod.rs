@@ -50,6 +50,8 @@ struct Typed {
     /// A credential's data as typed, and what is wrong with it.
     data: Option<String>,
     data_error: Option<String>,
+    /// A project's member form as typed, and whom it could mean.
+    member: projects::MemberAgain,
 }
 
 impl Typed {
@@ -64,16 +66,19 @@ impl Typed {
 /// A project in words, the same everywhere a project is named: a team
 /// project's name, or a personal project's person, `Ann Lee (personal)`
 /// (their email where they have no name yet, and beside the name where
-/// someone else has the same one: `Ann Lee (personal, ann@example.com)`).
-pub(crate) fn project_label(project: &Project, everyone: &[User]) -> String {
+/// another person on the same page has the same one:
+/// `Ann Lee (personal, ann@example.com)`). `owners` are the people whose
+/// personal projects the page names ([`owners_of`]), never everyone: a
+/// page stays as fast with a hundred thousand users as with ten.
+pub(crate) fn project_label(project: &Project, owners: &[User]) -> String {
     let Some(user) = project
         .personal_owner
-        .and_then(|id| everyone.iter().find(|u| u.id == id))
+        .and_then(|id| owners.iter().find(|u| u.id == id))
     else {
         return project.name.clone();
     };
     let name = user.display_name();
-    let shared = everyone
+    let shared = owners
         .iter()
         .any(|other| other.id != user.id && other.display_name() == name);
     match &user.email {
@@ -92,8 +97,52 @@ pub(super) async fn notice_label(
     if project.personal_owner.is_none() {
         return Ok(project.name.clone());
     }
-    let everyone = state.usher().users(actor).await?;
-    Ok(project_label(project, &everyone))
+    let owners = owners_of(state, actor, [project]).await?;
+    Ok(project_label(project, &owners))
+}
+
+/// The people whose personal projects are among `projects`, for
+/// [`project_label`].
+pub(crate) fn owners_of<'a, 's>(
+    state: &'s AppState,
+    actor: &'s Actor,
+    projects: impl IntoIterator<Item = &'a Project>,
+) -> impl Future<Output = usher_domain::Result<Vec<User>>> + Send + 's {
+    // Collected before the future starts, so that it holds no borrowing
+    // iterator (handlers' futures must be Send for every lifetime).
+    let ids: Vec<_> = projects
+        .into_iter()
+        .filter_map(|p| p.personal_owner)
+        .collect();
+    owners_by_id(state, actor, ids)
+}
+
+async fn owners_by_id(
+    state: &AppState,
+    actor: &Actor,
+    ids: Vec<usher_domain::model::UserId>,
+) -> usher_domain::Result<Vec<User>> {
+    let usher = state.usher();
+    let mut owners = usher.users_named(actor, ids).await?;
+    // Their namesakes too, so that two people called Ann Lee read apart:
+    // a search by name each, never a read of everyone.
+    let mut namesakes = Vec::new();
+    for owner in &owners {
+        let name = owner.display_name();
+        namesakes.extend(
+            usher
+                .find_people(actor, &name, 5)
+                .await?
+                .into_iter()
+                .filter(|u| u.id != owner.id && u.display_name() == name),
+        );
+    }
+    for namesake in namesakes {
+        if !owners.iter().any(|u| u.id == namesake.id) {
+            owners.push(namesake);
+        }
+    }
+    Ok(owners)
 }
 
 pub(super) fn kind_label(kind: ProjectKind) -> &'static str {
@@ -124,7 +173,6 @@ pub(super) struct ProjectOption {
 async fn writable_projects(
     state: &AppState,
     actor: &Actor,
-    everyone: &[User],
     chosen: Option<&str>,
 ) -> usher_domain::Result<Vec<ProjectOption>> {
     let usher = state.usher();
@@ -134,6 +182,7 @@ async fn writable_projects(
             writable.push(project);
         }
     }
+    let everyone = &owners_of(state, actor, &writable).await?;
     let own = |p: &Project| p.personal_owner == Some(actor.user.id);
     writable.sort_by_key(|p| (!own(p), project_label(p, everyone).to_lowercase()));
     let chosen = chosen

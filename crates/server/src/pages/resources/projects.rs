@@ -4,20 +4,20 @@
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::{
-    Router,
-    extract::State,
+    Json, Router,
+    extract::{Query, State},
     response::IntoResponse,
     routing::{get, post},
 };
 use serde::Deserialize;
 use usher_domain::{
-    model::UserId,
+    model::{User, UserId},
     resources::{ProjectId, ProjectKind, ProjectRole},
     service::resources::{Access, WorkflowView},
 };
 
 use super::{
-    NameForm, Shown, Typed, access_label, kind_label, project_label,
+    NameForm, Shown, Typed, access_label, kind_label, owners_of, project_label,
     workflows::{WorkflowRow, workflow_rows},
 };
 use crate::{
@@ -38,6 +38,7 @@ pub fn router() -> Router<AppState> {
         )
         .route("/projects/{id}", get(view_project_get))
         .route("/projects/{id}/members", post(view_project_member))
+        .route("/projects/{id}/people", get(view_project_people))
         .route(
             "/projects/{id}/members/{user}/remove",
             post(view_project_remove),
@@ -67,8 +68,16 @@ struct ProjectsPage {
 
 async fn projects_page(state: &AppState, page: SignedInPage, shown: Shown) -> Result {
     let (usher, actor) = (state.usher(), &page.actor);
-    let everyone = usher.users(actor).await?;
-    let projects = usher.projects(actor).await?;
+    // Team projects and one's own personal project: everyone else's
+    // personal project is on their user page (a list of a hundred thousand
+    // personal projects would help no one).
+    let projects: Vec<_> = usher
+        .projects(actor)
+        .await?
+        .into_iter()
+        .filter(|(p, _)| p.kind == ProjectKind::Team || p.personal_owner == Some(actor.user.id))
+        .collect();
+    let everyone = owners_of(state, actor, projects.iter().map(|(p, _)| p)).await?;
     let mut rows: Vec<(bool, ProjectRow)> = projects
         .iter()
         .map(|(project, role)| {
@@ -138,9 +147,19 @@ struct MemberRow {
     removable: bool,
 }
 
+/// One of the people a typed name could mean.
 struct UserOption {
     id: String,
     label: String,
+}
+
+/// The member form again after it named no one for sure: what was typed,
+/// and the people it could mean, to choose from.
+#[derive(Default)]
+pub(super) struct MemberAgain {
+    person: String,
+    role: String,
+    candidates: Vec<UserOption>,
 }
 
 #[derive(Template, WebTemplate)]
@@ -157,7 +176,8 @@ struct ProjectPage {
     can_delete: bool,
     workflow_count: usize,
     members: Vec<MemberRow>,
-    candidates: Vec<UserOption>,
+    /// The member form as typed, and whom it could mean.
+    member: MemberAgain,
     workflows: Vec<WorkflowRow>,
     notice: Option<String>,
     error: Option<String>,
@@ -169,12 +189,12 @@ async fn project_page(state: &AppState, page: SignedInPage, id: ProjectId, shown
         .project(actor, id)
         .await
         .map_err(|error| PageError::from(error).with_next("/projects", "Back to the projects"))?;
-    let everyone = usher.users(actor).await?;
     let views = usher.workflows(actor).await?;
     let views: Vec<WorkflowView> = views
         .into_iter()
         .filter(|v| v.project.id == project.id)
         .collect();
+    let everyone = owners_of(state, actor, [&project]).await?;
     let is_team = project.kind == ProjectKind::Team;
     let mut members: Vec<MemberRow> = members
         .iter()
@@ -191,20 +211,6 @@ async fn project_page(state: &AppState, page: SignedInPage, id: ProjectId, shown
         })
         .collect();
     members.sort_by_key(|m| m.name.to_lowercase());
-    let mut candidates: Vec<UserOption> = everyone
-        .iter()
-        .filter(|u| !u.is_owner_shell())
-        .map(|u| UserOption {
-            id: u.id.to_string(),
-            label: match &u.email {
-                Some(email) if u.display_name() != email.to_string() => {
-                    format!("{} ({email})", u.display_name())
-                }
-                _ => u.display_name(),
-            },
-        })
-        .collect();
-    candidates.sort_by_key(|c| c.label.to_lowercase());
     Ok(ProjectPage {
         layout: page.layout.at(&format!("/projects/{}", project.id)),
         id: project.id.to_string(),
@@ -217,7 +223,7 @@ async fn project_page(state: &AppState, page: SignedInPage, id: ProjectId, shown
         can_delete: is_team && actor.user.role.manages_users(),
         workflow_count: views.len(),
         members,
-        candidates,
+        member: shown.with.member,
         workflows: workflow_rows(&views, &everyone),
         notice: shown.notice,
         error: shown.error,
@@ -243,19 +249,62 @@ async fn names(
 ) -> Result<(String, String)> {
     let usher = state.usher();
     let (project, _, _) = usher.project(&page.actor, id).await?;
-    let everyone = usher.users(&page.actor).await?;
-    let person = user
-        .and_then(|user| everyone.iter().find(|u| u.id == user))
+    let owners = owners_of(state, &page.actor, [&project]).await?;
+    let person = usher
+        .users_named(&page.actor, user)
+        .await?
+        .first()
         .map(|u| u.display_name())
         .unwrap_or_default();
-    Ok((project_label(&project, &everyone), person))
+    Ok((project_label(&project, &owners), person))
 }
 
 #[derive(Deserialize, Default)]
 #[serde(default, rename_all = "camelCase")]
 struct MemberForm {
+    /// A person chosen from a list (the candidates, or a script): wins
+    /// over `person`.
     user_id: String,
+    /// A person's email or name, as typed.
+    person: String,
     role: String,
+}
+
+/// Whom the member form names: the person picked, else the one person the
+/// typed email or name matches. Else the people it could mean (none when it
+/// matches no one).
+async fn member_named(
+    state: &AppState,
+    page: &SignedInPage,
+    input: &MemberForm,
+) -> usher_domain::Result<std::result::Result<UserId, Vec<User>>> {
+    if !input.user_id.trim().is_empty() {
+        return Ok(Ok(input.user_id.trim().parse()?));
+    }
+    let typed = input.person.trim();
+    if typed.is_empty() {
+        return Err(usher_domain::Error::field(
+            "person",
+            "Type the name or email of the person to add.",
+        ));
+    }
+    let people: Vec<User> = state
+        .usher()
+        .find_people(&page.actor, typed, 10)
+        .await?
+        .into_iter()
+        .filter(|u| !u.is_owner_shell())
+        .collect();
+    let exact = people.iter().find(|u| {
+        u.email
+            .as_ref()
+            .is_some_and(|e| e.as_str().eq_ignore_ascii_case(typed))
+    });
+    Ok(match (exact, people.as_slice()) {
+        (Some(person), _) => Ok(person.id),
+        (None, [only]) => Ok(only.id),
+        (None, _) => Err(people),
+    })
 }
 
 fn role_label(role: &str) -> String {
@@ -269,23 +318,106 @@ async fn view_project_member(
     Id(id): Id<ProjectId>,
     axum::Form(input): axum::Form<MemberForm>,
 ) -> Result {
+    let again = |candidates: Vec<User>| MemberAgain {
+        person: input.person.clone(),
+        role: input.role.clone(),
+        candidates: candidates
+            .iter()
+            .map(|u| UserOption {
+                id: u.id.to_string(),
+                label: match &u.email {
+                    Some(email) if u.display_name() != email.to_string() => {
+                        format!("{} ({email})", u.display_name())
+                    }
+                    _ => u.display_name(),
+                },
+            })
+            .collect(),
+    };
     let result = async {
-        let user: UserId = input.user_id.parse()?;
-        let usher = state.usher();
-        usher
+        let user = match member_named(&state, &page, &input).await? {
+            Ok(user) => user,
+            Err(people) => return Ok(Err(people)),
+        };
+        state
+            .usher()
             .set_project_member(&page.actor, id, user, &input.role, &origin)
             .await?;
-        Ok(user)
+        Ok(Ok(user))
     }
     .await;
     match result {
-        Ok(user) => {
+        Ok(Ok(user)) => {
             let (project, person) = names(&state, &page, id, Some(user)).await?;
             let notice = format!("{person} is {} of “{project}”.", role_label(&input.role));
             Ok(done(&state, &format!("/projects/{id}"), notice, ()))
         }
-        Err(error) => project_page(&state, page, id, Shown::refused(error)).await,
+        Ok(Err(people)) => {
+            let message = if people.is_empty() {
+                format!(
+                    "No one matches “{}”. Type their email.",
+                    input.person.trim()
+                )
+            } else {
+                format!(
+                    "“{}” could be several people: choose one.",
+                    input.person.trim()
+                )
+            };
+            let shown = super::Shown {
+                notice: None,
+                error: Some(message),
+                with: Typed {
+                    member: again(people),
+                    ..Typed::default()
+                },
+            };
+            project_page(&state, page, id, shown).await
+        }
+        Err(error) => {
+            let mut shown = Shown::refused(error);
+            shown.with.member = again(Vec::new());
+            project_page(&state, page, id, shown).await
+        }
     }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct PeopleQuery {
+    q: String,
+}
+
+/// People matching `q`, for the member field's suggestions (the page's
+/// script fills its datalist from here; without script the form's answer
+/// lists them instead). A few matches, never everyone.
+async fn view_project_people(
+    State(state): State<AppState>,
+    page: SignedInPage,
+    Id(_): Id<ProjectId>,
+    Query(query): Query<PeopleQuery>,
+) -> Result {
+    #[derive(serde::Serialize)]
+    struct Person {
+        value: String,
+        label: String,
+    }
+    let people = if query.q.trim().is_empty() {
+        Vec::new()
+    } else {
+        state.usher().find_people(&page.actor, &query.q, 10).await?
+    };
+    let people: Vec<Person> = people
+        .into_iter()
+        .filter(|u| !u.is_owner_shell())
+        .filter_map(|u| {
+            u.email.as_ref().map(|e| Person {
+                value: e.to_string(),
+                label: u.display_name(),
+            })
+        })
+        .collect();
+    Ok(Json(people).into_response())
 }
 
 async fn view_project_remove(

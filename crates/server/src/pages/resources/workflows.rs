@@ -17,7 +17,7 @@ use usher_domain::{
 };
 
 use super::{
-    NameForm, ProjectOption, Shown, Typed, access_label, notice_label, project_label,
+    NameForm, ProjectOption, Shown, Typed, access_label, notice_label, owners_of, project_label,
     writable_projects,
 };
 use crate::{
@@ -52,7 +52,7 @@ pub(super) struct WorkflowRow {
     pub updated: String,
 }
 
-pub(super) fn workflow_rows(views: &[WorkflowView], everyone: &[User]) -> Vec<WorkflowRow> {
+pub(super) fn workflow_rows(views: &[WorkflowView], owners: &[User]) -> Vec<WorkflowRow> {
     let mut rows: Vec<WorkflowRow> = views
         .iter()
         .map(|view| {
@@ -60,7 +60,7 @@ pub(super) fn workflow_rows(views: &[WorkflowView], everyone: &[User]) -> Vec<Wo
             WorkflowRow {
                 id: w.id.to_string(),
                 name: w.name.clone(),
-                owner: project_label(&view.project, everyone),
+                owner: project_label(&view.project, owners),
                 active: w.active,
                 tags: w
                     .tags
@@ -90,10 +90,9 @@ struct WorkflowsPage {
 
 async fn workflows_page(state: &AppState, page: SignedInPage, shown: Shown) -> Result {
     let (usher, actor) = (state.usher(), &page.actor);
-    let everyone = usher.users(actor).await?;
     let views = usher.workflows(actor).await?;
-    let projects =
-        writable_projects(state, actor, &everyone, shown.with.project.as_deref()).await?;
+    let everyone = owners_of(state, actor, views.iter().map(|v| &v.project)).await?;
+    let projects = writable_projects(state, actor, shown.with.project.as_deref()).await?;
     Ok(WorkflowsPage {
         layout: page.layout.at("/home/workflows"),
         sees_all: actor.user.role.manages_users(),
@@ -186,7 +185,7 @@ async fn workflow_page(
     let view = usher.workflow(actor, id).await.map_err(|error| {
         PageError::from(error).with_next("/home/workflows", "Back to the workflows")
     })?;
-    let everyone = usher.users(actor).await?;
+    let everyone = owners_of(state, actor, [&view.project]).await?;
     let all_tags = usher.tags(actor).await?;
     let w = &view.workflow;
     let mut tags: Vec<TagChoice> = all_tags
