@@ -446,6 +446,25 @@ async fn a_synchronisation_adds_updates_and_disables_as_the_directory_says(db: D
     .await;
     assert_eq!(audit["data"]["count"], 3, "{audit}");
 
+    // In pages of one entry (the paged results control), the same people.
+    let mut paged = settings(&directory);
+    paged["searchPageSize"] = json!(1);
+    assert_eq!(
+        put_settings(&server, &owner, &paged).await.status(),
+        StatusCode::OK
+    );
+    let in_pages = body(
+        owner
+            .post(server.at("/rest/ldap/sync"))
+            .json(&json!({"type": "dry"}))
+            .send()
+            .await?,
+    )
+    .await;
+    assert_eq!(in_pages["data"]["scanned"], 2, "{in_pages}");
+    assert_eq!(in_pages["data"]["created"], 0);
+    assert_eq!(in_pages["data"]["disabled"], 0);
+
     // A directory that returns nobody (a filter gone wrong) disables nobody.
     let mut nobody = settings(&directory);
     nobody["userFilter"] = json!("(employeeType=astronaut)");
