@@ -431,6 +431,19 @@ async fn a_synchronisation_adds_updates_and_disables_as_the_directory_says(db: D
         .await?
         .unwrap_or_else(|| panic!("Ann's user is kept, disabled"));
     assert!(ann_user.disabled);
+    // The users page says so.
+    let (_, users) = page(&server, &owner, "/settings/users").await;
+    let row = |email: &str| -> String {
+        users
+            .split(&format!("data-email=\"{email}\""))
+            .nth(1)
+            .and_then(|rest| rest.split("</tr>").next())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert!(row("ann@example.org").contains(">Disabled<"), "{users}");
+    assert!(row("bob@example.org").contains(">LDAP<"));
+    assert!(!row("bob@example.org").contains(">Disabled<"));
 
     let runs = body(owner.get(server.at("/rest/ldap/sync")).send().await?).await;
     let runs = runs["data"].as_array().cloned().unwrap_or_default();
