@@ -39,6 +39,10 @@ pub enum Error {
     /// A two-factor code that does not fit, when enrolling (n8n's code 997).
     #[error("{0}")]
     MfaCodeRejected(String),
+    /// A service Usher depends on (the company directory) does not answer
+    /// as it should; the message says what to do, without internal detail.
+    #[error("{0}")]
+    Unavailable(String),
     /// Something on our side failed; the cause is for the log, never for the user.
     #[error("internal error: {0}")]
     Internal(String),

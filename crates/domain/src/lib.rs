@@ -7,6 +7,7 @@
 //! - [`resources`]: projects, workflows, credentials and tags;
 //! - [`apps`]: apps people sign into through Usher (OpenID Connect);
 //! - [`forward_auth`]: the doors reverse proxies keep with Usher's apps;
+//! - [`ldap`]: the company directory's settings and port;
 //! - [`store`]: the storage port the database crates implement;
 //! - [`mail`]: the mail port the server implements with SMTP;
 //! - [`service`]: the use cases (set-up, sign-in, sessions, personal settings)
@@ -17,6 +18,7 @@ pub mod cipher;
 pub mod clock;
 pub mod error;
 pub mod forward_auth;
+pub mod ldap;
 pub mod mail;
 pub mod model;
 pub mod password;

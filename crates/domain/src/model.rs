@@ -276,9 +276,24 @@ pub struct User {
     /// When they last used a session (stamped at most once a day, as
     /// n8n's `lastActiveAt`); None for never.
     pub last_active_at: Option<Millis>,
+    /// The person's id in the company directory (LDAP): they sign in there,
+    /// and their names and email come from there. None: a local account.
+    pub ldap_id: Option<String>,
+    /// Left the directory: cannot sign in, and has no sessions, keys or app
+    /// grants.
+    pub disabled: bool,
 }
 
+/// What a directory user has for a password hash: no password verifies
+/// against it, and the account is not pending (it has one).
+pub const DIRECTORY_PASSWORD: &str = "!ldap";
+
 impl User {
+    /// Signs in with the company directory, not a password kept here.
+    pub fn is_ldap(&self) -> bool {
+        self.ldap_id.is_some()
+    }
+
     /// Invited but not yet signed up (the owner shell is not pending: it is unset).
     pub fn is_pending(&self) -> bool {
         self.password_hash.is_none() && self.email.is_some()

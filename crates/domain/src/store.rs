@@ -734,6 +734,68 @@ pub trait ForwardAuthStore {
     async fn mark_session_mfa(&self, token_hash: &str) -> StoreResult<()>;
 }
 
+/// One LDAP synchronisation, as n8n's sync history records it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SyncRun {
+    pub id: uuid::Uuid,
+    /// `dry` (counted, nothing changed) or `live`.
+    pub run_mode: String,
+    /// `success` or `error`.
+    pub status: String,
+    pub started_at: Millis,
+    pub ended_at: Millis,
+    pub scanned: i64,
+    pub created: i64,
+    pub updated: i64,
+    pub disabled: i64,
+    /// Why it failed, or what it skipped, in words; empty when all went well.
+    pub error: String,
+}
+
+/// What the directory says about a person, written into their user.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DirectoryProfile {
+    pub ldap_id: String,
+    pub email: Email,
+    pub first_name: String,
+    pub last_name: String,
+}
+
+#[async_trait]
+pub trait LdapStore {
+    async fn user_by_ldap_id(&self, ldap_id: &str) -> StoreResult<Option<User>>;
+    /// Every user linked to a directory entry, disabled ones too.
+    async fn ldap_users(&self) -> StoreResult<Vec<User>>;
+    /// Makes the user the directory's person: names, email and directory id
+    /// from `profile`, no local password, enabled again; their personal
+    /// project renamed, and their invitations and reset links voided, in one
+    /// transaction. Conflict when another user has the email.
+    async fn link_ldap_user(
+        &self,
+        id: UserId,
+        profile: &DirectoryProfile,
+        now: Millis,
+    ) -> StoreResult<Option<User>>;
+    /// Disables the users and, in the same transaction, deletes their
+    /// sessions, API keys, app grants (with their tokens), sign-in
+    /// challenges, reset links and invitations. How many were disabled.
+    async fn disable_users(&self, ids: &[UserId], now: Millis) -> StoreResult<u64>;
+    async fn insert_sync_run(&self, run: &SyncRun) -> StoreResult<()>;
+    /// The newest runs first, `limit` at most.
+    async fn sync_runs(&self, limit: i64) -> StoreResult<Vec<SyncRun>>;
+    /// Takes the lease `name` for `holder` until `until`, if nobody else
+    /// holds it at `now` (one statement: of several instances asking at
+    /// once, one gets it). True when `holder` has it.
+    async fn take_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: Millis,
+        until: Millis,
+    ) -> StoreResult<bool>;
+    async fn release_lease(&self, name: &str, holder: &str) -> StoreResult<()>;
+}
+
 /// Everything Usher stores.
 #[async_trait]
 pub trait Store:
@@ -751,6 +813,7 @@ pub trait Store:
     + AppStore
     + OidcStore
     + ForwardAuthStore
+    + LdapStore
     + Send
     + Sync
     + 'static
@@ -771,4 +834,6 @@ pub mod keys {
     /// What was made while the instance was open, in words (a JSON list),
     /// shown to the owner after set-up until dismissed.
     pub const OPEN_PERIOD_REPORT: &str = "setup.openPeriodReport";
+    /// The LDAP settings (JSON, n8n's names; the binding password sealed).
+    pub const LDAP_CONFIG: &str = "features.ldap";
 }

@@ -144,10 +144,12 @@ async fn start() -> Result<(), StartError> {
         state.settings().base_url
     );
     let purge = tokio::spawn(purge_expired(state.clone()));
+    let directory = tokio::spawn(sync_directory(state.clone()));
     crate::serve(listener, state, shutdown_signal())
         .await
         .map_err(|e| StartError::Other(format!("server: {e}")))?;
     purge.abort();
+    directory.abort();
     tracing::info!("Usher stopped");
     Ok(())
 }
@@ -159,6 +161,27 @@ async fn purge_expired(state: crate::AppState) {
         tick.tick().await;
         if let Err(error) = state.usher().purge_expired().await {
             tracing::warn!(%error, "could not purge expired rows");
+        }
+    }
+}
+
+/// Looks every minute whether the LDAP synchronisation is due; the one
+/// instance that takes the lease runs it (see `service::ldap`).
+async fn sync_directory(state: crate::AppState) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tick.tick().await;
+        match state.usher().sync_ldap_when_due().await {
+            Ok(Some(run)) => tracing::info!(
+                status = %run.status,
+                scanned = run.scanned,
+                created = run.created,
+                updated = run.updated,
+                disabled = run.disabled,
+                "LDAP synchronisation"
+            ),
+            Ok(None) => {}
+            Err(error) => tracing::warn!(%error, "LDAP synchronisation failed"),
         }
     }
 }

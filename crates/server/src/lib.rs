@@ -15,6 +15,7 @@ mod extract;
 mod forward_auth;
 mod health;
 mod input;
+mod ldap;
 mod mail;
 mod oidc;
 mod pages;
@@ -138,7 +139,9 @@ pub async fn build_on(
         .prepare()
         .await
         .map_err(|e| StartError::Other(format!("database: {e}")))?;
-    let usher = usher.with_cipher(&encryption_key);
+    let usher = usher
+        .with_cipher(&encryption_key)
+        .with_directory(ldap::directory());
     usher
         .check_encryption_key(&encryption_key)
         .await

@@ -358,6 +358,8 @@ pub(crate) mod tests {
             created_at: 1,
             updated_at: 1,
             last_active_at: None,
+            ldap_id: None,
+            disabled: false,
         };
         let key = ApiKey {
             id: uuid::Uuid::now_v7(),

@@ -26,6 +26,7 @@ pub mod config;
 mod files;
 mod forward_auth;
 mod invitations;
+mod ldap;
 mod mfa;
 mod misc;
 mod postgres;

@@ -31,6 +31,8 @@ pub(crate) struct UserRow {
     updated_at: i64,
     /// 0 for never (a NULL would sort at opposite ends on the two databases).
     last_active_at: i64,
+    ldap_id: Option<String>,
+    disabled: i64,
 }
 
 impl TryFrom<UserRow> for User {
@@ -58,6 +60,8 @@ impl TryFrom<UserRow> for User {
             created_at: row.created_at,
             updated_at: row.updated_at,
             last_active_at: Some(row.last_active_at).filter(|at| *at > 0),
+            ldap_id: row.ldap_id,
+            disabled: row.disabled != 0,
         })
     }
 }

@@ -72,7 +72,7 @@ impl SessionStore for SqlStore {
                     "SELECT u.*, s.token_hash, s.created_at AS session_created_at, s.expires_at, \
                      s.ip, s.user_agent, s.mfa AS session_mfa \
                      FROM sessions s JOIN users u ON u.id = s.user_id \
-                     WHERE s.token_hash = $1 AND s.expires_at > $2",
+                     WHERE s.token_hash = $1 AND s.expires_at > $2 AND u.disabled = 0",
                 )
                 .bind(token_hash)
                 .bind(now),

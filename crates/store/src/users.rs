@@ -490,8 +490,8 @@ pub(crate) async fn insert_user(write: &mut AuthWrite, user: &User) -> StoreResu
             Sql::new(
                 "INSERT INTO users (id, email, first_name, last_name, role, password_hash, \
                  password_change_required, mfa_enabled, invited_by, invited_at, created_at, \
-                 updated_at, email_skeleton) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                 updated_at, email_skeleton, ldap_id, disabled) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
             )
             .bind(user.id)
             .bind(user.email.as_ref().map(Email::as_str))
@@ -505,7 +505,9 @@ pub(crate) async fn insert_user(write: &mut AuthWrite, user: &User) -> StoreResu
             .bind(user.invited_at)
             .bind(user.created_at)
             .bind(user.updated_at)
-            .bind(user.email.as_ref().map(Email::skeleton)),
+            .bind(user.email.as_ref().map(Email::skeleton))
+            .bind(user.ldap_id.as_deref())
+            .bind(user.disabled),
         )
         .await?;
     add_personal_project(

@@ -168,6 +168,25 @@ impl Usher {
         factor: &super::mfa::SecondFactor,
         origin: &Origin,
     ) -> Result<SignedIn> {
+        let user = self.check_sign_in(login, password, origin).await?;
+        // With MFA on, the password alone is not enough (n8n's code 998).
+        self.require_second_factor(&user, factor, Error::Unauthorized)
+            .await?;
+        self.audit(Some(&user), "login.succeeded", Some(&user), "", origin)
+            .await;
+        self.start_session(user, origin).await
+    }
+
+    /// The first factor of a sign-in: the user whose login (an email, or a
+    /// directory login ID) and password these are, within the sign-in
+    /// limits. With LDAP sign-in on, everyone but the owner is checked by
+    /// the directory (as in n8n); the owner keeps the password kept here.
+    pub(super) async fn check_sign_in(
+        &self,
+        login: &str,
+        password: &Secret,
+        origin: &Origin,
+    ) -> Result<User> {
         self.user_management_enabled()?;
         let email = Email::parse(login).ok();
         let email_key = email
@@ -184,9 +203,20 @@ impl Usher {
         .await?;
         self.throttle(&format!("login:ip:{}", origin.ip), LOGIN_PER_IP)
             .await?;
+        if !user.as_ref().is_some_and(|u| u.role == Role::Owner)
+            && let Some(directory) = self.ldap_sign_in().await?
+        {
+            return self
+                .directory_sign_in(&directory, login, password, &email_key, origin)
+                .await;
+        }
         // Unknown and pending users cost one hash verification too, so the
-        // answer's timing does not tell whether an account exists.
-        let hash = user.as_ref().and_then(|u| u.password_hash.as_deref());
+        // answer's timing does not tell whether an account exists; so do
+        // directory users (no password here) and disabled ones.
+        let hash = user
+            .as_ref()
+            .filter(|u| !u.is_ldap() && !u.disabled)
+            .and_then(|u| u.password_hash.as_deref());
         let verified = self.hasher.verify(password, hash).await?;
         let Some(user) = user.filter(|_| verified.matches) else {
             self.audit(
@@ -199,16 +229,11 @@ impl Usher {
             .await;
             return Err(Error::Unauthorized(WRONG_CREDENTIALS.into()));
         };
-        // With MFA on, the password alone is not enough (n8n's code 998).
-        self.require_second_factor(&user, factor, Error::Unauthorized)
-            .await?;
         if verified.needs_rehash {
             let new_hash = self.hasher.hash(password).await?;
             self.store.rehash_password(user.id, &new_hash).await?;
         }
-        self.audit(Some(&user), "login.succeeded", Some(&user), "", origin)
-            .await;
-        self.start_session(user, origin).await
+        Ok(user)
     }
 
     pub(super) async fn start_session(&self, user: User, origin: &Origin) -> Result<SignedIn> {

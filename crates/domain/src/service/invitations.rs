@@ -175,6 +175,8 @@ impl Usher {
                     created_at: now,
                     updated_at: now,
                     last_active_at: None,
+                    ldap_id: None,
+                    disabled: false,
                 };
                 let (invitation, link) = self.new_invitation(actor, user.id, false)?;
                 self.store

@@ -45,6 +45,9 @@ impl Usher {
         let first_name = Name::first(&update.first_name)?;
         let last_name = Name::last(&update.last_name)?;
         let email_changed = user.email.as_ref() != Some(&email);
+        if email_changed && user.is_ldap() {
+            return Err(Error::field("email", super::ldap::EMAIL_IN_DIRECTORY));
+        }
         if email_changed {
             let password = update.current_password.unwrap_or_default();
             if password.is_empty() {
@@ -105,6 +108,9 @@ impl Usher {
         origin: &Origin,
     ) -> Result<()> {
         let user = &actor.user;
+        if user.is_ldap() {
+            return Err(Error::invalid(super::ldap::PASSWORD_IN_DIRECTORY));
+        }
         self.check_current_password(user, current, "currentPassword")
             .await?;
         self.require_second_factor(user, factor, |message| Error::field("mfaCode", message))

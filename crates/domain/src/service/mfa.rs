@@ -477,26 +477,19 @@ impl Usher {
         password: &Secret,
         origin: &Origin,
     ) -> Result<LoginStep> {
-        match self
-            .login(login, password, &SecondFactor::default(), origin)
-            .await
-        {
-            Ok(session) => Ok(LoginStep::Done(Box::new(session))),
-            Err(Error::MfaRequired(_)) => {
-                let email = crate::model::Email::parse(login)?;
-                let user = self
-                    .store
-                    .user_by_email(&email)
-                    .await?
-                    .ok_or_else(|| Error::Internal("user vanished".into()))?;
-                let challenge = token::generate();
-                self.store
-                    .insert_challenge(&challenge.hash, user.id, self.now() + CHALLENGE_LIFETIME)
-                    .await?;
-                Ok(LoginStep::NeedsCode(challenge.secret))
-            }
-            Err(other) => Err(other),
+        let user = self.check_sign_in(login, password, origin).await?;
+        if !user.mfa_enabled {
+            self.audit(Some(&user), "login.succeeded", Some(&user), "", origin)
+                .await;
+            return Ok(LoginStep::Done(Box::new(
+                self.start_session(user, origin).await?,
+            )));
         }
+        let challenge = token::generate();
+        self.store
+            .insert_challenge(&challenge.hash, user.id, self.now() + CHALLENGE_LIFETIME)
+            .await?;
+        Ok(LoginStep::NeedsCode(challenge.secret))
     }
 
     /// The sign-in page's second step. Wrong codes count toward the

@@ -16,6 +16,7 @@
 //! - [`apps`]: apps people sign into through Usher, and who may;
 //! - [`oidc`]: Usher as the apps' OpenID Connect provider;
 //! - [`forward_auth`]: the answers reverse proxies ask for at apps' doors.
+//! - [`ldap`]: signing in with the company directory, and synchronising it.
 
 pub mod admin;
 pub mod api;
@@ -23,6 +24,7 @@ pub mod apps;
 pub mod auth;
 pub mod forward_auth;
 pub mod invitations;
+pub mod ldap;
 pub mod me;
 pub mod mfa;
 pub mod oidc;
@@ -128,6 +130,11 @@ pub struct Usher {
     config: Config,
     /// ID token signing keys opened from the store.
     keys: oidc::KeyCache,
+    /// The company directory (LDAP); set with [`Usher::with_directory`].
+    directory: Arc<dyn crate::ldap::Directory>,
+    /// This process among the instances sharing the database (who holds a
+    /// lease).
+    instance_id: String,
 }
 
 impl Usher {
@@ -146,7 +153,15 @@ impl Usher {
             clock,
             config,
             keys: oidc::KeyCache::default(),
+            directory: Arc::new(crate::ldap::NoDirectory),
+            instance_id: uuid::Uuid::now_v7().to_string(),
         }
+    }
+
+    /// The company directory's adapter (LDAP).
+    pub fn with_directory(mut self, directory: Arc<dyn crate::ldap::Directory>) -> Self {
+        self.directory = directory;
+        self
     }
 
     /// Stored secrets are encrypted with this instance key.

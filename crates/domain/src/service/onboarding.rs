@@ -109,6 +109,8 @@ impl Usher {
             created_at: now,
             updated_at: now,
             last_active_at: None,
+            ldap_id: None,
+            disabled: false,
         };
         self.store
             .insert_user(&user)

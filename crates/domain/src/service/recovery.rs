@@ -77,7 +77,9 @@ impl Usher {
         let Some(user) = self.store.user_by_email(email).await? else {
             return Ok(());
         };
-        if user.is_pending() {
+        // The directory keeps a directory user's password: the sign-in
+        // and forgot-password pages say so; nothing is sent.
+        if user.is_pending() || user.is_ldap() {
             return Ok(());
         }
         let reset_url = self.new_reset_link(&user).await?;
@@ -201,6 +203,9 @@ impl Usher {
                 "This user has not accepted the invitation yet: resend the invitation instead.",
             ));
         }
+        if user.is_ldap() {
+            return Err(Error::invalid(super::ldap::RESET_IN_DIRECTORY));
+        }
         Ok(user)
     }
 
@@ -260,6 +265,9 @@ impl Usher {
             .await?
             .filter(|u| !u.is_pending())
             .ok_or_else(|| Error::not_found(format!("No active user has the email {email}.")))?;
+        if user.is_ldap() {
+            return Err(Error::invalid(super::ldap::RESET_IN_DIRECTORY));
+        }
         let link = self.new_reset_link(&user).await?;
         let origin = crate::model::Origin::command_line();
         self.audit(

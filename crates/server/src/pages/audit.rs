@@ -228,6 +228,13 @@ fn in_words(action: &str, who: Option<&str>, whom: Option<&str>, detail: &str) -
         "api_key.created" => quoted("created the API key"),
         "api_key.deleted" => quoted("deleted the API key"),
         "settings.invite_email" => format!("{who} changed the invitation email"),
+        "ldap.settings_saved" => with_detail(format!("{who} saved the LDAP settings")),
+        "ldap.user_created" => with_detail(format!("{whom} was added from the directory")),
+        "ldap.user_linked" => with_detail(format!("{whom} was linked to the directory")),
+        "ldap.sync" if who.starts_with("Someone") => {
+            format!("Scheduled LDAP synchronisation: {detail}")
+        }
+        "ldap.sync" => format!("{who} synchronised with the directory: {detail}"),
         "user_management.reset" => "User management was reset to its first-run state".to_owned(),
         "workflow.created" => created_in("workflow"),
         "workflow.updated" => quoted("changed the workflow"),

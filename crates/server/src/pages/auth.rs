@@ -107,6 +107,9 @@ struct SigninPage {
     form: Form,
     redirect: String,
     notice: Option<String>,
+    /// With LDAP sign-in on: the first field's label (it takes a login ID
+    /// or an email), and where directory users change their password.
+    ldap_label: Option<String>,
 }
 
 impl SigninPage {
@@ -116,7 +119,13 @@ impl SigninPage {
             form,
             redirect,
             notice: None,
+            ldap_label: None,
         }
+    }
+
+    async fn with_ldap(mut self, state: &AppState) -> Result<Self> {
+        self.ldap_label = state.usher().ldap_login_label().await?;
+        Ok(self)
     }
 }
 
@@ -142,7 +151,9 @@ async fn view_signin_get(
     }
     page.require_signed_out()?;
     let form = Form::default().with("email", query.email);
-    let mut signin = SigninPage::new(page.layout, form, query.redirect);
+    let mut signin = SigninPage::new(page.layout, form, query.redirect)
+        .with_ldap(&state)
+        .await?;
     signin.notice = query.signed_out.map(|_| "You are signed out.".to_owned());
     Ok(signin.into_response())
 }
@@ -183,7 +194,10 @@ async fn view_signin_post(
         .into_response(),
         Err(error) => {
             let form = Form::default().with("email", input.email).error(error, &[]);
-            SigninPage::new(page.layout, form, input.redirect).into_response()
+            SigninPage::new(page.layout, form, input.redirect)
+                .with_ldap(&state)
+                .await?
+                .into_response()
         }
     })
 }

@@ -20,6 +20,7 @@
 //! - [`user`]: `/settings/users/<id>` (role, project roles, resets, deletion);
 //! - [`audit`]: `/settings/audit`, the audit log;
 //! - [`email`]: `/settings/email`, the invitation email's wording;
+//! - [`ldap`]: `/settings/ldap`, signing in with the company directory;
 //! - [`resources`]: workflows, credentials, tags and projects.
 
 mod api_keys;
@@ -32,6 +33,7 @@ mod error;
 mod flash;
 mod form;
 mod home;
+mod ldap;
 mod mfa;
 mod page;
 mod personal;
@@ -80,6 +82,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
             .merge(email::router())
             .merge(resources::router())
             .merge(apps::router())
+            .merge(ldap::router())
             .merge(crate::oidc::browser_router())
             .merge(crate::forward_auth::browser_router());
     }

@@ -38,6 +38,9 @@ struct PersonalPage {
     password: Form,
     password_rules: super::PasswordRules,
     mfa_enabled: bool,
+    /// A directory (LDAP) user's email: shown, not changed here, and no
+    /// password form.
+    directory_email: Option<String>,
 }
 
 impl PersonalPage {
@@ -49,6 +52,12 @@ impl PersonalPage {
             password: Form::default(),
             password_rules: password_rules(state),
             mfa_enabled: user.mfa_enabled,
+            directory_email: user.is_ldap().then(|| {
+                user.email
+                    .as_ref()
+                    .map(|e| e.to_string())
+                    .unwrap_or_default()
+            }),
         }
     }
 }

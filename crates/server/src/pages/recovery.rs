@@ -34,6 +34,8 @@ struct ForgotPage {
     form: Form,
     mail_configured: bool,
     sent: bool,
+    /// LDAP sign-in is on: directory users reset their password there.
+    ldap: bool,
 }
 
 /// What the page shows once after a request: that it was sent.
@@ -48,6 +50,7 @@ async fn view_forgot_get(State(state): State<AppState>, page: Page) -> Result {
         form: Form::default(),
         mail_configured: state.usher().mail_configured(),
         sent: super::flash::once::<Sent>().is_some_and(|s| s.sent),
+        ldap: state.usher().ldap_login_label().await?.is_some(),
     }
     .into_response())
 }
@@ -84,6 +87,7 @@ async fn view_forgot_post(
         form,
         mail_configured: state.usher().mail_configured(),
         sent: false,
+        ldap: state.usher().ldap_login_label().await?.is_some(),
     }
     .into_response())
 }

@@ -210,6 +210,10 @@ struct UserRow {
     pending: bool,
     must_change: bool,
     mfa: bool,
+    /// Signs in with the company directory (LDAP).
+    directory: bool,
+    /// Left the directory: cannot sign in.
+    disabled: bool,
     last_active: String,
     /// The viewer may change their role here (not the owner, not oneself).
     can_change_role: bool,
@@ -412,12 +416,15 @@ fn user_row(actor: &usher_domain::service::auth::Actor, user: &User, now: i64) -
         pending: user.is_pending(),
         must_change: user.password_change_required,
         mfa: user.mfa_enabled,
+        directory: user.is_ldap(),
+        disabled: user.disabled,
         last_active: last_active(user, now),
         can_change_role: manages && !owner && !is_self,
         can_manage: manages && !is_self,
         can_reset: manages
             && !is_self
             && !user.is_pending()
+            && !user.is_ldap()
             && (!owner || actor.user.role == Role::Owner),
         can_delete: manages && !owner && !is_self,
     }

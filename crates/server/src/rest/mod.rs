@@ -8,6 +8,7 @@ mod api_keys;
 pub(crate) mod apps;
 mod auth;
 mod invitations;
+mod ldap;
 mod me;
 mod mfa;
 mod recovery;
@@ -38,6 +39,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
             .merge(api_keys::router())
             .merge(apps::router())
             .merge(mfa::router())
+            .merge(ldap::router())
             .merge(users::router());
     }
     router

@@ -112,6 +112,14 @@ const TABLE: &[(&str, &str, [Outcome; 5])] = &[
     ("DELETE", "/rest/apps/{id}",                         [Deny,  Deny,  Deny,  Allow, Allow]),
     ("POST",   "/rest/apps/{id}/secret",                  [Deny,  Deny,  Deny,  Allow, Allow]),
 
+    // LDAP: the owner and admins (an empty PUT keeps the settings; without
+    // settings a test or a sync is 400, allowed).
+    ("GET",    "/rest/ldap/config",                       [Deny,  Deny,  Deny,  Allow, Allow]),
+    ("PUT",    "/rest/ldap/config",                       [Deny,  Deny,  Deny,  Allow, Allow]),
+    ("POST",   "/rest/ldap/test-connection",              [Deny,  Deny,  Deny,  Allow, Allow]),
+    ("GET",    "/rest/ldap/sync",                         [Deny,  Deny,  Deny,  Allow, Allow]),
+    ("POST",   "/rest/ldap/sync",                         [Deny,  Deny,  Deny,  Allow, Allow]),
+
     // Users: everyone signed in sees the list; the owner and admins manage.
     ("GET",    "/rest/users",                             [Deny,  Deny,  Allow, Allow, Allow]),
     ("POST",   "/rest/users",                             [Deny,  Deny,  Deny,  Allow, Allow]),

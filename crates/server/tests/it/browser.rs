@@ -2139,3 +2139,84 @@ async fn a_hundred_thousand_users_are_searched_filtered_paged_and_opened() -> Te
     browser.finish(server).await?;
     Ok(())
 }
+
+// ---- LDAP (issue 18) ----------------------------------------------------------
+
+/// The owner sets up the directory on `/settings/ldap` as a person would: a
+/// mistake is shown beside its field with everything else kept, a save
+/// redirects with a notice, the test and a dry run say what they found;
+/// then a directory user signs in with their login ID on the sign-in page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_owner_sets_up_ldap_and_a_directory_user_signs_in_with_their_login_id() -> TestResult {
+    use crate::slapd::{self, Slapd};
+    let directory = Slapd::start().await;
+    let server = TestServer::start(Db::Sqlite).await;
+    server.owner().await;
+    let mut browser = Browser::open("ldap").await?;
+    browser.sign_in_as_owner(&server).await?;
+    browser.follow_top_bar("/settings/ldap").await?;
+    browser.appears("#ldap-form").await?;
+    assert_eq!(browser.title().await?, "LDAP · Usher");
+    browser.shoot("ldap-empty").await?;
+
+    browser.find("#loginEnabled").await?.click().await?;
+    for (field, value) in [
+        ("connectionUrl", "127.0.0.1".to_owned()),
+        ("connectionPort", "not a port".to_owned()),
+        ("baseDn", slapd::PEOPLE.to_owned()),
+        ("bindingAdminDn", slapd::ADMIN_DN.to_owned()),
+        ("bindingAdminPassword", slapd::ADMIN_PASSWORD.to_owned()),
+        ("loginIdAttribute", "uid".to_owned()),
+        ("emailAttribute", "mail".to_owned()),
+        ("firstNameAttribute", "givenName".to_owned()),
+        ("lastNameAttribute", "sn".to_owned()),
+        ("ldapIdAttribute", "entryUUID".to_owned()),
+        ("userFilter", "(employeeType=staff)".to_owned()),
+    ] {
+        browser.type_into(&format!("#{field}"), &value).await?;
+    }
+    browser.click("ldap-save").await?;
+    let error = browser
+        .appears("#connectionPort-error")
+        .await?
+        .text()
+        .await?;
+    assert_eq!(error, "The port must be a whole number.");
+    assert_eq!(browser.value("#connectionUrl").await?, "127.0.0.1");
+    assert_eq!(browser.value("#userFilter").await?, "(employeeType=staff)");
+    assert_eq!(browser.value("#bindingAdminPassword").await?, "");
+    assert!(browser.find("#loginEnabled").await?.is_selected().await?);
+    browser.shoot("ldap-refused").await?;
+
+    browser
+        .type_into("#connectionPort", &directory.port.to_string())
+        .await?;
+    browser
+        .type_into("#bindingAdminPassword", slapd::ADMIN_PASSWORD)
+        .await?;
+    browser.click("ldap-save").await?;
+    let saved = browser.appears("#flash").await?.text().await?;
+    assert!(
+        saved.starts_with("The directory settings are saved"),
+        "{saved}"
+    );
+    assert_eq!(browser.path().await?, "/settings/ldap");
+    browser.click("ldap-test").await?;
+    let tested = browser.appears("#flash").await?.text().await?;
+    assert!(tested.starts_with("The connection works"), "{tested}");
+    browser.click("ldap-dry-run").await?;
+    let dry = browser.appears("#flash").await?.text().await?;
+    assert!(dry.contains("2 would be added"), "{dry}");
+    browser.appears("#ldap-runs").await?;
+    browser.shoot("ldap-saved").await?;
+
+    browser.sign_out().await?;
+    browser.appears("#ldap-hint").await?;
+    browser.shoot("signin-ldap").await?;
+    browser.fill_sign_in("ann", slapd::ANN_PASSWORD).await?;
+    browser.assert_home_as("Ann Lee").await?;
+    browser.follow_top_bar("/settings/personal").await?;
+    browser.appears("#password-directory").await?;
+    browser.shoot("personal-ldap").await?;
+    browser.finish(server).await
+}

@@ -438,6 +438,8 @@ impl TestServer {
             created_at: now,
             updated_at: now,
             last_active_at: None,
+            ldap_id: None,
+            disabled: false,
         };
         self.store
             .insert_user(&user)

@@ -43,6 +43,7 @@ crate::on_both_databases!(
     a_temporary_password_is_replaced_on_the_way_into_an_app,
     two_factor_set_up_on_the_way_into_an_app_goes_on_to_it,
     login_hint_fills_in_the_sign_in_form,
+    a_directory_user_s_app_tokens_and_keys_end_when_they_leave_the_directory,
 );
 
 const REDIRECT: &str = "http://rp.example.test/callback";
@@ -1333,6 +1334,81 @@ async fn another_instance_refuses_a_revoked_token_at_once(db: Db) -> TestResult 
     assert_eq!(revoked.status(), StatusCode::OK);
     assert_eq!(
         userinfo_status(&other, &access).await?,
+        StatusCode::UNAUTHORIZED
+    );
+    Ok(())
+}
+
+/// A directory user (issue 18) signs into an app like anyone; when their
+/// entry leaves the directory, the next synchronisation revokes the app's
+/// tokens, their API keys and their session at once.
+async fn a_directory_user_s_app_tokens_and_keys_end_when_they_leave_the_directory(
+    db: Db,
+) -> TestResult {
+    use crate::slapd::{self, Slapd};
+    let s = setup(db, false, json!("everyone")).await?;
+    let server = &s.server;
+    let directory = Slapd::start().await;
+    let saved = s
+        .owner
+        .put(server.at("/rest/ldap/config"))
+        .json(&crate::ldap::settings(&directory))
+        .send()
+        .await?;
+    assert_eq!(saved.status(), StatusCode::OK);
+    let browser = server.signed_in("ann", slapd::ANN_PASSWORD).await;
+    let started = start(&s.rp, &[]);
+    let code = code_for(&browser, &started).await?;
+    let tokens = exchange(&s.rp, &code, &started.verifier).await?;
+    let claims = verified_claims(
+        server,
+        &s.rp,
+        tokens.id_token().ok_or("no ID token")?,
+        &started.nonce,
+    )?;
+    let me = body(browser.get(server.at("/rest/me")).send().await?).await;
+    assert_eq!(claims["sub"], me["data"]["id"], "{claims}");
+    let access = tokens.access_token().secret().clone();
+    assert_eq!(userinfo_status(server, &access).await?, StatusCode::OK);
+    let key = crate::harness::new_key(server, &browser, "scripts", &[]).await;
+    let with_key = |key: String| async move {
+        Client::new()
+            .get(server.at("/api/v1/users"))
+            .header("X-N8N-API-KEY", key)
+            .send()
+            .await
+            .map(|r| r.status())
+    };
+    assert_eq!(
+        with_key(key.clone()).await?,
+        StatusCode::FORBIDDEN,
+        "no scope, but a key"
+    );
+
+    directory.delete(&format!("uid=ann,{}", slapd::PEOPLE));
+    let run = body(
+        s.owner
+            .post(server.at("/rest/ldap/sync"))
+            .json(&json!({"type": "live"}))
+            .send()
+            .await?,
+    )
+    .await;
+    assert_eq!(run["data"]["disabled"], 1, "{run}");
+    assert_eq!(
+        userinfo_status(server, &access).await?,
+        StatusCode::UNAUTHORIZED
+    );
+    let refresh = tokens.refresh_token().ok_or("no refresh token")?.clone();
+    assert!(
+        s.rp.exchange_refresh_token(&refresh)?
+            .request_async(&rp_http)
+            .await
+            .is_err()
+    );
+    assert_eq!(with_key(key).await?, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        browser.get(server.at("/rest/me")).send().await?.status(),
         StatusCode::UNAUTHORIZED
     );
     Ok(())

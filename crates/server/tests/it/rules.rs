@@ -56,6 +56,8 @@ async fn person(store: &dyn Store, email: &str, role: Role) -> Actor {
         created_at: now,
         updated_at: now,
         last_active_at: None,
+        ldap_id: None,
+        disabled: false,
     };
     store.insert_user(&user).await.unwrap();
     Actor {
