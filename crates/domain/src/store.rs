@@ -645,6 +645,36 @@ pub trait OidcStore {
     ) -> StoreResult<()>;
 }
 
+/// Single sign-on through an outside OpenID Connect provider.
+#[async_trait]
+pub trait SsoStore {
+    /// A sign-in under way, keyed by the hash of its `state`.
+    async fn insert_sso_login(
+        &self,
+        state_hash: &str,
+        sealed: &str,
+        expires_at: Millis,
+    ) -> StoreResult<()>;
+    /// Takes (deletes) the sign-in with this state hash and returns what
+    /// it held and when it expires: of several callbacks with one state, on
+    /// any instance, exactly one gets it.
+    async fn take_sso_login(&self, state_hash: &str) -> StoreResult<Option<(String, Millis)>>;
+    /// The user linked to the provider's (issuer, subject).
+    async fn sso_user(&self, issuer: &str, subject: &str) -> StoreResult<Option<User>>;
+    /// Links (issuer, subject) to an existing user; Conflict when that
+    /// pair is linked already.
+    async fn link_sso(
+        &self,
+        issuer: &str,
+        subject: &str,
+        user: UserId,
+        now: Millis,
+    ) -> StoreResult<()>;
+    /// A new user with their personal project and the link, in one
+    /// transaction; Conflict when the email or the link is taken.
+    async fn insert_sso_user(&self, user: &User, issuer: &str, subject: &str) -> StoreResult<()>;
+}
+
 /// Everything Usher stores.
 #[async_trait]
 pub trait Store:
@@ -661,6 +691,7 @@ pub trait Store:
     + AuditStore
     + AppStore
     + OidcStore
+    + SsoStore
     + Send
     + Sync
     + 'static
@@ -681,4 +712,7 @@ pub mod keys {
     /// What was made while the instance was open, in words (a JSON list),
     /// shown to the owner after set-up until dismissed.
     pub const OPEN_PERIOD_REPORT: &str = "setup.openPeriodReport";
+    /// Single sign-on through an OpenID Connect provider: the settings as
+    /// JSON, the client secret sealed (n8n's key).
+    pub const SSO_OIDC: &str = "features.oidc";
 }

@@ -55,6 +55,7 @@ impl GuardStore for SqlStore {
             "DELETE FROM oidc_grants WHERE expires_at <= $1",
             "DELETE FROM oidc_tokens WHERE expires_at <= $1",
             "DELETE FROM oidc_codes WHERE expires_at <= $1 AND used_at IS NULL",
+            "DELETE FROM sso_logins WHERE expires_at <= $1",
         ] {
             self.execute(Sql::new(sql).bind(now)).await?;
         }

@@ -188,6 +188,13 @@ impl Usher {
         // answer's timing does not tell whether an account exists.
         let hash = user.as_ref().and_then(|u| u.password_hash.as_deref());
         let verified = self.hasher.verify(password, hash).await?;
+        // SSO only: a password is the owner's door alone (n8n's rule).
+        self.refuse_password_door(
+            user.as_ref().filter(|_| verified.matches),
+            &email_key,
+            origin,
+        )
+        .await?;
         let Some(user) = user.filter(|_| verified.matches) else {
             self.audit(
                 None,

@@ -14,7 +14,9 @@
 //! - [`api`]: API keys and the public API v1's user operations;
 //! - [`admin`]: what operators run from the command line;
 //! - [`apps`]: apps people sign into through Usher, and who may;
-//! - [`oidc`]: Usher as the apps' OpenID Connect provider.
+//! - [`oidc`]: Usher as the apps' OpenID Connect provider;
+//! - [`sso`]: signing into Usher through the company's OpenID Connect
+//!   provider, and whether passwords are for everyone or the owner only.
 
 pub mod admin;
 pub mod api;
@@ -29,6 +31,7 @@ pub mod open_period;
 pub mod recovery;
 pub mod resources;
 pub mod roles;
+pub mod sso;
 pub mod throttle;
 pub mod user_actions;
 pub mod user_browse;
