@@ -20,6 +20,8 @@
 //! - [`user`]: `/settings/users/<id>` (role, project roles, resets, deletion);
 //! - [`audit`]: `/settings/audit`, the audit log;
 //! - [`email`]: `/settings/email`, the invitation email's wording;
+//! - [`sso`]: `/settings/sso`, single sign-on through an OpenID Connect
+//!   provider;
 //! - [`resources`]: workflows, credentials, tags and projects.
 
 mod api_keys;
@@ -38,6 +40,7 @@ mod personal;
 mod recovery;
 mod resources;
 mod signup;
+mod sso;
 mod user;
 mod users;
 
@@ -53,7 +56,7 @@ use usher_domain::{clock::rfc3339, service::auth::Identity};
 
 use crate::AppState;
 
-pub use error::{PageError, error_page_without_visitor, not_found, refused};
+pub use error::{PageError, error_page_without_visitor, failure_page, not_found, refused};
 pub use flash::done;
 pub use form::{Form, PasswordRules, Shown};
 pub use page::{Page, SignedInPage};
@@ -80,6 +83,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
             .merge(email::router())
             .merge(resources::router())
             .merge(apps::router())
+            .merge(sso::router())
             .merge(crate::oidc::browser_router());
     }
     router

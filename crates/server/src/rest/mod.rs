@@ -13,6 +13,7 @@ mod mfa;
 mod recovery;
 mod resources;
 mod roles;
+pub(crate) mod sso;
 mod users;
 
 use axum::{
@@ -38,6 +39,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
             .merge(api_keys::router())
             .merge(apps::router())
             .merge(mfa::router())
+            .merge(sso::router())
             .merge(users::router());
     }
     router

@@ -30,4 +30,5 @@ mod schemathesis;
 mod security;
 mod sessions;
 mod setup;
+mod sso;
 mod users_page;

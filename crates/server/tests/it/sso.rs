@@ -1,0 +1,559 @@
+//! Single sign-on into Usher through an OpenID Connect provider: a second
+//! Usher instance (issue 12's provider) stands for the company's identity
+//! provider, and a client with a cookie jar for the browser (it follows no
+//! redirects, so each hop is seen). The provider's cookie has its own name:
+//! both servers are on 127.0.0.1, and cookies do not tell ports apart.
+
+use reqwest::{Client, StatusCode};
+use serde_json::{Value, json};
+use usher_domain::{
+    clock::HOUR,
+    model::Role,
+    service::sso::{SECRET_PLACEHOLDER, USE_SSO},
+    store::{SettingStore as _, UserStore as _},
+};
+
+use crate::{
+    apps::app_body,
+    harness::{Db, OWNER_EMAIL, OWNER_PASSWORD, TestResult, TestServer, body, location, login},
+};
+
+crate::on_both_databases!(
+    the_config_api_hides_the_secret_and_checks_the_provider,
+    a_first_sign_in_makes_a_member_and_the_next_finds_them_by_subject,
+    a_verified_email_links_an_existing_user,
+    a_callback_from_another_browser_or_replayed_is_refused,
+    the_provider_s_error_is_a_page_that_says_so,
+    an_expired_id_token_is_refused,
+    a_provider_claiming_another_issuer_is_refused,
+    sso_only_refuses_a_member_s_password_but_not_the_owner_s,
+    usher_s_own_two_factor_code_is_asked_on_top,
+);
+
+const ANN: &str = "ann@example.com";
+const ANN_PASSWORD: &str = "Ann1password";
+const SECRET_SHAPE: usize = 43;
+
+/// The company's provider (a second Usher, with an app for the first) and
+/// Usher signing in with it.
+pub struct Pair {
+    pub idp: TestServer,
+    pub sp: TestServer,
+    pub sp_owner: Client,
+    pub client_id: String,
+    pub secret: String,
+}
+
+impl Pair {
+    pub async fn new(db: Db) -> Self {
+        let idp = TestServer::start_with(db, &[("N8N_AUTH_COOKIE_NAME", "idp-auth")]).await;
+        let sp = TestServer::start(db).await;
+        let idp_owner = idp.owner().await;
+        idp.add_user(ANN, ANN_PASSWORD, Role::Member).await;
+        let mut registration = app_body("Usher SP", false, json!("everyone"));
+        registration["redirectUris"] = json!([sp.at("/rest/sso/oidc/callback")]);
+        let created = body(
+            idp_owner
+                .post(idp.at("/rest/apps"))
+                .json(&registration)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        let client_id = created["data"]["clientId"].as_str().unwrap().to_owned();
+        let secret = created["data"]["clientSecret"].as_str().unwrap().to_owned();
+        assert!(secret.len() >= SECRET_SHAPE);
+        let sp_owner = sp.owner().await;
+        Self {
+            idp,
+            sp,
+            sp_owner,
+            client_id,
+            secret,
+        }
+    }
+
+    pub fn discovery(&self) -> String {
+        self.idp.at("/.well-known/openid-configuration")
+    }
+
+    /// Saves the settings through `/rest`, with `extra` on top.
+    pub async fn configure(&self, extra: Value) -> reqwest::Response {
+        let mut config = json!({
+            "discoveryEndpoint": self.discovery(),
+            "clientId": self.client_id,
+            "clientSecret": self.secret,
+            "loginEnabled": true,
+            "loginLabel": "Company",
+        });
+        if let (Some(config), Some(extra)) = (config.as_object_mut(), extra.as_object()) {
+            for (key, value) in extra {
+                config.insert(key.clone(), value.clone());
+            }
+        }
+        self.sp_owner
+            .post(self.sp.at("/rest/sso/oidc/config"))
+            .json(&config)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// A browser signed in at the provider as `email`.
+    pub async fn browser_at_idp(&self, email: &str, password: &str) -> Client {
+        let browser = self.sp.client();
+        let signed_in = login(&browser, &self.idp, email, password).await;
+        assert_eq!(signed_in.status(), StatusCode::OK);
+        browser
+    }
+
+    /// Sends `browser` to the provider from Usher's button; the callback
+    /// address the provider sends it back to.
+    pub async fn to_provider_and_back(&self, browser: &Client, redirect: &str) -> String {
+        let start = browser
+            .get(
+                self.sp
+                    .at(&format!("/rest/sso/oidc/login?redirect={redirect}")),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            start.status(),
+            StatusCode::SEE_OTHER,
+            "{}",
+            start.text().await.unwrap()
+        );
+        let authorize = location(&start);
+        assert!(authorize.starts_with(&self.idp.url), "{authorize}");
+        for needed in [
+            "code_challenge_method=S256",
+            "nonce=",
+            "state=",
+            "scope=openid",
+        ] {
+            assert!(authorize.contains(needed), "{needed} in {authorize}");
+        }
+        let back = browser.get(&authorize).send().await.unwrap();
+        let callback = location(&back);
+        assert!(
+            callback.starts_with(&self.sp.at("/rest/sso/oidc/callback")),
+            "{} {callback}",
+            back.status()
+        );
+        callback
+    }
+}
+
+async fn who(server: &TestServer, browser: &Client) -> Value {
+    let me = browser.get(server.at("/rest/login")).send().await.unwrap();
+    if me.status() != StatusCode::OK {
+        return Value::Null;
+    }
+    body(me).await["data"].clone()
+}
+
+async fn the_config_api_hides_the_secret_and_checks_the_provider(db: Db) -> TestResult {
+    let pair = Pair::new(db).await;
+    let sp = &pair.sp;
+    let empty = body(
+        pair.sp_owner
+            .get(sp.at("/rest/sso/oidc/config"))
+            .send()
+            .await?,
+    )
+    .await;
+    assert_eq!(empty["data"]["loginEnabled"], json!(false));
+    assert_eq!(empty["data"]["clientSecret"], json!(""));
+    assert_eq!(
+        empty["data"]["callbackUrl"],
+        json!(sp.at("/rest/sso/oidc/callback"))
+    );
+
+    let not_url = pair
+        .configure(json!({"discoveryEndpoint": "not a url"}))
+        .await;
+    assert_eq!(not_url.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        body(not_url).await["message"],
+        json!("Provided discovery endpoint is not a valid URL")
+    );
+    let unreachable = pair
+        .configure(
+            json!({"discoveryEndpoint": "http://127.0.0.1:9/.well-known/openid-configuration"}),
+        )
+        .await;
+    assert_eq!(unreachable.status(), StatusCode::BAD_REQUEST);
+    let message = body(unreachable).await["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        message.contains("could not reach the discovery endpoint"),
+        "{message}"
+    );
+    let bad_prompt = pair.configure(json!({"prompt": "always"})).await;
+    assert_eq!(bad_prompt.status(), StatusCode::BAD_REQUEST);
+    let only_without_sso = pair
+        .configure(json!({"loginEnabled": false, "authenticationMethod": "oidc"}))
+        .await;
+    assert_eq!(only_without_sso.status(), StatusCode::BAD_REQUEST);
+
+    let saved = pair.configure(json!({})).await;
+    assert_eq!(saved.status(), StatusCode::OK);
+    let saved = body(saved).await;
+    assert_eq!(saved["data"]["clientSecret"], json!(SECRET_PLACEHOLDER));
+    assert_eq!(saved["data"]["clientId"], json!(pair.client_id));
+    let read = body(
+        pair.sp_owner
+            .get(sp.at("/rest/sso/oidc/config"))
+            .send()
+            .await?,
+    )
+    .await;
+    assert_eq!(read["data"]["clientSecret"], json!(SECRET_PLACEHOLDER));
+    assert_eq!(read["data"]["authenticationMethod"], json!("email"));
+    let stored = sp.store.setting("features.oidc").await?.unwrap_or_default();
+    assert!(
+        !stored.contains(&pair.secret),
+        "the secret is stored sealed"
+    );
+
+    // The placeholder sent back keeps the stored secret: sign-in works.
+    let again = pair
+        .configure(json!({"clientSecret": SECRET_PLACEHOLDER, "loginLabel": "ACME"}))
+        .await;
+    assert_eq!(again.status(), StatusCode::OK);
+    let browser = pair.browser_at_idp(ANN, ANN_PASSWORD).await;
+    let callback = pair.to_provider_and_back(&browser, "/").await;
+    let done = browser.get(&callback).send().await?;
+    assert_eq!(done.status(), StatusCode::SEE_OTHER);
+    assert_eq!(who(sp, &browser).await["email"], json!(ANN));
+
+    // Members may not read or change it; the sign-in page shows the button.
+    let member = sp
+        .add_user("mo@example.com", "Member1password", Role::Member)
+        .await;
+    let mo = sp
+        .signed_in(member.email.unwrap().as_str(), "Member1password")
+        .await;
+    let refused = mo.get(sp.at("/rest/sso/oidc/config")).send().await?;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let signin = sp
+        .client()
+        .get(sp.at("/signin?redirect=/settings/api"))
+        .send()
+        .await?;
+    let page = signin.text().await?;
+    assert!(page.contains("Sign in with ACME"), "{page}");
+    assert!(
+        page.contains("/rest/sso/oidc/login?redirect=/settings/api"),
+        "{page}"
+    );
+    Ok(())
+}
+
+async fn a_first_sign_in_makes_a_member_and_the_next_finds_them_by_subject(db: Db) -> TestResult {
+    let pair = Pair::new(db).await;
+    assert_eq!(pair.configure(json!({})).await.status(), StatusCode::OK);
+    let browser = pair.browser_at_idp(ANN, ANN_PASSWORD).await;
+    let callback = pair
+        .to_provider_and_back(&browser, "/settings/personal")
+        .await;
+    let done = browser.get(&callback).send().await?;
+    assert_eq!(done.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        location(&done),
+        "/settings/personal",
+        "the way back is kept"
+    );
+    let first = who(&pair.sp, &browser).await;
+    assert_eq!(first["email"], json!(ANN));
+    assert_eq!(first["role"], json!("global:member"));
+    assert_eq!(
+        first["firstName"],
+        json!("Mia"),
+        "names come from the provider"
+    );
+
+    // Ann's address changes at the provider: the next sign-in still finds
+    // her account in Usher, by the provider's subject.
+    let moved = browser
+        .patch(pair.idp.at("/rest/me"))
+        .json(&json!({"email": "ann.new@example.com", "firstName": "Ann", "lastName": "Lee", "currentPassword": ANN_PASSWORD}))
+        .send()
+        .await?;
+    assert_eq!(moved.status(), StatusCode::OK, "{}", moved.text().await?);
+    let browser = pair
+        .browser_at_idp("ann.new@example.com", ANN_PASSWORD)
+        .await;
+    let callback = pair.to_provider_and_back(&browser, "/").await;
+    assert_eq!(
+        browser.get(&callback).send().await?.status(),
+        StatusCode::SEE_OTHER
+    );
+    let second = who(&pair.sp, &browser).await;
+    assert_eq!(second["id"], first["id"]);
+    assert_eq!(
+        pair.sp.store.list_users().await?.len(),
+        2,
+        "the owner and Ann"
+    );
+    let audit = body(
+        pair.sp_owner
+            .get(pair.sp.at("/rest/audit?action=user.created"))
+            .send()
+            .await?,
+    )
+    .await;
+    assert!(audit.to_string().contains(ANN), "{audit}");
+    Ok(())
+}
+
+async fn a_verified_email_links_an_existing_user(db: Db) -> TestResult {
+    let pair = Pair::new(db).await;
+    let existing = pair.sp.add_user(ANN, "Usher1password", Role::Admin).await;
+    assert_eq!(pair.configure(json!({})).await.status(), StatusCode::OK);
+    let browser = pair.browser_at_idp(ANN, ANN_PASSWORD).await;
+    let callback = pair.to_provider_and_back(&browser, "/").await;
+    assert_eq!(
+        browser.get(&callback).send().await?.status(),
+        StatusCode::SEE_OTHER
+    );
+    let me = who(&pair.sp, &browser).await;
+    assert_eq!(me["id"], json!(existing.id.to_string()));
+    assert_eq!(
+        me["role"],
+        json!("global:admin"),
+        "the same account, its role kept"
+    );
+    // The account's own password still works (passwords are for everyone).
+    let local = login(&pair.sp.client(), &pair.sp, ANN, "Usher1password").await;
+    assert_eq!(local.status(), StatusCode::OK);
+    Ok(())
+}
+
+async fn a_callback_from_another_browser_or_replayed_is_refused(db: Db) -> TestResult {
+    let pair = Pair::new(db).await;
+    assert_eq!(pair.configure(json!({})).await.status(), StatusCode::OK);
+    let browser = pair.browser_at_idp(ANN, ANN_PASSWORD).await;
+    let callback = pair.to_provider_and_back(&browser, "/").await;
+
+    // Login CSRF: the attacker's callback address in someone else's browser.
+    let victim = pair.sp.client();
+    let planted = victim.get(&callback).send().await?;
+    assert_eq!(planted.status(), StatusCode::BAD_REQUEST);
+    let page = planted.text().await?;
+    assert!(
+        page.contains("not for a sign-in started in this browser"),
+        "{page}"
+    );
+    assert_eq!(who(&pair.sp, &victim).await, Value::Null);
+
+    // A state that does not match the cookie, in the right browser.
+    let tampered = callback.replace("state=", "state=x");
+    let wrong = browser.get(&tampered).send().await?;
+    assert_eq!(wrong.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(who(&pair.sp, &browser).await, Value::Null);
+
+    // A fresh start, finished, then replayed with the same cookie value.
+    let callback = pair.to_provider_and_back(&browser, "/").await;
+    let state = url::Url::parse(&callback)?
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default();
+    assert_eq!(
+        browser.get(&callback).send().await?.status(),
+        StatusCode::SEE_OTHER
+    );
+    let replay = pair
+        .sp
+        .client()
+        .get(&callback)
+        .header("cookie", format!("n8n-auth-sso={state}"))
+        .send()
+        .await?;
+    assert_eq!(replay.status(), StatusCode::BAD_REQUEST);
+    let page = replay.text().await?;
+    assert!(page.contains("not known here"), "{page}");
+    Ok(())
+}
+
+async fn the_provider_s_error_is_a_page_that_says_so(db: Db) -> TestResult {
+    let pair = Pair::new(db).await;
+    assert_eq!(pair.configure(json!({})).await.status(), StatusCode::OK);
+    let browser = pair.sp.client();
+    let start = browser
+        .get(pair.sp.at("/rest/sso/oidc/login"))
+        .send()
+        .await?;
+    let state = url::Url::parse(&location(&start))?
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default();
+    let denied = browser
+        .get(pair.sp.at(&format!(
+            "/rest/sso/oidc/callback?error=access_denied&error_description=Not+in+the+Usher+group&state={state}"
+        )))
+        .send()
+        .await?;
+    assert_eq!(denied.status(), StatusCode::FORBIDDEN);
+    let page = denied.text().await?;
+    assert!(page.contains("Single sign-on did not work"), "{page}");
+    assert!(page.contains("access denied"), "{page}");
+    assert!(page.contains("Not in the Usher group"), "{page}");
+    let audit = body(
+        pair.sp_owner
+            .get(pair.sp.at("/rest/audit?action=login.failed"))
+            .send()
+            .await?,
+    )
+    .await;
+    assert!(audit.to_string().contains("access_denied"), "{audit}");
+
+    // Nothing configured at all: a page, not a 500.
+    let pair2 = TestServer::start(db).await;
+    pair2.owner().await;
+    let off = pair2
+        .client()
+        .get(pair2.at("/rest/sso/oidc/login"))
+        .send()
+        .await?;
+    assert_eq!(off.status(), StatusCode::NOT_FOUND);
+    assert!(off.text().await?.contains("not turned on"));
+    Ok(())
+}
+
+async fn an_expired_id_token_is_refused(db: Db) -> TestResult {
+    let pair = Pair::new(db).await;
+    assert_eq!(pair.configure(json!({})).await.status(), StatusCode::OK);
+    let browser = pair.browser_at_idp(ANN, ANN_PASSWORD).await;
+    let start = browser
+        .get(pair.sp.at("/rest/sso/oidc/login"))
+        .send()
+        .await?;
+    // The provider's clock is two hours behind: what it signs has expired
+    // by Usher's.
+    pair.idp.clock.advance(-2 * HOUR);
+    let back = browser.get(location(&start)).send().await?;
+    let refused = browser.get(location(&back)).send().await?;
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    let page = refused.text().await?;
+    assert!(page.contains("ID token was refused"), "{page}");
+    assert_eq!(who(&pair.sp, &browser).await, Value::Null);
+    Ok(())
+}
+
+async fn a_provider_claiming_another_issuer_is_refused(db: Db) -> TestResult {
+    let pair = Pair::new(db).await;
+    // A server of the test's that hands out the real provider's document
+    // under its own address (a mix-up: it claims another provider's name).
+    let real = reqwest::get(pair.discovery()).await?.text().await?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let address = listener.local_addr()?;
+    let app = axum::Router::new().route(
+        "/.well-known/openid-configuration",
+        axum::routing::get(move || {
+            let real = real.clone();
+            async move { ([("content-type", "application/json")], real) }
+        }),
+    );
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let mixed = pair
+        .configure(json!({"discoveryEndpoint": format!("http://{address}/.well-known/openid-configuration")}))
+        .await;
+    assert_eq!(mixed.status(), StatusCode::BAD_REQUEST);
+    let message = body(mixed).await["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(message.contains("calls itself"), "{message}");
+    Ok(())
+}
+
+async fn sso_only_refuses_a_member_s_password_but_not_the_owner_s(db: Db) -> TestResult {
+    let pair = Pair::new(db).await;
+    let sp = &pair.sp;
+    sp.add_user("mo@example.com", "Member1password", Role::Member)
+        .await;
+    let saved = pair
+        .configure(json!({"authenticationMethod": "oidc"}))
+        .await;
+    assert_eq!(saved.status(), StatusCode::OK);
+    let member = login(&sp.client(), sp, "mo@example.com", "Member1password").await;
+    assert_eq!(member.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(body(member).await["message"], json!(USE_SSO));
+    let wrong = login(&sp.client(), sp, "mo@example.com", "Wrong1password").await;
+    assert_eq!(
+        body(wrong).await["message"],
+        json!(USE_SSO),
+        "the same answer"
+    );
+    let owner = login(&sp.client(), sp, OWNER_EMAIL, OWNER_PASSWORD).await;
+    assert_eq!(owner.status(), StatusCode::OK);
+    // The sign-in page says so beside its button.
+    let page = crate::harness::post_form(
+        sp,
+        &sp.client(),
+        "/signin",
+        &[("email", "mo@example.com"), ("password", "Member1password")],
+    )
+    .await
+    .text()
+    .await?;
+    assert!(
+        page.contains(USE_SSO) && page.contains("Sign in with Company"),
+        "{page}"
+    );
+    // Back to passwords for everyone.
+    let saved = pair
+        .configure(json!({"authenticationMethod": "email"}))
+        .await;
+    assert_eq!(saved.status(), StatusCode::OK);
+    let member = login(&sp.client(), sp, "mo@example.com", "Member1password").await;
+    assert_eq!(member.status(), StatusCode::OK);
+    Ok(())
+}
+
+async fn usher_s_own_two_factor_code_is_asked_on_top(db: Db) -> TestResult {
+    let pair = Pair::new(db).await;
+    let sp = &pair.sp;
+    sp.add_user(ANN, "Usher1password", Role::Member).await;
+    let ann_at_sp = sp.signed_in(ANN, "Usher1password").await;
+    let (secret, _) = crate::harness::enrol(sp, &ann_at_sp).await;
+    assert_eq!(pair.configure(json!({})).await.status(), StatusCode::OK);
+    let browser = pair.browser_at_idp(ANN, ANN_PASSWORD).await;
+    let callback = pair.to_provider_and_back(&browser, "/settings/api").await;
+    let asked = browser.get(&callback).send().await?;
+    assert_eq!(asked.status(), StatusCode::SEE_OTHER);
+    assert_eq!(who(sp, &browser).await, Value::Null, "not signed in yet");
+    let code_page = browser.get(sp.at(&location(&asked))).send().await?;
+    let page = code_page.text().await?;
+    let challenge = page
+        .split(r#"name="challenge" value=""#)
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(!challenge.is_empty(), "{page}");
+    let done = crate::harness::post_form(
+        sp,
+        &browser,
+        "/signin/code",
+        &[
+            ("challenge", &challenge),
+            ("mfaCode", &crate::harness::code_at(sp, &secret)),
+            ("redirect", "/settings/api"),
+        ],
+    )
+    .await;
+    assert_eq!(done.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&done), "/settings/api");
+    assert_eq!(who(sp, &browser).await["email"], json!(ANN));
+    Ok(())
+}
