@@ -50,6 +50,12 @@ pub const RESET_REFUSED: &str = "Passwords are not used on this instance: sign i
 /// How long a sign-in at the provider may take.
 pub const LOGIN_LIFETIME: Millis = 15 * MINUTE;
 
+/// Sign-ins with the provider one address may start.
+const SSO_STARTS_PER_IP: super::throttle::Limit = super::throttle::Limit {
+    attempts: 30,
+    window: MINUTE,
+};
+
 /// The `prompt` values OpenID Connect defines (n8n's list).
 pub const PROMPTS: [&str; 5] = ["none", "login", "consent", "select_account", "create"];
 
@@ -377,6 +383,14 @@ impl Usher {
         )
         .await;
         Err(Error::Unauthorized(USE_SSO.into()))
+    }
+
+    /// Counts a start of a sign-in with the provider: each stores a row and
+    /// asks the provider twice, so starts are limited per address like
+    /// sign-ins (30 a minute), before anything else is done.
+    pub async fn count_sso_start(&self, origin: &Origin) -> Result<()> {
+        self.throttle(&format!("sso:ip:{}", origin.ip), SSO_STARTS_PER_IP)
+            .await
     }
 
     /// Remembers a sign-in sent to the provider until its callback.

@@ -34,6 +34,18 @@ struct ForgotPage {
     form: Form,
     mail_configured: bool,
     sent: bool,
+    /// With SSO only: the provider's button, since only the owner's
+    /// password can be reset.
+    sso_only: Option<(String, String)>,
+}
+
+/// The sign-in button, when single sign-on is the only way in for all but
+/// the owner.
+async fn sso_only(state: &AppState) -> Option<(String, String)> {
+    if !state.usher().sso_only().await.unwrap_or(false) {
+        return None;
+    }
+    crate::rest::sso::button(state, "").await
 }
 
 /// What the page shows once after a request: that it was sent.
@@ -48,6 +60,7 @@ async fn view_forgot_get(State(state): State<AppState>, page: Page) -> Result {
         form: Form::default(),
         mail_configured: state.usher().mail_configured(),
         sent: super::flash::once::<Sent>().is_some_and(|s| s.sent),
+        sso_only: sso_only(&state).await,
     }
     .into_response())
 }
@@ -84,6 +97,7 @@ async fn view_forgot_post(
         form,
         mail_configured: state.usher().mail_configured(),
         sent: false,
+        sso_only: sso_only(&state).await,
     }
     .into_response())
 }

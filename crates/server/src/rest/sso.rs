@@ -227,17 +227,26 @@ impl Failure {
 async fn login(
     State(state): State<AppState>,
     Who(identity): Who,
+    ClientOrigin(origin): ClientOrigin,
     RawQuery(query): RawQuery,
 ) -> Response {
     let redirect = param(query.as_deref(), "redirect");
-    match start(&state, redirect).await {
+    match start(&state, redirect, &origin).await {
         Ok(response) => response,
         Err(failure) => failure.page(&state, &identity),
     }
 }
 
-async fn start(state: &AppState, redirect: String) -> std::result::Result<Response, Failure> {
+async fn start(
+    state: &AppState,
+    redirect: String,
+    origin: &Origin,
+) -> std::result::Result<Response, Failure> {
     let usher = state.usher();
+    usher
+        .count_sso_start(origin)
+        .await
+        .map_err(|e| failure_from(e.into()))?;
     let config = usher
         .sso_login_config()
         .await

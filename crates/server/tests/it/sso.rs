@@ -485,6 +485,12 @@ async fn sso_only_refuses_a_member_s_password_but_not_the_owner_s(db: Db) -> Tes
         .configure(json!({"authenticationMethod": "oidc"}))
         .await;
     assert_eq!(saved.status(), StatusCode::OK);
+    let settings = body(sp.client().get(sp.at("/rest/settings")).send().await?).await;
+    assert_eq!(
+        settings["data"]["userManagement"]["authenticationMethod"],
+        json!("oidc")
+    );
+    assert_eq!(settings["data"]["sso"]["oidc"]["loginEnabled"], json!(true));
     let member = login(&sp.client(), sp, "mo@example.com", "Member1password").await;
     assert_eq!(member.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(body(member).await["message"], json!(USE_SSO));
@@ -509,6 +515,42 @@ async fn sso_only_refuses_a_member_s_password_but_not_the_owner_s(db: Db) -> Tes
     assert!(
         page.contains(USE_SSO) && page.contains("Sign in with Company"),
         "{page}"
+    );
+    // Password reset: the page points to the button, and a reset link an
+    // admin made for the member is refused.
+    let (_, forgot) = crate::harness::page(sp, &sp.client(), "/forgot-password").await;
+    assert!(
+        forgot.contains("id=\"sso-only\"") && forgot.contains("Sign in with Company"),
+        "{forgot}"
+    );
+    let mo = sp
+        .store
+        .user_by_email(&usher_domain::model::Email::parse("mo@example.com")?)
+        .await?
+        .unwrap();
+    let link = body(
+        pair.sp_owner
+            .get(sp.at(&format!("/rest/users/{}/password-reset-link", mo.id)))
+            .send()
+            .await?,
+    )
+    .await["data"]["link"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let token = link.split("token=").nth(1).unwrap_or_default();
+    let reset = sp
+        .client()
+        .post(sp.at("/rest/change-password"))
+        .json(&json!({"token": token, "password": "Brand1newpass"}))
+        .send()
+        .await?;
+    assert_eq!(reset.status(), StatusCode::FORBIDDEN);
+    assert!(
+        body(reset).await["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("single sign-on")
     );
     // Back to passwords for everyone.
     let saved = pair
@@ -555,5 +597,210 @@ async fn usher_s_own_two_factor_code_is_asked_on_top(db: Db) -> TestResult {
     assert_eq!(done.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&done), "/settings/api");
     assert_eq!(who(sp, &browser).await["email"], json!(ANN));
+    Ok(())
+}
+
+crate::on_both_databases!(tokens_that_do_not_fit_are_refused);
+
+/// A provider of the test's own that signs whatever ID token the test asks
+/// for (with a key it publishes, or another), to show each check of the
+/// ID token refusing what a real provider would never send: a token for
+/// another client, with another nonce, from another issuer, signed by a
+/// key that is not the provider's, and an unverified email.
+struct Forger {
+    url: String,
+    key: String,
+    stranger_key: String,
+    /// The next ID token's claims, and whether to sign it with the
+    /// stranger's key.
+    next: std::sync::Arc<std::sync::Mutex<(Value, bool)>>,
+}
+
+impl Forger {
+    async fn start() -> Forger {
+        use axum::{Json, extract::State, routing::get, routing::post};
+        use base64::Engine as _;
+        use rsa::{
+            pkcs8::{EncodePrivateKey as _, LineEnding},
+            traits::PublicKeyParts as _,
+        };
+        let private = |()| rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).unwrap();
+        let key = private(());
+        let stranger = private(());
+        let b64 = |bytes: Vec<u8>| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+        let jwks = json!({"keys": [{
+            "kty": "RSA", "use": "sig", "alg": "RS256", "kid": "k1",
+            "n": b64(key.n().to_bytes_be()), "e": b64(key.e().to_bytes_be()),
+        }]});
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let discovery = json!({
+            "issuer": url,
+            "authorization_endpoint": format!("{url}/authorize"),
+            "token_endpoint": format!("{url}/token"),
+            "jwks_uri": format!("{url}/jwks"),
+            "response_types_supported": ["code"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["RS256"],
+        });
+        let forger = Forger {
+            url,
+            key: key.to_pkcs8_pem(LineEnding::LF).unwrap().to_string(),
+            stranger_key: stranger.to_pkcs8_pem(LineEnding::LF).unwrap().to_string(),
+            next: std::sync::Arc::new(std::sync::Mutex::new((Value::Null, false))),
+        };
+        let signing = (forger.key.clone(), forger.stranger_key.clone());
+        let app = axum::Router::new()
+            .route(
+                "/.well-known/openid-configuration",
+                get(move || {
+                    let discovery = discovery.clone();
+                    async move { Json(discovery) }
+                }),
+            )
+            .route(
+                "/jwks",
+                get(move || {
+                    let jwks = jwks.clone();
+                    async move { Json(jwks) }
+                }),
+            )
+            .route(
+                "/token",
+                post(
+                    |State(next): State<std::sync::Arc<std::sync::Mutex<(Value, bool)>>>| async move {
+                        let (claims, stranger) = next.lock().unwrap().clone();
+                        let pem = if stranger { &signing.1 } else { &signing.0 };
+                        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+                        header.kid = Some("k1".into());
+                        let key = jsonwebtoken::EncodingKey::from_rsa_pem(pem.as_bytes()).unwrap();
+                        let id_token = jsonwebtoken::encode(&header, &claims, &key).unwrap();
+                        Json(json!({"access_token": "at", "token_type": "Bearer", "id_token": id_token}))
+                    },
+                ),
+            )
+            .with_state(forger.next.clone());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        forger
+    }
+}
+
+async fn tokens_that_do_not_fit_are_refused(db: Db) -> TestResult {
+    let forger = Forger::start().await;
+    assert!(!forger.key.is_empty() && !forger.stranger_key.is_empty());
+    let sp = TestServer::start(db).await;
+    let owner = sp.owner().await;
+    sp.add_user(ANN, "Usher1password", Role::Member).await;
+    let saved = owner
+        .post(sp.at("/rest/sso/oidc/config"))
+        .json(&json!({
+            "discoveryEndpoint": format!("{}/.well-known/openid-configuration", forger.url),
+            "clientId": "usher", "clientSecret": "s3cret", "loginEnabled": true,
+        }))
+        .send()
+        .await?;
+    assert_eq!(saved.status(), StatusCode::OK, "{}", saved.text().await?);
+
+    // One sign-in: the ID token the provider will give is `claims` with
+    // the nonce Usher sent; the answer to the callback.
+    let attempt = |change: Value, stranger: bool| {
+        let sp_url = sp.url.clone();
+        let forger_url = forger.url.clone();
+        let next = forger.next.clone();
+        let now = sp.state.usher().now() / 1000;
+        async move {
+            let browser = reqwest::Client::builder()
+                .cookie_store(true)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap();
+            let start = browser
+                .get(format!("{sp_url}/rest/sso/oidc/login"))
+                .send()
+                .await
+                .unwrap();
+            let authorize = url::Url::parse(&location(&start)).unwrap();
+            assert!(authorize.as_str().starts_with(&forger_url));
+            let query = |name: &str| {
+                authorize
+                    .query_pairs()
+                    .find(|(k, _)| k == name)
+                    .map(|(_, v)| v.into_owned())
+                    .unwrap_or_default()
+            };
+            let mut claims = json!({
+                "iss": forger_url, "sub": "ann-at-forger", "aud": "usher",
+                "iat": now, "exp": now + 300, "nonce": query("nonce"),
+                "email": ANN, "email_verified": true,
+            });
+            for (key, value) in change.as_object().cloned().unwrap_or_default() {
+                claims[key] = value;
+            }
+            *next.lock().unwrap() = (claims, stranger);
+            let back = browser
+                .get(format!(
+                    "{sp_url}/rest/sso/oidc/callback?code=c0de&state={}",
+                    query("state")
+                ))
+                .send()
+                .await
+                .unwrap();
+            let status = back.status();
+            let page = back.text().await.unwrap();
+            let me = browser
+                .get(format!("{sp_url}/rest/login"))
+                .send()
+                .await
+                .unwrap()
+                .status();
+            (status, page, me == StatusCode::OK)
+        }
+    };
+
+    for (what, change, stranger) in [
+        ("for another client", json!({"aud": "someone-else"}), false),
+        ("with another nonce", json!({"nonce": "not-the-one"}), false),
+        (
+            "from another issuer",
+            json!({"iss": "https://evil.example"}),
+            false,
+        ),
+        ("signed with another key", json!({}), true),
+    ] {
+        let (status, page, signed_in) = attempt(change, stranger).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "a token {what}: {page}");
+        assert!(
+            page.contains("ID token was refused"),
+            "a token {what}: {page}"
+        );
+        assert!(!signed_in, "a token {what} signed someone in");
+    }
+
+    // An unverified email never takes over the account that has it.
+    let (status, page, signed_in) = attempt(json!({"email_verified": false}), false).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{page}");
+    assert!(
+        page.contains("does not say that this email address is verified"),
+        "{page}"
+    );
+    assert!(!signed_in);
+
+    // The same provider, a token that fits: Ann's account, linked.
+    let (status, page, signed_in) = attempt(json!({}), false).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{page}");
+    assert!(signed_in);
+    let audit = body(
+        owner
+            .get(sp.at("/rest/audit?action=login.failed"))
+            .send()
+            .await?,
+    )
+    .await;
+    assert!(
+        audit.to_string().contains("ID token was refused"),
+        "{audit}"
+    );
     Ok(())
 }
