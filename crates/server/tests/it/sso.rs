@@ -28,6 +28,7 @@ crate::on_both_databases!(
     a_provider_claiming_another_issuer_is_refused,
     sso_only_refuses_a_member_s_password_but_not_the_owner_s,
     usher_s_own_two_factor_code_is_asked_on_top,
+    an_app_s_sign_in_at_usher_resumes_after_single_sign_on,
 );
 
 const ANN: &str = "ann@example.com";
@@ -801,6 +802,73 @@ async fn tokens_that_do_not_fit_are_refused(db: Db) -> TestResult {
     assert!(
         audit.to_string().contains("ID token was refused"),
         "{audit}"
+    );
+    Ok(())
+}
+
+/// Usher is also the provider of its own apps: a person sent to Usher's
+/// authorization endpoint by an app, and not signed in, takes the single
+/// sign-on button, and the app's request resumes afterwards.
+async fn an_app_s_sign_in_at_usher_resumes_after_single_sign_on(db: Db) -> TestResult {
+    let pair = Pair::new(db).await;
+    let sp = &pair.sp;
+    assert_eq!(pair.configure(json!({})).await.status(), StatusCode::OK);
+    let app = body(
+        pair.sp_owner
+            .post(sp.at("/rest/apps"))
+            .json(&app_body("Grafana", false, json!("everyone")))
+            .send()
+            .await?,
+    )
+    .await;
+    let client_id = app["data"]["clientId"].as_str().unwrap_or_default();
+    let authorize = format!(
+        "/oidc/authorize?response_type=code&client_id={client_id}\
+         &redirect_uri=http%3A%2F%2Frp.example.test%2Fcallback&scope=openid&state=app-state&nonce=n1"
+    );
+    let browser = pair.browser_at_idp(ANN, ANN_PASSWORD).await;
+    let to_signin = browser.get(sp.at(&authorize)).send().await?;
+    let signin = location(&to_signin);
+    assert!(signin.starts_with("/signin?redirect="), "{signin}");
+    let page = browser.get(sp.at(&signin)).send().await?.text().await?;
+    let href = page
+        .split(" id=\"sso-button\"")
+        .next()
+        .and_then(|before| before.rsplit("href=\"").next())
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_default()
+        .replace("&#x2f;", "/")
+        .replace("&amp;", "&");
+    assert!(
+        href.starts_with("/rest/sso/oidc/login?redirect=%2Foidc%2Fauthorize")
+            || href.starts_with("/rest/sso/oidc/login?redirect=/oidc/authorize"),
+        "{href}"
+    );
+    let to_idp = browser.get(sp.at(&href)).send().await?;
+    let back = browser.get(location(&to_idp)).send().await?;
+    let done = browser.get(location(&back)).send().await?;
+    // The way on goes through the authorization endpoint: a page that
+    // moves on by itself (Refresh), as after a password.
+    let refresh = done
+        .headers()
+        .get("refresh")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let onward = refresh
+        .split_once("url=")
+        .map(|(_, u)| u.to_owned())
+        .unwrap_or_default();
+    assert!(onward.starts_with("/oidc/authorize?"), "{refresh}");
+    let to_app = browser.get(sp.at(&onward)).send().await?;
+    let at_app = location(&to_app);
+    assert!(
+        at_app.starts_with("http://rp.example.test/callback?"),
+        "{at_app}"
+    );
+    assert!(
+        at_app.contains("code=") && at_app.contains("state=app-state"),
+        "{at_app}"
     );
     Ok(())
 }
