@@ -796,6 +796,36 @@ pub trait LdapStore {
     async fn release_lease(&self, name: &str, holder: &str) -> StoreResult<()>;
 }
 
+/// Single sign-on through an outside OpenID Connect provider.
+#[async_trait]
+pub trait SsoStore {
+    /// A sign-in under way, keyed by the hash of its `state`.
+    async fn insert_sso_login(
+        &self,
+        state_hash: &str,
+        sealed: &str,
+        expires_at: Millis,
+    ) -> StoreResult<()>;
+    /// Takes (deletes) the sign-in with this state hash and returns what
+    /// it held and when it expires: of several callbacks with one state, on
+    /// any instance, exactly one gets it.
+    async fn take_sso_login(&self, state_hash: &str) -> StoreResult<Option<(String, Millis)>>;
+    /// The user linked to the provider's (issuer, subject).
+    async fn sso_user(&self, issuer: &str, subject: &str) -> StoreResult<Option<User>>;
+    /// Links (issuer, subject) to an existing user; Conflict when that
+    /// pair is linked already.
+    async fn link_sso(
+        &self,
+        issuer: &str,
+        subject: &str,
+        user: UserId,
+        now: Millis,
+    ) -> StoreResult<()>;
+    /// A new user with their personal project and the link, in one
+    /// transaction; Conflict when the email or the link is taken.
+    async fn insert_sso_user(&self, user: &User, issuer: &str, subject: &str) -> StoreResult<()>;
+}
+
 /// Everything Usher stores.
 #[async_trait]
 pub trait Store:
@@ -814,6 +844,7 @@ pub trait Store:
     + OidcStore
     + ForwardAuthStore
     + LdapStore
+    + SsoStore
     + Send
     + Sync
     + 'static
@@ -836,4 +867,7 @@ pub mod keys {
     pub const OPEN_PERIOD_REPORT: &str = "setup.openPeriodReport";
     /// The LDAP settings (JSON, n8n's names; the binding password sealed).
     pub const LDAP_CONFIG: &str = "features.ldap";
+    /// Single sign-on through an OpenID Connect provider: the settings as
+    /// JSON, the client secret sealed (n8n's key).
+    pub const SSO_OIDC: &str = "features.oidc";
 }

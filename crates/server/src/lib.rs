@@ -23,6 +23,7 @@ mod request_id;
 mod rest;
 mod security;
 pub mod settings;
+mod sso;
 mod state;
 
 use std::{future::Future, net::SocketAddr, path::Path, sync::Arc};
@@ -110,6 +111,7 @@ pub async fn build_on(
         .unwrap_or(2);
     let hasher = PasswordHasher::new(concurrency).map_err(|e| StartError::Other(e.to_string()))?;
     let store: Arc<dyn usher_domain::store::Store> = Arc::new(sql_store.clone());
+    let sso_http = sso::SsoHttp::new(&internals.trusted_certificates).map_err(StartError::Other)?;
     let smtp = mail::build(
         &settings.mail,
         &settings.base_url,
@@ -146,7 +148,7 @@ pub async fn build_on(
         .check_encryption_key(&encryption_key)
         .await
         .map_err(|e| StartError::Other(format!("N8N_ENCRYPTION_KEY: {e}")))?;
-    Ok(AppState::new(usher, settings, sql_store, smtp))
+    Ok(AppState::new(usher, settings, sql_store, smtp, sso_http))
 }
 
 /// An error about the setting `name`, for the operator.

@@ -23,6 +23,8 @@ struct Inner {
     settings: Settings,
     store: usher_store::SqlStore,
     smtp: Option<Arc<mail::SmtpMailer>>,
+    /// The HTTP client for the single sign-on provider.
+    sso_http: crate::sso::SsoHttp,
 }
 
 impl AppState {
@@ -31,13 +33,20 @@ impl AppState {
         settings: Settings,
         store: usher_store::SqlStore,
         smtp: Option<Arc<mail::SmtpMailer>>,
+        sso_http: crate::sso::SsoHttp,
     ) -> Self {
         Self(Arc::new(Inner {
             usher,
             settings,
             store,
             smtp,
+            sso_http,
         }))
+    }
+
+    /// The HTTP client for the single sign-on provider.
+    pub(crate) fn sso_http(&self) -> &crate::sso::SsoHttp {
+        &self.0.sso_http
     }
 
     /// The domain services: the one way to the data.

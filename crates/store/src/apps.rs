@@ -68,10 +68,7 @@ const REVOKE_LAPSED: &str = "DELETE FROM oidc_grants \
 
 /// Runs the revocation that follows a change to a project's members or a
 /// project's deletion, in the transaction of that change.
-pub(crate) async fn revoke_lapsed_of_user(
-    write: &mut AuthWrite,
-    user: UserId,
-) -> StoreResult<()> {
+pub(crate) async fn revoke_lapsed_of_user(write: &mut AuthWrite, user: UserId) -> StoreResult<()> {
     write
         .execute(Sql::new(REVOKE_LAPSED_OF_USER).bind(user))
         .await

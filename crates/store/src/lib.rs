@@ -36,6 +36,7 @@ mod rows;
 mod sessions;
 mod sql;
 mod sqlite;
+mod sso;
 mod tx;
 mod user_search;
 mod users;

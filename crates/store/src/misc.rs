@@ -53,6 +53,7 @@ impl GuardStore for SqlStore {
             "DELETE FROM forward_auth_codes WHERE expires_at <= $1",
             "DELETE FROM login_challenges WHERE expires_at <= $1",
             "DELETE FROM oidc_codes WHERE expires_at <= $1 AND used_at IS NULL",
+            "DELETE FROM sso_logins WHERE expires_at <= $1",
         ] {
             self.execute(Sql::new(sql).bind(now)).await?;
         }

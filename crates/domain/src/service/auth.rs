@@ -218,6 +218,13 @@ impl Usher {
             .filter(|u| !u.is_ldap() && !u.disabled)
             .and_then(|u| u.password_hash.as_deref());
         let verified = self.hasher.verify(password, hash).await?;
+        // SSO only: a password is the owner's door alone (n8n's rule).
+        self.refuse_password_door(
+            user.as_ref().filter(|_| verified.matches),
+            &email_key,
+            origin,
+        )
+        .await?;
         let Some(user) = user.filter(|_| verified.matches) else {
             self.audit(
                 None,

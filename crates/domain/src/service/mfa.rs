@@ -29,7 +29,7 @@ pub const MFA_OFF: &str =
     "Two-factor authentication is turned off on this instance (N8N_MFA_ENABLED).";
 pub const ENROL_REQUIRED: &str = "This instance requires two-factor authentication: set it up on Personal settings before you go on.";
 const RECOVERY_CODES: usize = 10;
-const CHALLENGE_LIFETIME: Millis = 5 * MINUTE;
+pub(super) const CHALLENGE_LIFETIME: Millis = 5 * MINUTE;
 
 /// What enrolment shows the user once.
 #[derive(Debug)]

@@ -17,6 +17,8 @@
 //! - [`oidc`]: Usher as the apps' OpenID Connect provider;
 //! - [`forward_auth`]: the answers reverse proxies ask for at apps' doors.
 //! - [`ldap`]: signing in with the company directory, and synchronising it.
+//! - [`sso`]: signing into Usher through the company's OpenID Connect
+//!   provider, and whether passwords are for everyone or the owner only.
 
 pub mod admin;
 pub mod api;
@@ -33,6 +35,7 @@ pub mod open_period;
 pub mod recovery;
 pub mod resources;
 pub mod roles;
+pub mod sso;
 pub mod throttle;
 pub mod user_actions;
 pub mod user_browse;

@@ -63,23 +63,32 @@ impl Usher {
         self.throttle(&format!("forgot:ip:{}", origin.ip), FORGOT_PER_IP)
             .await?;
         let email = parsed?;
+        // SSO only: the same answer for every email, and the email only
+        // for the owner (the others sign in with the provider).
+        let owner_only = self.sso_only().await?;
         let usher = self.clone();
         let origin = origin.clone();
         tokio::spawn(async move {
-            if let Err(error) = usher.send_reset_email(&email, &origin).await {
+            if let Err(error) = usher.send_reset_email(&email, owner_only, &origin).await {
                 tracing::warn!(%error, "password reset email not sent");
             }
         });
         Ok(())
     }
 
-    async fn send_reset_email(&self, email: &Email, origin: &Origin) -> Result<()> {
+    async fn send_reset_email(
+        &self,
+        email: &Email,
+        owner_only: bool,
+        origin: &Origin,
+    ) -> Result<()> {
         let Some(user) = self.store.user_by_email(email).await? else {
             return Ok(());
         };
-        // The directory keeps a directory user's password: the sign-in
-        // and forgot-password pages say so; nothing is sent.
-        if user.is_pending() || user.is_ldap() {
+        // The directory keeps a directory user's password, and with single
+        // sign-on only the owner has one here: the pages say so; nothing is
+        // sent.
+        if user.is_pending() || user.is_ldap() || (owner_only && user.role != Role::Owner) {
             return Ok(());
         }
         let reset_url = self.new_reset_link(&user).await?;
@@ -144,6 +153,9 @@ impl Usher {
         origin: &Origin,
     ) -> Result<SignedIn> {
         let user = self.resolve_password_reset(token).await?;
+        if user.role != Role::Owner && self.sso_only().await? {
+            return Err(Error::forbidden(super::sso::RESET_REFUSED));
+        }
         self.config.password_policy.check(password)?;
         // A reset by email must not get round the second factor, and a link
         // is not a way to guess it: past RESET_WRONG_CODES wrong codes the

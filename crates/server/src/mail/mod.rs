@@ -7,6 +7,7 @@
 //! account, an OAuth access token sent with XOAUTH2 ([`oauth`]).
 
 mod oauth;
+pub(crate) use oauth::tls_config;
 mod templates;
 
 pub use templates::{DEFAULT_INVITE_SUBJECT, default_invite_html, validate_template};

@@ -115,6 +115,17 @@ impl OAuthClient {
 /// An HTTPS client on rustls with the ring provider (no aws-lc build), public
 /// roots plus any extra trusted certificates.
 fn http_client(extra_roots: &[String]) -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(tls_config(extra_roots)?)
+        .timeout(Duration::from_secs(20))
+        .build()
+        .map_err(|e| format!("HTTP client: {e}"))
+}
+
+/// rustls on the ring provider with the public roots plus `extra_roots`
+/// (PEM): for every HTTPS client of Usher's (the token endpoint here, the
+/// single sign-on provider).
+pub(crate) fn tls_config(extra_roots: &[String]) -> Result<rustls::ClientConfig, String> {
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     for pem in extra_roots {
@@ -126,14 +137,9 @@ fn http_client(extra_roots: &[String]) -> Result<reqwest::Client, String> {
         }
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("TLS set-up failed: {e}"))?
         .with_root_certificates(roots)
-        .with_no_client_auth();
-    reqwest::Client::builder()
-        .tls_backend_preconfigured(config)
-        .timeout(Duration::from_secs(20))
-        .build()
-        .map_err(|e| format!("HTTP client: {e}"))
+        .with_no_client_auth())
 }

@@ -25,7 +25,10 @@ pub fn router() -> Router<AppState> {
         .route("/setup", get(view_setup_get).post(view_setup_post))
         .route("/setup/skip", post(view_setup_skip))
         .route("/signin", get(view_signin_get).post(view_signin_post))
-        .route("/signin/code", post(view_signin_code_post))
+        .route(
+            "/signin/code",
+            get(view_signin_code_get).post(view_signin_code_post),
+        )
         .route("/signout", get(view_signout_get).post(view_signout_post))
 }
 
@@ -110,16 +113,20 @@ struct SigninPage {
     /// With LDAP sign-in on: the first field's label (it takes a login ID
     /// or an email), and where directory users change their password.
     ldap_label: Option<String>,
+    /// The single sign-on button, when it is on: (text, address).
+    sso: Option<(String, String)>,
 }
 
 impl SigninPage {
-    fn new(layout: Layout, form: Form, redirect: String) -> Self {
+    async fn new(state: &AppState, layout: Layout, form: Form, redirect: String) -> Self {
+        let sso = crate::rest::sso::button(state, &redirect).await;
         Self {
             layout,
             form,
             redirect,
             notice: None,
             ldap_label: None,
+            sso,
         }
     }
 
@@ -151,7 +158,8 @@ async fn view_signin_get(
     }
     page.require_signed_out()?;
     let form = Form::default().with("email", query.email);
-    let mut signin = SigninPage::new(page.layout, form, query.redirect)
+    let mut signin = SigninPage::new(&state, page.layout, form, query.redirect)
+        .await
         .with_ldap(&state)
         .await?;
     signin.notice = query.signed_out.map(|_| "You are signed out.".to_owned());
@@ -194,7 +202,8 @@ async fn view_signin_post(
         .into_response(),
         Err(error) => {
             let form = Form::default().with("email", input.email).error(error, &[]);
-            SigninPage::new(page.layout, form, input.redirect)
+            SigninPage::new(&state, page.layout, form, input.redirect)
+                .await
                 .with_ldap(&state)
                 .await?
                 .into_response()
@@ -219,6 +228,31 @@ struct CodeForm {
     mfa_code: String,
     mfa_recovery_code: String,
     redirect: String,
+}
+
+/// The code page after a sign-in with the provider, for someone who
+/// turned on two-factor authentication: the callback left the challenge in
+/// a short-lived cookie (never in the address).
+async fn view_signin_code_get(
+    State(state): State<AppState>,
+    page: Page,
+    headers: axum::http::HeaderMap,
+    Query(query): Query<SigninQuery>,
+) -> Result {
+    page.require_signed_out()?;
+    let cookie = crate::rest::sso::code_cookie_name(&state);
+    let Some(challenge) =
+        crate::extract::session_token(&headers, &cookie).filter(|c| !c.is_empty())
+    else {
+        return Ok(Redirect::to(&state.path("/signin")).into_response());
+    };
+    Ok(SigninCodePage {
+        layout: page.layout,
+        form: Form::default(),
+        challenge,
+        redirect: query.redirect,
+    }
+    .into_response())
 }
 
 async fn view_signin_code_post(
@@ -246,7 +280,9 @@ async fn view_signin_code_post(
         // The challenge has lapsed: back to the start.
         Err(usher_domain::Error::Unauthorized(message)) if message.contains("took too long") => {
             let form = Form::default().general_error(message);
-            SigninPage::new(page.layout, form, input.redirect).into_response()
+            SigninPage::new(&state, page.layout, form, input.redirect)
+                .await
+                .into_response()
         }
         Err(error) => SigninCodePage {
             layout: page.layout,

@@ -225,6 +225,22 @@ fn error_page(
     response
 }
 
+/// The error page with a heading and a way on, for answers made outside
+/// the pages' routes (the single sign-on callback under `/rest`).
+pub fn failure_page(
+    state: &AppState,
+    identity: Option<&Identity>,
+    error: ApiError,
+    heading: &str,
+    next: (&str, &str),
+) -> Response {
+    let extras = Extras {
+        heading: Some(heading.to_owned()),
+        next: Some((next.0.to_owned(), next.1.to_owned())),
+    };
+    error_page(state, identity, error, extras)
+}
+
 /// Unknown paths: JSON under `/rest` and `/api`, a page elsewhere.
 pub async fn not_found(State(state): State<AppState>, request: Request) -> Response {
     if state.is_api_path(request.uri().path()) {

@@ -173,6 +173,11 @@ impl Form {
         .unwrap_or_default()
     }
 
+    /// The error beside a field a page draws itself (a checkbox, a choice).
+    pub fn error_of(&self, name: &str) -> Option<String> {
+        self.errors.get(name).cloned()
+    }
+
     pub fn general_error(mut self, message: impl Into<String>) -> Self {
         self.general = Some(message.into());
         self

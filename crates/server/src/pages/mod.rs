@@ -21,6 +21,8 @@
 //! - [`audit`]: `/settings/audit`, the audit log;
 //! - [`email`]: `/settings/email`, the invitation email's wording;
 //! - [`ldap`]: `/settings/ldap`, signing in with the company directory;
+//! - [`sso`]: `/settings/sso`, single sign-on through an OpenID Connect
+//!   provider;
 //! - [`resources`]: workflows, credentials, tags and projects.
 
 mod api_keys;
@@ -40,6 +42,7 @@ mod personal;
 mod recovery;
 mod resources;
 mod signup;
+mod sso;
 mod user;
 mod users;
 
@@ -55,7 +58,9 @@ use usher_domain::{clock::rfc3339, service::auth::Identity};
 
 use crate::AppState;
 
-pub use error::{PageError, error_page_elsewhere, error_page_without_visitor, not_found, refused};
+pub use error::{
+    PageError, error_page_elsewhere, error_page_without_visitor, failure_page, not_found, refused,
+};
 pub use flash::done;
 pub use form::{Form, PasswordRules, Shown};
 pub use page::{Page, SignedInPage};
@@ -83,6 +88,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
             .merge(resources::router())
             .merge(apps::router())
             .merge(ldap::router())
+            .merge(sso::router())
             .merge(crate::oidc::browser_router())
             .merge(crate::forward_auth::browser_router());
     }

@@ -36,6 +36,18 @@ struct ForgotPage {
     sent: bool,
     /// LDAP sign-in is on: directory users reset their password there.
     ldap: bool,
+    /// With SSO only: the provider's button, since only the owner's
+    /// password can be reset.
+    sso_only: Option<(String, String)>,
+}
+
+/// The sign-in button, when single sign-on is the only way in for all but
+/// the owner.
+async fn sso_only(state: &AppState) -> Option<(String, String)> {
+    if !state.usher().sso_only().await.unwrap_or(false) {
+        return None;
+    }
+    crate::rest::sso::button(state, "").await
 }
 
 /// What the page shows once after a request: that it was sent.
@@ -51,6 +63,7 @@ async fn view_forgot_get(State(state): State<AppState>, page: Page) -> Result {
         mail_configured: state.usher().mail_configured(),
         sent: super::flash::once::<Sent>().is_some_and(|s| s.sent),
         ldap: state.usher().ldap_login_label().await?.is_some(),
+        sso_only: sso_only(&state).await,
     }
     .into_response())
 }
@@ -88,6 +101,7 @@ async fn view_forgot_post(
         mail_configured: state.usher().mail_configured(),
         sent: false,
         ldap: state.usher().ldap_login_label().await?.is_some(),
+        sso_only: sso_only(&state).await,
     }
     .into_response())
 }

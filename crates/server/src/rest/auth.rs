@@ -129,6 +129,23 @@ struct InstanceSettings {
     user_management: UserManagement,
     password_min_length: usize,
     base_url: String,
+    sso: Sso,
+}
+
+/// n8n's `sso` block (its OIDC part; the button's address and the
+/// redirect URL to register at the provider).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Sso {
+    oidc: SsoOidc,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SsoOidc {
+    login_enabled: bool,
+    login_url: String,
+    callback_url: String,
 }
 
 #[derive(Serialize)]
@@ -137,6 +154,9 @@ struct UserManagement {
     enabled: bool,
     show_setup_on_first_load: bool,
     setup_skipped: bool,
+    /// n8n's: `email`, or `oidc` when single sign-on is the only way in
+    /// for all but the owner.
+    authentication_method: &'static str,
 }
 
 /// Public facts a sign-in page or script needs before anyone signs in.
@@ -145,6 +165,9 @@ async fn instance_settings(
     Who(identity): Who,
 ) -> Json<super::Data<InstanceSettings>> {
     let instance = identity.instance;
+    let usher = state.usher();
+    let sso_only = usher.sso_only().await.unwrap_or(false);
+    let sso_on = usher.sso_button().await.ok().flatten().is_some();
     data(InstanceSettings {
         user_management: UserManagement {
             enabled: !instance.user_management_disabled,
@@ -152,8 +175,16 @@ async fn instance_settings(
                 && !instance.owner_set_up
                 && !instance.setup_skipped,
             setup_skipped: instance.setup_skipped && !instance.owner_set_up,
+            authentication_method: if sso_only { "oidc" } else { "email" },
         },
         password_min_length: state.settings().password_min_length,
         base_url: state.settings().base_url.clone(),
+        sso: Sso {
+            oidc: SsoOidc {
+                login_enabled: sso_on,
+                login_url: usher.link(super::sso::LOGIN),
+                callback_url: super::sso::callback_url(&state),
+            },
+        },
     })
 }

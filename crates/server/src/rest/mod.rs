@@ -14,6 +14,7 @@ mod mfa;
 mod recovery;
 mod resources;
 mod roles;
+pub(crate) mod sso;
 mod users;
 
 use axum::{
@@ -40,6 +41,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
             .merge(apps::router())
             .merge(mfa::router())
             .merge(ldap::router())
+            .merge(sso::router())
             .merge(users::router());
     }
     router

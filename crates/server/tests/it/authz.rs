@@ -104,6 +104,10 @@ const TABLE: &[(&str, &str, [Outcome; 5])] = &[
     ("DELETE", "/rest/api-keys/{id}",                     [Deny,  Deny,  Allow, Allow, Allow]), // the caller's own key
     // Apps: the owner and admins manage them (an unknown id: 404, allowed);
     // everyone signed in sees the ones they may open.
+    ("GET",    "/rest/sso/oidc/config",                   [Deny,  Deny,  Deny,  Allow, Allow]),
+    ("POST",   "/rest/sso/oidc/config",                   [Deny,  Deny,  Deny,  Allow, Allow]), // 400: incomplete body
+    ("GET",    "/rest/sso/oidc/login",                    [Allow, Deny,  Allow, Allow, Allow]), // 404 page: not turned on
+    ("GET",    "/rest/sso/oidc/callback",                 [Allow, Deny,  Allow, Allow, Allow]), // 400 page: no state
     ("GET",    "/rest/apps",                              [Deny,  Deny,  Deny,  Allow, Allow]),
     ("POST",   "/rest/apps",                              [Deny,  Deny,  Deny,  Allow, Allow]), // 400: incomplete body
     ("GET",    "/rest/apps/mine",                         [Deny,  Deny,  Allow, Allow, Allow]),

@@ -938,6 +938,79 @@ async fn a_person_signs_in_through_caddy_to_a_tool_and_back() -> TestResult {
     Ok(())
 }
 
+/// Single sign-on through the company's provider (a second Usher): the
+/// owner sets it up on its page (a provider that does not answer is
+/// refused with what was typed kept), then a person clicks "Sign in with
+/// Company", signs in on the provider's pages and lands in Usher as a new
+/// member.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_signs_in_with_the_company_s_provider() -> TestResult {
+    let pair = crate::sso::Pair::new(Db::Sqlite).await;
+    let mut browser = Browser::open("sso_sign_in").await?;
+    browser.sign_in_as_owner(&pair.sp).await?;
+    browser.follow_top_bar("/settings/sso").await?;
+    browser.appears("#sso-form").await?;
+    assert_eq!(
+        browser.value("#callback-url").await?,
+        pair.sp.at("/rest/sso/oidc/callback")
+    );
+    browser.shoot("sso-settings").await?;
+
+    // A provider that does not answer: refused, the form as typed.
+    let nowhere = "http://127.0.0.1:9/.well-known/openid-configuration";
+    browser.type_into("#discoveryEndpoint", nowhere).await?;
+    browser.type_into("#clientId", &pair.client_id).await?;
+    browser.type_into("#clientSecret", &pair.secret).await?;
+    browser.type_into("#loginLabel", "Company").await?;
+    browser.click("sso-enabled").await?;
+    browser.click("sso-save").await?;
+    let error = browser.appears("#discoveryEndpoint-error").await?;
+    assert!(error.text().await?.contains("could not reach"));
+    assert_eq!(browser.value("#discoveryEndpoint").await?, nowhere);
+    assert_eq!(browser.value("#loginLabel").await?, "Company");
+    browser.shoot("sso-settings-refused").await?;
+
+    browser.find("#discoveryEndpoint").await?.clear().await?;
+    browser
+        .type_into("#discoveryEndpoint", &pair.discovery())
+        .await?;
+    browser.type_into("#clientSecret", &pair.secret).await?;
+    browser.click("sso-save").await?;
+    let notice = browser.appears("#flash").await?;
+    assert!(notice.text().await?.contains("saved and on"));
+    browser.sign_out().await?;
+
+    // The sign-in page's button, the provider's pages, and back.
+    let button = browser.appears("#sso-button").await?;
+    assert_eq!(button.text().await?, "Sign in with Company");
+    browser.shoot("sign-in-with-button").await?;
+    button.click().await?;
+    browser.appears("#signin-form").await?;
+    assert!(
+        browser
+            .client
+            .current_url()
+            .await?
+            .as_str()
+            .starts_with(&pair.idp.url)
+    );
+    browser
+        .fill_sign_in("ann@example.com", "Ann1password")
+        .await?;
+    browser.assert_home_as("Mia Member").await?;
+    assert!(
+        browser
+            .client
+            .current_url()
+            .await?
+            .as_str()
+            .starts_with(&pair.sp.url)
+    );
+    browser.shoot("signed-in-through-sso").await?;
+    browser.finish(pair.sp).await?;
+    Ok(())
+}
+
 /// The workflows table's row for the workflow `name`.
 /// Another website's page posts a form to Usher in the signed-in owner's
 /// browser: Usher refuses it, and nothing changes.

@@ -33,4 +33,5 @@ mod security;
 mod sessions;
 mod setup;
 mod slapd;
+mod sso;
 mod users_page;

@@ -1,0 +1,681 @@
+//! Single sign-on into Usher through the company's OpenID Connect provider
+//! (n8n's "OIDC SSO"): its settings, the sign-ins under way, and who a
+//! provider's person is in Usher.
+//!
+//! The protocol itself (discovery, the authorization request with PKCE,
+//! the code exchange, the ID token's signature and claims) is HTTP and sits
+//! in the server (`server/src/sso.rs`, with the `openidconnect` crate); it
+//! hands this module what it verified ([`SsoIdentity`]). Here are the rules:
+//!
+//! - a person is found by the provider's (issuer, `sub`); when first seen,
+//!   linked to the user with the same email only if the provider says the
+//!   email is verified (`email_verified: true`), else refused; a new email
+//!   makes a member;
+//! - Usher's own two-factor code is asked on top for users who turned it on
+//!   (n8n asks none; a link by email must not step around a factor the
+//!   person chose), and the owner's "two-factor for everyone" holds SSO
+//!   sessions like any other (the session layer);
+//! - "SSO only" (n8n's `authenticationMethod: "oidc"`): password sign-in
+//!   and password reset are the owner's alone.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    Error, Result,
+    clock::{MINUTE, Millis},
+    model::{Email, Name, Origin, Role, User, UserId},
+    secret::Secret,
+    store::{StoreError, keys},
+    token,
+};
+
+use super::{
+    Usher,
+    auth::{Actor, SignedIn},
+};
+
+/// What n8n answers in place of a stored client secret; sent back
+/// unchanged, it keeps the stored one (n8n's own value, so that n8n's
+/// scripts work unchanged).
+pub const SECRET_PLACEHOLDER: &str =
+    "__n8n_CLIENT_SECRET_VALUE_e5362baf-c777-4d57-a609-6eaf1f9e87f6";
+
+/// n8n's refusal of a password sign-in when SSO is the way in.
+pub const USE_SSO: &str = "SSO is enabled, please log in with SSO";
+
+/// A password reset for someone other than the owner, with SSO only.
+pub const RESET_REFUSED: &str = "Passwords are not used on this instance: sign in with the \
+     single sign-on button on the sign-in page. Only the owner keeps a password.";
+
+/// How long a sign-in at the provider may take.
+pub const LOGIN_LIFETIME: Millis = 15 * MINUTE;
+
+/// Sign-ins with the provider one address may start.
+const SSO_STARTS_PER_IP: super::throttle::Limit = super::throttle::Limit {
+    attempts: 30,
+    window: MINUTE,
+};
+
+/// The `prompt` values OpenID Connect defines (n8n's list).
+pub const PROMPTS: [&str; 5] = ["none", "login", "consent", "select_account", "create"];
+
+/// Which door people use (n8n's `userManagement.authenticationMethod`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Door {
+    /// Passwords for everyone (and the provider's button, when on).
+    #[default]
+    Email,
+    /// The provider only; the owner keeps the local password.
+    Oidc,
+}
+
+impl Door {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Email => "email",
+            Self::Oidc => "oidc",
+        }
+    }
+}
+
+/// The provider's settings as an owner or admin sees and sends them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SsoSettings {
+    pub discovery_endpoint: String,
+    pub client_id: String,
+    /// Shown as [`SECRET_PLACEHOLDER`] when one is stored; sent as it, the
+    /// stored one is kept.
+    pub client_secret: String,
+    pub login_enabled: bool,
+    pub prompt: Option<String>,
+    /// The button's text: "Sign in with <label>".
+    pub login_label: String,
+    pub authentication_method: Door,
+}
+
+/// The settings with the secret opened, for the server's requests to the
+/// provider. Its `Debug` hides the secret.
+#[derive(Clone, Debug)]
+pub struct SsoConfig {
+    pub discovery_endpoint: String,
+    pub client_id: String,
+    pub client_secret: Secret,
+    pub login_enabled: bool,
+    pub prompt: Option<String>,
+    pub login_label: String,
+    pub authentication_method: Door,
+}
+
+impl SsoConfig {
+    /// The issuer the discovery endpoint belongs to (OpenID Connect
+    /// Discovery: `<issuer>/.well-known/openid-configuration`), without a
+    /// trailing slash; the provider's document must name the same.
+    pub fn expected_issuer(&self) -> &str {
+        self.discovery_endpoint
+            .trim_end_matches("/.well-known/openid-configuration")
+            .trim_end_matches('/')
+    }
+}
+
+/// As stored in the settings table (n8n's key `features.oidc`).
+#[derive(Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct Stored {
+    discovery_endpoint: String,
+    client_id: String,
+    /// Sealed with the instance key; empty when none.
+    client_secret: String,
+    login_enabled: bool,
+    prompt: Option<String>,
+    login_label: String,
+    authentication_method: Door,
+}
+
+/// A sign-in sent to the provider, kept until its callback (sealed in the
+/// database, keyed by the hash of its `state`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PendingSso {
+    pub nonce: String,
+    pub pkce_verifier: String,
+    /// The provider it went to: the callback is checked against the
+    /// settings of the moment, so a change in between cannot mix them up.
+    pub discovery_endpoint: String,
+    pub client_id: String,
+    /// Where to go afterwards: a path inside Usher (checked again when
+    /// followed).
+    pub redirect: String,
+}
+
+/// What the server verified in the provider's ID token (and UserInfo).
+#[derive(Clone, Debug)]
+pub struct SsoIdentity {
+    pub issuer: String,
+    pub subject: String,
+    pub email: Option<String>,
+    pub email_verified: bool,
+    pub given_name: Option<String>,
+    pub family_name: Option<String>,
+}
+
+/// How an SSO sign-in ends.
+#[derive(Debug)]
+pub enum SsoStep {
+    Done(Box<SignedIn>),
+    /// The person turned on Usher's two-factor authentication: the code
+    /// page finishes with this challenge (as after a password).
+    NeedsCode(Secret),
+}
+
+impl Usher {
+    async fn stored_sso(&self) -> Result<Option<Stored>> {
+        let Some(text) = self.store.setting(keys::SSO_OIDC).await? else {
+            return Ok(None);
+        };
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| Error::Internal(format!("stored SSO settings: {e}")))
+    }
+
+    /// The settings for `/settings/sso` and `GET /rest/sso/oidc/config`,
+    /// the secret as the placeholder.
+    pub async fn sso_settings(&self, actor: &Actor) -> Result<SsoSettings> {
+        self.user_management_enabled()?;
+        actor.user.role.require_user_manager()?;
+        let stored = self.stored_sso().await?.unwrap_or_default();
+        Ok(SsoSettings {
+            discovery_endpoint: stored.discovery_endpoint,
+            client_id: stored.client_id,
+            client_secret: if stored.client_secret.is_empty() {
+                String::new()
+            } else {
+                SECRET_PLACEHOLDER.to_owned()
+            },
+            login_enabled: stored.login_enabled,
+            prompt: stored.prompt,
+            login_label: stored.login_label,
+            authentication_method: stored.authentication_method,
+        })
+    }
+
+    /// The settings as sent, checked, with the placeholder replaced by the
+    /// stored secret: what the server asks the provider about before
+    /// [`Self::save_sso_config`] keeps it.
+    pub async fn check_sso_settings(&self, actor: &Actor, input: SsoSettings) -> Result<SsoConfig> {
+        self.user_management_enabled()?;
+        actor.user.role.require_user_manager()?;
+        let endpoint = input.discovery_endpoint.trim().to_owned();
+        let parsed = url_like(&endpoint);
+        if endpoint.is_empty() {
+            return Err(Error::field(
+                "discoveryEndpoint",
+                "Enter the provider's discovery endpoint (…/.well-known/openid-configuration).",
+            ));
+        }
+        if !parsed {
+            return Err(Error::field(
+                "discoveryEndpoint",
+                "Provided discovery endpoint is not a valid URL",
+            ));
+        }
+        if !endpoint.ends_with("/.well-known/openid-configuration") {
+            return Err(Error::field(
+                "discoveryEndpoint",
+                "The discovery endpoint ends with /.well-known/openid-configuration \
+                 (the provider's issuer, then that path).",
+            ));
+        }
+        let client_id = input.client_id.trim().to_owned();
+        if client_id.is_empty() {
+            return Err(Error::field(
+                "clientId",
+                "Enter the client ID the provider gave Usher.",
+            ));
+        }
+        if let Some(prompt) = &input.prompt
+            && !PROMPTS.contains(&prompt.as_str())
+        {
+            return Err(Error::field(
+                "prompt",
+                format!("prompt must be one of {}.", PROMPTS.join(", ")),
+            ));
+        }
+        let label = input.login_label.trim().to_owned();
+        if label.chars().count() > 50 {
+            return Err(Error::field(
+                "loginLabel",
+                "The button's label must be at most 50 characters long.",
+            ));
+        }
+        if input.authentication_method == Door::Oidc && !input.login_enabled {
+            return Err(Error::field(
+                "authenticationMethod",
+                "Turn sign-in with the provider on before making it the only way in.",
+            ));
+        }
+        let secret = if input.client_secret == SECRET_PLACEHOLDER {
+            let stored = self.stored_sso().await?.unwrap_or_default();
+            if stored.client_secret.is_empty() {
+                String::new()
+            } else {
+                self.cipher()?.open(&stored.client_secret)?
+            }
+        } else {
+            input.client_secret.clone()
+        };
+        Ok(SsoConfig {
+            discovery_endpoint: endpoint,
+            client_id,
+            client_secret: Secret::new(secret),
+            login_enabled: input.login_enabled,
+            prompt: input.prompt,
+            login_label: label,
+            authentication_method: input.authentication_method,
+        })
+    }
+
+    /// Keeps settings [`Self::check_sso_settings`] made and the server
+    /// found the provider for; the secret sealed with the instance key.
+    pub async fn save_sso_config(
+        &self,
+        actor: &Actor,
+        config: &SsoConfig,
+        origin: &Origin,
+    ) -> Result<SsoSettings> {
+        self.user_management_enabled()?;
+        actor.user.role.require_user_manager()?;
+        let sealed = if config.client_secret.expose().is_empty() {
+            String::new()
+        } else {
+            self.cipher()?.seal(config.client_secret.expose())?
+        };
+        let stored = Stored {
+            discovery_endpoint: config.discovery_endpoint.clone(),
+            client_id: config.client_id.clone(),
+            client_secret: sealed,
+            login_enabled: config.login_enabled,
+            prompt: config.prompt.clone(),
+            login_label: config.login_label.clone(),
+            authentication_method: config.authentication_method,
+        };
+        let text = serde_json::to_string(&stored)
+            .map_err(|e| Error::Internal(format!("SSO settings: {e}")))?;
+        self.store.put_setting(keys::SSO_OIDC, &text).await?;
+        let detail = format!(
+            "provider {}, client {}, sign-in {}, {}",
+            config.discovery_endpoint,
+            config.client_id,
+            if config.login_enabled { "on" } else { "off" },
+            match config.authentication_method {
+                Door::Email => "passwords for everyone",
+                Door::Oidc => "SSO only (the owner keeps the password)",
+            }
+        );
+        self.audit(Some(&actor.user), "settings.sso", None, detail, origin)
+            .await;
+        self.sso_settings(actor).await
+    }
+
+    /// The provider's settings with the secret opened, when sign-in with it
+    /// is on; None otherwise.
+    pub async fn sso_login_config(&self) -> Result<Option<SsoConfig>> {
+        if self.config.user_management_disabled {
+            return Ok(None);
+        }
+        let Some(stored) = self.stored_sso().await? else {
+            return Ok(None);
+        };
+        if !stored.login_enabled || stored.discovery_endpoint.is_empty() {
+            return Ok(None);
+        }
+        let secret = if stored.client_secret.is_empty() {
+            String::new()
+        } else {
+            self.cipher()?.open(&stored.client_secret)?
+        };
+        Ok(Some(SsoConfig {
+            discovery_endpoint: stored.discovery_endpoint,
+            client_id: stored.client_id,
+            client_secret: Secret::new(secret),
+            login_enabled: stored.login_enabled,
+            prompt: stored.prompt,
+            login_label: stored.login_label,
+            authentication_method: stored.authentication_method,
+        }))
+    }
+
+    /// The sign-in button's text, when the button is shown.
+    pub async fn sso_button(&self) -> Result<Option<String>> {
+        let Some(stored) = self.stored_sso().await? else {
+            return Ok(None);
+        };
+        if !stored.login_enabled || self.config.user_management_disabled {
+            return Ok(None);
+        }
+        Ok(Some(button_label(&stored.login_label)))
+    }
+
+    /// Whether only the owner may use a password (n8n's "SSO only").
+    pub async fn sso_only(&self) -> Result<bool> {
+        Ok(self.stored_sso().await?.is_some_and(|stored| {
+            stored.login_enabled && stored.authentication_method == Door::Oidc
+        }))
+    }
+
+    /// Refuses a password for anyone but the owner when SSO is the only way
+    /// in: `user` is the account the password was right for, if any (a
+    /// wrong password gets the same answer, so the refusal tells nothing).
+    pub(super) async fn refuse_password_door(
+        &self,
+        user: Option<&User>,
+        login: &str,
+        origin: &Origin,
+    ) -> Result<()> {
+        if user.is_some_and(|u| u.role == Role::Owner) || !self.sso_only().await? {
+            return Ok(());
+        }
+        self.audit(
+            None,
+            "login.failed",
+            user,
+            format!("email: {login}; password sign-in refused: SSO only"),
+            origin,
+        )
+        .await;
+        Err(Error::Unauthorized(USE_SSO.into()))
+    }
+
+    /// Counts a start of a sign-in with the provider: each stores a row and
+    /// asks the provider twice, so starts are limited per address like
+    /// sign-ins (30 a minute), before anything else is done.
+    pub async fn count_sso_start(&self, origin: &Origin) -> Result<()> {
+        self.throttle(&format!("sso:ip:{}", origin.ip), SSO_STARTS_PER_IP)
+            .await
+    }
+
+    /// Remembers a sign-in sent to the provider until its callback.
+    pub async fn remember_sso_login(&self, state: &str, pending: &PendingSso) -> Result<()> {
+        let text = serde_json::to_string(pending)
+            .map_err(|e| Error::Internal(format!("SSO sign-in: {e}")))?;
+        let sealed = self.cipher()?.seal(&text)?;
+        self.store
+            .insert_sso_login(&token::hash(state), &sealed, self.now() + LOGIN_LIFETIME)
+            .await?;
+        Ok(())
+    }
+
+    /// Takes the sign-in the provider's callback names by `state`: once
+    /// only, on any instance. Unknown, used or lapsed: refused.
+    pub async fn take_sso_login(&self, state: &str) -> Result<PendingSso> {
+        let refused = || {
+            Error::invalid(
+                "This sign-in is not known here: it was finished or abandoned already, took \
+                 longer than 15 minutes, or was started in another browser. Start again from \
+                 the sign-in page.",
+            )
+        };
+        if state.is_empty() || state.len() > 256 {
+            return Err(refused());
+        }
+        let Some((sealed, expires_at)) = self.store.take_sso_login(&token::hash(state)).await?
+        else {
+            return Err(refused());
+        };
+        if expires_at <= self.now() {
+            return Err(refused());
+        }
+        let text = self.cipher()?.open(&sealed)?;
+        serde_json::from_str(&text).map_err(|e| Error::Internal(format!("SSO sign-in: {e}")))
+    }
+
+    /// Records a sign-in with the provider that failed before anyone was
+    /// known (the provider's error, a bad state or token).
+    pub async fn sso_failed(&self, reason: &str, origin: &Origin) {
+        self.audit(
+            None,
+            "login.failed",
+            None,
+            format!("single sign-on: {reason}"),
+            origin,
+        )
+        .await;
+    }
+
+    /// Signs in the person the provider vouched for: by (issuer, sub), else
+    /// linked by a verified email, else a new member.
+    #[tracing::instrument(skip_all, err(level = "info"))]
+    pub async fn sso_sign_in(&self, identity: &SsoIdentity, origin: &Origin) -> Result<SsoStep> {
+        self.user_management_enabled()?;
+        let user = match self
+            .store
+            .sso_user(&identity.issuer, &identity.subject)
+            .await?
+        {
+            Some(user) => user,
+            None => self.first_sso_sign_in(identity, origin).await?,
+        };
+        if user.is_pending() {
+            let reason = "You have an invitation to Usher waiting: accept it from the email \
+                          first, then sign in with your provider.";
+            self.sso_failed(
+                &format!("{}: invitation not accepted", identity.subject),
+                origin,
+            )
+            .await;
+            return Err(Error::Forbidden(reason.into()));
+        }
+        if user.disabled {
+            self.sso_failed(&format!("{}: account disabled", identity.subject), origin)
+                .await;
+            return Err(Error::Forbidden(
+                "Your Usher account is disabled: ask the owner or an admin of this Usher.".into(),
+            ));
+        }
+        let detail = format!("single sign-on: {}", identity.issuer);
+        if user.mfa_enabled {
+            let challenge = token::generate();
+            self.store
+                .insert_challenge(
+                    &challenge.hash,
+                    user.id,
+                    self.now() + super::mfa::CHALLENGE_LIFETIME,
+                )
+                .await?;
+            self.audit(
+                Some(&user),
+                "login.sso_code_asked",
+                Some(&user),
+                detail,
+                origin,
+            )
+            .await;
+            return Ok(SsoStep::NeedsCode(challenge.secret));
+        }
+        self.audit(Some(&user), "login.succeeded", Some(&user), detail, origin)
+            .await;
+        Ok(SsoStep::Done(Box::new(
+            self.start_session(user, origin).await?,
+        )))
+    }
+
+    async fn first_sso_sign_in(&self, identity: &SsoIdentity, origin: &Origin) -> Result<User> {
+        let refuse = |reason: String| Error::Forbidden(reason);
+        let Some(email) = identity.email.as_deref().filter(|e| !e.trim().is_empty()) else {
+            self.sso_failed(&format!("{}: no email", identity.subject), origin)
+                .await;
+            return Err(refuse(
+                "Your provider did not tell Usher your email address, which Usher needs the \
+                 first time. Ask its administrator to release the `email` claim (scope \
+                 `email`) to Usher."
+                    .into(),
+            ));
+        };
+        let email = Email::parse(email)?;
+        if let Some(existing) = self.store.user_by_email(&email).await? {
+            if !identity.email_verified {
+                self.sso_failed(
+                    &format!("{email}: email not verified by the provider, not linked"),
+                    origin,
+                )
+                .await;
+                return Err(refuse(format!(
+                    "An Usher account with {email} exists, but your provider does not say \
+                     that this email address is verified, so Usher will not connect them. \
+                     Ask the provider's administrator to verify it, or sign in with your \
+                     Usher password."
+                )));
+            }
+            match self
+                .store
+                .link_sso(&identity.issuer, &identity.subject, existing.id, self.now())
+                .await
+            {
+                // Another callback linked them a moment ago: the same person.
+                Ok(()) | Err(StoreError::Conflict(_)) => {}
+                Err(other) => return Err(other.into()),
+            }
+            self.audit(
+                Some(&existing),
+                "sso.linked",
+                Some(&existing),
+                format!("{} {}", identity.issuer, identity.subject),
+                origin,
+            )
+            .await;
+            return Ok(existing);
+        }
+        self.refuse_look_alike(&email, None).await?;
+        let now = self.now();
+        // No one knows this password: the person signs in with the
+        // provider (or sets a password through "forgot password", where
+        // that is allowed).
+        let unusable = self.hasher.hash(&token::generate().secret).await?;
+        let user = User {
+            id: UserId::new(),
+            email: Some(email.clone()),
+            first_name: fitted(identity.given_name.as_deref(), true),
+            last_name: fitted(identity.family_name.as_deref(), false),
+            role: Role::Member,
+            password_hash: Some(unusable),
+            password_change_required: false,
+            mfa_enabled: false,
+            invited_by: None,
+            invited_at: None,
+            created_at: now,
+            updated_at: now,
+            last_active_at: None,
+            ldap_id: None,
+            disabled: false,
+        };
+        match self
+            .store
+            .insert_sso_user(&user, &identity.issuer, &identity.subject)
+            .await
+        {
+            Ok(()) => {}
+            // Two first callbacks at once: the other one made the user.
+            Err(StoreError::Conflict(_)) => {
+                return self
+                    .store
+                    .sso_user(&identity.issuer, &identity.subject)
+                    .await?
+                    .ok_or_else(|| Error::Conflict(format!("{email} is taken already.")));
+            }
+            Err(other) => return Err(other.into()),
+        }
+        self.audit(
+            None,
+            "user.created",
+            Some(&user),
+            format!("single sign-on: {} {}", identity.issuer, identity.subject),
+            origin,
+        )
+        .await;
+        Ok(user)
+    }
+}
+
+/// "Sign in with <label>", the label defaulting to "single sign-on".
+pub fn button_label(label: &str) -> String {
+    let label = label.trim();
+    if label.is_empty() {
+        "Sign in with single sign-on".to_owned()
+    } else {
+        format!("Sign in with {label}")
+    }
+}
+
+/// A name from the provider, cut to what Usher keeps (a provider's long
+/// name must not stop the sign-in).
+fn fitted(name: Option<&str>, first: bool) -> String {
+    let cut: String = name
+        .unwrap_or_default()
+        .trim()
+        .chars()
+        .take(Name::MAX)
+        .collect();
+    let checked = if first {
+        Name::first(&cut)
+    } else {
+        Name::last(&cut)
+    };
+    checked.map(|n| n.as_str().to_owned()).unwrap_or_default()
+}
+
+/// An absolute http(s) URL with a host, as far as can be told without a
+/// URL crate in the domain (the server parses it again before using it).
+fn url_like(text: &str) -> bool {
+    let rest = text
+        .strip_prefix("https://")
+        .or_else(|| text.strip_prefix("http://"));
+    rest.is_some_and(|rest| {
+        let host = rest.split('/').next().unwrap_or_default();
+        !host.is_empty() && !text.chars().any(|c| c.is_whitespace() || c.is_control())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_issuer_is_the_discovery_endpoint_without_the_well_known_path() {
+        let config = |endpoint: &str| SsoConfig {
+            discovery_endpoint: endpoint.to_owned(),
+            client_id: "c".into(),
+            client_secret: Secret::new(""),
+            login_enabled: true,
+            prompt: None,
+            login_label: String::new(),
+            authentication_method: Door::Email,
+        };
+        assert_eq!(
+            config("https://id.example.com/realms/x/.well-known/openid-configuration")
+                .expected_issuer(),
+            "https://id.example.com/realms/x"
+        );
+        assert_eq!(
+            config("https://a.example.com/application/o/usher//.well-known/openid-configuration")
+                .expected_issuer(),
+            "https://a.example.com/application/o/usher"
+        );
+    }
+
+    #[test]
+    fn names_from_the_provider_are_cut_to_fit() {
+        assert_eq!(fitted(Some(&"x".repeat(40)), true).len(), Name::MAX);
+        assert_eq!(fitted(None, false), "");
+        assert_eq!(fitted(Some("  Ada "), true), "Ada");
+    }
+
+    #[test]
+    fn only_http_urls_with_a_host_pass() {
+        assert!(url_like(
+            "https://id.example.com/.well-known/openid-configuration"
+        ));
+        assert!(url_like("http://127.0.0.1:9/x"));
+        assert!(!url_like("ftp://x/y"));
+        assert!(!url_like("https:///x"));
+        assert!(!url_like("https://a b/"));
+    }
+}

@@ -1,0 +1,874 @@
+//! Single sign-on into Usher through an OpenID Connect provider: a second
+//! Usher instance (issue 12's provider) stands for the company's identity
+//! provider, and a client with a cookie jar for the browser (it follows no
+//! redirects, so each hop is seen). The provider's cookie has its own name:
+//! both servers are on 127.0.0.1, and cookies do not tell ports apart.
+
+use reqwest::{Client, StatusCode};
+use serde_json::{Value, json};
+use usher_domain::{
+    clock::HOUR,
+    model::Role,
+    service::sso::{SECRET_PLACEHOLDER, USE_SSO},
+    store::{SettingStore as _, UserStore as _},
+};
+
+use crate::{
+    apps::app_body,
+    harness::{Db, OWNER_EMAIL, OWNER_PASSWORD, TestResult, TestServer, body, location, login},
+};
+
+crate::on_both_databases!(
+    the_config_api_hides_the_secret_and_checks_the_provider,
+    a_first_sign_in_makes_a_member_and_the_next_finds_them_by_subject,
+    a_verified_email_links_an_existing_user,
+    a_callback_from_another_browser_or_replayed_is_refused,
+    the_provider_s_error_is_a_page_that_says_so,
+    an_expired_id_token_is_refused,
+    a_provider_claiming_another_issuer_is_refused,
+    sso_only_refuses_a_member_s_password_but_not_the_owner_s,
+    usher_s_own_two_factor_code_is_asked_on_top,
+    an_app_s_sign_in_at_usher_resumes_after_single_sign_on,
+);
+
+const ANN: &str = "ann@example.com";
+const ANN_PASSWORD: &str = "Ann1password";
+const SECRET_SHAPE: usize = 43;
+
+/// The company's provider (a second Usher, with an app for the first) and
+/// Usher signing in with it.
+pub struct Pair {
+    pub idp: TestServer,
+    pub sp: TestServer,
+    pub sp_owner: Client,
+    pub client_id: String,
+    pub secret: String,
+}
+
+impl Pair {
+    pub async fn new(db: Db) -> Self {
+        let idp = TestServer::start_with(db, &[("N8N_AUTH_COOKIE_NAME", "idp-auth")]).await;
+        let sp = TestServer::start(db).await;
+        let idp_owner = idp.owner().await;
+        idp.add_user(ANN, ANN_PASSWORD, Role::Member).await;
+        let mut registration = app_body("Usher SP", false, json!("everyone"));
+        registration["redirectUris"] = json!([sp.at("/rest/sso/oidc/callback")]);
+        let created = body(
+            idp_owner
+                .post(idp.at("/rest/apps"))
+                .json(&registration)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        let client_id = created["data"]["clientId"].as_str().unwrap().to_owned();
+        let secret = created["data"]["clientSecret"].as_str().unwrap().to_owned();
+        assert!(secret.len() >= SECRET_SHAPE);
+        let sp_owner = sp.owner().await;
+        Self {
+            idp,
+            sp,
+            sp_owner,
+            client_id,
+            secret,
+        }
+    }
+
+    pub fn discovery(&self) -> String {
+        self.idp.at("/.well-known/openid-configuration")
+    }
+
+    /// Saves the settings through `/rest`, with `extra` on top.
+    pub async fn configure(&self, extra: Value) -> reqwest::Response {
+        let mut config = json!({
+            "discoveryEndpoint": self.discovery(),
+            "clientId": self.client_id,
+            "clientSecret": self.secret,
+            "loginEnabled": true,
+            "loginLabel": "Company",
+        });
+        if let (Some(config), Some(extra)) = (config.as_object_mut(), extra.as_object()) {
+            for (key, value) in extra {
+                config.insert(key.clone(), value.clone());
+            }
+        }
+        self.sp_owner
+            .post(self.sp.at("/rest/sso/oidc/config"))
+            .json(&config)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// A browser signed in at the provider as `email`.
+    pub async fn browser_at_idp(&self, email: &str, password: &str) -> Client {
+        let browser = self.sp.client();
+        let signed_in = login(&browser, &self.idp, email, password).await;
+        assert_eq!(signed_in.status(), StatusCode::OK);
+        browser
+    }
+
+    /// Sends `browser` to the provider from Usher's button; the callback
+    /// address the provider sends it back to.
+    pub async fn to_provider_and_back(&self, browser: &Client, redirect: &str) -> String {
+        let start = browser
+            .get(
+                self.sp
+                    .at(&format!("/rest/sso/oidc/login?redirect={redirect}")),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            start.status(),
+            StatusCode::SEE_OTHER,
+            "{}",
+            start.text().await.unwrap()
+        );
+        let authorize = location(&start);
+        assert!(authorize.starts_with(&self.idp.url), "{authorize}");
+        for needed in [
+            "code_challenge_method=S256",
+            "nonce=",
+            "state=",
+            "scope=openid",
+        ] {
+            assert!(authorize.contains(needed), "{needed} in {authorize}");
+        }
+        let back = browser.get(&authorize).send().await.unwrap();
+        let callback = location(&back);
+        assert!(
+            callback.starts_with(&self.sp.at("/rest/sso/oidc/callback")),
+            "{} {callback}",
+            back.status()
+        );
+        callback
+    }
+}
+
+async fn who(server: &TestServer, browser: &Client) -> Value {
+    let me = browser.get(server.at("/rest/login")).send().await.unwrap();
+    if me.status() != StatusCode::OK {
+        return Value::Null;
+    }
+    body(me).await["data"].clone()
+}
+
+async fn the_config_api_hides_the_secret_and_checks_the_provider(db: Db) -> TestResult {
+    let pair = Pair::new(db).await;
+    let sp = &pair.sp;
+    let empty = body(
+        pair.sp_owner
+            .get(sp.at("/rest/sso/oidc/config"))
+            .send()
+            .await?,
+    )
+    .await;
+    assert_eq!(empty["data"]["loginEnabled"], json!(false));
+    assert_eq!(empty["data"]["clientSecret"], json!(""));
+    assert_eq!(
+        empty["data"]["callbackUrl"],
+        json!(sp.at("/rest/sso/oidc/callback"))
+    );
+
+    let not_url = pair
+        .configure(json!({"discoveryEndpoint": "not a url"}))
+        .await;
+    assert_eq!(not_url.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        body(not_url).await["message"],
+        json!("Provided discovery endpoint is not a valid URL")
+    );
+    let unreachable = pair
+        .configure(
+            json!({"discoveryEndpoint": "http://127.0.0.1:9/.well-known/openid-configuration"}),
+        )
+        .await;
+    assert_eq!(unreachable.status(), StatusCode::BAD_REQUEST);
+    let message = body(unreachable).await["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        message.contains("could not reach the discovery endpoint"),
+        "{message}"
+    );
+    let bad_prompt = pair.configure(json!({"prompt": "always"})).await;
+    assert_eq!(bad_prompt.status(), StatusCode::BAD_REQUEST);
+    let only_without_sso = pair
+        .configure(json!({"loginEnabled": false, "authenticationMethod": "oidc"}))
+        .await;
+    assert_eq!(only_without_sso.status(), StatusCode::BAD_REQUEST);
+
+    let saved = pair.configure(json!({})).await;
+    assert_eq!(saved.status(), StatusCode::OK);
+    let saved = body(saved).await;
+    assert_eq!(saved["data"]["clientSecret"], json!(SECRET_PLACEHOLDER));
+    assert_eq!(saved["data"]["clientId"], json!(pair.client_id));
+    let read = body(
+        pair.sp_owner
+            .get(sp.at("/rest/sso/oidc/config"))
+            .send()
+            .await?,
+    )
+    .await;
+    assert_eq!(read["data"]["clientSecret"], json!(SECRET_PLACEHOLDER));
+    assert_eq!(read["data"]["authenticationMethod"], json!("email"));
+    let stored = sp.store.setting("features.oidc").await?.unwrap_or_default();
+    assert!(
+        !stored.contains(&pair.secret),
+        "the secret is stored sealed"
+    );
+
+    // The placeholder sent back keeps the stored secret: sign-in works.
+    let again = pair
+        .configure(json!({"clientSecret": SECRET_PLACEHOLDER, "loginLabel": "ACME"}))
+        .await;
+    assert_eq!(again.status(), StatusCode::OK);
+    let browser = pair.browser_at_idp(ANN, ANN_PASSWORD).await;
+    let callback = pair.to_provider_and_back(&browser, "/").await;
+    let done = browser.get(&callback).send().await?;
+    assert_eq!(done.status(), StatusCode::SEE_OTHER);
+    assert_eq!(who(sp, &browser).await["email"], json!(ANN));
+
+    // Members may not read or change it; the sign-in page shows the button.
+    let member = sp
+        .add_user("mo@example.com", "Member1password", Role::Member)
+        .await;
+    let mo = sp
+        .signed_in(member.email.unwrap().as_str(), "Member1password")
+        .await;
+    let refused = mo.get(sp.at("/rest/sso/oidc/config")).send().await?;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let signin = sp
+        .client()
+        .get(sp.at("/signin?redirect=/settings/api"))
+        .send()
+        .await?;
+    let page = signin.text().await?;
+    assert!(page.contains("Sign in with ACME"), "{page}");
+    assert!(
+        page.contains("/rest/sso/oidc/login?redirect=/settings/api"),
+        "{page}"
+    );
+    Ok(())
+}
+
+async fn a_first_sign_in_makes_a_member_and_the_next_finds_them_by_subject(db: Db) -> TestResult {
+    let pair = Pair::new(db).await;
+    assert_eq!(pair.configure(json!({})).await.status(), StatusCode::OK);
+    let browser = pair.browser_at_idp(ANN, ANN_PASSWORD).await;
+    let callback = pair
+        .to_provider_and_back(&browser, "/settings/personal")
+        .await;
+    let done = browser.get(&callback).send().await?;
+    assert_eq!(done.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        location(&done),
+        "/settings/personal",
+        "the way back is kept"
+    );
+    let first = who(&pair.sp, &browser).await;
+    assert_eq!(first["email"], json!(ANN));
+    assert_eq!(first["role"], json!("global:member"));
+    assert_eq!(
+        first["firstName"],
+        json!("Mia"),
+        "names come from the provider"
+    );
+
+    // Ann's address changes at the provider: the next sign-in still finds
+    // her account in Usher, by the provider's subject.
+    let moved = browser
+        .patch(pair.idp.at("/rest/me"))
+        .json(&json!({"email": "ann.new@example.com", "firstName": "Ann", "lastName": "Lee", "currentPassword": ANN_PASSWORD}))
+        .send()
+        .await?;
+    assert_eq!(moved.status(), StatusCode::OK, "{}", moved.text().await?);
+    let browser = pair
+        .browser_at_idp("ann.new@example.com", ANN_PASSWORD)
+        .await;
+    let callback = pair.to_provider_and_back(&browser, "/").await;
+    assert_eq!(
+        browser.get(&callback).send().await?.status(),
+        StatusCode::SEE_OTHER
+    );
+    let second = who(&pair.sp, &browser).await;
+    assert_eq!(second["id"], first["id"]);
+    assert_eq!(
+        pair.sp.store.list_users().await?.len(),
+        2,
+        "the owner and Ann"
+    );
+    let audit = body(
+        pair.sp_owner
+            .get(pair.sp.at("/rest/audit?action=user.created"))
+            .send()
+            .await?,
+    )
+    .await;
+    assert!(audit.to_string().contains(ANN), "{audit}");
+    Ok(())
+}
+
+async fn a_verified_email_links_an_existing_user(db: Db) -> TestResult {
+    let pair = Pair::new(db).await;
+    let existing = pair.sp.add_user(ANN, "Usher1password", Role::Admin).await;
+    assert_eq!(pair.configure(json!({})).await.status(), StatusCode::OK);
+    let browser = pair.browser_at_idp(ANN, ANN_PASSWORD).await;
+    let callback = pair.to_provider_and_back(&browser, "/").await;
+    assert_eq!(
+        browser.get(&callback).send().await?.status(),
+        StatusCode::SEE_OTHER
+    );
+    let me = who(&pair.sp, &browser).await;
+    assert_eq!(me["id"], json!(existing.id.to_string()));
+    assert_eq!(
+        me["role"],
+        json!("global:admin"),
+        "the same account, its role kept"
+    );
+    // The account's own password still works (passwords are for everyone).
+    let local = login(&pair.sp.client(), &pair.sp, ANN, "Usher1password").await;
+    assert_eq!(local.status(), StatusCode::OK);
+    Ok(())
+}
+
+async fn a_callback_from_another_browser_or_replayed_is_refused(db: Db) -> TestResult {
+    let pair = Pair::new(db).await;
+    assert_eq!(pair.configure(json!({})).await.status(), StatusCode::OK);
+    let browser = pair.browser_at_idp(ANN, ANN_PASSWORD).await;
+    let callback = pair.to_provider_and_back(&browser, "/").await;
+
+    // Login CSRF: the attacker's callback address in someone else's browser.
+    let victim = pair.sp.client();
+    let planted = victim.get(&callback).send().await?;
+    assert_eq!(planted.status(), StatusCode::BAD_REQUEST);
+    let page = planted.text().await?;
+    assert!(
+        page.contains("not for a sign-in started in this browser"),
+        "{page}"
+    );
+    assert_eq!(who(&pair.sp, &victim).await, Value::Null);
+
+    // A state that does not match the cookie, in the right browser.
+    let tampered = callback.replace("state=", "state=x");
+    let wrong = browser.get(&tampered).send().await?;
+    assert_eq!(wrong.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(who(&pair.sp, &browser).await, Value::Null);
+
+    // A fresh start, finished, then replayed with the same cookie value.
+    let callback = pair.to_provider_and_back(&browser, "/").await;
+    let state = url::Url::parse(&callback)?
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default();
+    assert_eq!(
+        browser.get(&callback).send().await?.status(),
+        StatusCode::SEE_OTHER
+    );
+    let replay = pair
+        .sp
+        .client()
+        .get(&callback)
+        .header("cookie", format!("n8n-auth-sso={state}"))
+        .send()
+        .await?;
+    assert_eq!(replay.status(), StatusCode::BAD_REQUEST);
+    let page = replay.text().await?;
+    assert!(page.contains("not known here"), "{page}");
+    Ok(())
+}
+
+async fn the_provider_s_error_is_a_page_that_says_so(db: Db) -> TestResult {
+    let pair = Pair::new(db).await;
+    assert_eq!(pair.configure(json!({})).await.status(), StatusCode::OK);
+    let browser = pair.sp.client();
+    let start = browser
+        .get(pair.sp.at("/rest/sso/oidc/login"))
+        .send()
+        .await?;
+    let state = url::Url::parse(&location(&start))?
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default();
+    let denied = browser
+        .get(pair.sp.at(&format!(
+            "/rest/sso/oidc/callback?error=access_denied&error_description=Not+in+the+Usher+group&state={state}"
+        )))
+        .send()
+        .await?;
+    assert_eq!(denied.status(), StatusCode::FORBIDDEN);
+    let page = denied.text().await?;
+    assert!(page.contains("Single sign-on did not work"), "{page}");
+    assert!(page.contains("access denied"), "{page}");
+    assert!(page.contains("Not in the Usher group"), "{page}");
+    let audit = body(
+        pair.sp_owner
+            .get(pair.sp.at("/rest/audit?action=login.failed"))
+            .send()
+            .await?,
+    )
+    .await;
+    assert!(audit.to_string().contains("access_denied"), "{audit}");
+
+    // Nothing configured at all: a page, not a 500.
+    let pair2 = TestServer::start(db).await;
+    pair2.owner().await;
+    let off = pair2
+        .client()
+        .get(pair2.at("/rest/sso/oidc/login"))
+        .send()
+        .await?;
+    assert_eq!(off.status(), StatusCode::NOT_FOUND);
+    assert!(off.text().await?.contains("not turned on"));
+    Ok(())
+}
+
+async fn an_expired_id_token_is_refused(db: Db) -> TestResult {
+    let pair = Pair::new(db).await;
+    assert_eq!(pair.configure(json!({})).await.status(), StatusCode::OK);
+    let browser = pair.browser_at_idp(ANN, ANN_PASSWORD).await;
+    let start = browser
+        .get(pair.sp.at("/rest/sso/oidc/login"))
+        .send()
+        .await?;
+    // The provider's clock is two hours behind: what it signs has expired
+    // by Usher's.
+    pair.idp.clock.advance(-2 * HOUR);
+    let back = browser.get(location(&start)).send().await?;
+    let refused = browser.get(location(&back)).send().await?;
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    let page = refused.text().await?;
+    assert!(page.contains("ID token was refused"), "{page}");
+    assert_eq!(who(&pair.sp, &browser).await, Value::Null);
+    Ok(())
+}
+
+async fn a_provider_claiming_another_issuer_is_refused(db: Db) -> TestResult {
+    let pair = Pair::new(db).await;
+    // A server of the test's that hands out the real provider's document
+    // under its own address (a mix-up: it claims another provider's name).
+    let real = reqwest::get(pair.discovery()).await?.text().await?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let address = listener.local_addr()?;
+    let app = axum::Router::new().route(
+        "/.well-known/openid-configuration",
+        axum::routing::get(move || {
+            let real = real.clone();
+            async move { ([("content-type", "application/json")], real) }
+        }),
+    );
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let mixed = pair
+        .configure(json!({"discoveryEndpoint": format!("http://{address}/.well-known/openid-configuration")}))
+        .await;
+    assert_eq!(mixed.status(), StatusCode::BAD_REQUEST);
+    let message = body(mixed).await["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(message.contains("calls itself"), "{message}");
+    Ok(())
+}
+
+async fn sso_only_refuses_a_member_s_password_but_not_the_owner_s(db: Db) -> TestResult {
+    let pair = Pair::new(db).await;
+    let sp = &pair.sp;
+    sp.add_user("mo@example.com", "Member1password", Role::Member)
+        .await;
+    let saved = pair
+        .configure(json!({"authenticationMethod": "oidc"}))
+        .await;
+    assert_eq!(saved.status(), StatusCode::OK);
+    let settings = body(sp.client().get(sp.at("/rest/settings")).send().await?).await;
+    assert_eq!(
+        settings["data"]["userManagement"]["authenticationMethod"],
+        json!("oidc")
+    );
+    assert_eq!(settings["data"]["sso"]["oidc"]["loginEnabled"], json!(true));
+    let member = login(&sp.client(), sp, "mo@example.com", "Member1password").await;
+    assert_eq!(member.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(body(member).await["message"], json!(USE_SSO));
+    let wrong = login(&sp.client(), sp, "mo@example.com", "Wrong1password").await;
+    assert_eq!(
+        body(wrong).await["message"],
+        json!(USE_SSO),
+        "the same answer"
+    );
+    let owner = login(&sp.client(), sp, OWNER_EMAIL, OWNER_PASSWORD).await;
+    assert_eq!(owner.status(), StatusCode::OK);
+    // The sign-in page says so beside its button.
+    let page = crate::harness::post_form(
+        sp,
+        &sp.client(),
+        "/signin",
+        &[("email", "mo@example.com"), ("password", "Member1password")],
+    )
+    .await
+    .text()
+    .await?;
+    assert!(
+        page.contains(USE_SSO) && page.contains("Sign in with Company"),
+        "{page}"
+    );
+    // Password reset: the page points to the button, and a reset link an
+    // admin made for the member is refused.
+    let (_, forgot) = crate::harness::page(sp, &sp.client(), "/forgot-password").await;
+    assert!(
+        forgot.contains("id=\"sso-only\"") && forgot.contains("Sign in with Company"),
+        "{forgot}"
+    );
+    let mo = sp
+        .store
+        .user_by_email(&usher_domain::model::Email::parse("mo@example.com")?)
+        .await?
+        .unwrap();
+    let link = body(
+        pair.sp_owner
+            .get(sp.at(&format!("/rest/users/{}/password-reset-link", mo.id)))
+            .send()
+            .await?,
+    )
+    .await["data"]["link"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let token = link.split("token=").nth(1).unwrap_or_default();
+    let reset = sp
+        .client()
+        .post(sp.at("/rest/change-password"))
+        .json(&json!({"token": token, "password": "Brand1newpass"}))
+        .send()
+        .await?;
+    assert_eq!(reset.status(), StatusCode::FORBIDDEN);
+    assert!(
+        body(reset).await["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("single sign-on")
+    );
+    // Back to passwords for everyone.
+    let saved = pair
+        .configure(json!({"authenticationMethod": "email"}))
+        .await;
+    assert_eq!(saved.status(), StatusCode::OK);
+    let member = login(&sp.client(), sp, "mo@example.com", "Member1password").await;
+    assert_eq!(member.status(), StatusCode::OK);
+    Ok(())
+}
+
+async fn usher_s_own_two_factor_code_is_asked_on_top(db: Db) -> TestResult {
+    let pair = Pair::new(db).await;
+    let sp = &pair.sp;
+    sp.add_user(ANN, "Usher1password", Role::Member).await;
+    let ann_at_sp = sp.signed_in(ANN, "Usher1password").await;
+    let (secret, _) = crate::harness::enrol(sp, &ann_at_sp).await;
+    assert_eq!(pair.configure(json!({})).await.status(), StatusCode::OK);
+    let browser = pair.browser_at_idp(ANN, ANN_PASSWORD).await;
+    let callback = pair.to_provider_and_back(&browser, "/settings/api").await;
+    let asked = browser.get(&callback).send().await?;
+    assert_eq!(asked.status(), StatusCode::SEE_OTHER);
+    assert_eq!(who(sp, &browser).await, Value::Null, "not signed in yet");
+    let code_page = browser.get(sp.at(&location(&asked))).send().await?;
+    let page = code_page.text().await?;
+    let challenge = page
+        .split(r#"name="challenge" value=""#)
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(!challenge.is_empty(), "{page}");
+    let done = crate::harness::post_form(
+        sp,
+        &browser,
+        "/signin/code",
+        &[
+            ("challenge", &challenge),
+            ("mfaCode", &crate::harness::code_at(sp, &secret)),
+            ("redirect", "/settings/api"),
+        ],
+    )
+    .await;
+    assert_eq!(done.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&done), "/settings/api");
+    assert_eq!(who(sp, &browser).await["email"], json!(ANN));
+    Ok(())
+}
+
+crate::on_both_databases!(tokens_that_do_not_fit_are_refused);
+
+/// A provider of the test's own that signs whatever ID token the test asks
+/// for (with a key it publishes, or another), to show each check of the
+/// ID token refusing what a real provider would never send: a token for
+/// another client, with another nonce, from another issuer, signed by a
+/// key that is not the provider's, and an unverified email.
+struct Forger {
+    url: String,
+    key: String,
+    stranger_key: String,
+    /// The next ID token's claims, and whether to sign it with the
+    /// stranger's key.
+    next: std::sync::Arc<std::sync::Mutex<(Value, bool)>>,
+}
+
+impl Forger {
+    async fn start() -> Forger {
+        use axum::{Json, extract::State, routing::get, routing::post};
+        use base64::Engine as _;
+        use rsa::{
+            pkcs8::{EncodePrivateKey as _, LineEnding},
+            traits::PublicKeyParts as _,
+        };
+        let private = |()| rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).unwrap();
+        let key = private(());
+        let stranger = private(());
+        let b64 = |bytes: Vec<u8>| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+        let jwks = json!({"keys": [{
+            "kty": "RSA", "use": "sig", "alg": "RS256", "kid": "k1",
+            "n": b64(key.n().to_bytes_be()), "e": b64(key.e().to_bytes_be()),
+        }]});
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let discovery = json!({
+            "issuer": url,
+            "authorization_endpoint": format!("{url}/authorize"),
+            "token_endpoint": format!("{url}/token"),
+            "jwks_uri": format!("{url}/jwks"),
+            "response_types_supported": ["code"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["RS256"],
+        });
+        let forger = Forger {
+            url,
+            key: key.to_pkcs8_pem(LineEnding::LF).unwrap().to_string(),
+            stranger_key: stranger.to_pkcs8_pem(LineEnding::LF).unwrap().to_string(),
+            next: std::sync::Arc::new(std::sync::Mutex::new((Value::Null, false))),
+        };
+        let signing = (forger.key.clone(), forger.stranger_key.clone());
+        let app = axum::Router::new()
+            .route(
+                "/.well-known/openid-configuration",
+                get(move || {
+                    let discovery = discovery.clone();
+                    async move { Json(discovery) }
+                }),
+            )
+            .route(
+                "/jwks",
+                get(move || {
+                    let jwks = jwks.clone();
+                    async move { Json(jwks) }
+                }),
+            )
+            .route(
+                "/token",
+                post(
+                    |State(next): State<std::sync::Arc<std::sync::Mutex<(Value, bool)>>>| async move {
+                        let (claims, stranger) = next.lock().unwrap().clone();
+                        let pem = if stranger { &signing.1 } else { &signing.0 };
+                        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+                        header.kid = Some("k1".into());
+                        let key = jsonwebtoken::EncodingKey::from_rsa_pem(pem.as_bytes()).unwrap();
+                        let id_token = jsonwebtoken::encode(&header, &claims, &key).unwrap();
+                        Json(json!({"access_token": "at", "token_type": "Bearer", "id_token": id_token}))
+                    },
+                ),
+            )
+            .with_state(forger.next.clone());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        forger
+    }
+}
+
+async fn tokens_that_do_not_fit_are_refused(db: Db) -> TestResult {
+    let forger = Forger::start().await;
+    assert!(!forger.key.is_empty() && !forger.stranger_key.is_empty());
+    let sp = TestServer::start(db).await;
+    let owner = sp.owner().await;
+    sp.add_user(ANN, "Usher1password", Role::Member).await;
+    let saved = owner
+        .post(sp.at("/rest/sso/oidc/config"))
+        .json(&json!({
+            "discoveryEndpoint": format!("{}/.well-known/openid-configuration", forger.url),
+            "clientId": "usher", "clientSecret": "s3cret", "loginEnabled": true,
+        }))
+        .send()
+        .await?;
+    assert_eq!(saved.status(), StatusCode::OK, "{}", saved.text().await?);
+
+    // One sign-in: the ID token the provider will give is `claims` with
+    // the nonce Usher sent; the answer to the callback.
+    let attempt = |change: Value, stranger: bool| {
+        let sp_url = sp.url.clone();
+        let forger_url = forger.url.clone();
+        let next = forger.next.clone();
+        let now = sp.state.usher().now() / 1000;
+        async move {
+            let browser = reqwest::Client::builder()
+                .cookie_store(true)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap();
+            let start = browser
+                .get(format!("{sp_url}/rest/sso/oidc/login"))
+                .send()
+                .await
+                .unwrap();
+            let authorize = url::Url::parse(&location(&start)).unwrap();
+            assert!(authorize.as_str().starts_with(&forger_url));
+            let query = |name: &str| {
+                authorize
+                    .query_pairs()
+                    .find(|(k, _)| k == name)
+                    .map(|(_, v)| v.into_owned())
+                    .unwrap_or_default()
+            };
+            let mut claims = json!({
+                "iss": forger_url, "sub": "ann-at-forger", "aud": "usher",
+                "iat": now, "exp": now + 300, "nonce": query("nonce"),
+                "email": ANN, "email_verified": true,
+            });
+            for (key, value) in change.as_object().cloned().unwrap_or_default() {
+                claims[key] = value;
+            }
+            *next.lock().unwrap() = (claims, stranger);
+            let back = browser
+                .get(format!(
+                    "{sp_url}/rest/sso/oidc/callback?code=c0de&state={}",
+                    query("state")
+                ))
+                .send()
+                .await
+                .unwrap();
+            let status = back.status();
+            let page = back.text().await.unwrap();
+            let me = browser
+                .get(format!("{sp_url}/rest/login"))
+                .send()
+                .await
+                .unwrap()
+                .status();
+            (status, page, me == StatusCode::OK)
+        }
+    };
+
+    for (what, change, stranger) in [
+        ("for another client", json!({"aud": "someone-else"}), false),
+        ("with another nonce", json!({"nonce": "not-the-one"}), false),
+        (
+            "from another issuer",
+            json!({"iss": "https://evil.example"}),
+            false,
+        ),
+        ("signed with another key", json!({}), true),
+    ] {
+        let (status, page, signed_in) = attempt(change, stranger).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "a token {what}: {page}");
+        assert!(
+            page.contains("ID token was refused"),
+            "a token {what}: {page}"
+        );
+        assert!(!signed_in, "a token {what} signed someone in");
+    }
+
+    // An unverified email never takes over the account that has it.
+    let (status, page, signed_in) = attempt(json!({"email_verified": false}), false).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{page}");
+    assert!(
+        page.contains("does not say that this email address is verified"),
+        "{page}"
+    );
+    assert!(!signed_in);
+
+    // The same provider, a token that fits: Ann's account, linked.
+    let (status, page, signed_in) = attempt(json!({}), false).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{page}");
+    assert!(signed_in);
+    let audit = body(
+        owner
+            .get(sp.at("/rest/audit?action=login.failed"))
+            .send()
+            .await?,
+    )
+    .await;
+    assert!(
+        audit.to_string().contains("ID token was refused"),
+        "{audit}"
+    );
+    Ok(())
+}
+
+/// Usher is also the provider of its own apps: a person sent to Usher's
+/// authorization endpoint by an app, and not signed in, takes the single
+/// sign-on button, and the app's request resumes afterwards.
+async fn an_app_s_sign_in_at_usher_resumes_after_single_sign_on(db: Db) -> TestResult {
+    let pair = Pair::new(db).await;
+    let sp = &pair.sp;
+    assert_eq!(pair.configure(json!({})).await.status(), StatusCode::OK);
+    let app = body(
+        pair.sp_owner
+            .post(sp.at("/rest/apps"))
+            .json(&app_body("Grafana", false, json!("everyone")))
+            .send()
+            .await?,
+    )
+    .await;
+    let client_id = app["data"]["clientId"].as_str().unwrap_or_default();
+    let authorize = format!(
+        "/oidc/authorize?response_type=code&client_id={client_id}\
+         &redirect_uri=http%3A%2F%2Frp.example.test%2Fcallback&scope=openid&state=app-state&nonce=n1"
+    );
+    let browser = pair.browser_at_idp(ANN, ANN_PASSWORD).await;
+    let to_signin = browser.get(sp.at(&authorize)).send().await?;
+    let signin = location(&to_signin);
+    assert!(signin.starts_with("/signin?redirect="), "{signin}");
+    let page = browser.get(sp.at(&signin)).send().await?.text().await?;
+    let href = page
+        .split(" id=\"sso-button\"")
+        .next()
+        .and_then(|before| before.rsplit("href=\"").next())
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_default()
+        .replace("&#x2f;", "/")
+        .replace("&amp;", "&");
+    assert!(
+        href.starts_with("/rest/sso/oidc/login?redirect=%2Foidc%2Fauthorize")
+            || href.starts_with("/rest/sso/oidc/login?redirect=/oidc/authorize"),
+        "{href}"
+    );
+    let to_idp = browser.get(sp.at(&href)).send().await?;
+    let back = browser.get(location(&to_idp)).send().await?;
+    let done = browser.get(location(&back)).send().await?;
+    // The way on goes through the authorization endpoint: a page that
+    // moves on by itself (Refresh), as after a password.
+    let refresh = done
+        .headers()
+        .get("refresh")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let onward = refresh
+        .split_once("url=")
+        .map(|(_, u)| u.to_owned())
+        .unwrap_or_default();
+    assert!(onward.starts_with("/oidc/authorize?"), "{refresh}");
+    let to_app = browser.get(sp.at(&onward)).send().await?;
+    let at_app = location(&to_app);
+    assert!(
+        at_app.starts_with("http://rp.example.test/callback?"),
+        "{at_app}"
+    );
+    assert!(
+        at_app.contains("code=") && at_app.contains("state=app-state"),
+        "{at_app}"
+    );
+    Ok(())
+}
