@@ -467,3 +467,42 @@ mod tests {
         );
     }
 }
+
+/// `?q=` of a "pick a person" field's suggestions.
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+pub(crate) struct PeopleQuery {
+    q: String,
+}
+
+/// A "pick a person" field's suggestions: a few people matching `q` (never
+/// everyone), those `keep` allows, as `[{value: email, label: name}]` for
+/// the page's script to put in the field's datalist.
+pub(crate) async fn people_suggestions(
+    state: &AppState,
+    page: &SignedInPage,
+    query: &PeopleQuery,
+    keep: impl Fn(&usher_domain::model::User) -> bool,
+) -> Result {
+    #[derive(serde::Serialize)]
+    struct Person {
+        value: String,
+        label: String,
+    }
+    let people = if query.q.trim().is_empty() {
+        Vec::new()
+    } else {
+        state.usher().find_people(&page.actor, &query.q, 10).await?
+    };
+    let people: Vec<Person> = people
+        .into_iter()
+        .filter(|u| keep(u))
+        .filter_map(|u| {
+            u.email.as_ref().map(|e| Person {
+                value: e.to_string(),
+                label: u.display_name(),
+            })
+        })
+        .collect();
+    Ok(axum::Json(people).into_response())
+}

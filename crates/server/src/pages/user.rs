@@ -11,7 +11,7 @@
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::{
-    Json, Router,
+    Router,
     extract::{Query, State},
     response::IntoResponse,
     routing::{get, post},
@@ -732,18 +732,6 @@ impl Again {
     }
 }
 
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct PeopleQuery {
-    q: String,
-}
-
-#[derive(Serialize)]
-struct Person {
-    value: String,
-    label: String,
-}
-
 /// People matching `q`, for the transfer field's suggestions (the page's
 /// script fills its datalist from here; without script the form's answer
 /// lists them instead).
@@ -751,25 +739,10 @@ async fn view_user_people(
     State(state): State<AppState>,
     page: SignedInPage,
     Id(id): Id<UserId>,
-    Query(query): Query<PeopleQuery>,
+    Query(query): Query<super::PeopleQuery>,
 ) -> Result {
     page.actor.user.role.require_user_manager()?;
-    let people = if query.q.trim().is_empty() {
-        Vec::new()
-    } else {
-        state.usher().find_people(&page.actor, &query.q, 10).await?
-    };
-    let people: Vec<Person> = people
-        .into_iter()
-        .filter(|u| u.id != id && !u.is_pending())
-        .filter_map(|u| {
-            u.email.as_ref().map(|e| Person {
-                value: e.to_string(),
-                label: u.display_name(),
-            })
-        })
-        .collect();
-    Ok(Json(people).into_response())
+    super::people_suggestions(&state, &page, &query, |u| u.id != id && !u.is_pending()).await
 }
 
 // ------------------------------------------------- their projects and work

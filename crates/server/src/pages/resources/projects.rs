@@ -4,7 +4,7 @@
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::{
-    Json, Router,
+    Router,
     extract::{Query, State},
     response::IntoResponse,
     routing::{get, post},
@@ -382,42 +382,16 @@ async fn view_project_member(
     }
 }
 
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct PeopleQuery {
-    q: String,
-}
-
 /// People matching `q`, for the member field's suggestions (the page's
 /// script fills its datalist from here; without script the form's answer
-/// lists them instead). A few matches, never everyone.
+/// lists them instead).
 async fn view_project_people(
     State(state): State<AppState>,
     page: SignedInPage,
     Id(_): Id<ProjectId>,
-    Query(query): Query<PeopleQuery>,
+    Query(query): Query<crate::pages::PeopleQuery>,
 ) -> Result {
-    #[derive(serde::Serialize)]
-    struct Person {
-        value: String,
-        label: String,
-    }
-    let people = if query.q.trim().is_empty() {
-        Vec::new()
-    } else {
-        state.usher().find_people(&page.actor, &query.q, 10).await?
-    };
-    let people: Vec<Person> = people
-        .into_iter()
-        .filter(|u| !u.is_owner_shell())
-        .filter_map(|u| {
-            u.email.as_ref().map(|e| Person {
-                value: e.to_string(),
-                label: u.display_name(),
-            })
-        })
-        .collect();
-    Ok(Json(people).into_response())
+    crate::pages::people_suggestions(&state, &page, &query, |u| !u.is_owner_shell()).await
 }
 
 async fn view_project_remove(
