@@ -205,7 +205,15 @@ impl Usher {
     async fn reset_target(&self, actor: &Actor, id: UserId) -> Result<User> {
         actor.user.role.require_user_manager()?;
         let user = self.existing_user(id).await?;
-        if user.role == Role::Owner && actor.user.role != Role::Owner {
+        Self::may_reset_password(&actor.user, &user)?;
+        Ok(user)
+    }
+
+    /// Whether `viewer` (the owner or an admin) may reset `user`'s
+    /// password, by link or by force: the services' rule, which the pages
+    /// also show their buttons and confirm steps by.
+    pub fn may_reset_password(viewer: &User, user: &User) -> Result<()> {
+        if user.role == Role::Owner && viewer.role != Role::Owner {
             return Err(Error::forbidden(
                 "Only the owner can reset the owner's password.",
             ));
@@ -218,7 +226,7 @@ impl Usher {
         if user.is_ldap() {
             return Err(Error::invalid(super::ldap::RESET_IN_DIRECTORY));
         }
-        Ok(user)
+        Ok(())
     }
 
     /// A reset link for an admin to pass on (works without SMTP).

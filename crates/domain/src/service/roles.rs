@@ -107,6 +107,19 @@ impl Usher {
         self.existing_user(to).await
     }
 
+    /// Whether `viewer` (the owner or an admin) may delete `user`: the
+    /// service's rule, which the pages also show their buttons and confirm
+    /// steps by.
+    pub fn may_delete_user(viewer: &User, user: &User) -> Result<()> {
+        if user.id == viewer.id {
+            return Err(Error::invalid(CANNOT_DELETE_YOURSELF));
+        }
+        if user.role == Role::Owner {
+            return Err(Error::forbidden("Instance owner cannot be deleted."));
+        }
+        Ok(())
+    }
+
     /// Deletes a user (spec 000, "Manage users"), in n8n's order of
     /// checks: yourself (400), then a user there is not (404), then the
     /// owner (403). The user's personal project's workflows and credentials
@@ -121,13 +134,10 @@ impl Usher {
         origin: &Origin,
     ) -> Result<()> {
         actor.user.role.require_user_manager()?;
-        if id == actor.user.id {
-            return Err(Error::invalid(CANNOT_DELETE_YOURSELF));
-        }
+        // Yourself exists, so "yourself" is still answered before "no such
+        // user".
         let target = self.existing_user(id).await?;
-        if target.role == Role::Owner {
-            return Err(Error::forbidden("Instance owner cannot be deleted."));
-        }
+        Self::may_delete_user(&actor.user, &target)?;
         let transfer = match transfer_to.map(str::trim).filter(|t| !t.is_empty()) {
             None => None,
             Some(text) => {

@@ -11,27 +11,16 @@ use crate::{
 use super::{Usher, auth::Actor};
 
 impl Usher {
-    /// Turns two-factor authentication off for `id`. The owner and admins,
-    /// not for themselves (their own page asks for a code), and only the
-    /// owner for the owner.
-    pub async fn remove_two_factor(
-        &self,
-        actor: &Actor,
-        id: UserId,
-        origin: &Origin,
-    ) -> Result<()> {
-        actor.user.role.require_user_manager()?;
-        if id == actor.user.id {
+    /// Whether `viewer` (the owner or an admin) may turn `user`'s
+    /// two-factor authentication off: the service's rule, which the pages
+    /// also show their buttons and confirm steps by.
+    pub fn may_remove_two_factor(viewer: &User, user: &User) -> Result<()> {
+        if user.id == viewer.id {
             return Err(Error::invalid(
                 "Turn your own two-factor authentication off on your two-factor page.",
             ));
         }
-        let user = self
-            .store
-            .user_by_id(id)
-            .await?
-            .ok_or_else(|| Error::not_found("There is no such user."))?;
-        if user.role == Role::Owner && actor.user.role != Role::Owner {
+        if user.role == Role::Owner && viewer.role != Role::Owner {
             return Err(Error::forbidden(
                 "Only the owner can remove the owner's two-factor authentication.",
             ));
@@ -42,6 +31,23 @@ impl Usher {
                 user.display_name()
             )));
         }
+        Ok(())
+    }
+
+    /// Turns two-factor authentication off for `id`. The owner and admins,
+    /// not for themselves (their own page asks for a code), and only the
+    /// owner for the owner.
+    pub async fn remove_two_factor(
+        &self,
+        actor: &Actor,
+        id: UserId,
+        origin: &Origin,
+    ) -> Result<()> {
+        actor.user.role.require_user_manager()?;
+        // Yourself exists, so "yourself" is still answered before "no such
+        // user".
+        let user = self.existing_user(id).await?;
+        Self::may_remove_two_factor(&actor.user, &user)?;
         self.store.disable_mfa(user.id, self.now()).await?;
         self.audit(
             Some(&actor.user),

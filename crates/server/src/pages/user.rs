@@ -22,7 +22,7 @@ use usher_domain::{
     model::{Role, User, UserId},
     resources::{Project, ProjectKind},
     secret::Secret,
-    service::auth::Actor,
+    service::{Usher, auth::Actor},
 };
 
 use super::{
@@ -122,63 +122,28 @@ struct Again {
     candidates: Vec<PersonOption>,
 }
 
-/// What the viewer may do to a user, by the rules the services apply:
-/// the page shows a button, and a post without script its confirm step,
-/// only where the action can succeed. Each refusal is the sentence the
-/// page shows instead.
+/// What the viewer may do to a user: the services' own rules
+/// (`Usher::may_*`), so the page shows a button, and a post without script
+/// its confirm step, only where the action can succeed. Resetting one's own
+/// password is done on the personal page, so the user page offers it to
+/// others only.
 struct Allowed {
-    reset: std::result::Result<(), String>,
-    remove_mfa: std::result::Result<(), String>,
-    delete: std::result::Result<(), String>,
+    reset: std::result::Result<(), Error>,
+    remove_mfa: std::result::Result<(), Error>,
+    delete: std::result::Result<(), Error>,
 }
 
 fn allowed(viewer: &User, user: &User) -> Allowed {
-    let name = user.display_name();
-    let is_self = viewer.id == user.id;
-    let owner = user.role == Role::Owner;
-    let acting_owner = viewer.role == Role::Owner;
-    let rule = |refusals: &[(bool, String)]| match refusals.iter().find(|(when, _)| *when) {
-        Some((_, why)) => Err(why.clone()),
-        None => Ok(()),
-    };
     Allowed {
-        reset: rule(&[
-            (
-                is_self,
-                "Change your own password on your personal settings page.".to_owned(),
-            ),
-            (
-                user.is_pending(),
-                format!(
-                    "{name} has not accepted their invitation yet: there is no password to reset."
-                ),
-            ),
-            (
-                owner && !acting_owner,
-                "Only the owner can reset the owner's password.".to_owned(),
-            ),
-        ]),
-        remove_mfa: rule(&[
-            (
-                is_self,
-                "Turn your own two-factor authentication off on your two-factor page.".to_owned(),
-            ),
-            (
-                !user.mfa_enabled,
-                format!("Two-factor authentication is not on for {name}."),
-            ),
-            (
-                owner && !acting_owner,
-                "Only the owner can remove the owner's two-factor authentication.".to_owned(),
-            ),
-        ]),
-        delete: rule(&[
-            (
-                is_self,
-                usher_domain::service::roles::CANNOT_DELETE_YOURSELF.to_owned(),
-            ),
-            (owner, "Instance owner cannot be deleted.".to_owned()),
-        ]),
+        reset: if viewer.id == user.id {
+            Err(Error::invalid(
+                "Change your own password on your personal settings page.",
+            ))
+        } else {
+            Usher::may_reset_password(viewer, user)
+        },
+        remove_mfa: Usher::may_remove_two_factor(viewer, user),
+        delete: Usher::may_delete_user(viewer, user),
     }
 }
 
@@ -188,12 +153,10 @@ async fn may(
     state: &AppState,
     actor: &Actor,
     id: UserId,
-    rule: fn(&Allowed) -> &std::result::Result<(), String>,
+    rule: fn(Allowed) -> std::result::Result<(), Error>,
 ) -> std::result::Result<(), Error> {
     let user = state.usher().user_for_admin(actor, id).await?;
-    rule(&allowed(&actor.user, &user))
-        .clone()
-        .map_err(Error::forbidden)
+    rule(allowed(&actor.user, &user))
 }
 
 /// The page of user `id`, for the owner and admins.
@@ -326,7 +289,7 @@ async fn view_user_force_reset(
 ) -> Result {
     let name = name_of(&state, &page.actor, id).await;
     if form.confirmed.as_deref() != Some("yes") {
-        if let Err(error) = may(&state, &page.actor, id, |a| &a.reset).await {
+        if let Err(error) = may(&state, &page.actor, id, |a| a.reset).await {
             return refused(&state, page, id, error).await;
         }
         return Ok(confirm::ask(
@@ -366,7 +329,7 @@ async fn view_user_two_factor(
 ) -> Result {
     let name = name_of(&state, &page.actor, id).await;
     if !form.confirmed() {
-        if let Err(error) = may(&state, &page.actor, id, |a| &a.remove_mfa).await {
+        if let Err(error) = may(&state, &page.actor, id, |a| a.remove_mfa).await {
             return refused(&state, page, id, error).await;
         }
         return Ok(confirm::ask(
@@ -613,7 +576,7 @@ async fn view_user_delete(
     let usher = state.usher();
     let user = usher.user_for_admin(&page.actor, id).await?;
     if let Err(why) = allowed(&page.actor.user, &user).delete {
-        return refused(&state, page, id, Error::forbidden(why)).await;
+        return refused(&state, page, id, why).await;
     }
     let name = user.display_name();
     let again = |error: &str, candidates: Vec<User>| {
