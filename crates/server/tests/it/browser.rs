@@ -1391,6 +1391,25 @@ impl Browser {
         Ok(())
     }
 
+    /// Clicks the button `id` of a form whose answer is a page with a
+    /// notice, and returns the new notice's text: the page before may show
+    /// a notice of its own, which must be gone before the new one is read.
+    async fn notice_after(&self, id: &str) -> Outcome<String> {
+        let before = self.client.find(Locator::Css("#flash")).await.ok();
+        self.click(id).await?;
+        if let Some(before) = before {
+            let deadline = Instant::now() + PATIENCE;
+            // A notice of the page that is gone can no longer be read.
+            while before.text().await.is_ok() {
+                if Instant::now() >= deadline {
+                    return Err(format!("the page did not change after clicking {id}").into());
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        Ok(self.appears("#flash").await?.text().await?)
+    }
+
     /// Empties a field and types `text` into it.
     async fn type_into(&self, css: &str, text: &str) -> Outcome<()> {
         let field = self.find(css).await?;
@@ -1922,8 +1941,7 @@ async fn the_users_list_comes_first_and_invite_opens_a_dialog_or_a_page_without_
     browser
         .type_into("#invite-emails", "ivy@example.com, kim@example.com")
         .await?;
-    browser.click("invite-submit").await?;
-    let notice = browser.appears("#flash").await?.text().await?;
+    let notice = browser.notice_after("invite-submit").await?;
     assert_eq!(notice, "2 people are invited.");
     assert_eq!(browser.path().await?, "/settings/users");
     browser.appears("#invite-results input.invite-link").await?;
@@ -2267,18 +2285,15 @@ async fn the_owner_sets_up_ldap_and_a_directory_user_signs_in_with_their_login_i
     browser
         .type_into("#bindingAdminPassword", slapd::ADMIN_PASSWORD)
         .await?;
-    browser.click("ldap-save").await?;
-    let saved = browser.appears("#flash").await?.text().await?;
+    let saved = browser.notice_after("ldap-save").await?;
     assert!(
         saved.starts_with("The directory settings are saved"),
         "{saved}"
     );
     assert_eq!(browser.path().await?, "/settings/ldap");
-    browser.click("ldap-test").await?;
-    let tested = browser.appears("#flash").await?.text().await?;
+    let tested = browser.notice_after("ldap-test").await?;
     assert!(tested.starts_with("The connection works"), "{tested}");
-    browser.click("ldap-dry-run").await?;
-    let dry = browser.appears("#flash").await?.text().await?;
+    let dry = browser.notice_after("ldap-dry-run").await?;
     assert!(dry.contains("2 would be added"), "{dry}");
     browser.appears("#ldap-runs").await?;
     browser.shoot("ldap-saved").await?;
