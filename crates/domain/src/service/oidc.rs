@@ -47,9 +47,13 @@ pub const GRANT_LIFETIME: Millis = 30 * 24 * HOUR;
 /// A rotated key stays in the JWKS this long, past its last ID token.
 pub const RETIRED_KEY_PUBLISHED: Millis = TOKEN_LIFETIME + 24 * HOUR;
 
-/// Wrong client secrets, per client.
-const WRONG_CLIENT_SECRETS: Limit = Limit {
-    attempts: 10,
+/// Wrong client secrets, per client. A client secret is 256 random bits,
+/// which no number of guesses finds, so the limit is there to bound the work
+/// a guesser causes; it is set high enough that a busy app's token requests,
+/// which take their place in the count while they are checked, do not reach
+/// it by arriving together.
+pub const WRONG_CLIENT_SECRETS: Limit = Limit {
+    attempts: 100,
     window: 5 * MINUTE,
 };
 

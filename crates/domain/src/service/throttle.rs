@@ -47,23 +47,35 @@ struct Slot {
     window_start: Millis,
 }
 
+/// A place taken within the window's limit, or past it.
+enum Taken {
+    Within(Slot),
+    Over(Slot, Error),
+}
+
 impl Usher {
     /// Counts one attempt against `key`; refuses once the window's limit is
     /// passed.
     pub(super) async fn throttle(&self, key: &str, limit: Limit) -> Result<()> {
-        self.take_slot(key.to_owned(), limit).await.map(drop)
+        match self.take_slot(key.to_owned(), limit).await? {
+            Taken::Within(_) => Ok(()),
+            Taken::Over(_, refusal) => Err(refusal),
+        }
     }
 
-    async fn take_slot(&self, key: String, limit: Limit) -> Result<Slot> {
+    /// Counts one attempt against `key`: the place it took, and whether the
+    /// window's limit is passed (with the refusal to answer then).
+    async fn take_slot(&self, key: String, limit: Limit) -> Result<Taken> {
         let now = self.now();
         let window_start = now - now.rem_euclid(limit.window);
         let window_end = window_start + limit.window;
         let count = self.store.count_hit(&key, window_start, window_end).await?;
+        let slot = Slot { key, window_start };
         if count > limit.attempts {
             let wait = u64::try_from((window_end - now + 999) / 1000).unwrap_or(1);
-            return Err(Error::slow_down(wait.max(1)));
+            return Ok(Taken::Over(slot, Error::slow_down(wait.max(1))));
         }
-        Ok(Slot { key, window_start })
+        Ok(Taken::Within(slot))
     }
 
     /// Runs `check`, a check of a secret that `user` presents, within the
@@ -73,30 +85,33 @@ impl Usher {
         user: UserId,
         check: impl Future<Output = Result<bool>>,
     ) -> Result<bool> {
-        let slot = self
-            .take_slot(format!("secret:{user}"), WRONG_SECRETS)
-            .await?;
-        let right = check.await?;
-        if right {
-            self.store.forgive_hit(&slot.key, slot.window_start).await?;
-        }
-        Ok(right)
+        self.guarded_key(format!("secret:{user}"), WRONG_SECRETS, check)
+            .await
     }
 
     /// Runs `check`, a check of a secret counted against `key` (a client
-    /// secret, per client), within `limit`; a right answer does not count.
+    /// secret, per client), within `limit`; a right answer does not count,
+    /// and neither does an attempt refused unchecked: otherwise right
+    /// answers arriving together, refused only because they were in flight
+    /// at once, would fill the window and keep refusing until it ends.
     pub(super) async fn guarded_key(
         &self,
         key: String,
         limit: Limit,
         check: impl Future<Output = Result<bool>>,
     ) -> Result<bool> {
-        let slot = self.take_slot(key, limit).await?;
-        let right = check.await?;
-        if right {
+        let (slot, refused) = match self.take_slot(key, limit).await? {
+            Taken::Within(slot) => (slot, None),
+            Taken::Over(slot, refusal) => (slot, Some(refusal)),
+        };
+        let right = match refused {
+            Some(refusal) => Err(refusal),
+            None => check.await,
+        };
+        if !matches!(right, Ok(false)) {
             self.store.forgive_hit(&slot.key, slot.window_start).await?;
         }
-        Ok(right)
+        right
     }
 
     /// The counter a sign-in attempt for `login` (an email, lower-cased)

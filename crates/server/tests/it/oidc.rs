@@ -20,6 +20,7 @@ use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 use usher_domain::{
     model::{Origin, Role},
+    service::oidc::WRONG_CLIENT_SECRETS,
     store::{ProjectStore as _, UserStore as _},
 };
 
@@ -790,7 +791,7 @@ async fn token_endpoint_refusals(db: Db) -> TestResult {
     assert_eq!(body(other).await["error"], "invalid_grant");
     // Wrong secrets are throttled per client.
     let mut statuses = Vec::new();
-    for _ in 0..12 {
+    for _ in 0..WRONG_CLIENT_SECRETS.attempts + 2 {
         let response = Client::new()
             .post(server.at("/oidc/token"))
             .basic_auth(&s.client_id, Some("guess"))
