@@ -303,6 +303,10 @@ pub trait ProjectStore {
     async fn all_projects(&self) -> StoreResult<Vec<Project>>;
     /// The team projects alone, by name (not every user's personal one).
     async fn team_projects(&self) -> StoreResult<Vec<Project>>;
+    /// The projects that hold a workflow or a credential: what the owner's
+    /// and admins' lists of work name, however many users (and so personal
+    /// projects) there are.
+    async fn projects_with_work(&self) -> StoreResult<Vec<Project>>;
     /// How many workflows and credentials a project holds.
     async fn count_work(&self, project: ProjectId) -> StoreResult<(i64, i64)>;
     /// A new team project with its first admin, in one transaction.

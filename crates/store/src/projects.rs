@@ -239,6 +239,16 @@ impl ProjectStore for SqlStore {
         projects(found)
     }
 
+    async fn projects_with_work(&self) -> StoreResult<Vec<Project>> {
+        let found = self
+            .fetch_all(Sql::new(
+                "SELECT * FROM projects WHERE id IN \
+                 (SELECT project_id FROM workflows UNION SELECT project_id FROM credentials)",
+            ))
+            .await?;
+        projects(found)
+    }
+
     async fn count_work(&self, project: ProjectId) -> StoreResult<(i64, i64)> {
         let counts: Option<(i64, i64)> = self
             .fetch_optional(

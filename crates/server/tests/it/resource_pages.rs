@@ -192,6 +192,23 @@ async fn a_member_sees_only_their_own_and_their_projects_workflows(db: Db) -> Te
     // The owner sees everything, with whose it is.
     let (_, all) = page(&server, &owner, "/home/workflows").await;
     assert_eq!(rows(&all), 3, "{all}");
+    // The owner creates in team projects and their own personal project,
+    // not in every user's (with a large team, a list of everyone).
+    let ann_personal = id_named(
+        &server,
+        &ann,
+        "/rest/projects",
+        "Mia Member <ann@example.com>",
+    )
+    .await;
+    assert!(
+        all.contains(&format!("<option value=\"{billing}\"")),
+        "{all}"
+    );
+    assert!(
+        !all.contains(&format!("<option value=\"{ann_personal}\"")),
+        "{all}"
+    );
     assert_eq!(
         cell(&all, "Ann flow", "owner").as_deref(),
         Some("Mia Member (personal, ann@example.com)")

@@ -28,17 +28,12 @@ pub struct CredentialChange {
 
 impl Usher {
     pub async fn credentials(&self, actor: &Actor) -> Result<Vec<CredentialView>> {
-        let projects = self.project_map().await?;
+        let projects = self.projects_in_view(actor).await?;
         let mut views = Vec::new();
         for credential in self.store.credentials(Self::visible(actor)).await? {
-            let Some(project) = projects
-                .iter()
-                .find(|p| p.id == credential.project_id)
-                .cloned()
-            else {
+            let Some((project, access)) = projects.get(&credential.project_id).cloned() else {
                 continue;
             };
-            let access = self.access(&actor.user, &project).await?;
             views.push(CredentialView {
                 credential,
                 project,

@@ -21,6 +21,8 @@ mod workflows;
 pub use credentials::{CredentialChange, CredentialView};
 pub use workflows::{WorkflowChange, WorkflowView};
 
+use std::collections::HashMap;
+
 use crate::{
     Error, Result,
     model::{Origin, User},
@@ -59,12 +61,7 @@ impl Usher {
         if user.role.manages_users() {
             return Ok(Access::Manage);
         }
-        Ok(match self.store.membership(project.id, user.id).await? {
-            Some(ProjectRole::Admin) => Access::Manage,
-            Some(ProjectRole::PersonalOwner | ProjectRole::Editor) => Access::Write,
-            Some(ProjectRole::Viewer) => Access::Read,
-            None => Access::None,
-        })
+        Ok(access_of(self.store.membership(project.id, user.id).await?))
     }
 
     async fn project_with_access(
@@ -110,9 +107,62 @@ impl Usher {
         }
     }
 
-    /// Projects by id, for the views.
-    async fn project_map(&self) -> Result<Vec<Project>> {
-        Ok(self.store.all_projects().await?)
+    /// The projects whose work the actor's lists show, each with the actor's
+    /// access: for the owner and admins, every project that holds work (not
+    /// every user's personal project); for others, the projects they belong
+    /// to. One read, whatever the number of users or of rows in the list.
+    async fn projects_in_view(
+        &self,
+        actor: &Actor,
+    ) -> Result<HashMap<ProjectId, (Project, Access)>> {
+        let projects = if actor.user.role.manages_users() {
+            self.store
+                .projects_with_work()
+                .await?
+                .into_iter()
+                .map(|p| (p, Access::Manage))
+                .collect::<Vec<_>>()
+        } else {
+            self.store
+                .projects_of(actor.user.id)
+                .await?
+                .into_iter()
+                .map(|(p, role)| (p, access_of(Some(role))))
+                .collect()
+        };
+        Ok(projects.into_iter().map(|(p, a)| (p.id, (p, a))).collect())
+    }
+
+    /// The projects the actor works in: every team project for the owner
+    /// and admins (who may act in all of them), the ones they belong to for
+    /// others, and their own personal project; with their role where they
+    /// have one. Not other people's personal projects, which for a large
+    /// team would be a list of everyone.
+    pub async fn working_projects(
+        &self,
+        actor: &Actor,
+    ) -> Result<Vec<(Project, Option<ProjectRole>)>> {
+        let mine = self.store.projects_of(actor.user.id).await?;
+        if !actor.user.role.manages_users() {
+            return Ok(mine.into_iter().map(|(p, r)| (p, Some(r))).collect());
+        }
+        let role_in = |id: ProjectId| mine.iter().find(|(m, _)| m.id == id).map(|(_, r)| *r);
+        let mut projects: Vec<_> = self
+            .store
+            .team_projects()
+            .await?
+            .into_iter()
+            .map(|p| {
+                let role = role_in(p.id);
+                (p, role)
+            })
+            .collect();
+        projects.extend(
+            mine.iter()
+                .filter(|(p, _)| p.personal_owner == Some(actor.user.id))
+                .map(|(p, r)| (p.clone(), Some(*r))),
+        );
+        Ok(projects)
     }
 
     /// Logs an edit as "name: what changed, …"; an edit that changed
@@ -130,6 +180,16 @@ impl Usher {
             self.audit(Some(&actor.user), action, None, detail, origin)
                 .await;
         }
+    }
+}
+
+/// The access a project role gives (none without one).
+fn access_of(role: Option<ProjectRole>) -> Access {
+    match role {
+        Some(ProjectRole::Admin) => Access::Manage,
+        Some(ProjectRole::PersonalOwner | ProjectRole::Editor) => Access::Write,
+        Some(ProjectRole::Viewer) => Access::Read,
+        None => Access::None,
     }
 }
 

@@ -203,19 +203,6 @@ impl Usher {
         Ok(())
     }
 
-    /// Where a leaving user's work can go: every team project and every
-    /// other user's personal project.
-    pub async fn transfer_targets(&self, actor: &Actor, leaving: UserId) -> Result<Vec<Project>> {
-        actor.user.role.require_user_manager()?;
-        Ok(self
-            .store
-            .all_projects()
-            .await?
-            .into_iter()
-            .filter(|p| p.personal_owner != Some(leaving))
-            .collect())
-    }
-
     /// The project roles of one user, for their page.
     pub async fn project_roles_of(
         &self,

@@ -29,17 +29,12 @@ pub struct WorkflowChange {
 
 impl Usher {
     pub async fn workflows(&self, actor: &Actor) -> Result<Vec<WorkflowView>> {
-        let projects = self.project_map().await?;
+        let projects = self.projects_in_view(actor).await?;
         let mut views = Vec::new();
         for workflow in self.store.workflows(Self::visible(actor)).await? {
-            let Some(project) = projects
-                .iter()
-                .find(|p| p.id == workflow.project_id)
-                .cloned()
-            else {
+            let Some((project, access)) = projects.get(&workflow.project_id).cloned() else {
                 continue;
             };
-            let access = self.access(&actor.user, &project).await?;
             views.push(WorkflowView {
                 workflow,
                 project,

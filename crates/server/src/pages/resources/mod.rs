@@ -177,7 +177,7 @@ async fn writable_projects(
 ) -> usher_domain::Result<Vec<ProjectOption>> {
     let usher = state.usher();
     let mut writable = Vec::new();
-    for (project, _) in usher.projects(actor).await? {
+    for (project, _) in usher.working_projects(actor).await? {
         if usher.access(&actor.user, &project).await? >= Access::Write {
             writable.push(project);
         }

@@ -71,12 +71,7 @@ async fn projects_page(state: &AppState, page: SignedInPage, shown: Shown) -> Re
     // Team projects and one's own personal project: everyone else's
     // personal project is on their user page (a list of a hundred thousand
     // personal projects would help no one).
-    let projects: Vec<_> = usher
-        .projects(actor)
-        .await?
-        .into_iter()
-        .filter(|(p, _)| p.kind == ProjectKind::Team || p.personal_owner == Some(actor.user.id))
-        .collect();
+    let projects = usher.working_projects(actor).await?;
     let everyone = owners_of(state, actor, projects.iter().map(|(p, _)| p)).await?;
     let mut rows: Vec<(bool, ProjectRow)> = projects
         .iter()
