@@ -40,22 +40,12 @@ impl Usher {
             .ok_or_else(|| Error::not_found(NO_SUCH_APP))
     }
 
-    /// Who and which team projects an app's access may name (owner and
-    /// admins, who see everyone).
-    pub async fn app_choices(
-        &self,
-        actor: &Actor,
-    ) -> Result<(Vec<crate::model::User>, Vec<crate::resources::Project>)> {
+    /// The team projects an app's access may name (owner and admins). The
+    /// people it names are chosen by a search, never from a list of
+    /// everyone.
+    pub async fn app_projects(&self, actor: &Actor) -> Result<Vec<crate::resources::Project>> {
         Self::require_app_manager(actor)?;
-        let users = self.store.list_users().await?;
-        let projects = self
-            .store
-            .all_projects()
-            .await?
-            .into_iter()
-            .filter(|p| p.kind == crate::resources::ProjectKind::Team)
-            .collect();
-        Ok((users, projects))
+        Ok(self.store.team_projects().await?)
     }
 
     /// The apps the signed-in person may open, with their role in each.

@@ -6,7 +6,7 @@ use askama::Template;
 use askama_web::WebTemplate;
 use axum::{
     Router,
-    extract::State,
+    extract::{Query, State},
     response::IntoResponse,
     routing::{get, post},
 };
@@ -29,6 +29,7 @@ use crate::{
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/settings/apps", get(view_apps_get).post(view_apps_post))
+        .route("/settings/apps/people", get(view_app_people))
         .route("/settings/apps/{id}", get(view_app_get).post(view_app_post))
         .route("/settings/apps/{id}/secret", post(view_app_secret))
         .route("/settings/apps/{id}/delete", post(view_app_delete))
@@ -87,6 +88,14 @@ struct Values {
     fa_public_paths: String,
     fa_min_role: String,
     fa_require_mfa: bool,
+    /// The people chosen (their ids) with the role each is given (empty:
+    /// the default role).
+    people: Vec<(UserId, String)>,
+    /// The team projects chosen, with the role each is given.
+    project_roles: Vec<(ProjectId, String)>,
+    /// A person to add, as typed (email or name), and their role.
+    add_person: String,
+    add_person_role: String,
 }
 
 impl Values {
@@ -119,6 +128,10 @@ impl Values {
                 .as_ref()
                 .map_or_else(|| "Basic".to_owned(), |f| f.min_role.clone()),
             fa_require_mfa: app.forward_auth.as_ref().is_some_and(|f| f.require_mfa),
+            people: app.access.users.clone(),
+            project_roles: app.access.projects.clone(),
+            add_person: String::new(),
+            add_person_role: String::new(),
         }
     }
 }
@@ -165,25 +178,38 @@ async fn render(
 ) -> Result {
     let usher = state.usher();
     let apps = usher.apps(&page.actor).await?;
-    let access = editing.map(|a| a.access.clone()).unwrap_or_default();
-    let (users, projects) = usher.app_choices(&page.actor).await?;
-    let users = users
-        .into_iter()
-        .filter_map(|user| {
-            let email = user.email.as_ref()?.to_string();
-            let mapped = access.users.iter().find(|(id, _)| *id == user.id);
+    // The people chosen so far, named: read by id, never a list of everyone.
+    let named = usher
+        .users_named(&page.actor, values.people.iter().map(|(id, _)| *id))
+        .await?;
+    let users = values
+        .people
+        .iter()
+        .filter_map(|(id, role)| {
+            let user = named.iter().find(|u| u.id == *id)?;
+            let label = match &user.email {
+                Some(email) if user.display_name() != email.to_string() => {
+                    format!("{} ({email})", user.display_name())
+                }
+                _ => user.display_name(),
+            };
             Some(Choice {
-                id: user.id.to_string(),
-                label: format!("{} ({email})", user.display_name()),
-                chosen: mapped.is_some(),
-                role: mapped.map(|(_, r)| r.clone()).unwrap_or_default(),
+                id: id.to_string(),
+                label,
+                chosen: true,
+                role: role.clone(),
             })
         })
         .collect();
-    let projects = projects
+    let projects = usher
+        .app_projects(&page.actor)
+        .await?
         .into_iter()
         .map(|project| {
-            let mapped = access.projects.iter().find(|(id, _)| *id == project.id);
+            let mapped = values
+                .project_roles
+                .iter()
+                .find(|(id, _)| *id == project.id);
             Choice {
                 id: project.id.to_string(),
                 label: project.name.clone(),
@@ -276,11 +302,11 @@ fn input_of(form: &[(String, String)]) -> (AppInput, Values) {
             .map(|(_, v)| v.clone())
             .collect()
     };
-    let users = chosen("user")
+    let users: Vec<(UserId, String)> = chosen("user")
         .into_iter()
         .filter_map(|id| Some((UserId::parse(&id)?, role_of("user", &id))))
         .collect();
-    let projects = chosen("project")
+    let projects: Vec<(ProjectId, String)> = chosen("project")
         .into_iter()
         .filter_map(|id| Some((id.parse::<ProjectId>().ok()?, role_of("project", &id))))
         .collect();
@@ -310,6 +336,10 @@ fn input_of(form: &[(String, String)]) -> (AppInput, Values) {
             role => role,
         },
         fa_require_mfa: flag("fa_require_mfa"),
+        people: users.clone(),
+        project_roles: projects.clone(),
+        add_person: value("add_person"),
+        add_person_role: value("add_person_role"),
     };
     let fa_hosts = lines("fa_hosts");
     let forward_auth = (!fa_hosts.is_empty()).then(|| ForwardAuth {
@@ -339,13 +369,73 @@ fn input_of(form: &[(String, String)]) -> (AppInput, Values) {
     (input, values)
 }
 
+/// Adds the person typed in "Add a person" (if any) to the app's people,
+/// with the role chosen beside it: the one person the email or name names,
+/// else a refusal that says whom it could mean.
+async fn add_person(
+    state: &AppState,
+    page: &SignedInPage,
+    input: &mut AppInput,
+    values: &mut Values,
+) -> usher_domain::Result<()> {
+    let typed = values.add_person.trim().to_owned();
+    if typed.is_empty() {
+        return Ok(());
+    }
+    let person = match super::person_named(state, page, "add_person", &typed).await? {
+        Ok(person) => person,
+        Err(people) if people.is_empty() => {
+            return Err(usher_domain::Error::field(
+                "add_person",
+                format!("No one matches “{typed}”. Type their email."),
+            ));
+        }
+        Err(people) => {
+            let emails: Vec<String> = people
+                .iter()
+                .filter_map(|u| u.email.as_ref().map(ToString::to_string))
+                .collect();
+            return Err(usher_domain::Error::field(
+                "add_person",
+                format!(
+                    "“{typed}” could be several people ({}): type the email of the one you mean.",
+                    emails.join(", ")
+                ),
+            ));
+        }
+    };
+    let role = match values.add_person_role.trim() {
+        "" => input.access.default_role.clone(),
+        role => role.to_owned(),
+    };
+    input.access.users.retain(|(id, _)| *id != person);
+    input.access.users.push((person, role));
+    values.people.retain(|(id, _)| *id != person);
+    values.people.push((person, values.add_person_role.clone()));
+    values.add_person.clear();
+    Ok(())
+}
+
+/// Suggestions for "Add a person": a few people matching what is typed.
+async fn view_app_people(
+    State(state): State<AppState>,
+    page: SignedInPage,
+    Query(query): Query<super::PeopleQuery>,
+) -> Result {
+    state.usher().app_projects(&page.actor).await?;
+    super::people_suggestions(&state, &page, &query, |u| !u.is_owner_shell()).await
+}
+
 async fn view_apps_post(
     State(state): State<AppState>,
     page: SignedInPage,
     ClientOrigin(origin): ClientOrigin,
     axum::Form(form): axum::Form<Vec<(String, String)>>,
 ) -> Result {
-    let (input, values) = input_of(&form);
+    let (mut input, mut values) = input_of(&form);
+    if let Err(error) = add_person(&state, &page, &mut input, &mut values).await {
+        return render(&state, page, None, values, Shown::refused(error)).await;
+    }
     match state.usher().create_app(&page.actor, input, &origin).await {
         Ok(created) => Ok(done(
             &state,
@@ -375,7 +465,11 @@ async fn view_app_post(
 ) -> Result {
     let usher = state.usher();
     let app = usher.app(&page.actor, id).await?;
-    let (input, mut values) = input_of(&form);
+    let (mut input, mut values) = input_of(&form);
+    if let Err(error) = add_person(&state, &page, &mut input, &mut values).await {
+        values.client_id = app.client_id.clone();
+        return render(&state, page, Some(&app), values, Shown::refused(error)).await;
+    }
     match usher.update_app(&page.actor, id, input, &origin).await {
         Ok(updated) => Ok(done(
             &state,

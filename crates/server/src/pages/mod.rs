@@ -475,6 +475,43 @@ pub(crate) struct PeopleQuery {
     q: String,
 }
 
+/// Whom a "pick a person" field (`field`, as typed in `typed`) names: the
+/// one person whose email it is, else the one person it matches. Else the
+/// people it could mean (none when it matches no one), for the page to ask.
+pub(crate) async fn person_named(
+    state: &AppState,
+    page: &SignedInPage,
+    field: &'static str,
+    typed: &str,
+) -> usher_domain::Result<
+    std::result::Result<usher_domain::model::UserId, Vec<usher_domain::model::User>>,
+> {
+    let typed = typed.trim();
+    if typed.is_empty() {
+        return Err(usher_domain::Error::field(
+            field,
+            "Type the name or email of the person to add.",
+        ));
+    }
+    let people: Vec<usher_domain::model::User> = state
+        .usher()
+        .find_people(&page.actor, typed, 10)
+        .await?
+        .into_iter()
+        .filter(|u| !u.is_owner_shell())
+        .collect();
+    let exact = people.iter().find(|u| {
+        u.email
+            .as_ref()
+            .is_some_and(|e| e.as_str().eq_ignore_ascii_case(typed))
+    });
+    Ok(match (exact, people.as_slice()) {
+        (Some(person), _) => Ok(person.id),
+        (None, [only]) => Ok(only.id),
+        (None, _) => Err(people),
+    })
+}
+
 /// A "pick a person" field's suggestions: a few people matching `q` (never
 /// everyone), those `keep` allows, as `[{value: email, label: name}]` for
 /// the page's script to put in the field's datalist.

@@ -341,6 +341,70 @@ async fn the_apps_pages_register_change_and_delete_an_app(db: Db) -> TestResult 
     assert_eq!(app.name, "Outline wiki");
     assert!(!app.access.everyone);
     assert_eq!(app.roles, ["Admin", "Power", "Basic", "Reader"]);
+
+    // People are added by a search, never picked from a list of everyone.
+    let ann = server
+        .add_user("ann@example.com", "Member1password", Role::Member)
+        .await;
+    server
+        .add_user("ben@example.com", "Member1password", Role::Member)
+        .await;
+    let listed = owner.get(server.at(&app_page)).send().await?.text().await?;
+    assert!(!listed.contains("ann@example.com"), "{listed}");
+    let form = |person: &'static str| {
+        vec![
+            ("name", "Outline wiki"),
+            ("launch_url", "https://outline.example.test"),
+            (
+                "redirect_uris",
+                "https://outline.example.test/auth/oidc.callback",
+            ),
+            ("access", "chosen"),
+            ("custom_roles", "Reader"),
+            ("add_person", person),
+            ("add_person_role", "Reader"),
+        ]
+    };
+    // A name two people share: the page asks for the email, keeping what
+    // was typed.
+    let several = page_form(&server, &owner, &app_page, &form("Mia Member"))
+        .await
+        .send()
+        .await?;
+    assert_eq!(several.status(), StatusCode::OK);
+    let several = several.text().await?;
+    assert!(
+        several.contains("could be several people") && several.contains("ann@example.com"),
+        "{several}"
+    );
+    assert!(several.contains("value=\"Mia Member\""), "{several}");
+    let nobody = page_form(&server, &owner, &app_page, &form("nobody@example.com"))
+        .await
+        .send()
+        .await?
+        .text()
+        .await?;
+    assert!(nobody.contains("No one matches"), "{nobody}");
+    // An email names one person: added with the role chosen beside it.
+    let added = page_form(&server, &owner, &app_page, &form("ann@example.com"))
+        .await
+        .send()
+        .await?;
+    assert_eq!(added.status(), StatusCode::SEE_OTHER);
+    let app = server.store.app(id.parse()?).await?.ok_or("gone")?;
+    assert_eq!(app.access.users, [(ann.id, "Reader".to_owned())]);
+    let listed = owner.get(server.at(&app_page)).send().await?.text().await?;
+    assert!(listed.contains("ann@example.com"), "{listed}");
+    assert!(!listed.contains("ben@example.com"), "{listed}");
+    // The field's suggestions: a few people matching what is typed.
+    let suggested: serde_json::Value = owner
+        .get(server.at("/settings/apps/people?q=ben"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(suggested[0]["value"], "ben@example.com", "{suggested}");
+
     // Deleting asks first.
     let asked = page_form(&server, &owner, &format!("{app_page}/delete"), &[])
         .await

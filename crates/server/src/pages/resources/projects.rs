@@ -276,30 +276,7 @@ async fn member_named(
     if !input.user_id.trim().is_empty() {
         return Ok(Ok(input.user_id.trim().parse()?));
     }
-    let typed = input.person.trim();
-    if typed.is_empty() {
-        return Err(usher_domain::Error::field(
-            "person",
-            "Type the name or email of the person to add.",
-        ));
-    }
-    let people: Vec<User> = state
-        .usher()
-        .find_people(&page.actor, typed, 10)
-        .await?
-        .into_iter()
-        .filter(|u| !u.is_owner_shell())
-        .collect();
-    let exact = people.iter().find(|u| {
-        u.email
-            .as_ref()
-            .is_some_and(|e| e.as_str().eq_ignore_ascii_case(typed))
-    });
-    Ok(match (exact, people.as_slice()) {
-        (Some(person), _) => Ok(person.id),
-        (None, [only]) => Ok(only.id),
-        (None, _) => Err(people),
-    })
+    crate::pages::person_named(state, page, "person", &input.person).await
 }
 
 fn role_label(role: &str) -> String {
