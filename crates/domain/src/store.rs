@@ -769,7 +769,9 @@ pub trait LdapStore {
     /// Makes the user the directory's person: names, email and directory id
     /// from `profile`, no local password, enabled again; their personal
     /// project renamed, and their invitations and reset links voided, in one
-    /// transaction. Conflict when another user has the email.
+    /// transaction. Conflict when another user has the email; None when
+    /// the user is gone, is the owner, or is neither linked to this entry
+    /// nor an active member who is not linked yet.
     async fn link_ldap_user(
         &self,
         id: UserId,
