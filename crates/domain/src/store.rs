@@ -122,7 +122,8 @@ pub trait UserStore {
     /// `transfer_ownership`).
     async fn set_role(&self, id: UserId, role: Role, now: Millis) -> StoreResult<Option<User>>;
     /// Hands ownership over in one transaction: the owner becomes admin and
-    /// `to` becomes owner. False when `to` is not an active user.
+    /// `to` becomes owner. False when `to` is not an active user with an
+    /// Usher password (pending, disabled, or linked to the directory).
     async fn transfer_ownership(&self, from: UserId, to: UserId, now: Millis) -> StoreResult<bool>;
     /// Replaces a hash with a stronger one without touching sessions.
     async fn rehash_password(&self, id: UserId, password_hash: &str) -> StoreResult<()>;

@@ -8,7 +8,7 @@ use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 use usher_domain::{
     model::Role,
-    store::{LdapStore as _, SettingStore as _, UserStore as _},
+    store::{LdapStore as _, ProjectStore as _, SettingStore as _, UserStore as _},
 };
 
 use crate::harness::*;
@@ -961,6 +961,107 @@ async fn attempts_on_one_directory_account_count_together_under_every_name(db: D
     Ok(())
 }
 
+async fn ownership_and_work_never_go_to_disabled_or_directory_users(db: Db) -> TestResult {
+    let directory = Slapd::start().await;
+    let (server, owner) = with_directory(db, &directory).await;
+    let id_of = |answer: Value| -> usher_domain::model::UserId {
+        answer["data"]["id"]
+            .as_str()
+            .unwrap_or_default()
+            .parse()
+            .unwrap_or_else(|_| panic!("no id in {answer}"))
+    };
+    let ann = id_of(body(sign_in(&server, "ann", slapd::ANN_PASSWORD).await).await);
+    let bob = id_of(body(sign_in(&server, "bob", slapd::BOB_PASSWORD).await).await);
+    // Ann leaves the directory: disabled at the next synchronisation.
+    directory.delete(&format!("uid=ann,{}", slapd::PEOPLE));
+    let run = body(
+        owner
+            .post(server.at("/rest/ldap/sync"))
+            .json(&json!({"type": "live"}))
+            .send()
+            .await?,
+    )
+    .await;
+    assert_eq!(run["data"]["disabled"], 1, "{run}");
+
+    let transfer = |to: usher_domain::model::UserId| {
+        owner
+            .post(server.at("/rest/owner/transfer"))
+            .json(&json!({"newOwnerId": to.to_string(), "password": OWNER_PASSWORD}))
+            .send()
+    };
+    let disabled = body(transfer(ann).await?).await;
+    assert_eq!(disabled["code"], 400, "{disabled}");
+    assert!(
+        disabled["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("their account is disabled"),
+        "{disabled}"
+    );
+    let linked = body(transfer(bob).await?).await;
+    assert_eq!(linked["code"], 400, "{linked}");
+    assert!(
+        linked["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("they sign in with the company directory (LDAP)"),
+        "{linked}"
+    );
+    let me = body(owner.get(server.at("/rest/login")).send().await?).await;
+    assert_eq!(me["data"]["role"], "global:owner", "the owner stays");
+    // The user page offers no hand-over to either.
+    for id in [ann, bob] {
+        let (_, text) = page(&server, &owner, &format!("/settings/users/{id}")).await;
+        assert!(!text.contains("id=\"make-owner\""), "{id}");
+    }
+    // A leaving user's work goes to no disabled user's project.
+    let leaving = server
+        .add_user("leaving@example.com", "Leaving1password", Role::Member)
+        .await;
+    let ann_project = server
+        .store
+        .personal_project(ann)
+        .await?
+        .unwrap_or_else(|| panic!("Ann's project"))
+        .id;
+    let refused = body(
+        owner
+            .delete(server.at(&format!(
+                "/rest/users/{}?transferId={ann_project}",
+                leaving.id
+            )))
+            .send()
+            .await?,
+    )
+    .await;
+    assert_eq!(refused["code"], 400, "{refused}");
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("is disabled"),
+        "{refused}"
+    );
+    assert!(server.store.user_by_id(leaving.id).await?.is_some());
+    let bob_project = server
+        .store
+        .personal_project(bob)
+        .await?
+        .unwrap_or_else(|| panic!("Bob's project"))
+        .id;
+    let moved = owner
+        .delete(server.at(&format!(
+            "/rest/users/{}?transferId={bob_project}",
+            leaving.id
+        )))
+        .send()
+        .await?;
+    assert_eq!(moved.status(), StatusCode::OK);
+    Ok(())
+}
+
 on_both_databases!(
     settings_are_checked_saved_and_the_password_never_shown,
     people_sign_in_with_their_login_id_or_email_and_are_made_members,
@@ -975,4 +1076,5 @@ on_both_databases!(
     sign_in_attempts_through_the_directory_are_throttled,
     one_instance_at_a_time_holds_the_synchronisation_lease,
     attempts_on_one_directory_account_count_together_under_every_name,
+    ownership_and_work_never_go_to_disabled_or_directory_users,
 );
