@@ -399,7 +399,8 @@ pub trait ApiKeyStore {
         scopes: &[String],
     ) -> StoreResult<bool>;
     async fn delete_api_key(&self, user: UserId, id: uuid::Uuid) -> StoreResult<bool>;
-    /// The key with this hash and its user, marking it used at `now`.
+    /// The key with this hash and its user, marking it used at `now`; None
+    /// for a key of a disabled user.
     async fn use_api_key(&self, key_hash: &str, now: Millis) -> StoreResult<Option<KeyUse>>;
     /// A page of users with an email, in (created_at, id) order: after
     /// `after` when given, else from `offset`; optionally only the members of

@@ -1062,6 +1062,35 @@ async fn ownership_and_work_never_go_to_disabled_or_directory_users(db: Db) -> T
     Ok(())
 }
 
+async fn a_disabled_users_api_key_opens_nothing(db: Db) -> TestResult {
+    let server = TestServer::start(db).await;
+    let _owner = server.owner().await;
+    let admin = server
+        .add_user("ada@example.com", "Admin1password", Role::Admin)
+        .await;
+    let client = server.signed_in("ada@example.com", "Admin1password").await;
+    let key = new_key(&server, &client, "CI", &["user:read"]).await;
+    let read = || {
+        Client::new()
+            .get(server.at(&format!("/api/v1/users/{}", admin.id)))
+            .header("X-N8N-API-KEY", &key)
+            .send()
+    };
+    // Used once, so the key and its user are in the cache.
+    assert_eq!(read().await?.status(), StatusCode::OK);
+    // Disabled behind the running instance's back (disabling through the
+    // directory deletes the keys too; this row keeps its key).
+    server
+        .storage
+        .execute_sql(&format!(
+            "UPDATE users SET disabled = 1 WHERE id = '{}'",
+            admin.id
+        ))
+        .await;
+    assert_eq!(read().await?.status(), StatusCode::UNAUTHORIZED);
+    Ok(())
+}
+
 on_both_databases!(
     settings_are_checked_saved_and_the_password_never_shown,
     people_sign_in_with_their_login_id_or_email_and_are_made_members,
@@ -1077,4 +1106,5 @@ on_both_databases!(
     one_instance_at_a_time_holds_the_synchronisation_lease,
     attempts_on_one_directory_account_count_together_under_every_name,
     ownership_and_work_never_go_to_disabled_or_directory_users,
+    a_disabled_users_api_key_opens_nothing,
 );
