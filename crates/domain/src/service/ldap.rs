@@ -197,6 +197,11 @@ impl Usher {
         let json = serde_json::to_string(&config)
             .map_err(|e| Error::Internal(format!("LDAP settings: {e}")))?;
         self.store.put_setting(keys::LDAP_CONFIG, &json).await?;
+        if in_use {
+            for warning in config.warnings() {
+                tracing::warn!("LDAP settings saved: {warning}");
+            }
+        }
         let on_off = |on: bool| if on { "on" } else { "off" };
         self.audit(
             Some(&actor.user),
@@ -249,6 +254,14 @@ impl Usher {
                 config.login_label
             }
         }))
+    }
+
+    /// n8n's public `sso.ldap` settings (`GET /rest/settings`): whether
+    /// LDAP sign-in is on, and the sign-in field's label as saved (empty:
+    /// the front-end's own).
+    pub async fn ldap_public_settings(&self) -> Result<(bool, String)> {
+        let config = self.stored_ldap().await?;
+        Ok((config.login_enabled, config.login_label))
     }
 
     /// The directory to check sign-ins with, when LDAP sign-in is on.

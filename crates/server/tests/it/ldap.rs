@@ -1091,6 +1091,70 @@ async fn a_disabled_users_api_key_opens_nothing(db: Db) -> TestResult {
     Ok(())
 }
 
+async fn the_public_settings_and_a_plain_connection_warning(db: Db) -> TestResult {
+    let directory = Slapd::start().await;
+    let server = TestServer::start(db).await;
+    let owner = server.owner().await;
+    let public = || async {
+        body(
+            server
+                .client()
+                .get(server.at("/rest/settings"))
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{e}")),
+        )
+        .await["data"]
+            .clone()
+    };
+    let before = public().await;
+    assert_eq!(
+        before["sso"]["ldap"],
+        json!({"loginEnabled": false, "loginLabel": ""})
+    );
+    assert!(
+        before["sso"]["oidc"]["loginEnabled"].is_boolean(),
+        "{before}"
+    );
+    assert!(before["userManagement"]["enabled"].is_boolean(), "{before}");
+
+    let saved = body(put_settings(&server, &owner, &settings(&directory)).await).await;
+    let warnings = saved["data"]["warnings"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(warnings.len(), 1, "{saved}");
+    assert!(
+        warnings[0]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("connectionSecurity is none: the binding admin's password"),
+        "{saved}"
+    );
+    assert_eq!(
+        public().await["sso"]["ldap"],
+        json!({"loginEnabled": true, "loginLabel": "Email or username"})
+    );
+    let read = body(owner.get(server.at("/rest/ldap/config")).send().await?).await;
+    assert_eq!(read["data"]["warnings"], saved["data"]["warnings"]);
+    // The answer sent back as it came, warnings and all, is taken.
+    assert_eq!(
+        put_settings(&server, &owner, &read["data"]).await.status(),
+        StatusCode::OK
+    );
+    let (_, text) = page(&server, &owner, "/settings/ldap").await;
+    assert!(text.contains("id=\"ldap-warning-1\""), "{text}");
+    assert!(text.contains("cross the network unencrypted"));
+
+    let mut tls = settings(&directory);
+    tls["connectionSecurity"] = json!("startTls");
+    let saved = body(put_settings(&server, &owner, &tls).await).await;
+    assert_eq!(saved["data"]["warnings"], json!([]), "{saved}");
+    let (_, text) = page(&server, &owner, "/settings/ldap").await;
+    assert!(!text.contains("id=\"ldap-warning-1\""));
+    Ok(())
+}
+
 on_both_databases!(
     settings_are_checked_saved_and_the_password_never_shown,
     people_sign_in_with_their_login_id_or_email_and_are_made_members,
@@ -1107,4 +1171,5 @@ on_both_databases!(
     attempts_on_one_directory_account_count_together_under_every_name,
     ownership_and_work_never_go_to_disabled_or_directory_users,
     a_disabled_users_api_key_opens_nothing,
+    the_public_settings_and_a_plain_connection_warning,
 );
