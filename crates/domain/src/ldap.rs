@@ -120,6 +120,11 @@ impl Default for LdapConfig {
     }
 }
 
+/// The warning the settings carry while the connection is plain LDAP.
+pub const PLAIN_LDAP_WARNING: &str = "connectionSecurity is none: the binding admin's password \
+     and the password of everyone who signs in cross the network unencrypted, readable by anyone \
+     on the way. Use tls (ldaps, port 636) or startTls.";
+
 /// The longest text a field takes (a DN, a filter).
 const FIELD_MAX: usize = 2000;
 
@@ -288,6 +293,16 @@ impl LdapConfig {
             Some((field, message)) => Err(Error::field(field, message)),
             None => Ok(()),
         }
+    }
+
+    /// What is allowed but unsafe in these settings, in words for whoever
+    /// sets them up: the settings page and `GET /rest/ldap/config` show it.
+    pub fn warnings(&self) -> Vec<&'static str> {
+        let mut found = Vec::new();
+        if self.connection_security == Security::None {
+            found.push(PLAIN_LDAP_WARNING);
+        }
+        found
     }
 
     /// The attributes a search asks for.
@@ -516,6 +531,18 @@ mod tests {
         assert!(fields.contains(&"connectionUrl"));
         assert!(fields.contains(&"baseDn"));
         assert!(fields.contains(&"loginIdAttribute"));
+    }
+
+    #[test]
+    fn plain_ldap_is_warned_about_and_tls_is_not() {
+        assert_eq!(ready().warnings(), [PLAIN_LDAP_WARNING]);
+        for security in [Security::Tls, Security::StartTls] {
+            let config = LdapConfig {
+                connection_security: security,
+                ..ready()
+            };
+            assert!(config.warnings().is_empty(), "{security:?}");
+        }
     }
 
     #[test]

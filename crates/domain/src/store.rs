@@ -122,7 +122,8 @@ pub trait UserStore {
     /// `transfer_ownership`).
     async fn set_role(&self, id: UserId, role: Role, now: Millis) -> StoreResult<Option<User>>;
     /// Hands ownership over in one transaction: the owner becomes admin and
-    /// `to` becomes owner. False when `to` is not an active user.
+    /// `to` becomes owner. False when `to` is not an active user with an
+    /// Usher password (pending, disabled, or linked to the directory).
     async fn transfer_ownership(&self, from: UserId, to: UserId, now: Millis) -> StoreResult<bool>;
     /// Replaces a hash with a stronger one without touching sessions.
     async fn rehash_password(&self, id: UserId, password_hash: &str) -> StoreResult<()>;
@@ -402,7 +403,8 @@ pub trait ApiKeyStore {
         scopes: &[String],
     ) -> StoreResult<bool>;
     async fn delete_api_key(&self, user: UserId, id: uuid::Uuid) -> StoreResult<bool>;
-    /// The key with this hash and its user, marking it used at `now`.
+    /// The key with this hash and its user, marking it used at `now`; None
+    /// for a key of a disabled user.
     async fn use_api_key(&self, key_hash: &str, now: Millis) -> StoreResult<Option<KeyUse>>;
     /// A page of users with an email, in (created_at, id) order: after
     /// `after` when given, else from `offset`; optionally only the members of
@@ -773,7 +775,9 @@ pub trait LdapStore {
     /// Makes the user the directory's person: names, email and directory id
     /// from `profile`, no local password, enabled again; their personal
     /// project renamed, and their invitations and reset links voided, in one
-    /// transaction. Conflict when another user has the email.
+    /// transaction. Conflict when another user has the email; None when
+    /// the user is gone, is the owner, or is neither linked to this entry
+    /// nor an active member who is not linked yet.
     async fn link_ldap_user(
         &self,
         id: UserId,

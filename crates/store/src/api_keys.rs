@@ -151,7 +151,10 @@ impl ApiKeyStore for SqlStore {
                 found
             }
         };
-        let Some(mut found) = found else {
+        // A disabled user's keys open nothing, whichever path found them
+        // (disabling deletes them too, but a row changed at a SQL prompt,
+        // or a key added later, must not outlive the rule).
+        let Some(mut found) = found.filter(|found| !found.user.disabled) else {
             return Ok(None);
         };
         // Written at most once a minute per key, so reads stay reads.

@@ -74,14 +74,19 @@ impl LdapStore for SqlStore {
     ) -> StoreResult<Option<User>> {
         let mut write = self.auth_write().await?;
         // The password kept here stops working (the directory's is the one
-        // now), and so do links that would set one.
+        // now), and so do links that would set one. Only a user linked to
+        // this entry already, or an active member who is not linked yet, is
+        // changed: never the owner, and never an admin's account taken over
+        // (also when they were promoted after the domain looked).
         let row: Option<UserRow> = write
             .fetch_optional(
                 Sql::new(
                     "UPDATE users SET email = $1, first_name = $2, last_name = $3, \
                      email_skeleton = $4, ldap_id = $5, password_hash = $6, \
                      password_change_required = 0, disabled = 0, updated_at = $7 \
-                     WHERE id = $8 AND role <> 'global:owner' RETURNING *",
+                     WHERE id = $8 AND role <> 'global:owner' \
+                     AND (ldap_id = $5 OR (ldap_id IS NULL AND role = 'global:member' \
+                     AND disabled = 0)) RETURNING *",
                 )
                 .bind(profile.email.as_str())
                 .bind(&profile.first_name)

@@ -268,7 +268,8 @@ impl UserStore for SqlStore {
             .execute(
                 Sql::new(
                     "UPDATE users SET role = 'global:owner', password_change_required = 0, \
-                     updated_at = $1 WHERE id = $2 AND password_hash IS NOT NULL",
+                     updated_at = $1 WHERE id = $2 AND password_hash IS NOT NULL \
+                     AND disabled = 0 AND ldap_id IS NULL",
                 )
                 .bind(now)
                 .bind(to),

@@ -10,12 +10,19 @@
 //!   the password is checked by binding as them. An empty password is never
 //!   sent: it would be an unauthenticated bind, which many directories
 //!   answer with success. The first sign-in makes a member (or links the
-//!   user who has that email); later ones bring names and email up to date.
+//!   *member* who has that email: never the owner or an admin, who keep
+//!   their Usher password); later ones bring names and email up to date.
+//!   Every attempt is counted once more against the entry found, so one
+//!   account's attempts cannot be spread over its login ID and addresses.
 //! - Synchronisation (by hand, dry or live, and every
 //!   `synchronizationInterval` minutes) makes users of new entries, updates
-//!   changed ones and disables those whose entry is gone, which deletes
-//!   their sessions, API keys and app grants in the same transaction. A
-//!   lease row lets one instance at a time run it.
+//!   the users linked to changed ones and disables those whose entry is
+//!   gone, which deletes their sessions, API keys and app grants in the same
+//!   transaction. It never links an existing account: an entry whose email
+//!   an unlinked account has is reported as skipped. A lease row lets one
+//!   instance at a time run it.
+//! - A new email from the directory passes the same checks as any other
+//!   change of an email (unique, and not a look-alike of another user's).
 
 use std::collections::HashSet;
 
@@ -30,7 +37,7 @@ use crate::{
 
 use super::{
     Usher,
-    auth::{Actor, WRONG_CREDENTIALS},
+    auth::{Actor, LOGIN_PER_EMAIL, WRONG_CREDENTIALS},
 };
 
 pub const PASSWORD_IN_DIRECTORY: &str = "Your password is kept by your company directory (LDAP): \
@@ -46,6 +53,10 @@ const SEVERAL_ENTRIES: &str = "More than one directory entry has this login ID o
 const SYNC_RUNNING: &str = "A synchronisation with the directory is running already (on this or \
      another Usher instance). Try again when it has finished.";
 const SYNC_LEASE: &str = "ldap.sync";
+/// What an administrator is told who signs in with a directory entry that
+/// has their email: their account is never taken over by the directory.
+pub const ADMIN_NOT_LINKED: &str = "An administrator account with this email exists in Usher; \
+     it is not linked to the directory automatically. Sign in with your Usher password.";
 
 /// A synchronisation that changes nothing (`dry`) or applies what it finds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,10 +85,38 @@ impl SyncMode {
 /// What a directory entry means for Usher's users.
 enum Plan {
     Create(DirectoryProfile),
-    /// A user with this email who is not linked yet, or a linked one whose
-    /// names or email changed, or who was disabled.
+    /// A member with this email who is not linked yet (at sign-in only), or
+    /// a linked user whose names or email changed, or who was disabled.
     Update(User, DirectoryProfile),
     Keep(User),
+}
+
+/// Where a directory entry is looked at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Door {
+    /// The person proved the directory password: an unlinked *member* with
+    /// the entry's email may be linked.
+    SignIn,
+    /// A synchronisation: nobody proved anything, so nobody is linked.
+    Sync,
+}
+
+/// Why an entry is not made, linked or updated: `reason` for the audit log
+/// and the synchronisation's report, `message` for the person signing in.
+struct Refusal {
+    reason: String,
+    message: String,
+}
+
+impl Refusal {
+    fn because(reason: String) -> Self {
+        Self {
+            message: format!(
+                "Your directory account cannot be used in Usher: {reason} Ask an administrator."
+            ),
+            reason,
+        }
+    }
 }
 
 impl Usher {
@@ -158,6 +197,11 @@ impl Usher {
         let json = serde_json::to_string(&config)
             .map_err(|e| Error::Internal(format!("LDAP settings: {e}")))?;
         self.store.put_setting(keys::LDAP_CONFIG, &json).await?;
+        if in_use {
+            for warning in config.warnings() {
+                tracing::warn!("LDAP settings saved: {warning}");
+            }
+        }
         let on_off = |on: bool| if on { "on" } else { "off" };
         self.audit(
             Some(&actor.user),
@@ -212,6 +256,14 @@ impl Usher {
         }))
     }
 
+    /// n8n's public `sso.ldap` settings (`GET /rest/settings`): whether
+    /// LDAP sign-in is on, and the sign-in field's label as saved (empty:
+    /// the front-end's own).
+    pub async fn ldap_public_settings(&self) -> Result<(bool, String)> {
+        let config = self.stored_ldap().await?;
+        Ok((config.login_enabled, config.login_label))
+    }
+
     /// The directory to check sign-ins with, when LDAP sign-in is on.
     pub(super) async fn ldap_sign_in(&self) -> Result<Option<Connection>> {
         let config = self.stored_ldap().await?;
@@ -223,7 +275,8 @@ impl Usher {
 
     /// Checks `login` and `password` with the directory and gives the user
     /// (made, linked or brought up to date from the entry). The caller has
-    /// counted the attempt in the sign-in limits.
+    /// counted the attempt in the sign-in limits. An owner or admin who is
+    /// not linked to the directory signs in with the Usher password here.
     pub(super) async fn directory_sign_in(
         &self,
         connection: &Connection,
@@ -237,6 +290,12 @@ impl Usher {
             self.sign_in_failed(login_key, "empty login or password", origin)
                 .await;
             return Err(Error::Unauthorized(WRONG_CREDENTIALS.into()));
+        }
+        if let Some(user) = self
+            .local_manager_sign_in(login, password, login_key, origin)
+            .await?
+        {
+            return Ok(user);
         }
         let entries = match self.directory.find_login(connection, login).await {
             Ok(entries) => entries,
@@ -262,6 +321,7 @@ impl Usher {
                 return Err(Error::Unauthorized(SEVERAL_ENTRIES.into()));
             }
         };
+        self.count_against_entry(entry, login_key, origin).await?;
         let right = match self
             .directory
             .check_password(connection, &entry.dn, password)
@@ -275,21 +335,88 @@ impl Usher {
                 .await;
             return Err(Error::Unauthorized(WRONG_CREDENTIALS.into()));
         }
-        let plan = match self.plan_entry(entry, &connection.config).await? {
+        let plan = match self
+            .plan_entry(entry, &connection.config, Door::SignIn)
+            .await?
+        {
             Ok(plan) => plan,
-            Err(reason) => {
-                self.sign_in_failed(login_key, &reason, origin).await;
-                return Err(Error::forbidden(format!(
-                    "Your directory account cannot be used in Usher: {reason} Ask an administrator."
-                )));
+            Err(refusal) => {
+                self.sign_in_failed(login_key, &refusal.reason, origin)
+                    .await;
+                return Err(Error::forbidden(refusal.message));
             }
         };
         match self.carry_out(plan, origin).await? {
             Ok(user) => Ok(user),
-            Err(reason) => Err(Error::forbidden(format!(
-                "Your directory account cannot be used in Usher: {reason} Ask an administrator."
-            ))),
+            Err(reason) => {
+                self.sign_in_failed(login_key, &reason, origin).await;
+                Err(Error::forbidden(Refusal::because(reason).message))
+            }
         }
+    }
+
+    /// An admin (or the owner) whose account is not linked to the directory
+    /// keeps the Usher password while LDAP sign-in is on, as the owner
+    /// does: the user when `login` is their email and `password` is theirs.
+    /// Every login that is an email costs one hash verification, so the
+    /// timing does not tell whether an administrator has that address.
+    async fn local_manager_sign_in(
+        &self,
+        login: &str,
+        password: &Secret,
+        login_key: &str,
+        origin: &Origin,
+    ) -> Result<Option<User>> {
+        let Ok(email) = Email::parse(login) else {
+            return Ok(None);
+        };
+        let manager = self
+            .store
+            .user_by_email(&email)
+            .await?
+            .filter(keeps_local_password);
+        let hash = manager.as_ref().and_then(|u| u.password_hash.as_deref());
+        let verified = self.hasher.verify(password, hash).await?;
+        let Some(manager) = manager.filter(|_| verified.matches) else {
+            return Ok(None);
+        };
+        // SSO only: a password is the owner's door alone.
+        self.refuse_password_door(Some(&manager), login_key, origin)
+            .await?;
+        if verified.needs_rehash {
+            let new_hash = self.hasher.hash(password).await?;
+            self.store.rehash_password(manager.id, &new_hash).await?;
+        }
+        Ok(Some(manager))
+    }
+
+    /// Counts the attempt once more, against the entry found: a person's
+    /// login ID and each of their addresses are counted apart before the
+    /// search, so without this one account could be tried five times a
+    /// minute under each name. A browser that signed in as the entry's user
+    /// before was counted against its device cookie, and strangers' attempts
+    /// do not lock it out here either.
+    async fn count_against_entry(
+        &self,
+        entry: &Entry,
+        login_key: &str,
+        origin: &Origin,
+    ) -> Result<()> {
+        let id = if entry.ldap_id.is_empty() {
+            &entry.dn
+        } else {
+            &entry.ldap_id
+        };
+        if !entry.ldap_id.is_empty()
+            && let Some(user) = self.store.user_by_ldap_id(&entry.ldap_id).await?
+            && self
+                .login_key(login_key, Some(&user), origin)
+                .starts_with("login:device:")
+        {
+            return Ok(());
+        }
+        self.throttle(&format!("login:ldap:{id}"), LOGIN_PER_EMAIL)
+            .await
     }
 
     async fn sign_in_failed(&self, login_key: &str, why: &str, origin: &Origin) {
@@ -317,44 +444,102 @@ impl Usher {
         Error::Unavailable(DIRECTORY_DOWN.into())
     }
 
-    /// What `entry` means for Usher's users; Err(reason) when it cannot be
-    /// a user (no id, no usable email, an address that is taken).
+    /// What `entry` means for Usher's users; Err when it cannot be a user
+    /// (no id, no usable email, an address that is taken or looks like a
+    /// taken one), or, found at `door`, may not be linked to the account
+    /// with its email.
     async fn plan_entry(
         &self,
         entry: &Entry,
         config: &LdapConfig,
-    ) -> Result<std::result::Result<Plan, String>> {
+        door: Door,
+    ) -> Result<std::result::Result<Plan, Refusal>> {
         let profile = match profile(entry, config) {
             Ok(profile) => profile,
-            Err(reason) => return Ok(Err(reason)),
+            Err(reason) => return Ok(Err(Refusal::because(reason))),
         };
         if let Some(user) = self.store.user_by_ldap_id(&profile.ldap_id).await? {
+            let new_email = user.email.as_ref() != Some(&profile.email);
             let same = !user.disabled
-                && user.email.as_ref() == Some(&profile.email)
+                && !new_email
                 && user.first_name == profile.first_name
                 && user.last_name == profile.last_name;
-            return Ok(Ok(if same {
-                Plan::Keep(user)
-            } else {
-                Plan::Update(user, profile)
+            if same {
+                return Ok(Ok(Plan::Keep(user)));
+            }
+            if new_email && let Some(reason) = self.new_email_refused(&user, &profile.email).await?
+            {
+                return Ok(Err(Refusal::because(reason)));
+            }
+            return Ok(Ok(Plan::Update(user, profile)));
+        }
+        let Some(user) = self.store.user_by_email(&profile.email).await? else {
+            if let Some(reason) = self.look_alike(&profile.email, None).await? {
+                return Ok(Err(Refusal::because(reason)));
+            }
+            return Ok(Ok(Plan::Create(profile)));
+        };
+        let email = &profile.email;
+        if user.role == Role::Owner {
+            return Ok(Err(Refusal::because(format!(
+                "{email} is the owner's address, and the owner signs in with the Usher password."
+            ))));
+        }
+        if user.is_ldap() {
+            return Ok(Err(Refusal::because(format!(
+                "{email} belongs to another directory entry already."
+            ))));
+        }
+        if door == Door::Sync {
+            return Ok(Err(Refusal::because(format!(
+                "{email} belongs to an Usher account that is not linked to the directory, so the \
+                 entry was left alone: a synchronisation links nobody (a member is linked at \
+                 their first sign-in with the directory, an admin never automatically)."
+            ))));
+        }
+        if user.role != Role::Member {
+            return Ok(Err(Refusal {
+                reason: format!("{email} belongs to an admin who is not linked to the directory."),
+                message: ADMIN_NOT_LINKED.to_owned(),
             }));
         }
-        match self.store.user_by_email(&profile.email).await? {
-            Some(user) if user.role == Role::Owner => Ok(Err(format!(
-                "{} is the owner's address, and the owner signs in with the Usher password.",
-                profile.email
-            ))),
-            Some(user) if user.is_ldap() => Ok(Err(format!(
-                "{} belongs to another directory entry already.",
-                profile.email
-            ))),
-            Some(user) => Ok(Ok(Plan::Update(user, profile))),
-            None => {
-                if let Err(error) = self.refuse_look_alike(&profile.email, None).await {
-                    return Ok(Err(error.to_string()));
-                }
-                Ok(Ok(Plan::Create(profile)))
+        if user.disabled {
+            return Ok(Err(Refusal::because(format!(
+                "the Usher account with {email} is disabled."
+            ))));
+        }
+        Ok(Ok(Plan::Update(user, profile)))
+    }
+
+    /// Why `user` cannot take `email` from the directory, if they cannot:
+    /// the checks of every other change of an email (another user has it,
+    /// or has one that looks like it).
+    async fn new_email_refused(&self, user: &User, email: &Email) -> Result<Option<String>> {
+        if self
+            .store
+            .user_by_email(email)
+            .await?
+            .is_some_and(|other| other.id != user.id)
+        {
+            return Ok(Some(format!(
+                "the directory's new email {email} is the address of another user."
+            )));
+        }
+        Ok(self
+            .look_alike(email, Some(user.id))
+            .await?
+            .map(|reason| format!("the directory's new email is refused: {reason}")))
+    }
+
+    /// [`Usher::refuse_look_alike`]'s refusal as a reason, Ok(None) when
+    /// the address is fine.
+    async fn look_alike(&self, email: &Email, who: Option<UserId>) -> Result<Option<String>> {
+        match self.refuse_look_alike(email, who).await {
+            Ok(()) => Ok(None),
+            Err(refused @ (Error::InvalidField { .. } | Error::Invalid(_))) => {
+                Ok(Some(refused.to_string()))
             }
+            Err(other) => Err(other),
         }
     }
 
@@ -385,7 +570,7 @@ impl Usher {
                         Ok(Ok(updated))
                     }
                     Ok(None) => Ok(Err(format!(
-                        "the user for {} is gone or is the owner.",
+                        "the user for {} is gone, or is not a member the directory may link.",
                         profile.email
                     ))),
                     Err(StoreError::Conflict(_)) => Ok(Err(format!(
@@ -599,10 +784,13 @@ impl Usher {
             if !entry.ldap_id.is_empty() {
                 seen.insert(entry.ldap_id.clone());
             }
-            let plan = match self.plan_entry(entry, &connection.config).await? {
+            let plan = match self
+                .plan_entry(entry, &connection.config, Door::Sync)
+                .await?
+            {
                 Ok(plan) => plan,
-                Err(reason) => {
-                    skipped.push(reason);
+                Err(refusal) => {
+                    skipped.push(refusal.reason);
                     continue;
                 }
             };
@@ -652,6 +840,15 @@ impl Usher {
         actor.user.role.require_user_manager()?;
         Ok(self.store.sync_runs(limit.clamp(1, 500)).await?)
     }
+}
+
+/// Whether `user` signs in with the Usher password while LDAP sign-in is
+/// on: the owner and admins whose account is not linked to the directory.
+fn keeps_local_password(user: &User) -> bool {
+    matches!(user.role, Role::Owner | Role::Admin)
+        && !user.is_ldap()
+        && !user.disabled
+        && !user.is_pending()
 }
 
 /// The settings as answers show them: the password as the placeholder when

@@ -62,7 +62,9 @@ impl Usher {
     }
 
     /// Hands the instance to another active user, confirmed with the owner's
-    /// password; the old owner becomes an admin. One transaction.
+    /// password; the old owner becomes an admin. One transaction. Never to
+    /// a disabled user, nor to one linked to the directory (the owner signs
+    /// in with the Usher password, whatever the directory says).
     pub async fn transfer_ownership(
         &self,
         actor: &Actor,
@@ -78,14 +80,7 @@ impl Usher {
         self.check_current_password(&actor.user, password, "password")
             .await?;
         let target = self.existing_user(to).await?;
-        if target.id == actor.user.id {
-            return Err(Error::invalid("You are the owner already."));
-        }
-        if target.is_pending() {
-            return Err(Error::invalid(
-                "Ownership can only go to a user who has accepted their invitation.",
-            ));
-        }
+        Self::may_become_owner(&actor.user, &target)?;
         if !self
             .store
             .transfer_ownership(actor.user.id, to, self.now())
@@ -105,6 +100,44 @@ impl Usher {
         )
         .await;
         self.existing_user(to).await
+    }
+
+    /// Whether `viewer` may hand the instance to `user`: only the owner
+    /// may, and only to another user who has accepted their invitation, is
+    /// not disabled, and signs in with an Usher password (not the company
+    /// directory: the owner's door must not depend on it). The service's
+    /// rule, which the user page shows its button by.
+    pub fn may_become_owner(viewer: &User, user: &User) -> Result<()> {
+        if viewer.role != Role::Owner {
+            return Err(Error::forbidden(
+                "Only the signed-in owner can hand over ownership.",
+            ));
+        }
+        if user.id == viewer.id {
+            return Err(Error::invalid("You are the owner already."));
+        }
+        if user.is_pending() {
+            return Err(Error::invalid(
+                "Ownership can only go to a user who has accepted their invitation.",
+            ));
+        }
+        if user.disabled {
+            return Err(Error::invalid(format!(
+                "Ownership cannot go to {}: their account is disabled (they are no longer in \
+                 the company directory).",
+                user.display_name()
+            )));
+        }
+        if user.is_ldap() {
+            return Err(Error::invalid(format!(
+                "Ownership cannot go to {}: they sign in with the company directory (LDAP), and \
+                 the owner signs in with an Usher password, so that a directory that is down or \
+                 changed never locks the instance. Choose someone who signs in with an Usher \
+                 password.",
+                user.display_name()
+            )));
+        }
+        Ok(())
     }
 
     /// Whether `viewer` (the owner or an admin) may delete `user`: the
@@ -150,6 +183,16 @@ impl Usher {
                     return Err(Error::invalid(
                         "Choose another user's project to transfer to: this one goes with the user.",
                     ));
+                }
+                if let Some(owner) = project.personal_owner
+                    && let Some(owner) = self.store.user_by_id(owner).await?
+                    && owner.disabled
+                {
+                    return Err(Error::invalid(format!(
+                        "{} is disabled (no longer in the company directory), so their project \
+                         cannot take the work: choose an active user or a team project.",
+                        owner.display_name()
+                    )));
                 }
                 Some(project)
             }

@@ -224,6 +224,9 @@ mod tests {
                     "throttle.rs" => 1,
                     // login, after its per-email and per-address counters
                     "auth.rs" => 1,
+                    // an unlinked admin's Usher password while LDAP sign-in
+                    // is on: inside login, after the same counters
+                    "ldap.rs" => 1,
                     // the new password must differ from the temporary one,
                     // which the session's holder signed in with: nothing to
                     // guess there

@@ -54,6 +54,8 @@ struct LdapPage {
     form: Form,
     choices: Choices,
     runs: Vec<RunRow>,
+    /// What is unsafe in the settings shown (plain LDAP).
+    warnings: Vec<&'static str>,
     notice: Option<String>,
     error: Option<String>,
 }
@@ -119,9 +121,13 @@ async fn render(
 ) -> Result {
     let saved = state.usher().ldap_config(&page.actor).await?;
     let password_saved = saved.binding_admin_password == PASSWORD_PLACEHOLDER;
-    let (form, choices) = match shown.with {
-        Some((form, typed)) => (form, choices_of(&typed, password_saved)),
-        None => (form_of(&saved), choices_of(&saved, password_saved)),
+    let (form, choices, warnings) = match shown.with {
+        Some((form, typed)) => (form, choices_of(&typed, password_saved), typed.warnings()),
+        None => (
+            form_of(&saved),
+            choices_of(&saved, password_saved),
+            saved.warnings(),
+        ),
     };
     let runs = state
         .usher()
@@ -135,6 +141,7 @@ async fn render(
         form,
         choices,
         runs,
+        warnings,
         notice: shown.notice,
         error: shown.error,
     }

@@ -171,7 +171,6 @@ async fn render(
     let usher = state.usher();
     let user = usher.user_for_admin(actor, id).await?;
     let work = user_work(state, actor, &user).await?;
-    let acting_owner = actor.user.role == Role::Owner;
     let is_self = user.id == actor.user.id;
     let owner = user.role == Role::Owner;
     let permits = allowed(&actor.user, &user);
@@ -195,7 +194,7 @@ async fn render(
         must_change: user.password_change_required,
         can_reset: permits.reset.is_ok(),
         can_change_role: !owner && !is_self,
-        can_make_owner: acting_owner && !is_self && !user.is_pending(),
+        can_make_owner: Usher::may_become_owner(&actor.user, &user).is_ok(),
         can_remove_mfa: permits.remove_mfa.is_ok(),
         reset_link: shown.with.link,
         temporary_password: shown.with.temporary_password,
@@ -705,7 +704,10 @@ async fn view_user_people(
     Query(query): Query<super::PeopleQuery>,
 ) -> Result {
     page.actor.user.role.require_user_manager()?;
-    super::people_suggestions(&state, &page, &query, |u| u.id != id && !u.is_pending()).await
+    super::people_suggestions(&state, &page, &query, |u| {
+        u.id != id && !u.is_pending() && !u.disabled
+    })
+    .await
 }
 
 // ------------------------------------------------- their projects and work

@@ -132,12 +132,22 @@ struct InstanceSettings {
     sso: Sso,
 }
 
-/// n8n's `sso` block (its OIDC part; the button's address and the
-/// redirect URL to register at the provider).
+/// n8n's `sso` block: its OIDC part (the button's address and the
+/// redirect URL to register at the provider) and its LDAP part.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Sso {
     oidc: SsoOidc,
+    ldap: SsoLdap,
+}
+
+/// n8n's `sso.ldap`: whether the sign-in form takes a directory login, and
+/// the label of its first field (empty: the front-end's own).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SsoLdap {
+    login_enabled: bool,
+    login_label: String,
 }
 
 #[derive(Serialize)]
@@ -168,6 +178,7 @@ async fn instance_settings(
     let usher = state.usher();
     let sso_only = usher.sso_only().await.unwrap_or(false);
     let sso_on = usher.sso_button().await.ok().flatten().is_some();
+    let (ldap_on, ldap_label) = usher.ldap_public_settings().await.unwrap_or_default();
     data(InstanceSettings {
         user_management: UserManagement {
             enabled: !instance.user_management_disabled,
@@ -184,6 +195,10 @@ async fn instance_settings(
                 login_enabled: sso_on,
                 login_url: usher.link(super::sso::LOGIN),
                 callback_url: super::sso::callback_url(&state),
+            },
+            ldap: SsoLdap {
+                login_enabled: ldap_on,
+                login_label: ldap_label,
             },
         },
     })

@@ -1,10 +1,12 @@
 //! `/rest/ldap`: the company directory's settings, a test of them, and
 //! synchronisation, under n8n's paths and field names (owner and admins).
 //!
-//! - `GET /rest/ldap/config` → `{data: {loginEnabled, …}}`, the binding
-//!   password as a placeholder;
+//! - `GET /rest/ldap/config` → `{data: {loginEnabled, …, warnings}}`, the
+//!   binding password as a placeholder; `warnings` (read-only, beside n8n's
+//!   fields) says what is unsafe, such as plain LDAP;
 //! - `PUT /rest/ldap/config {…}`: the fields sent replace the saved ones
-//!   (a placeholder password keeps the saved one); answers the settings;
+//!   (a placeholder password keeps the saved one, `warnings` sent back is
+//!   ignored); answers the settings as `GET` does;
 //! - `POST /rest/ldap/test-connection` → `{data: {success: true}}`, or 400
 //!   saying what failed;
 //! - `POST /rest/ldap/sync {type: "dry" | "live"}` → the run;
@@ -15,7 +17,7 @@ use axum::{
     extract::{Query, State},
     routing::{get, post},
 };
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use usher_domain::{Error, clock::rfc3339, ldap::LdapConfig, store::SyncRun};
 
@@ -33,11 +35,32 @@ pub fn router() -> Router<AppState> {
         .route("/ldap/sync", get(runs).post(sync))
 }
 
+/// The settings as answered: n8n's fields and, read-only, what is unsafe
+/// in them.
+#[derive(Serialize)]
+struct ConfigAnswer {
+    #[serde(flatten)]
+    config: LdapConfig,
+    warnings: Vec<&'static str>,
+}
+
+impl From<LdapConfig> for ConfigAnswer {
+    fn from(config: LdapConfig) -> Self {
+        Self {
+            warnings: config.warnings(),
+            config,
+        }
+    }
+}
+
+/// The answers' read-only field, which a client may send back with the rest.
+const READ_ONLY: &str = "warnings";
+
 async fn config(
     State(state): State<AppState>,
     SignedIn(actor): SignedIn,
-) -> Result<Json<Data<LdapConfig>>> {
-    Ok(data(state.usher().ldap_config(&actor).await?))
+) -> Result<Json<Data<ConfigAnswer>>> {
+    Ok(data(state.usher().ldap_config(&actor).await?.into()))
 }
 
 async fn save(
@@ -45,14 +68,15 @@ async fn save(
     SignedIn(actor): SignedIn,
     ClientOrigin(origin): ClientOrigin,
     Json(body): Json<Map<String, Value>>,
-) -> Result<Json<Data<LdapConfig>>> {
+) -> Result<Json<Data<ConfigAnswer>>> {
     let current = state.usher().ldap_config(&actor).await?;
     let input = merged(&current, body)?;
     Ok(data(
         state
             .usher()
             .save_ldap_config(&actor, input, &origin)
-            .await?,
+            .await?
+            .into(),
     ))
 }
 
@@ -65,6 +89,9 @@ pub(crate) fn merged(current: &LdapConfig, body: Map<String, Value>) -> Result<L
         return Err(Error::Internal("LDAP settings are not an object".into()));
     };
     for (name, value) in body {
+        if name == READ_ONLY {
+            continue;
+        }
         let Some(known) = fields.get(&name) else {
             return Err(Error::invalid(format!(
                 "{name} is not an LDAP setting. The settings are n8n's: {}.",

@@ -8,7 +8,7 @@ use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 use usher_domain::{
     model::Role,
-    store::{LdapStore as _, SettingStore as _, UserStore as _},
+    store::{LdapStore as _, ProjectStore as _, SettingStore as _, UserStore as _},
 };
 
 use crate::harness::*;
@@ -314,13 +314,13 @@ async fn people_sign_in_with_their_login_id_or_email_and_are_made_members(db: Db
     Ok(())
 }
 
-async fn a_local_user_with_the_same_email_is_linked_at_first_sign_in(db: Db) -> TestResult {
+async fn a_local_member_with_the_same_email_is_linked_at_first_sign_in(db: Db) -> TestResult {
     let directory = Slapd::start().await;
     let (server, _owner) = with_directory(db, &directory).await;
     let local = server
-        .add_user("bob@example.org", "Local1password", Role::Admin)
+        .add_user("bob@example.org", "Local1password", Role::Member)
         .await;
-    // The local password no longer opens the account once LDAP is on.
+    // A member's local password no longer opens the account once LDAP is on.
     assert_eq!(
         sign_in(&server, "bob@example.org", "Local1password")
             .await
@@ -328,9 +328,223 @@ async fn a_local_user_with_the_same_email_is_linked_at_first_sign_in(db: Db) -> 
         StatusCode::UNAUTHORIZED
     );
     let bob = body(sign_in(&server, "bob", slapd::BOB_PASSWORD).await).await;
-    assert_eq!(bob["data"]["id"], local.id.to_string());
-    assert_eq!(bob["data"]["role"], "global:admin", "the role stays");
+    assert_eq!(bob["data"]["id"], local.id.to_string(), "{bob}");
+    assert_eq!(bob["data"]["role"], "global:member");
     assert_eq!(bob["data"]["lastName"], "Stone");
+    let linked = server
+        .store
+        .user_by_id(local.id)
+        .await?
+        .unwrap_or_else(|| panic!("Bob"));
+    assert!(linked.is_ldap());
+    Ok(())
+}
+
+/// The admin's account as it was: not linked, the Usher password its own.
+async fn still_local(server: &TestServer, id: usher_domain::model::UserId) -> TestResult {
+    let user = server
+        .store
+        .user_by_id(id)
+        .await?
+        .unwrap_or_else(|| panic!("the admin is gone"));
+    assert!(!user.is_ldap(), "the admin was linked to the directory");
+    assert_eq!(user.role, Role::Admin);
+    assert!(
+        user.password_hash
+            .as_deref()
+            .is_some_and(|h| h.starts_with("$argon2")),
+        "the admin's password was replaced"
+    );
+    Ok(())
+}
+
+async fn an_admin_is_never_linked_by_email_at_sign_in(db: Db) -> TestResult {
+    let directory = Slapd::start().await;
+    let (server, _owner) = with_directory(db, &directory).await;
+    let admin = server
+        .add_user("bob@example.org", "Local1password", Role::Admin)
+        .await;
+    // The directory's password, by login ID or by email: refused, and told
+    // how to sign in instead.
+    for login in ["bob", "bob@example.org"] {
+        let refused = sign_in(&server, login, slapd::BOB_PASSWORD).await;
+        assert_eq!(refused.status(), StatusCode::FORBIDDEN, "{login}");
+        assert_eq!(
+            body(refused).await["message"],
+            "An administrator account with this email exists in Usher; it is not linked to the \
+             directory automatically. Sign in with your Usher password.",
+            "{login}"
+        );
+        still_local(&server, admin.id).await?;
+    }
+    // The Usher password keeps working while LDAP sign-in is on.
+    let local = sign_in(&server, "bob@example.org", "Local1password").await;
+    assert_eq!(local.status(), StatusCode::OK);
+    assert_eq!(body(local).await["data"]["id"], admin.id.to_string());
+    still_local(&server, admin.id).await?;
+    // The sign-in page says the same.
+    let browser = server.client();
+    let answer = post_form(
+        &server,
+        &browser,
+        "/signin",
+        &[
+            ("email", "bob"),
+            ("password", slapd::BOB_PASSWORD),
+            ("redirect", ""),
+        ],
+    )
+    .await;
+    let text = answer.text().await?;
+    assert!(
+        text.contains("it is not linked to the directory automatically"),
+        "{text}"
+    );
+    // A wrong password is wrong, the local one not being tried against
+    // the directory's answer.
+    assert_eq!(
+        sign_in(&server, "bob@example.org", "Wrong-password-1")
+            .await
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    still_local(&server, admin.id).await?;
+    Ok(())
+}
+
+async fn a_synchronisation_links_no_existing_account(db: Db) -> TestResult {
+    let directory = Slapd::start().await;
+    let (server, owner) = with_directory(db, &directory).await;
+    let admin = server
+        .add_user("bob@example.org", "Local1password", Role::Admin)
+        .await;
+    let member = server
+        .add_user("ann@example.org", "Local1password", Role::Member)
+        .await;
+    let sync = || async {
+        body(
+            owner
+                .post(server.at("/rest/ldap/sync"))
+                .json(&json!({"type": "live"}))
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{e}")),
+        )
+        .await
+    };
+    let run = sync().await;
+    assert_eq!(run["data"]["status"], "success", "{run}");
+    assert_eq!(run["data"]["scanned"], 2);
+    assert_eq!(run["data"]["created"], 0, "{run}");
+    assert_eq!(run["data"]["updated"], 0, "{run}");
+    let error = run["data"]["error"].as_str().unwrap_or_default().to_owned();
+    assert!(error.starts_with("2 entries skipped"), "{error}");
+    for email in ["ann@example.org", "bob@example.org"] {
+        assert!(
+            error.contains(&format!(
+                "{email} belongs to an Usher account that is not linked to the directory"
+            )),
+            "{error}"
+        );
+    }
+    still_local(&server, admin.id).await?;
+    let ann = server
+        .store
+        .user_by_id(member.id)
+        .await?
+        .unwrap_or_else(|| panic!("Ann"));
+    assert!(!ann.is_ldap(), "a synchronisation linked a member");
+    // The member is linked when she signs in with the directory; the next
+    // synchronisation keeps her, and still leaves the admin alone.
+    let signed = body(sign_in(&server, "ann", slapd::ANN_PASSWORD).await).await;
+    assert_eq!(signed["data"]["id"], member.id.to_string(), "{signed}");
+    let again = sync().await;
+    assert_eq!(again["data"]["updated"], 0, "{again}");
+    let error = again["data"]["error"].as_str().unwrap_or_default();
+    assert!(error.starts_with("1 entries skipped"), "{error}");
+    assert!(error.contains("bob@example.org"), "{error}");
+    still_local(&server, admin.id).await?;
+    Ok(())
+}
+
+async fn a_directory_email_change_passes_the_look_alike_check(db: Db) -> TestResult {
+    let directory = Slapd::start().await;
+    let (server, owner) = with_directory(db, &directory).await;
+    let bob = body(sign_in(&server, "bob", slapd::BOB_PASSWORD).await).await;
+    let bob_id: usher_domain::model::UserId = bob["data"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .parse()
+        .map_err(|_| "Bob's id")?;
+    server
+        .add_user("carol@example.org", "Local1password", Role::Member)
+        .await;
+    // The directory gives Bob an address that reads as Carol's (1 for l).
+    directory.modify(&format!(
+        "dn: uid=bob,{}\nchangetype: modify\nreplace: mail\nmail: caro1@example.org\n",
+        slapd::PEOPLE
+    ));
+    let run = body(
+        owner
+            .post(server.at("/rest/ldap/sync"))
+            .json(&json!({"type": "live"}))
+            .send()
+            .await?,
+    )
+    .await;
+    assert_eq!(run["data"]["status"], "success", "{run}");
+    assert_eq!(run["data"]["updated"], 0, "{run}");
+    let error = run["data"]["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("looks like the address of an existing user, carol@example.org"),
+        "{error}"
+    );
+    let kept = |server: &TestServer| {
+        let store = server.store.clone();
+        async move {
+            store
+                .user_by_id(bob_id)
+                .await
+                .ok()
+                .flatten()
+                .and_then(|u| u.email)
+                .map(|e| e.to_string())
+        }
+    };
+    assert_eq!(kept(&server).await.as_deref(), Some("bob@example.org"));
+    // At sign-in too: refused with the reason, never a 500.
+    let refused = sign_in(&server, "bob", slapd::BOB_PASSWORD).await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let message = body(refused).await["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        message.contains("looks like the address of an existing user"),
+        "{message}"
+    );
+    assert_eq!(kept(&server).await.as_deref(), Some("bob@example.org"));
+    // Carol's own address exactly: refused as taken.
+    directory.modify(&format!(
+        "dn: uid=bob,{}\nchangetype: modify\nreplace: mail\nmail: carol@example.org\n",
+        slapd::PEOPLE
+    ));
+    let run = body(
+        owner
+            .post(server.at("/rest/ldap/sync"))
+            .json(&json!({"type": "dry"}))
+            .send()
+            .await?,
+    )
+    .await;
+    assert_eq!(run["data"]["updated"], 0, "{run}");
+    assert!(
+        run["data"]["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("carol@example.org is the address of another user"),
+        "{run}"
+    );
     Ok(())
 }
 
@@ -719,14 +933,243 @@ async fn one_instance_at_a_time_holds_the_synchronisation_lease(db: Db) -> TestR
     Ok(())
 }
 
+async fn attempts_on_one_directory_account_count_together_under_every_name(db: Db) -> TestResult {
+    let directory = Slapd::start().await;
+    let (server, _owner) = with_directory(db, &directory).await;
+    server.align_to_window(usher_domain::clock::MINUTE);
+    for _ in 0..5 {
+        assert_eq!(
+            sign_in(&server, "ann", "Wrong-password-1").await.status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    // Her email has a counter of its own, but the entry's is spent: five
+    // guesses a minute for Ann, not five under each of her names.
+    assert_eq!(
+        sign_in(&server, "ann@example.org", slapd::ANN_PASSWORD)
+            .await
+            .status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    server.advance_minutes(1);
+    assert_eq!(
+        sign_in(&server, "ann@example.org", slapd::ANN_PASSWORD)
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    Ok(())
+}
+
+async fn ownership_and_work_never_go_to_disabled_or_directory_users(db: Db) -> TestResult {
+    let directory = Slapd::start().await;
+    let (server, owner) = with_directory(db, &directory).await;
+    let id_of = |answer: Value| -> usher_domain::model::UserId {
+        answer["data"]["id"]
+            .as_str()
+            .unwrap_or_default()
+            .parse()
+            .unwrap_or_else(|_| panic!("no id in {answer}"))
+    };
+    let ann = id_of(body(sign_in(&server, "ann", slapd::ANN_PASSWORD).await).await);
+    let bob = id_of(body(sign_in(&server, "bob", slapd::BOB_PASSWORD).await).await);
+    // Ann leaves the directory: disabled at the next synchronisation.
+    directory.delete(&format!("uid=ann,{}", slapd::PEOPLE));
+    let run = body(
+        owner
+            .post(server.at("/rest/ldap/sync"))
+            .json(&json!({"type": "live"}))
+            .send()
+            .await?,
+    )
+    .await;
+    assert_eq!(run["data"]["disabled"], 1, "{run}");
+
+    let transfer = |to: usher_domain::model::UserId| {
+        owner
+            .post(server.at("/rest/owner/transfer"))
+            .json(&json!({"newOwnerId": to.to_string(), "password": OWNER_PASSWORD}))
+            .send()
+    };
+    let disabled = body(transfer(ann).await?).await;
+    assert_eq!(disabled["code"], 400, "{disabled}");
+    assert!(
+        disabled["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("their account is disabled"),
+        "{disabled}"
+    );
+    let linked = body(transfer(bob).await?).await;
+    assert_eq!(linked["code"], 400, "{linked}");
+    assert!(
+        linked["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("they sign in with the company directory (LDAP)"),
+        "{linked}"
+    );
+    let me = body(owner.get(server.at("/rest/login")).send().await?).await;
+    assert_eq!(me["data"]["role"], "global:owner", "the owner stays");
+    // The user page offers no hand-over to either.
+    for id in [ann, bob] {
+        let (_, text) = page(&server, &owner, &format!("/settings/users/{id}")).await;
+        assert!(!text.contains("id=\"make-owner\""), "{id}");
+    }
+    // A leaving user's work goes to no disabled user's project.
+    let leaving = server
+        .add_user("leaving@example.com", "Leaving1password", Role::Member)
+        .await;
+    let ann_project = server
+        .store
+        .personal_project(ann)
+        .await?
+        .unwrap_or_else(|| panic!("Ann's project"))
+        .id;
+    let refused = body(
+        owner
+            .delete(server.at(&format!(
+                "/rest/users/{}?transferId={ann_project}",
+                leaving.id
+            )))
+            .send()
+            .await?,
+    )
+    .await;
+    assert_eq!(refused["code"], 400, "{refused}");
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("is disabled"),
+        "{refused}"
+    );
+    assert!(server.store.user_by_id(leaving.id).await?.is_some());
+    let bob_project = server
+        .store
+        .personal_project(bob)
+        .await?
+        .unwrap_or_else(|| panic!("Bob's project"))
+        .id;
+    let moved = owner
+        .delete(server.at(&format!(
+            "/rest/users/{}?transferId={bob_project}",
+            leaving.id
+        )))
+        .send()
+        .await?;
+    assert_eq!(moved.status(), StatusCode::OK);
+    Ok(())
+}
+
+async fn a_disabled_users_api_key_opens_nothing(db: Db) -> TestResult {
+    let server = TestServer::start(db).await;
+    let _owner = server.owner().await;
+    let admin = server
+        .add_user("ada@example.com", "Admin1password", Role::Admin)
+        .await;
+    let client = server.signed_in("ada@example.com", "Admin1password").await;
+    let key = new_key(&server, &client, "CI", &["user:read"]).await;
+    let read = || {
+        Client::new()
+            .get(server.at(&format!("/api/v1/users/{}", admin.id)))
+            .header("X-N8N-API-KEY", &key)
+            .send()
+    };
+    // Used once, so the key and its user are in the cache.
+    assert_eq!(read().await?.status(), StatusCode::OK);
+    // Disabled behind the running instance's back (disabling through the
+    // directory deletes the keys too; this row keeps its key).
+    server
+        .storage
+        .execute_sql(&format!(
+            "UPDATE users SET disabled = 1 WHERE id = '{}'",
+            admin.id
+        ))
+        .await;
+    assert_eq!(read().await?.status(), StatusCode::UNAUTHORIZED);
+    Ok(())
+}
+
+async fn the_public_settings_and_a_plain_connection_warning(db: Db) -> TestResult {
+    let directory = Slapd::start().await;
+    let server = TestServer::start(db).await;
+    let owner = server.owner().await;
+    let public = || async {
+        body(
+            server
+                .client()
+                .get(server.at("/rest/settings"))
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{e}")),
+        )
+        .await["data"]
+            .clone()
+    };
+    let before = public().await;
+    assert_eq!(
+        before["sso"]["ldap"],
+        json!({"loginEnabled": false, "loginLabel": ""})
+    );
+    assert!(
+        before["sso"]["oidc"]["loginEnabled"].is_boolean(),
+        "{before}"
+    );
+    assert!(before["userManagement"]["enabled"].is_boolean(), "{before}");
+
+    let saved = body(put_settings(&server, &owner, &settings(&directory)).await).await;
+    let warnings = saved["data"]["warnings"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(warnings.len(), 1, "{saved}");
+    assert!(
+        warnings[0]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("connectionSecurity is none: the binding admin's password"),
+        "{saved}"
+    );
+    assert_eq!(
+        public().await["sso"]["ldap"],
+        json!({"loginEnabled": true, "loginLabel": "Email or username"})
+    );
+    let read = body(owner.get(server.at("/rest/ldap/config")).send().await?).await;
+    assert_eq!(read["data"]["warnings"], saved["data"]["warnings"]);
+    // The answer sent back as it came, warnings and all, is taken.
+    assert_eq!(
+        put_settings(&server, &owner, &read["data"]).await.status(),
+        StatusCode::OK
+    );
+    let (_, text) = page(&server, &owner, "/settings/ldap").await;
+    assert!(text.contains("id=\"ldap-warning-1\""), "{text}");
+    assert!(text.contains("cross the network unencrypted"));
+
+    let mut tls = settings(&directory);
+    tls["connectionSecurity"] = json!("startTls");
+    let saved = body(put_settings(&server, &owner, &tls).await).await;
+    assert_eq!(saved["data"]["warnings"], json!([]), "{saved}");
+    let (_, text) = page(&server, &owner, "/settings/ldap").await;
+    assert!(!text.contains("id=\"ldap-warning-1\""));
+    Ok(())
+}
+
 on_both_databases!(
     settings_are_checked_saved_and_the_password_never_shown,
     people_sign_in_with_their_login_id_or_email_and_are_made_members,
-    a_local_user_with_the_same_email_is_linked_at_first_sign_in,
+    a_local_member_with_the_same_email_is_linked_at_first_sign_in,
+    an_admin_is_never_linked_by_email_at_sign_in,
+    a_synchronisation_links_no_existing_account,
+    a_directory_email_change_passes_the_look_alike_check,
     a_synchronisation_adds_updates_and_disables_as_the_directory_says,
     the_connection_test_says_what_failed,
     starttls_with_a_self_signed_certificate_needs_allow_unauthorized_certs,
     directory_users_use_two_factor_authentication_like_everyone,
     sign_in_attempts_through_the_directory_are_throttled,
     one_instance_at_a_time_holds_the_synchronisation_lease,
+    attempts_on_one_directory_account_count_together_under_every_name,
+    ownership_and_work_never_go_to_disabled_or_directory_users,
+    a_disabled_users_api_key_opens_nothing,
+    the_public_settings_and_a_plain_connection_warning,
 );
