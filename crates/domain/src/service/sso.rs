@@ -8,9 +8,11 @@
 //! hands this module what it verified ([`SsoIdentity`]). Here are the rules:
 //!
 //! - a person is found by the provider's (issuer, `sub`); when first seen,
-//!   linked to the user with the same email only if the provider says the
-//!   email is verified (`email_verified: true`), else refused; a new email
-//!   makes a member;
+//!   the provider must say the email is verified (`email_verified: true`),
+//!   else the sign-in is refused; then the member with that email is
+//!   linked, or a new email makes a member. The owner and admins are never
+//!   linked by email: whoever may change these settings could point them at
+//!   a provider of their own that asserts any address;
 //! - Usher's own two-factor code is asked on top for users who turned it on
 //!   (n8n asks none; a link by email must not step around a factor the
 //!   person chose), and the owner's "two-factor for everyone" holds SSO
@@ -46,6 +48,20 @@ pub const USE_SSO: &str = "SSO is enabled, please log in with SSO";
 /// A password reset for someone other than the owner, with SSO only.
 pub const RESET_REFUSED: &str = "Passwords are not used on this instance: sign in with the \
      single sign-on button on the sign-in page. Only the owner keeps a password.";
+
+/// The sign-in page's answer when the provider asserts the email of the
+/// owner or an admin the first time: such an account is never linked by
+/// email (whoever may change the settings could point them at a provider
+/// of their own that asserts any address).
+pub const ADMIN_NOT_LINKED: &str = "An account with this email already exists with \
+     administrator rights. Sign in with your password; an administrator account is not linked \
+     to single sign-on automatically.";
+
+/// The same, when SSO only leaves an admin no password to sign in with.
+const ADMIN_NOT_LINKED_SSO_ONLY: &str = "An account with this email already exists with \
+     administrator rights, and an administrator account is not linked to single sign-on \
+     automatically. Ask the owner to make your account a member for your first sign-in with \
+     the provider, and an admin again afterwards.";
 
 /// How long a sign-in at the provider may take.
 pub const LOGIN_LIFETIME: Millis = 15 * MINUTE;
@@ -511,38 +527,24 @@ impl Usher {
             ));
         };
         let email = Email::parse(email)?;
-        if let Some(existing) = self.store.user_by_email(&email).await? {
-            if !identity.email_verified {
-                self.sso_failed(
-                    &format!("{email}: email not verified by the provider, not linked"),
-                    origin,
-                )
-                .await;
-                return Err(refuse(format!(
-                    "An Usher account with {email} exists, but your provider does not say \
-                     that this email address is verified, so Usher will not connect them. \
-                     Ask the provider's administrator to verify it, or sign in with your \
-                     Usher password."
-                )));
-            }
-            match self
-                .store
-                .link_sso(&identity.issuer, &identity.subject, existing.id, self.now())
-                .await
-            {
-                // Another callback linked them a moment ago: the same person.
-                Ok(()) | Err(StoreError::Conflict(_)) => {}
-                Err(other) => return Err(other.into()),
-            }
-            self.audit(
-                Some(&existing),
-                "sso.linked",
-                Some(&existing),
-                format!("{} {}", identity.issuer, identity.subject),
+        // Unverified, the address proves nothing: it neither finds an
+        // account nor makes one (a later directory sign-in with that email
+        // would otherwise land in an account a stranger made). The answer
+        // is the same whether an account has the address.
+        if !identity.email_verified {
+            self.sso_failed(
+                &format!("{email}: email not verified by the provider"),
                 origin,
             )
             .await;
-            return Ok(existing);
+            return Err(refuse(format!(
+                "Your provider does not say that this email address ({email}) is verified, so \
+                 Usher will not use it for an account. Ask the provider's administrator to \
+                 verify it, or sign in with your Usher password if you have one."
+            )));
+        }
+        if let Some(existing) = self.store.user_by_email(&email).await? {
+            return self.link_by_email(identity, existing, origin).await;
         }
         self.refuse_look_alike(&email, None).await?;
         let now = self.now();
@@ -592,6 +594,59 @@ impl Usher {
         )
         .await;
         Ok(user)
+    }
+
+    /// Links the provider's person to the account with their verified
+    /// email, a member's only: the owner and admins are refused (an admin
+    /// who may change these settings could otherwise point them at a
+    /// provider of their own that asserts the owner's or another admin's
+    /// address).
+    async fn link_by_email(
+        &self,
+        identity: &SsoIdentity,
+        existing: User,
+        origin: &Origin,
+    ) -> Result<User> {
+        let linked = existing.role == Role::Member
+            && match self
+                .store
+                .link_sso(&identity.issuer, &identity.subject, existing.id, self.now())
+                .await
+            {
+                Ok(linked) => linked,
+                // Another callback linked them a moment ago: the same person.
+                Err(StoreError::Conflict(_)) => true,
+                Err(other) => return Err(other.into()),
+            };
+        if !linked {
+            self.audit(
+                None,
+                "login.failed",
+                Some(&existing),
+                format!(
+                    "single sign-on: {} {} asserts the email of an account with administrator \
+                     rights, not linked",
+                    identity.issuer, identity.subject
+                ),
+                origin,
+            )
+            .await;
+            let message = if existing.role != Role::Owner && self.sso_only().await? {
+                ADMIN_NOT_LINKED_SSO_ONLY
+            } else {
+                ADMIN_NOT_LINKED
+            };
+            return Err(Error::Forbidden(message.into()));
+        }
+        self.audit(
+            Some(&existing),
+            "sso.linked",
+            Some(&existing),
+            format!("{} {}", identity.issuer, identity.subject),
+            origin,
+        )
+        .await;
+        Ok(existing)
     }
 }
 

@@ -21,7 +21,7 @@ use crate::{
 crate::on_both_databases!(
     the_config_api_hides_the_secret_and_checks_the_provider,
     a_first_sign_in_makes_a_member_and_the_next_finds_them_by_subject,
-    a_verified_email_links_an_existing_user,
+    a_verified_email_links_a_member_but_never_the_owner_or_an_admin,
     a_callback_from_another_browser_or_replayed_is_refused,
     the_provider_s_error_is_a_page_that_says_so,
     an_expired_id_token_is_refused,
@@ -312,25 +312,108 @@ async fn a_first_sign_in_makes_a_member_and_the_next_finds_them_by_subject(db: D
     Ok(())
 }
 
-async fn a_verified_email_links_an_existing_user(db: Db) -> TestResult {
+/// The first sign-in links a member by their verified email, never the
+/// owner or an admin: an admin who may change the settings could point them
+/// at a provider of their own that asserts any address.
+async fn a_verified_email_links_a_member_but_never_the_owner_or_an_admin(db: Db) -> TestResult {
     let pair = Pair::new(db).await;
-    let existing = pair.sp.add_user(ANN, "Usher1password", Role::Admin).await;
+    let sp = &pair.sp;
+    let existing = sp.add_user(ANN, "Usher1password", Role::Admin).await;
     assert_eq!(pair.configure(json!({})).await.status(), StatusCode::OK);
+
+    // The provider asserts an admin's verified email: refused, not linked.
+    let browser = pair.browser_at_idp(ANN, ANN_PASSWORD).await;
+    let callback = pair.to_provider_and_back(&browser, "/").await;
+    let refused = browser.get(&callback).send().await?;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let page = refused.text().await?;
+    assert!(
+        page.contains("already exists with administrator rights"),
+        "{page}"
+    );
+    assert!(page.contains("Sign in with your password"), "{page}");
+    assert_eq!(who(sp, &browser).await, Value::Null);
+
+    // The owner's, the same (both servers' owners have one address).
+    let owner_browser = pair.browser_at_idp(OWNER_EMAIL, OWNER_PASSWORD).await;
+    let callback = pair.to_provider_and_back(&owner_browser, "/").await;
+    let refused = owner_browser.get(&callback).send().await?;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let page = refused.text().await?;
+    assert!(
+        page.contains("already exists with administrator rights"),
+        "{page}"
+    );
+    assert_eq!(who(sp, &owner_browser).await, Value::Null);
+    let audit = body(
+        pair.sp_owner
+            .get(sp.at("/rest/audit?action=login.failed"))
+            .send()
+            .await?,
+    )
+    .await
+    .to_string();
+    assert_eq!(
+        audit
+            .matches("an account with administrator rights, not linked")
+            .count(),
+        2,
+        "{audit}"
+    );
+    let linked = body(
+        pair.sp_owner
+            .get(sp.at("/rest/audit?action=sso.linked"))
+            .send()
+            .await?,
+    )
+    .await;
+    assert_eq!(linked["data"]["count"], json!(0), "{linked}");
+    // Their passwords still work.
+    assert_eq!(
+        login(&sp.client(), sp, ANN, "Usher1password")
+            .await
+            .status(),
+        StatusCode::OK
+    );
+
+    // Made a member, the same person is linked by the verified email, and
+    // keeps the account when made an admin again.
+    let demoted = pair
+        .sp_owner
+        .patch(sp.at(&format!("/rest/users/{}/role", existing.id)))
+        .json(&json!({"newRoleName": "global:member"}))
+        .send()
+        .await?;
+    assert_eq!(
+        demoted.status(),
+        StatusCode::OK,
+        "{}",
+        demoted.text().await?
+    );
+    let callback = pair.to_provider_and_back(&browser, "/").await;
+    assert_eq!(
+        browser.get(&callback).send().await?.status(),
+        StatusCode::SEE_OTHER
+    );
+    let me = who(sp, &browser).await;
+    assert_eq!(me["id"], json!(existing.id.to_string()));
+    assert_eq!(me["role"], json!("global:member"));
+    let promoted = pair
+        .sp_owner
+        .patch(sp.at(&format!("/rest/users/{}/role", existing.id)))
+        .json(&json!({"newRoleName": "global:admin"}))
+        .send()
+        .await?;
+    assert_eq!(promoted.status(), StatusCode::OK);
     let browser = pair.browser_at_idp(ANN, ANN_PASSWORD).await;
     let callback = pair.to_provider_and_back(&browser, "/").await;
     assert_eq!(
         browser.get(&callback).send().await?.status(),
         StatusCode::SEE_OTHER
     );
-    let me = who(&pair.sp, &browser).await;
-    assert_eq!(me["id"], json!(existing.id.to_string()));
-    assert_eq!(
-        me["role"],
-        json!("global:admin"),
-        "the same account, its role kept"
-    );
+    assert_eq!(who(sp, &browser).await["role"], json!("global:admin"));
     // The account's own password still works (passwords are for everyone).
-    let local = login(&pair.sp.client(), &pair.sp, ANN, "Usher1password").await;
+    let local = login(&sp.client(), sp, ANN, "Usher1password").await;
     assert_eq!(local.status(), StatusCode::OK);
     Ok(())
 }
@@ -601,7 +684,10 @@ async fn usher_s_own_two_factor_code_is_asked_on_top(db: Db) -> TestResult {
     Ok(())
 }
 
-crate::on_both_databases!(tokens_that_do_not_fit_are_refused);
+crate::on_both_databases!(
+    tokens_that_do_not_fit_are_refused,
+    an_unverified_email_makes_no_account,
+);
 
 /// A provider of the test's own that signs whatever ID token the test asks
 /// for (with a key it publishes, or another), to show each check of the
@@ -686,6 +772,73 @@ impl Forger {
         });
         forger
     }
+
+    /// Saves this provider in `sp`'s settings (as its owner `owner`).
+    async fn configure(&self, sp: &TestServer, owner: &Client) {
+        let saved = owner
+            .post(sp.at("/rest/sso/oidc/config"))
+            .json(&json!({
+                "discoveryEndpoint": format!("{}/.well-known/openid-configuration", self.url),
+                "clientId": "usher", "clientSecret": "s3cret", "loginEnabled": true,
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            saved.status(),
+            StatusCode::OK,
+            "{}",
+            saved.text().await.unwrap()
+        );
+    }
+
+    /// One sign-in in a fresh browser: the ID token the provider gives is
+    /// Ann's, verified, with the nonce Usher sent, changed by `change` (and
+    /// signed with the stranger's key if `stranger`). The callback's status
+    /// and page, and whether the browser is signed in afterwards.
+    async fn attempt(
+        &self,
+        sp: &TestServer,
+        change: Value,
+        stranger: bool,
+    ) -> (StatusCode, String, bool) {
+        let now = sp.state.usher().now() / 1000;
+        let browser = sp.client();
+        let start = browser
+            .get(sp.at("/rest/sso/oidc/login"))
+            .send()
+            .await
+            .unwrap();
+        let authorize = url::Url::parse(&location(&start)).unwrap();
+        assert!(authorize.as_str().starts_with(&self.url));
+        let query = |name: &str| {
+            authorize
+                .query_pairs()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_default()
+        };
+        let mut claims = json!({
+            "iss": self.url, "sub": "ann-at-forger", "aud": "usher",
+            "iat": now, "exp": now + 300, "nonce": query("nonce"),
+            "email": ANN, "email_verified": true,
+        });
+        for (key, value) in change.as_object().cloned().unwrap_or_default() {
+            claims[key] = value;
+        }
+        *self.next.lock().unwrap() = (claims, stranger);
+        let back = browser
+            .get(sp.at(&format!(
+                "/rest/sso/oidc/callback?code=c0de&state={}",
+                query("state")
+            )))
+            .send()
+            .await
+            .unwrap();
+        let status = back.status();
+        let page = back.text().await.unwrap();
+        (status, page, who(sp, &browser).await != Value::Null)
+    }
 }
 
 async fn tokens_that_do_not_fit_are_refused(db: Db) -> TestResult {
@@ -694,71 +847,7 @@ async fn tokens_that_do_not_fit_are_refused(db: Db) -> TestResult {
     let sp = TestServer::start(db).await;
     let owner = sp.owner().await;
     sp.add_user(ANN, "Usher1password", Role::Member).await;
-    let saved = owner
-        .post(sp.at("/rest/sso/oidc/config"))
-        .json(&json!({
-            "discoveryEndpoint": format!("{}/.well-known/openid-configuration", forger.url),
-            "clientId": "usher", "clientSecret": "s3cret", "loginEnabled": true,
-        }))
-        .send()
-        .await?;
-    assert_eq!(saved.status(), StatusCode::OK, "{}", saved.text().await?);
-
-    // One sign-in: the ID token the provider will give is `claims` with
-    // the nonce Usher sent; the answer to the callback.
-    let attempt = |change: Value, stranger: bool| {
-        let sp_url = sp.url.clone();
-        let forger_url = forger.url.clone();
-        let next = forger.next.clone();
-        let now = sp.state.usher().now() / 1000;
-        async move {
-            let browser = reqwest::Client::builder()
-                .cookie_store(true)
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap();
-            let start = browser
-                .get(format!("{sp_url}/rest/sso/oidc/login"))
-                .send()
-                .await
-                .unwrap();
-            let authorize = url::Url::parse(&location(&start)).unwrap();
-            assert!(authorize.as_str().starts_with(&forger_url));
-            let query = |name: &str| {
-                authorize
-                    .query_pairs()
-                    .find(|(k, _)| k == name)
-                    .map(|(_, v)| v.into_owned())
-                    .unwrap_or_default()
-            };
-            let mut claims = json!({
-                "iss": forger_url, "sub": "ann-at-forger", "aud": "usher",
-                "iat": now, "exp": now + 300, "nonce": query("nonce"),
-                "email": ANN, "email_verified": true,
-            });
-            for (key, value) in change.as_object().cloned().unwrap_or_default() {
-                claims[key] = value;
-            }
-            *next.lock().unwrap() = (claims, stranger);
-            let back = browser
-                .get(format!(
-                    "{sp_url}/rest/sso/oidc/callback?code=c0de&state={}",
-                    query("state")
-                ))
-                .send()
-                .await
-                .unwrap();
-            let status = back.status();
-            let page = back.text().await.unwrap();
-            let me = browser
-                .get(format!("{sp_url}/rest/login"))
-                .send()
-                .await
-                .unwrap()
-                .status();
-            (status, page, me == StatusCode::OK)
-        }
-    };
+    forger.configure(&sp, &owner).await;
 
     for (what, change, stranger) in [
         ("for another client", json!({"aud": "someone-else"}), false),
@@ -770,7 +859,7 @@ async fn tokens_that_do_not_fit_are_refused(db: Db) -> TestResult {
         ),
         ("signed with another key", json!({}), true),
     ] {
-        let (status, page, signed_in) = attempt(change, stranger).await;
+        let (status, page, signed_in) = forger.attempt(&sp, change, stranger).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "a token {what}: {page}");
         assert!(
             page.contains("ID token was refused"),
@@ -780,16 +869,18 @@ async fn tokens_that_do_not_fit_are_refused(db: Db) -> TestResult {
     }
 
     // An unverified email never takes over the account that has it.
-    let (status, page, signed_in) = attempt(json!({"email_verified": false}), false).await;
+    let (status, page, signed_in) = forger
+        .attempt(&sp, json!({"email_verified": false}), false)
+        .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{page}");
     assert!(
-        page.contains("does not say that this email address is verified"),
+        page.contains("does not say that this email address (ann@example.com) is verified"),
         "{page}"
     );
     assert!(!signed_in);
 
     // The same provider, a token that fits: Ann's account, linked.
-    let (status, page, signed_in) = attempt(json!({}), false).await;
+    let (status, page, signed_in) = forger.attempt(&sp, json!({}), false).await;
     assert_eq!(status, StatusCode::SEE_OTHER, "{page}");
     assert!(signed_in);
     let audit = body(
@@ -803,6 +894,53 @@ async fn tokens_that_do_not_fit_are_refused(db: Db) -> TestResult {
         audit.to_string().contains("ID token was refused"),
         "{audit}"
     );
+    Ok(())
+}
+
+/// An address the provider does not call verified makes no account (a
+/// later directory sign-in with that email would land in it), whether
+/// `email_verified` is false or missing.
+async fn an_unverified_email_makes_no_account(db: Db) -> TestResult {
+    let forger = Forger::start().await;
+    let sp = TestServer::start(db).await;
+    let owner = sp.owner().await;
+    forger.configure(&sp, &owner).await;
+    for verified in [json!(false), Value::Null] {
+        let (status, page, signed_in) = forger
+            .attempt(
+                &sp,
+                json!({"email": "new@example.com", "email_verified": verified}),
+                false,
+            )
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{page}");
+        assert!(
+            page.contains("does not say that this email address (new@example.com) is verified"),
+            "{page}"
+        );
+        assert!(!signed_in);
+    }
+    assert_eq!(sp.store.list_users().await?.len(), 1, "the owner alone");
+    let audit = body(
+        owner
+            .get(sp.at("/rest/audit?action=login.failed"))
+            .send()
+            .await?,
+    )
+    .await;
+    assert!(
+        audit
+            .to_string()
+            .contains("new@example.com: email not verified"),
+        "{audit}"
+    );
+    // Verified, the same address makes the member.
+    let (status, page, signed_in) = forger
+        .attempt(&sp, json!({"email": "new@example.com"}), false)
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{page}");
+    assert!(signed_in);
+    assert_eq!(sp.store.list_users().await?.len(), 2);
     Ok(())
 }
 
