@@ -63,6 +63,12 @@ const ADMIN_NOT_LINKED_SSO_ONLY: &str = "An account with this email already exis
      automatically. Ask the owner to make your account a member for your first sign-in with \
      the provider, and an admin again afterwards.";
 
+/// The placeholder sent for a provider or client other than the stored
+/// secret's.
+pub const SECRET_AGAIN: &str = "Enter the client secret again: the discovery endpoint or the \
+     client ID changed, and the saved secret goes only to the provider and client it was \
+     entered for.";
+
 /// How long a sign-in at the provider may take.
 pub const LOGIN_LIFETIME: Millis = 15 * MINUTE;
 
@@ -273,6 +279,11 @@ impl Usher {
             let stored = self.stored_sso().await?.unwrap_or_default();
             if stored.client_secret.is_empty() {
                 String::new()
+            } else if stored.discovery_endpoint != endpoint || stored.client_id != client_id {
+                // The stored secret goes only where it went before: a new
+                // endpoint or client needs it typed again, so that changing
+                // the address cannot collect it (as LDAP's bind password).
+                return Err(Error::field("clientSecret", SECRET_AGAIN));
             } else {
                 self.cipher()?.open(&stored.client_secret)?
             }

@@ -128,7 +128,8 @@ impl SsoPage {
 
     fn secret_hint(&self) -> &'static str {
         if self.has_secret {
-            "A secret is stored (never shown). Leave this empty to keep it."
+            "A secret is stored (never shown). Leave this empty to keep it, while the discovery \
+             endpoint and client ID stay the same."
         } else {
             "From the provider's client settings. Empty for a public client (PKCE only)."
         }

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use usher_domain::{
     clock::HOUR,
     model::Role,
-    service::sso::{SECRET_PLACEHOLDER, USE_SSO},
+    service::sso::{SECRET_AGAIN, SECRET_PLACEHOLDER, USE_SSO},
     store::{SettingStore as _, UserStore as _},
 };
 
@@ -20,6 +20,7 @@ use crate::{
 
 crate::on_both_databases!(
     the_config_api_hides_the_secret_and_checks_the_provider,
+    a_new_endpoint_or_client_needs_the_secret_typed_again,
     a_first_sign_in_makes_a_member_and_the_next_finds_them_by_subject,
     a_verified_email_links_a_member_but_never_the_owner_or_an_admin,
     a_callback_from_another_browser_or_replayed_is_refused,
@@ -252,6 +253,68 @@ async fn the_config_api_hides_the_secret_and_checks_the_provider(db: Db) -> Test
         page.contains("/rest/sso/oidc/login?redirect=/settings/api"),
         "{page}"
     );
+    Ok(())
+}
+
+/// The stored secret goes only to the provider and client it was entered
+/// for: the placeholder with another endpoint or client is refused before
+/// the provider is asked, and an entered secret is taken.
+async fn a_new_endpoint_or_client_needs_the_secret_typed_again(db: Db) -> TestResult {
+    let pair = Pair::new(db).await;
+    assert_eq!(pair.configure(json!({})).await.status(), StatusCode::OK);
+    let elsewhere = "http://127.0.0.1:9/.well-known/openid-configuration";
+    for change in [
+        json!({"clientId": "another-client"}),
+        json!({"discoveryEndpoint": elsewhere}),
+        json!({"discoveryEndpoint": elsewhere, "loginEnabled": false}),
+    ] {
+        let mut sent = change.clone();
+        sent["clientSecret"] = json!(SECRET_PLACEHOLDER);
+        let refused = pair.configure(sent).await;
+        assert_eq!(refused.status(), StatusCode::BAD_REQUEST, "{change}");
+        assert_eq!(
+            body(refused).await["message"],
+            json!(SECRET_AGAIN),
+            "{change}"
+        );
+    }
+    // Nothing changed: the stored secret still signs Ann in.
+    let stored = body(
+        pair.sp_owner
+            .get(pair.sp.at("/rest/sso/oidc/config"))
+            .send()
+            .await?,
+    )
+    .await;
+    assert_eq!(stored["data"]["clientId"], json!(pair.client_id));
+    assert_eq!(stored["data"]["discoveryEndpoint"], json!(pair.discovery()));
+    let browser = pair.browser_at_idp(ANN, ANN_PASSWORD).await;
+    let callback = pair.to_provider_and_back(&browser, "/").await;
+    assert_eq!(
+        browser.get(&callback).send().await?.status(),
+        StatusCode::SEE_OTHER
+    );
+    // Typed again, a new client is saved (sign-in off: nothing to ask).
+    let typed = pair
+        .configure(json!({"clientId": "another-client", "clientSecret": "an0ther-secret", "loginEnabled": false}))
+        .await;
+    assert_eq!(typed.status(), StatusCode::OK, "{}", typed.text().await?);
+    // The settings page says the same beside the secret's field.
+    let page = crate::harness::post_form(
+        &pair.sp,
+        &pair.sp_owner,
+        "/settings/sso",
+        &[
+            ("discoveryEndpoint", elsewhere),
+            ("clientId", "another-client"),
+            ("clientSecret", ""),
+            ("authenticationMethod", "email"),
+        ],
+    )
+    .await
+    .text()
+    .await?;
+    assert!(page.contains("Enter the client secret again"), "{page}");
     Ok(())
 }
 
