@@ -18,7 +18,7 @@
 //!   person chose), and the owner's "two-factor for everyone" holds SSO
 //!   sessions like any other (the session layer);
 //! - "SSO only" (n8n's `authenticationMethod: "oidc"`): password sign-in
-//!   and password reset are the owner's alone.
+//!   (the directory's included) and password reset are the owner's alone.
 
 use serde::{Deserialize, Serialize};
 
@@ -273,6 +273,15 @@ impl Usher {
             return Err(Error::field(
                 "authenticationMethod",
                 "Turn sign-in with the provider on before making it the only way in.",
+            ));
+        }
+        // n8n has one way in: the directory's passwords are passwords too,
+        // and "SSO only" would leave LDAP sign-in on for nobody.
+        if input.authentication_method == Door::Oidc && self.ldap_login_label().await?.is_some() {
+            return Err(Error::field(
+                "authenticationMethod",
+                "Turn LDAP sign-in off first (Settings → LDAP): with SSO only, nobody but the \
+                 owner signs in with a password, the directory's included.",
             ));
         }
         let secret = if input.client_secret == SECRET_PLACEHOLDER {

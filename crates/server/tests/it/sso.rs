@@ -21,6 +21,7 @@ use crate::{
 crate::on_both_databases!(
     the_config_api_hides_the_secret_and_checks_the_provider,
     a_new_endpoint_or_client_needs_the_secret_typed_again,
+    sso_only_closes_the_directory_s_door_too,
     a_first_sign_in_makes_a_member_and_the_next_finds_them_by_subject,
     a_verified_email_links_a_member_but_never_the_owner_or_an_admin,
     a_callback_from_another_browser_or_replayed_is_refused,
@@ -315,6 +316,61 @@ async fn a_new_endpoint_or_client_needs_the_secret_typed_again(db: Db) -> TestRe
     .text()
     .await?;
     assert!(page.contains("Enter the client secret again"), "{page}");
+    Ok(())
+}
+
+/// With SSO only, a directory password is a password too: refused like a
+/// local one, before the directory is asked (it is not even there).
+async fn sso_only_closes_the_directory_s_door_too(db: Db) -> TestResult {
+    let pair = Pair::new(db).await;
+    let sp = &pair.sp;
+    sp.add_user("mo@example.com", "Member1password", Role::Member)
+        .await;
+    let saved = pair
+        .configure(json!({"authenticationMethod": "oidc"}))
+        .await;
+    assert_eq!(saved.status(), StatusCode::OK);
+    // LDAP sign-in turned on afterwards (written as an older Usher or a
+    // SQL prompt would: no check stands between), pointing at a port where
+    // no directory answers.
+    sp.store
+        .put_setting(
+            "features.ldap",
+            &json!({
+                "loginEnabled": true,
+                "connectionUrl": "127.0.0.1",
+                "connectionPort": 9,
+                "baseDn": "dc=example,dc=com",
+                "emailAttribute": "mail",
+                "loginIdAttribute": "uid",
+                "ldapIdAttribute": "uid",
+                "searchTimeout": 2,
+            })
+            .to_string(),
+        )
+        .await?;
+    for (who, password) in [
+        ("mo@example.com", "Member1password"),
+        ("mo", "Member1password"),
+        ("nobody@example.com", "Some1password"),
+    ] {
+        let refused = login(&sp.client(), sp, who, password).await;
+        assert_eq!(refused.status(), StatusCode::UNAUTHORIZED, "{who}");
+        assert_eq!(body(refused).await["message"], json!(USE_SSO), "{who}");
+    }
+    let owner = login(&sp.client(), sp, OWNER_EMAIL, OWNER_PASSWORD).await;
+    assert_eq!(owner.status(), StatusCode::OK);
+    // And the two are not turned on together: saving SSO only while LDAP
+    // sign-in is on is refused with what to do.
+    let both = pair
+        .configure(json!({"clientSecret": SECRET_PLACEHOLDER, "authenticationMethod": "oidc"}))
+        .await;
+    assert_eq!(both.status(), StatusCode::BAD_REQUEST);
+    let message = body(both).await["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(message.contains("Turn LDAP sign-in off first"), "{message}");
     Ok(())
 }
 
