@@ -18,7 +18,9 @@
 //!   person chose), and the owner's "two-factor for everyone" holds SSO
 //!   sessions like any other (the session layer);
 //! - "SSO only" (n8n's `authenticationMethod: "oidc"`): password sign-in
-//!   (the directory's included) and password reset are the owner's alone.
+//!   (the directory's included) and password reset are the owner's alone;
+//! - the provider is spoken to over https, plain http only on this machine
+//!   (a loopback address), since the client secret and the codes go there.
 
 use serde::{Deserialize, Serialize};
 
@@ -62,6 +64,11 @@ const ADMIN_NOT_LINKED_SSO_ONLY: &str = "An account with this email already exis
      administrator rights, and an administrator account is not linked to single sign-on \
      automatically. Ask the owner to make your account a member for your first sign-in with \
      the provider, and an admin again afterwards.";
+
+/// A discovery endpoint over plain http that is not on this machine.
+pub const PLAIN_HTTP: &str = "Use an https:// discovery endpoint: Usher sends the client \
+     secret and people's sign-in codes to the provider, and plain http would show them to the \
+     network. http:// is accepted only for a provider on this machine (127.0.0.1 or [::1]).";
 
 /// The placeholder sent for a provider or client other than the stored
 /// secret's.
@@ -239,6 +246,11 @@ impl Usher {
                 "discoveryEndpoint",
                 "Provided discovery endpoint is not a valid URL",
             ));
+        }
+        if let Some(rest) = endpoint.strip_prefix("http://")
+            && !transport_allowed("http", url_host(rest))
+        {
+            return Err(Error::field("discoveryEndpoint", PLAIN_HTTP));
         }
         if !endpoint.ends_with("/.well-known/openid-configuration") {
             return Err(Error::field(
@@ -697,6 +709,44 @@ fn fitted(name: Option<&str>, first: bool) -> String {
     checked.map(|n| n.as_str().to_owned()).unwrap_or_default()
 }
 
+/// Whether Usher may send the client secret and codes to a URL with this
+/// scheme and host (as a URL parser gives them, an IPv6 address in
+/// brackets): https, or plain http to a loopback address written as one, a
+/// provider on this machine. A name such as `localhost` does not count: its
+/// answer comes from the resolver.
+pub fn transport_allowed(scheme: &str, host: &str) -> bool {
+    if scheme.eq_ignore_ascii_case("https") {
+        return true;
+    }
+    if !scheme.eq_ignore_ascii_case("http") {
+        return false;
+    }
+    match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        Some(v6) => v6
+            .parse::<std::net::Ipv6Addr>()
+            .is_ok_and(|ip| ip.is_loopback()),
+        None => host
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback()),
+    }
+}
+
+/// The host of what follows `scheme://`, read strictly: the authority ends
+/// at the first `/`, `\`, `?` or `#` (a URL parser treats `\` as `/`), and
+/// one with user info gives no host at all. The server checks again, with
+/// a URL parser, each address it calls.
+fn url_host(rest: &str) -> &str {
+    let authority = rest.split(['/', '\\', '?', '#']).next().unwrap_or_default();
+    if authority.contains('@') {
+        return "";
+    }
+    if authority.starts_with('[') {
+        authority.split_inclusive(']').next().unwrap_or_default()
+    } else {
+        authority.split(':').next().unwrap_or_default()
+    }
+}
+
 /// An absolute http(s) URL with a host, as far as can be told without a
 /// URL crate in the domain (the server parses it again before using it).
 fn url_like(text: &str) -> bool {
@@ -741,6 +791,35 @@ mod tests {
         assert_eq!(fitted(Some(&"x".repeat(40)), true).len(), Name::MAX);
         assert_eq!(fitted(None, false), "");
         assert_eq!(fitted(Some("  Ada "), true), "Ada");
+    }
+
+    #[test]
+    fn plain_http_goes_only_to_a_loopback_address() {
+        let allowed = |url: &str| {
+            let (scheme, rest) = url.split_once("://").unwrap_or_default();
+            transport_allowed(scheme, url_host(rest))
+        };
+        for ok in [
+            "https://id.example.com/.well-known/openid-configuration",
+            "http://127.0.0.1:8080/.well-known/openid-configuration",
+            "http://127.8.9.10/x",
+            "http://[::1]:9/x",
+        ] {
+            assert!(allowed(ok), "{ok}");
+        }
+        for refused in [
+            "http://id.example.com/.well-known/openid-configuration",
+            "http://localhost:8080/x",
+            "http://127.0.0.1.nip.io/x",
+            "http://127.0.0.1@id.example.com/x",
+            "http://id.example.com\\@127.0.0.1/x",
+            "http://id.example.com#@127.0.0.1/x",
+            "http://[::2]/x",
+            "http://10.0.0.1/x",
+            "ftp://127.0.0.1/x",
+        ] {
+            assert!(!allowed(refused), "{refused}");
+        }
     }
 
     #[test]

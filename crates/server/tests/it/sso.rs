@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use usher_domain::{
     clock::HOUR,
     model::Role,
-    service::sso::{SECRET_AGAIN, SECRET_PLACEHOLDER, USE_SSO},
+    service::sso::{PLAIN_HTTP, SECRET_AGAIN, SECRET_PLACEHOLDER, USE_SSO},
     store::{SettingStore as _, UserStore as _},
 };
 
@@ -21,6 +21,7 @@ use crate::{
 crate::on_both_databases!(
     the_config_api_hides_the_secret_and_checks_the_provider,
     a_new_endpoint_or_client_needs_the_secret_typed_again,
+    a_discovery_endpoint_over_plain_http_must_be_on_this_machine,
     sso_only_closes_the_directory_s_door_too,
     a_first_sign_in_makes_a_member_and_the_next_finds_them_by_subject,
     a_verified_email_links_a_member_but_never_the_owner_or_an_admin,
@@ -316,6 +317,98 @@ async fn a_new_endpoint_or_client_needs_the_secret_typed_again(db: Db) -> TestRe
     .text()
     .await?;
     assert!(page.contains("Enter the client secret again"), "{page}");
+    Ok(())
+}
+
+/// Plain http to the provider only on this machine: the secret and the
+/// codes must not cross a network readable.
+async fn a_discovery_endpoint_over_plain_http_must_be_on_this_machine(db: Db) -> TestResult {
+    let pair = Pair::new(db).await;
+    for endpoint in [
+        "http://id.example.com/.well-known/openid-configuration",
+        "http://localhost:9/.well-known/openid-configuration",
+        "http://127.0.0.1@id.example.com/.well-known/openid-configuration",
+        "http://id.example.com\\@127.0.0.1/.well-known/openid-configuration",
+        "http://127.0.0.1.nip.io/.well-known/openid-configuration",
+    ] {
+        for on in [true, false] {
+            let refused = pair
+                .configure(json!({"discoveryEndpoint": endpoint, "loginEnabled": on}))
+                .await;
+            assert_eq!(refused.status(), StatusCode::BAD_REQUEST, "{endpoint}");
+            assert_eq!(
+                body(refused).await["message"],
+                json!(PLAIN_HTTP),
+                "{endpoint}"
+            );
+        }
+    }
+    // Loopback written as an address is this machine (the provider of
+    // these tests); IPv6's too, as far as the check goes.
+    assert_eq!(pair.configure(json!({})).await.status(), StatusCode::OK);
+    let v6 = pair
+        .configure(json!({"discoveryEndpoint": "http://[::1]:9/.well-known/openid-configuration", "loginEnabled": false}))
+        .await;
+    assert_eq!(v6.status(), StatusCode::OK, "{}", v6.text().await?);
+
+    // A document on this machine that sends the token request elsewhere
+    // over plain http.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let document = json!({
+        "issuer": url,
+        "authorization_endpoint": format!("{url}/authorize"),
+        "token_endpoint": "http://id.example.com/token",
+        "jwks_uri": format!("{url}/jwks"),
+        "response_types_supported": ["code"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+    });
+    let app = axum::Router::new().route(
+        "/.well-known/openid-configuration",
+        axum::routing::get(move || {
+            let document = document.clone();
+            async move { axum::Json(document) }
+        }),
+    );
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let downgraded = pair
+        .configure(json!({"discoveryEndpoint": format!("{url}/.well-known/openid-configuration")}))
+        .await;
+    assert_eq!(downgraded.status(), StatusCode::BAD_REQUEST);
+    let message = body(downgraded).await["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        message
+            .contains("names http://id.example.com/token as its token endpoint, over plain http"),
+        "{message}"
+    );
+
+    // Settings kept from before the rule are refused at sign-in.
+    pair.sp
+        .store
+        .put_setting(
+            "features.oidc",
+            &json!({
+                "discoveryEndpoint": "http://id.example.com/.well-known/openid-configuration",
+                "clientId": "c", "clientSecret": "", "loginEnabled": true,
+            })
+            .to_string(),
+        )
+        .await?;
+    let start = pair
+        .sp
+        .client()
+        .get(pair.sp.at("/rest/sso/oidc/login"))
+        .send()
+        .await?;
+    assert_eq!(start.status(), StatusCode::BAD_GATEWAY);
+    let page = start.text().await?;
+    assert!(page.contains("plain http would show them"), "{page}");
     Ok(())
 }
 
