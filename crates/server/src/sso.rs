@@ -317,7 +317,7 @@ impl Provider {
             issuer: claims.issuer().as_str().to_owned(),
             subject: claims.subject().as_str().to_owned(),
             email: claims.email().map(|e| e.as_str().to_owned()),
-            email_verified: claims.email_verified() == Some(true),
+            email_verified: claims.email_verified(),
             given_name: claims
                 .given_name()
                 .and_then(|n| n.get(None))
@@ -354,7 +354,7 @@ impl Provider {
             .await
             .map_err(|e| format!("The provider's UserInfo answer was refused: {e}."))?;
         identity.email = info.email().map(|e| e.as_str().to_owned());
-        identity.email_verified = info.email_verified() == Some(true);
+        identity.email_verified = info.email_verified();
         if identity.given_name.is_none() {
             identity.given_name = info
                 .given_name()

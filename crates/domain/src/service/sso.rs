@@ -9,7 +9,9 @@
 //!
 //! - a person is found by the provider's (issuer, `sub`); when first seen,
 //!   the provider must say the email is verified (`email_verified: true`),
-//!   else the sign-in is refused; then the member with that email is
+//!   or, with "trust email" on, at least not deny it (no `email_verified`:
+//!   Microsoft Entra ID sends none), else the sign-in is refused; then the
+//!   member with that email is
 //!   linked, or a new email makes a member. The owner and admins are never
 //!   linked by email: whoever may change these settings could point them at
 //!   a provider of their own that asserts any address;
@@ -121,6 +123,11 @@ pub struct SsoSettings {
     /// The button's text: "Sign in with <label>".
     pub login_label: String,
     pub authentication_method: Door,
+    /// An email without `email_verified` counts as verified (Keycloak's
+    /// "Trust email"): for a provider whose users cannot choose their own
+    /// address, such as Microsoft Entra ID, which never sends the claim.
+    /// An explicit `email_verified: false` is refused all the same.
+    pub trust_email: bool,
 }
 
 /// The settings with the secret opened, for the server's requests to the
@@ -134,6 +141,7 @@ pub struct SsoConfig {
     pub prompt: Option<String>,
     pub login_label: String,
     pub authentication_method: Door,
+    pub trust_email: bool,
 }
 
 impl SsoConfig {
@@ -159,6 +167,8 @@ struct Stored {
     prompt: Option<String>,
     login_label: String,
     authentication_method: Door,
+    /// Absent in settings saved before it existed: off.
+    trust_email: bool,
 }
 
 /// A sign-in sent to the provider, kept until its callback (sealed in the
@@ -182,7 +192,9 @@ pub struct SsoIdentity {
     pub issuer: String,
     pub subject: String,
     pub email: Option<String>,
-    pub email_verified: bool,
+    /// The provider's `email_verified` for that email, None when it sent
+    /// none.
+    pub email_verified: Option<bool>,
     pub given_name: Option<String>,
     pub family_name: Option<String>,
 }
@@ -224,6 +236,7 @@ impl Usher {
             prompt: stored.prompt,
             login_label: stored.login_label,
             authentication_method: stored.authentication_method,
+            trust_email: stored.trust_email,
         })
     }
 
@@ -319,6 +332,7 @@ impl Usher {
             prompt: input.prompt,
             login_label: label,
             authentication_method: input.authentication_method,
+            trust_email: input.trust_email,
         })
     }
 
@@ -345,18 +359,24 @@ impl Usher {
             prompt: config.prompt.clone(),
             login_label: config.login_label.clone(),
             authentication_method: config.authentication_method,
+            trust_email: config.trust_email,
         };
         let text = serde_json::to_string(&stored)
             .map_err(|e| Error::Internal(format!("SSO settings: {e}")))?;
         self.store.put_setting(keys::SSO_OIDC, &text).await?;
         let detail = format!(
-            "provider {}, client {}, sign-in {}, {}",
+            "provider {}, client {}, sign-in {}, {}{}",
             config.discovery_endpoint,
             config.client_id,
             if config.login_enabled { "on" } else { "off" },
             match config.authentication_method {
                 Door::Email => "passwords for everyone",
                 Door::Oidc => "SSO only (the owner keeps the password)",
+            },
+            if config.trust_email {
+                ", the provider's email addresses trusted"
+            } else {
+                ""
             }
         );
         self.audit(Some(&actor.user), "settings.sso", None, detail, origin)
@@ -389,6 +409,7 @@ impl Usher {
             prompt: stored.prompt,
             login_label: stored.login_label,
             authentication_method: stored.authentication_method,
+            trust_email: stored.trust_email,
         }))
     }
 
@@ -562,13 +583,26 @@ impl Usher {
         // Unverified, the address proves nothing: it neither finds an
         // account nor makes one (a later directory sign-in with that email
         // would otherwise land in an account a stranger made). The answer
-        // is the same whether an account has the address.
-        if !identity.email_verified {
-            self.sso_failed(
-                &format!("{email}: email not verified by the provider"),
-                origin,
-            )
-            .await;
+        // is the same whether an account has the address. Without the
+        // claim, "trust email" decides; a provider's explicit "not
+        // verified" is never overruled.
+        let verified = match identity.email_verified {
+            Some(verified) => verified,
+            None => self
+                .stored_sso()
+                .await?
+                .is_some_and(|stored| stored.trust_email),
+        };
+        if !verified {
+            // The log tells the admin which case it was: a provider that
+            // sends no `email_verified` at all is what "trust email" is for.
+            let why = if identity.email_verified.is_some() {
+                "email not verified by the provider"
+            } else {
+                "email not verified by the provider (it sent no email_verified; see \"Trust \
+                 the provider's email addresses\" in the single sign-on settings)"
+            };
+            self.sso_failed(&format!("{email}: {why}"), origin).await;
             return Err(refuse(format!(
                 "Your provider does not say that this email address ({email}) is verified, so \
                  Usher will not use it for an account. Ask the provider's administrator to \
@@ -773,6 +807,7 @@ mod tests {
             prompt: None,
             login_label: String::new(),
             authentication_method: Door::Email,
+            trust_email: false,
         };
         assert_eq!(
             config("https://id.example.com/realms/x/.well-known/openid-configuration")

@@ -899,6 +899,7 @@ async fn usher_s_own_two_factor_code_is_asked_on_top(db: Db) -> TestResult {
 crate::on_both_databases!(
     tokens_that_do_not_fit_are_refused,
     an_unverified_email_makes_no_account,
+    trust_email_takes_an_address_without_email_verified,
 );
 
 /// A provider of the test's own that signs whatever ID token the test asks
@@ -985,12 +986,16 @@ impl Forger {
         forger
     }
 
+    fn discovery(&self) -> String {
+        format!("{}/.well-known/openid-configuration", self.url)
+    }
+
     /// Saves this provider in `sp`'s settings (as its owner `owner`).
     async fn configure(&self, sp: &TestServer, owner: &Client) {
         let saved = owner
             .post(sp.at("/rest/sso/oidc/config"))
             .json(&json!({
-                "discoveryEndpoint": format!("{}/.well-known/openid-configuration", self.url),
+                "discoveryEndpoint": self.discovery(),
                 "clientId": "usher", "clientSecret": "s3cret", "loginEnabled": true,
             }))
             .send()
@@ -1005,8 +1010,9 @@ impl Forger {
     }
 
     /// One sign-in in a fresh browser: the ID token the provider gives is
-    /// Ann's, verified, with the nonce Usher sent, changed by `change` (and
-    /// signed with the stranger's key if `stranger`). The callback's status
+    /// Ann's, verified, with the nonce Usher sent, changed by `change` (a
+    /// null there leaves the claim out; signed with the stranger's key if
+    /// `stranger`). The callback's status
     /// and page, and whether the browser is signed in afterwards.
     async fn attempt(
         &self,
@@ -1036,7 +1042,12 @@ impl Forger {
             "email": ANN, "email_verified": true,
         });
         for (key, value) in change.as_object().cloned().unwrap_or_default() {
-            claims[key] = value;
+            match (value, claims.as_object_mut()) {
+                (Value::Null, Some(claims)) => {
+                    claims.remove(&key);
+                }
+                (value, _) => claims[key] = value,
+            }
         }
         *self.next.lock().unwrap() = (claims, stranger);
         let back = browser
@@ -1111,7 +1122,8 @@ async fn tokens_that_do_not_fit_are_refused(db: Db) -> TestResult {
 
 /// An address the provider does not call verified makes no account (a
 /// later directory sign-in with that email would land in it), whether
-/// `email_verified` is false or missing.
+/// `email_verified` is false or missing (as from Microsoft Entra ID, with
+/// "trust email" off, as it is by default).
 async fn an_unverified_email_makes_no_account(db: Db) -> TestResult {
     let forger = Forger::start().await;
     let sp = TestServer::start(db).await;
@@ -1146,12 +1158,135 @@ async fn an_unverified_email_makes_no_account(db: Db) -> TestResult {
             .contains("new@example.com: email not verified"),
         "{audit}"
     );
+    assert!(
+        audit.to_string().contains("it sent no email_verified"),
+        "the log names the missing claim: {audit}"
+    );
     // Verified, the same address makes the member.
     let (status, page, signed_in) = forger
         .attempt(&sp, json!({"email": "new@example.com"}), false)
         .await;
     assert_eq!(status, StatusCode::SEE_OTHER, "{page}");
     assert!(signed_in);
+    assert_eq!(sp.store.list_users().await?.len(), 2);
+    Ok(())
+}
+
+/// "Trust email" (Keycloak's answer for Microsoft Entra ID, which sends no
+/// `email_verified`): an address without the claim counts as verified and
+/// makes a member; an explicit `email_verified: false` is still refused,
+/// and the owner is still never linked by email.
+async fn trust_email_takes_an_address_without_email_verified(db: Db) -> TestResult {
+    let forger = Forger::start().await;
+    let sp = TestServer::start(db).await;
+    let owner = sp.owner().await;
+    // Saved from the page's checkbox, read back through /rest.
+    let discovery = forger.discovery();
+    let saved = crate::harness::post_form(
+        &sp,
+        &owner,
+        "/settings/sso",
+        &[
+            ("discoveryEndpoint", discovery.as_str()),
+            ("clientId", "usher"),
+            ("clientSecret", "s3cret"),
+            ("loginEnabled", "1"),
+            ("trustEmail", "1"),
+            ("authenticationMethod", "email"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        saved.status(),
+        StatusCode::SEE_OTHER,
+        "{}",
+        saved.text().await?
+    );
+    let config = body(owner.get(sp.at("/rest/sso/oidc/config")).send().await?).await;
+    assert_eq!(config["data"]["trustEmail"], json!(true), "{config}");
+    let page = owner
+        .get(sp.at("/settings/sso"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    assert!(
+        page.contains(r#"name="trustEmail" value="1" checked"#),
+        "{page}"
+    );
+
+    // An explicit "not verified" is not overruled.
+    let (status, page, signed_in) = forger
+        .attempt(
+            &sp,
+            json!({"email": "new@example.com", "email_verified": false}),
+            false,
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{page}");
+    assert!(
+        page.contains("does not say that this email address (new@example.com) is verified"),
+        "{page}"
+    );
+    assert!(!signed_in);
+    // The owner's address without the claim: still never linked by email.
+    let (status, page, signed_in) = forger
+        .attempt(
+            &sp,
+            json!({"email": OWNER_EMAIL, "email_verified": null}),
+            false,
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{page}");
+    assert!(
+        page.contains("already exists with administrator rights"),
+        "{page}"
+    );
+    assert!(!signed_in);
+    assert_eq!(sp.store.list_users().await?.len(), 1, "the owner alone");
+
+    // No claim at all: the address counts, and makes a member.
+    let (status, page, signed_in) = forger
+        .attempt(
+            &sp,
+            json!({"email": "new@example.com", "email_verified": null}),
+            false,
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{page}");
+    assert!(signed_in);
+    let users = sp.store.list_users().await?;
+    let made = users
+        .iter()
+        .find(|u| {
+            u.email
+                .as_ref()
+                .is_some_and(|e| e.as_str() == "new@example.com")
+        })
+        .expect("the new member");
+    assert_eq!(made.role, Role::Member);
+    assert_eq!(users.len(), 2);
+
+    // Turned off again through /rest, the same claim-less token for another
+    // person makes nobody.
+    let off = owner
+        .post(sp.at("/rest/sso/oidc/config"))
+        .json(&json!({
+            "discoveryEndpoint": discovery, "clientId": "usher",
+            "clientSecret": SECRET_PLACEHOLDER, "loginEnabled": true, "trustEmail": false,
+        }))
+        .send()
+        .await?;
+    assert_eq!(off.status(), StatusCode::OK, "{}", off.text().await?);
+    let (status, page, signed_in) = forger
+        .attempt(
+            &sp,
+            json!({"sub": "bo-at-forger", "email": "bo@example.com", "email_verified": null}),
+            false,
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{page}");
+    assert!(!signed_in);
     assert_eq!(sp.store.list_users().await?.len(), 2);
     Ok(())
 }
