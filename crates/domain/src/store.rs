@@ -820,15 +820,17 @@ pub trait SsoStore {
     async fn take_sso_login(&self, state_hash: &str) -> StoreResult<Option<(String, Millis)>>;
     /// The user linked to the provider's (issuer, subject).
     async fn sso_user(&self, issuer: &str, subject: &str) -> StoreResult<Option<User>>;
-    /// Links (issuer, subject) to an existing user; Conflict when that
-    /// pair is linked already.
+    /// Links (issuer, subject) to an existing user if that user is a
+    /// member at that moment (in the same statement, so a promotion in
+    /// between cannot slip through); false when nothing was linked because
+    /// the user is not a member. Conflict when that pair is linked already.
     async fn link_sso(
         &self,
         issuer: &str,
         subject: &str,
         user: UserId,
         now: Millis,
-    ) -> StoreResult<()>;
+    ) -> StoreResult<bool>;
     /// A new user with their personal project and the link, in one
     /// transaction; Conflict when the email or the link is taken.
     async fn insert_sso_user(&self, user: &User, issuer: &str, subject: &str) -> StoreResult<()>;

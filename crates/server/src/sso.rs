@@ -4,7 +4,8 @@
 //! Usher talks only to the provider the owner configured: its discovery
 //! document (at exactly the address given), the JWKS and token (and, when
 //! the ID token has no email, UserInfo) endpoints that document names. No
-//! redirects are followed. Nothing is cached: every sign-in reads the
+//! redirects are followed. Each of those addresses must be https (plain
+//! http only to a loopback address, a provider on this machine). Nothing is cached: every sign-in reads the
 //! discovery document and the keys again, so a changed setting or a
 //! rotated key at the provider applies at once on every instance.
 //!
@@ -28,7 +29,7 @@ use openidconnect::{
 };
 use usher_domain::{
     clock::Millis,
-    service::sso::{SsoConfig, SsoIdentity},
+    service::sso::{PLAIN_HTTP, SsoConfig, SsoIdentity, transport_allowed},
 };
 
 /// The HTTP client for the provider: public roots plus any certificates
@@ -158,6 +159,10 @@ pub async fn discover(
     let endpoint = &config.discovery_endpoint;
     let url = url::Url::parse(endpoint)
         .map_err(|_| "Provided discovery endpoint is not a valid URL".to_owned())?;
+    // Settings saved before https was required are refused here too.
+    if !secure(&url) {
+        return Err(PLAIN_HTTP.to_owned());
+    }
     let request = openidconnect::http::Request::builder()
         .uri(url.as_str())
         .header("accept", "application/json")
@@ -186,6 +191,31 @@ pub async fn discover(
             "The provider at {endpoint} calls itself {issuer}: the discovery endpoint must \
              be its own issuer followed by /.well-known/openid-configuration."
         ));
+    }
+    // The secret, the codes and the tokens go to the addresses the
+    // document names: https too (a document cannot downgrade them).
+    let named = [
+        (
+            "authorization endpoint",
+            Some(metadata.authorization_endpoint().url()),
+        ),
+        ("token endpoint", metadata.token_endpoint().map(|u| u.url())),
+        ("signing keys (jwks_uri)", Some(metadata.jwks_uri().url())),
+        (
+            "UserInfo endpoint",
+            metadata.userinfo_endpoint().map(|u| u.url()),
+        ),
+    ];
+    for (what, address) in named {
+        if let Some(address) = address
+            && !secure(address)
+        {
+            return Err(format!(
+                "The provider's configuration at {endpoint} names {address} as its {what}, over \
+                 plain http: Usher speaks to the provider over https only (http only to a \
+                 provider on this machine, 127.0.0.1 or [::1])."
+            ));
+        }
     }
     let jwks = JsonWebKeySet::fetch_async(metadata.jwks_uri(), http)
         .await
@@ -287,7 +317,7 @@ impl Provider {
             issuer: claims.issuer().as_str().to_owned(),
             subject: claims.subject().as_str().to_owned(),
             email: claims.email().map(|e| e.as_str().to_owned()),
-            email_verified: claims.email_verified() == Some(true),
+            email_verified: claims.email_verified(),
             given_name: claims
                 .given_name()
                 .and_then(|n| n.get(None))
@@ -324,7 +354,7 @@ impl Provider {
             .await
             .map_err(|e| format!("The provider's UserInfo answer was refused: {e}."))?;
         identity.email = info.email().map(|e| e.as_str().to_owned());
-        identity.email_verified = info.email_verified() == Some(true);
+        identity.email_verified = info.email_verified();
         if identity.given_name.is_none() {
             identity.given_name = info
                 .given_name()
@@ -339,6 +369,12 @@ impl Provider {
         }
         Ok(())
     }
+}
+
+/// Whether Usher may call `url` (the domain's rule, on the host as the
+/// URL parser that reqwest also uses reads it).
+fn secure(url: &url::Url) -> bool {
+    transport_allowed(url.scheme(), url.host_str().unwrap_or_default())
 }
 
 /// An error and its causes, in one line.

@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use usher_domain::{
     clock::Millis,
-    model::{User, UserId},
+    model::{Role, User, UserId},
     store::{SsoStore, StoreResult},
 };
 
@@ -58,19 +58,23 @@ impl SsoStore for SqlStore {
         subject: &str,
         user: UserId,
         now: Millis,
-    ) -> StoreResult<()> {
-        self.execute(
-            Sql::new(
-                "INSERT INTO sso_identities (issuer, subject, user_id, created_at) \
-                 VALUES ($1, $2, $3, $4)",
+    ) -> StoreResult<bool> {
+        // Members only, decided by the row as it is when the link is made:
+        // the owner and admins are never linked by email.
+        let linked = self
+            .execute(
+                Sql::new(
+                    "INSERT INTO sso_identities (issuer, subject, user_id, created_at) \
+                     SELECT $1, $2, id, $4 FROM users WHERE id = $3 AND role = $5",
+                )
+                .bind(issuer)
+                .bind(subject)
+                .bind(user)
+                .bind(now)
+                .bind(Role::Member.as_str()),
             )
-            .bind(issuer)
-            .bind(subject)
-            .bind(user)
-            .bind(now),
-        )
-        .await
-        .map(drop)
+            .await?;
+        Ok(linked == 1)
     }
 
     async fn insert_sso_user(&self, user: &User, issuer: &str, subject: &str) -> StoreResult<()> {

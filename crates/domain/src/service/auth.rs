@@ -181,6 +181,7 @@ impl Usher {
     /// directory login ID) and password these are, within the sign-in
     /// limits. With LDAP sign-in on, everyone but the owner is checked by
     /// the directory (as in n8n); the owner keeps the password kept here.
+    /// With SSO only, the owner's password is the one door, LDAP or not.
     pub(super) async fn check_sign_in(
         &self,
         login: &str,
@@ -203,7 +204,11 @@ impl Usher {
         .await?;
         self.throttle(&format!("login:ip:{}", origin.ip), LOGIN_PER_IP)
             .await?;
+        // SSO only closes the directory's door too, before it is asked:
+        // the attempt goes on below to the owner's password check, which
+        // refuses everyone else with the same answer.
         if !user.as_ref().is_some_and(|u| u.role == Role::Owner)
+            && !self.sso_only().await?
             && let Some(directory) = self.ldap_sign_in().await?
         {
             return self

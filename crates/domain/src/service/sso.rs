@@ -8,15 +8,21 @@
 //! hands this module what it verified ([`SsoIdentity`]). Here are the rules:
 //!
 //! - a person is found by the provider's (issuer, `sub`); when first seen,
-//!   linked to the user with the same email only if the provider says the
-//!   email is verified (`email_verified: true`), else refused; a new email
-//!   makes a member;
+//!   the provider must say the email is verified (`email_verified: true`),
+//!   or, with "trust email" on, at least not deny it (no `email_verified`:
+//!   Microsoft Entra ID sends none), else the sign-in is refused; then the
+//!   member with that email is
+//!   linked, or a new email makes a member. The owner and admins are never
+//!   linked by email: whoever may change these settings could point them at
+//!   a provider of their own that asserts any address;
 //! - Usher's own two-factor code is asked on top for users who turned it on
 //!   (n8n asks none; a link by email must not step around a factor the
 //!   person chose), and the owner's "two-factor for everyone" holds SSO
 //!   sessions like any other (the session layer);
 //! - "SSO only" (n8n's `authenticationMethod: "oidc"`): password sign-in
-//!   and password reset are the owner's alone.
+//!   (the directory's included) and password reset are the owner's alone;
+//! - the provider is spoken to over https, plain http only on this machine
+//!   (a loopback address), since the client secret and the codes go there.
 
 use serde::{Deserialize, Serialize};
 
@@ -46,6 +52,31 @@ pub const USE_SSO: &str = "SSO is enabled, please log in with SSO";
 /// A password reset for someone other than the owner, with SSO only.
 pub const RESET_REFUSED: &str = "Passwords are not used on this instance: sign in with the \
      single sign-on button on the sign-in page. Only the owner keeps a password.";
+
+/// The sign-in page's answer when the provider asserts the email of the
+/// owner or an admin the first time: such an account is never linked by
+/// email (whoever may change the settings could point them at a provider
+/// of their own that asserts any address).
+pub const ADMIN_NOT_LINKED: &str = "An account with this email already exists with \
+     administrator rights. Sign in with your password; an administrator account is not linked \
+     to single sign-on automatically.";
+
+/// The same, when SSO only leaves an admin no password to sign in with.
+const ADMIN_NOT_LINKED_SSO_ONLY: &str = "An account with this email already exists with \
+     administrator rights, and an administrator account is not linked to single sign-on \
+     automatically. Ask the owner to make your account a member for your first sign-in with \
+     the provider, and an admin again afterwards.";
+
+/// A discovery endpoint over plain http that is not on this machine.
+pub const PLAIN_HTTP: &str = "Use an https:// discovery endpoint: Usher sends the client \
+     secret and people's sign-in codes to the provider, and plain http would show them to the \
+     network. http:// is accepted only for a provider on this machine (127.0.0.1 or [::1]).";
+
+/// The placeholder sent for a provider or client other than the stored
+/// secret's.
+pub const SECRET_AGAIN: &str = "Enter the client secret again: the discovery endpoint or the \
+     client ID changed, and the saved secret goes only to the provider and client it was \
+     entered for.";
 
 /// How long a sign-in at the provider may take.
 pub const LOGIN_LIFETIME: Millis = 15 * MINUTE;
@@ -92,6 +123,11 @@ pub struct SsoSettings {
     /// The button's text: "Sign in with <label>".
     pub login_label: String,
     pub authentication_method: Door,
+    /// An email without `email_verified` counts as verified (Keycloak's
+    /// "Trust email"): for a provider whose users cannot choose their own
+    /// address, such as Microsoft Entra ID, which never sends the claim.
+    /// An explicit `email_verified: false` is refused all the same.
+    pub trust_email: bool,
 }
 
 /// The settings with the secret opened, for the server's requests to the
@@ -105,6 +141,7 @@ pub struct SsoConfig {
     pub prompt: Option<String>,
     pub login_label: String,
     pub authentication_method: Door,
+    pub trust_email: bool,
 }
 
 impl SsoConfig {
@@ -130,6 +167,8 @@ struct Stored {
     prompt: Option<String>,
     login_label: String,
     authentication_method: Door,
+    /// Absent in settings saved before it existed: off.
+    trust_email: bool,
 }
 
 /// A sign-in sent to the provider, kept until its callback (sealed in the
@@ -153,7 +192,9 @@ pub struct SsoIdentity {
     pub issuer: String,
     pub subject: String,
     pub email: Option<String>,
-    pub email_verified: bool,
+    /// The provider's `email_verified` for that email, None when it sent
+    /// none.
+    pub email_verified: Option<bool>,
     pub given_name: Option<String>,
     pub family_name: Option<String>,
 }
@@ -195,6 +236,7 @@ impl Usher {
             prompt: stored.prompt,
             login_label: stored.login_label,
             authentication_method: stored.authentication_method,
+            trust_email: stored.trust_email,
         })
     }
 
@@ -217,6 +259,11 @@ impl Usher {
                 "discoveryEndpoint",
                 "Provided discovery endpoint is not a valid URL",
             ));
+        }
+        if let Some(rest) = endpoint.strip_prefix("http://")
+            && !transport_allowed("http", url_host(rest))
+        {
+            return Err(Error::field("discoveryEndpoint", PLAIN_HTTP));
         }
         if !endpoint.ends_with("/.well-known/openid-configuration") {
             return Err(Error::field(
@@ -253,10 +300,24 @@ impl Usher {
                 "Turn sign-in with the provider on before making it the only way in.",
             ));
         }
+        // n8n has one way in: the directory's passwords are passwords too,
+        // and "SSO only" would leave LDAP sign-in on for nobody.
+        if input.authentication_method == Door::Oidc && self.ldap_login_label().await?.is_some() {
+            return Err(Error::field(
+                "authenticationMethod",
+                "Turn LDAP sign-in off first (Settings → LDAP): with SSO only, nobody but the \
+                 owner signs in with a password, the directory's included.",
+            ));
+        }
         let secret = if input.client_secret == SECRET_PLACEHOLDER {
             let stored = self.stored_sso().await?.unwrap_or_default();
             if stored.client_secret.is_empty() {
                 String::new()
+            } else if stored.discovery_endpoint != endpoint || stored.client_id != client_id {
+                // The stored secret goes only where it went before: a new
+                // endpoint or client needs it typed again, so that changing
+                // the address cannot collect it (as LDAP's bind password).
+                return Err(Error::field("clientSecret", SECRET_AGAIN));
             } else {
                 self.cipher()?.open(&stored.client_secret)?
             }
@@ -271,6 +332,7 @@ impl Usher {
             prompt: input.prompt,
             login_label: label,
             authentication_method: input.authentication_method,
+            trust_email: input.trust_email,
         })
     }
 
@@ -297,18 +359,24 @@ impl Usher {
             prompt: config.prompt.clone(),
             login_label: config.login_label.clone(),
             authentication_method: config.authentication_method,
+            trust_email: config.trust_email,
         };
         let text = serde_json::to_string(&stored)
             .map_err(|e| Error::Internal(format!("SSO settings: {e}")))?;
         self.store.put_setting(keys::SSO_OIDC, &text).await?;
         let detail = format!(
-            "provider {}, client {}, sign-in {}, {}",
+            "provider {}, client {}, sign-in {}, {}{}",
             config.discovery_endpoint,
             config.client_id,
             if config.login_enabled { "on" } else { "off" },
             match config.authentication_method {
                 Door::Email => "passwords for everyone",
                 Door::Oidc => "SSO only (the owner keeps the password)",
+            },
+            if config.trust_email {
+                ", the provider's email addresses trusted"
+            } else {
+                ""
             }
         );
         self.audit(Some(&actor.user), "settings.sso", None, detail, origin)
@@ -341,6 +409,7 @@ impl Usher {
             prompt: stored.prompt,
             login_label: stored.login_label,
             authentication_method: stored.authentication_method,
+            trust_email: stored.trust_email,
         }))
     }
 
@@ -511,38 +580,37 @@ impl Usher {
             ));
         };
         let email = Email::parse(email)?;
+        // Unverified, the address proves nothing: it neither finds an
+        // account nor makes one (a later directory sign-in with that email
+        // would otherwise land in an account a stranger made). The answer
+        // is the same whether an account has the address. Without the
+        // claim, "trust email" decides; a provider's explicit "not
+        // verified" is never overruled.
+        let verified = match identity.email_verified {
+            Some(verified) => verified,
+            None => self
+                .stored_sso()
+                .await?
+                .is_some_and(|stored| stored.trust_email),
+        };
+        if !verified {
+            // The log tells the admin which case it was: a provider that
+            // sends no `email_verified` at all is what "trust email" is for.
+            let why = if identity.email_verified.is_some() {
+                "email not verified by the provider"
+            } else {
+                "email not verified by the provider (it sent no email_verified; see \"Trust \
+                 the provider's email addresses\" in the single sign-on settings)"
+            };
+            self.sso_failed(&format!("{email}: {why}"), origin).await;
+            return Err(refuse(format!(
+                "Your provider does not say that this email address ({email}) is verified, so \
+                 Usher will not use it for an account. Ask the provider's administrator to \
+                 verify it, or sign in with your Usher password if you have one."
+            )));
+        }
         if let Some(existing) = self.store.user_by_email(&email).await? {
-            if !identity.email_verified {
-                self.sso_failed(
-                    &format!("{email}: email not verified by the provider, not linked"),
-                    origin,
-                )
-                .await;
-                return Err(refuse(format!(
-                    "An Usher account with {email} exists, but your provider does not say \
-                     that this email address is verified, so Usher will not connect them. \
-                     Ask the provider's administrator to verify it, or sign in with your \
-                     Usher password."
-                )));
-            }
-            match self
-                .store
-                .link_sso(&identity.issuer, &identity.subject, existing.id, self.now())
-                .await
-            {
-                // Another callback linked them a moment ago: the same person.
-                Ok(()) | Err(StoreError::Conflict(_)) => {}
-                Err(other) => return Err(other.into()),
-            }
-            self.audit(
-                Some(&existing),
-                "sso.linked",
-                Some(&existing),
-                format!("{} {}", identity.issuer, identity.subject),
-                origin,
-            )
-            .await;
-            return Ok(existing);
+            return self.link_by_email(identity, existing, origin).await;
         }
         self.refuse_look_alike(&email, None).await?;
         let now = self.now();
@@ -593,6 +661,59 @@ impl Usher {
         .await;
         Ok(user)
     }
+
+    /// Links the provider's person to the account with their verified
+    /// email, a member's only: the owner and admins are refused (an admin
+    /// who may change these settings could otherwise point them at a
+    /// provider of their own that asserts the owner's or another admin's
+    /// address).
+    async fn link_by_email(
+        &self,
+        identity: &SsoIdentity,
+        existing: User,
+        origin: &Origin,
+    ) -> Result<User> {
+        let linked = existing.role == Role::Member
+            && match self
+                .store
+                .link_sso(&identity.issuer, &identity.subject, existing.id, self.now())
+                .await
+            {
+                Ok(linked) => linked,
+                // Another callback linked them a moment ago: the same person.
+                Err(StoreError::Conflict(_)) => true,
+                Err(other) => return Err(other.into()),
+            };
+        if !linked {
+            self.audit(
+                None,
+                "login.failed",
+                Some(&existing),
+                format!(
+                    "single sign-on: {} {} asserts the email of an account with administrator \
+                     rights, not linked",
+                    identity.issuer, identity.subject
+                ),
+                origin,
+            )
+            .await;
+            let message = if existing.role != Role::Owner && self.sso_only().await? {
+                ADMIN_NOT_LINKED_SSO_ONLY
+            } else {
+                ADMIN_NOT_LINKED
+            };
+            return Err(Error::Forbidden(message.into()));
+        }
+        self.audit(
+            Some(&existing),
+            "sso.linked",
+            Some(&existing),
+            format!("{} {}", identity.issuer, identity.subject),
+            origin,
+        )
+        .await;
+        Ok(existing)
+    }
 }
 
 /// "Sign in with <label>", the label defaulting to "single sign-on".
@@ -622,6 +743,44 @@ fn fitted(name: Option<&str>, first: bool) -> String {
     checked.map(|n| n.as_str().to_owned()).unwrap_or_default()
 }
 
+/// Whether Usher may send the client secret and codes to a URL with this
+/// scheme and host (as a URL parser gives them, an IPv6 address in
+/// brackets): https, or plain http to a loopback address written as one, a
+/// provider on this machine. A name such as `localhost` does not count: its
+/// answer comes from the resolver.
+pub fn transport_allowed(scheme: &str, host: &str) -> bool {
+    if scheme.eq_ignore_ascii_case("https") {
+        return true;
+    }
+    if !scheme.eq_ignore_ascii_case("http") {
+        return false;
+    }
+    match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        Some(v6) => v6
+            .parse::<std::net::Ipv6Addr>()
+            .is_ok_and(|ip| ip.is_loopback()),
+        None => host
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback()),
+    }
+}
+
+/// The host of what follows `scheme://`, read strictly: the authority ends
+/// at the first `/`, `\`, `?` or `#` (a URL parser treats `\` as `/`), and
+/// one with user info gives no host at all. The server checks again, with
+/// a URL parser, each address it calls.
+fn url_host(rest: &str) -> &str {
+    let authority = rest.split(['/', '\\', '?', '#']).next().unwrap_or_default();
+    if authority.contains('@') {
+        return "";
+    }
+    if authority.starts_with('[') {
+        authority.split_inclusive(']').next().unwrap_or_default()
+    } else {
+        authority.split(':').next().unwrap_or_default()
+    }
+}
+
 /// An absolute http(s) URL with a host, as far as can be told without a
 /// URL crate in the domain (the server parses it again before using it).
 fn url_like(text: &str) -> bool {
@@ -648,6 +807,7 @@ mod tests {
             prompt: None,
             login_label: String::new(),
             authentication_method: Door::Email,
+            trust_email: false,
         };
         assert_eq!(
             config("https://id.example.com/realms/x/.well-known/openid-configuration")
@@ -666,6 +826,35 @@ mod tests {
         assert_eq!(fitted(Some(&"x".repeat(40)), true).len(), Name::MAX);
         assert_eq!(fitted(None, false), "");
         assert_eq!(fitted(Some("  Ada "), true), "Ada");
+    }
+
+    #[test]
+    fn plain_http_goes_only_to_a_loopback_address() {
+        let allowed = |url: &str| {
+            let (scheme, rest) = url.split_once("://").unwrap_or_default();
+            transport_allowed(scheme, url_host(rest))
+        };
+        for ok in [
+            "https://id.example.com/.well-known/openid-configuration",
+            "http://127.0.0.1:8080/.well-known/openid-configuration",
+            "http://127.8.9.10/x",
+            "http://[::1]:9/x",
+        ] {
+            assert!(allowed(ok), "{ok}");
+        }
+        for refused in [
+            "http://id.example.com/.well-known/openid-configuration",
+            "http://localhost:8080/x",
+            "http://127.0.0.1.nip.io/x",
+            "http://127.0.0.1@id.example.com/x",
+            "http://id.example.com\\@127.0.0.1/x",
+            "http://id.example.com#@127.0.0.1/x",
+            "http://[::2]/x",
+            "http://10.0.0.1/x",
+            "ftp://127.0.0.1/x",
+        ] {
+            assert!(!allowed(refused), "{refused}");
+        }
     }
 
     #[test]

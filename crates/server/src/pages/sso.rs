@@ -67,6 +67,7 @@ struct SsoForm {
     login_label: String,
     prompt: String,
     login_enabled: Option<String>,
+    trust_email: Option<String>,
     authentication_method: String,
 }
 
@@ -94,6 +95,7 @@ async fn view_sso_post(
         } else {
             Door::Email
         },
+        trust_email: input.trust_email.is_some(),
     };
     match rest_sso::save(&state, &page.actor, settings.clone(), &origin).await {
         Ok(saved) => {
@@ -128,7 +130,8 @@ impl SsoPage {
 
     fn secret_hint(&self) -> &'static str {
         if self.has_secret {
-            "A secret is stored (never shown). Leave this empty to keep it."
+            "A secret is stored (never shown). Leave this empty to keep it, while the discovery \
+             endpoint and client ID stay the same."
         } else {
             "From the provider's client settings. Empty for a public client (PKCE only)."
         }

@@ -64,6 +64,10 @@ pub struct ConfigJson {
     /// n8n's `userManagement.authenticationMethod`: `email` (passwords
     /// for everyone) or `oidc` (SSO only; the owner keeps the password).
     pub authentication_method: Door,
+    /// Usher's (Keycloak's "Trust email"): an email the provider sends
+    /// without `email_verified` counts as verified. For providers whose
+    /// users cannot choose their own address (Microsoft Entra ID).
+    pub trust_email: bool,
     /// Usher's, read only: the redirect URL to register at the provider.
     #[serde(skip_deserializing)]
     pub callback_url: String,
@@ -79,6 +83,7 @@ impl ConfigJson {
             prompt: settings.prompt,
             login_label: settings.login_label,
             authentication_method: settings.authentication_method,
+            trust_email: settings.trust_email,
             callback_url: callback_url(state),
         }
     }
@@ -94,6 +99,7 @@ impl From<ConfigJson> for SsoSettings {
             prompt: body.prompt.filter(|p| !p.is_empty()),
             login_label: body.login_label,
             authentication_method: body.authentication_method,
+            trust_email: body.trust_email,
         }
     }
 }

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use usher_domain::{
     clock::HOUR,
     model::Role,
-    service::sso::{SECRET_PLACEHOLDER, USE_SSO},
+    service::sso::{PLAIN_HTTP, SECRET_AGAIN, SECRET_PLACEHOLDER, USE_SSO},
     store::{SettingStore as _, UserStore as _},
 };
 
@@ -20,8 +20,11 @@ use crate::{
 
 crate::on_both_databases!(
     the_config_api_hides_the_secret_and_checks_the_provider,
+    a_new_endpoint_or_client_needs_the_secret_typed_again,
+    a_discovery_endpoint_over_plain_http_must_be_on_this_machine,
+    sso_only_closes_the_directory_s_door_too,
     a_first_sign_in_makes_a_member_and_the_next_finds_them_by_subject,
-    a_verified_email_links_an_existing_user,
+    a_verified_email_links_a_member_but_never_the_owner_or_an_admin,
     a_callback_from_another_browser_or_replayed_is_refused,
     the_provider_s_error_is_a_page_that_says_so,
     an_expired_id_token_is_refused,
@@ -255,6 +258,215 @@ async fn the_config_api_hides_the_secret_and_checks_the_provider(db: Db) -> Test
     Ok(())
 }
 
+/// The stored secret goes only to the provider and client it was entered
+/// for: the placeholder with another endpoint or client is refused before
+/// the provider is asked, and an entered secret is taken.
+async fn a_new_endpoint_or_client_needs_the_secret_typed_again(db: Db) -> TestResult {
+    let pair = Pair::new(db).await;
+    assert_eq!(pair.configure(json!({})).await.status(), StatusCode::OK);
+    let elsewhere = "http://127.0.0.1:9/.well-known/openid-configuration";
+    for change in [
+        json!({"clientId": "another-client"}),
+        json!({"discoveryEndpoint": elsewhere}),
+        json!({"discoveryEndpoint": elsewhere, "loginEnabled": false}),
+    ] {
+        let mut sent = change.clone();
+        sent["clientSecret"] = json!(SECRET_PLACEHOLDER);
+        let refused = pair.configure(sent).await;
+        assert_eq!(refused.status(), StatusCode::BAD_REQUEST, "{change}");
+        assert_eq!(
+            body(refused).await["message"],
+            json!(SECRET_AGAIN),
+            "{change}"
+        );
+    }
+    // Nothing changed: the stored secret still signs Ann in.
+    let stored = body(
+        pair.sp_owner
+            .get(pair.sp.at("/rest/sso/oidc/config"))
+            .send()
+            .await?,
+    )
+    .await;
+    assert_eq!(stored["data"]["clientId"], json!(pair.client_id));
+    assert_eq!(stored["data"]["discoveryEndpoint"], json!(pair.discovery()));
+    let browser = pair.browser_at_idp(ANN, ANN_PASSWORD).await;
+    let callback = pair.to_provider_and_back(&browser, "/").await;
+    assert_eq!(
+        browser.get(&callback).send().await?.status(),
+        StatusCode::SEE_OTHER
+    );
+    // Typed again, a new client is saved (sign-in off: nothing to ask).
+    let typed = pair
+        .configure(json!({"clientId": "another-client", "clientSecret": "an0ther-secret", "loginEnabled": false}))
+        .await;
+    assert_eq!(typed.status(), StatusCode::OK, "{}", typed.text().await?);
+    // The settings page says the same beside the secret's field.
+    let page = crate::harness::post_form(
+        &pair.sp,
+        &pair.sp_owner,
+        "/settings/sso",
+        &[
+            ("discoveryEndpoint", elsewhere),
+            ("clientId", "another-client"),
+            ("clientSecret", ""),
+            ("authenticationMethod", "email"),
+        ],
+    )
+    .await
+    .text()
+    .await?;
+    assert!(page.contains("Enter the client secret again"), "{page}");
+    Ok(())
+}
+
+/// Plain http to the provider only on this machine: the secret and the
+/// codes must not cross a network readable.
+async fn a_discovery_endpoint_over_plain_http_must_be_on_this_machine(db: Db) -> TestResult {
+    let pair = Pair::new(db).await;
+    for endpoint in [
+        "http://id.example.com/.well-known/openid-configuration",
+        "http://localhost:9/.well-known/openid-configuration",
+        "http://127.0.0.1@id.example.com/.well-known/openid-configuration",
+        "http://id.example.com\\@127.0.0.1/.well-known/openid-configuration",
+        "http://127.0.0.1.nip.io/.well-known/openid-configuration",
+    ] {
+        for on in [true, false] {
+            let refused = pair
+                .configure(json!({"discoveryEndpoint": endpoint, "loginEnabled": on}))
+                .await;
+            assert_eq!(refused.status(), StatusCode::BAD_REQUEST, "{endpoint}");
+            assert_eq!(
+                body(refused).await["message"],
+                json!(PLAIN_HTTP),
+                "{endpoint}"
+            );
+        }
+    }
+    // Loopback written as an address is this machine (the provider of
+    // these tests); IPv6's too, as far as the check goes.
+    assert_eq!(pair.configure(json!({})).await.status(), StatusCode::OK);
+    let v6 = pair
+        .configure(json!({"discoveryEndpoint": "http://[::1]:9/.well-known/openid-configuration", "loginEnabled": false}))
+        .await;
+    assert_eq!(v6.status(), StatusCode::OK, "{}", v6.text().await?);
+
+    // A document on this machine that sends the token request elsewhere
+    // over plain http.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let document = json!({
+        "issuer": url,
+        "authorization_endpoint": format!("{url}/authorize"),
+        "token_endpoint": "http://id.example.com/token",
+        "jwks_uri": format!("{url}/jwks"),
+        "response_types_supported": ["code"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+    });
+    let app = axum::Router::new().route(
+        "/.well-known/openid-configuration",
+        axum::routing::get(move || {
+            let document = document.clone();
+            async move { axum::Json(document) }
+        }),
+    );
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let downgraded = pair
+        .configure(json!({"discoveryEndpoint": format!("{url}/.well-known/openid-configuration")}))
+        .await;
+    assert_eq!(downgraded.status(), StatusCode::BAD_REQUEST);
+    let message = body(downgraded).await["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        message
+            .contains("names http://id.example.com/token as its token endpoint, over plain http"),
+        "{message}"
+    );
+
+    // Settings kept from before the rule are refused at sign-in.
+    pair.sp
+        .store
+        .put_setting(
+            "features.oidc",
+            &json!({
+                "discoveryEndpoint": "http://id.example.com/.well-known/openid-configuration",
+                "clientId": "c", "clientSecret": "", "loginEnabled": true,
+            })
+            .to_string(),
+        )
+        .await?;
+    let start = pair
+        .sp
+        .client()
+        .get(pair.sp.at("/rest/sso/oidc/login"))
+        .send()
+        .await?;
+    assert_eq!(start.status(), StatusCode::BAD_GATEWAY);
+    let page = start.text().await?;
+    assert!(page.contains("plain http would show them"), "{page}");
+    Ok(())
+}
+
+/// With SSO only, a directory password is a password too: refused like a
+/// local one, before the directory is asked (it is not even there).
+async fn sso_only_closes_the_directory_s_door_too(db: Db) -> TestResult {
+    let pair = Pair::new(db).await;
+    let sp = &pair.sp;
+    sp.add_user("mo@example.com", "Member1password", Role::Member)
+        .await;
+    let saved = pair
+        .configure(json!({"authenticationMethod": "oidc"}))
+        .await;
+    assert_eq!(saved.status(), StatusCode::OK);
+    // LDAP sign-in turned on afterwards (written as an older Usher or a
+    // SQL prompt would: no check stands between), pointing at a port where
+    // no directory answers.
+    sp.store
+        .put_setting(
+            "features.ldap",
+            &json!({
+                "loginEnabled": true,
+                "connectionUrl": "127.0.0.1",
+                "connectionPort": 9,
+                "baseDn": "dc=example,dc=com",
+                "emailAttribute": "mail",
+                "loginIdAttribute": "uid",
+                "ldapIdAttribute": "uid",
+                "searchTimeout": 2,
+            })
+            .to_string(),
+        )
+        .await?;
+    for (who, password) in [
+        ("mo@example.com", "Member1password"),
+        ("mo", "Member1password"),
+        ("nobody@example.com", "Some1password"),
+    ] {
+        let refused = login(&sp.client(), sp, who, password).await;
+        assert_eq!(refused.status(), StatusCode::UNAUTHORIZED, "{who}");
+        assert_eq!(body(refused).await["message"], json!(USE_SSO), "{who}");
+    }
+    let owner = login(&sp.client(), sp, OWNER_EMAIL, OWNER_PASSWORD).await;
+    assert_eq!(owner.status(), StatusCode::OK);
+    // And the two are not turned on together: saving SSO only while LDAP
+    // sign-in is on is refused with what to do.
+    let both = pair
+        .configure(json!({"clientSecret": SECRET_PLACEHOLDER, "authenticationMethod": "oidc"}))
+        .await;
+    assert_eq!(both.status(), StatusCode::BAD_REQUEST);
+    let message = body(both).await["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(message.contains("Turn LDAP sign-in off first"), "{message}");
+    Ok(())
+}
+
 async fn a_first_sign_in_makes_a_member_and_the_next_finds_them_by_subject(db: Db) -> TestResult {
     let pair = Pair::new(db).await;
     assert_eq!(pair.configure(json!({})).await.status(), StatusCode::OK);
@@ -312,25 +524,108 @@ async fn a_first_sign_in_makes_a_member_and_the_next_finds_them_by_subject(db: D
     Ok(())
 }
 
-async fn a_verified_email_links_an_existing_user(db: Db) -> TestResult {
+/// The first sign-in links a member by their verified email, never the
+/// owner or an admin: an admin who may change the settings could point them
+/// at a provider of their own that asserts any address.
+async fn a_verified_email_links_a_member_but_never_the_owner_or_an_admin(db: Db) -> TestResult {
     let pair = Pair::new(db).await;
-    let existing = pair.sp.add_user(ANN, "Usher1password", Role::Admin).await;
+    let sp = &pair.sp;
+    let existing = sp.add_user(ANN, "Usher1password", Role::Admin).await;
     assert_eq!(pair.configure(json!({})).await.status(), StatusCode::OK);
+
+    // The provider asserts an admin's verified email: refused, not linked.
+    let browser = pair.browser_at_idp(ANN, ANN_PASSWORD).await;
+    let callback = pair.to_provider_and_back(&browser, "/").await;
+    let refused = browser.get(&callback).send().await?;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let page = refused.text().await?;
+    assert!(
+        page.contains("already exists with administrator rights"),
+        "{page}"
+    );
+    assert!(page.contains("Sign in with your password"), "{page}");
+    assert_eq!(who(sp, &browser).await, Value::Null);
+
+    // The owner's, the same (both servers' owners have one address).
+    let owner_browser = pair.browser_at_idp(OWNER_EMAIL, OWNER_PASSWORD).await;
+    let callback = pair.to_provider_and_back(&owner_browser, "/").await;
+    let refused = owner_browser.get(&callback).send().await?;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let page = refused.text().await?;
+    assert!(
+        page.contains("already exists with administrator rights"),
+        "{page}"
+    );
+    assert_eq!(who(sp, &owner_browser).await, Value::Null);
+    let audit = body(
+        pair.sp_owner
+            .get(sp.at("/rest/audit?action=login.failed"))
+            .send()
+            .await?,
+    )
+    .await
+    .to_string();
+    assert_eq!(
+        audit
+            .matches("an account with administrator rights, not linked")
+            .count(),
+        2,
+        "{audit}"
+    );
+    let linked = body(
+        pair.sp_owner
+            .get(sp.at("/rest/audit?action=sso.linked"))
+            .send()
+            .await?,
+    )
+    .await;
+    assert_eq!(linked["data"]["count"], json!(0), "{linked}");
+    // Their passwords still work.
+    assert_eq!(
+        login(&sp.client(), sp, ANN, "Usher1password")
+            .await
+            .status(),
+        StatusCode::OK
+    );
+
+    // Made a member, the same person is linked by the verified email, and
+    // keeps the account when made an admin again.
+    let demoted = pair
+        .sp_owner
+        .patch(sp.at(&format!("/rest/users/{}/role", existing.id)))
+        .json(&json!({"newRoleName": "global:member"}))
+        .send()
+        .await?;
+    assert_eq!(
+        demoted.status(),
+        StatusCode::OK,
+        "{}",
+        demoted.text().await?
+    );
+    let callback = pair.to_provider_and_back(&browser, "/").await;
+    assert_eq!(
+        browser.get(&callback).send().await?.status(),
+        StatusCode::SEE_OTHER
+    );
+    let me = who(sp, &browser).await;
+    assert_eq!(me["id"], json!(existing.id.to_string()));
+    assert_eq!(me["role"], json!("global:member"));
+    let promoted = pair
+        .sp_owner
+        .patch(sp.at(&format!("/rest/users/{}/role", existing.id)))
+        .json(&json!({"newRoleName": "global:admin"}))
+        .send()
+        .await?;
+    assert_eq!(promoted.status(), StatusCode::OK);
     let browser = pair.browser_at_idp(ANN, ANN_PASSWORD).await;
     let callback = pair.to_provider_and_back(&browser, "/").await;
     assert_eq!(
         browser.get(&callback).send().await?.status(),
         StatusCode::SEE_OTHER
     );
-    let me = who(&pair.sp, &browser).await;
-    assert_eq!(me["id"], json!(existing.id.to_string()));
-    assert_eq!(
-        me["role"],
-        json!("global:admin"),
-        "the same account, its role kept"
-    );
+    assert_eq!(who(sp, &browser).await["role"], json!("global:admin"));
     // The account's own password still works (passwords are for everyone).
-    let local = login(&pair.sp.client(), &pair.sp, ANN, "Usher1password").await;
+    let local = login(&sp.client(), sp, ANN, "Usher1password").await;
     assert_eq!(local.status(), StatusCode::OK);
     Ok(())
 }
@@ -601,7 +896,11 @@ async fn usher_s_own_two_factor_code_is_asked_on_top(db: Db) -> TestResult {
     Ok(())
 }
 
-crate::on_both_databases!(tokens_that_do_not_fit_are_refused);
+crate::on_both_databases!(
+    tokens_that_do_not_fit_are_refused,
+    an_unverified_email_makes_no_account,
+    trust_email_takes_an_address_without_email_verified,
+);
 
 /// A provider of the test's own that signs whatever ID token the test asks
 /// for (with a key it publishes, or another), to show each check of the
@@ -686,6 +985,83 @@ impl Forger {
         });
         forger
     }
+
+    fn discovery(&self) -> String {
+        format!("{}/.well-known/openid-configuration", self.url)
+    }
+
+    /// Saves this provider in `sp`'s settings (as its owner `owner`).
+    async fn configure(&self, sp: &TestServer, owner: &Client) {
+        let saved = owner
+            .post(sp.at("/rest/sso/oidc/config"))
+            .json(&json!({
+                "discoveryEndpoint": self.discovery(),
+                "clientId": "usher", "clientSecret": "s3cret", "loginEnabled": true,
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            saved.status(),
+            StatusCode::OK,
+            "{}",
+            saved.text().await.unwrap()
+        );
+    }
+
+    /// One sign-in in a fresh browser: the ID token the provider gives is
+    /// Ann's, verified, with the nonce Usher sent, changed by `change` (a
+    /// null there leaves the claim out; signed with the stranger's key if
+    /// `stranger`). The callback's status
+    /// and page, and whether the browser is signed in afterwards.
+    async fn attempt(
+        &self,
+        sp: &TestServer,
+        change: Value,
+        stranger: bool,
+    ) -> (StatusCode, String, bool) {
+        let now = sp.state.usher().now() / 1000;
+        let browser = sp.client();
+        let start = browser
+            .get(sp.at("/rest/sso/oidc/login"))
+            .send()
+            .await
+            .unwrap();
+        let authorize = url::Url::parse(&location(&start)).unwrap();
+        assert!(authorize.as_str().starts_with(&self.url));
+        let query = |name: &str| {
+            authorize
+                .query_pairs()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_default()
+        };
+        let mut claims = json!({
+            "iss": self.url, "sub": "ann-at-forger", "aud": "usher",
+            "iat": now, "exp": now + 300, "nonce": query("nonce"),
+            "email": ANN, "email_verified": true,
+        });
+        for (key, value) in change.as_object().cloned().unwrap_or_default() {
+            match (value, claims.as_object_mut()) {
+                (Value::Null, Some(claims)) => {
+                    claims.remove(&key);
+                }
+                (value, _) => claims[key] = value,
+            }
+        }
+        *self.next.lock().unwrap() = (claims, stranger);
+        let back = browser
+            .get(sp.at(&format!(
+                "/rest/sso/oidc/callback?code=c0de&state={}",
+                query("state")
+            )))
+            .send()
+            .await
+            .unwrap();
+        let status = back.status();
+        let page = back.text().await.unwrap();
+        (status, page, who(sp, &browser).await != Value::Null)
+    }
 }
 
 async fn tokens_that_do_not_fit_are_refused(db: Db) -> TestResult {
@@ -694,71 +1070,7 @@ async fn tokens_that_do_not_fit_are_refused(db: Db) -> TestResult {
     let sp = TestServer::start(db).await;
     let owner = sp.owner().await;
     sp.add_user(ANN, "Usher1password", Role::Member).await;
-    let saved = owner
-        .post(sp.at("/rest/sso/oidc/config"))
-        .json(&json!({
-            "discoveryEndpoint": format!("{}/.well-known/openid-configuration", forger.url),
-            "clientId": "usher", "clientSecret": "s3cret", "loginEnabled": true,
-        }))
-        .send()
-        .await?;
-    assert_eq!(saved.status(), StatusCode::OK, "{}", saved.text().await?);
-
-    // One sign-in: the ID token the provider will give is `claims` with
-    // the nonce Usher sent; the answer to the callback.
-    let attempt = |change: Value, stranger: bool| {
-        let sp_url = sp.url.clone();
-        let forger_url = forger.url.clone();
-        let next = forger.next.clone();
-        let now = sp.state.usher().now() / 1000;
-        async move {
-            let browser = reqwest::Client::builder()
-                .cookie_store(true)
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap();
-            let start = browser
-                .get(format!("{sp_url}/rest/sso/oidc/login"))
-                .send()
-                .await
-                .unwrap();
-            let authorize = url::Url::parse(&location(&start)).unwrap();
-            assert!(authorize.as_str().starts_with(&forger_url));
-            let query = |name: &str| {
-                authorize
-                    .query_pairs()
-                    .find(|(k, _)| k == name)
-                    .map(|(_, v)| v.into_owned())
-                    .unwrap_or_default()
-            };
-            let mut claims = json!({
-                "iss": forger_url, "sub": "ann-at-forger", "aud": "usher",
-                "iat": now, "exp": now + 300, "nonce": query("nonce"),
-                "email": ANN, "email_verified": true,
-            });
-            for (key, value) in change.as_object().cloned().unwrap_or_default() {
-                claims[key] = value;
-            }
-            *next.lock().unwrap() = (claims, stranger);
-            let back = browser
-                .get(format!(
-                    "{sp_url}/rest/sso/oidc/callback?code=c0de&state={}",
-                    query("state")
-                ))
-                .send()
-                .await
-                .unwrap();
-            let status = back.status();
-            let page = back.text().await.unwrap();
-            let me = browser
-                .get(format!("{sp_url}/rest/login"))
-                .send()
-                .await
-                .unwrap()
-                .status();
-            (status, page, me == StatusCode::OK)
-        }
-    };
+    forger.configure(&sp, &owner).await;
 
     for (what, change, stranger) in [
         ("for another client", json!({"aud": "someone-else"}), false),
@@ -770,7 +1082,7 @@ async fn tokens_that_do_not_fit_are_refused(db: Db) -> TestResult {
         ),
         ("signed with another key", json!({}), true),
     ] {
-        let (status, page, signed_in) = attempt(change, stranger).await;
+        let (status, page, signed_in) = forger.attempt(&sp, change, stranger).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "a token {what}: {page}");
         assert!(
             page.contains("ID token was refused"),
@@ -780,16 +1092,18 @@ async fn tokens_that_do_not_fit_are_refused(db: Db) -> TestResult {
     }
 
     // An unverified email never takes over the account that has it.
-    let (status, page, signed_in) = attempt(json!({"email_verified": false}), false).await;
+    let (status, page, signed_in) = forger
+        .attempt(&sp, json!({"email_verified": false}), false)
+        .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{page}");
     assert!(
-        page.contains("does not say that this email address is verified"),
+        page.contains("does not say that this email address (ann@example.com) is verified"),
         "{page}"
     );
     assert!(!signed_in);
 
     // The same provider, a token that fits: Ann's account, linked.
-    let (status, page, signed_in) = attempt(json!({}), false).await;
+    let (status, page, signed_in) = forger.attempt(&sp, json!({}), false).await;
     assert_eq!(status, StatusCode::SEE_OTHER, "{page}");
     assert!(signed_in);
     let audit = body(
@@ -803,6 +1117,177 @@ async fn tokens_that_do_not_fit_are_refused(db: Db) -> TestResult {
         audit.to_string().contains("ID token was refused"),
         "{audit}"
     );
+    Ok(())
+}
+
+/// An address the provider does not call verified makes no account (a
+/// later directory sign-in with that email would land in it), whether
+/// `email_verified` is false or missing (as from Microsoft Entra ID, with
+/// "trust email" off, as it is by default).
+async fn an_unverified_email_makes_no_account(db: Db) -> TestResult {
+    let forger = Forger::start().await;
+    let sp = TestServer::start(db).await;
+    let owner = sp.owner().await;
+    forger.configure(&sp, &owner).await;
+    for verified in [json!(false), Value::Null] {
+        let (status, page, signed_in) = forger
+            .attempt(
+                &sp,
+                json!({"email": "new@example.com", "email_verified": verified}),
+                false,
+            )
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{page}");
+        assert!(
+            page.contains("does not say that this email address (new@example.com) is verified"),
+            "{page}"
+        );
+        assert!(!signed_in);
+    }
+    assert_eq!(sp.store.list_users().await?.len(), 1, "the owner alone");
+    let audit = body(
+        owner
+            .get(sp.at("/rest/audit?action=login.failed"))
+            .send()
+            .await?,
+    )
+    .await;
+    assert!(
+        audit
+            .to_string()
+            .contains("new@example.com: email not verified"),
+        "{audit}"
+    );
+    assert!(
+        audit.to_string().contains("it sent no email_verified"),
+        "the log names the missing claim: {audit}"
+    );
+    // Verified, the same address makes the member.
+    let (status, page, signed_in) = forger
+        .attempt(&sp, json!({"email": "new@example.com"}), false)
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{page}");
+    assert!(signed_in);
+    assert_eq!(sp.store.list_users().await?.len(), 2);
+    Ok(())
+}
+
+/// "Trust email" (Keycloak's answer for Microsoft Entra ID, which sends no
+/// `email_verified`): an address without the claim counts as verified and
+/// makes a member; an explicit `email_verified: false` is still refused,
+/// and the owner is still never linked by email.
+async fn trust_email_takes_an_address_without_email_verified(db: Db) -> TestResult {
+    let forger = Forger::start().await;
+    let sp = TestServer::start(db).await;
+    let owner = sp.owner().await;
+    // Saved from the page's checkbox, read back through /rest.
+    let discovery = forger.discovery();
+    let saved = crate::harness::post_form(
+        &sp,
+        &owner,
+        "/settings/sso",
+        &[
+            ("discoveryEndpoint", discovery.as_str()),
+            ("clientId", "usher"),
+            ("clientSecret", "s3cret"),
+            ("loginEnabled", "1"),
+            ("trustEmail", "1"),
+            ("authenticationMethod", "email"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        saved.status(),
+        StatusCode::SEE_OTHER,
+        "{}",
+        saved.text().await?
+    );
+    let config = body(owner.get(sp.at("/rest/sso/oidc/config")).send().await?).await;
+    assert_eq!(config["data"]["trustEmail"], json!(true), "{config}");
+    let page = owner
+        .get(sp.at("/settings/sso"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    assert!(
+        page.contains(r#"name="trustEmail" value="1" checked"#),
+        "{page}"
+    );
+
+    // An explicit "not verified" is not overruled.
+    let (status, page, signed_in) = forger
+        .attempt(
+            &sp,
+            json!({"email": "new@example.com", "email_verified": false}),
+            false,
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{page}");
+    assert!(
+        page.contains("does not say that this email address (new@example.com) is verified"),
+        "{page}"
+    );
+    assert!(!signed_in);
+    // The owner's address without the claim: still never linked by email.
+    let (status, page, signed_in) = forger
+        .attempt(
+            &sp,
+            json!({"email": OWNER_EMAIL, "email_verified": null}),
+            false,
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{page}");
+    assert!(
+        page.contains("already exists with administrator rights"),
+        "{page}"
+    );
+    assert!(!signed_in);
+    assert_eq!(sp.store.list_users().await?.len(), 1, "the owner alone");
+
+    // No claim at all: the address counts, and makes a member.
+    let (status, page, signed_in) = forger
+        .attempt(
+            &sp,
+            json!({"email": "new@example.com", "email_verified": null}),
+            false,
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{page}");
+    assert!(signed_in);
+    let users = sp.store.list_users().await?;
+    let made = users
+        .iter()
+        .find(|u| {
+            u.email
+                .as_ref()
+                .is_some_and(|e| e.as_str() == "new@example.com")
+        })
+        .expect("the new member");
+    assert_eq!(made.role, Role::Member);
+    assert_eq!(users.len(), 2);
+
+    // Turned off again through /rest, the same claim-less token for another
+    // person makes nobody.
+    let off = owner
+        .post(sp.at("/rest/sso/oidc/config"))
+        .json(&json!({
+            "discoveryEndpoint": discovery, "clientId": "usher",
+            "clientSecret": SECRET_PLACEHOLDER, "loginEnabled": true, "trustEmail": false,
+        }))
+        .send()
+        .await?;
+    assert_eq!(off.status(), StatusCode::OK, "{}", off.text().await?);
+    let (status, page, signed_in) = forger
+        .attempt(
+            &sp,
+            json!({"sub": "bo-at-forger", "email": "bo@example.com", "email_verified": null}),
+            false,
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{page}");
+    assert!(!signed_in);
+    assert_eq!(sp.store.list_users().await?.len(), 2);
     Ok(())
 }
 
