@@ -284,7 +284,10 @@ impl Usher {
                 None => "the usual port".to_owned(),
             };
             return Err(Error::invalid(format!(
-                "{} is set up in Usher for {scheme} on {port}, and this address is not, so Usher                  sends no sign-in there. Open the app at its usual address, or ask an admin to                  add this one to the app's hosts (http://{}:<port> allows plain http, for a test                  machine).",
+                "{} is set up in Usher for {scheme} on {port}, and this address is not, so Usher \
+                 sends no sign-in there. Open the app at its usual address, or ask an admin to \
+                 add this one to the app's hosts (http://{}:<port> allows plain http, for a test \
+                 machine).",
                 door.app.name, target.host
             )));
         }
