@@ -4,17 +4,21 @@
 //!
 //! The proxy asks Usher about every request (`/api/authz/forward-auth`,
 //! `/api/authz/auth-request`) and passes the person on with `Remote-*`
-//! headers. Which app a request belongs to is decided here, on the
-//! address as the *upstream* will read it: dot segments resolved, `;`
-//! parameters dropped, and an address with an encoded slash or a backslash
-//! refused, so that `/public/../admin` cannot be matched as `/public`.
+//! headers. Which app a request belongs to is decided here, on the address
+//! exactly as the proxy sent it. Proxies and tools disagree on what a path
+//! with dot segments, `;` parameters, empty segments or needless escapes
+//! means (Caddy and nginx resolve `..` before they route, Tomcat drops
+//! `;params`, some tools decode `%2e`), so such an address is refused rather
+//! than read one way and served another: `/public/../admin` can neither be
+//! matched as `/public` nor as `/admin`.
 
 use crate::{Error, Result, apps::App};
 
 /// The door of one app.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ForwardAuth {
-    /// `host[:port][/path]`, lower-case host, no trailing slash on a path.
+    /// `[http://]host[:port][/path]`, lower-case host, no trailing slash on
+    /// a path; `http://` where the app may be reached over plain http.
     pub hosts: Vec<String>,
     /// Path prefixes anyone may open (`/api/health`).
     pub public_paths: Vec<String>,
@@ -31,6 +35,10 @@ const PATH_MAX: usize = 200;
 /// One entry of `hosts`, parsed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HostRule {
+    /// The entry was written with `http://`: Usher may lead browsers (and
+    /// send sign-in codes) to this host over plain http. Without it, only
+    /// https.
+    pub http: bool,
     pub host: String,
     pub port: Option<u16>,
     /// `""` for the whole host, else `/prefix`.
@@ -40,14 +48,21 @@ pub struct HostRule {
 impl HostRule {
     pub fn parse(text: &str) -> std::result::Result<Self, String> {
         let text = text.trim();
-        if text.contains("://") {
+        let (http, rest) = if let Some(rest) = strip_scheme(text, "http://") {
+            (true, rest)
+        } else if let Some(rest) = strip_scheme(text, "https://") {
+            (false, rest)
+        } else if text.contains("://") {
             return Err(format!(
-                "{text}: give the host without http:// or https:// (wiki.example.com)."
+                "{text}: give the host (wiki.example.com), with http:// in front only for a tool \
+                 on plain http."
             ));
-        }
-        let (authority, path) = match text.find('/') {
-            Some(at) => text.split_at(at),
-            None => (text, ""),
+        } else {
+            (false, text)
+        };
+        let (authority, path) = match rest.find('/') {
+            Some(at) => rest.split_at(at),
+            None => (rest, ""),
         };
         let (host, port) = match authority.rsplit_once(':') {
             Some((host, port)) => {
@@ -76,45 +91,106 @@ impl HostRule {
         let path = public_path(path)
             .map_err(|why| format!("{text}: the path {why}"))?
             .unwrap_or_default();
-        Ok(Self { host, port, path })
+        Ok(Self {
+            http,
+            host,
+            port,
+            path,
+        })
     }
 
     fn render(&self) -> String {
+        let scheme = if self.http { "http://" } else { "" };
         let port = self.port.map(|p| format!(":{p}")).unwrap_or_default();
-        format!("{}{port}{}", self.host, self.path)
+        format!("{scheme}{}{port}{}", self.host, self.path)
     }
 
-    /// Whether this rule covers a request to `host`:`port` for `path`.
+    /// Whether this rule covers a request to `host`:`port` for `path`. A
+    /// rule without a port covers every port.
     pub fn covers(&self, host: &str, port: Option<u16>, path: &str) -> bool {
         self.host == host && (self.port.is_none() || self.port == port) && under(path, &self.path)
     }
+
+    /// Whether this rule would cover the request if paths were compared
+    /// without regard to case (Caddy's `path` matcher does so).
+    fn covers_ignoring_case(&self, host: &str, port: Option<u16>, path: &str) -> bool {
+        self.host == host
+            && (self.port.is_none() || self.port == port)
+            && under_ignoring_case(path, &self.path)
+    }
+
+    /// Whether Usher may send a browser (and a sign-in code) to `target`
+    /// under this rule: https, or http where the rule says `http://`; on
+    /// the rule's port, or the scheme's own (443, 80) when it names none.
+    pub fn allows_return(&self, target: &Target) -> bool {
+        let default_port = if target.https { 443 } else { 80 };
+        let port_ok = match self.port {
+            Some(port) => target.port.unwrap_or(default_port) == port,
+            None => target.port.is_none_or(|p| p == default_port),
+        };
+        (target.https || self.http) && port_ok
+    }
+
+    /// The same door as `other`: host, port and path prefix (the scheme
+    /// aside; the path's case aside too, since some proxies ignore it).
+    fn same_door(&self, other: &Self) -> bool {
+        self.host == other.host
+            && self.port == other.port
+            && self.path.eq_ignore_ascii_case(&other.path)
+    }
+}
+
+fn strip_scheme<'a>(text: &'a str, scheme: &str) -> Option<&'a str> {
+    text.get(..scheme.len())
+        .filter(|s| s.eq_ignore_ascii_case(scheme))
+        .map(|_| &text[scheme.len()..])
 }
 
 /// A path prefix as written (`/api/health/` → `/api/health`); None for `""`
-/// or `/` (everything).
+/// or `/` (everything). Only characters that never need an escape, so the
+/// prefix reads the same to Usher, the proxy and the tool.
 fn public_path(path: &str) -> std::result::Result<Option<String>, &'static str> {
     let path = path.trim();
     if path.is_empty() || path == "/" {
         return Ok(None);
     }
+    let trimmed = path.trim_end_matches('/');
     if !path.starts_with('/')
         || path.len() > PATH_MAX
-        || path
-            .chars()
-            .any(|c| c.is_control() || c.is_whitespace() || "?#\\;%".contains(c))
-        || path.split('/').any(|s| s == "." || s == "..")
+        || !path
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~/".contains(&b))
+        || trimmed
+            .split('/')
+            .skip(1)
+            .any(|s| s.is_empty() || s == "." || s == "..")
     {
-        return Err("must start with / and hold no spaces, ?, #, %, ;, backslash or dot segments.");
+        return Err(
+            "must start with / and hold only letters, digits, - . _ ~ and single slashes, \
+             without . or .. segments.",
+        );
     }
-    Ok(Some(path.trim_end_matches('/').to_owned()))
+    Ok(Some(trimmed.to_owned()))
 }
 
-/// Whether `path` is `prefix` or below it (`/a` covers `/a`, `/a/b`, not `/ab`).
+/// Whether `path` is `prefix` or below it (`/a` covers `/a`, `/a/b`, not
+/// `/ab`): prefixes end at a segment. Case counts, as in nginx, Traefik
+/// and RFC 9110.
 pub fn under(path: &str, prefix: &str) -> bool {
     prefix.is_empty()
         || path
             .strip_prefix(prefix)
             .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+fn under_ignoring_case(path: &str, prefix: &str) -> bool {
+    prefix.is_empty()
+        || path.get(..prefix.len()).is_some_and(|head| {
+            head.eq_ignore_ascii_case(prefix) && {
+                let rest = &path[prefix.len()..];
+                rest.is_empty() || rest.starts_with('/')
+            }
+        })
 }
 
 impl ForwardAuth {
@@ -132,15 +208,16 @@ impl ForwardAuth {
                 format!("At most {HOSTS_MAX} hosts and {HOSTS_MAX} public paths."),
             ));
         }
-        let mut hosts = Vec::new();
+        let mut rules: Vec<HostRule> = Vec::new();
         for host in &self.hosts {
             let rule = HostRule::parse(host).map_err(|why| Error::field("forwardAuth", why))?;
-            let rendered = rule.render();
-            if !hosts.contains(&rendered) {
-                hosts.push(rendered);
+            match rules.iter_mut().find(|r| r.same_door(&rule)) {
+                // Written twice, once with http://: http is allowed.
+                Some(known) => known.http |= rule.http,
+                None => rules.push(rule),
             }
         }
-        self.hosts = hosts;
+        self.hosts = rules.iter().map(HostRule::render).collect();
         let mut paths = Vec::new();
         for path in &self.public_paths {
             match public_path(path) {
@@ -185,6 +262,14 @@ impl ForwardAuth {
     pub fn is_public(&self, path: &str) -> bool {
         self.public_paths.iter().any(|p| under(path, p))
     }
+
+    /// The first of this door's host entries that `other` has too (same
+    /// host, port and path prefix), as written here.
+    pub fn shared_entry(&self, other: &ForwardAuth) -> Option<String> {
+        self.rules()
+            .find(|rule| other.rules().any(|theirs| theirs.same_door(rule)))
+            .map(|rule| rule.render())
+    }
 }
 
 /// Whether `role` is `min_role` or ranks above it among `roles` (most
@@ -204,16 +289,25 @@ pub struct Target {
     /// Lower-case, without port or trailing dot.
     pub host: String,
     pub port: Option<u16>,
-    /// The path as matched (normalised, see the module's comment).
+    /// The path as sent (checked: see [`AMBIGUOUS_PATH`]).
     pub path: String,
     /// The original URL, to return to after sign-in.
     pub url: String,
 }
 
 /// Why an address cannot be decided on: the proxy sent something Usher
-/// cannot read (its configuration, most likely) or a path made to slip
-/// past a rule.
+/// cannot read (its configuration, most likely).
 pub const UNREADABLE: &str = "Usher cannot read the address this request was for.";
+
+/// Why a path is not decided on: servers read it in different ways.
+pub const AMBIGUOUS_PATH: &str = "Usher does not decide on addresses whose path holds . or .. \
+    segments, //, ;, a backslash, or an escape of a character that needs none (such as %2e or \
+    %2f), because servers read those in different ways. Open the address without them.";
+
+/// Why a path differing from an app's path only in case is not decided on.
+pub const CASE_PATH: &str = "This address differs from an app's path only in upper and lower \
+    case. Paths are case sensitive in Usher, but not in every proxy or tool, so Usher does not \
+    decide on it. Open the address as the app's path is written.";
 
 impl Target {
     /// From a scheme, a `Host` value and the request target (path and
@@ -254,15 +348,17 @@ impl Target {
         {
             return Err(Error::invalid(UNREADABLE));
         }
-        let raw_path = uri.split(['?', '#']).next().unwrap_or("/");
-        let path = normalise(raw_path).ok_or_else(|| Error::invalid(UNREADABLE))?;
+        let path = uri.split(['?', '#']).next().unwrap_or("/");
+        if !unambiguous(path) {
+            return Err(Error::invalid(AMBIGUOUS_PATH));
+        }
         let scheme = if https { "https" } else { "http" };
         Ok(Self {
             https,
             url: format!("{scheme}://{host_header}{uri}"),
             host: name,
             port,
-            path,
+            path: path.to_owned(),
         })
     }
 
@@ -289,57 +385,77 @@ impl Target {
     }
 }
 
-/// The path as an upstream reads it: `%2e` is a dot, dot segments are
-/// resolved, empty segments and `;` parameters dropped. None for a path
-/// with an encoded slash or backslash, or a backslash: servers disagree on
-/// those, so no rule is decided on them.
-fn normalise(path: &str) -> Option<String> {
-    let lower = path.to_ascii_lowercase();
-    if path.contains('\\')
-        || lower.contains("%2f")
-        || lower.contains("%5c")
-        || lower.contains("%00")
-    {
-        return None;
+/// Whether every server reads `path` the same way: no dot segment (also as
+/// `%2e`), no `;` (path parameters, `..;`), no empty segment (`//`), no
+/// backslash, and no escape of an unreserved character, `/`, `\` or NUL
+/// (an escape that is not one is refused too).
+fn unambiguous(path: &str) -> bool {
+    if path.contains(['\\', ';']) || path.contains("//") {
+        return false;
     }
-    let mut segments: Vec<String> = Vec::new();
-    for segment in path.split('/') {
-        let segment = segment.split(';').next().unwrap_or_default();
-        let segment = segment.replace("%2e", ".").replace("%2E", ".");
-        match segment.as_str() {
-            "" | "." => {}
-            ".." => {
-                segments.pop();
+    let bytes = path.as_bytes();
+    let mut at = 0;
+    while at < bytes.len() {
+        if bytes[at] == b'%' {
+            let decoded = bytes
+                .get(at + 1..at + 3)
+                .and_then(|hex| std::str::from_utf8(hex).ok())
+                .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+            match decoded {
+                Some(b) if !(b.is_ascii_alphanumeric() || b"-._~/\\\0".contains(&b)) => at += 3,
+                _ => return false,
             }
-            _ => segments.push(segment),
+        } else {
+            at += 1;
         }
     }
-    Some(format!("/{}", segments.join("/")))
+    !path
+        .split('/')
+        .any(|segment| segment == "." || segment == "..")
 }
 
-/// The app whose door covers `target`, the most specific rule first (the
-/// longest path prefix), with whether the path is public.
-pub fn find_app<'a>(apps: &'a [App], target: &Target) -> Option<(&'a App, bool)> {
-    let mut best: Option<(&App, usize)> = None;
+/// The door a request is judged at: the app, the host entry that matched,
+/// and whether the path is one of the app's public paths.
+#[derive(Clone, Debug)]
+pub struct Door<'a> {
+    pub app: &'a App,
+    pub rule: HostRule,
+    pub public: bool,
+}
+
+/// The app whose door covers `target`: a host entry that names the port
+/// wins over one that does not (as proxies route by port before host and
+/// path), then the longest path prefix. An error (400) when the path
+/// differs from a prefix of one of the host's entries only in case.
+pub fn find_door<'a>(apps: &'a [App], target: &Target) -> Result<Option<Door<'a>>> {
+    let mut best: Option<(&App, HostRule)> = None;
     for app in apps {
         let Some(forward) = &app.forward_auth else {
             continue;
         };
         for rule in forward.rules() {
-            if rule.covers(&target.host, target.port, &target.path)
-                && best.is_none_or(|(_, len)| rule.path.len() > len)
+            if !rule.covers(&target.host, target.port, &target.path) {
+                if rule.covers_ignoring_case(&target.host, target.port, &target.path) {
+                    return Err(Error::invalid(CASE_PATH));
+                }
+                continue;
+            }
+            let rank = |r: &HostRule| (r.port.is_some(), r.path.len());
+            if best
+                .as_ref()
+                .is_none_or(|(_, known)| rank(&rule) > rank(known))
             {
-                best = Some((app, rule.path.len()));
+                best = Some((app, rule));
             }
         }
     }
-    best.map(|(app, _)| {
+    Ok(best.map(|(app, rule)| {
         let public = app
             .forward_auth
             .as_ref()
             .is_some_and(|f| f.is_public(&target.path));
-        (app, public)
-    })
+        Door { app, rule, public }
+    }))
 }
 
 #[cfg(test)]
@@ -347,14 +463,36 @@ mod tests {
     use super::*;
 
     #[test]
-    fn dot_segments_and_parameters_are_read_as_the_upstream_reads_them() {
-        assert_eq!(normalise("/public/../admin").as_deref(), Some("/admin"));
-        assert_eq!(normalise("/public/%2e%2e/admin").as_deref(), Some("/admin"));
-        assert_eq!(normalise("/admin;x=1/y").as_deref(), Some("/admin/y"));
-        assert_eq!(normalise("//a///b/").as_deref(), Some("/a/b"));
-        assert_eq!(normalise("/../../etc").as_deref(), Some("/etc"));
-        for path in ["/public%2f..%2fadmin", "/a\\..\\b", "/a%5Cb", "/a%00"] {
-            assert_eq!(normalise(path), None, "{path}");
+    fn paths_that_servers_read_differently_are_refused() {
+        for path in [
+            "/public/../admin",
+            "/public/%2e%2e/admin",
+            "/public/.%2E/admin",
+            "/a/./b",
+            "/a/.",
+            "/admin;x=1/y",
+            "/public/..;/admin",
+            "//a/b",
+            "/a//b",
+            "/api/%68ealth",
+            "/a%7Eb",
+            "/public%2f..%2fadmin",
+            "/a\\..\\b",
+            "/a%5Cb",
+            "/a%00",
+            "/a%zz",
+            "/a%2",
+        ] {
+            assert!(!unambiguous(path), "{path}");
+        }
+        for path in [
+            "/",
+            "/a/b/",
+            "/files/my%20doc",
+            "/a.b/c..d/.well-known",
+            "/%C3%A9",
+        ] {
+            assert!(unambiguous(path), "{path}");
         }
     }
 
@@ -363,23 +501,51 @@ mod tests {
         assert!(under("/api/health", "/api/health"));
         assert!(under("/api/health/db", "/api/health"));
         assert!(!under("/api/healthz", "/api/health"));
+        assert!(!under("/api/healthx", "/api/health"));
+        assert!(!under("/API/health", "/api/health"));
         assert!(under("/anything", ""));
+        assert!(under_ignoring_case("/API/health/x", "/api/health"));
+        assert!(!under_ignoring_case("/API/healthx", "/api/health"));
     }
 
     #[test]
     fn hosts_are_checked_and_written_one_way() {
         let rule = HostRule::parse("Wiki.Example.com:8443/docs/").unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(rule.render(), "wiki.example.com:8443/docs");
+        let rule = HostRule::parse("HTTP://dev.test:8080").unwrap_or_else(|e| panic!("{e}"));
+        assert!(rule.http);
+        assert_eq!(rule.render(), "http://dev.test:8080");
+        let rule = HostRule::parse("https://wiki.example.com").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(rule.render(), "wiki.example.com");
         for bad in [
-            "https://wiki.example.com",
+            "ftp://wiki.example.com",
             "wiki example.com",
             "wiki.example.com:0",
             "wiki.example.com/a/../b",
+            "wiki.example.com/a//b",
+            "wiki.example.com/a%2fb",
+            "wiki.example.com/a;b",
             "",
             "*.example.com",
         ] {
             assert!(HostRule::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn codes_go_to_https_on_the_rules_port_unless_the_rule_says_http() -> Result<()> {
+        let plain = HostRule::parse("wiki.test").unwrap_or_else(|e| panic!("{e}"));
+        let dev = HostRule::parse("http://wiki.test:8080").unwrap_or_else(|e| panic!("{e}"));
+        let at = |url: &str| Target::from_url(url);
+        assert!(plain.allows_return(&at("https://wiki.test/x")?));
+        assert!(plain.allows_return(&at("https://wiki.test:443/x")?));
+        assert!(!plain.allows_return(&at("http://wiki.test/x")?));
+        assert!(!plain.allows_return(&at("https://wiki.test:8443/x")?));
+        assert!(dev.allows_return(&at("http://wiki.test:8080/x")?));
+        assert!(dev.allows_return(&at("https://wiki.test:8080/x")?));
+        assert!(!dev.allows_return(&at("http://wiki.test:8081/x")?));
+        assert!(!dev.allows_return(&at("http://wiki.test/x")?));
+        Ok(())
     }
 
     #[test]
@@ -395,17 +561,18 @@ mod tests {
     }
 
     #[test]
-    fn a_target_keeps_its_url_and_matches_on_the_normalised_path() -> Result<()> {
-        let t = Target::new("https", "Wiki.Example.com:8443", "/a/../b?x=1")?;
+    fn a_target_keeps_its_url_and_its_path_as_sent() -> Result<()> {
+        let t = Target::new("https", "Wiki.Example.com:8443", "/a/b?x=1/../y")?;
         assert_eq!(t.host, "wiki.example.com");
         assert_eq!(t.port, Some(8443));
-        assert_eq!(t.path, "/b");
-        assert_eq!(t.url, "https://Wiki.Example.com:8443/a/../b?x=1");
+        assert_eq!(t.path, "/a/b");
+        assert_eq!(t.url, "https://Wiki.Example.com:8443/a/b?x=1/../y");
         let t = Target::from_url("http://app.test/x?y")?;
         assert_eq!((t.host.as_str(), t.path.as_str()), ("app.test", "/x"));
         for (scheme, host) in [("ftp", "a.test"), ("https", "a@b.test"), ("https", "")] {
             assert!(Target::new(scheme, host, "/").is_err());
         }
+        assert!(Target::new("https", "a.test", "/a/../b").is_err());
         Ok(())
     }
 }

@@ -14,8 +14,15 @@
 //!   proxy routes `/.usher/` there to Usher), for hosts outside the cookie
 //!   domain: a state cookie when the browser sets out, and the host cookie
 //!   for a single-use code when it comes back;
+//! - `GET /forward-auth/begin`: on Usher's host, between `/.usher/start`
+//!   and sign-in: keeps the state's hash in a cookie on Usher's host, so
+//!   that only this browser's `/forward-auth/continue` makes a code for it;
 //! - `GET /forward-auth/continue`: a page of Usher's (signed in) that sends
 //!   the browser back to the app, with such a code when needed.
+//!
+//! An allowed answer also carries `Cookie`: the browser's cookies without
+//! Usher's own, which the documented proxy configurations pass to the tool
+//! instead of the browser's, so no tool ever holds an Usher session.
 //!
 //! The proxies' routes sit outside the session, same-origin and form-token
 //! layers: they are asked about requests to other hosts, and change
@@ -31,7 +38,10 @@ use axum::{
 use serde::Deserialize;
 use usher_domain::{
     forward_auth::{Target, UNREADABLE},
-    service::forward_auth::{ForwardAnswer, ForwardQuestion, Refusal, Remote},
+    service::forward_auth::{
+        FORWARD_BEGIN, FORWARD_CONTINUE, ForwardAnswer, ForwardQuestion, Refusal, Remote,
+        StateCookies,
+    },
 };
 
 use crate::{
@@ -44,17 +54,18 @@ use crate::{
 pub const FORWARD_AUTH: &str = "/api/authz/forward-auth";
 pub const AUTH_REQUEST: &str = "/api/authz/auth-request";
 /// Usher's page that leads back to the app after sign-in.
-pub const CONTINUE: &str = "/forward-auth/continue";
+pub const CONTINUE: &str = FORWARD_CONTINUE;
 
-/// The headers an allowed answer carries, always all five (empty when
+/// The headers an allowed answer carries, always all six (empty when
 /// there is nothing to say), so that a proxy that copies them overwrites
 /// whatever a client sent under those names.
-pub const REMOTE_HEADERS: [&str; 5] = [
+pub const REMOTE_HEADERS: [&str; 6] = [
     "remote-user",
     "remote-email",
     "remote-name",
     "remote-groups",
     "remote-role",
+    "remote-id",
 ];
 
 pub fn router() -> Router<AppState> {
@@ -67,7 +78,9 @@ pub fn router() -> Router<AppState> {
 
 /// The page on Usher's host (session layer, signed in).
 pub fn browser_router() -> Router<AppState> {
-    Router::new().route(CONTINUE, get(view_continue_get))
+    Router::new()
+        .route(FORWARD_BEGIN, get(begin))
+        .route(CONTINUE, get(view_continue_get))
 }
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -78,14 +91,62 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .filter(|v| !v.is_empty())
 }
 
-/// The host cookie's name: the session cookie's, with `-host`.
-fn host_cookie_name(state: &AppState) -> String {
-    format!("{}-host", state.settings().cookie.name)
+/// The host cookie's name: the session cookie's, with `-host`; on https
+/// with the `__Host-` prefix, so the browser takes it only from that very
+/// host over https (Secure, no Domain, Path=/), and no plain-http answer or
+/// sibling host can plant one.
+fn host_cookie_name(state: &AppState, https: bool) -> String {
+    let prefix = if https { "__Host-" } else { "" };
+    format!("{prefix}{}-host", state.settings().cookie.name)
 }
 
-/// The state cookie's name: the session cookie's, with `-state`.
-fn state_cookie_name(state: &AppState) -> String {
-    format!("{}-state", state.settings().cookie.name)
+/// The state cookie's name: the session cookie's, with `-state`; on https
+/// with the `__Host-` prefix.
+fn state_cookie_name(state: &AppState, https: bool) -> String {
+    let prefix = if https { "__Host-" } else { "" };
+    format!("{prefix}{}-state", state.settings().cookie.name)
+}
+
+/// The state cookie's path: `/` as `__Host-` requires on https; on http
+/// only Usher's steps see it.
+fn state_cookie_path(https: bool) -> &'static str {
+    if https { "/" } else { "/.usher/" }
+}
+
+/// The cookie on Usher's host that binds a state to this browser, named
+/// after the state's hash so that several sign-ins at once keep theirs.
+fn begin_cookie_name(state: &AppState, state_hash: &str) -> String {
+    let short = state_hash.get(..16).unwrap_or(state_hash);
+    format!("{}-fa-{short}", state.settings().cookie.name)
+}
+
+/// Whether `name` is one of Usher's cookies (the session cookie's name,
+/// alone or with a suffix, with or without a `__Host-`/`__Secure-` prefix).
+fn is_usher_cookie(name: &str, usher: &str) -> bool {
+    let name = name
+        .strip_prefix("__Host-")
+        .or_else(|| name.strip_prefix("__Secure-"))
+        .unwrap_or(name);
+    name.strip_prefix(usher)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('-'))
+}
+
+/// The browser's cookies without Usher's, as one `Cookie` value, for the
+/// proxy to pass to the tool in place of the browser's.
+fn tool_cookies(headers: &HeaderMap, usher: &str) -> String {
+    let mut kept: Vec<&str> = Vec::new();
+    for value in headers.get_all(header::COOKIE) {
+        let Ok(value) = value.to_str() else {
+            continue;
+        };
+        for pair in value.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+            let name = pair.split('=').next().unwrap_or_default().trim();
+            if !is_usher_cookie(name, usher) {
+                kept.push(pair);
+            }
+        }
+    }
+    kept.join("; ")
 }
 
 /// Whether the request behind the question comes from a browser that can
@@ -151,6 +212,28 @@ async fn auth_request(State(state): State<AppState>, headers: HeaderMap) -> Resp
     .await
 }
 
+/// A question Usher does not decide on (an address it cannot read, or a
+/// path servers read in different ways): 400 for Caddy and Traefik, which
+/// pass it to the client; 403 for nginx, whose `auth_request` turns any
+/// answer but 2xx, 401 and 403 into a 500 (its `error_page 403` then shows
+/// Usher's page with the reason).
+fn not_decided(
+    state: &AppState,
+    headers: &HeaderMap,
+    error: usher_domain::Error,
+    proxy: Proxy,
+) -> Response {
+    let mut error = ApiError::from(error);
+    if proxy == Proxy::AuthRequest && error.status == StatusCode::BAD_REQUEST {
+        error.status = StatusCode::FORBIDDEN;
+    }
+    if browser(headers, None) && error.status.is_client_error() {
+        let heading = "Usher does not decide on this address".to_owned();
+        return elsewhere(state, error_page_elsewhere(state, error, heading, None));
+    }
+    error.into_response()
+}
+
 async fn answer(
     state: &AppState,
     headers: &HeaderMap,
@@ -160,20 +243,21 @@ async fn answer(
 ) -> Response {
     let target = match target {
         Ok(target) => target,
-        Err(error) => return ApiError::from(error).into_response(),
+        Err(error) => return not_decided(state, headers, error, proxy),
     };
-    let session = session_token(headers, &state.settings().cookie.name);
-    let host = session_token(headers, &host_cookie_name(state));
+    let name = &state.settings().cookie.name;
+    let session = session_token(headers, name);
+    let host = session_token(headers, &host_cookie_name(state, target.https));
     let question = ForwardQuestion {
         session_cookie: session.as_deref(),
         host_cookie: host.as_deref(),
     };
     let answer = match state.usher().forward_auth(&target, &question).await {
         Ok(answer) => answer,
-        Err(error) => return ApiError::from(error).into_response(),
+        Err(error) => return not_decided(state, headers, error, proxy),
     };
     match answer {
-        ForwardAnswer::Allowed(remote) => allowed(remote.as_ref()),
+        ForwardAnswer::Allowed(remote) => allowed(remote.as_ref(), &tool_cookies(headers, name)),
         ForwardAnswer::SignIn { sign_in } => {
             if proxy == Proxy::Forward && browser(headers, method) {
                 return found(&sign_in);
@@ -198,9 +282,9 @@ async fn answer(
     }
 }
 
-fn allowed(remote: Option<&Remote>) -> Response {
+fn allowed(remote: Option<&Remote>, cookies: &str) -> Response {
     let mut response = StatusCode::OK.into_response();
-    // On a public path, nobody: the five headers empty (a proxy that copies
+    // On a public path, nobody: the six headers empty (a proxy that copies
     // a header Usher leaves out may pass on the client's, or in Caddy 2.6
     // the unfilled placeholder).
     let nobody = String::new();
@@ -211,8 +295,9 @@ fn allowed(remote: Option<&Remote>) -> Response {
             &remote.name,
             &remote.groups,
             &remote.role,
+            &remote.id,
         ],
-        None => [&nobody; 5],
+        None => [&nobody; 6],
     };
     for (name, value) in REMOTE_HEADERS.iter().zip(values) {
         // Names may hold any Unicode: sent as their UTF-8 bytes, as
@@ -223,6 +308,9 @@ fn allowed(remote: Option<&Remote>) -> Response {
             .headers_mut()
             .insert(HeaderName::from_static(name), value);
     }
+    // Always sent, empty too, for the same reason.
+    let cookies = HeaderValue::from_str(cookies).unwrap_or(HeaderValue::from_static(""));
+    response.headers_mut().insert(header::COOKIE, cookies);
     response
 }
 
@@ -326,12 +414,12 @@ async fn start(
 ) -> Response {
     let host = request_host(&headers).to_owned();
     match state.usher().forward_start(&host, &query.rd).await {
-        Ok((secret, https, sign_in)) => {
-            let mut response = found(&sign_in);
+        Ok((secret, https, begin)) => {
+            let mut response = found(&begin);
             if let Some(cookie) = host_only_cookie(
-                &state_cookie_name(&state),
+                &state_cookie_name(&state, https),
                 secret.expose(),
-                "/.usher/",
+                state_cookie_path(https),
                 https,
                 Some(600),
             ) {
@@ -357,28 +445,93 @@ async fn callback(
     Query(query): Query<CallbackQuery>,
 ) -> Response {
     let host = request_host(&headers).to_owned();
-    let state_cookie = session_token(&headers, &state_cookie_name(&state));
+    let secure = session_token(&headers, &state_cookie_name(&state, true));
+    let plain = session_token(&headers, &state_cookie_name(&state, false));
+    let cookies = StateCookies {
+        secure: secure.as_deref(),
+        plain: plain.as_deref(),
+    };
     let result = state
         .usher()
-        .forward_callback(&host, &query.code, state_cookie.as_deref())
+        .forward_callback(&host, &query.code, cookies)
         .await;
-    let clear_state = host_only_cookie(&state_cookie_name(&state), "", "/.usher/", false, Some(0));
     let mut response = match result {
         Ok((secret, https, url)) => {
             let mut response = found(&url);
-            if let Some(cookie) =
-                host_only_cookie(&host_cookie_name(&state), secret.expose(), "/", https, None)
-            {
+            if let Some(cookie) = host_only_cookie(
+                &host_cookie_name(&state, https),
+                secret.expose(),
+                "/",
+                https,
+                None,
+            ) {
                 response.headers_mut().append(header::SET_COOKIE, cookie);
             }
             response
         }
         Err(error) => error_elsewhere(&state, error),
     };
-    if let Some(clear) = clear_state {
-        response.headers_mut().append(header::SET_COOKIE, clear);
+    // The state is spent either way (a `__Host-` cookie is cleared with
+    // its own flags).
+    for (present, https) in [(secure.is_some(), true), (plain.is_some(), false)] {
+        if let Some(clear) = present
+            .then(|| {
+                host_only_cookie(
+                    &state_cookie_name(&state, https),
+                    "",
+                    state_cookie_path(https),
+                    https,
+                    Some(0),
+                )
+            })
+            .flatten()
+        {
+            response.headers_mut().append(header::SET_COOKIE, clear);
+        }
     }
     response
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct BeginQuery {
+    rd: String,
+    state: String,
+}
+
+/// `/forward-auth/begin?rd=<address>&state=<hash>` on Usher's host: keeps
+/// the state's hash in a cookie here (ten minutes, only sent to
+/// `/forward-auth/`), then on to sign-in.
+async fn begin(
+    State(state): State<AppState>,
+    Query(query): Query<BeginQuery>,
+) -> Result<Response, PageError> {
+    let sign_in = state.usher().forward_begin(&query.rd, &query.state).await?;
+    let mut response = found(&sign_in);
+    if let Some(cookie) = begin_cookie(&state, &query.state, &query.state, 600) {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
+    Ok(response)
+}
+
+/// The cookie [`begin`] sets: HttpOnly, SameSite=Lax (it must come along
+/// on the way back from the sign-in page), Secure as Usher's cookies are.
+fn begin_cookie(
+    state: &AppState,
+    state_hash: &str,
+    value: &str,
+    max_age: i64,
+) -> Option<HeaderValue> {
+    let settings = state.settings();
+    let path = format!("{}/forward-auth/", settings.base_path);
+    let mut cookie = cookie::Cookie::build((begin_cookie_name(state, state_hash), value))
+        .path(path)
+        .http_only(true)
+        .secure(settings.cookie.secure)
+        .same_site(cookie::SameSite::Lax)
+        .build();
+    cookie.set_max_age(cookie::time::Duration::seconds(max_age));
+    HeaderValue::from_str(&cookie.to_string()).ok()
 }
 
 #[derive(Deserialize, Default)]
@@ -389,17 +542,34 @@ struct ContinueQuery {
 }
 
 /// `/forward-auth/continue?rd=<address>[&state=<hash>]`: signed in to Usher,
-/// back to the app (the address is checked against the apps' hosts).
+/// back to the app (the address is checked against the apps' hosts; the
+/// state against this browser's cookie from [`begin`], then spent).
 async fn view_continue_get(
     State(state): State<AppState>,
+    headers: HeaderMap,
     page: SignedInPage,
     Query(query): Query<ContinueQuery>,
 ) -> Result<Response, PageError> {
+    let bound = query
+        .state
+        .as_deref()
+        .and_then(|hash| session_token(&headers, &begin_cookie_name(&state, hash)));
     let next = state
         .usher()
-        .forward_continue(&page.actor, &query.rd, query.state.as_deref())
+        .forward_continue(
+            &page.actor,
+            &query.rd,
+            query.state.as_deref(),
+            bound.as_deref(),
+        )
         .await?;
-    Ok(found(&next))
+    let mut response = found(&next);
+    if let Some(hash) = bound.as_deref()
+        && let Some(clear) = begin_cookie(&state, hash, "", 0)
+    {
+        response.headers_mut().append(header::SET_COOKIE, clear);
+    }
+    Ok(response)
 }
 
 /// `302 Found` to `url`, as proxies and browsers expect from a door.

@@ -46,7 +46,8 @@ struct CodeRow {
 }
 
 impl SqlStore {
-    /// Reads who `cookie` names and their place in `app`.
+    /// Reads who `cookie` names and their place in `app`. A disabled
+    /// person's cookie names nobody, as in the session lookup.
     async fn read_forward_access(
         &self,
         cookie: ForwardCookie<'_>,
@@ -58,7 +59,7 @@ impl SqlStore {
                 "SELECT u.*, s.token_hash AS session_hash, s.expires_at AS session_expires_at, \
                  s.mfa AS session_mfa, NULL AS bound_host \
                  FROM sessions s JOIN users u ON u.id = s.user_id \
-                 WHERE s.token_hash = $1 AND s.expires_at > $2",
+                 WHERE s.token_hash = $1 AND s.expires_at > $2 AND u.disabled = 0",
             )
             .bind(hash),
             ForwardCookie::Host(hash) => Sql::new(
@@ -67,7 +68,7 @@ impl SqlStore {
                  FROM forward_auth_sessions h \
                  JOIN sessions s ON s.token_hash = h.session_hash \
                  JOIN users u ON u.id = s.user_id \
-                 WHERE h.token_hash = $1 AND s.expires_at > $2",
+                 WHERE h.token_hash = $1 AND s.expires_at > $2 AND u.disabled = 0",
             )
             .bind(hash),
         }

@@ -84,6 +84,8 @@ impl Usher {
             created_at: now,
             updated_at: now,
         };
+        self.refuse_taken_door(app.id, app.forward_auth.as_ref())
+            .await?;
         self.store.insert_app(&app).await.map_err(reference_error)?;
         self.audit(
             Some(&actor.user),
@@ -133,6 +135,8 @@ impl Usher {
             updated_at: self.now(),
             ..old.clone()
         };
+        self.refuse_taken_door(app.id, app.forward_auth.as_ref())
+            .await?;
         if !self.store.update_app(&app).await.map_err(reference_error)? {
             return Err(Error::not_found(NO_SUCH_APP));
         }

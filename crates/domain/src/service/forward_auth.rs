@@ -10,9 +10,9 @@
 
 use crate::{
     Error, Result,
-    apps::App,
+    apps::{App, AppId, ForwardAuth},
     clock::{MINUTE, Millis},
-    forward_auth::{Target, find_app, role_reaches},
+    forward_auth::{Target, find_door, role_reaches},
     secret::Secret,
     service::auth::Actor,
     store::{ForwardCode, ForwardCookie, HostSession},
@@ -24,6 +24,8 @@ use super::Usher;
 /// What the proxy passes on to the tool (Authelia's header names).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Remote {
+    /// `Remote-Id`: the user's id, which never changes (the email does).
+    pub id: String,
     /// `Remote-User`: the email, as Authelia's users are known by.
     pub user: String,
     pub email: String,
@@ -83,7 +85,7 @@ impl Usher {
         }
         let (apps, mfa_required) = self.store.forward_apps().await?;
         let mfa_required = mfa_required && !self.config.mfa_disabled;
-        let Some((app, public)) = find_app(&apps, target) else {
+        let Some(door) = find_door(&apps, target)? else {
             // Anyone may see this: no names.
             return Ok(ForwardAnswer::Refused(Refusal {
                 app: None,
@@ -96,7 +98,8 @@ impl Usher {
                 link: None,
             }));
         };
-        if public {
+        let app = door.app;
+        if door.public {
             return Ok(ForwardAnswer::Allowed(None));
         }
         let now = self.now();
@@ -203,6 +206,7 @@ impl Usher {
             .map(|e| e.to_string())
             .unwrap_or_default();
         Ok(ForwardAnswer::Allowed(Some(Remote {
+            id: user.id.to_string(),
             user: email.clone(),
             email,
             name: user.display_name(),
@@ -241,7 +245,7 @@ impl Usher {
     /// when Usher's cookie does not reach it).
     fn sign_in_url(&self, target: &Target) -> String {
         if self.cookie_reaches(target) {
-            let back = format!("/forward-auth/continue?rd={}", encode(&target.url));
+            let back = format!("{FORWARD_CONTINUE}?rd={}", encode(&target.url));
             format!("{}/signin?redirect={}", self.config.base_url, encode(&back))
         } else {
             format!(
@@ -253,7 +257,11 @@ impl Usher {
     }
 
     /// The app `url` belongs to; an address no app covers is refused, so
-    /// no step of the way back is an open redirect.
+    /// no step of the way back is an open redirect. The address must also
+    /// be one the app's host entry lets Usher lead to: https (or http where
+    /// the entry says `http://`), on the entry's port (443 or 80 when it
+    /// names none), so a sign-in code never travels in the clear or to
+    /// another server on the same host.
     async fn app_at(&self, url: &str) -> Result<(Target, App)> {
         let not_an_app = || {
             Error::invalid(
@@ -262,15 +270,35 @@ impl Usher {
         };
         let target = Target::from_url(url).map_err(|_| not_an_app())?;
         let (apps, _) = self.store.forward_apps().await?;
-        let app = find_app(&apps, &target)
-            .map(|(app, _)| app.clone())
+        let door = find_door(&apps, &target)
+            .map_err(|_| not_an_app())?
             .ok_or_else(not_an_app)?;
-        Ok((target, app))
+        if !door.rule.allows_return(&target) {
+            let scheme = if door.rule.http {
+                "http or https"
+            } else {
+                "https"
+            };
+            let port = match door.rule.port {
+                Some(port) => format!("port {port}"),
+                None => "the usual port".to_owned(),
+            };
+            return Err(Error::invalid(format!(
+                "{} is set up in Usher for {scheme} on {port}, and this address is not, so Usher \
+                 sends no sign-in there. Open the app at its usual address, or ask an admin to \
+                 add this one to the app's hosts (http://{}:<port> allows plain http, for a test \
+                 machine).",
+                door.app.name, target.host
+            )));
+        }
+        Ok((target, door.app.clone()))
     }
 
     /// `/.usher/start` on an app's host (`host`, the request's Host): checks
     /// where to return to, and gives the browser a state (kept in a cookie
-    /// on that host) and the sign-in address that leads back with it.
+    /// on that host), whether the app is on https, and the address on
+    /// Usher's host that keeps the state's hash in a cookie there
+    /// ([`Usher::forward_begin`]) on the way to sign-in.
     pub async fn forward_start(&self, host: &str, url: &str) -> Result<(Secret, bool, String)> {
         let (target, _) = self.app_at(url).await?;
         if !same_host(host, &host_port(&target)) {
@@ -279,23 +307,45 @@ impl Usher {
             ));
         }
         let state = token::generate();
-        let back = format!(
-            "/forward-auth/continue?rd={}&state={}",
+        let begin = format!(
+            "{}{FORWARD_BEGIN}?rd={}&state={}",
+            self.config.base_url,
             encode(&target.url),
             state.hash
         );
-        let sign_in = format!("{}/signin?redirect={}", self.config.base_url, encode(&back));
-        Ok((state.secret, target.https, sign_in))
+        Ok((state.secret, target.https, begin))
+    }
+
+    /// `/forward-auth/begin` on Usher's host, the second step from an app's
+    /// host: checks the address again and gives the sign-in address that
+    /// leads on to `/forward-auth/continue`. The caller keeps `state` (the
+    /// state's hash) in a cookie on Usher's host, which continue asks for.
+    pub async fn forward_begin(&self, url: &str, state: &str) -> Result<String> {
+        let state = well_formed_state(Some(state))?;
+        let (target, _) = self.app_at(url).await?;
+        let back = format!(
+            "{FORWARD_CONTINUE}?rd={}&state={state}",
+            encode(&target.url)
+        );
+        Ok(format!(
+            "{}/signin?redirect={}",
+            self.config.base_url,
+            encode(&back)
+        ))
     }
 
     /// `/forward-auth/continue`, signed in to Usher: where the browser goes
     /// next. Straight back when Usher's cookie reaches the app's host; else
-    /// to `/.usher/callback` on that host with a single-use code.
+    /// to `/.usher/callback` on that host with a single-use code, which is
+    /// made only when the `state` parameter is the one this browser was
+    /// given a cookie for at `/forward-auth/begin` (`state_cookie`): a link
+    /// to continue with a state of someone else's choosing makes no code.
     pub async fn forward_continue(
         &self,
         actor: &Actor,
         url: &str,
         state: Option<&str>,
+        state_cookie: Option<&str>,
     ) -> Result<String> {
         let (target, _) = self.app_at(url).await?;
         if self.cookie_reaches(&target) {
@@ -306,11 +356,12 @@ impl Usher {
                 "Sign in with an account to open apps through Usher.",
             ));
         };
-        let state = state
-            .filter(|s| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()))
-            .ok_or_else(|| {
-                Error::invalid("This sign-in did not start at the app. Open the app again.")
-            })?;
+        let state = well_formed_state(state)?;
+        if state_cookie != Some(state) {
+            return Err(Error::invalid(
+                "This sign-in did not start in this browser. Open the app again.",
+            ));
+        }
         let code = token::generate();
         self.store
             .insert_forward_code(&ForwardCode {
@@ -318,7 +369,7 @@ impl Usher {
                 session_hash: session.clone(),
                 url: target.url.clone(),
                 host: host_port(&target),
-                state_hash: state.to_ascii_lowercase(),
+                state_hash: state.to_owned(),
                 expires_at: self.now() + CODE_LIFETIME,
             })
             .await?;
@@ -330,14 +381,14 @@ impl Usher {
     }
 
     /// `/.usher/callback` on an app's host: uses the code once, in the
-    /// browser that set out (its state cookie), on the host it was made for,
-    /// and starts a host session there. Gives the host cookie's token,
-    /// whether the app is on https, and where to go.
+    /// browser that set out (its state cookie: the `__Host-` one on https),
+    /// on the host it was made for, and starts a host session there. Gives
+    /// the host cookie's token, whether the app is on https, and where to go.
     pub async fn forward_callback(
         &self,
         host: &str,
         code: &str,
-        state: Option<&str>,
+        state: StateCookies<'_>,
     ) -> Result<(Secret, bool, String)> {
         let spent = || {
             Error::invalid(
@@ -353,6 +404,12 @@ impl Usher {
             .take_forward_code(&token::hash(code), now)
             .await?
             .ok_or_else(spent)?;
+        let target = Target::from_url(&found.url)?;
+        let state = if target.https {
+            state.secure
+        } else {
+            state.plain
+        };
         let state_matches = state.is_some_and(|s| token::hash(s) == found.state_hash);
         if !same_host(host, &found.host) || !state_matches {
             return Err(Error::invalid(
@@ -360,7 +417,6 @@ impl Usher {
                  sign in.",
             ));
         }
-        let target = Target::from_url(&found.url)?;
         let cookie = token::generate();
         let started = self
             .store
@@ -380,6 +436,58 @@ impl Usher {
             ));
         }
         Ok((cookie.secret, target.https, found.url))
+    }
+}
+
+/// Where `/.usher/start` sends the browser on Usher's host.
+pub const FORWARD_BEGIN: &str = "/forward-auth/begin";
+/// Usher's page that leads back to the app after sign-in.
+pub const FORWARD_CONTINUE: &str = "/forward-auth/continue";
+
+/// The state cookies a browser brings to `/.usher/callback`: the
+/// `__Host-` one (an app on https) and the plain one (an app on http).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StateCookies<'a> {
+    pub secure: Option<&'a str>,
+    pub plain: Option<&'a str>,
+}
+
+/// A state's hash as it travels: 64 hex digits, lower-case.
+fn well_formed_state(state: Option<&str>) -> Result<&str> {
+    state
+        .filter(|s| s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+        .ok_or_else(|| Error::invalid("This sign-in did not start at the app. Open the app again."))
+}
+
+impl Usher {
+    /// Refuses a door that another app has already: the same host, port
+    /// and path prefix would be decided by whichever app came first.
+    pub(crate) async fn refuse_taken_door(
+        &self,
+        id: AppId,
+        forward: Option<&ForwardAuth>,
+    ) -> Result<()> {
+        let Some(forward) = forward else {
+            return Ok(());
+        };
+        let (apps, _) = self.store.forward_apps().await?;
+        for other in apps.iter().filter(|other| other.id != id) {
+            if let Some(entry) = other
+                .forward_auth
+                .as_ref()
+                .and_then(|f| forward.shared_entry(f))
+            {
+                return Err(Error::field(
+                    "forwardAuth",
+                    format!(
+                        "{entry} is a host of the app {} already. Give each host and path to one \
+                         app, or a longer path to this one.",
+                        other.name
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 }
 

@@ -884,20 +884,21 @@ async fn a_person_signs_in_through_caddy_to_a_tool_and_back() -> TestResult {
     use crate::forward_auth::{Kind, Proxy, Upstream};
     let server = TestServer::start(Db::Sqlite).await;
     let owner = server.owner().await;
+    let usher: u16 = server.url.rsplit(':').next().unwrap_or_default().parse()?;
+    let upstream = Upstream::start().await;
+    let caddy = Proxy::start(Kind::Caddy, usher, upstream.port).await;
+    // Plain http on Caddy's port, so the host entry says so.
     let created = owner
         .post(server.at("/rest/apps"))
         .json(&json!({
             "name": "Wiki",
             "launchUrl": "http://app.usher.test/",
             "access": "everyone",
-            "forwardAuth": {"hosts": ["app.usher.test"]},
+            "forwardAuth": {"hosts": [format!("http://app.usher.test:{}", caddy.port)]},
         }))
         .send()
         .await?;
     assert!(created.status().is_success());
-    let usher: u16 = server.url.rsplit(':').next().unwrap_or_default().parse()?;
-    let upstream = Upstream::start().await;
-    let caddy = Proxy::start(Kind::Caddy, usher, upstream.port).await;
     let mut browser = Browser::open_with(
         "forward_auth",
         &["--host-resolver-rules=MAP app.usher.test 127.0.0.1".to_owned()],

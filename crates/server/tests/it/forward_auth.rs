@@ -2,7 +2,8 @@
 //! packages) started on loopback ports with generated configurations, in
 //! front of a small upstream that echoes the headers it got. The app's
 //! hosts are made-up names (`app.usher.test`) that the test's HTTP client
-//! resolves to 127.0.0.1.
+//! resolves to 127.0.0.1. The proxies speak plain http on their own ports,
+//! so the apps' host entries say `http://` and the port.
 //!
 //! A machine without `/usr/bin/caddy` or `/usr/sbin/nginx` fails these
 //! tests with a message saying what to install; they are never skipped.
@@ -89,8 +90,14 @@ fn free_port() -> u16 {
         .unwrap_or_else(|e| panic!("no free port: {e}"))
 }
 
-/// Caddy's configuration: strip `Remote-*`, route `/.usher/` to Usher, ask
-/// Usher about everything else (what docs/forward-auth.md shows).
+/// The hosts the nginx configuration has a server block for; any other
+/// name reaches the catch-all block, which answers nothing (444).
+pub const NGINX_HOSTS: [&str; 2] = ["app.usher.test", "vault.usher.test"];
+
+/// Caddy's configuration: strip `Remote-*` and `Remote_*`, route `/.usher/`
+/// to Usher, ask Usher about everything else, and pass the tool Usher's
+/// `Cookie` (the browser's without Usher's own): what docs/forward-auth.md
+/// shows.
 fn caddyfile(port: u16, usher: u16, upstream: u16) -> String {
     format!(
         "{{
@@ -100,12 +107,13 @@ fn caddyfile(port: u16, usher: u16, upstream: u16) -> String {
 http://:{port} {{
 	route {{
 		request_header -Remote-*
+		request_header -Remote_*
 		handle /.usher/* {{
 			reverse_proxy 127.0.0.1:{usher}
 		}}
 		forward_auth 127.0.0.1:{usher} {{
 			uri /api/authz/forward-auth
-			copy_headers Remote-User Remote-Email Remote-Name Remote-Groups Remote-Role
+			copy_headers Remote-User Remote-Email Remote-Name Remote-Groups Remote-Role Remote-Id Cookie
 		}}
 		reverse_proxy 127.0.0.1:{upstream}
 	}}
@@ -114,10 +122,64 @@ http://:{port} {{
     )
 }
 
+/// One protected host's server block, as docs/forward-auth.md shows it:
+/// the host is written out (never `$http_host`, which a request with an
+/// absolute target can make differ from the host nginx routed by).
+fn nginx_server(host: &str, port: u16, usher: u16, upstream: u16) -> String {
+    format!(
+        "    server {{
+        listen 127.0.0.1:{port};
+        server_name {host};
+        location /.usher/ {{
+            proxy_pass http://127.0.0.1:{usher};
+            proxy_redirect off;
+            proxy_set_header Host {host}:{port};
+            proxy_set_header X-Forwarded-Proto $scheme;
+        }}
+        location = /internal/usher-authz {{
+            internal;
+            proxy_pass http://127.0.0.1:{usher}/api/authz/auth-request;
+            proxy_pass_request_body off;
+            proxy_set_header Content-Length \"\";
+            proxy_set_header X-Original-URL http://{host}:{port}$request_uri;
+            proxy_set_header X-Original-Method $request_method;
+        }}
+        location / {{
+            auth_request /internal/usher-authz;
+            auth_request_set $usher_user $upstream_http_remote_user;
+            auth_request_set $usher_email $upstream_http_remote_email;
+            auth_request_set $usher_name $upstream_http_remote_name;
+            auth_request_set $usher_groups $upstream_http_remote_groups;
+            auth_request_set $usher_role $upstream_http_remote_role;
+            auth_request_set $usher_id $upstream_http_remote_id;
+            auth_request_set $usher_cookie $upstream_http_cookie;
+            auth_request_set $usher_signin $upstream_http_location;
+            error_page 401 =302 $usher_signin;
+            error_page 403 /internal/usher-authz;
+            proxy_set_header Remote-User $usher_user;
+            proxy_set_header Remote-Email $usher_email;
+            proxy_set_header Remote-Name $usher_name;
+            proxy_set_header Remote-Groups $usher_groups;
+            proxy_set_header Remote-Role $usher_role;
+            proxy_set_header Remote-Id $usher_id;
+            proxy_set_header Cookie $usher_cookie;
+            proxy_set_header Host {host}:{port};
+            proxy_pass http://127.0.0.1:{upstream};
+        }}
+    }}
+"
+    )
+}
+
 /// nginx's configuration (as docs/forward-auth.md shows, with its paths in
-/// the test's folder).
+/// the test's folder): a server block per host and a catch-all that
+/// answers nothing.
 fn nginx_conf(folder: &Path, port: u16, usher: u16, upstream: u16) -> String {
     let dir = folder.display();
+    let servers: String = NGINX_HOSTS
+        .iter()
+        .map(|host| nginx_server(host, port, usher, upstream))
+        .collect();
     format!(
         "daemon off;
 worker_processes 1;
@@ -131,40 +193,10 @@ http {{
     fastcgi_temp_path {dir}/fastcgi;
     uwsgi_temp_path {dir}/uwsgi;
     scgi_temp_path {dir}/scgi;
-    server {{
-        listen 127.0.0.1:{port};
-        location /.usher/ {{
-            proxy_pass http://127.0.0.1:{usher};
-            proxy_redirect off;
-            proxy_set_header Host $http_host;
-            proxy_set_header X-Forwarded-Proto $scheme;
-        }}
-        location = /internal/usher-authz {{
-            internal;
-            proxy_pass http://127.0.0.1:{usher}/api/authz/auth-request;
-            proxy_pass_request_body off;
-            proxy_set_header Content-Length \"\";
-            proxy_set_header X-Original-URL $scheme://$http_host$request_uri;
-            proxy_set_header X-Original-Method $request_method;
-        }}
-        location / {{
-            auth_request /internal/usher-authz;
-            auth_request_set $usher_user $upstream_http_remote_user;
-            auth_request_set $usher_email $upstream_http_remote_email;
-            auth_request_set $usher_name $upstream_http_remote_name;
-            auth_request_set $usher_groups $upstream_http_remote_groups;
-            auth_request_set $usher_role $upstream_http_remote_role;
-            auth_request_set $usher_signin $upstream_http_location;
-            error_page 401 =302 $usher_signin;
-            error_page 403 /internal/usher-authz;
-            proxy_set_header Remote-User $usher_user;
-            proxy_set_header Remote-Email $usher_email;
-            proxy_set_header Remote-Name $usher_name;
-            proxy_set_header Remote-Groups $usher_groups;
-            proxy_set_header Remote-Role $usher_role;
-            proxy_set_header Host $http_host;
-            proxy_pass http://127.0.0.1:{upstream};
-        }}
+{servers}    server {{
+        listen 127.0.0.1:{port} default_server;
+        server_name _;
+        return 444;
     }}
 }}
 "
@@ -173,6 +205,11 @@ http {{
 
 impl Proxy {
     pub async fn start(kind: Kind, usher: u16, upstream: u16) -> Self {
+        Self::start_on(kind, free_port(), usher, upstream).await
+    }
+
+    /// On a port chosen beforehand (the apps' host entries name it).
+    pub async fn start_on(kind: Kind, port: u16, usher: u16, upstream: u16) -> Self {
         let program = match kind {
             Kind::Caddy => CADDY,
             Kind::Nginx => NGINX,
@@ -183,7 +220,6 @@ impl Proxy {
              with: {INSTALL}"
         );
         let folder = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let port = free_port();
         let mut command = match kind {
             Kind::Caddy => {
                 let config = folder.path().join("Caddyfile");
@@ -290,6 +326,21 @@ struct Door {
 }
 
 impl Door {
+    /// `host`'s entries for an app: plain http on each proxy's port.
+    fn hosts(&self, host: &str) -> Vec<String> {
+        self.hosts_with(host, "")
+    }
+
+    /// The same, with a path prefix.
+    fn hosts_with(&self, host: &str, path: &str) -> Vec<String> {
+        self.proxies
+            .iter()
+            .map(|proxy| format!("http://{host}:{}{path}", proxy.port))
+            .collect()
+    }
+}
+
+impl Door {
     async fn open(db: Db) -> Self {
         let server = TestServer::start(db).await;
         let owner = server.owner().await;
@@ -316,6 +367,7 @@ impl Door {
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         assert!(added.status().is_success(), "{}", body(added).await);
+        let ports = [free_port(), free_port()];
         let wiki = body(
             owner
                 .post(server.at("/rest/apps"))
@@ -324,7 +376,7 @@ impl Door {
                     "launchUrl": "http://app.usher.test/",
                     "access": {"users": [{"id": member.id.to_string(), "role": "Power"}]},
                     "forwardAuth": {
-                        "hosts": ["app.usher.test"],
+                        "hosts": ports.map(|p| format!("http://app.usher.test:{p}")),
                         "publicPaths": ["/api/health"],
                         "minRole": "Basic",
                     },
@@ -346,8 +398,8 @@ impl Door {
             .unwrap_or_else(|| panic!("no port in {}", server.url));
         let upstream = Upstream::start().await;
         let mut proxies = Vec::new();
-        for kind in [Kind::Caddy, Kind::Nginx] {
-            proxies.push(Proxy::start(kind, usher, upstream.port).await);
+        for (kind, port) in [Kind::Caddy, Kind::Nginx].into_iter().zip(ports) {
+            proxies.push(Proxy::start_on(kind, port, usher, upstream.port).await);
         }
         Self {
             server,
@@ -421,7 +473,15 @@ async fn sign_in_through(
     assert!(start.contains("/.usher/start?rd="), "{start}");
     let to_usher = get(client, &start, &[]).await;
     assert_eq!(to_usher.status(), StatusCode::FOUND);
-    let sign_in = next_url(&to_usher);
+    // To Usher's host, which binds the state to this browser, then sign-in.
+    let begin = next_url(&to_usher);
+    assert!(
+        begin.starts_with(&server.at("/forward-auth/begin?rd=")),
+        "{begin}"
+    );
+    let to_sign_in = get(client, &begin, &[]).await;
+    assert_eq!(to_sign_in.status(), StatusCode::FOUND);
+    let sign_in = next_url(&to_sign_in);
     assert!(
         sign_in.starts_with(&server.at("/signin?redirect=")),
         "{sign_in}"
@@ -460,12 +520,16 @@ crate::on_both_databases!(
     return_addresses_and_codes_cannot_be_bent,
     with_a_cookie_domain_the_one_session_cookie_opens_apps_under_it,
     the_owners_two_factor_requirement_holds_at_every_door_at_once,
+    a_request_is_judged_at_the_host_the_proxy_routes_it_to,
+    paths_that_servers_read_differently_are_refused,
+    overlapping_doors_are_refused_and_a_door_with_a_port_wins,
+    codes_go_only_to_https_on_the_entrys_port_with_host_only_cookies,
 );
 
 async fn a_member_reaches_the_tool_as_themselves_and_forged_headers_do_not(db: Db) -> TestResult {
     let door = Door::open(db).await;
     for proxy in &door.proxies {
-        let (client, _) = browser_client();
+        let (client, jar) = browser_client();
         let page = proxy.at("app.usher.test", "/notes?x=1");
         let answer =
             echoed(sign_in_through(&door.server, &client, &page, MEMBER, PASSWORD).await).await;
@@ -476,7 +540,18 @@ async fn a_member_reaches_the_tool_as_themselves_and_forged_headers_do_not(db: D
         assert_eq!(headers["remote-name"], "Mia Member");
         assert_eq!(headers["remote-groups"], "Ops  night shift");
         assert_eq!(headers["remote-role"], "Power");
-        // The client claims to be someone else: the upstream never hears it.
+        assert_eq!(headers["remote-id"], door.member_id.as_str());
+        // The tool's own cookie reaches it; Usher's host cookie does not.
+        jar.add_cookie_str("theme=dark; Path=/", &page.parse()?);
+        let answer = echoed(get(&client, &page, &[]).await).await;
+        assert_eq!(
+            answer["headers"]["cookie"], "theme=dark",
+            "{:?}: {answer}",
+            proxy.kind
+        );
+        // The client claims to be someone else: the upstream never hears it,
+        // under Usher's names or with underscores (which CGI-style tools
+        // read as the same HTTP_REMOTE_USER).
         let forged = echoed(
             get(
                 &client,
@@ -485,14 +560,26 @@ async fn a_member_reaches_the_tool_as_themselves_and_forged_headers_do_not(db: D
                     ("Remote-User", "owner@example.com"),
                     ("Remote-Role", "Admin"),
                     ("remote-groups", "admins"),
+                    ("Remote-Id", "someone-else"),
+                    ("Remote_User", "owner@example.com"),
+                    ("remote_groups", "admins"),
                 ],
             )
             .await,
         )
         .await;
-        assert_eq!(forged["headers"]["remote-user"], MEMBER, "{:?}", proxy.kind);
-        assert_eq!(forged["headers"]["remote-role"], "Power");
-        assert_eq!(forged["headers"]["remote-groups"], "Ops  night shift");
+        let headers = &forged["headers"];
+        assert_eq!(headers["remote-user"], MEMBER, "{:?}", proxy.kind);
+        assert_eq!(headers["remote-role"], "Power");
+        assert_eq!(headers["remote-groups"], "Ops  night shift");
+        assert_eq!(headers["remote-id"], door.member_id.as_str());
+        for name in ["remote_user", "remote_groups"] {
+            assert!(
+                headers.get(name).is_none(),
+                "{:?} passed {name}: {forged}",
+                proxy.kind
+            );
+        }
     }
     Ok(())
 }
@@ -521,13 +608,16 @@ async fn not_signed_in_browsers_go_to_sign_in_and_others_get_401(db: Db) -> Test
     assert!(next_url(&response).starts_with(&nginx.at("app.usher.test", "/.usher/start?rd=")));
     let direct = reqwest::Client::new()
         .get(door.server.at("/api/authz/auth-request"))
-        .header("x-original-url", "http://app.usher.test/x")
+        .header(
+            "x-original-url",
+            format!("http://app.usher.test:{}/x", nginx.port),
+        )
         .header("accept", HTML)
         .send()
         .await?;
     assert_eq!(direct.status(), StatusCode::UNAUTHORIZED);
     assert!(
-        location(&direct).starts_with("http://app.usher.test/.usher/start?rd="),
+        location(&direct).starts_with(&nginx.at("app.usher.test", "/.usher/start?rd=")),
         "{}",
         location(&direct)
     );
@@ -589,7 +679,7 @@ async fn two_factor_is_asked_for_where_the_app_requires_it(db: Db) -> TestResult
             .json(&json!({
                 "name": "Vault",
                 "launchUrl": "http://vault.usher.test/",
-                "forwardAuth": {"hosts": ["vault.usher.test"], "requireMfa": true},
+                "forwardAuth": {"hosts": door.hosts("vault.usher.test"), "requireMfa": true},
             }))
             .send()
             .await?,
@@ -642,7 +732,8 @@ async fn sign_in_through_with_code(
 ) -> reqwest::Response {
     let first = get(client, url, &[]).await;
     let to_usher = get(client, &next_url(&first), &[]).await;
-    let sign_in = next_url(&to_usher);
+    let to_sign_in = get(client, &next_url(&to_usher), &[]).await;
+    let sign_in = next_url(&to_sign_in);
     let response = client
         .post(server.at("/rest/login"))
         .json(&json!({
@@ -690,12 +781,10 @@ async fn public_paths_open_without_sign_in_and_without_anyones_name(db: Db) -> T
                 proxy.kind
             );
         }
-        // A path made to look public is not.
-        for sneaky in [
-            "/api/health/../admin",
-            "/api/health/%2e%2e/admin",
-            "/api/healthz",
-        ] {
+        // A path made to look public is not (prefixes end at a segment;
+        // the tricks with dots and escapes are in
+        // paths_that_servers_read_differently_are_refused).
+        for sneaky in ["/api/healthz", "/api/healthx", "/API/health"] {
             let response = get(&client, &proxy.at("app.usher.test", sneaky), &[]).await;
             assert_ne!(
                 response.status(),
@@ -784,6 +873,19 @@ async fn a_person_removed_mid_session_is_refused_at_once(db: Db) -> TestResult {
     for (client, page) in &clients {
         echoed(get(client, page, &[]).await).await;
     }
+    // Disabled behind Usher's back (as a directory sync does, here in SQL,
+    // sessions left in place): refused at once; enabled again: back in.
+    for (disabled, status) in [(1, StatusCode::FOUND), (0, StatusCode::OK)] {
+        door.server
+            .storage
+            .execute_sql(&format!(
+                "UPDATE users SET disabled = {disabled} WHERE email = '{MEMBER}'"
+            ))
+            .await;
+        for (client, page) in &clients {
+            assert_eq!(get(client, page, &[]).await.status(), status, "{disabled}");
+        }
+    }
     let deleted = door
         .owner
         .delete(door.server.at(&format!("/rest/users/{}", door.member_id)))
@@ -837,11 +939,31 @@ async fn return_addresses_and_codes_cannot_be_bent(db: Db) -> TestResult {
     let page = caddy.at("app.usher.test", "/");
     let first = get(&client, &page, &[]).await;
     let to_usher = get(&client, &next_url(&first), &[]).await;
-    let sign_in = next_url(&to_usher);
+    let begin = next_url(&to_usher);
+    let to_sign_in = get(&client, &begin, &[]).await;
+    let sign_in = next_url(&to_sign_in);
     login(&client, &door.server, MEMBER, PASSWORD).await;
-    let continued = get(&client, &sign_in, &[]).await;
-    let continued = get(&client, &next_url(&continued), &[]).await;
-    let callback = next_url(&continued);
+    // The state travels as a parameter too, but a browser that did not pass
+    // through /forward-auth/begin (a link made by someone else) gets no code
+    // for it, though signed in.
+    let foreign = begin.replace("/forward-auth/begin?", "/forward-auth/continue?");
+    let refused = door.owner.get(&foreign).send().await?;
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST, "{foreign}");
+    assert!(
+        refused
+            .text()
+            .await?
+            .contains("did not start in this browser")
+    );
+    let mut step = get(&client, &sign_in, &[]).await;
+    let mut callback = next_url(&step);
+    for _ in 0..4 {
+        if callback.contains("/.usher/callback?code=") {
+            break;
+        }
+        step = get(&client, &callback, &[]).await;
+        callback = next_url(&step);
+    }
     assert!(callback.contains("/.usher/callback?code="), "{callback}");
     // Another browser (no state cookie) cannot use it, and that spends it.
     let (thief, _) = browser_client();
@@ -906,7 +1028,7 @@ async fn with_a_cookie_domain_the_one_session_cookie_opens_apps_under_it(db: Db)
             "name": "Wiki",
             "launchUrl": "http://app.usher.test/",
             "access": "everyone",
-            "forwardAuth": {"hosts": ["app.usher.test"]},
+            "forwardAuth": {"hosts": ["http://app.usher.test"]},
         }))
         .send()
         .await?;
@@ -942,11 +1064,38 @@ async fn with_a_cookie_domain_the_one_session_cookie_opens_apps_under_it(db: Db)
         .redirect(Policy::none())
         .build()?
         .get(server.at(back))
-        .header("cookie", cookie)
+        .header("cookie", cookie.clone())
         .send()
         .await?;
     assert_eq!(continued.status(), StatusCode::FOUND);
     assert_eq!(location(&continued), "http://app.usher.test/x?y=1");
+    // Through the proxies the session cookie (and every other cookie of
+    // Usher's) stays away from the tool, whose own cookies pass.
+    let usher = server
+        .url
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse::<u16>().ok())
+        .unwrap_or_else(|| panic!("no port in {}", server.url));
+    let upstream = Upstream::start().await;
+    let (client, _) = browser_client();
+    for kind in [Kind::Caddy, Kind::Nginx] {
+        let proxy = Proxy::start(kind, usher, upstream.port).await;
+        let answer = echoed(
+            client
+                .get(proxy.at("app.usher.test", "/x"))
+                .header(
+                    "cookie",
+                    format!("theme=dark; {cookie}; n8n-auth-device=abc; lang=en"),
+                )
+                .send()
+                .await?,
+        )
+        .await;
+        let headers = &answer["headers"];
+        assert_eq!(headers["remote-user"], OWNER_EMAIL, "{kind:?}: {answer}");
+        assert_eq!(headers["cookie"], "theme=dark; lang=en", "{kind:?}");
+    }
     Ok(())
 }
 
@@ -979,6 +1128,373 @@ async fn the_owners_two_factor_requirement_holds_at_every_door_at_once(db: Db) -
             text.contains("Usher asks everyone for two-factor authentication"),
             "{text}"
         );
+    }
+    Ok(())
+}
+
+/// Sends `request` as it is to `port` on loopback and reads the whole
+/// answer (empty when the server closed the connection without one).
+async fn raw(port: u16, request: &str) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap_or_else(|e| panic!("connect to {port}: {e}"));
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .unwrap_or_else(|e| panic!("write to {port}: {e}"));
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer)).await;
+    assert!(read.is_ok(), "no answer from {port} within 10 s");
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// The status code of a raw answer (0 when there is none).
+fn status_of(answer: &str) -> u16 {
+    answer
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A GET of `target` (a path, or an absolute URL) with `Host: host`.
+fn raw_get(target: &str, host: &str) -> String {
+    format!("GET {target} HTTP/1.1\r\nHost: {host}\r\nAccept: {HTML}\r\nConnection: close\r\n\r\n")
+}
+
+async fn a_request_is_judged_at_the_host_the_proxy_routes_it_to(db: Db) -> TestResult {
+    let door = Door::open(db).await;
+    // Another app, on another host, with nothing public.
+    let vault = door
+        .owner
+        .post(door.server.at("/rest/apps"))
+        .json(&json!({
+            "name": "Vault",
+            "launchUrl": "http://vault.usher.test/",
+            "access": "everyone",
+            "forwardAuth": {"hosts": door.hosts("vault.usher.test")},
+        }))
+        .send()
+        .await?;
+    assert_eq!(vault.status(), StatusCode::OK, "{}", body(vault).await);
+    for proxy in &door.proxies {
+        let port = proxy.port;
+        let app = format!("app.usher.test:{port}");
+        // Wiki's public path is open on Wiki's host …
+        let open = raw(port, &raw_get("/api/health", &app)).await;
+        assert_eq!(status_of(&open), 200, "{:?}: {open}", proxy.kind);
+        // … but a request for the vault's host, naming Wiki's in `Host`, is
+        // routed to the vault and must be judged as the vault's.
+        let target = format!("http://vault.usher.test:{port}/api/health");
+        let bent = raw(port, &raw_get(&target, &app)).await;
+        assert_eq!(status_of(&bent), 302, "{:?}: {bent}", proxy.kind);
+        assert!(
+            bent.contains(&format!("vault.usher.test:{port}/.usher/start")),
+            "{:?}: {bent}",
+            proxy.kind
+        );
+    }
+    // nginx: a host it has no server block for gets no answer at all.
+    let nginx = &door.proxies[1];
+    let stranger = raw(
+        nginx.port,
+        &raw_get("/", &format!("other.usher.test:{}", nginx.port)),
+    )
+    .await;
+    assert_eq!(stranger, "", "the catch-all answered");
+    Ok(())
+}
+
+async fn paths_that_servers_read_differently_are_refused(db: Db) -> TestResult {
+    let door = Door::open(db).await;
+    let caddy = door.proxies[0].port;
+    let ask = |endpoint: &'static str, path: String| {
+        let request = reqwest::Client::new()
+            .get(door.server.at(endpoint))
+            .header("accept", "application/json");
+        if endpoint.ends_with("forward-auth") {
+            request
+                .header("x-forwarded-proto", "http")
+                .header("x-forwarded-host", format!("app.usher.test:{caddy}"))
+                .header("x-forwarded-uri", path)
+        } else {
+            request.header(
+                "x-original-url",
+                format!("http://app.usher.test:{caddy}{path}"),
+            )
+        }
+        .send()
+    };
+    let tricks = [
+        "/api/health/../admin",
+        "/api/health/./x",
+        "/api/health/%2e%2e/admin",
+        "/api/health/.%2E/admin",
+        "/api/health/..;/admin",
+        "/api/health;v=1",
+        "//api/health",
+        "/api//health",
+        "/api/%68ealth",
+        "/api/health%2F..%2Fadmin",
+        "/api/health\\..\\admin",
+    ];
+    for path in tricks {
+        // Caddy and Traefik pass a 400 on; nginx only knows 401 and 403.
+        for (endpoint, status) in [
+            ("/api/authz/forward-auth", StatusCode::BAD_REQUEST),
+            ("/api/authz/auth-request", StatusCode::FORBIDDEN),
+        ] {
+            let answer = ask(endpoint, path.to_owned()).await?;
+            assert_eq!(answer.status(), status, "{endpoint} {path}");
+            let text = answer.text().await?;
+            assert!(text.contains("does not decide on addresses"), "{text}");
+        }
+    }
+    // Through the proxies, as a client sends them: never to the tool, never
+    // a 5xx, and the person is told why.
+    for proxy in &door.proxies {
+        let host = format!("app.usher.test:{}", proxy.port);
+        for path in tricks.iter().filter(|p| !p.contains('\\')) {
+            let answer = raw(proxy.port, &raw_get(path, &host)).await;
+            let status = status_of(&answer);
+            assert!(
+                status == 400 || status == 403,
+                "{:?} {path}: {answer}",
+                proxy.kind
+            );
+            assert!(
+                !answer.contains("\"uri\""),
+                "{:?} {path}: {answer}",
+                proxy.kind
+            );
+        }
+    }
+    // Path prefixes: case counts, and a path that differs from an app's
+    // prefix only in case is not decided on (Caddy's path matcher ignores
+    // case, nginx's does not).
+    let grafana = door
+        .owner
+        .post(door.server.at("/rest/apps"))
+        .json(&json!({
+            "name": "Grafana",
+            "launchUrl": "http://app.usher.test/grafana/",
+            "access": "everyone",
+            "forwardAuth": {"hosts": door.hosts_with("app.usher.test", "/grafana")},
+        }))
+        .send()
+        .await?;
+    assert_eq!(grafana.status(), StatusCode::OK, "{}", body(grafana).await);
+    let cased = ask("/api/authz/forward-auth", "/GRAFANA/d/1".to_owned()).await?;
+    assert_eq!(cased.status(), StatusCode::BAD_REQUEST);
+    assert!(cased.text().await?.contains("only in upper and lower case"));
+    // The prefix ends at a segment: /grafanax is Wiki's, /grafana/x Grafana's.
+    let stranger = session_cookie(&door.server, STRANGER, PASSWORD).await;
+    for (path, status) in [
+        ("/grafanax", StatusCode::FORBIDDEN),
+        ("/grafana/d/1", StatusCode::OK),
+    ] {
+        let answer = reqwest::Client::new()
+            .get(door.server.at("/api/authz/forward-auth"))
+            .header("accept", "application/json")
+            .header("x-forwarded-proto", "http")
+            .header("x-forwarded-host", format!("app.usher.test:{caddy}"))
+            .header("x-forwarded-uri", path)
+            .header("cookie", stranger.clone())
+            .send()
+            .await?;
+        assert_eq!(answer.status(), status, "{path}");
+    }
+    Ok(())
+}
+
+async fn overlapping_doors_are_refused_and_a_door_with_a_port_wins(db: Db) -> TestResult {
+    let door = Door::open(db).await;
+    // The very door of another app: refused, and told whose.
+    for hosts in [
+        door.hosts("app.usher.test"),
+        door.hosts_with("APP.usher.test", "/"),
+    ] {
+        let copy = door
+            .owner
+            .post(door.server.at("/rest/apps"))
+            .json(&json!({
+                "name": "Copy",
+                "launchUrl": "http://app.usher.test/",
+                "forwardAuth": {"hosts": hosts},
+            }))
+            .send()
+            .await?;
+        assert_eq!(copy.status(), StatusCode::BAD_REQUEST);
+        let text = body(copy).await.to_string();
+        assert!(text.contains("is a host of the app Wiki already"), "{text}");
+    }
+    // Nor may Wiki be changed onto another app's door.
+    let other = door
+        .owner
+        .post(door.server.at("/rest/apps"))
+        .json(&json!({
+            "name": "Notes for everyone",
+            "launchUrl": "http://app.usher.test/notes",
+            "access": "everyone",
+            // No port, a longer path: Wiki's entries name the port, and win.
+            "forwardAuth": {"hosts": ["http://app.usher.test/notes"]},
+        }))
+        .send()
+        .await?;
+    assert_eq!(other.status(), StatusCode::OK, "{}", body(other).await);
+    let moved = door
+        .owner
+        .patch(door.server.at(&format!("/rest/apps/{}", door.wiki)))
+        .json(&json!({"forwardAuth": {"hosts": ["http://app.usher.test/notes"]}}))
+        .send()
+        .await?;
+    assert_eq!(moved.status(), StatusCode::BAD_REQUEST);
+    assert!(
+        body(moved)
+            .await
+            .to_string()
+            .contains("is a host of the app Notes for everyone already")
+    );
+    for proxy in &door.proxies {
+        let (client, _) = browser_client();
+        let page = proxy.at("app.usher.test", "/notes");
+        let refused = sign_in_through(&door.server, &client, &page, STRANGER, PASSWORD).await;
+        assert_eq!(refused.status(), StatusCode::FORBIDDEN, "{:?}", proxy.kind);
+        let text = refused.text().await?;
+        assert!(text.contains("Not allowed into Wiki"), "{text}");
+    }
+    Ok(())
+}
+
+/// The `Set-Cookie` of `response` whose name is `name`.
+fn set_cookie(response: &reqwest::Response, name: &str) -> String {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// A cookie's value from its `Set-Cookie`.
+fn cookie_value(set_cookie: &str) -> &str {
+    set_cookie
+        .split(';')
+        .next()
+        .and_then(|pair| pair.split_once('='))
+        .map(|(_, value)| value)
+        .unwrap_or_default()
+}
+
+async fn codes_go_only_to_https_on_the_entrys_port_with_host_only_cookies(db: Db) -> TestResult {
+    let door = Door::open(db).await;
+    let server = &door.server;
+    let created = door
+        .owner
+        .post(server.at("/rest/apps"))
+        .json(&json!({
+            "name": "Secure",
+            "launchUrl": "https://secure.usher.test/",
+            "access": "everyone",
+            "forwardAuth": {"hosts": ["secure.usher.test"]},
+        }))
+        .send()
+        .await?;
+    assert_eq!(created.status(), StatusCode::OK, "{}", body(created).await);
+    // As a proxy passes /.usher/ on: straight to Usher, with the app's Host.
+    let plain = Client::builder().redirect(Policy::none()).build()?;
+    let start = |host: &str, rd: &str| {
+        plain
+            .get(server.at(&format!("/.usher/start?rd={}", urlencode(rd))))
+            .header("host", host.to_owned())
+            .header("accept", HTML)
+            .send()
+    };
+    // Not over plain http, not on another port.
+    for (host, rd) in [
+        ("secure.usher.test", "http://secure.usher.test/x"),
+        ("secure.usher.test:8443", "https://secure.usher.test:8443/x"),
+        ("secure.usher.test:80", "http://secure.usher.test:80/x"),
+    ] {
+        let refused = start(host, rd).await?;
+        assert_eq!(refused.status(), StatusCode::BAD_REQUEST, "{rd}");
+        let text = refused.text().await?;
+        assert!(
+            text.contains("Secure is set up in Usher for https"),
+            "{text}"
+        );
+    }
+    // https on the usual port: a __Host- state cookie.
+    let started = start("secure.usher.test", "https://secure.usher.test/x").await?;
+    assert_eq!(started.status(), StatusCode::FOUND);
+    let state_cookie = set_cookie(&started, "__Host-n8n-auth-state");
+    for flag in ["Secure", "HttpOnly", "Path=/;"] {
+        assert!(state_cookie.contains(flag), "{state_cookie}");
+    }
+    assert!(!state_cookie.contains("Domain"), "{state_cookie}");
+    let state = cookie_value(&state_cookie).to_owned();
+    let begin = location(&started);
+    assert!(
+        begin.starts_with(&server.at("/forward-auth/begin?rd=")),
+        "{begin}"
+    );
+    // The member's browser (signed in to Usher) passes through begin, sign-in
+    // and continue to the code.
+    let jar = Arc::new(reqwest::cookie::Jar::default());
+    let browser = Client::builder()
+        .cookie_provider(jar)
+        .redirect(Policy::none())
+        .build()?;
+    login(&browser, server, MEMBER, PASSWORD).await;
+    let mut step = get(&browser, &begin, &[]).await;
+    let mut next = next_url(&step);
+    for _ in 0..4 {
+        if next.contains("/.usher/callback?code=") {
+            break;
+        }
+        step = get(&browser, &next, &[]).await;
+        next = next_url(&step);
+    }
+    assert!(
+        next.starts_with("https://secure.usher.test/.usher/callback?code="),
+        "{next}"
+    );
+    let path = next.trim_start_matches("https://secure.usher.test");
+    // The code only with the __Host- state cookie: the callback sets a
+    // __Host- host cookie.
+    let back = plain
+        .get(server.at(path))
+        .header("host", "secure.usher.test")
+        .header("cookie", format!("__Host-n8n-auth-state={state}"))
+        .send()
+        .await?;
+    assert_eq!(back.status(), StatusCode::FOUND);
+    assert_eq!(location(&back), "https://secure.usher.test/x");
+    let host_cookie = set_cookie(&back, "__Host-n8n-auth-host");
+    for flag in ["Secure", "HttpOnly", "Path=/"] {
+        assert!(host_cookie.contains(flag), "{host_cookie}");
+    }
+    assert!(!host_cookie.contains("Domain"), "{host_cookie}");
+    let token = cookie_value(&host_cookie).to_owned();
+    // The host cookie counts under its __Host- name only (a plain one could
+    // be planted over http or by a sibling host).
+    for (cookie, status) in [
+        (format!("__Host-n8n-auth-host={token}"), StatusCode::OK),
+        (format!("n8n-auth-host={token}"), StatusCode::UNAUTHORIZED),
+    ] {
+        let answer = plain
+            .get(server.at("/api/authz/forward-auth"))
+            .header("accept", "application/json")
+            .header("x-forwarded-proto", "https")
+            .header("x-forwarded-host", "secure.usher.test")
+            .header("x-forwarded-uri", "/x")
+            .header("cookie", cookie.clone())
+            .send()
+            .await?;
+        assert_eq!(answer.status(), status, "{cookie}");
     }
     Ok(())
 }
