@@ -259,6 +259,12 @@ impl fmt::Display for Role {
 pub struct User {
     pub id: UserId,
     pub email: Option<Email>,
+    /// The address is known to reach them: set by an admin, proved by an
+    /// invitation or a confirmation link, or given by the directory or a
+    /// provider that verified it. False after a member changed it
+    /// themselves and before they followed the link mailed to it. The
+    /// OpenID provider's `email_verified` claim.
+    pub email_verified: bool,
     pub first_name: String,
     pub last_name: String,
     pub role: Role,

@@ -98,8 +98,9 @@ pub trait UserStore {
     /// Every user with an email (the owner shell is left out), oldest first.
     async fn list_users(&self) -> StoreResult<Vec<User>>;
     /// Changes names and email and renames the user's personal project;
-    /// when the email changes, ends the user's sessions other than
-    /// `keep_session` and voids their password reset links, in the same
+    /// when the email changes, marks it unconfirmed (the user set it, not
+    /// an admin), ends the user's sessions other than `keep_session` and
+    /// voids their password reset and confirmation links, in the same
     /// transaction.
     async fn update_profile(
         &self,
@@ -282,6 +283,36 @@ pub trait ResetStore {
     ) -> StoreResult<Option<User>>;
     /// Makes the link unusable (too many wrong codes were tried with it).
     async fn void_reset(&self, token_hash: &str) -> StoreResult<()>;
+    /// Stores a link that confirms an address; the user's earlier ones
+    /// stop working.
+    async fn insert_email_verification(&self, link: &EmailVerification) -> StoreResult<()>;
+    /// The unused, unexpired confirmation link with this token hash whose
+    /// address is still the user's, and that user.
+    async fn email_verification(
+        &self,
+        token_hash: &str,
+        now: Millis,
+    ) -> StoreResult<Option<(EmailVerification, User)>>;
+    /// Uses the link: in one transaction marks it used (only if unused and
+    /// unexpired) and marks the user's address confirmed if it is still
+    /// the one the link was sent to. None when the link was used, expired,
+    /// replaced, or the address changed since.
+    async fn consume_email_verification(
+        &self,
+        token_hash: &str,
+        now: Millis,
+    ) -> StoreResult<Option<User>>;
+}
+
+/// A link that confirms an email address: its stored half.
+#[derive(Clone, Debug)]
+pub struct EmailVerification {
+    pub token_hash: String,
+    pub user_id: UserId,
+    /// The address it was sent to: it confirms only that one.
+    pub email: Email,
+    pub created_at: Millis,
+    pub expires_at: Millis,
 }
 
 /// Which workflows or credentials to list: all, or those in the projects a

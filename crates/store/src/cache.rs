@@ -347,6 +347,7 @@ pub(crate) mod tests {
         let user = User {
             id: UserId::new(),
             email: Email::parse(email).ok(),
+            email_verified: true,
             first_name: "Ada".into(),
             last_name: "Lovelace".into(),
             role: Role::Admin,

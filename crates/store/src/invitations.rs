@@ -180,7 +180,8 @@ impl InvitationStore for SqlStore {
             .fetch_optional(
                 Sql::new(
                     "UPDATE users SET first_name = $1, last_name = $2, password_hash = $3, \
-                     updated_at = $4 WHERE id = $5 AND password_hash IS NULL RETURNING *",
+                     email_verified = 1, updated_at = $4 \
+                     WHERE id = $5 AND password_hash IS NULL RETURNING *",
                 )
                 .bind(&acceptance.first_name)
                 .bind(&acceptance.last_name)

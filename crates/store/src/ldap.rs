@@ -82,7 +82,7 @@ impl LdapStore for SqlStore {
             .fetch_optional(
                 Sql::new(
                     "UPDATE users SET email = $1, first_name = $2, last_name = $3, \
-                     email_skeleton = $4, ldap_id = $5, password_hash = $6, \
+                     email_skeleton = $4, email_verified = 1, ldap_id = $5, password_hash = $6, \
                      password_change_required = 0, disabled = 0, updated_at = $7 \
                      WHERE id = $8 AND role <> 'global:owner' \
                      AND (ldap_id = $5 OR (ldap_id IS NULL AND role = 'global:member' \

@@ -33,6 +33,7 @@ pub(crate) struct UserRow {
     last_active_at: i64,
     ldap_id: Option<String>,
     disabled: i64,
+    email_verified: i64,
 }
 
 impl TryFrom<UserRow> for User {
@@ -47,6 +48,7 @@ impl TryFrom<UserRow> for User {
                 .map(Email::parse)
                 .transpose()
                 .map_err(|e| StoreError::Backend(format!("stored email: {e}")))?,
+            email_verified: row.email_verified != 0,
             first_name: row.first_name,
             last_name: row.last_name,
             role: Role::parse(&row.role).ok_or_else(|| {

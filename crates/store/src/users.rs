@@ -84,7 +84,7 @@ impl UserStore for SqlStore {
                 Sql::new(
                     "UPDATE users SET email = $1, first_name = $2, last_name = $3, \
                      password_hash = $4, password_change_required = 0, updated_at = $5, \
-                     email_skeleton = $7, mfa_enabled = 0, mfa_secret = NULL, \
+                     email_skeleton = $7, email_verified = 1, mfa_enabled = 0, mfa_secret = NULL, \
                      mfa_pending_secret = NULL \
                      WHERE role = $6 AND email IS NULL RETURNING *",
                 )
@@ -183,7 +183,9 @@ impl UserStore for SqlStore {
             .fetch_optional(
                 Sql::new(
                     "UPDATE users SET email = $1, first_name = $2, last_name = $3, updated_at = $4, \
-                     email_skeleton = $6 WHERE id = $5 RETURNING *",
+                     email_skeleton = $6, \
+                     email_verified = CASE WHEN email = $1 THEN email_verified ELSE 0 END \
+                     WHERE id = $5 RETURNING *",
                 )
                 .bind(change.email.as_str())
                 .bind(&change.first_name)
@@ -200,6 +202,9 @@ impl UserStore for SqlStore {
         }
         if old_email.as_deref() != Some(change.email.as_str()) {
             end_sessions(&mut write, id, keep_session).await?;
+            write
+                .execute(Sql::new("DELETE FROM email_verifications WHERE user_id = $1").bind(id))
+                .await?;
         }
         write.commit().await?;
         Ok(user)
@@ -491,8 +496,8 @@ pub(crate) async fn insert_user(write: &mut AuthWrite, user: &User) -> StoreResu
             Sql::new(
                 "INSERT INTO users (id, email, first_name, last_name, role, password_hash, \
                  password_change_required, mfa_enabled, invited_by, invited_at, created_at, \
-                 updated_at, email_skeleton, ldap_id, disabled) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+                 updated_at, email_skeleton, ldap_id, disabled, email_verified) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
             )
             .bind(user.id)
             .bind(user.email.as_ref().map(Email::as_str))
@@ -508,7 +513,8 @@ pub(crate) async fn insert_user(write: &mut AuthWrite, user: &User) -> StoreResu
             .bind(user.updated_at)
             .bind(user.email.as_ref().map(Email::skeleton))
             .bind(user.ldap_id.as_deref())
-            .bind(user.disabled),
+            .bind(user.disabled)
+            .bind(user.email_verified),
         )
         .await?;
     add_personal_project(

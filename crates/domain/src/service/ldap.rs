@@ -584,6 +584,8 @@ impl Usher {
                 let user = User {
                     id: UserId::new(),
                     email: Some(profile.email.clone()),
+                    // The directory's address.
+                    email_verified: true,
                     first_name: profile.first_name.clone(),
                     last_name: profile.last_name.clone(),
                     role: Role::Member,

@@ -929,9 +929,11 @@ impl Usher {
             && let Some(email) = &user.email
         {
             claims.insert("email".into(), json!(email.to_string()));
-            // Addresses in Usher are set by its admins or by invitations
-            // that were sent to them, as in a company directory.
-            claims.insert("email_verified".into(), json!(true));
+            // Apps link accounts by a verified address: true only for one
+            // known to reach the person (set by an admin, proved by an
+            // invitation or a confirmation link, or from the directory), not
+            // for one a member typed in and has not confirmed.
+            claims.insert("email_verified".into(), json!(user.email_verified));
         }
         if has_scope(&grant.scope, "groups") {
             let groups: Vec<String> = self

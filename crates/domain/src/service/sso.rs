@@ -621,6 +621,8 @@ impl Usher {
         let user = User {
             id: UserId::new(),
             email: Some(email.clone()),
+            // The provider verified it (checked above).
+            email_verified: true,
             first_name: fitted(identity.given_name.as_deref(), true),
             last_name: fitted(identity.family_name.as_deref(), false),
             role: Role::Member,

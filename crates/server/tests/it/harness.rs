@@ -427,6 +427,7 @@ impl TestServer {
         let user = User {
             id: UserId::new(),
             email: Some(Email::parse(email).unwrap_or_else(|e| panic!("email: {e}"))),
+            email_verified: true,
             first_name: "Mia".into(),
             last_name: "Member".into(),
             role,

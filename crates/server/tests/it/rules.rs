@@ -45,6 +45,7 @@ async fn person(store: &dyn Store, email: &str, role: Role) -> Actor {
     let user = User {
         id: UserId::new(),
         email: Some(Email::parse(email).unwrap()),
+        email_verified: true,
         first_name: "A".into(),
         last_name: "Person".into(),
         role,
