@@ -27,12 +27,21 @@ pub struct ResetMail {
     pub first_name: String,
 }
 
+/// The facts of an email that confirms a new address.
+#[derive(Clone, Debug)]
+pub struct VerifyMail {
+    pub verify_url: String,
+    pub first_name: String,
+}
+
 #[async_trait]
 pub trait Mailer: Send + Sync + 'static {
     /// False when no SMTP server is set up: links are then copied by hand.
     fn is_configured(&self) -> bool;
     async fn send_invite(&self, to: &Email, mail: &InviteMail) -> Result<(), MailError>;
     async fn send_password_reset(&self, to: &Email, mail: &ResetMail) -> Result<(), MailError>;
+    async fn send_email_verification(&self, to: &Email, mail: &VerifyMail)
+    -> Result<(), MailError>;
 }
 
 /// For instances without email.
@@ -50,6 +59,11 @@ impl Mailer for NoMail {
         ))
     }
     async fn send_password_reset(&self, _: &Email, _: &ResetMail) -> Result<(), MailError> {
+        Err(MailError(
+            "Email is not set up on this instance (N8N_EMAIL_MODE and N8N_SMTP_HOST).".into(),
+        ))
+    }
+    async fn send_email_verification(&self, _: &Email, _: &VerifyMail) -> Result<(), MailError> {
         Err(MailError(
             "Email is not set up on this instance (N8N_EMAIL_MODE and N8N_SMTP_HOST).".into(),
         ))

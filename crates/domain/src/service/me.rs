@@ -22,6 +22,14 @@ pub struct ProfileUpdate {
     pub factor: super::mfa::SecondFactor,
 }
 
+/// A changed profile, and the email that asks to confirm a new address
+/// (None when the address did not change or email is not set up).
+#[derive(Debug)]
+pub struct ProfileUpdated {
+    pub user: User,
+    pub confirmation: Option<super::email_verification::ConfirmationMail>,
+}
+
 impl Usher {
     /// The signed-in user's account as stored now: for a page that shows
     /// what a change made earlier in the same request did to it.
@@ -35,7 +43,7 @@ impl Usher {
         actor: &Actor,
         update: ProfileUpdate,
         origin: &Origin,
-    ) -> Result<User> {
+    ) -> Result<ProfileUpdated> {
         let user = &actor.user;
         if user.is_owner_shell() {
             return Err(Error::invalid("Set up the owner account first."));
@@ -94,7 +102,23 @@ impl Usher {
             origin,
         )
         .await;
-        Ok(updated)
+        // The new address is the member's word only (the store marked it
+        // unconfirmed): a link to it proves it reaches them.
+        let confirmation = match &updated.email {
+            Some(email)
+                if email_changed && !updated.email_verified && self.mailer.is_configured() =>
+            {
+                Some(
+                    self.mail_confirmation(&updated, email.clone(), origin)
+                        .await,
+                )
+            }
+            _ => None,
+        };
+        Ok(ProfileUpdated {
+            user: updated,
+            confirmation,
+        })
     }
 
     /// Changes the signed-in user's password; every other session of theirs ends.

@@ -4,6 +4,7 @@
 //! - [`auth`]: owner set-up, skipping it, sign-in, sessions, sign-out;
 //! - [`mfa`]: two-factor authentication;
 //! - [`me`]: personal settings (names, email, password);
+//! - [`email_verification`]: confirming an address a member set themselves;
 //! - [`invitations`]: inviting, resending, withdrawing and accepting;
 //! - [`resources`]: projects, workflows, credentials, tags, and their rules;
 //! - [`roles`]: global roles, handing over ownership, the audit log;
@@ -24,6 +25,7 @@ pub mod admin;
 pub mod api;
 pub mod apps;
 pub mod auth;
+pub mod email_verification;
 pub mod forward_auth;
 pub mod invitations;
 pub mod ldap;

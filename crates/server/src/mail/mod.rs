@@ -25,7 +25,7 @@ use lettre::{
     },
 };
 use usher_domain::{
-    mail::{InviteMail, MailError, Mailer, ResetMail},
+    mail::{InviteMail, MailError, Mailer, ResetMail, VerifyMail},
     model::Email,
     store::{Store, keys},
 };
@@ -248,6 +248,22 @@ impl Mailer for SmtpMailer {
         } else {
             self.render(&self.templates.text, "reset", &context)?
         };
+        self.send(to, subject, html, text).await
+    }
+
+    async fn send_email_verification(
+        &self,
+        to: &Email,
+        mail: &VerifyMail,
+    ) -> Result<(), MailError> {
+        let context = Context {
+            verify_email_url: mail.verify_url.clone(),
+            first_name: mail.first_name.clone(),
+            ..self.context()
+        };
+        let subject = self.render(&self.templates.text, "verify-subject", &context)?;
+        let html = self.render(&self.templates.html, "verify", &context)?;
+        let text = self.render(&self.templates.text, "verify", &context)?;
         self.send(to, subject, html, text).await
     }
 }

@@ -11,8 +11,11 @@ const INVITE_HTML: &str = include_str!("../../templates/email/invite.html");
 const INVITE_TEXT: &str = include_str!("../../templates/email/invite.txt");
 const RESET_HTML: &str = include_str!("../../templates/email/password-reset.html");
 const RESET_TEXT: &str = include_str!("../../templates/email/password-reset.txt");
+const VERIFY_HTML: &str = include_str!("../../templates/email/verify-email.html");
+const VERIFY_TEXT: &str = include_str!("../../templates/email/verify-email.txt");
 pub const DEFAULT_INVITE_SUBJECT: &str = "You have been invited to {{domain}}";
 const RESET_SUBJECT: &str = "Reset your password on {{domain}}";
+const VERIFY_SUBJECT: &str = "Confirm your email address on {{domain}}";
 
 /// The placeholders every template may use (n8n's names, and a few more).
 #[derive(Serialize, Default)]
@@ -20,6 +23,7 @@ const RESET_SUBJECT: &str = "Reset your password on {{domain}}";
 pub(super) struct Context {
     pub(super) invite_accept_url: String,
     pub(super) password_reset_url: String,
+    pub(super) verify_email_url: String,
     pub(super) first_name: String,
     pub(super) inviter_name: String,
     pub(super) inviter_email: String,
@@ -61,11 +65,15 @@ impl Templates {
             .map_err(setting(
                 reset_overridden.unwrap_or("built-in reset template"),
             ))?;
+        html.register_template_string("verify", VERIFY_HTML)
+            .map_err(setting("built-in email confirmation template"))?;
         for (name, source) in [
             ("invite", INVITE_TEXT),
             ("reset", RESET_TEXT),
             ("invite-subject", DEFAULT_INVITE_SUBJECT),
             ("reset-subject", RESET_SUBJECT),
+            ("verify", VERIFY_TEXT),
+            ("verify-subject", VERIFY_SUBJECT),
         ] {
             text.register_template_string(name, source)
                 .map_err(setting(name))?;

@@ -1,10 +1,11 @@
-//! `/settings/personal`: one's names, email and password.
+//! `/settings/personal`: one's names, email and password; and
+//! `/verify-email?token=…`, the link that confirms a new address.
 
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::{
     Router,
-    extract::State,
+    extract::{Query, State},
     response::IntoResponse,
     routing::{get, post},
 };
@@ -15,7 +16,7 @@ use usher_domain::{
     service::{me::ProfileUpdate, mfa::SecondFactor},
 };
 
-use super::{Form, Layout, Result, SignedInPage, done, password_rules};
+use super::{Form, Layout, Page, PageError, Result, SignedInPage, done, password_rules};
 use crate::{AppState, extract::ClientOrigin};
 
 pub fn router() -> Router<AppState> {
@@ -27,6 +28,14 @@ pub fn router() -> Router<AppState> {
         .route(
             "/settings/personal/password",
             post(view_personal_password_post),
+        )
+        .route(
+            "/settings/personal/confirm-email",
+            post(view_personal_confirm_email_post),
+        )
+        .route(
+            "/verify-email",
+            get(view_verify_email_get).post(view_verify_email_post),
         )
 }
 
@@ -41,6 +50,11 @@ struct PersonalPage {
     /// A directory (LDAP) user's email: shown, not changed here, and no
     /// password form.
     directory_email: Option<String>,
+    /// The address, while it is unconfirmed (changed by the user, the
+    /// mailed link not followed yet).
+    unconfirmed_email: Option<String>,
+    /// Email is set up: the link can be sent again.
+    mail_configured: bool,
 }
 
 impl PersonalPage {
@@ -58,6 +72,12 @@ impl PersonalPage {
                     .map(|e| e.to_string())
                     .unwrap_or_default()
             }),
+            unconfirmed_email: user
+                .email
+                .as_ref()
+                .filter(|_| !user.email_verified)
+                .map(|e| e.to_string()),
+            mail_configured: state.usher().mail_configured(),
         }
     }
 }
@@ -110,16 +130,29 @@ async fn view_personal_post(
         .update_profile(&page.actor, update, &origin)
         .await;
     match updated {
-        Ok(user) => Ok(done(
-            &state,
-            "/settings/personal",
-            format!(
-                "Your details are saved: {}, {}.",
-                user.display_name(),
-                user.email.map(|e| e.to_string()).unwrap_or_default()
-            ),
-            (),
-        )),
+        Ok(updated) => {
+            let user = updated.user;
+            let email = user
+                .email
+                .as_ref()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            let mut notice = format!("Your details are saved: {}, {email}.", user.display_name());
+            if !user.email_verified {
+                notice.push_str(&match updated.confirmation.and_then(|m| m.error) {
+                    _ if !state.usher().mail_configured() => format!(
+                        " {email} is unconfirmed: email is not set up on this instance, so no \
+                         link can be sent to confirm it."
+                    ),
+                    None => format!(
+                        " {email} is unconfirmed until you follow the link we sent to it; apps \
+                         that sign you in through Usher are told so."
+                    ),
+                    Some(error) => format!(" {email} is unconfirmed. {error}"),
+                });
+            }
+            Ok(done(&state, "/settings/personal", notice, ()))
+        }
         Err(error) => {
             let mut shown = PersonalPage::new(&state, page);
             shown.profile = form.error(error, &[]);
@@ -169,4 +202,97 @@ async fn view_personal_password_post(
             Ok(shown.into_response())
         }
     }
+}
+
+/// "Send the link again" for an unconfirmed address.
+async fn view_personal_confirm_email_post(
+    State(state): State<AppState>,
+    page: SignedInPage,
+    ClientOrigin(origin): ClientOrigin,
+) -> Result {
+    let sent = state
+        .usher()
+        .resend_email_confirmation(&page.actor, &origin)
+        .await;
+    match sent {
+        Ok(mail) => {
+            let notice = match mail.error {
+                None => format!(
+                    "We sent a new link to {}: follow it to confirm the address.",
+                    mail.email
+                ),
+                Some(error) => error,
+            };
+            Ok(done(&state, "/settings/personal", notice, ()))
+        }
+        Err(error) => {
+            let mut shown = PersonalPage::new(&state, page);
+            shown.profile = shown.profile.error(error, &[]);
+            Ok(shown.into_response())
+        }
+    }
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "pages/verify_email.html")]
+struct VerifyEmailPage {
+    layout: Layout,
+    token: String,
+    email: String,
+    /// The link was followed: the address is confirmed.
+    confirmed: bool,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct TokenInput {
+    token: String,
+}
+
+/// A dead or damaged link: what happened, and where to get a new one.
+fn link_refused(error: usher_domain::Error) -> PageError {
+    PageError::from(error)
+        .with_heading("This confirmation link does not work")
+        .with_next("/settings/personal", "Go to your personal settings")
+}
+
+/// The link from the email: a page with a button, since a GET changes
+/// nothing (mail scanners open links too).
+async fn view_verify_email_get(
+    State(state): State<AppState>,
+    page: Page,
+    Query(query): Query<TokenInput>,
+) -> Result {
+    let email = state
+        .usher()
+        .resolve_email_confirmation(&query.token)
+        .await
+        .map_err(link_refused)?;
+    Ok(VerifyEmailPage {
+        layout: page.layout,
+        token: query.token,
+        email: email.to_string(),
+        confirmed: false,
+    }
+    .into_response())
+}
+
+async fn view_verify_email_post(
+    State(state): State<AppState>,
+    page: Page,
+    ClientOrigin(origin): ClientOrigin,
+    axum::Form(input): axum::Form<TokenInput>,
+) -> Result {
+    let user = state
+        .usher()
+        .confirm_email(&input.token, &origin)
+        .await
+        .map_err(link_refused)?;
+    Ok(VerifyEmailPage {
+        layout: page.layout,
+        token: String::new(),
+        email: user.email.map(|e| e.to_string()).unwrap_or_default(),
+        confirmed: true,
+    }
+    .into_response())
 }

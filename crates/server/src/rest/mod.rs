@@ -95,6 +95,9 @@ impl From<Factor> for usher_domain::service::mfa::SecondFactor {
 pub struct UserJson {
     pub id: String,
     pub email: Option<String>,
+    /// False for an address the user changed themselves and has not yet
+    /// confirmed by the link mailed to it.
+    pub email_verified: bool,
     pub first_name: String,
     pub last_name: String,
     pub role: &'static str,
@@ -129,6 +132,7 @@ impl From<&User> for UserJson {
         Self {
             id: user.id.to_string(),
             email: user.email.as_ref().map(|e| e.to_string()),
+            email_verified: user.email_verified,
             first_name: user.first_name.clone(),
             last_name: user.last_name.clone(),
             role: user.role.as_str(),

@@ -83,11 +83,13 @@ const TABLE: &[(&str, &str, [Outcome; 5])] = &[
     ("POST",   "/rest/change-password",                   [Allow, Deny,  Allow, Allow, Allow]), // * 400: incomplete body
     ("GET",    "/rest/resolve-signup-token",              [Allow, Deny,  Allow, Allow, Allow]), // * 400: no token
     ("POST",   "/rest/invitations/accept",                [Allow, Deny,  Allow, Allow, Allow]), // * 400: incomplete body
+    ("POST",   "/rest/verify-email",                      [Allow, Deny,  Allow, Allow, Allow]), // * 400: incomplete body
 
     // One's own account.
     ("GET",    "/rest/login",                             [Deny,  Allow, Allow, Allow, Allow]),
     ("GET",    "/rest/me",                                [Deny,  Allow, Allow, Allow, Allow]),
     ("PATCH",  "/rest/me",                                [Deny,  Deny,  Allow, Allow, Allow]),
+    ("POST",   "/rest/me/email-confirmation",             [Deny,  Deny,  Allow, Allow, Allow]), // 400: confirmed already
     ("PATCH",  "/rest/me/password",                       [Deny,  Allow, Allow, Allow, Allow]),
     ("POST",   "/rest/mfa/can-enable",                    [Deny,  Deny,  Allow, Allow, Allow]),
     ("GET",    "/rest/mfa/qr",                            [Deny,  Deny,  Allow, Allow, Allow]),
@@ -234,7 +236,13 @@ fn request(method: &str, pattern: &str, ids: &Ids) -> (String, Option<Value>) {
     );
     let body = match (method, pattern) {
         // Incomplete bodies: 400 before any sign-in attempt is counted.
-        ("POST", "/rest/login" | "/rest/change-password" | "/rest/invitations/accept") => json!({}),
+        (
+            "POST",
+            "/rest/login"
+            | "/rest/change-password"
+            | "/rest/invitations/accept"
+            | "/rest/verify-email",
+        ) => json!({}),
         ("POST", "/rest/owner/transfer") => {
             json!({"newOwnerId": ids.tom, "password": "Wrong1password"})
         }

@@ -45,6 +45,7 @@ crate::on_both_databases!(
     two_factor_set_up_on_the_way_into_an_app_goes_on_to_it,
     login_hint_fills_in_the_sign_in_form,
     a_directory_user_s_app_tokens_and_keys_end_when_they_leave_the_directory,
+    email_verified_is_false_for_a_self_changed_address_until_its_link_is_followed,
 );
 
 const REDIRECT: &str = "http://rp.example.test/callback";
@@ -118,7 +119,15 @@ async fn discover(server: &TestServer) -> Result<CoreProviderMetadata, Box<dyn S
 }
 
 async fn setup(db: Db, public: bool, access: Value) -> Result<Setup, Box<dyn StdError>> {
-    let server = TestServer::start(db).await;
+    setup_on(TestServer::start(db).await, public, access).await
+}
+
+/// [`setup`] on a server the test started (with email, for one).
+async fn setup_on(
+    server: TestServer,
+    public: bool,
+    access: Value,
+) -> Result<Setup, Box<dyn StdError>> {
     let owner = server.owner().await;
     let mia = server.add_user(MIA, MIA_PASSWORD, Role::Member).await;
     let access = if access == json!("mia") {
@@ -1412,5 +1421,104 @@ async fn a_directory_user_s_app_tokens_and_keys_end_when_they_leave_the_director
         browser.get(server.at("/rest/me")).send().await?.status(),
         StatusCode::UNAUTHORIZED
     );
+    Ok(())
+}
+
+/// The ID token's and UserInfo's claims for `browser`'s person, signed into
+/// the app anew.
+async fn claims_now(s: &Setup, browser: &Client) -> Result<(Value, Value), Box<dyn StdError>> {
+    let started = start(&s.rp, &["email"]);
+    let code = code_for(browser, &started).await?;
+    let tokens = exchange(&s.rp, &code, &started.verifier).await?;
+    let id_token = tokens.id_token().ok_or("no ID token")?;
+    let claims = verified_claims(&s.server, &s.rp, id_token, &started.nonce)?;
+    let info = body(
+        Client::new()
+            .get(s.server.at("/oidc/userinfo"))
+            .bearer_auth(tokens.access_token().secret())
+            .send()
+            .await?,
+    )
+    .await;
+    Ok((claims, info))
+}
+
+/// The security review's attack: a member changes their own address to
+/// someone else's and signs into an app that links accounts by verified
+/// email. The address is the member's word only until they follow the link
+/// mailed to it, and the claims say so; an address an admin set (Mia was
+/// added by one) is verified.
+async fn email_verified_is_false_for_a_self_changed_address_until_its_link_is_followed(
+    db: Db,
+) -> TestResult {
+    use crate::mail_sink::{Security, SmtpSink};
+    let sink = SmtpSink::start(
+        Security::StartTls,
+        Some((crate::harness::SMTP_USER, crate::harness::SMTP_PASSWORD)),
+    )
+    .await;
+    let server = TestServer::start_with_mail(db, &sink, Security::StartTls, &[]).await;
+    let s = setup_on(server, false, json!("mia")).await?;
+    let server = &s.server;
+    let browser = server.signed_in(MIA, MIA_PASSWORD).await;
+
+    let (claims, info) = claims_now(&s, &browser).await?;
+    assert_eq!(claims["email"], MIA);
+    assert_eq!(claims["email_verified"], true, "set by an admin");
+    assert_eq!(info["email_verified"], true);
+
+    const VICTIM: &str = "victim@example.com";
+    let changed = browser
+        .patch(server.at("/rest/me"))
+        .json(
+            &json!({"email": VICTIM, "firstName": "Mia", "lastName": "Member",
+            "currentPassword": MIA_PASSWORD}),
+        )
+        .send()
+        .await?;
+    assert_eq!(changed.status(), StatusCode::OK);
+    let changed = body(changed).await;
+    assert_eq!(changed["data"]["email"], VICTIM);
+    assert_eq!(changed["data"]["emailVerified"], false);
+    assert_eq!(changed["data"]["emailConfirmation"]["emailSent"], true);
+
+    let (claims, info) = claims_now(&s, &browser).await?;
+    assert_eq!(claims["email"], VICTIM);
+    assert_eq!(claims["email_verified"], false, "{claims}");
+    assert_eq!(info["email"], VICTIM);
+    assert_eq!(info["email_verified"], false, "{info}");
+
+    let message = sink.next_message(std::time::Duration::from_secs(10)).await;
+    assert_eq!(message.to, vec![VICTIM.to_owned()]);
+    let link = message
+        .link("/verify-email?token=")
+        .ok_or("no link in the email")?;
+    // Opening the link (as a mail scanner does) changes nothing.
+    let page = Client::new().get(&link).send().await?;
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(page.text().await?.contains(VICTIM));
+    let (claims, _) = claims_now(&s, &browser).await?;
+    assert_eq!(
+        claims["email_verified"], false,
+        "a GET confirmed the address"
+    );
+
+    let token = link.split("token=").nth(1).unwrap_or_default().to_owned();
+    let confirm = || async {
+        Client::new()
+            .post(server.at("/rest/verify-email"))
+            .json(&json!({"token": token}))
+            .send()
+            .await
+    };
+    let confirmed = confirm().await?;
+    assert_eq!(confirmed.status(), StatusCode::OK);
+    assert_eq!(body(confirmed).await["data"]["emailVerified"], true);
+    let (claims, info) = claims_now(&s, &browser).await?;
+    assert_eq!(claims["email_verified"], true);
+    assert_eq!(info["email_verified"], true);
+
+    let again = confirm().await?;
+    assert_eq!(again.status(), StatusCode::NOT_FOUND, "the link works once");
     Ok(())
 }
