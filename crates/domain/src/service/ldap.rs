@@ -508,6 +508,15 @@ impl Usher {
                 "the Usher account with {email} is disabled."
             ))));
         }
+        // A member who typed the address in and never confirmed it may not
+        // own it: linking would hand the directory person that account (and
+        // its holder's sessions).
+        if !user.email_verified {
+            return Ok(Err(Refusal::because(format!(
+                "the Usher account with {email} has not confirmed that address, so it is not \
+                 linked to the directory."
+            ))));
+        }
         Ok(Ok(Plan::Update(user, profile)))
     }
 

@@ -67,6 +67,12 @@ const ADMIN_NOT_LINKED_SSO_ONLY: &str = "An account with this email already exis
      automatically. Ask the owner to make your account a member for your first sign-in with \
      the provider, and an admin again afterwards.";
 
+/// The sign-in page's answer when the provider asserts an address that a
+/// member typed in and has not confirmed: whoever did may not own it, so
+/// the provider's person is not handed that account.
+pub const UNCONFIRMED_NOT_LINKED: &str = "An account in Usher has this email address but has not \
+     confirmed it, so your sign-in cannot be linked to it. Ask the owner or an admin of Usher.";
+
 /// A discovery endpoint over plain http that is not on this machine.
 pub const PLAIN_HTTP: &str = "Use an https:// discovery endpoint: Usher sends the client \
      secret and people's sign-in codes to the provider, and plain http would show them to the \
@@ -675,6 +681,21 @@ impl Usher {
         existing: User,
         origin: &Origin,
     ) -> Result<User> {
+        if !existing.email_verified {
+            self.audit(
+                None,
+                "login.failed",
+                Some(&existing),
+                format!(
+                    "single sign-on: {} {} asserts an email the account has not confirmed, not \
+                     linked",
+                    identity.issuer, identity.subject
+                ),
+                origin,
+            )
+            .await;
+            return Err(Error::Forbidden(UNCONFIRMED_NOT_LINKED.into()));
+        }
         let linked = existing.role == Role::Member
             && match self
                 .store

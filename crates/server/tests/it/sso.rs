@@ -32,6 +32,7 @@ crate::on_both_databases!(
     sso_only_refuses_a_member_s_password_but_not_the_owner_s,
     usher_s_own_two_factor_code_is_asked_on_top,
     an_app_s_sign_in_at_usher_resumes_after_single_sign_on,
+    an_address_a_member_typed_in_neither_signs_in_elsewhere_nor_is_linked,
 );
 
 const ANN: &str = "ann@example.com";
@@ -1354,6 +1355,82 @@ async fn an_app_s_sign_in_at_usher_resumes_after_single_sign_on(db: Db) -> TestR
     assert!(
         at_app.contains("code=") && at_app.contains("state=app-state"),
         "{at_app}"
+    );
+    Ok(())
+}
+
+/// The security review's attack, end to end: Usher signs in through
+/// another Usher. A member of the provider who changes their own address to
+/// a member's here is told apart by `email_verified: false` and gets
+/// nothing; and here, an address a member typed in without confirming it
+/// does not hand the provider's person that account either.
+async fn an_address_a_member_typed_in_neither_signs_in_elsewhere_nor_is_linked(
+    db: Db,
+) -> TestResult {
+    const VIC: &str = "vic@example.com";
+    let pair = Pair::new(db).await;
+    let (idp, sp) = (&pair.idp, &pair.sp);
+    sp.add_user(VIC, "Victim1password", Role::Member).await;
+    assert_eq!(pair.configure(json!({})).await.status(), StatusCode::OK);
+
+    // Mallory, a member at the provider, takes Vic's address there.
+    idp.add_user("mallory@example.com", "Mallory1password", Role::Member)
+        .await;
+    let mallory = pair
+        .browser_at_idp("mallory@example.com", "Mallory1password")
+        .await;
+    let changed = mallory
+        .patch(idp.at("/rest/me"))
+        .json(
+            &json!({"email": VIC, "firstName": "Mal", "lastName": "Lory",
+            "currentPassword": "Mallory1password"}),
+        )
+        .send()
+        .await?;
+    assert_eq!(changed.status(), StatusCode::OK);
+    let callback = pair.to_provider_and_back(&mallory, "/").await;
+    let refused = mallory.get(&callback).send().await?;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let page = refused.text().await?;
+    assert!(
+        page.contains("does not say that this email address"),
+        "{page}"
+    );
+    assert_eq!(who(sp, &mallory).await, Value::Null, "Mallory is not Vic");
+
+    // Here, Mel takes Ann's address (unconfirmed); Ann's sign-in at the
+    // provider, which verified it, does not land in Mel's account.
+    sp.add_user("mel@example.com", "Member1password", Role::Member)
+        .await;
+    let mel = sp.signed_in("mel@example.com", "Member1password").await;
+    let taken = mel
+        .patch(sp.at("/rest/me"))
+        .json(&json!({"email": ANN, "firstName": "Mel", "lastName": "M",
+            "currentPassword": "Member1password"}))
+        .send()
+        .await?;
+    assert_eq!(taken.status(), StatusCode::OK);
+    let ann = pair.browser_at_idp(ANN, ANN_PASSWORD).await;
+    let callback = pair.to_provider_and_back(&ann, "/").await;
+    let refused = ann.get(&callback).send().await?;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let page = refused.text().await?;
+    assert!(page.contains("has not confirmed it"), "{page}");
+    assert_eq!(who(sp, &ann).await, Value::Null);
+    let linked = body(
+        pair.sp_owner
+            .get(sp.at("/rest/audit?action=sso.linked"))
+            .send()
+            .await?,
+    )
+    .await;
+    assert_eq!(linked["data"]["count"], json!(0), "{linked}");
+    // Vic's own account is untouched.
+    assert_eq!(
+        login(&sp.client(), sp, VIC, "Victim1password")
+            .await
+            .status(),
+        StatusCode::OK
     );
     Ok(())
 }
