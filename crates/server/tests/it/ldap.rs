@@ -340,6 +340,45 @@ async fn a_local_member_with_the_same_email_is_linked_at_first_sign_in(db: Db) -
     Ok(())
 }
 
+/// Mel typed Bob's directory address in as her own before LDAP was turned
+/// on, and never confirmed it: Bob's first directory sign-in must not hand
+/// him Mel's account (and her open session).
+async fn a_member_s_unconfirmed_address_is_not_linked_to_the_directory(db: Db) -> TestResult {
+    let directory = Slapd::start().await;
+    let server = TestServer::start(db).await;
+    let owner = server.owner().await;
+    let mel = server
+        .add_user("mel@example.com", "Local1password", Role::Member)
+        .await;
+    let mel_browser = server.signed_in("mel@example.com", "Local1password").await;
+    let taken = mel_browser
+        .patch(server.at("/rest/me"))
+        .json(
+            &json!({"email": "bob@example.org", "firstName": "Mel", "lastName": "M",
+            "currentPassword": "Local1password"}),
+        )
+        .send()
+        .await?;
+    assert_eq!(taken.status(), StatusCode::OK);
+    let saved = put_settings(&server, &owner, &settings(&directory)).await;
+    assert_eq!(saved.status(), StatusCode::OK);
+
+    let refused = sign_in(&server, "bob", slapd::BOB_PASSWORD).await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let message = body(refused).await["message"].to_string();
+    assert!(
+        message.contains("has not confirmed that address"),
+        "{message}"
+    );
+    let still = server
+        .store
+        .user_by_id(mel.id)
+        .await?
+        .unwrap_or_else(|| panic!("Mel"));
+    assert!(!still.is_ldap(), "Mel's account was linked to Bob's entry");
+    Ok(())
+}
+
 /// The admin's account as it was: not linked, the Usher password its own.
 async fn still_local(server: &TestServer, id: usher_domain::model::UserId) -> TestResult {
     let user = server
@@ -1159,6 +1198,7 @@ on_both_databases!(
     settings_are_checked_saved_and_the_password_never_shown,
     people_sign_in_with_their_login_id_or_email_and_are_made_members,
     a_local_member_with_the_same_email_is_linked_at_first_sign_in,
+    a_member_s_unconfirmed_address_is_not_linked_to_the_directory,
     an_admin_is_never_linked_by_email_at_sign_in,
     a_synchronisation_links_no_existing_account,
     a_directory_email_change_passes_the_look_alike_check,
