@@ -249,7 +249,25 @@ impl SqlStore {
 
 #[cfg(test)]
 mod tests {
+    use usher_domain::store::UserStore;
+
     use super::*;
+
+    #[tokio::test]
+    async fn a_search_holding_nul_finds_no_one_rather_than_failing() -> StoreResult<()> {
+        let store = crate::connect_in_memory()
+            .await
+            .map_err(StoreError::Backend)?;
+        for text in ["a\0bc", "\0", "ab\0"] {
+            let search = UserSearch {
+                text: text.into(),
+                limit: 50,
+                ..UserSearch::default()
+            };
+            assert!(store.search_users(&search).await?.is_empty(), "{text:?}");
+        }
+        Ok(())
+    }
 
     #[test]
     fn like_characters_in_a_search_are_taken_literally() {
