@@ -187,7 +187,8 @@ pub enum OrderKey {
 /// The users page's query, as the store runs it.
 #[derive(Clone, Debug, Default)]
 pub struct UserSearch {
-    /// Lower-cased; part of the name shown or of the email. Empty: everyone.
+    /// Lower-cased; part of the name shown or of the email (one or two
+    /// characters: the start of either). Empty: everyone.
     pub text: String,
     pub role: Option<Role>,
     pub status: Option<UserStatus>,
