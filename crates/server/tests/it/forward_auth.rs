@@ -883,7 +883,12 @@ async fn a_person_removed_mid_session_is_refused_at_once(db: Db) -> TestResult {
             ))
             .await;
         for (client, page) in &clients {
-            assert_eq!(get(client, page, &[]).await.status(), status, "{disabled}");
+            let seen = door
+                .server
+                .storage
+                .soon(status, || async { get(client, page, &[]).await.status() })
+                .await;
+            assert_eq!(seen, status, "{disabled}");
         }
     }
     let deleted = door

@@ -1087,7 +1087,13 @@ async fn a_disabled_users_api_key_opens_nothing(db: Db) -> TestResult {
             admin.id
         ))
         .await;
-    assert_eq!(read().await?.status(), StatusCode::UNAUTHORIZED);
+    let seen = server
+        .storage
+        .soon(Some(StatusCode::UNAUTHORIZED), || async {
+            read().await.ok().map(|r| r.status())
+        })
+        .await;
+    assert_eq!(seen, Some(StatusCode::UNAUTHORIZED));
     Ok(())
 }
 
