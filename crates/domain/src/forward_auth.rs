@@ -183,14 +183,49 @@ pub fn under(path: &str, prefix: &str) -> bool {
             .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
+/// Whether `path` is `prefix` or below it when compared as Caddy's `path`
+/// matcher compares: after Go's `strings.ToLower` of the decoded path. Of
+/// the characters that can reach a prefix (which holds only ASCII letters,
+/// digits and `-._~/`; escapes of those are refused before), that folds the
+/// ASCII letters, the Kelvin sign U+212A (to `k`) and the dotted capital
+/// I U+0130 (to `i`), escaped (`%E2%84%AA`, `%C4%B0`) or not.
 fn under_ignoring_case(path: &str, prefix: &str) -> bool {
-    prefix.is_empty()
-        || path.get(..prefix.len()).is_some_and(|head| {
-            head.eq_ignore_ascii_case(prefix) && {
-                let rest = &path[prefix.len()..];
-                rest.is_empty() || rest.starts_with('/')
+    if prefix.is_empty() {
+        return true;
+    }
+    let folded = fold_case_as_caddy(path);
+    folded
+        .strip_prefix(prefix.to_ascii_lowercase().as_str())
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+/// `path` in lower case as far as it matters to [`under_ignoring_case`]:
+/// ASCII letters lowered, and U+212A and U+0130 (raw or escaped in either
+/// case of hex digits) turned into the ASCII letters Go lowers them to.
+fn fold_case_as_caddy(path: &str) -> String {
+    const TO_ASCII: [(&str, char, char); 2] =
+        [("%E2%84%AA", '\u{212A}', 'k'), ("%C4%B0", '\u{0130}', 'i')];
+    let mut folded = String::with_capacity(path.len());
+    let mut rest = path;
+    'next: while let Some(c) = rest.chars().next() {
+        for (escaped, raw, ascii) in TO_ASCII {
+            let escape_here = rest
+                .get(..escaped.len())
+                .is_some_and(|head| head.eq_ignore_ascii_case(escaped));
+            if escape_here || c == raw {
+                folded.push(ascii);
+                rest = &rest[if escape_here {
+                    escaped.len()
+                } else {
+                    c.len_utf8()
+                }..];
+                continue 'next;
             }
-        })
+        }
+        folded.push(c.to_ascii_lowercase());
+        rest = &rest[c.len_utf8()..];
+    }
+    folded
 }
 
 impl ForwardAuth {
@@ -573,6 +608,87 @@ mod tests {
             assert!(Target::new(scheme, host, "/").is_err());
         }
         assert!(Target::new("https", "a.test", "/a/../b").is_err());
+        Ok(())
+    }
+
+    fn app(name: &str, hosts: &[&str]) -> App {
+        App {
+            id: crate::apps::AppId::new(),
+            name: name.to_owned(),
+            launch_url: String::new(),
+            icon: None,
+            client_id: String::new(),
+            secret_hash: None,
+            public: true,
+            third_party: false,
+            require_mfa: false,
+            redirect_uris: Vec::new(),
+            post_logout_redirect_uris: Vec::new(),
+            roles: vec!["Admin".into(), "Power".into(), "Basic".into()],
+            access: crate::apps::Access::default(),
+            forward_auth: Some(ForwardAuth {
+                hosts: hosts.iter().map(|h| (*h).to_owned()).collect(),
+                public_paths: Vec::new(),
+                min_role: "Basic".into(),
+                require_mfa: false,
+            }),
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    fn door_name(apps: &[App], url: &str) -> Result<Option<String>> {
+        let target = Target::from_url(url)?;
+        Ok(find_door(apps, &target)?.map(|door| door.app.name.clone()))
+    }
+
+    #[test]
+    fn caddys_lower_casing_of_the_kelvin_sign_and_dotted_i_counts_as_case_only() -> Result<()> {
+        // Go's strings.ToLower makes K (U+212A) a k and İ (U+0130) an i.
+        for path in [
+            "/KIBANA",
+            "/%E2%84%AAibana",
+            "/%e2%84%aaibana/app",
+            "/\u{212A}ibana",
+            "/k%C4%B0bana",
+            "/k\u{0130}bana/x",
+            "/%E2%84%AA%C4%B0BANA",
+        ] {
+            assert!(under_ignoring_case(path, "/kibana"), "{path}");
+        }
+        for path in [
+            "/%E2%84%AAibanax",
+            "/%E2%84%ABibana",
+            "/%C4%B1bana",
+            "/kibana",
+        ] {
+            assert!(!under_ignoring_case(path, "/kibana/x"), "{path}");
+        }
+        assert!(!under_ignoring_case("/%E2%84%AAibanax", "/kibana"));
+        let apps = [
+            app("Tools", &["tools.test"]),
+            app("Kibana", &["tools.test/kibana"]),
+        ];
+        for path in [
+            "/KIBANA/app",
+            "/%E2%84%AAibana/app",
+            "/k%C4%B0bana",
+            "/\u{212A}ibana",
+        ] {
+            let refused = door_name(&apps, &format!("https://tools.test{path}"));
+            assert!(
+                matches!(&refused, Err(Error::Invalid(m)) if m == CASE_PATH),
+                "{path}: {refused:?}"
+            );
+        }
+        assert_eq!(
+            door_name(&apps, "https://tools.test/kibana/app")?.as_deref(),
+            Some("Kibana")
+        );
+        assert_eq!(
+            door_name(&apps, "https://tools.test/%E2%84%ABibana")?.as_deref(),
+            Some("Tools")
+        );
         Ok(())
     }
 }

@@ -168,17 +168,29 @@ enum Proxy {
     AuthRequest,
 }
 
+/// A header that carries (part of) the address asked about, as text: None
+/// when it is absent or empty, an error when it is there but not UTF-8.
+/// Proxies pass the request target as the client sent it, bytes beyond
+/// ASCII too (a raw `K` in a path), and such a header must never read as
+/// absent: the address would be judged as `/` while the proxy routes the
+/// path.
+fn address_header<'a>(headers: &'a HeaderMap, name: &str) -> usher_domain::Result<Option<&'a str>> {
+    match headers.get(name) {
+        None => Ok(None),
+        Some(value) => std::str::from_utf8(value.as_bytes())
+            .map(|v| Some(v.trim()).filter(|v| !v.is_empty()))
+            .map_err(|_| usher_domain::Error::invalid(UNREADABLE)),
+    }
+}
+
 async fn forward_auth(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let read = |name| address_header(&headers, name);
     let target = match (
-        header(&headers, "x-forwarded-host"),
-        header(&headers, "x-forwarded-uri"),
+        read("x-forwarded-host"),
+        read("x-forwarded-uri"),
+        read("x-forwarded-proto"),
     ) {
-        (Some(host), uri) => Target::new(
-            header(&headers, "x-forwarded-proto").unwrap_or("http"),
-            host,
-            uri.unwrap_or("/"),
-        ),
-        (None, _) => {
+        (Ok(None), _, _) => {
             return ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "Usher needs the headers X-Forwarded-Proto, X-Forwarded-Host and \
@@ -187,29 +199,30 @@ async fn forward_auth(State(state): State<AppState>, headers: HeaderMap) -> Resp
             )
             .into_response();
         }
+        (Ok(Some(host)), Ok(uri), Ok(proto)) => {
+            Target::new(proto.unwrap_or("http"), host, uri.unwrap_or("/"))
+        }
+        (Err(error), _, _) | (_, Err(error), _) | (_, _, Err(error)) => Err(error),
     };
     let method = header(&headers, "x-forwarded-method");
     answer(&state, &headers, target, method, Proxy::Forward).await
 }
 
 async fn auth_request(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let Some(url) = header(&headers, "x-original-url") else {
-        return ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "Usher needs the header X-Original-URL from nginx to tell which address this is \
-             about. See docs/forward-auth.md.",
-        )
-        .into_response();
+    let url = match address_header(&headers, "x-original-url") {
+        Ok(Some(url)) => Target::from_url(url),
+        Ok(None) => {
+            return ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "Usher needs the header X-Original-URL from nginx to tell which address this is \
+                 about. See docs/forward-auth.md.",
+            )
+            .into_response();
+        }
+        Err(error) => Err(error),
     };
     let method = header(&headers, "x-original-method");
-    answer(
-        &state,
-        &headers,
-        Target::from_url(url),
-        method,
-        Proxy::AuthRequest,
-    )
-    .await
+    answer(&state, &headers, url, method, Proxy::AuthRequest).await
 }
 
 /// A question Usher does not decide on (an address it cannot read, or a

@@ -1288,6 +1288,34 @@ async fn paths_that_servers_read_differently_are_refused(db: Db) -> TestResult {
     let cased = ask("/api/authz/forward-auth", "/GRAFANA/d/1".to_owned()).await?;
     assert_eq!(cased.status(), StatusCode::BAD_REQUEST);
     assert!(cased.text().await?.contains("only in upper and lower case"));
+    // Caddy lowers the Kelvin sign to k (and İ to i), escaped or sent raw;
+    // a raw one must not make Usher read the address as /.
+    let kibana = door
+        .owner
+        .post(door.server.at("/rest/apps"))
+        .json(&json!({
+            "name": "Kibana",
+            "launchUrl": "http://app.usher.test/kibana/",
+            "access": "everyone",
+            "forwardAuth": {"hosts": door.hosts_with("app.usher.test", "/kibana")},
+        }))
+        .send()
+        .await?;
+    assert_eq!(kibana.status(), StatusCode::OK, "{}", body(kibana).await);
+    for path in ["/%E2%84%AAibana/app", "/\u{212A}ibana/app", "/k\u{130}bana"] {
+        for (endpoint, status) in [
+            ("/api/authz/forward-auth", StatusCode::BAD_REQUEST),
+            ("/api/authz/auth-request", StatusCode::FORBIDDEN),
+        ] {
+            let cased = ask(endpoint, path.to_owned()).await?;
+            assert_eq!(cased.status(), status, "{endpoint} {path}");
+            let text = cased.text().await?;
+            assert!(
+                text.contains("only in upper and lower case"),
+                "{path}: {text}"
+            );
+        }
+    }
     // The prefix ends at a segment: /grafanax is Wiki's, /grafana/x Grafana's.
     let stranger = session_cookie(&door.server, STRANGER, PASSWORD).await;
     for (path, status) in [
