@@ -522,7 +522,8 @@ crate::on_both_databases!(
     the_owners_two_factor_requirement_holds_at_every_door_at_once,
     a_request_is_judged_at_the_host_the_proxy_routes_it_to,
     paths_that_servers_read_differently_are_refused,
-    overlapping_doors_are_refused_and_a_door_with_a_port_wins,
+    overlapping_doors_are_refused_whatever_the_port_and_the_longest_path_wins,
+    a_request_naming_another_port_is_judged_by_the_hosts_one_rule,
     codes_go_only_to_https_on_the_entrys_port_with_host_only_cookies,
 );
 
@@ -1336,12 +1337,19 @@ async fn paths_that_servers_read_differently_are_refused(db: Db) -> TestResult {
     Ok(())
 }
 
-async fn overlapping_doors_are_refused_and_a_door_with_a_port_wins(db: Db) -> TestResult {
+async fn overlapping_doors_are_refused_whatever_the_port_and_the_longest_path_wins(
+    db: Db,
+) -> TestResult {
     let door = Door::open(db).await;
-    // The very door of another app: refused, and told whose.
+    // The very door of another app, also on another port or none (proxies
+    // match hosts without the port, so the client would choose the app):
+    // refused, and told whose.
     for hosts in [
         door.hosts("app.usher.test"),
         door.hosts_with("APP.usher.test", "/"),
+        vec!["http://app.usher.test".to_owned()],
+        vec!["http://app.usher.test:1".to_owned()],
+        vec!["app.usher.test:8443".to_owned()],
     ] {
         let copy = door
             .owner
@@ -1353,11 +1361,11 @@ async fn overlapping_doors_are_refused_and_a_door_with_a_port_wins(db: Db) -> Te
             }))
             .send()
             .await?;
-        assert_eq!(copy.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(copy.status(), StatusCode::BAD_REQUEST, "{hosts:?}");
         let text = body(copy).await.to_string();
         assert!(text.contains("is a host of the app Wiki already"), "{text}");
     }
-    // Nor may Wiki be changed onto another app's door.
+    // A longer path is another door, and decides below it.
     let other = door
         .owner
         .post(door.server.at("/rest/apps"))
@@ -1365,32 +1373,100 @@ async fn overlapping_doors_are_refused_and_a_door_with_a_port_wins(db: Db) -> Te
             "name": "Notes for everyone",
             "launchUrl": "http://app.usher.test/notes",
             "access": "everyone",
-            // No port, a longer path: Wiki's entries name the port, and win.
-            "forwardAuth": {"hosts": ["http://app.usher.test/notes"]},
+            "forwardAuth": {"hosts": door.hosts_with("app.usher.test", "/notes")},
         }))
         .send()
         .await?;
     assert_eq!(other.status(), StatusCode::OK, "{}", body(other).await);
-    let moved = door
-        .owner
-        .patch(door.server.at(&format!("/rest/apps/{}", door.wiki)))
-        .json(&json!({"forwardAuth": {"hosts": ["http://app.usher.test/notes"]}}))
-        .send()
-        .await?;
-    assert_eq!(moved.status(), StatusCode::BAD_REQUEST);
-    assert!(
-        body(moved)
-            .await
-            .to_string()
-            .contains("is a host of the app Notes for everyone already")
-    );
+    // Nor may Wiki be changed onto another app's door, on any port.
+    for hosts in [
+        door.hosts_with("app.usher.test", "/notes"),
+        vec!["http://app.usher.test:1/notes".to_owned()],
+    ] {
+        let moved = door
+            .owner
+            .patch(door.server.at(&format!("/rest/apps/{}", door.wiki)))
+            .json(&json!({"forwardAuth": {"hosts": hosts}}))
+            .send()
+            .await?;
+        assert_eq!(moved.status(), StatusCode::BAD_REQUEST);
+        assert!(
+            body(moved)
+                .await
+                .to_string()
+                .contains("is a host of the app Notes for everyone already")
+        );
+    }
     for proxy in &door.proxies {
         let (client, _) = browser_client();
-        let page = proxy.at("app.usher.test", "/notes");
-        let refused = sign_in_through(&door.server, &client, &page, STRANGER, PASSWORD).await;
+        let notes = proxy.at("app.usher.test", "/notes");
+        let let_in = sign_in_through(&door.server, &client, &notes, STRANGER, PASSWORD).await;
+        let answer = echoed(let_in).await;
+        assert_eq!(
+            answer["headers"]["remote-user"], STRANGER,
+            "{:?}",
+            proxy.kind
+        );
+        let refused = get(&client, &proxy.at("app.usher.test", "/"), &[]).await;
         assert_eq!(refused.status(), StatusCode::FORBIDDEN, "{:?}", proxy.kind);
         let text = refused.text().await?;
         assert!(text.contains("Not allowed into Wiki"), "{text}");
+    }
+    Ok(())
+}
+
+/// Asks the Caddy/Traefik endpoint about `host` and `path` as JSON, with
+/// `cookie` if any.
+async fn ask_forward(
+    server: &TestServer,
+    host: &str,
+    path: &str,
+    cookie: Option<reqwest::header::HeaderValue>,
+) -> reqwest::Response {
+    let mut request = reqwest::Client::new()
+        .get(server.at("/api/authz/forward-auth"))
+        .header("accept", "application/json")
+        .header("x-forwarded-proto", "http")
+        .header("x-forwarded-host", host)
+        .header("x-forwarded-uri", path);
+    if let Some(cookie) = cookie {
+        request = request.header("cookie", cookie);
+    }
+    request
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("forward-auth: {e}"))
+}
+
+async fn a_request_naming_another_port_is_judged_by_the_hosts_one_rule(db: Db) -> TestResult {
+    let door = Door::open(db).await;
+    let member = session_cookie(&door.server, MEMBER, PASSWORD).await;
+    let stranger = session_cookie(&door.server, STRANGER, PASSWORD).await;
+    // Wiki's entries name the proxies' ports; a client that writes another
+    // port, or none, into Host is still judged by Wiki's rule.
+    for host in ["app.usher.test", "app.usher.test:1", "app.usher.test:8443"] {
+        let open = ask_forward(&door.server, host, "/api/health", None).await;
+        assert_eq!(open.status(), StatusCode::OK, "{host}");
+        assert_eq!(open.headers()["remote-user"], "", "{host}");
+        let member = ask_forward(&door.server, host, "/x", Some(member.parse()?)).await;
+        assert_eq!(member.status(), StatusCode::OK, "{host}");
+        assert_eq!(member.headers()["remote-user"], MEMBER);
+        let refused = ask_forward(&door.server, host, "/x", Some(stranger.parse()?)).await;
+        assert_eq!(refused.status(), StatusCode::FORBIDDEN, "{host}");
+        let text = refused.text().await?;
+        assert!(
+            text.contains("You have no access to Wiki"),
+            "{host}: {text}"
+        );
+    }
+    // Through Caddy, whose site matches the host whatever port the client
+    // writes (and passes that port on in X-Forwarded-Host).
+    let caddy = &door.proxies[0];
+    for host in ["app.usher.test", "app.usher.test:1"] {
+        let open = raw(caddy.port, &raw_get("/api/health", host)).await;
+        assert_eq!(status_of(&open), 200, "{host}: {open}");
+        let closed = raw(caddy.port, &raw_get("/x", host)).await;
+        assert_eq!(status_of(&closed), 302, "{host}: {closed}");
     }
     Ok(())
 }
