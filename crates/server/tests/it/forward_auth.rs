@@ -525,6 +525,7 @@ crate::on_both_databases!(
     overlapping_doors_are_refused_whatever_the_port_and_the_longest_path_wins,
     a_request_naming_another_port_is_judged_by_the_hosts_one_rule,
     codes_go_only_to_https_on_the_entrys_port_with_host_only_cookies,
+    the_cookie_answer_is_never_empty_and_never_holds_ushers_cookies,
 );
 
 async fn a_member_reaches_the_tool_as_themselves_and_forged_headers_do_not(db: Db) -> TestResult {
@@ -1599,6 +1600,64 @@ async fn codes_go_only_to_https_on_the_entrys_port_with_host_only_cookies(db: Db
             .send()
             .await?;
         assert_eq!(answer.status(), status, "{cookie}");
+    }
+    Ok(())
+}
+
+async fn the_cookie_answer_is_never_empty_and_never_holds_ushers_cookies(db: Db) -> TestResult {
+    use reqwest::header::HeaderValue;
+    let door = Door::open(db).await;
+    let caddy = door.proxies[0].port;
+    let host = format!("app.usher.test:{caddy}");
+    let session = session_cookie(&door.server, MEMBER, PASSWORD).await;
+    // Only Usher's cookies, or none: a placeholder, never an empty value
+    // (which Caddy 2.9.0 to 2.11.1 skip, passing the browser's Cookie on).
+    for (path, cookie) in [
+        ("/x", Some(format!("{session}; n8n-auth-device=abc"))),
+        ("/x", Some(session.clone())),
+        ("/api/health", None),
+        ("/api/health", Some(format!("{session};;"))),
+    ] {
+        let cookie = cookie.map(|c| HeaderValue::from_str(&c)).transpose()?;
+        let answer = ask_forward(&door.server, &host, path, cookie.clone()).await;
+        assert_eq!(answer.status(), StatusCode::OK, "{cookie:?}");
+        assert_eq!(answer.headers()["cookie"], "usher-none=1", "{cookie:?}");
+    }
+    // A tool's cookie with bytes beyond ASCII (UTF-8 of "Zoë") on the same
+    // line as Usher's: Usher still reads its session, the tool's cookies
+    // pass byte for byte, and Usher's are dropped.
+    let line = format!("theme=dark; {session}; name=Zo\u{eb}; n8n-auth-device=abc; lang=en");
+    let answer = ask_forward(
+        &door.server,
+        &host,
+        "/x",
+        Some(HeaderValue::from_bytes(line.as_bytes())?),
+    )
+    .await;
+    assert_eq!(answer.status(), StatusCode::OK);
+    assert_eq!(answer.headers()["remote-user"], MEMBER);
+    assert_eq!(
+        answer.headers()["cookie"].as_bytes(),
+        "theme=dark; name=Zo\u{eb}; lang=en".as_bytes()
+    );
+    // Through both proxies, the tool hears the same.
+    let (client, _) = browser_client();
+    for proxy in &door.proxies {
+        for (cookie, tool) in [
+            (session.clone(), "usher-none=1"),
+            (line.clone(), "theme=dark; name=Zo\u{eb}; lang=en"),
+        ] {
+            let answer = echoed(
+                client
+                    .get(proxy.at("app.usher.test", "/x"))
+                    .header("cookie", HeaderValue::from_bytes(cookie.as_bytes())?)
+                    .send()
+                    .await?,
+            )
+            .await;
+            assert_eq!(answer["headers"]["remote-user"], MEMBER, "{:?}", proxy.kind);
+            assert_eq!(answer["headers"]["cookie"], tool, "{:?}", proxy.kind);
+        }
     }
     Ok(())
 }
