@@ -105,18 +105,19 @@ impl HostRule {
         format!("{scheme}{}{port}{}", self.host, self.path)
     }
 
-    /// Whether this rule covers a request to `host`:`port` for `path`. A
-    /// rule without a port covers every port.
-    pub fn covers(&self, host: &str, port: Option<u16>, path: &str) -> bool {
-        self.host == host && (self.port.is_none() || self.port == port) && under(path, &self.path)
+    /// Whether this rule covers a request to `host` for `path`, whatever
+    /// the port: Caddy's and Traefik's host matchers ignore it, and the
+    /// port in `X-Forwarded-Host` is the client's to choose, so it never
+    /// decides which app judges a request (see [`HostRule::allows_return`]
+    /// for where it counts).
+    pub fn covers(&self, host: &str, path: &str) -> bool {
+        self.host == host && under(path, &self.path)
     }
 
     /// Whether this rule would cover the request if paths were compared
-    /// without regard to case (Caddy's `path` matcher does so).
-    fn covers_ignoring_case(&self, host: &str, port: Option<u16>, path: &str) -> bool {
-        self.host == host
-            && (self.port.is_none() || self.port == port)
-            && under_ignoring_case(path, &self.path)
+    /// as Caddy's `path` matcher compares them (see [`under_ignoring_case`]).
+    fn covers_ignoring_case(&self, host: &str, path: &str) -> bool {
+        self.host == host && under_ignoring_case(path, &self.path)
     }
 
     /// Whether Usher may send a browser (and a sign-in code) to `target`
@@ -131,12 +132,17 @@ impl HostRule {
         (target.https || self.http) && port_ok
     }
 
-    /// The same door as `other`: host, port and path prefix (the scheme
-    /// aside; the path's case aside too, since some proxies ignore it).
+    /// The same entry as `other` within one app: host, port and path
+    /// prefix (the scheme aside; the path's case aside too).
+    fn same_entry(&self, other: &Self) -> bool {
+        self.same_door(other) && self.port == other.port
+    }
+
+    /// The same door as `other`: host and path prefix, the port, the scheme
+    /// and the path's case aside, since proxies match hosts without the
+    /// port and some match paths without case. Two apps never share one.
     fn same_door(&self, other: &Self) -> bool {
-        self.host == other.host
-            && self.port == other.port
-            && self.path.eq_ignore_ascii_case(&other.path)
+        self.host == other.host && self.path.eq_ignore_ascii_case(&other.path)
     }
 }
 
@@ -183,14 +189,49 @@ pub fn under(path: &str, prefix: &str) -> bool {
             .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
+/// Whether `path` is `prefix` or below it when compared as Caddy's `path`
+/// matcher compares: after Go's `strings.ToLower` of the decoded path. Of
+/// the characters that can reach a prefix (which holds only ASCII letters,
+/// digits and `-._~/`; escapes of those are refused before), that folds the
+/// ASCII letters, the Kelvin sign U+212A (to `k`) and the dotted capital
+/// I U+0130 (to `i`), escaped (`%E2%84%AA`, `%C4%B0`) or not.
 fn under_ignoring_case(path: &str, prefix: &str) -> bool {
-    prefix.is_empty()
-        || path.get(..prefix.len()).is_some_and(|head| {
-            head.eq_ignore_ascii_case(prefix) && {
-                let rest = &path[prefix.len()..];
-                rest.is_empty() || rest.starts_with('/')
+    if prefix.is_empty() {
+        return true;
+    }
+    let folded = fold_case_as_caddy(path);
+    folded
+        .strip_prefix(prefix.to_ascii_lowercase().as_str())
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+/// `path` in lower case as far as it matters to [`under_ignoring_case`]:
+/// ASCII letters lowered, and U+212A and U+0130 (raw or escaped in either
+/// case of hex digits) turned into the ASCII letters Go lowers them to.
+fn fold_case_as_caddy(path: &str) -> String {
+    const TO_ASCII: [(&str, char, char); 2] =
+        [("%E2%84%AA", '\u{212A}', 'k'), ("%C4%B0", '\u{0130}', 'i')];
+    let mut folded = String::with_capacity(path.len());
+    let mut rest = path;
+    'next: while let Some(c) = rest.chars().next() {
+        for (escaped, raw, ascii) in TO_ASCII {
+            let escape_here = rest
+                .get(..escaped.len())
+                .is_some_and(|head| head.eq_ignore_ascii_case(escaped));
+            if escape_here || c == raw {
+                folded.push(ascii);
+                rest = &rest[if escape_here {
+                    escaped.len()
+                } else {
+                    c.len_utf8()
+                }..];
+                continue 'next;
             }
-        })
+        }
+        folded.push(c.to_ascii_lowercase());
+        rest = &rest[c.len_utf8()..];
+    }
+    folded
 }
 
 impl ForwardAuth {
@@ -211,7 +252,7 @@ impl ForwardAuth {
         let mut rules: Vec<HostRule> = Vec::new();
         for host in &self.hosts {
             let rule = HostRule::parse(host).map_err(|why| Error::field("forwardAuth", why))?;
-            match rules.iter_mut().find(|r| r.same_door(&rule)) {
+            match rules.iter_mut().find(|r| r.same_entry(&rule)) {
                 // Written twice, once with http://: http is allowed.
                 Some(known) => known.http |= rule.http,
                 None => rules.push(rule),
@@ -264,7 +305,7 @@ impl ForwardAuth {
     }
 
     /// The first of this door's host entries that `other` has too (same
-    /// host, port and path prefix), as written here.
+    /// host and path prefix, whatever the ports), as written here.
     pub fn shared_entry(&self, other: &ForwardAuth) -> Option<String> {
         self.rules()
             .find(|rule| other.rules().any(|theirs| theirs.same_door(rule)))
@@ -414,6 +455,12 @@ fn unambiguous(path: &str) -> bool {
         .any(|segment| segment == "." || segment == "..")
 }
 
+/// Why an address two apps claim is not decided on (saving such apps is
+/// refused; an older database may still hold them).
+pub const SHARED_DOOR: &str = "Two apps in Usher have this host and path, with different \
+    ports, and proxies do not tell hosts apart by port, so Usher does not decide on this \
+    address. Ask Usher's owner or an admin to give the host to one app.";
+
 /// The door a request is judged at: the app, the host entry that matched,
 /// and whether the path is one of the app's public paths.
 #[derive(Clone, Debug)]
@@ -423,31 +470,59 @@ pub struct Door<'a> {
     pub public: bool,
 }
 
-/// The app whose door covers `target`: a host entry that names the port
-/// wins over one that does not (as proxies route by port before host and
-/// path), then the longest path prefix. An error (400) when the path
-/// differs from a prefix of one of the host's entries only in case.
+impl Door<'_> {
+    /// Whether Usher may send a browser (and a sign-in code) to `target`:
+    /// one of the app's entries that cover it allows it
+    /// ([`HostRule::allows_return`]).
+    pub fn allows_return(&self, target: &Target) -> bool {
+        self.app.forward_auth.as_ref().is_some_and(|forward| {
+            forward
+                .rules()
+                .any(|rule| rule.covers(&target.host, &target.path) && rule.allows_return(target))
+        })
+    }
+}
+
+/// The app whose door covers `target`: the entry with the longest path
+/// prefix on the target's host, whatever the port (proxies match hosts
+/// without it, and the port in the address is the client's to choose). An
+/// error (400) when the path differs from a prefix of one of the host's
+/// entries only in case, and (403) when two apps have that entry with
+/// different ports.
 pub fn find_door<'a>(apps: &'a [App], target: &Target) -> Result<Option<Door<'a>>> {
     let mut best: Option<(&App, HostRule)> = None;
+    let mut shared = false;
     for app in apps {
         let Some(forward) = &app.forward_auth else {
             continue;
         };
         for rule in forward.rules() {
-            if !rule.covers(&target.host, target.port, &target.path) {
-                if rule.covers_ignoring_case(&target.host, target.port, &target.path) {
+            if !rule.covers(&target.host, &target.path) {
+                if rule.covers_ignoring_case(&target.host, &target.path) {
                     return Err(Error::invalid(CASE_PATH));
                 }
                 continue;
             }
-            let rank = |r: &HostRule| (r.port.is_some(), r.path.len());
-            if best
-                .as_ref()
-                .is_none_or(|(_, known)| rank(&rule) > rank(known))
-            {
+            let Some((known_app, known)) = &best else {
                 best = Some((app, rule));
+                continue;
+            };
+            if rule.path.len() > known.path.len() {
+                best = Some((app, rule));
+                shared = false;
+            } else if rule.path.len() == known.path.len() {
+                if known_app.id != app.id {
+                    shared = true;
+                } else if rule.port == target.port && known.port != target.port {
+                    // Within one app, the entry for the target's port says
+                    // best where Usher leads (in messages).
+                    best = Some((app, rule));
+                }
             }
         }
+    }
+    if shared {
+        return Err(Error::forbidden(SHARED_DOOR));
     }
     Ok(best.map(|(app, rule)| {
         let public = app
@@ -573,6 +648,161 @@ mod tests {
             assert!(Target::new(scheme, host, "/").is_err());
         }
         assert!(Target::new("https", "a.test", "/a/../b").is_err());
+        Ok(())
+    }
+
+    fn app(name: &str, hosts: &[&str]) -> App {
+        App {
+            id: crate::apps::AppId::new(),
+            name: name.to_owned(),
+            launch_url: String::new(),
+            icon: None,
+            client_id: String::new(),
+            secret_hash: None,
+            public: true,
+            third_party: false,
+            require_mfa: false,
+            redirect_uris: Vec::new(),
+            post_logout_redirect_uris: Vec::new(),
+            roles: vec!["Admin".into(), "Power".into(), "Basic".into()],
+            access: crate::apps::Access::default(),
+            forward_auth: Some(ForwardAuth {
+                hosts: hosts.iter().map(|h| (*h).to_owned()).collect(),
+                public_paths: Vec::new(),
+                min_role: "Basic".into(),
+                require_mfa: false,
+            }),
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    fn door_name(apps: &[App], url: &str) -> Result<Option<String>> {
+        let target = Target::from_url(url)?;
+        Ok(find_door(apps, &target)?.map(|door| door.app.name.clone()))
+    }
+
+    #[test]
+    fn caddys_lower_casing_of_the_kelvin_sign_and_dotted_i_counts_as_case_only() -> Result<()> {
+        // Go's strings.ToLower makes K (U+212A) a k and İ (U+0130) an i.
+        for path in [
+            "/KIBANA",
+            "/%E2%84%AAibana",
+            "/%e2%84%aaibana/app",
+            "/\u{212A}ibana",
+            "/k%C4%B0bana",
+            "/k\u{0130}bana/x",
+            "/%E2%84%AA%C4%B0BANA",
+        ] {
+            assert!(under_ignoring_case(path, "/kibana"), "{path}");
+        }
+        for path in [
+            "/%E2%84%AAibanax",
+            "/%E2%84%ABibana",
+            "/%C4%B1bana",
+            "/kibana",
+        ] {
+            assert!(!under_ignoring_case(path, "/kibana/x"), "{path}");
+        }
+        assert!(!under_ignoring_case("/%E2%84%AAibanax", "/kibana"));
+        let apps = [
+            app("Tools", &["tools.test"]),
+            app("Kibana", &["tools.test/kibana"]),
+        ];
+        for path in [
+            "/KIBANA/app",
+            "/%E2%84%AAibana/app",
+            "/k%C4%B0bana",
+            "/\u{212A}ibana",
+        ] {
+            let refused = door_name(&apps, &format!("https://tools.test{path}"));
+            assert!(
+                matches!(&refused, Err(Error::Invalid(m)) if m == CASE_PATH),
+                "{path}: {refused:?}"
+            );
+        }
+        assert_eq!(
+            door_name(&apps, "https://tools.test/kibana/app")?.as_deref(),
+            Some("Kibana")
+        );
+        assert_eq!(
+            door_name(&apps, "https://tools.test/%E2%84%ABibana")?.as_deref(),
+            Some("Tools")
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn the_port_never_decides_which_app_judges_a_request() -> Result<()> {
+        let apps = [
+            app("Wiki", &["tools.test"]),
+            app("Grafana", &["tools.test:8443/grafana"]),
+        ];
+        // Whatever port the client writes in its Host, the host's rule.
+        for url in [
+            "https://tools.test/x",
+            "https://tools.test:8443/x",
+            "https://tools.test:9999/x",
+        ] {
+            assert_eq!(door_name(&apps, url)?.as_deref(), Some("Wiki"), "{url}");
+        }
+        for url in [
+            "https://tools.test/grafana/d",
+            "https://tools.test:1/grafana",
+        ] {
+            assert_eq!(door_name(&apps, url)?.as_deref(), Some("Grafana"), "{url}");
+        }
+        // Two apps on one host that differ only by port cannot be saved …
+        let admin = app("Admin", &["tools.test:8443"]);
+        let entry = |a: &App, b: &App| {
+            a.forward_auth
+                .as_ref()
+                .zip(b.forward_auth.as_ref())
+                .and_then(|(a, b)| a.shared_entry(b))
+        };
+        assert_eq!(entry(&admin, &apps[0]).as_deref(), Some("tools.test:8443"));
+        assert_eq!(
+            entry(&app("Other", &["http://TOOLS.test:80/Grafana"]), &apps[1]).as_deref(),
+            Some("http://tools.test:80/Grafana")
+        );
+        assert_eq!(entry(&app("Notes", &["tools.test/notes"]), &apps[0]), None);
+        // … and where an older database has them, neither decides.
+        let both = [app("Wiki", &["tools.test"]), admin];
+        for url in ["https://tools.test/", "https://tools.test:8443/"] {
+            let refused = door_name(&both, url);
+            assert!(
+                matches!(&refused, Err(Error::Forbidden(m)) if m == SHARED_DOOR),
+                "{url}: {refused:?}"
+            );
+        }
+        // One app may name its host on several ports: each is kept, and
+        // each is a port Usher may lead to.
+        let forward = ForwardAuth {
+            hosts: vec!["http://dev.test:8080".into(), "http://dev.test:8081".into()],
+            public_paths: Vec::new(),
+            min_role: "Basic".into(),
+            require_mfa: false,
+        }
+        .validate(&["Basic".to_owned()])?;
+        assert_eq!(forward.hosts.len(), 2);
+        let dev = [app(
+            "Dev",
+            &["http://dev.test:8080", "http://dev.test:8081"],
+        )];
+        for (url, allowed) in [
+            ("http://dev.test:8080/x", true),
+            ("http://dev.test:8081/x", true),
+            ("http://dev.test:8082/x", false),
+            ("http://dev.test/x", false),
+        ] {
+            let target = Target::from_url(url)?;
+            let door = find_door(&dev, &target)?;
+            assert_eq!(
+                door.map(|d| d.allows_return(&target)),
+                Some(allowed),
+                "{url}"
+            );
+        }
         Ok(())
     }
 }

@@ -188,7 +188,8 @@ pub enum OrderKey {
 /// The users page's query, as the store runs it.
 #[derive(Clone, Debug, Default)]
 pub struct UserSearch {
-    /// Lower-cased; part of the name shown or of the email. Empty: everyone.
+    /// Lower-cased; part of the name shown or of the email (one or two
+    /// characters: the start of either). Empty: everyone.
     pub text: String,
     pub role: Option<Role>,
     pub status: Option<UserStatus>,
@@ -851,10 +852,11 @@ pub trait SsoStore {
     async fn take_sso_login(&self, state_hash: &str) -> StoreResult<Option<(String, Millis)>>;
     /// The user linked to the provider's (issuer, subject).
     async fn sso_user(&self, issuer: &str, subject: &str) -> StoreResult<Option<User>>;
-    /// Links (issuer, subject) to an existing user if that user is a
-    /// member at that moment (in the same statement, so a promotion in
-    /// between cannot slip through); false when nothing was linked because
-    /// the user is not a member. Conflict when that pair is linked already.
+    /// Links (issuer, subject) to an existing user if that user is an
+    /// enabled member without another subject of that issuer at that moment
+    /// (in the same statement, so a promotion in between cannot slip
+    /// through); false when nothing was linked for one of those reasons.
+    /// Conflict when that pair is linked already.
     async fn link_sso(
         &self,
         issuer: &str,

@@ -21,7 +21,8 @@
 //!   the browser back to the app, with such a code when needed.
 //!
 //! An allowed answer also carries `Cookie`: the browser's cookies without
-//! Usher's own, which the documented proxy configurations pass to the tool
+//! Usher's own (or a placeholder pair when none is left, never an empty
+//! value), which the documented proxy configurations pass to the tool
 //! instead of the browser's, so no tool ever holds an Usher session.
 //!
 //! The proxies' routes sit outside the session, same-origin and form-token
@@ -131,22 +132,75 @@ fn is_usher_cookie(name: &str, usher: &str) -> bool {
         .is_some_and(|rest| rest.is_empty() || rest.starts_with('-'))
 }
 
+/// What the `Cookie` answer holds when no cookie is left for the tool: a
+/// harmless pair rather than nothing, because Caddy 2.9.0 to 2.11.1 skip
+/// an empty header in `copy_headers` and pass on the browser's own
+/// `Cookie`, Usher's session with it (GHSA-7r4p-vjf4-gxv4, fixed in
+/// 2.11.2).
+pub const NO_TOOL_COOKIES: &str = "usher-none=1";
+
+/// The pairs of the browser's `Cookie` lines, as bytes: split on `;`,
+/// trimmed, empty ones left out. Bytes, not text: a pair may carry any
+/// byte a header can (a UTF-8 name in a tool's cookie), and that must not
+/// cost the other pairs.
+fn cookie_pairs(headers: &HeaderMap) -> impl Iterator<Item = &[u8]> {
+    headers
+        .get_all(header::COOKIE)
+        .into_iter()
+        .flat_map(|line| {
+            line.as_bytes()
+                .split(|b| *b == b';')
+                .map(<[u8]>::trim_ascii)
+                .filter(|pair| !pair.is_empty())
+        })
+}
+
+/// A pair's name, trimmed (the whole pair when it has no `=`).
+fn pair_name(pair: &[u8]) -> &[u8] {
+    pair.split(|b| *b == b'=')
+        .next()
+        .unwrap_or_default()
+        .trim_ascii()
+}
+
+/// The value of the first cookie named `name`, read byte-wise as
+/// [`tool_cookies`] reads the pairs, so that a tool's cookie with bytes
+/// beyond ASCII on the same line does not hide Usher's.
+fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
+    cookie_pairs(headers)
+        .find(|pair| pair_name(pair) == name.as_bytes())
+        .and_then(|pair| pair.splitn(2, |b| *b == b'=').nth(1))
+        .and_then(|value| std::str::from_utf8(value.trim_ascii()).ok())
+        .map(str::to_owned)
+}
+
+/// Whether a byte may stand in a header value (no control character but
+/// tab), so that the pairs kept always make one.
+fn header_byte(b: u8) -> bool {
+    b == b'\t' || (b >= 0x20 && b != 0x7f)
+}
+
 /// The browser's cookies without Usher's, as one `Cookie` value, for the
-/// proxy to pass to the tool in place of the browser's.
-fn tool_cookies(headers: &HeaderMap, usher: &str) -> String {
-    let mut kept: Vec<&str> = Vec::new();
-    for value in headers.get_all(header::COOKIE) {
-        let Ok(value) = value.to_str() else {
+/// proxy to pass to the tool in place of the browser's; never empty
+/// ([`NO_TOOL_COOKIES`] when nothing is left).
+fn tool_cookies(headers: &HeaderMap, usher: &str) -> HeaderValue {
+    let mut kept: Vec<u8> = Vec::new();
+    for pair in cookie_pairs(headers) {
+        let name = pair_name(pair);
+        // A name that is not text is no name of Usher's.
+        let usher_cookie = std::str::from_utf8(name).is_ok_and(|n| is_usher_cookie(n, usher));
+        if usher_cookie || !pair.iter().copied().all(header_byte) {
             continue;
-        };
-        for pair in value.split(';').map(str::trim).filter(|p| !p.is_empty()) {
-            let name = pair.split('=').next().unwrap_or_default().trim();
-            if !is_usher_cookie(name, usher) {
-                kept.push(pair);
-            }
         }
+        if !kept.is_empty() {
+            kept.extend_from_slice(b"; ");
+        }
+        kept.extend_from_slice(pair);
     }
-    kept.join("; ")
+    if kept.is_empty() {
+        return HeaderValue::from_static(NO_TOOL_COOKIES);
+    }
+    HeaderValue::from_bytes(&kept).unwrap_or(HeaderValue::from_static(NO_TOOL_COOKIES))
 }
 
 /// Whether the request behind the question comes from a browser that can
@@ -168,17 +222,29 @@ enum Proxy {
     AuthRequest,
 }
 
+/// A header that carries (part of) the address asked about, as text: None
+/// when it is absent or empty, an error when it is there but not UTF-8.
+/// Proxies pass the request target as the client sent it, bytes beyond
+/// ASCII too (a raw `K` in a path), and such a header must never read as
+/// absent: the address would be judged as `/` while the proxy routes the
+/// path.
+fn address_header<'a>(headers: &'a HeaderMap, name: &str) -> usher_domain::Result<Option<&'a str>> {
+    match headers.get(name) {
+        None => Ok(None),
+        Some(value) => std::str::from_utf8(value.as_bytes())
+            .map(|v| Some(v.trim()).filter(|v| !v.is_empty()))
+            .map_err(|_| usher_domain::Error::invalid(UNREADABLE)),
+    }
+}
+
 async fn forward_auth(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let read = |name| address_header(&headers, name);
     let target = match (
-        header(&headers, "x-forwarded-host"),
-        header(&headers, "x-forwarded-uri"),
+        read("x-forwarded-host"),
+        read("x-forwarded-uri"),
+        read("x-forwarded-proto"),
     ) {
-        (Some(host), uri) => Target::new(
-            header(&headers, "x-forwarded-proto").unwrap_or("http"),
-            host,
-            uri.unwrap_or("/"),
-        ),
-        (None, _) => {
+        (Ok(None), _, _) => {
             return ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "Usher needs the headers X-Forwarded-Proto, X-Forwarded-Host and \
@@ -187,29 +253,30 @@ async fn forward_auth(State(state): State<AppState>, headers: HeaderMap) -> Resp
             )
             .into_response();
         }
+        (Ok(Some(host)), Ok(uri), Ok(proto)) => {
+            Target::new(proto.unwrap_or("http"), host, uri.unwrap_or("/"))
+        }
+        (Err(error), _, _) | (_, Err(error), _) | (_, _, Err(error)) => Err(error),
     };
     let method = header(&headers, "x-forwarded-method");
     answer(&state, &headers, target, method, Proxy::Forward).await
 }
 
 async fn auth_request(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let Some(url) = header(&headers, "x-original-url") else {
-        return ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "Usher needs the header X-Original-URL from nginx to tell which address this is \
-             about. See docs/forward-auth.md.",
-        )
-        .into_response();
+    let url = match address_header(&headers, "x-original-url") {
+        Ok(Some(url)) => Target::from_url(url),
+        Ok(None) => {
+            return ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "Usher needs the header X-Original-URL from nginx to tell which address this is \
+                 about. See docs/forward-auth.md.",
+            )
+            .into_response();
+        }
+        Err(error) => Err(error),
     };
     let method = header(&headers, "x-original-method");
-    answer(
-        &state,
-        &headers,
-        Target::from_url(url),
-        method,
-        Proxy::AuthRequest,
-    )
-    .await
+    answer(&state, &headers, url, method, Proxy::AuthRequest).await
 }
 
 /// A question Usher does not decide on (an address it cannot read, or a
@@ -246,8 +313,8 @@ async fn answer(
         Err(error) => return not_decided(state, headers, error, proxy),
     };
     let name = &state.settings().cookie.name;
-    let session = session_token(headers, name);
-    let host = session_token(headers, &host_cookie_name(state, target.https));
+    let session = cookie_value(headers, name);
+    let host = cookie_value(headers, &host_cookie_name(state, target.https));
     let question = ForwardQuestion {
         session_cookie: session.as_deref(),
         host_cookie: host.as_deref(),
@@ -257,7 +324,7 @@ async fn answer(
         Err(error) => return not_decided(state, headers, error, proxy),
     };
     match answer {
-        ForwardAnswer::Allowed(remote) => allowed(remote.as_ref(), &tool_cookies(headers, name)),
+        ForwardAnswer::Allowed(remote) => allowed(remote.as_ref(), tool_cookies(headers, name)),
         ForwardAnswer::SignIn { sign_in } => {
             if proxy == Proxy::Forward && browser(headers, method) {
                 return found(&sign_in);
@@ -282,7 +349,7 @@ async fn answer(
     }
 }
 
-fn allowed(remote: Option<&Remote>, cookies: &str) -> Response {
+fn allowed(remote: Option<&Remote>, cookies: HeaderValue) -> Response {
     let mut response = StatusCode::OK.into_response();
     // On a public path, nobody: the six headers empty (a proxy that copies
     // a header Usher leaves out may pass on the client's, or in Caddy 2.6
@@ -308,8 +375,7 @@ fn allowed(remote: Option<&Remote>, cookies: &str) -> Response {
             .headers_mut()
             .insert(HeaderName::from_static(name), value);
     }
-    // Always sent, empty too, for the same reason.
-    let cookies = HeaderValue::from_str(cookies).unwrap_or(HeaderValue::from_static(""));
+    // Always sent, and never empty (see NO_TOOL_COOKIES).
     response.headers_mut().insert(header::COOKIE, cookies);
     response
 }
@@ -445,8 +511,8 @@ async fn callback(
     Query(query): Query<CallbackQuery>,
 ) -> Response {
     let host = request_host(&headers).to_owned();
-    let secure = session_token(&headers, &state_cookie_name(&state, true));
-    let plain = session_token(&headers, &state_cookie_name(&state, false));
+    let secure = cookie_value(&headers, &state_cookie_name(&state, true));
+    let plain = cookie_value(&headers, &state_cookie_name(&state, false));
     let cookies = StateCookies {
         secure: secure.as_deref(),
         plain: plain.as_deref(),

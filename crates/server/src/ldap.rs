@@ -257,8 +257,8 @@ async fn search(
     }
 }
 
-/// The first value of each attribute asked for; binary ids (Active
-/// Directory's objectGUID) as lower-case hex.
+/// The first value of each attribute asked for; the ldap id as
+/// [`ldap_id`] gives it.
 fn entry(found: SearchEntry, config: &LdapConfig) -> Entry {
     let text = |name: &str| -> String {
         if name.is_empty() {
@@ -278,12 +278,45 @@ fn entry(found: SearchEntry, config: &LdapConfig) -> Entry {
     };
     Entry {
         dn: found.dn.clone(),
-        ldap_id: text(&config.ldap_id_attribute),
+        ldap_id: ldap_id(&found, &config.ldap_id_attribute),
         login_id: text(&config.login_id_attribute),
         email: text(&config.email_attribute),
         first_name: text(&config.first_name_attribute),
         last_name: text(&config.last_name_attribute),
     }
+}
+
+/// The entry's id as Usher keeps it: the text of the first value, or its
+/// bytes as lower-case hex when the id is binary. ldap3 puts a value among
+/// the text attributes whenever its bytes happen to be valid UTF-8, which
+/// an Active Directory objectGUID's sometimes are; so an objectGUID is
+/// always hex, and so is any value with a control character (a NUL byte,
+/// which PostgreSQL refuses in text, among them), whichever map it is in.
+fn ldap_id(found: &SearchEntry, name: &str) -> String {
+    if name.is_empty() {
+        return String::new();
+    }
+    let key = |map_key: &String| map_key.eq_ignore_ascii_case(name);
+    let binary = name.eq_ignore_ascii_case("objectGUID");
+    if let Some(value) = found
+        .attrs
+        .iter()
+        .find(|(k, _)| key(k))
+        .and_then(|(_, v)| v.first())
+    {
+        return if binary || value.chars().any(char::is_control) {
+            hex::encode(value.as_bytes())
+        } else {
+            value.clone()
+        };
+    }
+    found
+        .bin_attrs
+        .iter()
+        .find(|(k, _)| key(k))
+        .and_then(|(_, v)| v.first())
+        .map(hex::encode)
+        .unwrap_or_default()
 }
 
 /// ldap3's error as the domain's, in words for whoever set the directory up.
@@ -335,5 +368,62 @@ fn result_text(result: &ldap3::LdapResult) -> String {
         format!("result code {}", result.rc)
     } else {
         format!("result code {}: {}", result.rc, result.text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn found(attrs: &[(&str, &str)], bin_attrs: &[(&str, &[u8])]) -> SearchEntry {
+        SearchEntry {
+            dn: "cn=ann,dc=example,dc=org".into(),
+            attrs: attrs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), vec![(*v).to_owned()]))
+                .collect::<HashMap<_, _>>(),
+            bin_attrs: bin_attrs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), vec![v.to_vec()]))
+                .collect::<HashMap<_, _>>(),
+        }
+    }
+
+    #[test]
+    fn an_object_guid_is_hex_even_when_its_bytes_are_valid_utf8() {
+        // 16 bytes that happen to be UTF-8: ldap3 gives them as text.
+        let guid = "Ann's GUID bytes";
+        assert_eq!(guid.len(), 16);
+        for name in ["objectGUID", "objectguid", "OBJECTGUID"] {
+            let entry = found(&[("objectGUID", guid)], &[]);
+            assert_eq!(ldap_id(&entry, name), hex::encode(guid), "{name}");
+        }
+        // The same bytes from the binary map: the same id.
+        let entry = found(&[], &[("objectGUID", guid.as_bytes())]);
+        assert_eq!(ldap_id(&entry, "objectGUID"), hex::encode(guid));
+    }
+
+    #[test]
+    fn an_id_with_a_nul_or_control_byte_is_hex() {
+        let entry = found(&[("uniqueId", "ab\0cd"), ("other", "x\u{7}y")], &[]);
+        assert_eq!(ldap_id(&entry, "uniqueid"), "6162006364");
+        assert_eq!(ldap_id(&entry, "other"), "780779");
+    }
+
+    #[test]
+    fn a_text_id_stays_text_and_binary_is_hex() {
+        let entry = found(
+            &[("entryUUID", "1f2e3d4c-0000-4000-8000-000000000001")],
+            &[("photoId", &[0xff, 0x00, 0x10])],
+        );
+        assert_eq!(
+            ldap_id(&entry, "entryuuid"),
+            "1f2e3d4c-0000-4000-8000-000000000001"
+        );
+        assert_eq!(ldap_id(&entry, "photoId"), "ff0010");
+        assert_eq!(ldap_id(&entry, "missing"), "");
+        assert_eq!(ldap_id(&entry, ""), "");
     }
 }

@@ -59,13 +59,18 @@ impl SsoStore for SqlStore {
         user: UserId,
         now: Millis,
     ) -> StoreResult<bool> {
-        // Members only, decided by the row as it is when the link is made:
-        // the owner and admins are never linked by email.
+        // Enabled members only, decided by the row as it is when the link
+        // is made: the owner and admins are never linked by email, nor a
+        // disabled member. Nor an account with another subject of this
+        // issuer: the provider may have given its address to someone new.
         let linked = self
             .execute(
                 Sql::new(
                     "INSERT INTO sso_identities (issuer, subject, user_id, created_at) \
-                     SELECT $1, $2, id, $4 FROM users WHERE id = $3 AND role = $5",
+                     SELECT $1, $2, id, $4 FROM users \
+                     WHERE id = $3 AND role = $5 AND disabled = 0 \
+                     AND NOT EXISTS (SELECT 1 FROM sso_identities \
+                         WHERE issuer = $1 AND user_id = $3)",
                 )
                 .bind(issuer)
                 .bind(subject)

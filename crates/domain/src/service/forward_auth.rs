@@ -258,10 +258,11 @@ impl Usher {
 
     /// The app `url` belongs to; an address no app covers is refused, so
     /// no step of the way back is an open redirect. The address must also
-    /// be one the app's host entry lets Usher lead to: https (or http where
-    /// the entry says `http://`), on the entry's port (443 or 80 when it
-    /// names none), so a sign-in code never travels in the clear or to
-    /// another server on the same host.
+    /// be one that an entry of the app covering it lets Usher lead to:
+    /// https (or http where the entry says `http://`), on the entry's port
+    /// (443 or 80 when it names none), so a sign-in code never travels in
+    /// the clear or to another server on the same host. (The port decides
+    /// only this, never which app an address belongs to.)
     async fn app_at(&self, url: &str) -> Result<(Target, App)> {
         let not_an_app = || {
             Error::invalid(
@@ -273,7 +274,7 @@ impl Usher {
         let door = find_door(&apps, &target)
             .map_err(|_| not_an_app())?
             .ok_or_else(not_an_app)?;
-        if !door.rule.allows_return(&target) {
+        if !door.allows_return(&target) {
             let scheme = if door.rule.http {
                 "http or https"
             } else {
@@ -460,8 +461,9 @@ fn well_formed_state(state: Option<&str>) -> Result<&str> {
 }
 
 impl Usher {
-    /// Refuses a door that another app has already: the same host, port
-    /// and path prefix would be decided by whichever app came first.
+    /// Refuses a door that another app has already: the same host and path
+    /// prefix, on any port (proxies match hosts without the port, so the
+    /// client would choose which app's rule judges it).
     pub(crate) async fn refuse_taken_door(
         &self,
         id: AppId,
@@ -480,8 +482,9 @@ impl Usher {
                 return Err(Error::field(
                     "forwardAuth",
                     format!(
-                        "{entry} is a host of the app {} already. Give each host and path to one \
-                         app, or a longer path to this one.",
+                        "{entry} is a host of the app {} already (on any port: proxies tell \
+                         hosts apart without it). Give each host and path to one app, or a \
+                         longer path to this one.",
                         other.name
                     ),
                 ));

@@ -795,13 +795,16 @@ impl Usher {
             if !entry.ldap_id.is_empty() {
                 seen.insert(entry.ldap_id.clone());
             }
-            let plan = match self
-                .plan_entry(entry, &connection.config, Door::Sync)
-                .await?
-            {
-                Ok(plan) => plan,
-                Err(refusal) => {
+            // One entry the database refuses is skipped and named; it
+            // does not end the run for everyone else.
+            let plan = match self.plan_entry(entry, &connection.config, Door::Sync).await {
+                Ok(Ok(plan)) => plan,
+                Ok(Err(refusal)) => {
                     skipped.push(refusal.reason);
+                    continue;
+                }
+                Err(error) => {
+                    skipped.push(not_saved(entry, &error));
                     continue;
                 }
             };
@@ -810,10 +813,12 @@ impl Usher {
                 Plan::Update(..) => run.updated += 1,
                 Plan::Keep(_) => {}
             }
-            if mode == SyncMode::Live
-                && let Err(reason) = self.carry_out(plan, origin).await?
-            {
-                skipped.push(reason);
+            if mode == SyncMode::Live {
+                match self.carry_out(plan, origin).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(reason)) => skipped.push(reason),
+                    Err(error) => skipped.push(not_saved(entry, &error)),
+                }
             }
         }
         let gone: Vec<UserId> = self
@@ -877,12 +882,29 @@ fn lease_length(config: &LdapConfig) -> Millis {
     (Millis::from(config.search_timeout) * 4_000).max(5 * MINUTE)
 }
 
+/// Why a synchronisation skipped an entry the database refused: the reason
+/// itself goes to the log only (it may be internal text).
+fn not_saved(entry: &Entry, error: &Error) -> String {
+    tracing::warn!(dn = %entry.dn, %error, "LDAP synchronisation skipped an entry");
+    format!(
+        "the entry {} could not be saved (the server's log has the reason).",
+        entry.dn
+    )
+}
+
 /// What the directory says about a person, as Usher keeps it; Err(reason)
 /// when it cannot be a user.
 fn profile(entry: &Entry, config: &LdapConfig) -> std::result::Result<DirectoryProfile, String> {
     if entry.ldap_id.is_empty() {
         return Err(format!(
             "the entry {} has no {} (ldapIdAttribute).",
+            entry.dn, config.ldap_id_attribute
+        ));
+    }
+    if entry.ldap_id.chars().any(char::is_control) {
+        return Err(format!(
+            "the entry {} has control characters in its {} (ldapIdAttribute), which Usher \
+             cannot keep as an id.",
             entry.dn, config.ldap_id_attribute
         ));
     }
@@ -922,6 +944,30 @@ mod tests {
     fn directory_names_lose_control_characters_and_fit_the_limit() {
         assert_eq!(directory_name("  Ann\u{0}\n "), "Ann");
         assert_eq!(directory_name(&"x".repeat(40)).chars().count(), 32);
+    }
+
+    #[test]
+    fn an_id_with_control_characters_is_refused_not_stored() {
+        let config = LdapConfig {
+            ldap_id_attribute: "uniqueId".into(),
+            ..LdapConfig::default()
+        };
+        let entry = |id: &str| Entry {
+            dn: "uid=ann,dc=example,dc=org".into(),
+            ldap_id: id.into(),
+            login_id: "ann".into(),
+            email: "ann@example.org".into(),
+            first_name: "Ann".into(),
+            last_name: "Lee".into(),
+        };
+        let refused = profile(&entry("ab\u{0}cd"), &config)
+            .err()
+            .unwrap_or_default();
+        assert!(
+            refused.contains("control characters in its uniqueId"),
+            "{refused}"
+        );
+        assert!(profile(&entry("6162006364"), &config).is_ok());
     }
 
     #[test]

@@ -12,9 +12,13 @@
 //!   or, with "trust email" on, at least not deny it (no `email_verified`:
 //!   Microsoft Entra ID sends none), else the sign-in is refused; then the
 //!   member with that email is
-//!   linked, or a new email makes a member. The owner and admins are never
-//!   linked by email: whoever may change these settings could point them at
-//!   a provider of their own that asserts any address;
+//!   linked, or a new email makes a member (when "create accounts" is on
+//!   and the address is in one of the allowed domains, if any are set).
+//!   The owner and admins are never linked by email: whoever may change
+//!   these settings could point them at a provider of their own that
+//!   asserts any address; nor is a disabled member, nor an account linked
+//!   to another identity (`sub`) of the same provider already: a provider
+//!   may give a departed person's address to someone new;
 //! - Usher's own two-factor code is asked on top for users who turned it on
 //!   (n8n asks none; a link by email must not step around a factor the
 //!   person chose), and the owner's "two-factor for everyone" holds SSO
@@ -73,6 +77,30 @@ const ADMIN_NOT_LINKED_SSO_ONLY: &str = "An account with this email already exis
 pub const UNCONFIRMED_NOT_LINKED: &str = "An account in Usher has this email address but has not \
      confirmed it, so your sign-in cannot be linked to it. Ask the owner or an admin of Usher.";
 
+/// An email link refused because the account has another identity at the
+/// same provider (the address may have passed to someone new there).
+pub const LINKED_ELSEWHERE: &str = "The Usher account with this email is linked to another \
+     identity at your provider, so Usher does not link it to yours: the provider may have given \
+     this address to someone else before. Ask an admin of this Usher.";
+
+/// A disabled account, whether found by its link or its email.
+pub const ACCOUNT_DISABLED: &str =
+    "Your Usher account is disabled: ask the owner or an admin of this Usher.";
+
+/// A first sign-in that would make an account, with "create accounts" off.
+pub const NO_NEW_ACCOUNTS: &str = "There is no Usher account for this email address, and \
+     accounts are not made at the first sign-in with the provider here. Ask an admin of this \
+     Usher for an invitation; once you have accepted it, sign in with your provider.";
+
+/// A first sign-in that would make an account for an address outside the
+/// allowed domains.
+pub const DOMAIN_NOT_ALLOWED: &str = "Usher makes accounts at the first sign-in only for email \
+     addresses of the organisation's own domains, and yours is not one of them. Ask an admin of \
+     this Usher for an invitation.";
+
+/// At most this many allowed domains.
+const MAX_DOMAINS: usize = 50;
+
 /// A discovery endpoint over plain http that is not on this machine.
 pub const PLAIN_HTTP: &str = "Use an https:// discovery endpoint: Usher sends the client \
      secret and people's sign-in codes to the provider, and plain http would show them to the \
@@ -117,7 +145,7 @@ impl Door {
 }
 
 /// The provider's settings as an owner or admin sees and sends them.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SsoSettings {
     pub discovery_endpoint: String,
     pub client_id: String,
@@ -134,6 +162,31 @@ pub struct SsoSettings {
     /// address, such as Microsoft Entra ID, which never sends the claim.
     /// An explicit `email_verified: false` is refused all the same.
     pub trust_email: bool,
+    /// The email domains (lower case, such as `example.com`) for which a
+    /// first sign-in makes an account; empty: any. Existing accounts
+    /// (linked, or a member with the email) are not limited by it.
+    pub allowed_domains: Vec<String>,
+    /// Whether a first sign-in with a new email makes an account (n8n's
+    /// just-in-time provisioning, on by default); off, only people with an
+    /// Usher account get in.
+    pub create_accounts: bool,
+}
+
+impl Default for SsoSettings {
+    fn default() -> Self {
+        Self {
+            discovery_endpoint: String::new(),
+            client_id: String::new(),
+            client_secret: String::new(),
+            login_enabled: false,
+            prompt: None,
+            login_label: String::new(),
+            authentication_method: Door::Email,
+            trust_email: false,
+            allowed_domains: Vec::new(),
+            create_accounts: true,
+        }
+    }
 }
 
 /// The settings with the secret opened, for the server's requests to the
@@ -148,6 +201,8 @@ pub struct SsoConfig {
     pub login_label: String,
     pub authentication_method: Door,
     pub trust_email: bool,
+    pub allowed_domains: Vec<String>,
+    pub create_accounts: bool,
 }
 
 impl SsoConfig {
@@ -162,7 +217,7 @@ impl SsoConfig {
 }
 
 /// As stored in the settings table (n8n's key `features.oidc`).
-#[derive(Serialize, Deserialize, Default)]
+#[derive(Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 struct Stored {
     discovery_endpoint: String,
@@ -175,6 +230,27 @@ struct Stored {
     authentication_method: Door,
     /// Absent in settings saved before it existed: off.
     trust_email: bool,
+    /// Absent in settings saved before it existed: any domain.
+    allowed_domains: Vec<String>,
+    /// Absent in settings saved before it existed: on (as before).
+    create_accounts: bool,
+}
+
+impl Default for Stored {
+    fn default() -> Self {
+        Self {
+            discovery_endpoint: String::new(),
+            client_id: String::new(),
+            client_secret: String::new(),
+            login_enabled: false,
+            prompt: None,
+            login_label: String::new(),
+            authentication_method: Door::Email,
+            trust_email: false,
+            allowed_domains: Vec::new(),
+            create_accounts: true,
+        }
+    }
 }
 
 /// A sign-in sent to the provider, kept until its callback (sealed in the
@@ -243,6 +319,8 @@ impl Usher {
             login_label: stored.login_label,
             authentication_method: stored.authentication_method,
             trust_email: stored.trust_email,
+            allowed_domains: stored.allowed_domains,
+            create_accounts: stored.create_accounts,
         })
     }
 
@@ -315,6 +393,7 @@ impl Usher {
                  owner signs in with a password, the directory's included.",
             ));
         }
+        let allowed_domains = allowed_domains(&input.allowed_domains)?;
         let secret = if input.client_secret == SECRET_PLACEHOLDER {
             let stored = self.stored_sso().await?.unwrap_or_default();
             if stored.client_secret.is_empty() {
@@ -339,6 +418,8 @@ impl Usher {
             login_label: label,
             authentication_method: input.authentication_method,
             trust_email: input.trust_email,
+            allowed_domains,
+            create_accounts: input.create_accounts,
         })
     }
 
@@ -366,12 +447,14 @@ impl Usher {
             login_label: config.login_label.clone(),
             authentication_method: config.authentication_method,
             trust_email: config.trust_email,
+            allowed_domains: config.allowed_domains.clone(),
+            create_accounts: config.create_accounts,
         };
         let text = serde_json::to_string(&stored)
             .map_err(|e| Error::Internal(format!("SSO settings: {e}")))?;
         self.store.put_setting(keys::SSO_OIDC, &text).await?;
         let detail = format!(
-            "provider {}, client {}, sign-in {}, {}{}",
+            "provider {}, client {}, sign-in {}, {}{}{}",
             config.discovery_endpoint,
             config.client_id,
             if config.login_enabled { "on" } else { "off" },
@@ -383,6 +466,14 @@ impl Usher {
                 ", the provider's email addresses trusted"
             } else {
                 ""
+            },
+            match (config.create_accounts, config.allowed_domains.is_empty()) {
+                (false, _) => ", no accounts made at first sign-in".to_owned(),
+                (true, true) => ", accounts made at first sign-in for any domain".to_owned(),
+                (true, false) => format!(
+                    ", accounts made at first sign-in for {}",
+                    config.allowed_domains.join(", ")
+                ),
             }
         );
         self.audit(Some(&actor.user), "settings.sso", None, detail, origin)
@@ -416,6 +507,8 @@ impl Usher {
             login_label: stored.login_label,
             authentication_method: stored.authentication_method,
             trust_email: stored.trust_email,
+            allowed_domains: stored.allowed_domains,
+            create_accounts: stored.create_accounts,
         }))
     }
 
@@ -542,9 +635,7 @@ impl Usher {
         if user.disabled {
             self.sso_failed(&format!("{}: account disabled", identity.subject), origin)
                 .await;
-            return Err(Error::Forbidden(
-                "Your Usher account is disabled: ask the owner or an admin of this Usher.".into(),
-            ));
+            return Err(Error::Forbidden(ACCOUNT_DISABLED.into()));
         }
         let detail = format!("single sign-on: {}", identity.issuer);
         if user.mfa_enabled {
@@ -586,19 +677,14 @@ impl Usher {
             ));
         };
         let email = Email::parse(email)?;
+        let settings = self.stored_sso().await?.unwrap_or_default();
         // Unverified, the address proves nothing: it neither finds an
         // account nor makes one (a later directory sign-in with that email
         // would otherwise land in an account a stranger made). The answer
         // is the same whether an account has the address. Without the
         // claim, "trust email" decides; a provider's explicit "not
         // verified" is never overruled.
-        let verified = match identity.email_verified {
-            Some(verified) => verified,
-            None => self
-                .stored_sso()
-                .await?
-                .is_some_and(|stored| stored.trust_email),
-        };
+        let verified = identity.email_verified.unwrap_or(settings.trust_email);
         if !verified {
             // The log tells the admin which case it was: a provider that
             // sends no `email_verified` at all is what "trust email" is for.
@@ -617,6 +703,28 @@ impl Usher {
         }
         if let Some(existing) = self.store.user_by_email(&email).await? {
             return self.link_by_email(identity, existing, origin).await;
+        }
+        // Only a new account is limited from here on: whoever has one
+        // (linked, or a member with this email) got in above.
+        if !settings.create_accounts {
+            self.sso_failed(
+                &format!("{email}: no Usher account, and accounts are not made at first sign-in"),
+                origin,
+            )
+            .await;
+            return Err(refuse(NO_NEW_ACCOUNTS.into()));
+        }
+        if !domain_allowed(&email, &settings.allowed_domains) {
+            self.sso_failed(
+                &format!(
+                    "{email}: no Usher account, and its domain is not one of the allowed \
+                     domains ({})",
+                    settings.allowed_domains.join(", ")
+                ),
+                origin,
+            )
+            .await;
+            return Err(refuse(DOMAIN_NOT_ALLOWED.into()));
         }
         self.refuse_look_alike(&email, None).await?;
         let now = self.now();
@@ -671,10 +779,13 @@ impl Usher {
     }
 
     /// Links the provider's person to the account with their verified
-    /// email, a member's only: the owner and admins are refused (an admin
-    /// who may change these settings could otherwise point them at a
+    /// email, an enabled member's only, and only while the account has no
+    /// other identity at this provider. The owner and admins are refused (an
+    /// admin who may change these settings could otherwise point them at a
     /// provider of their own that asserts the owner's or another admin's
-    /// address).
+    /// address). An account linked to another `sub` of the same issuer is
+    /// refused too: providers hand a departed person's address to someone
+    /// new, who must not land in the old account.
     async fn link_by_email(
         &self,
         identity: &SsoIdentity,
@@ -707,36 +818,110 @@ impl Usher {
                 Err(StoreError::Conflict(_)) => true,
                 Err(other) => return Err(other.into()),
             };
-        if !linked {
+        if linked {
             self.audit(
-                None,
-                "login.failed",
                 Some(&existing),
-                format!(
-                    "single sign-on: {} {} asserts the email of an account with administrator \
-                     rights, not linked",
-                    identity.issuer, identity.subject
-                ),
+                "sso.linked",
+                Some(&existing),
+                format!("{} {}", identity.issuer, identity.subject),
                 origin,
             )
             .await;
-            let message = if existing.role != Role::Owner && self.sso_only().await? {
+            return Ok(existing);
+        }
+        // The statement decided on the row as it was then: the reason is
+        // read from it again, so the answer matches the decision.
+        let now = self
+            .store
+            .user_by_id(existing.id)
+            .await?
+            .unwrap_or(existing);
+        let (why, message) = if now.role != Role::Member {
+            let message = if now.role != Role::Owner && self.sso_only().await? {
                 ADMIN_NOT_LINKED_SSO_ONLY
             } else {
                 ADMIN_NOT_LINKED
             };
-            return Err(Error::Forbidden(message.into()));
-        }
+            (
+                "asserts the email of an account with administrator rights, not linked",
+                message,
+            )
+        } else if now.disabled {
+            (
+                "asserts the email of a disabled account, not linked",
+                ACCOUNT_DISABLED,
+            )
+        } else {
+            (
+                "asserts the email of an account linked to another identity at this provider, \
+                 not linked",
+                LINKED_ELSEWHERE,
+            )
+        };
         self.audit(
-            Some(&existing),
-            "sso.linked",
-            Some(&existing),
-            format!("{} {}", identity.issuer, identity.subject),
+            None,
+            "login.failed",
+            Some(&now),
+            format!(
+                "single sign-on: {} {} {why}",
+                identity.issuer, identity.subject
+            ),
             origin,
         )
         .await;
-        Ok(existing)
+        Err(Error::Forbidden(message.into()))
     }
+}
+
+/// The allowed domains as typed (in a list, or one text with commas),
+/// checked and in one form: lower case, without a leading `@`, each once.
+fn allowed_domains(input: &[String]) -> Result<Vec<String>> {
+    let mut domains: Vec<String> = Vec::new();
+    for typed in input.iter().flat_map(|item| item.split(',')) {
+        let domain = typed.trim().trim_start_matches('@').to_lowercase();
+        if domain.is_empty() {
+            continue;
+        }
+        let labels_ok = domain.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.chars().all(|c| c.is_alphanumeric() || c == '-')
+        });
+        if !labels_ok || !domain.contains('.') || domain.len() > 253 {
+            return Err(Error::field(
+                "allowedDomains",
+                format!(
+                    "“{}” is not an email domain: write domains such as example.com, separated \
+                     by commas.",
+                    typed.trim()
+                ),
+            ));
+        }
+        if !domains.contains(&domain) {
+            domains.push(domain);
+        }
+    }
+    if domains.len() > MAX_DOMAINS {
+        return Err(Error::field(
+            "allowedDomains",
+            format!("Allow at most {MAX_DOMAINS} domains."),
+        ));
+    }
+    Ok(domains)
+}
+
+/// Whether a first sign-in with `email` may make an account: any address
+/// when no domain is set, else one whose domain is one of them exactly (a
+/// subdomain is a domain of its own).
+fn domain_allowed(email: &Email, allowed: &[String]) -> bool {
+    let domain = email
+        .as_str()
+        .rsplit_once('@')
+        .map(|(_, domain)| domain.to_lowercase())
+        .unwrap_or_default();
+    allowed.is_empty() || allowed.contains(&domain)
 }
 
 /// "Sign in with <label>", the label defaulting to "single sign-on".
@@ -831,6 +1016,8 @@ mod tests {
             login_label: String::new(),
             authentication_method: Door::Email,
             trust_email: false,
+            allowed_domains: Vec::new(),
+            create_accounts: true,
         };
         assert_eq!(
             config("https://id.example.com/realms/x/.well-known/openid-configuration")
@@ -878,6 +1065,49 @@ mod tests {
         ] {
             assert!(!allowed(refused), "{refused}");
         }
+    }
+
+    #[test]
+    fn allowed_domains_are_read_from_a_list_or_commas_and_checked() {
+        let read = |items: &[&str]| {
+            allowed_domains(&items.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>())
+        };
+        assert_eq!(
+            read(&[" Example.com, @corp.example.org ,,example.com"]).ok(),
+            Some(vec![
+                "example.com".to_owned(),
+                "corp.example.org".to_owned()
+            ])
+        );
+        assert_eq!(
+            read(&["a.example", "b.example"]).ok().map(|d| d.len()),
+            Some(2)
+        );
+        assert_eq!(read(&[" , "]).ok(), Some(Vec::new()));
+        for bad in [
+            "example",
+            "ann@example.com x",
+            "exa mple.com",
+            "-a.example",
+            "a..example",
+        ] {
+            assert!(read(&[bad]).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_new_account_needs_an_allowed_domain_when_some_are_set() {
+        let email = |e: &str| Email::parse(e).unwrap_or_else(|_| panic!("{e}"));
+        let allowed = vec!["example.com".to_owned()];
+        assert!(domain_allowed(&email("ann@example.com"), &allowed));
+        assert!(domain_allowed(&email("Ann@EXAMPLE.com"), &allowed));
+        assert!(!domain_allowed(&email("ann@gmail.com"), &allowed));
+        assert!(!domain_allowed(&email("ann@sub.example.com"), &allowed));
+        assert!(!domain_allowed(
+            &email("ann@example.com.evil.org"),
+            &allowed
+        ));
+        assert!(domain_allowed(&email("ann@gmail.com"), &[]));
     }
 
     #[test]

@@ -41,7 +41,8 @@ async fn render(
     let form = form
         .with("discoveryEndpoint", values.discovery_endpoint.clone())
         .with("clientId", values.client_id.clone())
-        .with("loginLabel", values.login_label.clone());
+        .with("loginLabel", values.login_label.clone())
+        .with("allowedDomains", values.allowed_domains.join(", "));
     Ok(SsoPage {
         layout: page.layout.at("/settings/sso"),
         form,
@@ -68,6 +69,8 @@ struct SsoForm {
     prompt: String,
     login_enabled: Option<String>,
     trust_email: Option<String>,
+    create_accounts: Option<String>,
+    allowed_domains: String,
     authentication_method: String,
 }
 
@@ -96,6 +99,9 @@ async fn view_sso_post(
             Door::Email
         },
         trust_email: input.trust_email.is_some(),
+        // One text field, commas between domains: the service splits it.
+        allowed_domains: vec![input.allowed_domains],
+        create_accounts: input.create_accounts.is_some(),
     };
     match rest_sso::save(&state, &page.actor, settings.clone(), &origin).await {
         Ok(saved) => {

@@ -68,9 +68,20 @@ pub struct ConfigJson {
     /// without `email_verified` counts as verified. For providers whose
     /// users cannot choose their own address (Microsoft Entra ID).
     pub trust_email: bool,
+    /// Usher's: the email domains for which a first sign-in makes an
+    /// account (`["example.com"]`); empty or left out: any.
+    pub allowed_domains: Vec<String>,
+    /// Usher's: whether a first sign-in with a new email makes an account;
+    /// left out: on (n8n makes accounts just in time).
+    #[serde(default = "yes")]
+    pub create_accounts: bool,
     /// Usher's, read only: the redirect URL to register at the provider.
     #[serde(skip_deserializing)]
     pub callback_url: String,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl ConfigJson {
@@ -84,6 +95,8 @@ impl ConfigJson {
             login_label: settings.login_label,
             authentication_method: settings.authentication_method,
             trust_email: settings.trust_email,
+            allowed_domains: settings.allowed_domains,
+            create_accounts: settings.create_accounts,
             callback_url: callback_url(state),
         }
     }
@@ -100,6 +113,8 @@ impl From<ConfigJson> for SsoSettings {
             login_label: body.login_label,
             authentication_method: body.authentication_method,
             trust_email: body.trust_email,
+            allowed_domains: body.allowed_domains,
+            create_accounts: body.create_accounts,
         }
     }
 }

@@ -522,8 +522,10 @@ crate::on_both_databases!(
     the_owners_two_factor_requirement_holds_at_every_door_at_once,
     a_request_is_judged_at_the_host_the_proxy_routes_it_to,
     paths_that_servers_read_differently_are_refused,
-    overlapping_doors_are_refused_and_a_door_with_a_port_wins,
+    overlapping_doors_are_refused_whatever_the_port_and_the_longest_path_wins,
+    a_request_naming_another_port_is_judged_by_the_hosts_one_rule,
     codes_go_only_to_https_on_the_entrys_port_with_host_only_cookies,
+    the_cookie_answer_is_never_empty_and_never_holds_ushers_cookies,
 );
 
 async fn a_member_reaches_the_tool_as_themselves_and_forged_headers_do_not(db: Db) -> TestResult {
@@ -883,7 +885,12 @@ async fn a_person_removed_mid_session_is_refused_at_once(db: Db) -> TestResult {
             ))
             .await;
         for (client, page) in &clients {
-            assert_eq!(get(client, page, &[]).await.status(), status, "{disabled}");
+            let seen = door
+                .server
+                .storage
+                .soon(status, || async { get(client, page, &[]).await.status() })
+                .await;
+            assert_eq!(seen, status, "{disabled}");
         }
     }
     let deleted = door
@@ -1288,6 +1295,34 @@ async fn paths_that_servers_read_differently_are_refused(db: Db) -> TestResult {
     let cased = ask("/api/authz/forward-auth", "/GRAFANA/d/1".to_owned()).await?;
     assert_eq!(cased.status(), StatusCode::BAD_REQUEST);
     assert!(cased.text().await?.contains("only in upper and lower case"));
+    // Caddy lowers the Kelvin sign to k (and İ to i), escaped or sent raw;
+    // a raw one must not make Usher read the address as /.
+    let kibana = door
+        .owner
+        .post(door.server.at("/rest/apps"))
+        .json(&json!({
+            "name": "Kibana",
+            "launchUrl": "http://app.usher.test/kibana/",
+            "access": "everyone",
+            "forwardAuth": {"hosts": door.hosts_with("app.usher.test", "/kibana")},
+        }))
+        .send()
+        .await?;
+    assert_eq!(kibana.status(), StatusCode::OK, "{}", body(kibana).await);
+    for path in ["/%E2%84%AAibana/app", "/\u{212A}ibana/app", "/k\u{130}bana"] {
+        for (endpoint, status) in [
+            ("/api/authz/forward-auth", StatusCode::BAD_REQUEST),
+            ("/api/authz/auth-request", StatusCode::FORBIDDEN),
+        ] {
+            let cased = ask(endpoint, path.to_owned()).await?;
+            assert_eq!(cased.status(), status, "{endpoint} {path}");
+            let text = cased.text().await?;
+            assert!(
+                text.contains("only in upper and lower case"),
+                "{path}: {text}"
+            );
+        }
+    }
     // The prefix ends at a segment: /grafanax is Wiki's, /grafana/x Grafana's.
     let stranger = session_cookie(&door.server, STRANGER, PASSWORD).await;
     for (path, status) in [
@@ -1308,12 +1343,19 @@ async fn paths_that_servers_read_differently_are_refused(db: Db) -> TestResult {
     Ok(())
 }
 
-async fn overlapping_doors_are_refused_and_a_door_with_a_port_wins(db: Db) -> TestResult {
+async fn overlapping_doors_are_refused_whatever_the_port_and_the_longest_path_wins(
+    db: Db,
+) -> TestResult {
     let door = Door::open(db).await;
-    // The very door of another app: refused, and told whose.
+    // The very door of another app, also on another port or none (proxies
+    // match hosts without the port, so the client would choose the app):
+    // refused, and told whose.
     for hosts in [
         door.hosts("app.usher.test"),
         door.hosts_with("APP.usher.test", "/"),
+        vec!["http://app.usher.test".to_owned()],
+        vec!["http://app.usher.test:1".to_owned()],
+        vec!["app.usher.test:8443".to_owned()],
     ] {
         let copy = door
             .owner
@@ -1325,11 +1367,11 @@ async fn overlapping_doors_are_refused_and_a_door_with_a_port_wins(db: Db) -> Te
             }))
             .send()
             .await?;
-        assert_eq!(copy.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(copy.status(), StatusCode::BAD_REQUEST, "{hosts:?}");
         let text = body(copy).await.to_string();
         assert!(text.contains("is a host of the app Wiki already"), "{text}");
     }
-    // Nor may Wiki be changed onto another app's door.
+    // A longer path is another door, and decides below it.
     let other = door
         .owner
         .post(door.server.at("/rest/apps"))
@@ -1337,32 +1379,100 @@ async fn overlapping_doors_are_refused_and_a_door_with_a_port_wins(db: Db) -> Te
             "name": "Notes for everyone",
             "launchUrl": "http://app.usher.test/notes",
             "access": "everyone",
-            // No port, a longer path: Wiki's entries name the port, and win.
-            "forwardAuth": {"hosts": ["http://app.usher.test/notes"]},
+            "forwardAuth": {"hosts": door.hosts_with("app.usher.test", "/notes")},
         }))
         .send()
         .await?;
     assert_eq!(other.status(), StatusCode::OK, "{}", body(other).await);
-    let moved = door
-        .owner
-        .patch(door.server.at(&format!("/rest/apps/{}", door.wiki)))
-        .json(&json!({"forwardAuth": {"hosts": ["http://app.usher.test/notes"]}}))
-        .send()
-        .await?;
-    assert_eq!(moved.status(), StatusCode::BAD_REQUEST);
-    assert!(
-        body(moved)
-            .await
-            .to_string()
-            .contains("is a host of the app Notes for everyone already")
-    );
+    // Nor may Wiki be changed onto another app's door, on any port.
+    for hosts in [
+        door.hosts_with("app.usher.test", "/notes"),
+        vec!["http://app.usher.test:1/notes".to_owned()],
+    ] {
+        let moved = door
+            .owner
+            .patch(door.server.at(&format!("/rest/apps/{}", door.wiki)))
+            .json(&json!({"forwardAuth": {"hosts": hosts}}))
+            .send()
+            .await?;
+        assert_eq!(moved.status(), StatusCode::BAD_REQUEST);
+        assert!(
+            body(moved)
+                .await
+                .to_string()
+                .contains("is a host of the app Notes for everyone already")
+        );
+    }
     for proxy in &door.proxies {
         let (client, _) = browser_client();
-        let page = proxy.at("app.usher.test", "/notes");
-        let refused = sign_in_through(&door.server, &client, &page, STRANGER, PASSWORD).await;
+        let notes = proxy.at("app.usher.test", "/notes");
+        let let_in = sign_in_through(&door.server, &client, &notes, STRANGER, PASSWORD).await;
+        let answer = echoed(let_in).await;
+        assert_eq!(
+            answer["headers"]["remote-user"], STRANGER,
+            "{:?}",
+            proxy.kind
+        );
+        let refused = get(&client, &proxy.at("app.usher.test", "/"), &[]).await;
         assert_eq!(refused.status(), StatusCode::FORBIDDEN, "{:?}", proxy.kind);
         let text = refused.text().await?;
         assert!(text.contains("Not allowed into Wiki"), "{text}");
+    }
+    Ok(())
+}
+
+/// Asks the Caddy/Traefik endpoint about `host` and `path` as JSON, with
+/// `cookie` if any.
+async fn ask_forward(
+    server: &TestServer,
+    host: &str,
+    path: &str,
+    cookie: Option<reqwest::header::HeaderValue>,
+) -> reqwest::Response {
+    let mut request = reqwest::Client::new()
+        .get(server.at("/api/authz/forward-auth"))
+        .header("accept", "application/json")
+        .header("x-forwarded-proto", "http")
+        .header("x-forwarded-host", host)
+        .header("x-forwarded-uri", path);
+    if let Some(cookie) = cookie {
+        request = request.header("cookie", cookie);
+    }
+    request
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("forward-auth: {e}"))
+}
+
+async fn a_request_naming_another_port_is_judged_by_the_hosts_one_rule(db: Db) -> TestResult {
+    let door = Door::open(db).await;
+    let member = session_cookie(&door.server, MEMBER, PASSWORD).await;
+    let stranger = session_cookie(&door.server, STRANGER, PASSWORD).await;
+    // Wiki's entries name the proxies' ports; a client that writes another
+    // port, or none, into Host is still judged by Wiki's rule.
+    for host in ["app.usher.test", "app.usher.test:1", "app.usher.test:8443"] {
+        let open = ask_forward(&door.server, host, "/api/health", None).await;
+        assert_eq!(open.status(), StatusCode::OK, "{host}");
+        assert_eq!(open.headers()["remote-user"], "", "{host}");
+        let member = ask_forward(&door.server, host, "/x", Some(member.parse()?)).await;
+        assert_eq!(member.status(), StatusCode::OK, "{host}");
+        assert_eq!(member.headers()["remote-user"], MEMBER);
+        let refused = ask_forward(&door.server, host, "/x", Some(stranger.parse()?)).await;
+        assert_eq!(refused.status(), StatusCode::FORBIDDEN, "{host}");
+        let text = refused.text().await?;
+        assert!(
+            text.contains("You have no access to Wiki"),
+            "{host}: {text}"
+        );
+    }
+    // Through Caddy, whose site matches the host whatever port the client
+    // writes (and passes that port on in X-Forwarded-Host).
+    let caddy = &door.proxies[0];
+    for host in ["app.usher.test", "app.usher.test:1"] {
+        let open = raw(caddy.port, &raw_get("/api/health", host)).await;
+        assert_eq!(status_of(&open), 200, "{host}: {open}");
+        let closed = raw(caddy.port, &raw_get("/x", host)).await;
+        assert_eq!(status_of(&closed), 302, "{host}: {closed}");
     }
     Ok(())
 }
@@ -1495,6 +1605,64 @@ async fn codes_go_only_to_https_on_the_entrys_port_with_host_only_cookies(db: Db
             .send()
             .await?;
         assert_eq!(answer.status(), status, "{cookie}");
+    }
+    Ok(())
+}
+
+async fn the_cookie_answer_is_never_empty_and_never_holds_ushers_cookies(db: Db) -> TestResult {
+    use reqwest::header::HeaderValue;
+    let door = Door::open(db).await;
+    let caddy = door.proxies[0].port;
+    let host = format!("app.usher.test:{caddy}");
+    let session = session_cookie(&door.server, MEMBER, PASSWORD).await;
+    // Only Usher's cookies, or none: a placeholder, never an empty value
+    // (which Caddy 2.9.0 to 2.11.1 skip, passing the browser's Cookie on).
+    for (path, cookie) in [
+        ("/x", Some(format!("{session}; n8n-auth-device=abc"))),
+        ("/x", Some(session.clone())),
+        ("/api/health", None),
+        ("/api/health", Some(format!("{session};;"))),
+    ] {
+        let cookie = cookie.map(|c| HeaderValue::from_str(&c)).transpose()?;
+        let answer = ask_forward(&door.server, &host, path, cookie.clone()).await;
+        assert_eq!(answer.status(), StatusCode::OK, "{cookie:?}");
+        assert_eq!(answer.headers()["cookie"], "usher-none=1", "{cookie:?}");
+    }
+    // A tool's cookie with bytes beyond ASCII (UTF-8 of "Zoë") on the same
+    // line as Usher's: Usher still reads its session, the tool's cookies
+    // pass byte for byte, and Usher's are dropped.
+    let line = format!("theme=dark; {session}; name=Zo\u{eb}; n8n-auth-device=abc; lang=en");
+    let answer = ask_forward(
+        &door.server,
+        &host,
+        "/x",
+        Some(HeaderValue::from_bytes(line.as_bytes())?),
+    )
+    .await;
+    assert_eq!(answer.status(), StatusCode::OK);
+    assert_eq!(answer.headers()["remote-user"], MEMBER);
+    assert_eq!(
+        answer.headers()["cookie"].as_bytes(),
+        "theme=dark; name=Zo\u{eb}; lang=en".as_bytes()
+    );
+    // Through both proxies, the tool hears the same.
+    let (client, _) = browser_client();
+    for proxy in &door.proxies {
+        for (cookie, tool) in [
+            (session.clone(), "usher-none=1"),
+            (line.clone(), "theme=dark; name=Zo\u{eb}; lang=en"),
+        ] {
+            let answer = echoed(
+                client
+                    .get(proxy.at("app.usher.test", "/x"))
+                    .header("cookie", HeaderValue::from_bytes(cookie.as_bytes())?)
+                    .send()
+                    .await?,
+            )
+            .await;
+            assert_eq!(answer["headers"]["remote-user"], MEMBER, "{:?}", proxy.kind);
+            assert_eq!(answer["headers"]["cookie"], tool, "{:?}", proxy.kind);
+        }
     }
     Ok(())
 }

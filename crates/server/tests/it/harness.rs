@@ -159,6 +159,28 @@ impl Storage {
         done.unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
 
+    /// Asks `probe` until it answers `expected` (or 3 s have passed), and
+    /// returns its last answer: for what follows a change made past every
+    /// running instance (`execute_sql`). On PostgreSQL the instances hear of
+    /// such a change by a notification a moment after it commits; a change
+    /// made through Usher returns only once every instance has heard, but one
+    /// made at a SQL prompt cannot wait for them.
+    pub async fn soon<T, F, Fut>(&self, expected: T, mut probe: F) -> T
+    where
+        T: PartialEq,
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = T>,
+    {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+        loop {
+            let answer = probe().await;
+            if answer == expected || std::time::Instant::now() > deadline {
+                return answer;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
     /// The data folder (`N8N_USER_FOLDER`), for running the binary on it.
     pub fn folder(&self) -> &std::path::Path {
         self.folder.path()

@@ -9,8 +9,11 @@ use serde_json::{Value, json};
 use usher_domain::{
     clock::HOUR,
     model::Role,
-    service::sso::{PLAIN_HTTP, SECRET_AGAIN, SECRET_PLACEHOLDER, USE_SSO},
-    store::{SettingStore as _, UserStore as _},
+    service::sso::{
+        ACCOUNT_DISABLED, DOMAIN_NOT_ALLOWED, LINKED_ELSEWHERE, NO_NEW_ACCOUNTS, PLAIN_HTTP,
+        SECRET_AGAIN, SECRET_PLACEHOLDER, USE_SSO,
+    },
+    store::{LdapStore as _, SettingStore as _, SsoStore as _, UserStore as _},
 };
 
 use crate::{
@@ -901,6 +904,10 @@ crate::on_both_databases!(
     tokens_that_do_not_fit_are_refused,
     an_unverified_email_makes_no_account,
     trust_email_takes_an_address_without_email_verified,
+    an_account_linked_to_one_identity_is_not_linked_to_another_by_email,
+    a_disabled_member_is_never_linked_by_email,
+    new_accounts_only_for_allowed_domains,
+    with_create_accounts_off_only_existing_accounts_get_in,
 );
 
 /// A provider of the test's own that signs whatever ID token the test asks
@@ -1008,6 +1015,26 @@ impl Forger {
             "{}",
             saved.text().await.unwrap()
         );
+    }
+
+    /// Saves this provider in `sp`'s settings through `/rest`, with `extra`
+    /// on top; the answer.
+    async fn configure_with(&self, sp: &TestServer, owner: &Client, extra: Value) -> Value {
+        let mut config = json!({
+            "discoveryEndpoint": self.discovery(),
+            "clientId": "usher", "clientSecret": "s3cret", "loginEnabled": true,
+        });
+        for (key, value) in extra.as_object().cloned().unwrap_or_default() {
+            config[key] = value;
+        }
+        let saved = owner
+            .post(sp.at("/rest/sso/oidc/config"))
+            .json(&config)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(saved.status(), StatusCode::OK);
+        body(saved).await
     }
 
     /// One sign-in in a fresh browser: the ID token the provider gives is
@@ -1193,6 +1220,7 @@ async fn trust_email_takes_an_address_without_email_verified(db: Db) -> TestResu
             ("clientSecret", "s3cret"),
             ("loginEnabled", "1"),
             ("trustEmail", "1"),
+            ("createAccounts", "1"),
             ("authenticationMethod", "email"),
         ],
     )
@@ -1356,6 +1384,336 @@ async fn an_app_s_sign_in_at_usher_resumes_after_single_sign_on(db: Db) -> TestR
         at_app.contains("code=") && at_app.contains("state=app-state"),
         "{at_app}"
     );
+    Ok(())
+}
+
+/// Whether `email` has an account in `sp`.
+async fn has_account(sp: &TestServer, email: &str) -> bool {
+    sp.store
+        .user_by_email(&usher_domain::model::Email::parse(email).unwrap())
+        .await
+        .unwrap()
+        .is_some()
+}
+
+/// The page's text with the apostrophes askama escapes put back.
+fn unescaped(page: &str) -> String {
+    page.replace("&#x27;", "'").replace("&#39;", "'")
+}
+
+/// A provider gives a departed person's address to someone new (Keycloak:
+/// a new user, a new `sub`, the same verified email): the newcomer's first
+/// sign-in must not land in the account linked to the first `sub`.
+async fn an_account_linked_to_one_identity_is_not_linked_to_another_by_email(db: Db) -> TestResult {
+    let forger = Forger::start().await;
+    let sp = TestServer::start(db).await;
+    let owner = sp.owner().await;
+    let ann = sp.add_user(ANN, "Usher1password", Role::Member).await;
+    forger.configure(&sp, &owner).await;
+    // Ann (sub ann-at-forger) signs in: her account is linked.
+    let (status, page, signed_in) = forger.attempt(&sp, json!({}), false).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{page}");
+    assert!(signed_in);
+
+    // Someone else at the provider, with Ann's old address.
+    let (status, page, signed_in) = forger
+        .attempt(&sp, json!({"sub": "newcomer-at-forger"}), false)
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{page}");
+    assert!(
+        unescaped(&page).contains(LINKED_ELSEWHERE),
+        "the page says why: {page}"
+    );
+    assert!(!signed_in, "the newcomer got into Ann's account");
+    assert!(
+        sp.store
+            .sso_user(&forger.url, "newcomer-at-forger")
+            .await?
+            .is_none(),
+        "the newcomer was linked"
+    );
+    let audit = body(
+        owner
+            .get(sp.at("/rest/audit?action=login.failed"))
+            .send()
+            .await?,
+    )
+    .await;
+    assert!(
+        audit
+            .to_string()
+            .contains("linked to another identity at this provider"),
+        "{audit}"
+    );
+    // Ann herself still gets in.
+    let (status, page, signed_in) = forger.attempt(&sp, json!({}), false).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{page}");
+    assert!(signed_in);
+    assert_eq!(
+        sp.store
+            .sso_user(&forger.url, "ann-at-forger")
+            .await?
+            .map(|u| u.id),
+        Some(ann.id)
+    );
+    Ok(())
+}
+
+/// A disabled member (someone who left the directory) is not linked to the
+/// provider by email: the sign-in is refused, and no link is left behind
+/// for the day the account is enabled again.
+async fn a_disabled_member_is_never_linked_by_email(db: Db) -> TestResult {
+    let forger = Forger::start().await;
+    let sp = TestServer::start(db).await;
+    let owner = sp.owner().await;
+    let ann = sp.add_user(ANN, "Usher1password", Role::Member).await;
+    sp.store
+        .disable_users(&[ann.id], sp.state.usher().now())
+        .await?;
+    forger.configure(&sp, &owner).await;
+    let (status, page, signed_in) = forger.attempt(&sp, json!({}), false).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{page}");
+    assert!(page.contains(ACCOUNT_DISABLED), "{page}");
+    assert!(!signed_in);
+    assert!(
+        sp.store
+            .sso_user(&forger.url, "ann-at-forger")
+            .await?
+            .is_none(),
+        "a disabled member was linked"
+    );
+    let audit = body(
+        owner
+            .get(sp.at("/rest/audit?action=login.failed"))
+            .send()
+            .await?,
+    )
+    .await;
+    assert!(
+        audit
+            .to_string()
+            .contains("asserts the email of a disabled account"),
+        "{audit}"
+    );
+    Ok(())
+}
+
+/// With Google anyone with a Google account reaches the button: the
+/// allowed domains limit whom a first sign-in makes an account for, while
+/// people who have an account (here a member at another domain) still get
+/// in.
+async fn new_accounts_only_for_allowed_domains(db: Db) -> TestResult {
+    let forger = Forger::start().await;
+    let sp = TestServer::start(db).await;
+    let owner = sp.owner().await;
+    sp.add_user("carl@partner.example.org", "Usher1password", Role::Member)
+        .await;
+    let saved = forger
+        .configure_with(
+            &sp,
+            &owner,
+            json!({"allowedDomains": [" Example.COM", "@example.net"]}),
+        )
+        .await;
+    assert_eq!(
+        saved["data"]["allowedDomains"],
+        json!(["example.com", "example.net"]),
+        "{saved}"
+    );
+    assert_eq!(saved["data"]["createAccounts"], json!(true), "{saved}");
+
+    // Any Google account: no account, a page that says why.
+    let (status, page, signed_in) = forger
+        .attempt(
+            &sp,
+            json!({"sub": "stranger", "email": "stranger@gmail.com"}),
+            false,
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{page}");
+    assert!(unescaped(&page).contains(DOMAIN_NOT_ALLOWED), "{page}");
+    assert!(!signed_in);
+    assert!(!has_account(&sp, "stranger@gmail.com").await);
+    // A subdomain, or the domain inside a longer one, is not the domain.
+    for (sub, email) in [
+        ("s2", "eve@mail.example.com"),
+        ("s3", "eve@example.com.evil.test"),
+    ] {
+        let (status, page, _) = forger
+            .attempt(&sp, json!({"sub": sub, "email": email}), false)
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{email}: {page}");
+        assert!(!has_account(&sp, email).await, "{email}");
+    }
+    let audit = body(
+        owner
+            .get(sp.at("/rest/audit?action=login.failed"))
+            .send()
+            .await?,
+    )
+    .await;
+    assert!(
+        audit
+            .to_string()
+            .contains("stranger@gmail.com: no Usher account, and its domain is not one"),
+        "{audit}"
+    );
+
+    // Inside the domain: a new member.
+    let (status, page, signed_in) = forger
+        .attempt(
+            &sp,
+            json!({"sub": "dina", "email": "dina@example.com"}),
+            false,
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{page}");
+    assert!(signed_in);
+    assert!(has_account(&sp, "dina@example.com").await);
+    // A member with an account at another domain: linked, signed in.
+    let (status, page, signed_in) = forger
+        .attempt(
+            &sp,
+            json!({"sub": "carl", "email": "carl@partner.example.org"}),
+            false,
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{page}");
+    assert!(signed_in);
+
+    // The page: one text field, commas between domains, checked.
+    let discovery = forger.discovery();
+    let form = |domains: &'static str| {
+        vec![
+            ("discoveryEndpoint", discovery.clone()),
+            ("clientId", "usher".to_owned()),
+            ("loginEnabled", "1".to_owned()),
+            ("createAccounts", "1".to_owned()),
+            ("allowedDomains", domains.to_owned()),
+            ("authenticationMethod", "email".to_owned()),
+        ]
+    };
+    let send = |fields: Vec<(&'static str, String)>| {
+        let sp = &sp;
+        let owner = &owner;
+        async move {
+            let pairs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            crate::harness::post_form(sp, owner, "/settings/sso", &pairs).await
+        }
+    };
+    let refused = send(form("example.com, not a domain")).await;
+    assert_ne!(refused.status(), StatusCode::SEE_OTHER);
+    let page = refused.text().await?;
+    assert!(
+        page.contains("is not an email domain: write domains such as example.com"),
+        "{page}"
+    );
+    assert!(
+        page.contains("value=\"example.com, not a domain\""),
+        "what was typed stays: {page}"
+    );
+    let saved = send(form("example.org, Example.com")).await;
+    assert_eq!(saved.status(), StatusCode::SEE_OTHER);
+    let page = owner
+        .get(sp.at("/settings/sso"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    assert!(
+        page.contains("value=\"example.org, example.com\""),
+        "{page}"
+    );
+    let config = body(owner.get(sp.at("/rest/sso/oidc/config")).send().await?).await;
+    assert_eq!(
+        config["data"]["allowedDomains"],
+        json!(["example.org", "example.com"])
+    );
+    // Through /rest, a bad domain is a 400 naming the field.
+    let bad = owner
+        .post(sp.at("/rest/sso/oidc/config"))
+        .json(&json!({
+            "discoveryEndpoint": discovery, "clientId": "usher",
+            "clientSecret": SECRET_PLACEHOLDER, "loginEnabled": true,
+            "allowedDomains": ["ann@example.com"],
+        }))
+        .send()
+        .await?;
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    assert!(
+        bad.text().await?.contains("is not an email domain"),
+        "the message names the problem"
+    );
+    Ok(())
+}
+
+/// "Create accounts" off: only people with an Usher account (linked, or a
+/// member with the email) get in; everyone else is told to ask for an
+/// invitation, and no account is made.
+async fn with_create_accounts_off_only_existing_accounts_get_in(db: Db) -> TestResult {
+    let forger = Forger::start().await;
+    let sp = TestServer::start(db).await;
+    let owner = sp.owner().await;
+    let fresh = owner
+        .get(sp.at("/settings/sso"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    assert!(
+        fresh.contains(r#"name="createAccounts" value="1" checked"#),
+        "on by default, as n8n: {fresh}"
+    );
+    sp.add_user(ANN, "Usher1password", Role::Member).await;
+    let saved = forger
+        .configure_with(&sp, &owner, json!({"createAccounts": false}))
+        .await;
+    assert_eq!(saved["data"]["createAccounts"], json!(false), "{saved}");
+
+    let (status, page, signed_in) = forger
+        .attempt(
+            &sp,
+            json!({"sub": "new", "email": "new@example.com"}),
+            false,
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{page}");
+    assert!(unescaped(&page).contains(NO_NEW_ACCOUNTS), "{page}");
+    assert!(!signed_in);
+    assert!(!has_account(&sp, "new@example.com").await);
+    assert_eq!(sp.store.list_users().await?.len(), 2, "the owner and Ann");
+
+    // Ann has an account: linked, signed in, and found by her link next.
+    for _ in 0..2 {
+        let (status, page, signed_in) = forger.attempt(&sp, json!({}), false).await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "{page}");
+        assert!(signed_in);
+    }
+
+    // From the page, the checkbox left out turns it off too; sent, on.
+    let discovery = forger.discovery();
+    let mut fields = vec![
+        ("discoveryEndpoint", discovery.as_str()),
+        ("clientId", "usher"),
+        ("loginEnabled", "1"),
+        ("authenticationMethod", "email"),
+    ];
+    let off = crate::harness::post_form(&sp, &owner, "/settings/sso", &fields).await;
+    assert_eq!(off.status(), StatusCode::SEE_OTHER);
+    let config = body(owner.get(sp.at("/rest/sso/oidc/config")).send().await?).await;
+    assert_eq!(config["data"]["createAccounts"], json!(false));
+    fields.push(("createAccounts", "1"));
+    let on = crate::harness::post_form(&sp, &owner, "/settings/sso", &fields).await;
+    assert_eq!(on.status(), StatusCode::SEE_OTHER);
+    let (status, page, signed_in) = forger
+        .attempt(
+            &sp,
+            json!({"sub": "new", "email": "new@example.com"}),
+            false,
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{page}");
+    assert!(signed_in);
     Ok(())
 }
 

@@ -387,9 +387,93 @@ async fn deleting_hands_the_work_to_a_person_found_by_search(db: Db) -> TestResu
     Ok(())
 }
 
+/// The search reads an index kept by the database (migration 0017): it
+/// follows a change of name or email at once, pages by keyset like the
+/// list, and one or two characters find the names and emails that start
+/// with them.
+async fn the_search_follows_renames_and_short_searches_match_the_start(db: Db) -> TestResult {
+    let server = TestServer::start(db).await;
+    let owner = server.owner().await;
+    seed_users(&server, db, "walk", 120).await;
+
+    // Three or more characters: a part, paged by keyset, in any order.
+    let found = page(&server, &owner, "/settings/users?q=ALK00&sort=-email").await;
+    let rows = emails(&found);
+    assert_eq!(rows.len(), 50, "{rows:?}");
+    assert_eq!(rows[0], "walk00120@example.com");
+    let next = link(&found, "page-next").expect("a next page of the search");
+    assert!(
+        next.contains("q=alk00") || next.contains("q=ALK00"),
+        "{next}"
+    );
+    let second = emails(&page(&server, &owner, &next).await);
+    assert_eq!(second[0], "walk00070@example.com", "{second:?}");
+    assert_eq!(second.len(), 50);
+
+    // A rename and a new email are found at once; the old ones are not.
+    let renamed = owner
+        .patch(server.at("/rest/me"))
+        .json(&json!({"email": "olivia@example.org", "firstName": "Olivia", "lastName": "Quarrington", "currentPassword": OWNER_PASSWORD}))
+        .send()
+        .await?;
+    assert_eq!(renamed.status(), StatusCode::OK);
+    let by_name = page(&server, &owner, "/settings/users?q=quarr").await;
+    assert_eq!(emails(&by_name), ["olivia@example.org"]);
+    let by_email = page(&server, &owner, "/settings/users?q=example.org").await;
+    assert_eq!(emails(&by_email), ["olivia@example.org"]);
+    for old in ["olive%20owner", "owner@example.com"] {
+        let gone = page(&server, &owner, &format!("/settings/users?q={old}")).await;
+        assert!(gone.contains("id=\"users-empty\""), "{old}: {gone}");
+    }
+
+    // One or two characters: the start of the name or of the email.
+    let two = page(&server, &owner, "/settings/users?q=OL").await;
+    assert_eq!(
+        emails(&two),
+        ["olivia@example.org"],
+        "the name starts with ol"
+    );
+    let by_start = page(&server, &owner, "/settings/users?q=wa&sort=email").await;
+    let rows = emails(&by_start);
+    assert_eq!(rows.len(), 50);
+    assert_eq!(rows[0], "walk00001@example.com");
+    let after = link(&by_start, "page-next").expect("a next page");
+    assert_eq!(
+        emails(&page(&server, &owner, &after).await)[0],
+        "walk00051@example.com"
+    );
+    let one = page(&server, &owner, "/settings/users?q=u&sort=-created").await;
+    assert_eq!(emails(&one)[0], "walk00120@example.com", "user 00120");
+    // Not a part: "al" is inside every walk… email, at the start of none.
+    let inside = page(&server, &owner, "/settings/users?q=al").await;
+    assert!(inside.contains("id=\"users-empty\""), "{inside}");
+    // Nothing typed is query syntax.
+    for odd in ["%22walk", "walk%22%20OR%20user", "wal*", "w%22"] {
+        let none = page(&server, &owner, &format!("/settings/users?q={odd}")).await;
+        assert!(none.contains("id=\"users-empty\""), "{odd}: {none}");
+    }
+
+    // A deleted user leaves nothing behind: the next user added (who may
+    // get the deleted one's place in the database) is found by their own
+    // name only.
+    server
+        .storage
+        .execute_sql("DELETE FROM users WHERE email = 'walk00120@example.com'")
+        .await;
+    server
+        .add_user("newcomer@example.com", "Password1", Role::Member)
+        .await;
+    let deleted = page(&server, &owner, "/settings/users?q=walk00120").await;
+    assert!(deleted.contains("id=\"users-empty\""), "{deleted}");
+    let newcomer = page(&server, &owner, "/settings/users?q=newcomer").await;
+    assert_eq!(emails(&newcomer), ["newcomer@example.com"]);
+    Ok(())
+}
+
 on_both_databases!(
     the_list_searches_filters_sorts_and_pages_by_keyset,
     pending_users_show_badges_and_can_be_opened,
     row_actions_redirect_with_a_notice_that_names_the_person,
     deleting_hands_the_work_to_a_person_found_by_search,
+    the_search_follows_renames_and_short_searches_match_the_start,
 );
