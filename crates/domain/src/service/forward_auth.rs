@@ -205,6 +205,19 @@ impl Usher {
             .as_ref()
             .map(|e| e.to_string())
             .unwrap_or_default();
+        // Tools know people by the email Usher sends: one the person typed
+        // in themselves passes only once they proved it is theirs.
+        if !user.email_verified {
+            return refuse(
+                format!(
+                    "Your email address {email} is not confirmed yet, and {} knows people by \
+                     it. Open the link Usher sent to it (or send it again from your profile), \
+                     then open the app again.",
+                    app.name
+                ),
+                Some(("/settings/personal", "Your profile")),
+            );
+        }
         Ok(ForwardAnswer::Allowed(Some(Remote {
             id: user.id.to_string(),
             user: email.clone(),
