@@ -875,13 +875,20 @@ async fn a_person_removed_mid_session_is_refused_at_once(db: Db) -> TestResult {
     for (client, page) in &clients {
         echoed(get(client, page, &[]).await).await;
     }
-    // Disabled behind Usher's back (as a directory sync does, here in SQL,
-    // sessions left in place): refused at once; enabled again: back in.
-    for (disabled, status) in [(1, StatusCode::FOUND), (0, StatusCode::OK)] {
+    // Changed behind Usher's back, here in SQL with the sessions left in
+    // place: disabled (as a directory sync does), refused at once; an
+    // address the person typed in and has not confirmed yet (tools know
+    // people by it), nobody passes under it; each put back, back in.
+    for (change, status) in [
+        ("disabled = 1", StatusCode::FOUND),
+        ("disabled = 0", StatusCode::OK),
+        ("email_verified = 0", StatusCode::FORBIDDEN),
+        ("email_verified = 1", StatusCode::OK),
+    ] {
         door.server
             .storage
             .execute_sql(&format!(
-                "UPDATE users SET disabled = {disabled} WHERE email = '{MEMBER}'"
+                "UPDATE users SET {change} WHERE email = '{MEMBER}'"
             ))
             .await;
         for (client, page) in &clients {
@@ -890,25 +897,7 @@ async fn a_person_removed_mid_session_is_refused_at_once(db: Db) -> TestResult {
                 .storage
                 .soon(status, || async { get(client, page, &[]).await.status() })
                 .await;
-            assert_eq!(seen, status, "{disabled}");
-        }
-    }
-    // An address the person typed in and has not confirmed yet: tools know
-    // people by it, so nobody passes under it until it is confirmed.
-    for (verified, status) in [(0, StatusCode::FORBIDDEN), (1, StatusCode::OK)] {
-        door.server
-            .storage
-            .execute_sql(&format!(
-                "UPDATE users SET email_verified = {verified} WHERE email = '{MEMBER}'"
-            ))
-            .await;
-        for (client, page) in &clients {
-            let seen = door
-                .server
-                .storage
-                .soon(status, || async { get(client, page, &[]).await.status() })
-                .await;
-            assert_eq!(seen, status, "email_verified {verified}");
+            assert_eq!(seen, status, "{change}");
         }
     }
     let deleted = door
