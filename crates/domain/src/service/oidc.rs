@@ -920,7 +920,9 @@ impl Usher {
             claims.insert("name".into(), json!(user.display_name()));
             claims.insert("given_name".into(), json!(user.first_name));
             claims.insert("family_name".into(), json!(user.last_name));
-            if let Some(email) = &user.email {
+            // Apps find accounts by it: only an address known to reach
+            // the person (see `email_verified` below).
+            if let Some(email) = user.email.as_ref().filter(|_| user.email_verified) {
                 claims.insert("preferred_username".into(), json!(email.to_string()));
             }
             claims.insert("updated_at".into(), json!(user.updated_at / 1000));

@@ -88,7 +88,13 @@ impl Usher {
         // The directory keeps a directory user's password, and with single
         // sign-on only the owner has one here: the pages say so; nothing is
         // sent.
-        if user.is_pending() || user.is_ldap() || (owner_only && user.role != Role::Owner) {
+        // Nor to an address the person typed in and has not confirmed: a
+        // typo or a lapsed domain would hand the account to whoever reads it.
+        if user.is_pending()
+            || user.is_ldap()
+            || !user.email_verified
+            || (owner_only && user.role != Role::Owner)
+        {
             return Ok(());
         }
         let reset_url = self.new_reset_link(&user).await?;

@@ -614,6 +614,19 @@ impl Usher {
     #[tracing::instrument(skip_all, err(level = "info"))]
     pub async fn sso_sign_in(&self, identity: &SsoIdentity, origin: &Origin) -> Result<SsoStep> {
         self.user_management_enabled()?;
+        // What the provider names people by is kept as text: nothing a
+        // database cannot store (PostgreSQL refuses NUL) or a page cannot
+        // show, and of a sane length.
+        let fit = |value: &str| {
+            !value.is_empty() && value.len() <= 255 && !value.chars().any(char::is_control)
+        };
+        if !fit(&identity.issuer) || !fit(&identity.subject) {
+            return Err(Error::Forbidden(
+                "Your provider named you in a way Usher cannot keep (an empty, overlong or \
+                 unprintable subject). Ask an admin to check the provider's settings."
+                    .into(),
+            ));
+        }
         let user = match self
             .store
             .sso_user(&identity.issuer, &identity.subject)
@@ -878,16 +891,22 @@ impl Usher {
 fn allowed_domains(input: &[String]) -> Result<Vec<String>> {
     let mut domains: Vec<String> = Vec::new();
     for typed in input.iter().flat_map(|item| item.split(',')) {
-        let domain = typed.trim().trim_start_matches('@').to_lowercase();
-        if domain.is_empty() {
+        let typed_domain = typed.trim().trim_start_matches('@').to_lowercase();
+        if typed_domain.is_empty() {
             continue;
         }
+        // As an address's domain is kept (IDNA: `bücher.example` as
+        // `xn--bcher-kva.example`), so that the two compare.
+        let domain = Email::parse(&format!("a@{typed_domain}"))
+            .ok()
+            .and_then(|e| e.as_str().split_once('@').map(|(_, d)| d.to_owned()))
+            .unwrap_or(typed_domain);
         let labels_ok = domain.split('.').all(|label| {
             !label.is_empty()
                 && label.len() <= 63
                 && !label.starts_with('-')
                 && !label.ends_with('-')
-                && label.chars().all(|c| c.is_alphanumeric() || c == '-')
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
         });
         if !labels_ok || !domain.contains('.') || domain.len() > 253 {
             return Err(Error::field(
@@ -1065,6 +1084,14 @@ mod tests {
         ] {
             assert!(!allowed(refused), "{refused}");
         }
+    }
+
+    #[test]
+    fn allowed_domains_compare_as_addresses_keep_them() {
+        let read = allowed_domains(&["Bücher.Example".to_owned()]).ok();
+        assert_eq!(read, Some(vec!["xn--bcher-kva.example".to_owned()]));
+        let email = Email::parse("ann@bücher.example").unwrap_or_else(|e| panic!("{e}"));
+        assert!(domain_allowed(&email, read.as_deref().unwrap_or_default()));
     }
 
     #[test]

@@ -48,9 +48,12 @@ pub fn router() -> Router<AppState> {
 
 /// The settings as `/rest` shows them (n8n's names, plus Usher's).
 ///
-/// Every field may be left out (its empty value): the services check the
-/// caller's rights before the values, so a member learns nothing from a
-/// refused body.
+/// Every field may be left out: n8n's fields as their empty value, Usher's
+/// own (`loginLabel`, `authenticationMethod`, `trustEmail`,
+/// `allowedDomains`, `createAccounts`) as what is saved, so a client that
+/// knows only n8n's fields never turns "SSO only" off or opens sign-up by
+/// saving. The services check the caller's rights before the values, so a
+/// member learns nothing from a refused body.
 #[derive(Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase", default)]
 pub struct ConfigJson {
@@ -60,28 +63,23 @@ pub struct ConfigJson {
     pub login_enabled: bool,
     pub prompt: Option<String>,
     /// Usher's: the button reads "Sign in with <loginLabel>".
-    pub login_label: String,
+    pub login_label: Option<String>,
     /// n8n's `userManagement.authenticationMethod`: `email` (passwords
     /// for everyone) or `oidc` (SSO only; the owner keeps the password).
-    pub authentication_method: Door,
+    pub authentication_method: Option<Door>,
     /// Usher's (Keycloak's "Trust email"): an email the provider sends
     /// without `email_verified` counts as verified. For providers whose
     /// users cannot choose their own address (Microsoft Entra ID).
-    pub trust_email: bool,
+    pub trust_email: Option<bool>,
     /// Usher's: the email domains for which a first sign-in makes an
-    /// account (`["example.com"]`); empty or left out: any.
-    pub allowed_domains: Vec<String>,
-    /// Usher's: whether a first sign-in with a new email makes an account;
-    /// left out: on (n8n makes accounts just in time).
-    #[serde(default = "yes")]
-    pub create_accounts: bool,
+    /// account (`["example.com"]`); empty: any.
+    pub allowed_domains: Option<Vec<String>>,
+    /// Usher's: whether a first sign-in with a new email makes an account
+    /// (n8n makes accounts just in time: on until turned off).
+    pub create_accounts: Option<bool>,
     /// Usher's, read only: the redirect URL to register at the provider.
     #[serde(skip_deserializing)]
     pub callback_url: String,
-}
-
-fn yes() -> bool {
-    true
 }
 
 impl ConfigJson {
@@ -92,29 +90,31 @@ impl ConfigJson {
             client_secret: settings.client_secret,
             login_enabled: settings.login_enabled,
             prompt: settings.prompt,
-            login_label: settings.login_label,
-            authentication_method: settings.authentication_method,
-            trust_email: settings.trust_email,
-            allowed_domains: settings.allowed_domains,
-            create_accounts: settings.create_accounts,
+            login_label: Some(settings.login_label),
+            authentication_method: Some(settings.authentication_method),
+            trust_email: Some(settings.trust_email),
+            allowed_domains: Some(settings.allowed_domains),
+            create_accounts: Some(settings.create_accounts),
             callback_url: callback_url(state),
         }
     }
-}
 
-impl From<ConfigJson> for SsoSettings {
-    fn from(body: ConfigJson) -> Self {
-        Self {
-            discovery_endpoint: body.discovery_endpoint,
-            client_id: body.client_id,
-            client_secret: body.client_secret,
-            login_enabled: body.login_enabled,
-            prompt: body.prompt.filter(|p| !p.is_empty()),
-            login_label: body.login_label,
-            authentication_method: body.authentication_method,
-            trust_email: body.trust_email,
-            allowed_domains: body.allowed_domains,
-            create_accounts: body.create_accounts,
+    /// The settings this body asks for: Usher's own fields it leaves out
+    /// stay as `saved` has them.
+    fn over(self, saved: SsoSettings) -> SsoSettings {
+        SsoSettings {
+            discovery_endpoint: self.discovery_endpoint,
+            client_id: self.client_id,
+            client_secret: self.client_secret,
+            login_enabled: self.login_enabled,
+            prompt: self.prompt.filter(|p| !p.is_empty()),
+            login_label: self.login_label.unwrap_or(saved.login_label),
+            authentication_method: self
+                .authentication_method
+                .unwrap_or(saved.authentication_method),
+            trust_email: self.trust_email.unwrap_or(saved.trust_email),
+            allowed_domains: self.allowed_domains.unwrap_or(saved.allowed_domains),
+            create_accounts: self.create_accounts.unwrap_or(saved.create_accounts),
         }
     }
 }
@@ -138,7 +138,8 @@ async fn post_config(
     ClientOrigin(origin): ClientOrigin,
     Json(body): Json<ConfigJson>,
 ) -> Result<Json<super::Data<ConfigJson>>> {
-    let saved = save(&state, &actor, body.into(), &origin).await?;
+    let current = state.usher().sso_settings(&actor).await?;
+    let saved = save(&state, &actor, body.over(current), &origin).await?;
     Ok(data(ConfigJson::from_settings(&state, saved)))
 }
 

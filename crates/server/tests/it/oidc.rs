@@ -1427,7 +1427,7 @@ async fn a_directory_user_s_app_tokens_and_keys_end_when_they_leave_the_director
 /// The ID token's and UserInfo's claims for `browser`'s person, signed into
 /// the app anew.
 async fn claims_now(s: &Setup, browser: &Client) -> Result<(Value, Value), Box<dyn StdError>> {
-    let started = start(&s.rp, &["email"]);
+    let started = start(&s.rp, &["email", "profile"]);
     let code = code_for(browser, &started).await?;
     let tokens = exchange(&s.rp, &code, &started.verifier).await?;
     let id_token = tokens.id_token().ok_or("no ID token")?;
@@ -1487,8 +1487,25 @@ async fn email_verified_is_false_for_a_self_changed_address_until_its_link_is_fo
     assert_eq!(claims["email_verified"], false, "{claims}");
     assert_eq!(info["email"], VICTIM);
     assert_eq!(info["email_verified"], false, "{info}");
+    // Apps find accounts by preferred_username too: not an unconfirmed one.
+    assert!(claims.get("preferred_username").is_none(), "{claims}");
+    assert!(info.get("preferred_username").is_none(), "{info}");
 
     let message = sink.next_message(std::time::Duration::from_secs(10)).await;
+    // No password reset goes to an address that is not confirmed.
+    let sent = sink.delivered().len();
+    let reset = Client::new()
+        .post(server.at("/rest/forgot-password"))
+        .json(&json!({"email": VICTIM}))
+        .send()
+        .await?;
+    assert_eq!(reset.status(), StatusCode::OK);
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(
+        sink.delivered().len(),
+        sent,
+        "a reset went to an unconfirmed address"
+    );
     assert_eq!(message.to, vec![VICTIM.to_owned()]);
     let link = message
         .link("/verify-email?token=")
@@ -1517,6 +1534,7 @@ async fn email_verified_is_false_for_a_self_changed_address_until_its_link_is_fo
     let (claims, info) = claims_now(&s, &browser).await?;
     assert_eq!(claims["email_verified"], true);
     assert_eq!(info["email_verified"], true);
+    assert_eq!(claims["preferred_username"], VICTIM);
 
     let again = confirm().await?;
     assert_eq!(again.status(), StatusCode::NOT_FOUND, "the link works once");

@@ -1521,6 +1521,36 @@ async fn new_accounts_only_for_allowed_domains(db: Db) -> TestResult {
         "{saved}"
     );
     assert_eq!(saved["data"]["createAccounts"], json!(true), "{saved}");
+    // A client that knows only n8n's fields keeps Usher's as they are.
+    let resaved = body(
+        owner
+            .post(sp.at("/rest/sso/oidc/config"))
+            .json(&json!({
+                "discoveryEndpoint": forger.discovery(),
+                "clientId": "usher", "clientSecret": saved["data"]["clientSecret"],
+                "loginEnabled": true,
+            }))
+            .send()
+            .await?,
+    )
+    .await;
+    assert_eq!(
+        resaved["data"]["allowedDomains"],
+        json!(["example.com", "example.net"]),
+        "{resaved}"
+    );
+
+    // A subject no database keeps (a NUL in it): refused with a page, not
+    // a server error.
+    let (status, page, signed_in) = forger
+        .attempt(
+            &sp,
+            json!({"sub": "nul\u{0}sub", "email": "nul@example.com"}),
+            false,
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{page}");
+    assert!(!signed_in);
 
     // Any Google account: no account, a page that says why.
     let (status, page, signed_in) = forger
