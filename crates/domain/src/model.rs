@@ -118,6 +118,11 @@ impl Email {
         &self.0
     }
 
+    /// The part after the `@`: lower case, a Unicode domain in Punycode.
+    pub fn domain(&self) -> &str {
+        self.0.split_once('@').map_or("", |(_, domain)| domain)
+    }
+
     /// What the address looks like to a reader (UTS #39's skeleton of the
     /// address with its domain in Unicode): two addresses with the same
     /// skeleton can be told apart only by a careful eye (`jоhn@` with a

@@ -891,33 +891,24 @@ impl Usher {
 fn allowed_domains(input: &[String]) -> Result<Vec<String>> {
     let mut domains: Vec<String> = Vec::new();
     for typed in input.iter().flat_map(|item| item.split(',')) {
-        let typed_domain = typed.trim().trim_start_matches('@').to_lowercase();
-        if typed_domain.is_empty() {
+        let bare = typed.trim().trim_start_matches('@');
+        if bare.is_empty() {
             continue;
         }
-        // As an address's domain is kept (IDNA: `bücher.example` as
-        // `xn--bcher-kva.example`), so that the two compare.
-        let domain = Email::parse(&format!("a@{typed_domain}"))
-            .ok()
-            .and_then(|e| e.as_str().split_once('@').map(|(_, d)| d.to_owned()))
-            .unwrap_or(typed_domain);
-        let labels_ok = domain.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        });
-        if !labels_ok || !domain.contains('.') || domain.len() > 253 {
-            return Err(Error::field(
-                "allowedDomains",
-                format!(
-                    "“{}” is not an email domain: write domains such as example.com, separated \
-                     by commas.",
-                    typed.trim()
-                ),
-            ));
-        }
+        // Checked and kept as an address's domain is (IDNA: `bücher.example`
+        // as `xn--bcher-kva.example`), so that the two compare.
+        let domain = Email::parse(&format!("a@{bare}"))
+            .map(|email| email.domain().to_owned())
+            .map_err(|_| {
+                Error::field(
+                    "allowedDomains",
+                    format!(
+                        "“{}” is not an email domain: write domains such as example.com, \
+                         separated by commas.",
+                        typed.trim()
+                    ),
+                )
+            })?;
         if !domains.contains(&domain) {
             domains.push(domain);
         }
@@ -935,12 +926,7 @@ fn allowed_domains(input: &[String]) -> Result<Vec<String>> {
 /// when no domain is set, else one whose domain is one of them exactly (a
 /// subdomain is a domain of its own).
 fn domain_allowed(email: &Email, allowed: &[String]) -> bool {
-    let domain = email
-        .as_str()
-        .rsplit_once('@')
-        .map(|(_, domain)| domain.to_lowercase())
-        .unwrap_or_default();
-    allowed.is_empty() || allowed.contains(&domain)
+    allowed.is_empty() || allowed.iter().any(|domain| domain == email.domain())
 }
 
 /// "Sign in with <label>", the label defaulting to "single sign-on".

@@ -187,15 +187,9 @@ async fn render(
         .iter()
         .filter_map(|(id, role)| {
             let user = named.iter().find(|u| u.id == *id)?;
-            let label = match &user.email {
-                Some(email) if user.display_name() != email.to_string() => {
-                    format!("{} ({email})", user.display_name())
-                }
-                _ => user.display_name(),
-            };
             Some(Choice {
                 id: id.to_string(),
-                label,
+                label: super::person_label(user),
                 chosen: true,
                 role: role.clone(),
             })

@@ -475,6 +475,17 @@ pub(crate) struct PeopleQuery {
     q: String,
 }
 
+/// A person as a "pick a person" list shows them: `Ann Lee (ann@example.com)`,
+/// or the email alone when it is all they are called.
+pub(crate) fn person_label(user: &usher_domain::model::User) -> String {
+    match &user.email {
+        Some(email) if user.display_name() != email.to_string() => {
+            format!("{} ({email})", user.display_name())
+        }
+        _ => user.display_name(),
+    }
+}
+
 /// Whom a "pick a person" field (`field`, as typed in `typed`) names: the
 /// one person whose email it is, else the one person it matches. Else the
 /// people it could mean (none when it matches no one), for the page to ask.

@@ -297,12 +297,7 @@ async fn view_project_member(
             .iter()
             .map(|u| UserOption {
                 id: u.id.to_string(),
-                label: match &u.email {
-                    Some(email) if u.display_name() != email.to_string() => {
-                        format!("{} ({email})", u.display_name())
-                    }
-                    _ => u.display_name(),
-                },
+                label: crate::pages::person_label(u),
             })
             .collect(),
     };
