@@ -338,6 +338,29 @@ impl Door {
             .map(|proxy| format!("http://{host}:{}{path}", proxy.port))
             .collect()
     }
+
+    /// Registers an app open to everyone behind the proxies at `host` and
+    /// `path` (a prefix, or "" for the whole host); it must be saved.
+    async fn everyones_app(&self, name: &str, host: &str, path: &str) {
+        let created = self
+            .owner
+            .post(self.server.at("/rest/apps"))
+            .json(&json!({
+                "name": name,
+                "launchUrl": format!("http://{host}{path}/"),
+                "access": "everyone",
+                "forwardAuth": {"hosts": self.hosts_with(host, path)},
+            }))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(
+            created.status(),
+            StatusCode::OK,
+            "{name}: {}",
+            body(created).await
+        );
+    }
 }
 
 impl Door {
@@ -1180,18 +1203,7 @@ fn raw_get(target: &str, host: &str) -> String {
 async fn a_request_is_judged_at_the_host_the_proxy_routes_it_to(db: Db) -> TestResult {
     let door = Door::open(db).await;
     // Another app, on another host, with nothing public.
-    let vault = door
-        .owner
-        .post(door.server.at("/rest/apps"))
-        .json(&json!({
-            "name": "Vault",
-            "launchUrl": "http://vault.usher.test/",
-            "access": "everyone",
-            "forwardAuth": {"hosts": door.hosts("vault.usher.test")},
-        }))
-        .send()
-        .await?;
-    assert_eq!(vault.status(), StatusCode::OK, "{}", body(vault).await);
+    door.everyones_app("Vault", "vault.usher.test", "").await;
     for proxy in &door.proxies {
         let port = proxy.port;
         let app = format!("app.usher.test:{port}");
@@ -1287,35 +1299,15 @@ async fn paths_that_servers_read_differently_are_refused(db: Db) -> TestResult {
     // Path prefixes: case counts, and a path that differs from an app's
     // prefix only in case is not decided on (Caddy's path matcher ignores
     // case, nginx's does not).
-    let grafana = door
-        .owner
-        .post(door.server.at("/rest/apps"))
-        .json(&json!({
-            "name": "Grafana",
-            "launchUrl": "http://app.usher.test/grafana/",
-            "access": "everyone",
-            "forwardAuth": {"hosts": door.hosts_with("app.usher.test", "/grafana")},
-        }))
-        .send()
-        .await?;
-    assert_eq!(grafana.status(), StatusCode::OK, "{}", body(grafana).await);
+    door.everyones_app("Grafana", "app.usher.test", "/grafana")
+        .await;
     let cased = ask("/api/authz/forward-auth", "/GRAFANA/d/1".to_owned()).await?;
     assert_eq!(cased.status(), StatusCode::BAD_REQUEST);
     assert!(cased.text().await?.contains("only in upper and lower case"));
     // Caddy lowers the Kelvin sign to k (and İ to i), escaped or sent raw;
     // a raw one must not make Usher read the address as /.
-    let kibana = door
-        .owner
-        .post(door.server.at("/rest/apps"))
-        .json(&json!({
-            "name": "Kibana",
-            "launchUrl": "http://app.usher.test/kibana/",
-            "access": "everyone",
-            "forwardAuth": {"hosts": door.hosts_with("app.usher.test", "/kibana")},
-        }))
-        .send()
-        .await?;
-    assert_eq!(kibana.status(), StatusCode::OK, "{}", body(kibana).await);
+    door.everyones_app("Kibana", "app.usher.test", "/kibana")
+        .await;
     for path in ["/%E2%84%AAibana/app", "/\u{212A}ibana/app", "/k\u{130}bana"] {
         for (endpoint, status) in [
             ("/api/authz/forward-auth", StatusCode::BAD_REQUEST),
@@ -1379,18 +1371,8 @@ async fn overlapping_doors_are_refused_whatever_the_port_and_the_longest_path_wi
         assert!(text.contains("is a host of the app Wiki already"), "{text}");
     }
     // A longer path is another door, and decides below it.
-    let other = door
-        .owner
-        .post(door.server.at("/rest/apps"))
-        .json(&json!({
-            "name": "Notes for everyone",
-            "launchUrl": "http://app.usher.test/notes",
-            "access": "everyone",
-            "forwardAuth": {"hosts": door.hosts_with("app.usher.test", "/notes")},
-        }))
-        .send()
-        .await?;
-    assert_eq!(other.status(), StatusCode::OK, "{}", body(other).await);
+    door.everyones_app("Notes for everyone", "app.usher.test", "/notes")
+        .await;
     // Nor may Wiki be changed onto another app's door, on any port.
     for hosts in [
         door.hosts_with("app.usher.test", "/notes"),
